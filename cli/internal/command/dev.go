@@ -1,0 +1,160 @@
+package command
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/sluice-ml/sluice/libs/devstack"
+	"github.com/sluice-ml/sluice/libs/platform"
+)
+
+// devServices lists every service `sluice dev` hosts; each service's file adds itself in init.
+var devServices []platform.Builder
+
+// devHooks run once the platform is up (the quickstart adds itself here).
+var devHooks []func(ctx context.Context, o *Options, env DevEnv) error
+
+// DevEnv is what `sluice dev` started, for hooks and for printing.
+type DevEnv struct {
+	API         string
+	TemporalUI  string
+	Temporal    string
+	NATS        string
+	S3Endpoint  string
+	S3AccessKey string
+	S3SecretKey string
+	S3Bucket    string
+	DataDir     string
+	Namespace   string
+}
+
+func newDevCmd(o *Options) *cobra.Command {
+	cfg := devstack.DefaultConfig()
+	var httpAddr, logLevel, runtimeKind string
+	var quickstart bool
+	cmd := &cobra.Command{
+		Use:   "dev",
+		Short: "Run the whole platform in one process: NATS JetStream, Temporal + Web UI, S3, and every service",
+		Long: `sluice dev embeds NATS with JetStream, a Temporal server (SQLite) with its Web UI, and an S3 server,
+all on loopback and persistent under --data-dir, then hosts every Sluice service with all APIs on one port.
+Stop it with Ctrl-C; a second start reuses the data.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
+			log := platform.NewLogger(o.Err, logLevel)
+			cfg.Logger = log.With("component", "devstack")
+			if _, _, err := net.SplitHostPort(httpAddr); err != nil {
+				return usageError(fmt.Errorf("--http-addr: %w", err))
+			}
+			if err := cfg.Validate(); err != nil {
+				return usageError(err)
+			}
+			start := time.Now()
+			stack, err := devstack.Start(ctx, cfg)
+			if err != nil {
+				return fmt.Errorf("start dev stack: %w", err)
+			}
+			defer stack.Close()
+
+			pcfg := platform.Config{
+				HTTPAddr: httpAddr,
+				NATSURL:  stack.NATSURL,
+				DataDir:  stack.DataDir,
+				Runtime:  runtimeKind,
+				LogLevel: logLevel,
+			}
+			pcfg.Temporal.HostPort, pcfg.Temporal.Namespace = stack.TemporalAddress, stack.Namespace
+			pcfg.S3.Endpoint, pcfg.S3.AccessKey, pcfg.S3.SecretKey = stack.S3Endpoint, stack.S3AccessKey, stack.S3SecretKey
+			pcfg.S3.Bucket, pcfg.S3.Region = stack.S3Bucket, stack.S3Region
+			if err := pcfg.Validate(); err != nil {
+				return usageError(err)
+			}
+			deps, err := platform.Connect(ctx, pcfg, "dev", log, os.Getenv)
+			if err != nil {
+				return err
+			}
+			defer deps.Close()
+			var svcs []platform.Service
+			for _, build := range devServices {
+				svc, err := build(ctx, deps)
+				if err != nil {
+					return fmt.Errorf("build service: %w", err)
+				}
+				defer svc.Close()
+				if err := svc.Start(ctx); err != nil {
+					return fmt.Errorf("start %s: %w", svc.Name(), err)
+				}
+				svcs = append(svcs, svc)
+			}
+			ln, err := net.Listen("tcp", httpAddr)
+			if err != nil {
+				return fmt.Errorf("--http-addr: %w", err)
+			}
+			h := platform.Handler(deps.Metrics, log, deps.Checks(), append(svcs, busService{deps})...)
+			env := DevEnv{
+				API: "http://" + ln.Addr().String(), TemporalUI: stack.TemporalUIURL, Temporal: stack.TemporalAddress,
+				NATS: stack.NATSURL, S3Endpoint: stack.S3Endpoint, S3AccessKey: stack.S3AccessKey,
+				S3SecretKey: stack.S3SecretKey, S3Bucket: stack.S3Bucket, DataDir: stack.DataDir, Namespace: stack.Namespace,
+			}
+			printDevEnv(o, env, time.Since(start))
+			errc := make(chan error, 1)
+			go func() { errc <- platform.ServeListener(ctx, ln, h, log) }()
+			if quickstart {
+				for _, hook := range devHooks {
+					if err := hook(ctx, &Options{Server: env.API, Out: o.Out, Err: o.Err}, env); err != nil {
+						log.Error("quickstart failed", "err", err)
+						fmt.Fprintf(o.Err, "quickstart failed: %v\n", err)
+					}
+				}
+			}
+			err = <-errc
+			fmt.Fprintln(o.Out, "sluice dev: stopped")
+			if errors.Is(err, context.Canceled) {
+				return nil
+			}
+			return err
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "where all state lives (NATS, Temporal, S3, services)")
+	f.StringVar(&httpAddr, "http-addr", "127.0.0.1:8080", "address of the one API port hosting every service")
+	f.IntVar(&cfg.NATSPort, "nats-port", cfg.NATSPort, "NATS port (0 = random)")
+	f.IntVar(&cfg.TemporalPort, "temporal-port", cfg.TemporalPort, "Temporal frontend port (0 = random)")
+	f.IntVar(&cfg.TemporalUIPort, "temporal-ui-port", cfg.TemporalUIPort, "Temporal Web UI port (0 = random)")
+	f.IntVar(&cfg.S3Port, "s3-port", cfg.S3Port, "S3 port (0 = random)")
+	f.StringVar(&logLevel, "log-level", "warn", "debug, info, warn or error")
+	f.StringVar(&runtimeKind, "runtime", "local", "where steps run: local, docker or kubernetes")
+	f.BoolVar(&quickstart, "quickstart", false, "once up, publish the CloudEvent that runs the quickstart pipeline and show its progress")
+	return cmd
+}
+
+func printDevEnv(o *Options, e DevEnv, took time.Duration) {
+	fmt.Fprintf(o.Out, `Sluice dev is up (%.1fs).
+  API (all services)   %s      e.g. curl %s/readyz
+  Temporal Web UI      %s  (namespace %s)
+  Temporal frontend    %s
+  NATS JetStream       %s
+  S3 endpoint          %s  bucket %s  access key %s  secret key %s
+  Data dir             %s
+Press Ctrl-C to stop; data survives restarts.
+`, took.Seconds(), e.API, e.API, e.TemporalUI, e.Namespace, e.Temporal, e.NATS, e.S3Endpoint, e.S3Bucket, e.S3AccessKey, e.S3SecretKey, e.DataDir)
+}
+
+// busService hosts the event gateway (publish/tail over HTTP) next to the services.
+type busService struct{ d *platform.Deps }
+
+func (b busService) Name() string                { return "events" }
+func (b busService) Routes(mux *http.ServeMux)   { b.d.Bus.Routes(mux) }
+func (b busService) Start(context.Context) error { return nil }
+func (b busService) Ready(context.Context) error { return nil }
+func (b busService) Close() error                { return nil }

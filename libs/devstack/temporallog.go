@@ -1,0 +1,96 @@
+package devstack
+
+import (
+	"context"
+	"log/slog"
+
+	tlog "go.temporal.io/server/common/log"
+	"go.temporal.io/server/common/log/tag"
+)
+
+// temporalLogger adapts *slog.Logger to the Temporal server's log.Logger,
+// dropping records below min (Temporal is chatty at info level).
+type temporalLogger struct {
+	log *slog.Logger
+	min slog.Level
+}
+
+var (
+	_ tlog.Logger      = temporalLogger{}
+	_ tlog.WithLogger  = temporalLogger{}
+	_ tlog.SLogWrapper = temporalLogger{}
+)
+
+func newTemporalLogger(log *slog.Logger, min slog.Level) temporalLogger {
+	return temporalLogger{log: log, min: min}
+}
+
+func (l temporalLogger) emit(level slog.Level, msg string, tags []tag.Tag) {
+	ctx := context.Background()
+	if level < l.min || !l.log.Enabled(ctx, level) {
+		return
+	}
+	l.log.LogAttrs(ctx, level, msg, tagAttrs(tags)...)
+}
+
+func tagAttrs(tags []tag.Tag) []slog.Attr {
+	attrs := make([]slog.Attr, 0, len(tags))
+	for _, t := range tags {
+		attrs = append(attrs, slog.Any(t.Key(), t.Value()))
+	}
+	return attrs
+}
+
+func (l temporalLogger) Debug(msg string, tags ...tag.Tag) { l.emit(slog.LevelDebug, msg, tags) }
+func (l temporalLogger) Info(msg string, tags ...tag.Tag)  { l.emit(slog.LevelInfo, msg, tags) }
+func (l temporalLogger) Warn(msg string, tags ...tag.Tag)  { l.emit(slog.LevelWarn, msg, tags) }
+func (l temporalLogger) Error(msg string, tags ...tag.Tag) { l.emit(slog.LevelError, msg, tags) }
+
+// DPanic logs at error level; it panics only in Temporal's development mode.
+func (l temporalLogger) DPanic(msg string, tags ...tag.Tag) { l.emit(slog.LevelError, msg, tags) }
+
+// Panic logs at error level, then panics with msg.
+func (l temporalLogger) Panic(msg string, tags ...tag.Tag) {
+	l.emit(slog.LevelError, msg, tags)
+	panic(msg)
+}
+
+// Fatal logs at error level, then panics: an embedded server must not exit
+// the host process, but the caller relies on Fatal not returning.
+func (l temporalLogger) Fatal(msg string, tags ...tag.Tag) {
+	l.emit(slog.LevelError, msg, tags)
+	panic(msg)
+}
+
+// With returns a logger that adds tags to every record.
+func (l temporalLogger) With(tags ...tag.Tag) tlog.Logger {
+	args := make([]any, 0, len(tags))
+	for _, a := range tagAttrs(tags) {
+		args = append(args, a)
+	}
+	return temporalLogger{log: l.log.With(args...), min: l.min}
+}
+
+// SLog lets Temporal components that want a *slog.Logger use ours directly
+// (see tlog.NewSlogLogger), with the same minimum level.
+func (l temporalLogger) SLog() *slog.Logger {
+	return slog.New(minLevelHandler{Handler: l.log.Handler(), min: l.min})
+}
+
+// minLevelHandler drops records below min.
+type minLevelHandler struct {
+	slog.Handler
+	min slog.Level
+}
+
+func (h minLevelHandler) Enabled(ctx context.Context, level slog.Level) bool {
+	return level >= h.min && h.Handler.Enabled(ctx, level)
+}
+
+func (h minLevelHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return minLevelHandler{Handler: h.Handler.WithAttrs(attrs), min: h.min}
+}
+
+func (h minLevelHandler) WithGroup(name string) slog.Handler {
+	return minLevelHandler{Handler: h.Handler.WithGroup(name), min: h.min}
+}

@@ -1,0 +1,135 @@
+package platform
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.temporal.io/sdk/client"
+
+	"github.com/sluice-ml/sluice/libs/artifacts"
+	"github.com/sluice-ml/sluice/libs/events"
+	"github.com/sluice-ml/sluice/libs/workflow"
+)
+
+// Deps are the shared connections a service is built with. One process builds them once.
+type Deps struct {
+	Log       *slog.Logger
+	Metrics   *prometheus.Registry
+	Bus       *events.Bus
+	Temporal  client.Client
+	Namespace string
+	Artifacts *artifacts.Store
+	// DataDir is an absolute directory for local state; a service uses DataDir/<service>.
+	DataDir string
+	// RuntimeKind is local, docker or kubernetes.
+	RuntimeKind string
+	// Getenv reads service-specific variables (os.Getenv in a binary); services never call os.Getenv.
+	Getenv func(string) string
+	closers []func()
+}
+
+// Close releases what Connect opened.
+func (d *Deps) Close() {
+	for i := len(d.closers) - 1; i >= 0; i-- {
+		d.closers[i]()
+	}
+}
+
+// Connect opens the shared connections described by cfg (which must be valid): NATS (and makes sure the
+// streams exist), Temporal and the artifact store (and makes sure the bucket exists).
+func Connect(ctx context.Context, cfg Config, name string, log *slog.Logger, getenv func(string) string) (*Deps, error) {
+	d := &Deps{Log: log, Metrics: NewRegistry(), Namespace: cfg.Temporal.Namespace, DataDir: cfg.DataDir, RuntimeKind: cfg.Runtime, Getenv: getenv}
+	fail := func(err error) (*Deps, error) { d.Close(); return nil, err }
+	bus, err := events.Connect(ctx, cfg.NATSURL, "sluice-"+name, log)
+	if err != nil {
+		return fail(err)
+	}
+	d.Bus = bus
+	d.closers = append(d.closers, bus.Close)
+	if err := bus.EnsureStreams(ctx); err != nil {
+		return fail(err)
+	}
+	tc, err := workflow.Dial(ctx, cfg.Temporal, log)
+	if err != nil {
+		return fail(err)
+	}
+	d.Temporal = tc
+	d.closers = append(d.closers, tc.Close)
+	store, err := artifacts.New(cfg.S3)
+	if err != nil {
+		return fail(err)
+	}
+	if err := store.EnsureBucket(ctx); err != nil {
+		return fail(err)
+	}
+	d.Artifacts = store
+	return d, nil
+}
+
+// Checks returns the readiness checks of the shared connections.
+func (d *Deps) Checks() map[string]func(context.Context) error {
+	return map[string]func(context.Context) error{
+		"nats": func(context.Context) error {
+			if !d.Bus.Conn().IsConnected() {
+				return errors.New("not connected")
+			}
+			return nil
+		},
+		"temporal": func(ctx context.Context) error {
+			_, err := d.Temporal.CheckHealth(ctx, &client.CheckHealthRequest{})
+			return err
+		},
+	}
+}
+
+// Builder builds a service from the shared deps.
+type Builder func(ctx context.Context, d *Deps) (Service, error)
+
+// Main runs one service as its own binary: config from env and flags, JSON logs on stderr, connections,
+// the service, HTTP on SLUICE_HTTP_ADDR, until SIGINT/SIGTERM. It returns the process exit code
+// (2 for bad configuration).
+func Main(name string, build Builder) int {
+	cfg := ConfigFromEnv(os.Getenv)
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	cfg.BindFlags(fs)
+	if err := fs.Parse(os.Args[1:]); err != nil {
+		return 2
+	}
+	log := NewLogger(os.Stderr, cfg.LogLevel).With("service", name)
+	if err := cfg.Validate(); err != nil {
+		log.Error("invalid configuration", "err", err)
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	deps, err := Connect(ctx, cfg, name, log, os.Getenv)
+	if err != nil {
+		log.Error("connect", "err", err)
+		return 1
+	}
+	defer deps.Close()
+	svc, err := build(ctx, deps)
+	if err != nil {
+		log.Error("build service", "err", err)
+		return 1
+	}
+	defer svc.Close()
+	if err := svc.Start(ctx); err != nil {
+		log.Error("start service", "err", err)
+		return 1
+	}
+	log.Info("serving", "addr", cfg.HTTPAddr)
+	if err := ListenAndServe(ctx, cfg.HTTPAddr, Handler(deps.Metrics, log, deps.Checks(), svc), log); err != nil {
+		log.Error("http", "err", err)
+		return 1
+	}
+	return 0
+}

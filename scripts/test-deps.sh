@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the test suites use. Under CI=true a package that cannot be installed fails
+# the run instead of letting a test skip.
+set -euo pipefail
+need=()
+command -v busybox >/dev/null 2>&1 || need+=(busybox-static)
+if [ ${#need[@]} -gt 0 ]; then
+	if [ "$(id -u)" = 0 ]; then
+		apt-get update -qq >/dev/null
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+	elif [ "${CI:-}" = true ]; then
+		echo "test-deps: missing ${need[*]} and not root" >&2; exit 1
+	else
+		echo "test-deps: missing ${need[*]} (install them to run every test)" >&2
+	fi
+fi

@@ -1,0 +1,393 @@
+// Package httpapi serves the metadata REST API (/apis/metadata/v1) over an mlmd.Repo.
+package httpapi
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+
+	v1 "github.com/sluice-ml/sluice/services/metadata/api/metadatav1"
+	"github.com/sluice-ml/sluice/services/metadata/internal/mlmd"
+)
+
+// MaxBodyBytes bounds request bodies.
+const MaxBodyBytes = 8 << 20
+
+// Server holds the handlers.
+type Server struct {
+	repo mlmd.Repo
+	log  *slog.Logger
+}
+
+// New returns the API over repo; log receives internal errors.
+func New(repo mlmd.Repo, log *slog.Logger) *Server { return &Server{repo: repo, log: log} }
+
+// Routes registers every route under /apis/metadata/v1 on mux.
+//
+//	GET  /apis/metadata/v1/artifacts              list (type, name, uri, external_id, context_id, state, filter, page_size, page_token)
+//	GET  /apis/metadata/v1/artifacts/{id}
+//	GET  /apis/metadata/v1/artifacts/{id}/events  events in recorded order
+//	GET  /apis/metadata/v1/executions             list (type, name, external_id, context_id, state, filter, ...)
+//	POST /apis/metadata/v1/executions             atomic put-execution (metadatav1.PutExecutionRequest)
+//	GET  /apis/metadata/v1/executions/{id}
+//	GET  /apis/metadata/v1/executions/{id}/events
+//	GET  /apis/metadata/v1/contexts               list (type, name, external_id, context_id = parent, filter, ...)
+//	GET  /apis/metadata/v1/contexts/{id}
+//	GET  /apis/metadata/v1/types?kind=ARTIFACT|EXECUTION|CONTEXT
+//	POST /apis/metadata/v1/types                  metadatav1.PutTypesRequest
+//	GET  /apis/metadata/v1/lineage                artifact_id, artifact_uri, execution_id (repeatable), direction, hops
+//	GET  /apis/metadata/v1/cache                  fingerprint, pipeline_name → newest COMPLETE execution or 404
+func (s *Server) Routes(mux *http.ServeMux) {
+	p := v1.PathPrefix
+	mux.HandleFunc("GET "+p+"/artifacts", s.listArtifacts)
+	mux.HandleFunc("GET "+p+"/artifacts/{id}", s.getArtifact)
+	mux.HandleFunc("GET "+p+"/artifacts/{id}/events", s.artifactEvents)
+	mux.HandleFunc("GET "+p+"/executions", s.listExecutions)
+	mux.HandleFunc("POST "+p+"/executions", s.putExecution)
+	mux.HandleFunc("GET "+p+"/executions/{id}", s.getExecution)
+	mux.HandleFunc("GET "+p+"/executions/{id}/events", s.executionEvents)
+	mux.HandleFunc("GET "+p+"/contexts", s.listContexts)
+	mux.HandleFunc("GET "+p+"/contexts/{id}", s.getContext)
+	mux.HandleFunc("GET "+p+"/types", s.listTypes)
+	mux.HandleFunc("POST "+p+"/types", s.putTypes)
+	mux.HandleFunc("GET "+p+"/lineage", s.lineage)
+	mux.HandleFunc("GET "+p+"/cache", s.cache)
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// fail translates an error into its status code, once, for every handler.
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
+	code := http.StatusInternalServerError
+	msg := err.Error()
+	switch {
+	case errors.Is(err, mlmd.ErrInvalidArgument):
+		code = http.StatusBadRequest
+	case errors.Is(err, mlmd.ErrNotFound):
+		code = http.StatusNotFound
+	case errors.Is(err, mlmd.ErrAlreadyExists):
+		code = http.StatusConflict
+	default:
+		s.log.ErrorContext(r.Context(), "metadata api", "method", r.Method, "path", r.URL.Path, "err", err)
+		msg = "internal error"
+	}
+	writeJSON(w, code, v1.Error{Error: strings.TrimPrefix(msg, "mlmd: ")})
+}
+
+func pathID(r *http.Request) (int64, error) {
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil || id <= 0 {
+		return 0, mlmd.Invalid("id", "must be a positive integer, got %q", r.PathValue("id"))
+	}
+	return id, nil
+}
+
+func queryInt64s(r *http.Request, name string) ([]int64, error) {
+	var out []int64
+	for _, raw := range r.URL.Query()[name] {
+		for _, part := range strings.Split(raw, ",") {
+			if part == "" {
+				continue
+			}
+			id, err := strconv.ParseInt(part, 10, 64)
+			if err != nil || id <= 0 {
+				return nil, mlmd.Invalid(name, "must be a positive integer, got %q", part)
+			}
+			out = append(out, id)
+		}
+	}
+	return out, nil
+}
+
+func decode(r *http.Request, v any) error {
+	dec := json.NewDecoder(io.LimitReader(r.Body, MaxBodyBytes))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return mlmd.Invalid("body", "%v", err)
+	}
+	return nil
+}
+
+// filterPattern parses one MLMD-style predicate, e.g. properties.accuracy.double_value > 0.95
+// or custom_properties.`my.key`.string_value = "x".
+var filterPattern = regexp.MustCompile("^(properties|custom_properties)\\.(`[^`]+`|[^.\\s`]+)\\.(int_value|double_value|string_value|bool_value)\\s*(!=|<=|>=|=|<|>)\\s*(.*)$")
+
+// ParsePredicate parses a filter query parameter into a property predicate.
+func ParsePredicate(field, s string) (mlmd.PropertyPredicate, error) {
+	m := filterPattern.FindStringSubmatch(strings.TrimSpace(s))
+	if m == nil {
+		return mlmd.PropertyPredicate{}, mlmd.Invalid(field, "want properties|custom_properties.<name>.<int|double|string|bool>_value <op> <value>, got %q", s)
+	}
+	p := mlmd.PropertyPredicate{Custom: m[1] == "custom_properties", Name: strings.Trim(m[2], "`"), Op: mlmd.Op(m[4])}
+	lit := strings.TrimSpace(m[5])
+	switch m[3] {
+	case "int_value":
+		n, err := strconv.ParseInt(lit, 10, 64)
+		if err != nil {
+			return p, mlmd.Invalid(field, "%q is not an integer", lit)
+		}
+		p.Value = v1.Int(n)
+	case "double_value":
+		f, err := strconv.ParseFloat(lit, 64)
+		if err != nil {
+			return p, mlmd.Invalid(field, "%q is not a number", lit)
+		}
+		p.Value = v1.Double(f)
+	case "bool_value":
+		b, err := strconv.ParseBool(lit)
+		if err != nil {
+			return p, mlmd.Invalid(field, "%q is not true or false", lit)
+		}
+		p.Value = v1.Bool(b)
+	default:
+		if len(lit) >= 2 && (lit[0] == '"' || lit[0] == '\'') && lit[len(lit)-1] == lit[0] {
+			lit = lit[1 : len(lit)-1]
+		}
+		p.Value = v1.String(lit)
+	}
+	return p, nil
+}
+
+func listRequest(r *http.Request) (mlmd.ListRequest, error) {
+	q := r.URL.Query()
+	req := mlmd.ListRequest{PageToken: q.Get("page_token"), Filter: mlmd.Filter{
+		TypeName: q.Get("type"), Name: q.Get("name"), URI: q.Get("uri"), ExternalID: q.Get("external_id"),
+	}}
+	if v := q.Get("page_size"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return req, mlmd.Invalid("page_size", "must be an integer, got %q", v)
+		}
+		req.PageSize = n
+	}
+	ids, err := queryInt64s(r, "context_id")
+	if err != nil {
+		return req, err
+	}
+	if len(ids) > 1 {
+		return req, mlmd.Invalid("context_id", "at most one context_id")
+	}
+	if len(ids) == 1 {
+		req.Filter.ContextID = ids[0]
+	}
+	for _, st := range q["state"] {
+		req.Filter.States = append(req.Filter.States, strings.Split(st, ",")...)
+	}
+	for i, f := range q["filter"] {
+		p, err := ParsePredicate(fmt.Sprintf("filter[%d]", i), f)
+		if err != nil {
+			return req, err
+		}
+		req.Filter.Properties = append(req.Filter.Properties, p)
+	}
+	return req, nil
+}
+
+func (s *Server) listArtifacts(w http.ResponseWriter, r *http.Request) {
+	req, err := listRequest(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	page, err := s.repo.ListArtifacts(r.Context(), req)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, v1.ListArtifactsResponse{Artifacts: nonNil(page.Items), NextPageToken: page.NextPageToken})
+}
+
+func (s *Server) listExecutions(w http.ResponseWriter, r *http.Request) {
+	req, err := listRequest(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	page, err := s.repo.ListExecutions(r.Context(), req)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, v1.ListExecutionsResponse{Executions: nonNil(page.Items), NextPageToken: page.NextPageToken})
+}
+
+func (s *Server) listContexts(w http.ResponseWriter, r *http.Request) {
+	req, err := listRequest(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	page, err := s.repo.ListContexts(r.Context(), req)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, v1.ListContextsResponse{Contexts: nonNil(page.Items), NextPageToken: page.NextPageToken})
+}
+
+func nonNil[T any](xs []T) []T {
+	if xs == nil {
+		return []T{}
+	}
+	return xs
+}
+
+// getOne serves GET .../{id} for one node kind.
+func getOne[T any](s *Server, w http.ResponseWriter, r *http.Request, kind string, get func(ids []int64) ([]T, error)) {
+	id, err := pathID(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	xs, err := get([]int64{id})
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if len(xs) == 0 {
+		s.fail(w, r, fmt.Errorf("%w: no %s with id %d", mlmd.ErrNotFound, kind, id))
+		return
+	}
+	writeJSON(w, http.StatusOK, xs[0])
+}
+
+func (s *Server) getArtifact(w http.ResponseWriter, r *http.Request) {
+	getOne(s, w, r, "artifact", func(ids []int64) ([]mlmd.Artifact, error) { return s.repo.GetArtifactsByID(r.Context(), ids) })
+}
+
+func (s *Server) getExecution(w http.ResponseWriter, r *http.Request) {
+	getOne(s, w, r, "execution", func(ids []int64) ([]mlmd.Execution, error) { return s.repo.GetExecutionsByID(r.Context(), ids) })
+}
+
+func (s *Server) getContext(w http.ResponseWriter, r *http.Request) {
+	getOne(s, w, r, "context", func(ids []int64) ([]mlmd.Context, error) { return s.repo.GetContextsByID(r.Context(), ids) })
+}
+
+func (s *Server) artifactEvents(w http.ResponseWriter, r *http.Request) {
+	id, err := pathID(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	evs, err := s.repo.GetEventsByArtifactIDs(r.Context(), []int64{id})
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, v1.ListEventsResponse{Events: nonNil(evs)})
+}
+
+func (s *Server) executionEvents(w http.ResponseWriter, r *http.Request) {
+	id, err := pathID(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	evs, err := s.repo.GetEventsByExecutionIDs(r.Context(), []int64{id})
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, v1.ListEventsResponse{Events: nonNil(evs)})
+}
+
+func (s *Server) putExecution(w http.ResponseWriter, r *http.Request) {
+	var req v1.PutExecutionRequest
+	if err := decode(r, &req); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	res, err := s.repo.PutExecution(r.Context(), req)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, res)
+}
+
+func (s *Server) listTypes(w http.ResponseWriter, r *http.Request) {
+	kind := v1.TypeKind(strings.ToUpper(r.URL.Query().Get("kind")))
+	var all []mlmd.Type
+	kinds := []v1.TypeKind{v1.ArtifactKind, v1.ExecutionKind, v1.ContextKind}
+	if kind != "" {
+		kinds = []v1.TypeKind{kind}
+	}
+	for _, k := range kinds {
+		ts, err := s.repo.GetTypes(r.Context(), k)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		all = append(all, ts...)
+	}
+	writeJSON(w, http.StatusOK, v1.ListTypesResponse{Types: nonNil(all)})
+}
+
+func (s *Server) putTypes(w http.ResponseWriter, r *http.Request) {
+	var req v1.PutTypesRequest
+	if err := decode(r, &req); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	ids, err := s.repo.PutTypes(r.Context(), req.Types)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, v1.PutTypesResponse{TypeIDs: nonNil(ids)})
+}
+
+// DefaultLineageHops is the hop limit when the request gives none.
+const DefaultLineageHops = 5
+
+func (s *Server) lineage(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	var lq mlmd.LineageQuery
+	var err error
+	if lq.ArtifactIDs, err = queryInt64s(r, "artifact_id"); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if lq.ExecutionIDs, err = queryInt64s(r, "execution_id"); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	lq.ArtifactURIs = q["artifact_uri"]
+	if lq.Direction, err = mlmd.ParseDirection(q.Get("direction")); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	lq.MaxHops = DefaultLineageHops
+	if h := q.Get("hops"); h != "" {
+		if lq.MaxHops, err = strconv.Atoi(h); err != nil {
+			s.fail(w, r, mlmd.Invalid("hops", "must be an integer, got %q", h))
+			return
+		}
+	}
+	g, err := s.repo.GetLineageSubgraph(r.Context(), lq)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, g)
+}
+
+func (s *Server) cache(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	e, err := s.repo.GetExecutionByFingerprint(r.Context(), mlmd.CacheQuery{Fingerprint: q.Get("fingerprint"), PipelineName: q.Get("pipeline_name")})
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, e)
+}

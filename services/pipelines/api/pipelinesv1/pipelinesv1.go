@@ -1,0 +1,166 @@
+// Package pipelinesv1 holds the pipelines service's contracts: the run-request event payload, the REST
+// DTOs, the Temporal workflow input/output and state shapes, and the task-queue name. KFP-compatible
+// names are used where KFP has them (run, task, experiment, recurring run, pipeline version).
+package pipelinesv1
+
+import "time"
+
+// TaskQueue is the Temporal task queue of pipeline run workflows and step activities.
+const TaskQueue = "sluice-pipelines"
+
+// WorkflowType is the registered name of the run workflow (visible in the Temporal UI).
+const WorkflowType = "PipelineRun"
+
+// QueryState is the workflow query that returns a [RunState].
+const QueryState = "state"
+
+// Run states (KFP v2 RuntimeState names).
+const (
+	RunPending   = "PENDING"
+	RunRunning   = "RUNNING"
+	RunSucceeded = "SUCCEEDED"
+	RunFailed    = "FAILED"
+	RunCancelled = "CANCELED"
+)
+
+// Task states (KFP v2 task states used by the engine).
+const (
+	TaskPending   = "PENDING"
+	TaskRunning   = "RUNNING"
+	TaskSucceeded = "SUCCEEDED"
+	TaskFailed    = "FAILED"
+	TaskSkipped   = "SKIPPED"
+	TaskCached    = "CACHED"
+	TaskCancelled = "CANCELED"
+	// TaskOmitted: not run because an upstream task did not succeed (Argo's Omitted).
+	TaskOmitted = "OMITTED"
+)
+
+// RunRequest starts a run: the data of io.sluice.pipeline.run.requested.v1, and the body of
+// POST /apis/v1/runs. Exactly one of PipelineID, PipelineName or Spec says what to run.
+type RunRequest struct {
+	// RunName is a display name (default: the pipeline name and the run id).
+	RunName string `json:"run_name,omitempty"`
+	// PipelineID / PipelineVersionID reference an uploaded pipeline (latest version when the version is empty).
+	PipelineID        string `json:"pipeline_id,omitempty"`
+	PipelineVersionID string `json:"pipeline_version_id,omitempty"`
+	// PipelineName references an uploaded pipeline by name.
+	PipelineName string `json:"pipeline_name,omitempty"`
+	// Spec is an inline pipeline: native Sluice YAML or KFP v2 IR YAML/JSON.
+	Spec string `json:"spec,omitempty"`
+	// Parameters are the run's input parameter values (JSON values).
+	Parameters map[string]any `json:"parameters,omitempty"`
+	// ExperimentID groups the run (default experiment "Default").
+	ExperimentID string `json:"experiment_id,omitempty"`
+	// CacheMaxStaleness ignores cache entries older than this (Go duration, e.g. "24h"); "" = no limit.
+	CacheMaxStaleness string `json:"cache_max_staleness,omitempty"`
+	// DisableCache turns caching off for the whole run.
+	DisableCache bool `json:"disable_cache,omitempty"`
+}
+
+// RunInput is the input of the run workflow (one struct; add fields, never retype them).
+type RunInput struct {
+	RunID        string `json:"run_id"`
+	RunName      string `json:"run_name"`
+	ExperimentID string `json:"experiment_id,omitempty"`
+	PipelineID   string `json:"pipeline_id,omitempty"`
+	VersionID    string `json:"version_id,omitempty"`
+	// Spec is the pipeline source; the workflow compiles it (pure and deterministic).
+	Spec       string         `json:"spec"`
+	Parameters map[string]any `json:"parameters,omitempty"`
+	// CacheMaxStaleness in nanoseconds; 0 = no limit. DisableCache turns caching off.
+	CacheMaxStaleness time.Duration `json:"cache_max_staleness,omitempty"`
+	DisableCache      bool          `json:"disable_cache,omitempty"`
+	// Reuse maps a task path (as in TaskState.Path) to the outputs of a previous run's succeeded task:
+	// retry-from-failure starts a new run that reuses them instead of running those tasks again.
+	Reuse map[string]TaskOutputs `json:"reuse,omitempty"`
+}
+
+// RunResult is the output of the run workflow.
+type RunResult struct {
+	State string                 `json:"state"`
+	Error string                 `json:"error,omitempty"`
+	Tasks map[string]TaskOutputs `json:"tasks,omitempty"`
+}
+
+// RunState is what the state query returns and GET /apis/v1/runs/{id} shows.
+type RunState struct {
+	RunID        string      `json:"run_id"`
+	RunName      string      `json:"run_name"`
+	PipelineName string      `json:"pipeline_name"`
+	ExperimentID string      `json:"experiment_id,omitempty"`
+	State        string      `json:"state"`
+	Error        string      `json:"error,omitempty"`
+	CreatedAt    time.Time   `json:"created_at"`
+	FinishedAt   *time.Time  `json:"finished_at,omitempty"`
+	Tasks        []TaskState `json:"tasks"`
+}
+
+// TaskState is one task (or one loop iteration) of a run.
+type TaskState struct {
+	// Path identifies the task in nested DAGs and loops: "join", "for-loop-2/3/train" (iteration 3).
+	Path       string            `json:"path"`
+	Name       string            `json:"name"`
+	State      string            `json:"state"`
+	Attempts   int               `json:"attempts,omitempty"`
+	Error      string            `json:"error,omitempty"`
+	StartedAt  *time.Time        `json:"started_at,omitempty"`
+	FinishedAt *time.Time        `json:"finished_at,omitempty"`
+	Outputs    *TaskOutputs      `json:"outputs,omitempty"`
+	LogURI     string            `json:"log_uri,omitempty"`
+	Extra      map[string]string `json:"extra,omitempty"`
+}
+
+// TaskOutputs are what a task produced: parameter values and artifacts.
+type TaskOutputs struct {
+	Parameters map[string]any      `json:"parameters,omitempty"`
+	Artifacts  map[string]Artifact `json:"artifacts,omitempty"`
+}
+
+// Artifact is an output or input artifact stored in S3.
+type Artifact struct {
+	Name   string `json:"name"`
+	URI    string `json:"uri"`
+	Digest string `json:"digest,omitempty"`
+	Size   int64  `json:"size,omitempty"`
+	// SchemaTitle is the KFP artifact type (system.Dataset, system.Model, ...).
+	SchemaTitle string `json:"schema_title,omitempty"`
+}
+
+// RunEvent is the data of io.sluice.pipeline.run.*.v1 events.
+type RunEvent struct {
+	RunID        string    `json:"run_id"`
+	RunName      string    `json:"run_name,omitempty"`
+	PipelineName string    `json:"pipeline_name"`
+	ExperimentID string    `json:"experiment_id,omitempty"`
+	State        string    `json:"state"`
+	Error        string    `json:"error,omitempty"`
+	Time         time.Time `json:"time"`
+}
+
+// TaskEvent is the data of io.sluice.pipeline.task.*.v1 events: enough for the metadata service to
+// record an execution with its input and output artifacts.
+type TaskEvent struct {
+	RunID        string              `json:"run_id"`
+	PipelineName string              `json:"pipeline_name"`
+	TaskPath     string              `json:"task_path"`
+	TaskName     string              `json:"task_name"`
+	Component    string              `json:"component,omitempty"`
+	Image        string              `json:"image,omitempty"`
+	State        string              `json:"state"`
+	Attempt      int                 `json:"attempt,omitempty"`
+	Error        string              `json:"error,omitempty"`
+	Fingerprint  string              `json:"fingerprint,omitempty"`
+	CachedFrom   string              `json:"cached_from_run,omitempty"`
+	InputParams  map[string]any      `json:"input_parameters,omitempty"`
+	Inputs       map[string]Artifact `json:"input_artifacts,omitempty"`
+	OutputParams map[string]any      `json:"output_parameters,omitempty"`
+	Outputs      map[string]Artifact `json:"output_artifacts,omitempty"`
+	Time         time.Time           `json:"time"`
+}
+
+// RunRejected is the data of io.sluice.pipeline.run.rejected.v1.
+type RunRejected struct {
+	RequestID string   `json:"request_id"`
+	Errors    []string `json:"errors"`
+}

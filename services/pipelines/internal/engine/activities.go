@@ -1,0 +1,484 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"go.temporal.io/sdk/activity"
+
+	"github.com/sluice-ml/sluice/libs/artifacts"
+	"github.com/sluice-ml/sluice/libs/events"
+	"github.com/sluice-ml/sluice/libs/runtime"
+	wf "github.com/sluice-ml/sluice/libs/workflow"
+	"github.com/sluice-ml/sluice/services/pipelines/api/pipelinesv1"
+	"github.com/sluice-ml/sluice/services/pipelines/internal/dag"
+)
+
+// Activities do the I/O of pipeline runs. Register a pointer with the worker.
+type Activities struct {
+	Store   *artifacts.Store
+	Runtime runtime.Runtime
+	Bus     *events.Bus
+	// WorkDir holds each step attempt's local files: <WorkDir>/<run>/<task path>/attempt-<n>.
+	WorkDir string
+	Log     *slog.Logger
+	// Source is the CloudEvents source of published events.
+	Source string
+}
+
+// eventNamespace derives deterministic event ids, so a retried activity re-publishes the same id and the
+// stream drops the duplicate.
+var eventNamespace = uuid.MustParse("6f1c1c52-4a55-4f43-9a7e-5c1de3f0a8b1")
+
+// EventID is the deterministic CloudEvent id of a run or task event.
+func EventID(parts ...string) string {
+	return uuid.NewSHA1(eventNamespace, []byte(strings.Join(parts, "\x00"))).String()
+}
+
+func (a *Activities) publish(ctx context.Context, typ, subject, id string, data any) error {
+	ev, err := events.New(a.Source, typ, subject, data)
+	if err != nil {
+		return err
+	}
+	ev.SetID(id)
+	return a.Bus.Publish(ctx, ev)
+}
+
+// PublishRun publishes a run event with its deterministic id (also used by the starter for run.started).
+func (a *Activities) PublishRun(ctx context.Context, typ string, ev pipelinesv1.RunEvent) error {
+	return a.publish(ctx, typ, "runs/"+ev.RunID, EventID(ev.RunID, typ), ev)
+}
+
+// Notify publishes run and task events decided by the workflow (run transitions, skipped tasks).
+func (a *Activities) Notify(ctx context.Context, in NotifyInput) error {
+	if in.Run != nil {
+		if err := a.PublishRun(ctx, in.RunType, *in.Run); err != nil {
+			return err
+		}
+	}
+	for _, t := range in.Tasks {
+		if err := a.publish(ctx, in.TaskType, "runs/"+t.RunID+"/tasks/"+t.TaskPath, EventID(t.RunID, t.TaskPath, in.TaskType), t); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (a *Activities) taskEvent(ctx context.Context, typ string, in StepInput, ev pipelinesv1.TaskEvent) error {
+	ev.RunID, ev.PipelineName, ev.TaskPath, ev.TaskName = in.RunID, in.PipelineName, in.TaskPath, in.TaskName
+	ev.Component, ev.Image, ev.Attempt, ev.Fingerprint = in.Component, in.Image, in.Attempt, in.Fingerprint
+	ev.InputParams = in.Params
+	ev.Inputs = firstArtifacts(in.Artifacts)
+	ev.Time = time.Now().UTC()
+	return a.publish(ctx, typ, "runs/"+in.RunID+"/tasks/"+in.TaskPath, EventID(in.RunID, in.TaskPath, typ, fmt.Sprint(in.Attempt)), ev)
+}
+
+func firstArtifacts(m map[string][]Artifact) map[string]Artifact {
+	if len(m) == 0 {
+		return nil
+	}
+	out := map[string]Artifact{}
+	for k, l := range m {
+		for i, a := range l {
+			name := k
+			if len(l) > 1 {
+				name = fmt.Sprintf("%s[%d]", k, i)
+			}
+			out[name] = a
+		}
+	}
+	return out
+}
+
+// cacheEntry is stored at _cache/<pipeline>/<fingerprint>.json.
+type cacheEntry struct {
+	RunID     string    `json:"run_id"`
+	TaskPath  string    `json:"task_path"`
+	Outputs   outputs   `json:"outputs"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+func cacheKey(pipeline, fingerprint string) string {
+	return path.Join("_cache", pipeline, fingerprint+".json")
+}
+
+// lookupCache returns a usable cache entry: recent enough and with every output object still present
+// with its recorded digest (a deleted or changed object is a miss).
+func (a *Activities) lookupCache(ctx context.Context, in StepInput) (*cacheEntry, error) {
+	rc, _, err := a.Store.Get(ctx, cacheKey(in.PipelineName, in.Fingerprint))
+	if errors.Is(err, artifacts.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	var e cacheEntry
+	if err := json.NewDecoder(rc).Decode(&e); err != nil {
+		return nil, nil // unreadable entry: a miss, overwritten on success
+	}
+	if in.MaxStaleness > 0 && time.Since(e.CreatedAt) > time.Duration(in.MaxStaleness) {
+		return nil, nil
+	}
+	for _, name := range sortedKeys(e.Outputs.Artifacts) {
+		for _, art := range e.Outputs.Artifacts[name] {
+			ok, err := a.artifactPresent(ctx, art)
+			if err != nil {
+				return nil, err
+			}
+			if !ok {
+				return nil, nil
+			}
+		}
+	}
+	return &e, nil
+}
+
+func (a *Activities) artifactPresent(ctx context.Context, art Artifact) (bool, error) {
+	_, key, err := artifacts.ParseURI(art.URI)
+	if err != nil {
+		return false, nil
+	}
+	if strings.HasSuffix(key, "/") {
+		objs, err := a.Store.List(ctx, key)
+		if err != nil {
+			return false, err
+		}
+		return len(objs) > 0 && dirDigest(key, objs) == art.Digest, nil
+	}
+	obj, err := a.Store.Stat(ctx, key)
+	if errors.Is(err, artifacts.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return obj.Digest == art.Digest, nil
+}
+
+// dirDigest is the digest of a directory artifact: sha256 over "relative path NUL digest NL" lines in
+// path order.
+func dirDigest(prefix string, objs []artifacts.Object) string {
+	lines := make([]string, 0, len(objs))
+	for _, o := range objs {
+		lines = append(lines, strings.TrimPrefix(o.Key, prefix)+"\x00"+o.Digest)
+	}
+	sort.Strings(lines)
+	h := sha256.New()
+	for _, l := range lines {
+		h.Write([]byte(l + "\n"))
+	}
+	return "sha256:" + hex.EncodeToString(h.Sum(nil))
+}
+
+// RunStep runs one attempt of a container step: cache lookup, input download, the process (heartbeating
+// every second; cancellation kills it), output upload with digests, log upload, task events, cache write.
+// A non-zero exit or a missing declared output fails with a non-retryable error (the workflow applies the
+// task's retry policy); infrastructure errors are retried by Temporal.
+func (a *Activities) RunStep(ctx context.Context, in StepInput) (StepResult, error) {
+	if in.Fingerprint != "" {
+		hit, err := a.lookupCache(ctx, in)
+		if err != nil {
+			return StepResult{}, fmt.Errorf("cache lookup: %w", err)
+		}
+		if hit != nil {
+			ev := pipelinesv1.TaskEvent{State: pipelinesv1.TaskCached, CachedFrom: hit.RunID,
+				OutputParams: hit.Outputs.Params, Outputs: firstArtifacts(hit.Outputs.Artifacts)}
+			if err := a.taskEvent(ctx, events.PipelineTaskCachedV1, in, ev); err != nil {
+				return StepResult{}, err
+			}
+			return StepResult{Outputs: hit.Outputs, Cached: true, CachedFrom: hit.RunID}, nil
+		}
+	}
+	if err := a.taskEvent(ctx, events.PipelineTaskStartedV1, in, pipelinesv1.TaskEvent{State: pipelinesv1.TaskRunning}); err != nil {
+		return StepResult{}, err
+	}
+	res, stepErr := a.execute(ctx, in)
+	if stepErr != nil {
+		if ctx.Err() == nil && (in.LastAttempt || wf.ErrorType(stepErr) == wf.ErrTypeInvalidSpec) && isBusinessFailure(stepErr) {
+			_ = a.taskEvent(ctx, events.PipelineTaskFailedV1, in, pipelinesv1.TaskEvent{State: pipelinesv1.TaskFailed, Error: stepErr.Error()})
+		}
+		return res, stepErr
+	}
+	if in.Fingerprint != "" {
+		entry, _ := json.Marshal(cacheEntry{RunID: in.RunID, TaskPath: in.TaskPath, Outputs: res.Outputs, CreatedAt: time.Now().UTC()})
+		if _, err := a.Store.Put(ctx, cacheKey(in.PipelineName, in.Fingerprint), bytes.NewReader(entry), int64(len(entry))); err != nil {
+			return res, fmt.Errorf("cache write: %w", err)
+		}
+	}
+	ev := pipelinesv1.TaskEvent{State: pipelinesv1.TaskSucceeded, OutputParams: res.Outputs.Params, Outputs: firstArtifacts(res.Outputs.Artifacts)}
+	if err := a.taskEvent(ctx, events.PipelineTaskSucceededV1, in, ev); err != nil {
+		return res, err
+	}
+	return res, nil
+}
+
+func isBusinessFailure(err error) bool {
+	switch wf.ErrorType(err) {
+	case wf.ErrTypeStepFailed, wf.ErrTypeMissingOutput, wf.ErrTypeInvalidSpec:
+		return true
+	}
+	return false
+}
+
+// step holds the local layout of one attempt.
+type step struct {
+	dir, logPath, outputFile string
+	bucket                   string
+}
+
+func (s step) local(bucket, key string) string {
+	return filepath.Join(s.dir, "s3", bucket, filepath.FromSlash(key))
+}
+
+func (a *Activities) execute(ctx context.Context, in StepInput) (StepResult, error) {
+	st := step{dir: filepath.Join(a.WorkDir, in.RunID, filepath.FromSlash(in.TaskPath), fmt.Sprintf("attempt-%d", in.Attempt)), bucket: a.Store.Bucket()}
+	if err := os.RemoveAll(st.dir); err != nil {
+		return StepResult{}, err
+	}
+	if err := os.MkdirAll(filepath.Join(st.dir, "outputs", "parameters"), 0o755); err != nil {
+		return StepResult{}, err
+	}
+	defer os.RemoveAll(st.dir)
+	st.logPath = filepath.Join(st.dir, "step.log")
+	st.outputFile = filepath.Join(st.dir, "outputs", "executor_output.json")
+	prefix := path.Join(in.PipelineName, in.RunID, in.TaskPath)
+
+	ectx := dag.ExecutorContext{
+		Parameters:           in.Params,
+		InputArtifacts:       map[string][]dag.RuntimeArtifact{},
+		OutputParameterFiles: map[string]string{},
+		OutputArtifacts:      map[string][]dag.RuntimeArtifact{},
+		OutputFile:           st.outputFile,
+		Job: dag.JobContext{JobName: in.PipelineName, JobResourceName: in.RunID, JobUUID: in.RunID, TaskName: in.TaskName,
+			TaskUUID: in.TaskPath, Root: "s3://" + st.bucket},
+	}
+	// Inputs: download each artifact to <dir>/s3/<bucket>/<key>, as KFP's launcher maps s3:// URIs.
+	for _, name := range sortedKeys(in.Artifacts) {
+		for _, art := range in.Artifacts[name] {
+			bucket, key, err := artifacts.ParseURI(art.URI)
+			if err != nil {
+				return StepResult{}, wf.NonRetryable(wf.ErrTypeInvalidSpec, fmt.Errorf("input artifact %q: %w", name, err))
+			}
+			local := st.local(bucket, key)
+			if strings.HasSuffix(key, "/") {
+				_, err = a.Store.GetDir(ctx, key, local)
+			} else {
+				_, err = a.Store.GetFile(ctx, key, local)
+			}
+			if errors.Is(err, artifacts.ErrNotFound) {
+				return StepResult{}, wf.NonRetryable(wf.ErrTypeNotFound, fmt.Errorf("input artifact %q: %s no longer exists", name, art.URI))
+			}
+			if err != nil {
+				return StepResult{}, fmt.Errorf("download input %q: %w", name, err)
+			}
+			ectx.InputArtifacts[name] = append(ectx.InputArtifacts[name], dag.RuntimeArtifact{Name: name, SchemaTitle: art.SchemaTitle, URI: art.URI, Path: local})
+		}
+	}
+	for _, name := range sortedKeys(in.OutputParams) {
+		ectx.OutputParameterFiles[name] = filepath.Join(st.dir, "outputs", "parameters", name)
+	}
+	for _, name := range sortedKeys(in.OutputArtifacts) {
+		key := path.Join(prefix, name)
+		local := st.local(st.bucket, key)
+		if err := os.MkdirAll(filepath.Dir(local), 0o755); err != nil {
+			return StepResult{}, err
+		}
+		ectx.OutputArtifacts[name] = []dag.RuntimeArtifact{{Name: name, SchemaTitle: in.OutputArtifacts[name], URI: a.Store.URI(key), Path: local}}
+	}
+	command, err := dag.Render(in.Command, ectx)
+	if err != nil {
+		return StepResult{}, wf.NonRetryable(wf.ErrTypeInvalidSpec, fmt.Errorf("command: %w", err))
+	}
+	args, err := dag.Render(in.Args, ectx)
+	if err != nil {
+		return StepResult{}, wf.NonRetryable(wf.ErrTypeInvalidSpec, fmt.Errorf("args: %w", err))
+	}
+	if len(command) == 0 && len(args) == 0 {
+		return StepResult{}, wf.NonRetryable(wf.ErrTypeInvalidSpec, errors.New("executor has no command and no args"))
+	}
+
+	logFile, err := os.Create(st.logPath)
+	if err != nil {
+		return StepResult{}, err
+	}
+	lw := &lockedWriter{w: logFile}
+	code, runErr := a.runProcess(ctx, in, st, command, args, lw)
+	_ = logFile.Close()
+	res := StepResult{ExitCode: code}
+	if logURI, err := a.uploadLog(ctx, prefix, in.Attempt, st.logPath); err == nil {
+		res.LogURI = logURI
+	} else if runErr == nil {
+		return res, err
+	}
+	if runErr != nil {
+		return res, runErr
+	}
+	if code != 0 {
+		return res, wf.NonRetryable(wf.ErrTypeStepFailed, fmt.Errorf("step %s exited with code %d%s", in.TaskPath, code, logTail(st.logPath)))
+	}
+
+	out := outputs{Params: map[string]any{}, Artifacts: map[string][]Artifact{}}
+	executorOut, err := readExecutorOutput(st.outputFile)
+	if err != nil {
+		return res, wf.NonRetryable(wf.ErrTypeMissingOutput, err)
+	}
+	for _, name := range sortedKeys(in.OutputParams) {
+		if v, ok := executorOut[name]; ok {
+			out.Params[name] = v
+			continue
+		}
+		b, err := os.ReadFile(ectx.OutputParameterFiles[name])
+		if errors.Is(err, os.ErrNotExist) {
+			return res, wf.NonRetryable(wf.ErrTypeMissingOutput, fmt.Errorf("declared output parameter %q was not written (expected file %s)", name, ectx.OutputParameterFiles[name]))
+		}
+		if err != nil {
+			return res, err
+		}
+		v, err := dag.ParseParamText(string(b), dag.ParamType(in.OutputParams[name]))
+		if err != nil {
+			return res, wf.NonRetryable(wf.ErrTypeMissingOutput, fmt.Errorf("output parameter %q: %w", name, err))
+		}
+		out.Params[name] = v
+	}
+	for _, name := range sortedKeys(in.OutputArtifacts) {
+		ra := ectx.OutputArtifacts[name][0]
+		key := path.Join(prefix, name)
+		fi, err := os.Stat(ra.Path)
+		if errors.Is(err, os.ErrNotExist) {
+			return res, wf.NonRetryable(wf.ErrTypeMissingOutput, fmt.Errorf("declared output artifact %q was not produced (expected %s)", name, ra.Path))
+		}
+		if err != nil {
+			return res, err
+		}
+		art := Artifact{Name: name, SchemaTitle: in.OutputArtifacts[name]}
+		if fi.IsDir() {
+			objs, err := a.Store.PutDir(ctx, key+"/", ra.Path)
+			if err != nil {
+				return res, fmt.Errorf("upload output %q: %w", name, err)
+			}
+			art.URI, art.Digest = a.Store.URI(key+"/"), dirDigest(key+"/", objs)
+			for _, o := range objs {
+				art.Size += o.Size
+			}
+		} else {
+			obj, err := a.Store.PutFile(ctx, key, ra.Path)
+			if err != nil {
+				return res, fmt.Errorf("upload output %q: %w", name, err)
+			}
+			art.URI, art.Digest, art.Size = obj.URI, obj.Digest, obj.Size
+		}
+		out.Artifacts[name] = []Artifact{art}
+	}
+	res.Outputs = out
+	return res, nil
+}
+
+// runProcess starts the step and waits for it, heartbeating every second. When the activity is
+// cancelled (run cancel, heartbeat timeout) the process group is killed.
+func (a *Activities) runProcess(ctx context.Context, in StepInput, st step, command, args []string, log io.Writer) (int, error) {
+	name := fmt.Sprintf("step-%s-a%d", shortHash(in.RunID+"/"+in.TaskPath), in.Attempt)
+	spec := runtime.Spec{
+		Name: name, Image: in.Image, Command: command, Args: args, Env: in.Env, InheritEnv: true,
+		WorkDir: st.dir, Stdout: log, Stderr: log,
+		Labels: map[string]string{"sluice.io/run-id": in.RunID, "sluice.io/task": shortHash(in.TaskPath)},
+		Mounts: []runtime.Mount{{HostPath: st.dir, ContainerPath: st.dir}},
+	}
+	proc, err := a.Runtime.Start(ctx, spec)
+	if err != nil {
+		if errors.Is(err, runtime.ErrInvalidSpec) {
+			return -1, wf.NonRetryable(wf.ErrTypeInvalidSpec, err)
+		}
+		return -1, wf.NonRetryable(wf.ErrTypeStepFailed, fmt.Errorf("start step %s: %w", in.TaskPath, err))
+	}
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		activity.RecordHeartbeat(ctx, in.Attempt)
+		select {
+		case <-proc.Done():
+			status, err := proc.Wait(context.WithoutCancel(ctx))
+			if err != nil {
+				return -1, err
+			}
+			return status.Code, nil
+		case <-ctx.Done():
+			_ = proc.Kill()
+			<-proc.Done()
+			return -1, ctx.Err()
+		case <-tick.C:
+		}
+	}
+}
+
+func (a *Activities) uploadLog(ctx context.Context, prefix string, attempt int, logPath string) (string, error) {
+	fi, err := os.Stat(logPath)
+	if err != nil || fi.Size() == 0 {
+		return "", err
+	}
+	obj, err := a.Store.PutFile(ctx, path.Join(prefix, "logs", fmt.Sprintf("attempt-%d.log", attempt)), logPath)
+	if err != nil {
+		return "", fmt.Errorf("upload log: %w", err)
+	}
+	return obj.URI, nil
+}
+
+// readExecutorOutput reads KFP's ExecutorOutput file ({"parameterValues": {...}}) when the step wrote one.
+func readExecutorOutput(p string) (map[string]any, error) {
+	b, err := os.ReadFile(p)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var eo struct {
+		ParameterValues map[string]any `json:"parameterValues"`
+	}
+	if err := json.Unmarshal(b, &eo); err != nil {
+		return nil, fmt.Errorf("executor output %s: %w", p, err)
+	}
+	return eo.ParameterValues, nil
+}
+
+func logTail(p string) string {
+	b, err := os.ReadFile(p)
+	if err != nil || len(b) == 0 {
+		return ""
+	}
+	if len(b) > 2048 {
+		b = b[len(b)-2048:]
+	}
+	return ": " + strings.TrimSpace(string(b))
+}
+
+func shortHash(s string) string {
+	h := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(h[:6])
+}
+
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}

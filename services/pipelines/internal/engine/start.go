@@ -1,0 +1,52 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/sluice-ml/sluice/services/pipelines/api/pipelinesv1"
+)
+
+// Register adds the run and DAG workflows and the activities to a worker on pipelinesv1.TaskQueue.
+func Register(w worker.Worker, a *Activities) {
+	w.RegisterWorkflowWithOptions(RunWorkflow, workflow.RegisterOptions{Name: pipelinesv1.WorkflowType})
+	w.RegisterWorkflowWithOptions(DAGWorkflow, workflow.RegisterOptions{Name: DAGWorkflowType})
+	w.RegisterActivity(a)
+}
+
+// ErrRunExists reports a run id that was already used (Start is idempotent: it returns the existing run).
+var ErrRunExists = errors.New("engine: run already exists")
+
+// Start starts the run workflow with workflow ID = in.RunID. Starting the same run id twice never starts
+// a second run: the second call returns the first run and ErrRunExists wrapped with it.
+func Start(ctx context.Context, c client.Client, in pipelinesv1.RunInput) (client.WorkflowRun, error) {
+	opts := client.StartWorkflowOptions{
+		ID:                       in.RunID,
+		TaskQueue:                pipelinesv1.TaskQueue,
+		WorkflowIDReusePolicy:    enums.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
+		WorkflowIDConflictPolicy: enums.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
+	}
+	run, err := c.ExecuteWorkflow(ctx, opts, pipelinesv1.WorkflowType, in)
+	var started *serviceerror.WorkflowExecutionAlreadyStarted
+	if errors.As(err, &started) {
+		return c.GetWorkflow(ctx, in.RunID, ""), fmt.Errorf("%w: %s", ErrRunExists, in.RunID)
+	}
+	return run, err
+}
+
+// State queries a run's live state (works for finished runs too, from their history).
+func State(ctx context.Context, c client.Client, runID string) (pipelinesv1.RunState, error) {
+	var st pipelinesv1.RunState
+	v, err := c.QueryWorkflow(ctx, runID, "", pipelinesv1.QueryState)
+	if err != nil {
+		return st, err
+	}
+	return st, v.Get(&st)
+}

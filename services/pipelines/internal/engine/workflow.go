@@ -1,0 +1,858 @@
+package engine
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	enums "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/sluice-ml/sluice/libs/events"
+	wf "github.com/sluice-ml/sluice/libs/workflow"
+	"github.com/sluice-ml/sluice/services/pipelines/api/pipelinesv1"
+	"github.com/sluice-ml/sluice/services/pipelines/internal/dag"
+	"github.com/sluice-ml/sluice/services/pipelines/internal/spec"
+)
+
+// DAGWorkflowType is the child workflow that runs a nested DAG component or a batch of loop iterations.
+const DAGWorkflowType = "PipelineDAG"
+
+// maxBatchSteps bounds the activities one loop-batch child workflow runs (about 6 history events each),
+// keeping every history well under 4,096 events.
+const maxBatchSteps = 200
+
+// stepHeartbeat is how often a running step must heartbeat; a worker that dies is noticed after this.
+const stepHeartbeat = 10 * time.Second
+
+// ErrTypeRunFailed is the application error type of a run that finished with failed tasks.
+const ErrTypeRunFailed = "sluice.RunFailed"
+
+// taskResult is the final state of one task inside a DAG scope.
+type taskResult struct {
+	State   string
+	Error   string
+	Outputs outputs
+}
+
+// scope is one DAG being walked: the root DAG or a nested DAG / loop iteration body.
+type scope struct {
+	Path   string
+	Comp   *dag.Component
+	Params map[string]any
+	Arts   map[string][]Artifact
+}
+
+type runner struct {
+	in       pipelinesv1.RunInput
+	p        *dag.Pipeline
+	state    pipelinesv1.RunState
+	index    map[string]int
+	pending  []workflow.Future
+	canceled bool
+}
+
+func compileSpec(src string) (*dag.Pipeline, error) {
+	p, err := spec.Parse([]byte(src))
+	if err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// RunWorkflow runs one pipeline run. Its workflow ID is the run ID; its state is served by the "state"
+// query as a pipelinesv1.RunState. It fails when a task fails and reports canceled when cancelled (exit
+// handlers still run).
+func RunWorkflow(ctx workflow.Context, in pipelinesv1.RunInput) (pipelinesv1.RunResult, error) {
+	p, err := compileSpec(in.Spec)
+	if err != nil {
+		return pipelinesv1.RunResult{State: pipelinesv1.RunFailed, Error: err.Error()}, wf.NonRetryable(wf.ErrTypeInvalidSpec, err)
+	}
+	params, err := p.ResolveInputs(in.Parameters)
+	if err != nil {
+		return pipelinesv1.RunResult{State: pipelinesv1.RunFailed, Error: err.Error()}, wf.NonRetryable(wf.ErrTypeInvalidSpec, err)
+	}
+	r := newRunner(in, p)
+	r.state.State = pipelinesv1.RunRunning
+	r.state.CreatedAt = workflow.Now(ctx)
+	if err := workflow.SetQueryHandler(ctx, pipelinesv1.QueryState, func() (pipelinesv1.RunState, error) {
+		return r.snapshot(), nil
+	}); err != nil {
+		return pipelinesv1.RunResult{}, err
+	}
+	r.notifyRun(ctx, events.PipelineRunStartedV1, pipelinesv1.RunRunning, "")
+
+	st, msg, out := r.runDAG(ctx, scope{Comp: p.Root, Params: params})
+
+	now := workflow.Now(ctx)
+	r.state.FinishedAt = &now
+	r.state.State, r.state.Error = st, msg
+	res := pipelinesv1.RunResult{State: st, Error: msg, Tasks: map[string]pipelinesv1.TaskOutputs{}}
+	for _, t := range r.state.Tasks {
+		if t.Outputs != nil && (t.State == pipelinesv1.TaskSucceeded || t.State == pipelinesv1.TaskCached) {
+			res.Tasks[t.Path] = *t.Outputs
+		}
+	}
+	_ = out
+	dctx, _ := workflow.NewDisconnectedContext(ctx)
+	switch st {
+	case pipelinesv1.RunSucceeded:
+		r.notifyRun(dctx, events.PipelineRunSucceededV1, st, "")
+	case pipelinesv1.RunCancelled:
+		r.notifyRun(dctx, events.PipelineRunCancelledV1, st, msg)
+	default:
+		r.notifyRun(dctx, events.PipelineRunFailedV1, st, msg)
+	}
+	r.wait(dctx)
+	switch st {
+	case pipelinesv1.RunSucceeded:
+		return res, nil
+	case pipelinesv1.RunCancelled:
+		return res, temporal.NewCanceledError(msg)
+	default:
+		return res, temporal.NewNonRetryableApplicationError(msg, ErrTypeRunFailed, nil, res)
+	}
+}
+
+// DAGWorkflow runs a nested DAG component once, or a batch of loop iterations, for its parent run.
+func DAGWorkflow(ctx workflow.Context, in ScopeInput) (ScopeResult, error) {
+	p, err := compileSpec(in.Run.Spec)
+	if err != nil {
+		return ScopeResult{}, wf.NonRetryable(wf.ErrTypeInvalidSpec, err)
+	}
+	comp, ok := p.Component(in.Component)
+	if !ok {
+		return ScopeResult{}, wf.NonRetryable(wf.ErrTypeInvalidSpec, fmt.Errorf("unknown component %q", in.Component))
+	}
+	r := newRunner(in.Run, p)
+	if err := workflow.SetQueryHandler(ctx, pipelinesv1.QueryState, func() (pipelinesv1.RunState, error) {
+		return r.snapshot(), nil
+	}); err != nil {
+		return ScopeResult{}, err
+	}
+	var res ScopeResult
+	if in.Loop == nil {
+		st, msg, out := r.runDAG(ctx, scope{Path: in.Path, Comp: comp, Params: in.Params, Arts: in.Artifacts})
+		res = ScopeResult{State: st, Error: msg, Outputs: out}
+	} else {
+		res = r.runBatch(ctx, in, comp)
+	}
+	dctx, _ := workflow.NewDisconnectedContext(ctx)
+	r.wait(dctx)
+	res.Tasks = r.state.Tasks
+	return res, nil
+}
+
+func newRunner(in pipelinesv1.RunInput, p *dag.Pipeline) *runner {
+	return &runner{
+		in: in, p: p, index: map[string]int{},
+		state: pipelinesv1.RunState{RunID: in.RunID, RunName: in.RunName, PipelineName: p.Name, ExperimentID: in.ExperimentID, State: pipelinesv1.RunPending},
+	}
+}
+
+func (r *runner) snapshot() pipelinesv1.RunState {
+	s := r.state
+	s.Tasks = append([]pipelinesv1.TaskState(nil), r.state.Tasks...)
+	return s
+}
+
+// setTask records a task transition for the state query.
+func (r *runner) setTask(ctx workflow.Context, path, name, state string, mutate func(*pipelinesv1.TaskState)) {
+	i, ok := r.index[path]
+	if !ok {
+		r.state.Tasks = append(r.state.Tasks, pipelinesv1.TaskState{Path: path, Name: name})
+		i = len(r.state.Tasks) - 1
+		r.index[path] = i
+	}
+	t := &r.state.Tasks[i]
+	now := workflow.Now(ctx)
+	t.State = state
+	switch state {
+	case pipelinesv1.TaskRunning:
+		if t.StartedAt == nil {
+			t.StartedAt = &now
+		}
+	case pipelinesv1.TaskPending:
+	default:
+		t.FinishedAt = &now
+	}
+	if mutate != nil {
+		mutate(t)
+	}
+}
+
+func (r *runner) mergeTasks(tasks []pipelinesv1.TaskState) {
+	for _, t := range tasks {
+		if i, ok := r.index[t.Path]; ok {
+			r.state.Tasks[i] = t
+			continue
+		}
+		r.state.Tasks = append(r.state.Tasks, t)
+		r.index[t.Path] = len(r.state.Tasks) - 1
+	}
+}
+
+// wait blocks until every fire-and-forget notification activity finished.
+func (r *runner) wait(ctx workflow.Context) {
+	for _, f := range r.pending {
+		_ = f.Get(ctx, nil)
+	}
+	r.pending = nil
+}
+
+func (r *runner) notifyRun(ctx workflow.Context, typ, state, msg string) {
+	ev := &pipelinesv1.RunEvent{RunID: r.in.RunID, RunName: r.in.RunName, PipelineName: r.p.Name, ExperimentID: r.in.ExperimentID,
+		State: state, Error: msg, Time: workflow.Now(ctx)}
+	r.notify(ctx, NotifyInput{Run: ev, RunType: typ})
+}
+
+func (r *runner) notifyTask(ctx workflow.Context, typ string, ev pipelinesv1.TaskEvent) {
+	ev.RunID, ev.PipelineName, ev.Time = r.in.RunID, r.p.Name, workflow.Now(ctx)
+	r.notify(ctx, NotifyInput{Tasks: []pipelinesv1.TaskEvent{ev}, TaskType: typ})
+}
+
+func (r *runner) notify(ctx workflow.Context, in NotifyInput) {
+	var a *Activities
+	actx := workflow.WithActivityOptions(ctx, wf.ShortActivity())
+	r.pending = append(r.pending, workflow.ExecuteActivity(actx, a.Notify, in))
+}
+
+func joinPath(parent, name string) string {
+	if parent == "" {
+		return name
+	}
+	return parent + "/" + name
+}
+
+type taskDone struct {
+	Name   string
+	Result taskResult
+}
+
+// runDAG walks one DAG scope: tasks start as soon as their upstream tasks are final, independent tasks
+// run in parallel. It returns the scope's state, error text and DAG outputs.
+func (r *runner) runDAG(ctx workflow.Context, sc scope) (string, string, outputs) {
+	d := sc.Comp.DAG
+	results := map[string]*taskResult{}
+	started := map[string]bool{}
+	done := workflow.NewBufferedChannel(ctx, len(d.Tasks)+1)
+	dctx, _ := workflow.NewDisconnectedContext(ctx)
+	running := 0
+	for {
+		for progressed := true; progressed; {
+			progressed = false
+			for _, t := range d.Tasks {
+				if started[t.Name] || !depsFinal(t, results) {
+					continue
+				}
+				started[t.Name] = true
+				path := joinPath(sc.Path, t.Name)
+				state, why, params, arts := r.prepare(ctx, sc, t, results)
+				if state != "" {
+					results[t.Name] = &taskResult{State: state, Error: why}
+					r.setTask(ctx, path, t.Name, state, func(ts *pipelinesv1.TaskState) { ts.Error = why })
+					if state == pipelinesv1.TaskSkipped || state == pipelinesv1.TaskOmitted {
+						r.notifyTask(dctx, events.PipelineTaskSkippedV1, pipelinesv1.TaskEvent{TaskPath: path, TaskName: t.Name, State: state, Error: why})
+					}
+					progressed = true
+					continue
+				}
+				running++
+				tctx := ctx
+				if t.ExitHandler || t.Strategy == dag.AllUpstreamCompleted {
+					tctx = dctx // exit handlers run even when the run is cancelled
+				}
+				task := t
+				workflow.Go(tctx, func(gctx workflow.Context) {
+					res := r.runTask(gctx, sc, task, path, params, arts)
+					done.Send(gctx, taskDone{Name: task.Name, Result: res})
+				})
+			}
+		}
+		if running == 0 {
+			break
+		}
+		var td taskDone
+		done.Receive(dctx, &td)
+		running--
+		res := td.Result
+		results[td.Name] = &res
+	}
+	if ctx.Err() != nil {
+		r.canceled = true
+	}
+	return r.scopeState(d, results, sc)
+}
+
+func depsFinal(t *dag.Task, results map[string]*taskResult) bool {
+	for _, dep := range t.DependsOn {
+		if results[dep] == nil {
+			return false
+		}
+	}
+	return true
+}
+
+func succeeded(state string) bool {
+	return state == pipelinesv1.TaskSucceeded || state == pipelinesv1.TaskCached
+}
+
+// prepare decides whether task t runs: it returns a final state (SKIPPED, OMITTED, CANCELED, FAILED)
+// with the reason when it does not, else its resolved inputs.
+func (r *runner) prepare(ctx workflow.Context, sc scope, t *dag.Task, results map[string]*taskResult) (string, string, map[string]any, map[string][]Artifact) {
+	exit := t.ExitHandler || t.Strategy == dag.AllUpstreamCompleted
+	if !exit {
+		if ctx.Err() != nil {
+			return pipelinesv1.TaskCancelled, "run cancelled before the task started", nil, nil
+		}
+		for _, dep := range t.DependsOn {
+			switch st := results[dep].State; {
+			case succeeded(st):
+			case st == pipelinesv1.TaskSkipped:
+				return pipelinesv1.TaskSkipped, fmt.Sprintf("upstream task %q was skipped", dep), nil, nil
+			default:
+				return pipelinesv1.TaskOmitted, fmt.Sprintf("upstream task %q is %s", dep, st), nil, nil
+			}
+		}
+	}
+	params, arts, err := r.resolveInputs(sc, t, results)
+	if err != nil {
+		return pipelinesv1.TaskFailed, err.Error(), nil, nil
+	}
+	if t.Condition != "" {
+		ok, err := dag.EvalCondition(t.Condition, params)
+		if err != nil {
+			return pipelinesv1.TaskFailed, fmt.Sprintf("condition %q: %v", t.Condition, err), nil, nil
+		}
+		if !ok {
+			return pipelinesv1.TaskSkipped, fmt.Sprintf("condition %q is false", t.Condition), nil, nil
+		}
+	}
+	return "", "", params, arts
+}
+
+// resolveInputs computes the values of a task's input bindings.
+func (r *runner) resolveInputs(sc scope, t *dag.Task, results map[string]*taskResult) (map[string]any, map[string][]Artifact, error) {
+	params := map[string]any{}
+	arts := map[string][]Artifact{}
+	var templated []dag.Binding
+	for _, b := range t.Inputs {
+		src := b.Source
+		var v any
+		var list []Artifact
+		switch src.Kind {
+		case dag.SourceConstant:
+			if b.Templated {
+				templated = append(templated, b)
+				continue
+			}
+			v = src.Constant
+		case dag.SourceComponentInput:
+			if b.Kind == dag.IOArtifact {
+				a, ok := sc.Arts[src.Input]
+				if !ok {
+					return nil, nil, fmt.Errorf("input artifact %q: enclosing input %q has no value", b.Name, src.Input)
+				}
+				list = a
+			} else {
+				pv, ok := sc.Params[src.Input]
+				if !ok {
+					continue // optional input without value
+				}
+				v = pv
+			}
+		case dag.SourceTaskOutputParameter:
+			res := results[src.Task]
+			if res == nil || res.Outputs.Params == nil {
+				return nil, nil, fmt.Errorf("input %q: task %q produced no parameters", b.Name, src.Task)
+			}
+			pv, ok := res.Outputs.Params[src.Output]
+			if !ok {
+				return nil, nil, fmt.Errorf("input %q: task %q has no output parameter %q", b.Name, src.Task, src.Output)
+			}
+			v = pv
+		case dag.SourceTaskOutputArtifact:
+			res := results[src.Task]
+			if res == nil || len(res.Outputs.Artifacts[src.Output]) == 0 && !isLoopOutput(res) {
+				return nil, nil, fmt.Errorf("input %q: task %q has no output artifact %q", b.Name, src.Task, src.Output)
+			}
+			list = res.Outputs.Artifacts[src.Output]
+		case dag.SourceTaskFinalStatus:
+			res := results[src.Task]
+			st := dag.TaskFinalStatus{State: finalStatusState(res.State), PipelineJobResourceName: r.in.RunID, PipelineTaskName: src.Task}
+			if res.Error != "" {
+				st.Error = &dag.StatusError{Code: 2, Message: res.Error}
+			}
+			raw, _ := json.Marshal(st)
+			var m map[string]any
+			_ = json.Unmarshal(raw, &m)
+			v = m
+		default:
+			return nil, nil, fmt.Errorf("input %q: unsupported source %q", b.Name, src.Kind)
+		}
+		if b.Kind == dag.IOArtifact {
+			arts[b.Name] = list
+			continue
+		}
+		if b.Selector != "" {
+			sv, err := dag.EvalSelector(b.Selector, v)
+			if err != nil {
+				return nil, nil, fmt.Errorf("input %q: selector: %w", b.Name, err)
+			}
+			v = sv
+		}
+		if b.Type != "" {
+			cv, err := dag.CoerceValue(v, b.Type)
+			if err != nil {
+				return nil, nil, fmt.Errorf("input %q: %w", b.Name, err)
+			}
+			v = cv
+		}
+		params[b.Name] = v
+	}
+	for _, b := range templated {
+		s, _ := b.Source.Constant.(string)
+		v, err := dag.RenderString(s, dag.ExecutorContext{Parameters: params})
+		if err != nil {
+			return nil, nil, fmt.Errorf("input %q: %w", b.Name, err)
+		}
+		params[b.Name] = v
+	}
+	return params, arts, nil
+}
+
+func isLoopOutput(res *taskResult) bool { return res.Outputs.Artifacts != nil }
+
+func finalStatusState(s string) string {
+	switch s {
+	case pipelinesv1.TaskSucceeded, pipelinesv1.TaskCached:
+		return "SUCCEEDED"
+	case pipelinesv1.TaskCancelled:
+		return "CANCELLED"
+	case pipelinesv1.TaskSkipped, pipelinesv1.TaskOmitted:
+		return "SKIPPED"
+	default:
+		return "FAILED"
+	}
+}
+
+// scopeState folds task results into the scope's state and selects the DAG outputs.
+func (r *runner) scopeState(d *dag.DAG, results map[string]*taskResult, sc scope) (string, string, outputs) {
+	var failed []string
+	for _, t := range d.Tasks {
+		res := results[t.Name]
+		if res == nil {
+			continue
+		}
+		if res.State == pipelinesv1.TaskFailed {
+			failed = append(failed, fmt.Sprintf("%s: %s", joinPath(sc.Path, t.Name), res.Error))
+		}
+	}
+	out := outputs{}
+	for _, op := range d.Outputs.Parameters {
+		for _, sel := range op.Selectors {
+			res := results[sel.Task]
+			if res == nil || res.Outputs.Params == nil {
+				continue
+			}
+			if v, ok := res.Outputs.Params[sel.Output]; ok {
+				if out.Params == nil {
+					out.Params = map[string]any{}
+				}
+				out.Params[op.Name] = v
+				break
+			}
+		}
+	}
+	for _, oa := range d.Outputs.Artifacts {
+		for _, sel := range oa.Selectors {
+			res := results[sel.Task]
+			if res == nil {
+				continue
+			}
+			if l := res.Outputs.Artifacts[sel.Output]; len(l) > 0 {
+				if out.Artifacts == nil {
+					out.Artifacts = map[string][]Artifact{}
+				}
+				out.Artifacts[oa.Name] = append(out.Artifacts[oa.Name], l...)
+			}
+		}
+	}
+	switch {
+	case r.canceled:
+		return pipelinesv1.RunCancelled, "run cancelled", out
+	case len(failed) > 0:
+		return pipelinesv1.RunFailed, strings.Join(failed, "; "), out
+	default:
+		return pipelinesv1.RunSucceeded, "", out
+	}
+}
+
+// runTask runs one started task: a loop, a nested DAG or a container step.
+func (r *runner) runTask(ctx workflow.Context, sc scope, t *dag.Task, path string, params map[string]any, arts map[string][]Artifact) taskResult {
+	comp, ok := r.p.TaskComponent(t)
+	if !ok {
+		return r.finish(ctx, path, t.Name, taskResult{State: pipelinesv1.TaskFailed, Error: fmt.Sprintf("unknown component %q", t.ComponentRef)})
+	}
+	if prev, ok := r.in.Reuse[path]; ok && t.Iterator == nil {
+		res := taskResult{State: pipelinesv1.TaskSucceeded, Outputs: fromPublic(prev)}
+		return r.finish(ctx, path, t.Name, res)
+	}
+	r.setTask(ctx, path, t.Name, pipelinesv1.TaskRunning, nil)
+	switch {
+	case t.Iterator != nil:
+		return r.finish(ctx, path, t.Name, r.runLoop(ctx, t, comp, path, params, arts))
+	case comp.Kind == dag.KindDAG:
+		in := ScopeInput{Run: r.in, PipelineName: r.p.Name, Component: comp.Name, TaskName: t.Name, Path: path, Params: params, Artifacts: arts}
+		res := r.runChild(ctx, path, in)
+		return r.finish(ctx, path, t.Name, taskResult{State: taskStateOf(res.State), Error: res.Error, Outputs: res.Outputs})
+	default:
+		return r.finish(ctx, path, t.Name, r.runStep(ctx, t.Name, path, comp, t.Retry, t.EnableCache, params, arts))
+	}
+}
+
+func taskStateOf(scopeState string) string {
+	switch scopeState {
+	case pipelinesv1.RunSucceeded:
+		return pipelinesv1.TaskSucceeded
+	case pipelinesv1.RunCancelled:
+		return pipelinesv1.TaskCancelled
+	default:
+		return pipelinesv1.TaskFailed
+	}
+}
+
+func (r *runner) finish(ctx workflow.Context, path, name string, res taskResult) taskResult {
+	r.setTask(ctx, path, name, res.State, func(ts *pipelinesv1.TaskState) {
+		ts.Error = res.Error
+		if succeeded(res.State) {
+			ts.Outputs = res.Outputs.public()
+		}
+	})
+	return res
+}
+
+// runChild runs a DAG child workflow and merges its task states into this run's state.
+func (r *runner) runChild(ctx workflow.Context, id string, in ScopeInput) ScopeResult {
+	cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
+		WorkflowID:          r.in.RunID + "/" + id,
+		TaskQueue:           pipelinesv1.TaskQueue,
+		ParentClosePolicy:   enums.PARENT_CLOSE_POLICY_TERMINATE,
+		WaitForCancellation: true,
+	})
+	var res ScopeResult
+	err := workflow.ExecuteChildWorkflow(cctx, DAGWorkflowType, in).Get(ctx, &res)
+	r.mergeTasks(res.Tasks)
+	if err != nil {
+		var ce *temporal.CanceledError
+		if errors.As(err, &ce) || ctx.Err() != nil {
+			return ScopeResult{State: pipelinesv1.RunCancelled, Error: "cancelled"}
+		}
+		return ScopeResult{State: pipelinesv1.RunFailed, Error: err.Error()}
+	}
+	return res
+}
+
+// runLoop fans a task out over its items (ParallelFor) in child workflows of at most maxBatchSteps
+// steps each, then merges the iterations' outputs in item order.
+func (r *runner) runLoop(ctx workflow.Context, t *dag.Task, comp *dag.Component, path string, params map[string]any, arts map[string][]Artifact) taskResult {
+	it := t.Iterator
+	var items []any
+	var itemArts []Artifact
+	n := 0
+	switch {
+	case it.Artifact:
+		itemArts = arts[it.InputArtifact]
+		n = len(itemArts)
+	case it.HasRaw:
+		items = it.Raw
+		n = len(items)
+	default:
+		v, ok := params[it.InputParameter]
+		if !ok {
+			return taskResult{State: pipelinesv1.TaskFailed, Error: fmt.Sprintf("loop items %q have no value", it.InputParameter)}
+		}
+		list, err := asList(v)
+		if err != nil {
+			return taskResult{State: pipelinesv1.TaskFailed, Error: fmt.Sprintf("loop items %q: %v", it.InputParameter, err)}
+		}
+		items = list
+		n = len(items)
+	}
+	base := map[string]any{}
+	for _, k := range sortedKeys(params) {
+		if k != it.InputParameter {
+			base[k] = params[k]
+		}
+	}
+	perIter := 1
+	if comp.Kind == dag.KindDAG {
+		perIter = max(1, countSteps(r.p, comp))
+	}
+	size := max(1, maxBatchSteps/perIter)
+	if it.ParallelismLimit > 0 {
+		size = max(size, it.ParallelismLimit)
+	}
+	var batches []ScopeInput
+	for first := 0; first < n; first += size {
+		last := min(n, first+size)
+		b := &LoopBatch{ItemInput: it.ItemInput, Artifact: it.Artifact, First: first, Parallelism: it.ParallelismLimit}
+		if it.Artifact {
+			b.ItemArtifacts = itemArts[first:last]
+		} else {
+			b.Items = items[first:last]
+		}
+		batches = append(batches, ScopeInput{Run: r.in, PipelineName: r.p.Name, Component: comp.Name, TaskName: t.Name, Path: path,
+			Params: base, Artifacts: arts, Loop: b, Retry: t.Retry, EnableCache: t.EnableCache})
+	}
+	results := make([]ScopeResult, len(batches))
+	if it.ParallelismLimit > 0 {
+		for i, b := range batches { // one batch at a time keeps the global limit
+			results[i] = r.runChild(ctx, fmt.Sprintf("%s/batch-%d", path, i), b)
+		}
+	} else {
+		futures := make([]workflow.Channel, len(batches))
+		for i, b := range batches {
+			ch := workflow.NewBufferedChannel(ctx, 1)
+			futures[i] = ch
+			i, b := i, b
+			workflow.Go(ctx, func(gctx workflow.Context) {
+				ch.Send(gctx, r.runChild(gctx, fmt.Sprintf("%s/batch-%d", path, i), b))
+			})
+		}
+		dctx, _ := workflow.NewDisconnectedContext(ctx)
+		for i, ch := range futures {
+			ch.Receive(dctx, &results[i])
+		}
+	}
+	merged := outputs{Params: map[string]any{}, Artifacts: map[string][]Artifact{}}
+	for _, op := range comp.OutputParams {
+		merged.Params[op.Name] = []any{}
+	}
+	for _, oa := range comp.OutputArtifacts {
+		merged.Artifacts[oa.Name] = []Artifact{}
+	}
+	state := pipelinesv1.TaskSucceeded
+	var errs []string
+	for _, res := range results {
+		switch res.State {
+		case pipelinesv1.RunCancelled:
+			state = pipelinesv1.TaskCancelled
+		case pipelinesv1.RunFailed:
+			if state != pipelinesv1.TaskCancelled {
+				state = pipelinesv1.TaskFailed
+			}
+			errs = append(errs, res.Error)
+		}
+		for _, io := range res.Iterations {
+			for _, op := range comp.OutputParams {
+				merged.Params[op.Name] = append(merged.Params[op.Name].([]any), io.Params[op.Name])
+			}
+			for _, oa := range comp.OutputArtifacts {
+				merged.Artifacts[oa.Name] = append(merged.Artifacts[oa.Name], io.Artifacts[oa.Name]...)
+			}
+		}
+	}
+	return taskResult{State: state, Error: strings.Join(errs, "; "), Outputs: merged}
+}
+
+// runBatch runs a slice of loop iterations inside a DAG child workflow.
+func (r *runner) runBatch(ctx workflow.Context, in ScopeInput, comp *dag.Component) ScopeResult {
+	b := in.Loop
+	n := len(b.Items)
+	if b.Artifact {
+		n = len(b.ItemArtifacts)
+	}
+	iters := make([]outputs, n)
+	states := make([]string, n)
+	errs := make([]string, n)
+	done := workflow.NewBufferedChannel(ctx, n+1)
+	dctx, _ := workflow.NewDisconnectedContext(ctx)
+	limit := b.Parallelism
+	if limit <= 0 {
+		limit = n
+	}
+	next, running := 0, 0
+	for next < n || running > 0 {
+		for running < limit && next < n {
+			i := next
+			next++
+			running++
+			path := in.Path + "/" + strconv.Itoa(b.First+i)
+			params := map[string]any{}
+			for _, k := range sortedKeys(in.Params) {
+				params[k] = in.Params[k]
+			}
+			arts := map[string][]Artifact{}
+			for _, k := range sortedKeys(in.Artifacts) {
+				arts[k] = in.Artifacts[k]
+			}
+			if b.Artifact {
+				arts[b.ItemInput] = []Artifact{b.ItemArtifacts[i]}
+			} else {
+				params[b.ItemInput] = b.Items[i]
+			}
+			workflow.Go(ctx, func(gctx workflow.Context) {
+				var res taskResult
+				if ctx.Err() != nil {
+					res = taskResult{State: pipelinesv1.TaskCancelled}
+				} else if comp.Kind == dag.KindDAG {
+					st, msg, out := r.runDAG(gctx, scope{Path: path, Comp: comp, Params: params, Arts: arts})
+					res = taskResult{State: taskStateOf(st), Error: msg, Outputs: out}
+				} else {
+					r.setTask(gctx, path, in.TaskName, pipelinesv1.TaskRunning, nil)
+					res = r.finish(gctx, path, in.TaskName, r.runStep(gctx, in.TaskName, path, comp, in.Retry, in.EnableCache, params, arts))
+				}
+				done.Send(gctx, iterDone{Index: i, Result: res})
+			})
+		}
+		var d iterDone
+		done.Receive(dctx, &d)
+		running--
+		iters[d.Index], states[d.Index], errs[d.Index] = d.Result.Outputs, d.Result.State, d.Result.Error
+	}
+	res := ScopeResult{State: pipelinesv1.RunSucceeded, Iterations: iters, IterStates: states}
+	var msgs []string
+	for i, st := range states {
+		switch st {
+		case pipelinesv1.TaskCancelled:
+			res.State = pipelinesv1.RunCancelled
+		case pipelinesv1.TaskFailed:
+			if res.State != pipelinesv1.RunCancelled {
+				res.State = pipelinesv1.RunFailed
+			}
+			msgs = append(msgs, fmt.Sprintf("%s/%d: %s", in.Path, b.First+i, errs[i]))
+		}
+	}
+	res.Error = strings.Join(msgs, "; ")
+	return res
+}
+
+type iterDone struct {
+	Index  int
+	Result taskResult
+}
+
+// runStep runs a container task: cache lookup and attempts with the task's retry policy. Backoff waits
+// are workflow timers, so a cancel during backoff starts no new attempt.
+func (r *runner) runStep(ctx workflow.Context, name, path string, comp *dag.Component, retry *dag.RetryPolicy, enableCache bool, params map[string]any, arts map[string][]Artifact) taskResult {
+	ex := comp.Executor
+	in := StepInput{
+		RunID: r.in.RunID, PipelineName: r.p.Name, TaskPath: path, TaskName: name, Component: comp.Name,
+		Image: ex.Image, Command: ex.Command, Args: ex.Args, Params: params, Artifacts: arts,
+		OutputParams: map[string]string{}, OutputArtifacts: map[string]string{},
+	}
+	if len(ex.Env) > 0 {
+		in.Env = map[string]string{}
+		for _, e := range ex.Env {
+			in.Env[e.Name] = e.Value
+		}
+	}
+	for _, op := range comp.OutputParams {
+		in.OutputParams[op.Name] = string(op.Type)
+	}
+	for _, oa := range comp.OutputArtifacts {
+		in.OutputArtifacts[oa.Name] = oa.SchemaTitle
+	}
+	if enableCache && !r.in.DisableCache {
+		digests := map[string][]string{}
+		for _, k := range sortedKeys(arts) {
+			for _, a := range arts[k] {
+				digests[k] = append(digests[k], a.Digest)
+			}
+		}
+		in.Fingerprint = dag.Fingerprint(comp, params, digests)
+		in.MaxStaleness = int64(r.in.CacheMaxStaleness)
+	}
+	maxRetries := 0
+	if retry != nil {
+		maxRetries = retry.MaxRetryCount
+	}
+	var a *Activities
+	actx := workflow.WithActivityOptions(ctx, wf.LongActivity(stepHeartbeat, 7*24*time.Hour))
+	var lastErr string
+	for attempt := 1; ; attempt++ {
+		in.Attempt = attempt
+		in.LastAttempt = attempt > maxRetries
+		r.setTask(ctx, path, name, pipelinesv1.TaskRunning, func(ts *pipelinesv1.TaskState) { ts.Attempts = attempt })
+		var out StepResult
+		err := workflow.ExecuteActivity(actx, a.RunStep, in).Get(ctx, &out)
+		if err == nil {
+			res := taskResult{State: pipelinesv1.TaskSucceeded, Outputs: out.Outputs}
+			if out.Cached {
+				res.State = pipelinesv1.TaskCached
+			}
+			r.setTask(ctx, path, name, pipelinesv1.TaskRunning, func(ts *pipelinesv1.TaskState) { ts.LogURI = out.LogURI })
+			return res
+		}
+		var ce *temporal.CanceledError
+		if errors.As(err, &ce) || ctx.Err() != nil {
+			return taskResult{State: pipelinesv1.TaskCancelled, Error: "cancelled"}
+		}
+		lastErr = rootMessage(err)
+		if wf.ErrorType(err) == wf.ErrTypeInvalidSpec || attempt > maxRetries {
+			break
+		}
+		r.setTask(ctx, path, name, pipelinesv1.TaskRunning, func(ts *pipelinesv1.TaskState) { ts.Error = lastErr })
+		if d := retry.Delay(attempt); d > 0 {
+			if err := workflow.Sleep(ctx, d); err != nil {
+				return taskResult{State: pipelinesv1.TaskCancelled, Error: "cancelled during retry backoff after: " + lastErr}
+			}
+		}
+	}
+	return taskResult{State: pipelinesv1.TaskFailed, Error: lastErr}
+}
+
+// rootMessage returns the innermost application error message (Temporal wraps activity errors).
+func rootMessage(err error) string {
+	var ae *temporal.ApplicationError
+	if errors.As(err, &ae) {
+		return ae.Error()
+	}
+	return err.Error()
+}
+
+func countSteps(p *dag.Pipeline, c *dag.Component) int {
+	if c.DAG == nil {
+		return 1
+	}
+	n := 0
+	for _, t := range c.DAG.Tasks {
+		sub, ok := p.TaskComponent(t)
+		if !ok {
+			continue
+		}
+		n += countSteps(p, sub)
+	}
+	return n
+}
+
+// asList reads loop items: a JSON list value or a string holding a JSON list.
+func asList(v any) ([]any, error) {
+	switch x := v.(type) {
+	case []any:
+		return x, nil
+	case string:
+		var l []any
+		if err := json.Unmarshal([]byte(x), &l); err != nil {
+			return nil, fmt.Errorf("not a JSON list: %w", err)
+		}
+		return l, nil
+	default:
+		return nil, fmt.Errorf("not a list: %T", v)
+	}
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

@@ -1,0 +1,13 @@
+// Command serving runs the Sluice serving service on its own; see platform.Config for its environment.
+package main
+
+import (
+	"os"
+
+	"github.com/sluice-ml/sluice/libs/platform"
+	"github.com/sluice-ml/sluice/services/serving/app"
+)
+
+func main() {
+	os.Exit(platform.Main(app.Name, app.Build))
+}

@@ -1,0 +1,13 @@
+// Command training runs the Sluice training service on its own; see platform.Config for its environment.
+package main
+
+import (
+	"os"
+
+	"github.com/sluice-ml/sluice/libs/platform"
+	"github.com/sluice-ml/sluice/services/training/app"
+)
+
+func main() {
+	os.Exit(platform.Main(app.Name, app.Build))
+}
