@@ -4,6 +4,8 @@
 set -euo pipefail
 need=()
 command -v busybox >/dev/null 2>&1 || need+=(busybox-static)
+# notebooks: Debian's Jupyter Notebook 6 and the Python kernel (services/notebooks tests run real servers).
+{ [ -x /usr/bin/jupyter ] && python3 -c 'import ipykernel' >/dev/null 2>&1; } || need+=(jupyter-notebook python3-ipykernel)
 if [ ${#need[@]} -gt 0 ]; then
 	if [ "$(id -u)" = 0 ]; then
 		apt-get update -qq >/dev/null

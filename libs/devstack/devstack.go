@@ -49,6 +49,7 @@ type Stack struct {
 	temporal *temporalServer
 	ui       *temporalUI
 	s3       *S3Server
+	lock     *dirLock
 
 	closeOnce sync.Once
 	closeErr  error
@@ -60,6 +61,9 @@ type Stack struct {
 // namespace, the UI answers /healthz, and the S3 bucket exists. ctx bounds
 // start-up only; call Close to stop the stack. On error everything already
 // started is stopped.
+//
+// The data directory is locked while the stack runs: a second Start on it
+// fails with ErrDataDirInUse. Errors from an invalid cfg name the field.
 func Start(ctx context.Context, cfg Config) (*Stack, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("devstack: invalid config: %w", err)
@@ -71,6 +75,10 @@ func Start(ctx context.Context, cfg Config) (*Stack, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("devstack: create data dir: %w", err)
 	}
+	lock, err := lockDataDir(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
 	began := time.Now()
 	log := cfg.Logger
 	s := &Stack{
@@ -78,6 +86,7 @@ func Start(ctx context.Context, cfg Config) (*Stack, error) {
 		Namespace: Namespace,
 		S3Bucket:  Bucket,
 		log:       log,
+		lock:      lock,
 	}
 
 	var wg sync.WaitGroup
@@ -174,8 +183,9 @@ func (s *Stack) MinioClient() (*minio.Client, error) {
 	return mc, nil
 }
 
-// Close stops the UI, Temporal, NATS (after flushing JetStream) and S3, and
-// returns their errors joined. Safe to call more than once.
+// Close stops the UI, Temporal, NATS (after flushing JetStream) and S3,
+// releases the data directory, and returns the errors joined. Safe to call
+// more than once.
 func (s *Stack) Close() error {
 	s.closeOnce.Do(func() {
 		var errs []error
@@ -191,6 +201,9 @@ func (s *Stack) Close() error {
 		}
 		if s.s3 != nil {
 			errs = append(errs, s.s3.Close())
+		}
+		if s.lock != nil {
+			errs = append(errs, s.lock.unlock())
 		}
 		s.closeErr = errors.Join(errs...)
 	})

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -342,5 +343,17 @@ func TestBucketExists(t *testing.T) {
 	ok, err := minioClient(t, st).BucketExists(t.Context(), st.S3Bucket)
 	if err != nil || !ok {
 		t.Fatalf("BucketExists(%s) = %v, %v; want true, nil", st.S3Bucket, ok, err)
+	}
+}
+
+func TestSecondStartOnSameDataDirFails(t *testing.T) {
+	running := devstacktest.Stack(t)
+	st, err := devstack.Start(t.Context(), devstacktest.Config(running.DataDir))
+	if err == nil {
+		st.Close()
+		t.Fatal("second Start on a data dir in use succeeded")
+	}
+	if !errors.Is(err, devstack.ErrDataDirInUse) || !strings.Contains(err.Error(), "DataDir: "+running.DataDir) {
+		t.Errorf("second Start error = %v, want ErrDataDirInUse naming DataDir", err)
 	}
 }

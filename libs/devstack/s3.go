@@ -44,10 +44,11 @@ const (
 	// used to detect readiness. A bucket named "healthz" is therefore hidden.
 	s3HealthPath = "/healthz"
 
-	s3ReadyTimeout = 15 * time.Second // start-up bound when ctx has no deadline
-	s3StopTimeout  = 10 * time.Second // graceful stop before the child is killed
-	s3StartTries   = 3                // attempts when the port is picked at random
-	s3TailLines    = 20               // child output lines kept for error messages
+	s3ReadyTimeout  = 15 * time.Second // start-up bound when ctx has no deadline
+	s3StopTimeout   = 10 * time.Second // graceful stop before the child is killed
+	s3ShutdownGrace = time.Second      // child: in-flight requests get this long after stop
+	s3StartTries    = 3                // attempts when the port is picked at random
+	s3TailLines     = 20               // child output lines kept for error messages
 )
 
 // S3Config configures StartS3.
@@ -361,7 +362,8 @@ func runS3Child() error {
 	// Object metadata lives in user xattrs when the file system supports
 	// them (versitygw's default), otherwise in a sidecar directory.
 	var ms meta.MetadataStorer = meta.XattrMeta{}
-	opts := posix.PosixOpts{}
+	// Copies are limited to the S3 maximum of 5 GiB per request, as on AWS.
+	opts := posix.PosixOpts{CopyObjectThreshold: 5 << 30}
 	if err := (meta.XattrMeta{}).Test(cfg.Root); err != nil {
 		if err := os.MkdirAll(cfg.MetaDir, 0o755); err != nil {
 			return fmt.Errorf("create metadata dir: %w", err)
@@ -373,6 +375,14 @@ func runS3Child() error {
 		ms = sc
 		opts.SideCarDir = cfg.MetaDir
 	}
+	// The gateway's graceful shutdown waits up to 10 s for clients' idle
+	// keep-alive connections, which the parent's clients usually hold. The
+	// parent stops S3 after its users, so a short grace period is enough.
+	go func() {
+		<-ctx.Done()
+		time.Sleep(s3ShutdownGrace)
+		os.Exit(0)
+	}()
 	be, err := posix.New(cfg.Root, ms, opts) // changes the working directory
 	if err != nil {
 		return fmt.Errorf("posix backend: %w", err)

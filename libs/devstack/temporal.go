@@ -38,6 +38,7 @@ const (
 type temporalServer struct {
 	server  temporal.Server
 	address string // frontend gRPC host:port
+	log     temporalLogger
 }
 
 // startTemporal opens (creating and migrating on first use)
@@ -64,11 +65,12 @@ func startTemporal(ctx context.Context, dataDir string, frontendPort int, log *s
 		dynamicconfig.HistoryCacheHostLevelMaxSize.Key():                 8096,
 		dynamicconfig.FrontendMaxNamespaceVisibilityRPSPerInstance.Key(): 100,
 	}
+	tlog := newTemporalLogger(log, slog.LevelWarn)
 	srv, err := temporal.NewServer(
 		temporal.WithConfig(conf),
 		temporal.ForServices(temporal.DefaultServices),
 		temporal.WithStaticHosts(hosts),
-		temporal.WithLogger(newTemporalLogger(log, slog.LevelWarn)),
+		temporal.WithLogger(tlog),
 		temporal.WithAuthorizer(authorization.NewNoopAuthorizer()),
 		temporal.WithClaimMapper(func(*config.Config) authorization.ClaimMapper {
 			return authorization.NewNoopClaimMapper()
@@ -81,7 +83,7 @@ func startTemporal(ctx context.Context, dataDir string, frontendPort int, log *s
 	if err := srv.Start(); err != nil {
 		return nil, fmt.Errorf("temporal: start server: %w", err)
 	}
-	ts := &temporalServer{server: srv, address: hostPort(frontendPort)}
+	ts := &temporalServer{server: srv, address: hostPort(frontendPort), log: tlog}
 	if err := ts.waitReady(ctx, log); err != nil {
 		return nil, errors.Join(err, ts.stop())
 	}
@@ -209,6 +211,7 @@ func (ts *temporalServer) describeNamespace(ctx context.Context, log *slog.Logge
 }
 
 func (ts *temporalServer) stop() error {
+	ts.log.stopping.Store(true)
 	if err := ts.server.Stop(); err != nil {
 		return fmt.Errorf("temporal: stop: %w", err)
 	}

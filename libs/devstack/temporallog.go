@@ -3,6 +3,7 @@ package devstack
 import (
 	"context"
 	"log/slog"
+	"sync/atomic"
 
 	tlog "go.temporal.io/server/common/log"
 	"go.temporal.io/server/common/log/tag"
@@ -13,6 +14,11 @@ import (
 type temporalLogger struct {
 	log *slog.Logger
 	min slog.Level
+	// stopping, once set, turns every record into a debug record: while the
+	// server stops (and afterwards, from connections Temporal does not close)
+	// it reports each cancelled poll, dial and persistence call as a warning
+	// or error, which is expected then.
+	stopping *atomic.Bool
 }
 
 var (
@@ -22,12 +28,17 @@ var (
 )
 
 func newTemporalLogger(log *slog.Logger, min slog.Level) temporalLogger {
-	return temporalLogger{log: log, min: min}
+	return temporalLogger{log: log, min: min, stopping: new(atomic.Bool)}
 }
 
 func (l temporalLogger) emit(level slog.Level, msg string, tags []tag.Tag) {
 	ctx := context.Background()
-	if level < l.min || !l.log.Enabled(ctx, level) {
+	if l.stopping.Load() {
+		level = slog.LevelDebug
+	} else if level < l.min {
+		return
+	}
+	if !l.log.Enabled(ctx, level) {
 		return
 	}
 	l.log.LogAttrs(ctx, level, msg, tagAttrs(tags)...)
@@ -68,29 +79,34 @@ func (l temporalLogger) With(tags ...tag.Tag) tlog.Logger {
 	for _, a := range tagAttrs(tags) {
 		args = append(args, a)
 	}
-	return temporalLogger{log: l.log.With(args...), min: l.min}
+	return temporalLogger{log: l.log.With(args...), min: l.min, stopping: l.stopping}
 }
 
 // SLog lets Temporal components that want a *slog.Logger use ours directly
 // (see tlog.NewSlogLogger), with the same minimum level.
 func (l temporalLogger) SLog() *slog.Logger {
-	return slog.New(minLevelHandler{Handler: l.log.Handler(), min: l.min})
+	return slog.New(minLevelHandler{Handler: l.log.Handler(), min: l.min, stopping: l.stopping})
 }
 
-// minLevelHandler drops records below min.
+// minLevelHandler drops records below min, and all records once stopping
+// (optional) is set.
 type minLevelHandler struct {
 	slog.Handler
-	min slog.Level
+	min      slog.Level
+	stopping *atomic.Bool
 }
 
 func (h minLevelHandler) Enabled(ctx context.Context, level slog.Level) bool {
-	return level >= h.min && h.Handler.Enabled(ctx, level)
+	if level < h.min || (h.stopping != nil && h.stopping.Load()) {
+		return false
+	}
+	return h.Handler.Enabled(ctx, level)
 }
 
 func (h minLevelHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
-	return minLevelHandler{Handler: h.Handler.WithAttrs(attrs), min: h.min}
+	return minLevelHandler{Handler: h.Handler.WithAttrs(attrs), min: h.min, stopping: h.stopping}
 }
 
 func (h minLevelHandler) WithGroup(name string) slog.Handler {
-	return minLevelHandler{Handler: h.Handler.WithGroup(name), min: h.min}
+	return minLevelHandler{Handler: h.Handler.WithGroup(name), min: h.min, stopping: h.stopping}
 }

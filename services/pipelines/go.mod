@@ -3,6 +3,7 @@ module github.com/sluice-ml/sluice/services/pipelines
 go 1.26.8
 
 require (
-	github.com/google/cel-go v0.31.0 // indirect
-	gopkg.in/yaml.v3 v3.0.1 // indirect
+	github.com/google/cel-go v0.31.0
+	google.golang.org/protobuf v1.36.12
+	gopkg.in/yaml.v3 v3.0.1
 )

@@ -135,6 +135,7 @@ Stop it with Ctrl-C; a second start reuses the data.`,
 	f.StringVar(&logLevel, "log-level", "warn", "debug, info, warn or error")
 	f.StringVar(&runtimeKind, "runtime", "local", "where steps run: local, docker or kubernetes")
 	f.BoolVar(&quickstart, "quickstart", false, "once up, publish the CloudEvent that runs the quickstart pipeline and show its progress")
+	f.StringVar(&quickstartExamples, "examples-dir", quickstartExamples, "where the quickstart finds examples/pipelines")
 	return cmd
 }
 

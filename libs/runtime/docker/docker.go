@@ -4,7 +4,8 @@
 // The container is named Spec.Name and labelled runtime.LabelName=Spec.Name. Command becomes the
 // entrypoint and Args the CMD, as in a Kubernetes container (an empty Command keeps the image's
 // entrypoint). It runs with an init process (docker-init) so signals reach the program and its children
-// are reaped; a program ended by signal N reports 128+N. The image must already be present: this
+// are reaped; a program ended by signal N reports 128+N, and an executable that cannot be run reports
+// 127 (not found) or 126 (not executable) from Wait, as a shell would. The image must already be present: this
 // runtime never pulls.
 package docker
 
@@ -95,8 +96,8 @@ func (r *Runtime) Name() string { return runtime.NameDocker }
 // Start creates and starts a container for s. If a container named s.Name that this runtime created
 // already exists (a retried start), Start attaches to it instead (starting it if it was only created), so
 // Start is idempotent per name. A container of that name without the runtime's label yields
-// runtime.ErrNameInUse. A container that cannot start (e.g. executable not found) is removed and its
-// error returned.
+// runtime.ErrNameInUse. When several handles follow one container, the first to see it exit removes it
+// and the others may report ReasonDeleted. A container the daemon cannot start is removed and its error returned.
 func (r *Runtime) Start(ctx context.Context, s runtime.Spec) (runtime.Process, error) {
 	if err := s.Validate(); err != nil {
 		return nil, err
@@ -105,16 +106,26 @@ func (r *Runtime) Start(ctx context.Context, s runtime.Spec) (runtime.Process, e
 		return nil, fmt.Errorf("%w: spec.image: required by the docker runtime", runtime.ErrInvalidSpec)
 	}
 	api := context.WithoutCancel(ctx)
-	id, err := r.create(api, s)
+	id, out, err := r.create(api, s)
 	if err != nil {
 		return nil, err
 	}
 	p := &process{r: r, id: id, spec: s, done: make(chan struct{})}
-	go p.run(api, ctx)
+	go p.run(api, ctx, out)
 	return p, nil
 }
 
-func (r *Runtime) create(ctx context.Context, s runtime.Spec) (string, error) {
+// output is a multiplexed stdout/stderr stream of a container (the Engine's stdcopy framing).
+type output struct {
+	r     io.Reader
+	close func()
+}
+
+func (r *Runtime) wantsOutput(s runtime.Spec) bool { return s.Stdout != nil || s.Stderr != nil }
+
+// create makes and starts the container (or adopts an existing one). For a new container the output is
+// attached before the start, so none of it is missed; for an adopted one it is read from the logs.
+func (r *Runtime) create(ctx context.Context, s runtime.Spec) (string, *output, error) {
 	labels := map[string]string{}
 	for k, v := range s.Labels {
 		labels[k] = v
@@ -137,16 +148,29 @@ func (r *Runtime) create(ctx context.Context, s runtime.Spec) (string, error) {
 	}
 	created, err := r.cli.ContainerCreate(ctx, cfg, host, nil, nil, s.Name)
 	if cerrdefs.IsConflict(err) {
-		return r.adopt(ctx, s.Name)
+		id, err := r.adopt(ctx, s.Name)
+		return id, nil, err
 	}
 	if err != nil {
-		return "", fmt.Errorf("docker: create container %s: %w", s.Name, err)
+		return "", nil, fmt.Errorf("docker: create container %s: %w", s.Name, err)
+	}
+	var out *output
+	if r.wantsOutput(s) {
+		hj, err := r.cli.ContainerAttach(ctx, created.ID, container.AttachOptions{Stream: true, Stdout: true, Stderr: true})
+		if err != nil {
+			_ = r.cli.ContainerRemove(ctx, created.ID, container.RemoveOptions{Force: true})
+			return "", nil, fmt.Errorf("docker: attach to container %s: %w", s.Name, err)
+		}
+		out = &output{r: hj.Reader, close: hj.Close}
 	}
 	if err := r.cli.ContainerStart(ctx, created.ID, container.StartOptions{}); err != nil {
+		if out != nil {
+			out.close()
+		}
 		_ = r.cli.ContainerRemove(ctx, created.ID, container.RemoveOptions{Force: true})
-		return "", fmt.Errorf("docker: start container %s: %w", s.Name, err)
+		return "", nil, fmt.Errorf("docker: start container %s: %w", s.Name, err)
 	}
-	return created.ID, nil
+	return created.ID, out, nil
 }
 
 // adopt returns the ID of the existing container called name if this runtime made it, starting it if
@@ -209,9 +233,9 @@ func (p *process) Signal(sig syscall.Signal) error {
 func (p *process) Kill() error { return p.Signal(syscall.SIGKILL) }
 
 // run copies the output, watches Start's ctx, waits for the exit, and records the status.
-func (p *process) run(api, life context.Context) {
+func (p *process) run(api, life context.Context, out *output) {
 	logsDone := make(chan struct{})
-	go p.copyLogs(api, logsDone)
+	go p.copyOutput(api, out, logsDone)
 	exited := make(chan struct{})
 	go p.terminateOnCancel(api, life, exited)
 
@@ -224,7 +248,7 @@ func (p *process) run(api, life context.Context) {
 		case <-time.After(p.r.cfg.GracePeriod):
 		}
 		if !p.r.cfg.KeepExited {
-			if rerr := p.r.cli.ContainerRemove(api, p.id, container.RemoveOptions{Force: true}); rerr != nil && !cerrdefs.IsNotFound(rerr) {
+			if rerr := p.r.cli.ContainerRemove(api, p.id, container.RemoveOptions{Force: true}); rerr != nil && !cerrdefs.IsNotFound(rerr) && !cerrdefs.IsConflict(rerr) { // conflict: removal already in progress
 				err = fmt.Errorf("docker: remove container %s: %w", p.spec.Name, rerr)
 			}
 		}
@@ -261,16 +285,19 @@ func (p *process) waitExit(ctx context.Context) (runtime.ExitStatus, error) {
 	return st, nil
 }
 
-func (p *process) copyLogs(ctx context.Context, done chan<- struct{}) {
+func (p *process) copyOutput(ctx context.Context, out *output, done chan<- struct{}) {
 	defer close(done)
-	if p.spec.Stdout == nil && p.spec.Stderr == nil {
+	if !p.r.wantsOutput(p.spec) {
 		return
 	}
-	rc, err := p.r.cli.ContainerLogs(ctx, p.id, container.LogsOptions{ShowStdout: true, ShowStderr: true, Follow: true})
-	if err != nil {
-		return
+	if out == nil {
+		rc, err := p.r.cli.ContainerLogs(ctx, p.id, container.LogsOptions{ShowStdout: true, ShowStderr: true, Follow: true})
+		if err != nil {
+			return
+		}
+		out = &output{r: rc, close: func() { rc.Close() }}
 	}
-	defer rc.Close()
+	defer out.close()
 	stdout, stderr := p.spec.Stdout, p.spec.Stderr
 	if stdout == nil {
 		stdout = io.Discard
@@ -278,7 +305,7 @@ func (p *process) copyLogs(ctx context.Context, done chan<- struct{}) {
 	if stderr == nil {
 		stderr = io.Discard
 	}
-	_, _ = stdcopy.StdCopy(stdout, stderr, rc)
+	_, _ = stdcopy.StdCopy(stdout, stderr, out.r)
 }
 
 func (p *process) terminateOnCancel(api, life context.Context, exited <-chan struct{}) {

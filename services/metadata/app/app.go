@@ -11,9 +11,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 
+	"github.com/sluice-ml/sluice/libs/events"
 	"github.com/sluice-ml/sluice/libs/platform"
 	"github.com/sluice-ml/sluice/services/metadata/internal/httpapi"
+	"github.com/sluice-ml/sluice/services/metadata/internal/ingest"
 	"github.com/sluice-ml/sluice/services/metadata/internal/metastore"
 )
 
@@ -35,11 +38,19 @@ func ConfigFromEnv(getenv func(string) string) Config {
 	return Config{DatabaseURL: strings.TrimSpace(getenv("METADATA_DATABASE_URL"))}
 }
 
-// App is the metadata service: the lineage store and its REST API.
+// ConsumerPrefix names the durable ingest consumers: metadata-pipeline, metadata-training
+// and metadata-serving.
+const ConsumerPrefix = Name
+
+// App is the metadata service: the lineage store, its REST API and the event ingest.
 type App struct {
 	log   *slog.Logger
 	store *metastore.Store
 	api   *httpapi.Server
+	bus   *events.Bus
+
+	mu   sync.Mutex
+	subs []*events.Subscription
 }
 
 var _ platform.Service = (*App)(nil)
@@ -53,8 +64,8 @@ func Build(ctx context.Context, d *platform.Deps) (platform.Service, error) {
 	return New(ctx, ConfigFromEnv(getenv), d)
 }
 
-// New opens (and migrates) the store named by cfg and builds the API. d.Log and d.DataDir are
-// used; the bus is used by Start once event ingest is wired.
+// New opens (and migrates) the store named by cfg and builds the API. d.Log, d.DataDir and
+// d.Bus (for the ingest started by Start) are used.
 func New(ctx context.Context, cfg Config, d *platform.Deps) (*App, error) {
 	log := d.Log
 	if log == nil {
@@ -75,7 +86,7 @@ func New(ctx context.Context, cfg Config, d *platform.Deps) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &App{log: log, store: store, api: httpapi.New(store, log)}, nil
+	return &App{log: log, store: store, api: httpapi.New(store, log), bus: d.Bus}, nil
 }
 
 // Name implements platform.Service.
@@ -84,11 +95,38 @@ func (a *App) Name() string { return Name }
 // Routes registers /apis/metadata/v1/... on mux.
 func (a *App) Routes(mux *http.ServeMux) { a.api.Routes(mux) }
 
-// Start launches background work (none yet: event ingest is not wired).
-func (a *App) Start(ctx context.Context) error { return nil }
+// Start runs the durable ingest consumers (metadata-pipeline, metadata-training,
+// metadata-serving) that record pipeline, training and serving events; without a bus (a
+// store-only deployment) it only logs that ingest is off.
+func (a *App) Start(ctx context.Context) error {
+	if a.bus == nil {
+		a.log.WarnContext(ctx, "metadata: no event bus, event ingest is off")
+		return nil
+	}
+	subs, err := ingest.New(a.store, a.log).Start(ctx, a.bus, ConsumerPrefix)
+	if err != nil {
+		return err
+	}
+	a.mu.Lock()
+	a.subs = append(a.subs, subs...)
+	a.mu.Unlock()
+	return nil
+}
 
 // Ready reports whether the database answers.
 func (a *App) Ready(ctx context.Context) error { return a.store.DB().PingContext(ctx) }
 
-// Close closes the store.
-func (a *App) Close() error { return a.store.Close() }
+// Store returns the lineage repository (for tests and tools hosting the app).
+func (a *App) Store() *metastore.Store { return a.store }
+
+// Close stops the ingest consumers (waiting for events in flight) and closes the store.
+func (a *App) Close() error {
+	a.mu.Lock()
+	subs := a.subs
+	a.subs = nil
+	a.mu.Unlock()
+	for _, s := range subs {
+		s.Stop()
+	}
+	return a.store.Close()
+}

@@ -98,7 +98,16 @@ const (
 	insertOnly       writeMode = iota // plain insert; an existing name/external id is ErrAlreadyExists
 	upsertExternalID                  // reuse the node with the same external id, replacing its fields
 	upsertName                        // contexts: reuse the node with the same type and name, merging properties
+	ingestMerge                       // reuse the node with the same external id, keeping its type, name and uri, moving its state forward and merging properties (see mlmd.IngestRequest)
 )
+
+// forwardState is the SQL of the state an ingested node keeps on conflict: executions move
+// forward only (UNKNOWN 0 < NEW 1 < RUNNING 2 < terminal 3..6, terminal states are final);
+// artifacts take any state but UNKNOWN.
+var forwardState = map[string]string{
+	"execution": "last_known_state = CASE WHEN execution.last_known_state < 3 AND (CASE WHEN excluded.last_known_state > 3 THEN 3 ELSE excluded.last_known_state END) >= execution.last_known_state THEN excluded.last_known_state ELSE execution.last_known_state END",
+	"artifact":  "state = CASE WHEN excluded.state <> 0 THEN excluded.state ELSE artifact.state END",
+}
 
 // putNode inserts or updates one node and its properties in tx and returns its id.
 func (s *Store) putNode(ctx context.Context, tx *sql.Tx, types *typeCache, k kindInfo, field string, n node, mode writeMode) (int64, error) {
@@ -151,6 +160,16 @@ func (s *Store) putNode(ctx context.Context, tx *sql.Tx, types *typeCache, k kin
 		case mode == upsertName && k == contextKind:
 			conflict = "type_id, name"
 			mergeProps = true
+		case mode == ingestMerge:
+			if n.ExternalID == "" {
+				return 0, mlmd.Invalid(field+".external_id", "must be set")
+			}
+			mergeProps = true
+			upd := []string{"last_update_time_ms = excluded.last_update_time_ms"}
+			if f, ok := forwardState[k.table]; ok {
+				upd = append(upd, f)
+			}
+			q += ` ON CONFLICT (external_id) DO UPDATE SET ` + strings.Join(upd, ", ")
 		}
 		if conflict != "" {
 			upd := make([]string, 0, len(cols))

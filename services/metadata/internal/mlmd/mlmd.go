@@ -206,6 +206,64 @@ type Repo interface {
 	// contexts, attributions, associations and parent contexts.
 	GetLineageSubgraph(ctx context.Context, q LineageQuery) (LineageGraph, error)
 
+	Ingester
+
 	// Close releases the database.
 	Close() error
+}
+
+// IngestRequest is the lineage record of one source event (a CloudEvent read from the bus),
+// applied by Repo.Ingest exactly once per SourceID in one transaction.
+//
+// Nodes are matched so that every event of one subject lands on the same records, whatever
+// the order they arrive in:
+//   - Contexts are upserted by (type, name); custom properties are merged (new values win).
+//   - Execution (optional) is upserted by ExternalID (required). Its state only moves
+//     forward: UNKNOWN < NEW < RUNNING < terminal (COMPLETE, FAILED, CACHED, CANCELED), and a
+//     terminal state is never replaced, so a late "started" event cannot undo "succeeded".
+//     Its type and name are those of the first record; custom properties are merged.
+//   - Artifacts are upserted by ExternalID (required); type, name and uri are those of the
+//     first record, a non-UNKNOWN state replaces the stored one, custom properties are merged.
+//     An artifact with an Event is linked to Execution (event types and paths as in
+//     PutExecution; an already recorded (artifact, execution, type) is kept).
+//   - The execution is associated with, and every artifact attributed to, every context;
+//     ParentContexts nest Contexts[Child] under Contexts[Parent].
+type IngestRequest struct {
+	// SourceID is the CloudEvent id; SourceType its type (kept for audit).
+	SourceID   string
+	SourceType string
+	Contexts   []Context
+	// ParentContexts index into Contexts.
+	ParentContexts []ContextLink
+	Execution      *Execution
+	Artifacts      []IngestArtifact
+}
+
+// ContextLink nests Contexts[Child] under Contexts[Parent] of an IngestRequest.
+type ContextLink struct{ Child, Parent int }
+
+// IngestArtifact is an artifact of an IngestRequest with its optional event (ArtifactID and
+// ExecutionID of the event are filled in by Ingest).
+type IngestArtifact struct {
+	Artifact Artifact
+	Event    *Event
+}
+
+// IngestResult reports what Ingest did. Applied is false when SourceID was already recorded;
+// the ids are then zero.
+type IngestResult struct {
+	Applied     bool
+	ExecutionID int64
+	ArtifactIDs []int64
+	ContextIDs  []int64
+}
+
+// Ingester applies source events exactly once. Every Repo of this service implements it.
+type Ingester interface {
+	// Ingest records req and req.SourceID in one transaction; a SourceID already recorded
+	// changes nothing (Applied = false). Invalid requests are ErrInvalidArgument naming the
+	// field path.
+	Ingest(ctx context.Context, req IngestRequest) (IngestResult, error)
+	// IngestedCount returns how many source events have been applied.
+	IngestedCount(ctx context.Context) (int64, error)
 }

@@ -63,7 +63,9 @@ func ParseTokens(s string) (Tokens, error) {
 }
 
 // Single returns a set with one token allowed every namespace.
-func Single(token string) Tokens { return Tokens{grants: []Grant{{Token: token, Namespaces: []string{"*"}}}} }
+func Single(token string) Tokens {
+	return Tokens{grants: []Grant{{Token: token, Namespaces: []string{"*"}}}}
+}
 
 // NewToken returns 32 random bytes hex-encoded.
 func NewToken() (string, error) {

@@ -54,11 +54,16 @@ type StartServerResult struct {
 func (a *Activities) StartServer(ctx context.Context, in StartServerInput) (StartServerResult, error) {
 	hb := func() { activity.RecordHeartbeat(ctx, in.Generation) }
 	r, err := a.Spawner.Start(ctx, in.Notebook, in.Generation, hb)
-	if err != nil {
-		if errors.Is(err, runtime.ErrInvalidSpec) {
-			return StartServerResult{}, workflow.NonRetryable(workflow.ErrTypeInvalidSpec, err)
-		}
+	switch {
+	case err == nil:
+	case errors.Is(err, runtime.ErrInvalidSpec):
+		return StartServerResult{}, workflow.NonRetryable(workflow.ErrTypeInvalidSpec, err)
+	case errors.Is(err, spawner.ErrClosing), ctx.Err() != nil:
+		// This worker is going away: another one retries.
 		return StartServerResult{}, err
+	default:
+		// The program could not be started (missing executable, no free port…): the crash policy decides.
+		return StartServerResult{ExitCode: -1, Reason: "StartError", Message: err.Error()}, nil
 	}
 	if !r.Ready {
 		return StartServerResult{ExitCode: r.Exit.Code, Reason: r.Exit.Reason, Message: tail(r.LogTail)}, nil

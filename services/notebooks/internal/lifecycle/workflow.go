@@ -137,9 +137,12 @@ type lifecycle struct {
 func (l *lifecycle) ns() string   { return l.nb.Metadata.Namespace }
 func (l *lifecycle) name() string { return l.nb.Metadata.Name }
 
+// startOptions retry a start without limit: an attempt fails only when its worker goes away (a server
+// that cannot start is a result, judged by the crash policy).
 func startOptions() workflow.ActivityOptions {
 	o := sluicewf.LongActivity(20*time.Second, 3*time.Minute)
-	o.RetryPolicy.MaximumAttempts = 3
+	o.RetryPolicy.MaximumAttempts = 0
+	o.RetryPolicy.MaximumInterval = 5 * time.Second
 	return o
 }
 
@@ -230,7 +233,7 @@ func (l *lifecycle) onExited(ctx workflow.Context, f workflow.Future) error {
 	if !l.desired {
 		return nil
 	}
-	msg := fmt.Sprintf("server exited with code %d (%s)", res.ExitCode, res.Reason)
+	msg := fmt.Sprintf("server exited with code %d", res.ExitCode)
 	if res.Message != "" {
 		msg += ": " + res.Message
 	}

@@ -34,6 +34,9 @@ import (
 // ErrNotRunning means the notebook has no server in this process.
 var ErrNotRunning = errors.New("spawner: server not running")
 
+// ErrClosing means the spawner is shutting down and starts nothing; retry on another worker.
+var ErrClosing = errors.New("spawner: shutting down")
+
 // Endpoint is where a running server listens.
 type Endpoint struct {
 	Namespace  string    `json:"namespace"`
@@ -66,7 +69,7 @@ type Config struct {
 }
 
 type server struct {
-	ep     Endpoint
+	ep   Endpoint
 	proc runtime.Process
 	log  *os.File
 }
@@ -81,6 +84,8 @@ type Spawner struct {
 
 	mu      sync.Mutex
 	servers map[string]*server
+	closing chan struct{}
+	once    sync.Once
 }
 
 // New returns a Spawner running servers through rt. Servers outlive request contexts; Close ends them.
@@ -98,6 +103,7 @@ func New(cfg Config, rt runtime.Runtime, log *slog.Logger) *Spawner {
 		cfg: cfg, rt: rt, log: log, base: context.Background(),
 		http:    &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: false, MaxIdleConnsPerHost: 4}},
 		servers: map[string]*server{},
+		closing: make(chan struct{}),
 	}
 }
 
@@ -106,7 +112,9 @@ func key(ns, name string) string { return ns + "/" + name }
 // Dir returns a notebook's directory.
 func (s *Spawner) Dir(ns, name string) string { return filepath.Join(s.cfg.Dir, ns, name) }
 
-func (s *Spawner) stateFile(ns, name string) string { return filepath.Join(s.Dir(ns, name), "server.json") }
+func (s *Spawner) stateFile(ns, name string) string {
+	return filepath.Join(s.Dir(ns, name), "server.json")
+}
 
 // Lookup returns the endpoint of a running server (in this process).
 func (s *Spawner) Lookup(ns, name string) (Endpoint, bool) {
@@ -140,6 +148,11 @@ type StartResult struct {
 // of the service, is ended first.
 func (s *Spawner) Start(ctx context.Context, nb notebooksv1.Notebook, gen int, heartbeat func()) (StartResult, error) {
 	ns, name := nb.Metadata.Namespace, nb.Metadata.Name
+	select {
+	case <-s.closing:
+		return StartResult{}, ErrClosing
+	default:
+	}
 	s.mu.Lock()
 	old := s.servers[key(ns, name)]
 	s.mu.Unlock()
@@ -295,13 +308,18 @@ type WatchResult struct {
 }
 
 // Watch blocks until generation gen of the notebook's server ends (or ctx ends), calling heartbeat every
-// interval.
+// interval. Once BeginClose is called it returns Gone: the server is about to end with this process.
 func (s *Spawner) Watch(ctx context.Context, ns, name string, gen int, interval time.Duration, heartbeat func()) (WatchResult, error) {
 	s.mu.Lock()
 	sv := s.servers[key(ns, name)]
 	s.mu.Unlock()
 	if sv == nil || sv.ep.Generation != gen {
 		return WatchResult{Gone: true}, nil
+	}
+	select {
+	case <-s.closing:
+		return WatchResult{Gone: true}, nil
+	default:
 	}
 	t := time.NewTicker(interval)
 	defer t.Stop()
@@ -315,6 +333,8 @@ func (s *Spawner) Watch(ctx context.Context, ns, name string, gen int, interval 
 			return WatchResult{Exit: st, LogTail: s.logTail(sv.ep)}, nil
 		case <-ctx.Done():
 			return WatchResult{}, ctx.Err()
+		case <-s.closing:
+			return WatchResult{Gone: true}, nil
 		case <-t.C:
 			if heartbeat != nil {
 				heartbeat()
@@ -431,8 +451,13 @@ func (s *Spawner) Kernels(ctx context.Context, ns, name string) ([]culling.Kerne
 	return ks, nil
 }
 
-// Close ends every server this process runs.
+// BeginClose makes Start refuse (ErrClosing) and every Watch return Gone, so the lifecycle workflows learn
+// at once that their servers end with this process and start them again elsewhere (not counted as crashes).
+func (s *Spawner) BeginClose() { s.once.Do(func() { close(s.closing) }) }
+
+// Close ends every server this process runs (after BeginClose).
 func (s *Spawner) Close() {
+	s.BeginClose()
 	s.mu.Lock()
 	all := make([]*server, 0, len(s.servers))
 	for _, sv := range s.servers {

@@ -65,6 +65,8 @@ type RunInput struct {
 	ExperimentID string `json:"experiment_id,omitempty"`
 	PipelineID   string `json:"pipeline_id,omitempty"`
 	VersionID    string `json:"version_id,omitempty"`
+	// PipelineName is the compiled pipeline's name (for listings; the workflow recompiles Spec).
+	PipelineName string `json:"pipeline_name,omitempty"`
 	// Spec is the pipeline source; the workflow compiles it (pure and deterministic).
 	Spec       string         `json:"spec"`
 	Parameters map[string]any `json:"parameters,omitempty"`

@@ -250,6 +250,15 @@ func (c *compiler) task(parent *Component, t *Task, byName map[string]*Task) {
 		if b.Source.Kind == SourceTaskFinalStatus {
 			hasFinalStatus = true
 		}
+		needsTask := b.Source.Kind == SourceTaskOutputParameter || b.Source.Kind == SourceTaskOutputArtifact || b.Source.Kind == SourceTaskFinalStatus
+		if needsTask && b.Source.Task == "" {
+			c.errs.add(b.Path, "producer task is required")
+			continue
+		}
+		if needsTask && b.Source.Kind != SourceTaskFinalStatus && b.Source.Output == "" {
+			c.errs.add(b.Path, "producer output key is required")
+			continue
+		}
 		if producer := b.Source.Task; producer != "" {
 			switch {
 			case producer == t.Name:
@@ -432,6 +441,9 @@ func (c *compiler) binding(parent *Component, t *Task, comp *Component, b *Bindi
 			return
 		}
 		producer := byName[src.Task]
+		if producer == nil {
+			return // reported by task
+		}
 		pc, ok := c.p.Component(producer.ComponentRef)
 		if !ok {
 			return // reported on the producer

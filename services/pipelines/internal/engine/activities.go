@@ -151,15 +151,25 @@ func (a *Activities) lookupCache(ctx context.Context, in StepInput) (*cacheEntry
 
 func (a *Activities) artifactPresent(ctx context.Context, art Artifact) (bool, error) {
 	_, key, err := artifacts.ParseURI(art.URI)
-	if err != nil {
+	if err != nil || key == "" {
 		return false, nil
 	}
-	if strings.HasSuffix(key, "/") {
+	if isDirURI(art.URI) {
 		objs, err := a.Store.List(ctx, key)
-		if err != nil {
+		if err != nil || len(objs) == 0 {
 			return false, err
 		}
-		return len(objs) > 0 && dirDigest(key, objs) == art.Digest, nil
+		for i, o := range objs { // List does not read digests
+			st, err := a.Store.Stat(ctx, o.Key)
+			if errors.Is(err, artifacts.ErrNotFound) {
+				return false, nil
+			}
+			if err != nil {
+				return false, err
+			}
+			objs[i] = st
+		}
+		return dirDigest(key, objs) == art.Digest, nil
 	}
 	obj, err := a.Store.Stat(ctx, key)
 	if errors.Is(err, artifacts.ErrNotFound) {
@@ -171,12 +181,15 @@ func (a *Activities) artifactPresent(ctx context.Context, art Artifact) (bool, e
 	return obj.Digest == art.Digest, nil
 }
 
+// isDirURI reports a directory artifact: its URI ends with "/".
+func isDirURI(uri string) bool { return strings.HasSuffix(uri, "/") }
+
 // dirDigest is the digest of a directory artifact: sha256 over "relative path NUL digest NL" lines in
 // path order.
 func dirDigest(prefix string, objs []artifacts.Object) string {
 	lines := make([]string, 0, len(objs))
 	for _, o := range objs {
-		lines = append(lines, strings.TrimPrefix(o.Key, prefix)+"\x00"+o.Digest)
+		lines = append(lines, strings.TrimPrefix(o.Key, prefix+"/")+"\x00"+o.Digest)
 	}
 	sort.Strings(lines)
 	h := sha256.New()
@@ -276,7 +289,7 @@ func (a *Activities) execute(ctx context.Context, in StepInput) (StepResult, err
 				return StepResult{}, wf.NonRetryable(wf.ErrTypeInvalidSpec, fmt.Errorf("input artifact %q: %w", name, err))
 			}
 			local := st.local(bucket, key)
-			if strings.HasSuffix(key, "/") {
+			if isDirURI(art.URI) {
 				_, err = a.Store.GetDir(ctx, key, local)
 			} else {
 				_, err = a.Store.GetFile(ctx, key, local)
@@ -368,11 +381,14 @@ func (a *Activities) execute(ctx context.Context, in StepInput) (StepResult, err
 		}
 		art := Artifact{Name: name, SchemaTitle: in.OutputArtifacts[name]}
 		if fi.IsDir() {
-			objs, err := a.Store.PutDir(ctx, key+"/", ra.Path)
+			objs, err := a.Store.PutDir(ctx, key, ra.Path)
 			if err != nil {
 				return res, fmt.Errorf("upload output %q: %w", name, err)
 			}
-			art.URI, art.Digest = a.Store.URI(key+"/"), dirDigest(key+"/", objs)
+			if len(objs) == 0 {
+				return res, wf.NonRetryable(wf.ErrTypeMissingOutput, fmt.Errorf("declared output artifact %q is an empty directory", name))
+			}
+			art.URI, art.Digest = a.Store.URI(key)+"/", dirDigest(key, objs)
 			for _, o := range objs {
 				art.Size += o.Size
 			}
@@ -415,6 +431,9 @@ func (a *Activities) runProcess(ctx context.Context, in StepInput, st step, comm
 			status, err := proc.Wait(context.WithoutCancel(ctx))
 			if err != nil {
 				return -1, err
+			}
+			if ctx.Err() != nil { // ended because the activity was cancelled or its worker stops
+				return -1, ctx.Err()
 			}
 			return status.Code, nil
 		case <-ctx.Done():

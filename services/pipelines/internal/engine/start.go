@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
@@ -32,6 +33,7 @@ func Start(ctx context.Context, c client.Client, in pipelinesv1.RunInput) (clien
 		TaskQueue:                pipelinesv1.TaskQueue,
 		WorkflowIDReusePolicy:    enums.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
 		WorkflowIDConflictPolicy: enums.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
+		Memo:                     map[string]any{"run_name": in.RunName, "pipeline_name": in.PipelineName, "experiment_id": in.ExperimentID},
 	}
 	run, err := c.ExecuteWorkflow(ctx, opts, pipelinesv1.WorkflowType, in)
 	var started *serviceerror.WorkflowExecutionAlreadyStarted
@@ -41,10 +43,42 @@ func Start(ctx context.Context, c client.Client, in pipelinesv1.RunInput) (clien
 	return run, err
 }
 
-// State queries a run's live state (works for finished runs too, from their history).
+// State queries a run's live state (works for finished runs too, from their history). Tasks of nested
+// DAGs and loops that are still running live in child workflows; State follows them so the result lists
+// every task known so far.
 func State(ctx context.Context, c client.Client, runID string) (pipelinesv1.RunState, error) {
+	st, err := queryState(ctx, c, runID)
+	if err != nil {
+		return st, err
+	}
+	seen := map[string]bool{}
+	for _, t := range st.Tasks {
+		seen[t.Path] = true
+	}
+	for i := 0; i < len(st.Tasks); i++ { // st.Tasks grows as children are merged
+		t := st.Tasks[i]
+		if t.State != pipelinesv1.TaskRunning || t.Extra["child_workflows"] == "" {
+			continue
+		}
+		for _, id := range strings.Split(t.Extra["child_workflows"], ",") {
+			child, err := queryState(ctx, c, id)
+			if err != nil {
+				continue // not started yet, or already closed and merged
+			}
+			for _, ct := range child.Tasks {
+				if !seen[ct.Path] {
+					seen[ct.Path] = true
+					st.Tasks = append(st.Tasks, ct)
+				}
+			}
+		}
+	}
+	return st, nil
+}
+
+func queryState(ctx context.Context, c client.Client, id string) (pipelinesv1.RunState, error) {
 	var st pipelinesv1.RunState
-	v, err := c.QueryWorkflow(ctx, runID, "", pipelinesv1.QueryState)
+	v, err := c.QueryWorkflow(ctx, id, "", pipelinesv1.QueryState)
 	if err != nil {
 		return st, err
 	}

@@ -69,6 +69,10 @@ func compileSpec(src string) (*dag.Pipeline, error) {
 // query as a pipelinesv1.RunState. It fails when a task fails and reports canceled when cancelled (exit
 // handlers still run).
 func RunWorkflow(ctx workflow.Context, in pipelinesv1.RunInput) (pipelinesv1.RunResult, error) {
+	if in.RunID == "" || in.RunID != workflow.GetInfo(ctx).WorkflowExecution.ID {
+		// Runs started by a schedule get their workflow ID (schedule ID + time) as run ID.
+		in.RunID = workflow.GetInfo(ctx).WorkflowExecution.ID
+	}
 	p, err := compileSpec(in.Spec)
 	if err != nil {
 		return pipelinesv1.RunResult{State: pipelinesv1.RunFailed, Error: err.Error()}, wf.NonRetryable(wf.ErrTypeInvalidSpec, err)
@@ -539,8 +543,16 @@ func (r *runner) finish(ctx workflow.Context, path, name string, res taskResult)
 
 // runChild runs a DAG child workflow and merges its task states into this run's state.
 func (r *runner) runChild(ctx workflow.Context, id string, in ScopeInput) ScopeResult {
+	childID := r.in.RunID + "/" + id
+	// The task lists its running children so a state query can follow them (see State).
+	r.setTask(ctx, in.Path, in.TaskName, pipelinesv1.TaskRunning, func(ts *pipelinesv1.TaskState) {
+		if ts.Extra == nil {
+			ts.Extra = map[string]string{}
+		}
+		ts.Extra["child_workflows"] = strings.TrimPrefix(ts.Extra["child_workflows"]+","+childID, ",")
+	})
 	cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
-		WorkflowID:          r.in.RunID + "/" + id,
+		WorkflowID:          childID,
 		TaskQueue:           pipelinesv1.TaskQueue,
 		ParentClosePolicy:   enums.PARENT_CLOSE_POLICY_TERMINATE,
 		WaitForCancellation: true,

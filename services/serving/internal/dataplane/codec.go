@@ -99,7 +99,7 @@ func convert(dt modelruntime.DataType, leaves []*value, input string) (any, erro
 				if s.kind != kString {
 					return nil, bad(i, `a base64 string in "b64"`)
 				}
-				b, err := base64.StdEncoding.DecodeString(s.s)
+				b, err := decodeBase64(s.s)
 				if err != nil {
 					return nil, fmt.Errorf("input %q element %d: invalid base64 in \"b64\": %v", input, i, err)
 				}
@@ -338,4 +338,18 @@ func appendString(b []byte, s string) []byte {
 		i += size
 	}
 	return append(b, '"')
+}
+
+// decodeBase64 accepts standard base64 with or without padding, and the URL-safe alphabet.
+func decodeBase64(s string) ([]byte, error) {
+	b, err := base64.StdEncoding.DecodeString(s)
+	if err == nil {
+		return b, nil
+	}
+	for _, enc := range []*base64.Encoding{base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
+		if b, err2 := enc.DecodeString(s); err2 == nil {
+			return b, nil
+		}
+	}
+	return nil, err
 }

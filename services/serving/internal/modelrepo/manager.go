@@ -2,6 +2,8 @@ package modelrepo
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -36,6 +38,10 @@ type VersionStatus struct {
 	State        State
 	ErrorCode    string // canonical code name: "OK", "INVALID_ARGUMENT", "NOT_FOUND", "UNKNOWN"
 	ErrorMessage string
+	// Dir is the version directory's name in the base path ("0003").
+	Dir string
+	// Digest is "sha256:<hex>" of the model file bytes that were loaded ("" until read).
+	Digest string
 }
 
 // Errors of version resolution.
@@ -164,6 +170,7 @@ type Manager struct {
 	statuses map[int64]VersionStatus
 	failed   map[int64]bool
 	labels   map[string]int64
+	pinned   []int64
 	warned   map[string]bool
 }
 
@@ -218,6 +225,17 @@ func (m *Manager) SetLabels(labels map[string]int64) {
 	m.labels = maps.Clone(labels)
 	m.publish()
 }
+
+// SetPinned sets versions kept loaded in addition to the policy's selection (a canary rollout
+// pins the previous revision while the policy moves on). It takes effect at the next Poll.
+func (m *Manager) SetPinned(versions []int64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.pinned = slices.Clone(versions)
+}
+
+// Source returns the model base path.
+func (m *Manager) Source() Source { return m.cfg.Source }
 
 // Run polls the source every interval until ctx is done, then unloads every version.
 func (m *Manager) Run(ctx context.Context, interval time.Duration) {
@@ -274,6 +292,11 @@ func (m *Manager) Poll(ctx context.Context) error {
 			}
 		}
 		keep = m.cfg.Policy.Select(candidates)
+		for _, v := range m.pinned {
+			if slices.Contains(candidates, v) && !slices.Contains(keep, v) {
+				keep = append(keep, v)
+			}
+		}
 		progressed := false
 		for _, v := range keep {
 			if _, ok := m.loaded[v]; ok {
@@ -283,9 +306,9 @@ func (m *Manager) Poll(ctx context.Context) error {
 				return nil
 			}
 			progressed = true
-			m.statuses[v] = VersionStatus{Version: v, State: StateLoading, ErrorCode: "OK"}
+			m.statuses[v] = VersionStatus{Version: v, State: StateLoading, ErrorCode: "OK", Dir: dirs[v]}
 			m.publish()
-			sv, err := m.load(ctx, v, dirs[v])
+			sv, digest, err := m.load(ctx, v, dirs[v])
 			if err != nil {
 				if ctx.Err() != nil {
 					delete(m.statuses, v)
@@ -294,13 +317,13 @@ func (m *Manager) Poll(ctx context.Context) error {
 				}
 				m.log.ErrorContext(ctx, "load model version", "version", v, "err", err)
 				m.failed[v] = true
-				m.statuses[v] = VersionStatus{Version: v, State: StateEnd, ErrorCode: errorCode(err), ErrorMessage: err.Error()}
+				m.statuses[v] = VersionStatus{Version: v, State: StateEnd, ErrorCode: errorCode(err), ErrorMessage: err.Error(), Dir: dirs[v], Digest: digest}
 				m.publish()
 				continue
 			}
 			m.log.InfoContext(ctx, "model version available", "version", v)
 			m.loaded[v] = sv
-			m.statuses[v] = VersionStatus{Version: v, State: StateAvailable, ErrorCode: "OK"}
+			m.statuses[v] = VersionStatus{Version: v, State: StateAvailable, ErrorCode: "OK", Dir: dirs[v], Digest: digest}
 			m.publish()
 		}
 		if !progressed {
@@ -313,7 +336,9 @@ func (m *Manager) Poll(ctx context.Context) error {
 			continue
 		}
 		delete(m.loaded, v)
-		m.statuses[v] = VersionStatus{Version: v, State: StateEnd, ErrorCode: "OK"}
+		st := m.statuses[v]
+		st.State, st.ErrorCode, st.ErrorMessage = StateEnd, "OK", ""
+		m.statuses[v] = st
 		retired = append(retired, sv)
 	}
 	m.publish()
@@ -327,16 +352,18 @@ func (m *Manager) Poll(ctx context.Context) error {
 	return nil
 }
 
-func (m *Manager) load(ctx context.Context, v int64, dir string) (*Servable, error) {
+func (m *Manager) load(ctx context.Context, v int64, dir string) (*Servable, string, error) {
 	b, err := m.cfg.Source.ReadFile(ctx, dir, m.cfg.ModelFile)
 	if err != nil {
-		return nil, fmt.Errorf("read version %d: %w", v, err)
+		return nil, "", fmt.Errorf("read version %d: %w", v, err)
 	}
+	sum := sha256.Sum256(b)
+	digest := "sha256:" + hex.EncodeToString(sum[:])
 	model, err := m.cfg.Loader.Load(ctx, b)
 	if err != nil {
-		return nil, fmt.Errorf("load version %d from %s/%s/%s: %w", v, m.cfg.Source, dir, m.cfg.ModelFile, err)
+		return nil, digest, fmt.Errorf("load version %d (%s/%s): %w", v, dir, m.cfg.ModelFile, err)
 	}
-	return &Servable{Name: m.cfg.Name, Version: v, Model: model}, nil
+	return &Servable{Name: m.cfg.Name, Version: v, Model: model}, digest, nil
 }
 
 func errorCode(err error) string {

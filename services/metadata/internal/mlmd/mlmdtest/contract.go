@@ -31,6 +31,8 @@ func RunContract(t *testing.T, newRepo func(t *testing.T) mlmd.Repo) {
 		{"put execution is atomic and idempotent", testPutExecutionIdempotent},
 		{"cache lookup returns the newest complete execution", testCacheLookup},
 		{"contexts nest without cycles and appear in lineage", testContexts},
+		{"ingest applies each source event once and moves state forward", testIngest},
+		{"ingest is atomic and names the bad field", testIngestAtomic},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -527,4 +529,134 @@ func testContexts(t *testing.T, r mlmd.Repo) {
 	assert.Equal(t, []mlmd.Attribution{{ContextID: ids[1], ArtifactID: g.arts["out"]}}, lg.Attributions)
 	assert.Equal(t, []mlmd.Association{{ContextID: ids[1], ExecutionID: exec}}, lg.Associations)
 	assert.ElementsMatch(t, []mlmd.ParentContext{{ChildID: ids[1], ParentID: ids[0]}, {ChildID: ids[0], ParentID: ids[2]}}, lg.ParentContexts)
+}
+
+// ingestTask is the record of one event of task "train" of run r1: state, one input (on every
+// event) and, when out is set, one output with a digest.
+func ingestTask(id string, state v1.ExecutionState, props map[string]mlmd.Value, out bool) mlmd.IngestRequest {
+	req := mlmd.IngestRequest{
+		SourceID: id, SourceType: "io.sluice.pipeline.task.x.v1",
+		Contexts:       []mlmd.Context{{Type: "system.Pipeline", Name: "p"}, {Type: "system.PipelineRun", Name: "r1"}},
+		ParentContexts: []mlmd.ContextLink{{Child: 1, Parent: 0}},
+		Execution:      &mlmd.Execution{Type: "system.ContainerExecution", Name: "r1/train", ExternalID: "task:r1/train", LastKnownState: state, CustomProperties: props},
+		Artifacts: []mlmd.IngestArtifact{{
+			Artifact: mlmd.Artifact{Type: "system.Dataset", URI: "s3://b/in", ExternalID: "s3://b/in", State: v1.ArtifactLive},
+			Event:    &mlmd.Event{Type: v1.EventInput, Path: &v1.EventPath{Steps: []v1.Step{v1.KeyStep("data")}}},
+		}},
+	}
+	if out {
+		req.Artifacts = append(req.Artifacts, mlmd.IngestArtifact{
+			Artifact: mlmd.Artifact{Type: "system.Model", URI: "s3://b/model", ExternalID: "s3://b/model", State: v1.ArtifactLive,
+				CustomProperties: map[string]mlmd.Value{"digest": v1.String("sha256:01")}},
+			Event: &mlmd.Event{Type: v1.EventOutput, Path: &v1.EventPath{Steps: []v1.Step{v1.KeyStep("model")}}},
+		})
+	}
+	return req
+}
+
+type ingestCounts struct{ artifacts, executions, contexts, events, sources int }
+
+func countAll(t *testing.T, r mlmd.Repo) ingestCounts {
+	ctx := t.Context()
+	var c ingestCounts
+	arts, err := r.ListArtifacts(ctx, mlmd.ListRequest{PageSize: mlmd.MaxPageSize})
+	require.NoError(t, err)
+	execs, err := r.ListExecutions(ctx, mlmd.ListRequest{PageSize: mlmd.MaxPageSize})
+	require.NoError(t, err)
+	ctxs, err := r.ListContexts(ctx, mlmd.ListRequest{PageSize: mlmd.MaxPageSize})
+	require.NoError(t, err)
+	var ids []int64
+	for _, e := range execs.Items {
+		ids = append(ids, e.ID)
+	}
+	evs, err := r.GetEventsByExecutionIDs(ctx, ids)
+	require.NoError(t, err)
+	n, err := r.IngestedCount(ctx)
+	require.NoError(t, err)
+	c.artifacts, c.executions, c.contexts, c.events, c.sources = len(arts.Items), len(execs.Items), len(ctxs.Items), len(evs), int(n)
+	return c
+}
+
+func testIngest(t *testing.T, r mlmd.Repo) {
+	ctx := t.Context()
+	// Out of order: the succeeded event arrives first and creates the execution.
+	done, err := r.Ingest(ctx, ingestTask("ce-2", v1.ExecutionComplete, map[string]mlmd.Value{"cache_fingerprint": v1.String("fp")}, true))
+	require.NoError(t, err)
+	require.True(t, done.Applied)
+	want := ingestCounts{artifacts: 2, executions: 1, contexts: 2, events: 2, sources: 1}
+	assert.Equal(t, want, countAll(t, r))
+
+	again, err := r.Ingest(ctx, ingestTask("ce-2", v1.ExecutionComplete, nil, true))
+	require.NoError(t, err)
+	assert.False(t, again.Applied, "a source id is applied once")
+	assert.Equal(t, want, countAll(t, r))
+
+	// The late started event adds its properties but cannot move COMPLETE back to RUNNING.
+	started, err := r.Ingest(ctx, ingestTask("ce-1", v1.ExecutionRunning, map[string]mlmd.Value{"image": v1.String("alpine")}, false))
+	require.NoError(t, err)
+	require.True(t, started.Applied)
+	assert.Equal(t, done.ExecutionID, started.ExecutionID)
+	assert.Equal(t, done.ArtifactIDs[0], started.ArtifactIDs[0])
+	want.sources = 2
+	assert.Equal(t, want, countAll(t, r))
+	es, err := r.GetExecutionsByID(ctx, []int64{done.ExecutionID})
+	require.NoError(t, err)
+	assert.Equal(t, v1.ExecutionComplete, es[0].LastKnownState)
+	assert.Equal(t, "fp", *es[0].CustomProperties["cache_fingerprint"].StringValue)
+	assert.Equal(t, "alpine", *es[0].CustomProperties["image"].StringValue)
+	hit, err := r.GetExecutionByFingerprint(ctx, mlmd.CacheQuery{Fingerprint: "fp", PipelineName: "p"})
+	require.NoError(t, err)
+	assert.Equal(t, done.ExecutionID, hit.ID)
+
+	// A terminal state is final; an earlier state moves forward.
+	_, err = r.Ingest(ctx, ingestTask("ce-3", v1.ExecutionFailed, nil, false))
+	require.NoError(t, err)
+	es, err = r.GetExecutionsByID(ctx, []int64{done.ExecutionID})
+	require.NoError(t, err)
+	assert.Equal(t, v1.ExecutionComplete, es[0].LastKnownState)
+	other := ingestTask("ce-4", v1.ExecutionNew, nil, false)
+	other.Execution.ExternalID, other.Execution.Name = "task:r1/eval", "r1/eval"
+	o1, err := r.Ingest(ctx, other)
+	require.NoError(t, err)
+	other.SourceID, other.Execution.LastKnownState = "ce-5", v1.ExecutionRunning
+	_, err = r.Ingest(ctx, other)
+	require.NoError(t, err)
+	other.SourceID, other.Execution.LastKnownState = "ce-6", v1.ExecutionNew
+	_, err = r.Ingest(ctx, other)
+	require.NoError(t, err)
+	es, err = r.GetExecutionsByID(ctx, []int64{o1.ExecutionID})
+	require.NoError(t, err)
+	assert.Equal(t, v1.ExecutionRunning, es[0].LastKnownState)
+
+	// Links: run under pipeline, artifacts attributed, executions associated.
+	parents, err := r.GetParentContexts(ctx, []int64{done.ContextIDs[1]})
+	require.NoError(t, err)
+	assert.Equal(t, []mlmd.ParentContext{{ChildID: done.ContextIDs[1], ParentID: done.ContextIDs[0]}}, parents)
+	arts, err := r.ListArtifacts(ctx, mlmd.ListRequest{Filter: mlmd.Filter{ContextID: done.ContextIDs[1]}})
+	require.NoError(t, err)
+	assert.Len(t, arts.Items, 2)
+	g, err := r.GetLineageSubgraph(ctx, mlmd.LineageQuery{ArtifactURIs: []string{"s3://b/model"}, Direction: mlmd.Upstream, MaxHops: 5})
+	require.NoError(t, err)
+	assert.Len(t, g.Artifacts, 2)
+	assert.Len(t, g.Executions, 1)
+	assert.Len(t, g.Contexts, 2)
+}
+
+func testIngestAtomic(t *testing.T, r mlmd.Repo) {
+	ctx := t.Context()
+	bad := ingestTask("ce-bad", v1.ExecutionComplete, nil, true)
+	bad.Artifacts[1].Event.Type = "READ"
+	_, err := r.Ingest(ctx, bad)
+	require.ErrorIs(t, err, mlmd.ErrInvalidArgument)
+	assert.ErrorContains(t, err, "artifacts[1].event.type")
+	noExt := ingestTask("ce-bad", v1.ExecutionComplete, nil, true)
+	noExt.Artifacts[1].Artifact.ExternalID = ""
+	_, err = r.Ingest(ctx, noExt)
+	require.ErrorIs(t, err, mlmd.ErrInvalidArgument)
+	assert.ErrorContains(t, err, "artifacts[1].artifact.external_id")
+	assert.Equal(t, ingestCounts{}, countAll(t, r), "a failed ingest leaves nothing, not even its source id")
+	_, err = r.Ingest(ctx, ingestTask("ce-bad", v1.ExecutionComplete, nil, true))
+	require.NoError(t, err)
+	_, err = r.Ingest(ctx, mlmd.IngestRequest{})
+	assert.ErrorContains(t, err, "source_id")
 }

@@ -1,0 +1,222 @@
+package app
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/sluice-ml/sluice/libs/platform"
+	"github.com/sluice-ml/sluice/services/notebooks/api/notebooksv1"
+	"github.com/sluice-ml/sluice/services/notebooks/internal/access"
+	"github.com/sluice-ml/sluice/services/notebooks/internal/nbspec"
+)
+
+const apiPrefix = "/apis/notebooks/v1/namespaces/{ns}/notebooks"
+
+// Routes registers REST under /apis/notebooks/v1 and the proxy under /notebook/. Both need a Sluice token
+// granted the namespace: "Authorization: Bearer <token>", "?token=<token>" or the sluice-notebook-token cookie.
+//
+//	POST   /apis/notebooks/v1/namespaces/{ns}/notebooks               create (Kubeflow Notebook or local form, JSON or YAML) → 201
+//	GET    /apis/notebooks/v1/namespaces/{ns}/notebooks               list → NotebookList
+//	GET    /apis/notebooks/v1/namespaces/{ns}/notebooks/{name}        get → Notebook
+//	DELETE /apis/notebooks/v1/namespaces/{ns}/notebooks/{name}        delete → 202
+//	POST   /apis/notebooks/v1/namespaces/{ns}/notebooks/{name}:stop   stop → 202
+//	POST   /apis/notebooks/v1/namespaces/{ns}/notebooks/{name}:start  start → 202
+//	ANY    /notebook/{ns}/{name}/...                                  the notebook server (HTTP and WebSocket)
+func (s *Service) Routes(mux *http.ServeMux) {
+	mux.HandleFunc("POST "+apiPrefix, s.authorized(s.handleCreate))
+	mux.HandleFunc("GET "+apiPrefix, s.authorized(s.handleList))
+	mux.HandleFunc("GET "+apiPrefix+"/{name}", s.authorized(s.handleGet))
+	mux.HandleFunc("DELETE "+apiPrefix+"/{name}", s.authorized(s.handleDelete))
+	mux.HandleFunc("POST "+apiPrefix+"/{name}", s.authorized(s.handleAction))
+	mux.HandleFunc("/notebook/{ns}/{name}/{rest...}", s.authorized(s.handleProxy))
+	mux.HandleFunc("/notebook/{ns}/{name}", s.authorized(func(w http.ResponseWriter, r *http.Request) {
+		u := *r.URL
+		u.Path += "/"
+		http.Redirect(w, r, u.String(), http.StatusMovedPermanently)
+	}))
+}
+
+// authorized checks the caller's token against the {ns} of the path: 401 without a known token, 403 when
+// the token is not granted the namespace.
+func (s *Service) authorized(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		tok, _ := access.Presented(r)
+		switch s.tokens.Check(tok, r.PathValue("ns")) {
+		case http.StatusOK:
+			h(w, r)
+		case http.StatusForbidden:
+			platform.WriteError(w, http.StatusForbidden, fmt.Errorf("token is not allowed namespace %q", r.PathValue("ns")))
+		default:
+			w.Header().Set("WWW-Authenticate", `Bearer realm="sluice"`)
+			platform.WriteError(w, http.StatusUnauthorized, errors.New("a Sluice API token is required (Authorization: Bearer <token>)"))
+		}
+	}
+}
+
+func (s *Service) handleCreate(w http.ResponseWriter, r *http.Request) {
+	ns := r.PathValue("ns")
+	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	if err != nil {
+		platform.WriteError(w, http.StatusBadRequest, err)
+		return
+	}
+	nb, err := parseDocument(body, ns)
+	if err != nil {
+		platform.WriteError(w, http.StatusBadRequest, err)
+		return
+	}
+	if nb.Metadata.Namespace != ns {
+		platform.WriteError(w, http.StatusBadRequest, fmt.Errorf("metadata.namespace: %q does not match the namespace %q of the URL", nb.Metadata.Namespace, ns))
+		return
+	}
+	if err := s.Create(r.Context(), nb, "rest-"+uuid.NewString(), time.Now()); err != nil {
+		s.writeErr(w, err)
+		return
+	}
+	nb.Status = notebooksv1.NotebookStatus{Conditions: []notebooksv1.Condition{{Type: notebooksv1.ConditionWaiting, Status: "True", Reason: notebooksv1.ReasonStarting}}}
+	if got, err := s.Get(r.Context(), nb.Metadata.Namespace, nb.Metadata.Name); err == nil {
+		nb = got
+	}
+	platform.WriteJSON(w, http.StatusCreated, nb)
+}
+
+func (s *Service) handleList(w http.ResponseWriter, r *http.Request) {
+	items, err := s.List(r.Context(), r.PathValue("ns"))
+	if err != nil {
+		s.writeErr(w, err)
+		return
+	}
+	if items == nil {
+		items = []notebooksv1.Notebook{}
+	}
+	platform.WriteJSON(w, http.StatusOK, notebooksv1.NotebookList{APIVersion: notebooksv1.APIVersion, Kind: "NotebookList", Items: items})
+}
+
+func (s *Service) handleGet(w http.ResponseWriter, r *http.Request) {
+	nb, err := s.Get(r.Context(), r.PathValue("ns"), r.PathValue("name"))
+	if err != nil {
+		s.writeErr(w, err)
+		return
+	}
+	platform.WriteJSON(w, http.StatusOK, nb)
+}
+
+func (s *Service) handleDelete(w http.ResponseWriter, r *http.Request) {
+	s.control(w, r, r.PathValue("name"), notebooksv1.ActionDelete)
+}
+
+func (s *Service) handleAction(w http.ResponseWriter, r *http.Request) {
+	name, action, ok := strings.Cut(r.PathValue("name"), ":")
+	if !ok || (action != notebooksv1.ActionStop && action != notebooksv1.ActionStart) {
+		platform.WriteError(w, http.StatusNotFound, errors.New("want POST .../notebooks/{name}:stop or :start"))
+		return
+	}
+	s.control(w, r, name, action)
+}
+
+func (s *Service) control(w http.ResponseWriter, r *http.Request, name, action string) {
+	ns := r.PathValue("ns")
+	if err := s.Control(r.Context(), ns, name, notebooksv1.Control{Action: action}); err != nil {
+		s.writeErr(w, err)
+		return
+	}
+	platform.WriteJSON(w, http.StatusAccepted, map[string]string{"namespace": ns, "name": name, "action": action})
+}
+
+func (s *Service) writeErr(w http.ResponseWriter, err error) {
+	switch {
+	case errors.Is(err, ErrNotFound):
+		platform.WriteError(w, http.StatusNotFound, err)
+	case errors.Is(err, ErrAlreadyExists):
+		platform.WriteError(w, http.StatusConflict, err)
+	case errors.Is(err, nbspec.ErrInvalid):
+		platform.WriteError(w, http.StatusBadRequest, err)
+	default:
+		s.log.Error("notebooks request failed", "err", err)
+		platform.WriteError(w, http.StatusInternalServerError, err)
+	}
+}
+
+// proxyTransport is shared by every proxied request (loopback only).
+var proxyTransport = &http.Transport{
+	MaxIdleConnsPerHost: 16,
+	IdleConnTimeout:     90 * time.Second,
+}
+
+// handleProxy forwards an authorised request to the notebook's server, replacing the caller's Sluice
+// token with the server's Jupyter token. A browser that came with ?token= gets the token as a cookie
+// scoped to the notebook's path, so the pages and kernel WebSockets it opens next are authorised too.
+func (s *Service) handleProxy(w http.ResponseWriter, r *http.Request) {
+	ns, name := r.PathValue("ns"), r.PathValue("name")
+	ep, ok := s.spawner.Lookup(ns, name)
+	if !ok {
+		if _, err := s.store.Get(ns, name); err != nil {
+			platform.WriteError(w, http.StatusNotFound, fmt.Errorf("notebook %s/%s not found", ns, name))
+			return
+		}
+		w.Header().Set("Retry-After", "2")
+		platform.WriteError(w, http.StatusServiceUnavailable, fmt.Errorf("notebook %s/%s is not running (start it with POST %s/%s:start)", ns, name, strings.Replace(apiPrefix, "{ns}", ns, 1), name))
+		return
+	}
+	tok, from := access.Presented(r)
+	if from == "query" {
+		http.SetCookie(w, &http.Cookie{Name: access.CookieName, Value: tok, Path: notebooksv1.PathPrefix(ns, name),
+			HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil})
+	}
+	target := &url.URL{Scheme: "http", Host: "127.0.0.1:" + strconv.Itoa(ep.Port)}
+	rp := &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(target)
+			pr.SetXForwarded()
+			// Jupyter checks a WebSocket's Origin against Host: keep the browser's Host.
+			pr.Out.Host = pr.In.Host
+			pr.Out.Header.Set("Authorization", "token "+ep.Token)
+			if from == "query" {
+				q := pr.Out.URL.Query()
+				q.Del("token")
+				pr.Out.URL.RawQuery = q.Encode()
+			}
+			stripCookie(pr.Out)
+		},
+		Transport:     proxyTransport,
+		FlushInterval: -1,
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			platform.WriteError(w, http.StatusBadGateway, fmt.Errorf("notebook %s/%s: %w", ns, name, err))
+		},
+	}
+	rp.ServeHTTP(w, r)
+}
+
+// stripCookie removes the Sluice token cookie before the request reaches Jupyter.
+func stripCookie(r *http.Request) {
+	cs := r.Cookies()
+	r.Header.Del("Cookie")
+	for _, c := range cs {
+		if c.Name != access.CookieName {
+			r.AddCookie(c)
+		}
+	}
+}
+
+// parseDocument parses a notebook document; the error is an *nbspec.InvalidError.
+func parseDocument(doc []byte, defaultNamespace string) (notebooksv1.Notebook, error) {
+	nb, err := nbspec.Parse(doc, defaultNamespace)
+	if err != nil {
+		return nb, err
+	}
+	if v := nb.Metadata.Annotations[notebooksv1.AnnotationStopped]; v != "" {
+		if _, terr := time.Parse(time.RFC3339, v); terr != nil && v != "true" {
+			return nb, &nbspec.InvalidError{Fields: []nbspec.FieldError{{Path: "metadata.annotations." + notebooksv1.AnnotationStopped, Message: fmt.Sprintf("%q is not an RFC 3339 time", v)}}}
+		}
+	}
+	return nb, nil
+}

@@ -1,0 +1,123 @@
+// Package app is the pipelines service's composition root: it wires the run engine (Temporal worker),
+// the run-request consumer and the REST API onto the shared platform deps, so the service runs as its
+// own binary (cmd/pipelines) or inside `sluice dev`.
+package app
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strconv"
+
+	"go.temporal.io/sdk/worker"
+
+	"github.com/sluice-ml/sluice/libs/events"
+	"github.com/sluice-ml/sluice/libs/platform"
+	"github.com/sluice-ml/sluice/libs/runtime"
+	wf "github.com/sluice-ml/sluice/libs/workflow"
+	"github.com/sluice-ml/sluice/services/pipelines/api/pipelinesv1"
+	"github.com/sluice-ml/sluice/services/pipelines/internal/catalog"
+	"github.com/sluice-ml/sluice/services/pipelines/internal/engine"
+)
+
+// Name is the service name.
+const Name = "pipelines"
+
+// Config holds the pipelines service's own settings.
+type Config struct {
+	// MaxConcurrentSteps bounds step activities running at once in this process
+	// (SLUICE_PIPELINES_MAX_CONCURRENT_STEPS, default 256).
+	MaxConcurrentSteps int
+	// ConsumerConcurrency is how many run requests are handled at once (SLUICE_PIPELINES_CONSUMERS, default 8).
+	ConsumerConcurrency int
+}
+
+// ConfigFromEnv reads Config through getenv and validates it.
+func ConfigFromEnv(getenv func(string) string) (Config, error) {
+	c := Config{MaxConcurrentSteps: 256, ConsumerConcurrency: 8}
+	for name, dst := range map[string]*int{
+		"SLUICE_PIPELINES_MAX_CONCURRENT_STEPS": &c.MaxConcurrentSteps,
+		"SLUICE_PIPELINES_CONSUMERS":            &c.ConsumerConcurrency,
+	} {
+		if v := getenv(name); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 {
+				return c, fmt.Errorf("%s: %q is not a positive integer", name, v)
+			}
+			*dst = n
+		}
+	}
+	return c, nil
+}
+
+// App is the running pipelines service.
+type App struct {
+	cfg     Config
+	d       *platform.Deps
+	acts    *engine.Activities
+	catalog *catalog.Catalog
+	worker  worker.Worker
+	sub     *events.Subscription
+}
+
+// Build is the platform.Builder of the pipelines service.
+func Build(ctx context.Context, d *platform.Deps) (platform.Service, error) {
+	cfg, err := ConfigFromEnv(d.Getenv)
+	if err != nil {
+		return nil, err
+	}
+	return New(cfg, d)
+}
+
+// New builds the service.
+func New(cfg Config, d *platform.Deps) (*App, error) {
+	rt, err := platform.NewRuntime(d.RuntimeKind)
+	if err != nil {
+		return nil, err
+	}
+	a := &App{cfg: cfg, d: d, catalog: catalog.New(d.Artifacts)}
+	a.acts = &engine.Activities{
+		Store: d.Artifacts, Runtime: rt, Bus: d.Bus, Log: d.Log.With("service", Name),
+		WorkDir: filepath.Join(d.DataDir, Name, "work"), Source: "/sluice/" + Name,
+	}
+	opts := wf.WorkerOptions()
+	opts.MaxConcurrentActivityExecutionSize = cfg.MaxConcurrentSteps
+	a.worker = worker.New(d.Temporal, pipelinesv1.TaskQueue, opts)
+	engine.Register(a.worker, a.acts)
+	return a, nil
+}
+
+// Name implements platform.Service.
+func (a *App) Name() string { return Name }
+
+// Start starts the Temporal worker and the run-request consumer.
+func (a *App) Start(ctx context.Context) error {
+	if err := a.worker.Start(); err != nil {
+		return fmt.Errorf("pipelines worker: %w", err)
+	}
+	sub, err := a.d.Bus.Consume(ctx, events.ConsumerConfig{
+		Stream: events.StreamPipeline, Durable: "pipelines-run-requests",
+		FilterSubjects: []string{events.SubjectFor(events.PipelineRunRequestedV1)},
+		Concurrency:    a.cfg.ConsumerConcurrency,
+	}, a.handleRunRequested)
+	if err != nil {
+		a.worker.Stop()
+		return err
+	}
+	a.sub = sub
+	return nil
+}
+
+// Ready implements platform.Service.
+func (a *App) Ready(ctx context.Context) error { return nil }
+
+// Close stops the consumer and the worker.
+func (a *App) Close() error {
+	if a.sub != nil {
+		a.sub.Stop()
+	}
+	a.worker.Stop()
+	return nil
+}
+
+var _ runtime.Runtime = (*runtime.Local)(nil)

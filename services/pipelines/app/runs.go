@@ -1,0 +1,152 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"go.temporal.io/sdk/client"
+
+	"github.com/sluice-ml/sluice/libs/events"
+	"github.com/sluice-ml/sluice/services/pipelines/api/pipelinesv1"
+	"github.com/sluice-ml/sluice/services/pipelines/internal/catalog"
+	"github.com/sluice-ml/sluice/services/pipelines/internal/dag"
+	"github.com/sluice-ml/sluice/services/pipelines/internal/engine"
+	"github.com/sluice-ml/sluice/services/pipelines/internal/spec"
+)
+
+// invalidError is a run request that can never start (HTTP 400, CLI exit 2, run.rejected event).
+type invalidError struct{ problems []string }
+
+func (e *invalidError) Error() string { return "invalid run request:\n  " + strings.Join(e.problems, "\n  ") }
+
+func invalid(err error) *invalidError {
+	if fe := dag.AsFieldErrors(err); len(fe) > 0 {
+		out := make([]string, len(fe))
+		for i, f := range fe {
+			out[i] = f.Error()
+		}
+		return &invalidError{problems: out}
+	}
+	return &invalidError{problems: []string{err.Error()}}
+}
+
+// prepare resolves what a request runs and validates it completely; nothing is created.
+func (a *App) prepare(ctx context.Context, req pipelinesv1.RunRequest, runID string) (pipelinesv1.RunInput, *dag.Pipeline, error) {
+	in := pipelinesv1.RunInput{RunID: runID, RunName: req.RunName, ExperimentID: req.ExperimentID, Parameters: req.Parameters, DisableCache: req.DisableCache}
+	if err := events.ValidateToken(strings.ReplaceAll(runID, "/", "_")); err != nil || len(runID) > 200 {
+		return in, nil, &invalidError{problems: []string{fmt.Sprintf("run_id: %q is not a safe id", runID)}}
+	}
+	refs := 0
+	for _, s := range []string{req.PipelineID, req.PipelineName, req.Spec} {
+		if s != "" {
+			refs++
+		}
+	}
+	if refs != 1 {
+		return in, nil, &invalidError{problems: []string{"exactly one of pipeline_id, pipeline_name or spec is required"}}
+	}
+	switch {
+	case req.Spec != "":
+		in.Spec = req.Spec
+	default:
+		pid := req.PipelineID
+		if pid == "" {
+			p, err := a.catalog.PipelineByName(ctx, req.PipelineName)
+			if errors.Is(err, catalog.ErrNotFound) {
+				return in, nil, &invalidError{problems: []string{fmt.Sprintf("pipeline_name: no pipeline %q", req.PipelineName)}}
+			}
+			if err != nil {
+				return in, nil, err
+			}
+			pid = p.ID
+		}
+		v, err := a.catalog.Version(ctx, pid, req.PipelineVersionID)
+		if errors.Is(err, catalog.ErrNotFound) {
+			return in, nil, &invalidError{problems: []string{fmt.Sprintf("pipeline_id: no pipeline %q or version %q", pid, req.PipelineVersionID)}}
+		}
+		if err != nil {
+			return in, nil, err
+		}
+		in.Spec, in.PipelineID, in.VersionID = v.Spec, pid, v.ID
+	}
+	if req.ExperimentID != "" {
+		if _, err := a.catalog.Experiment(ctx, req.ExperimentID); err != nil {
+			return in, nil, &invalidError{problems: []string{fmt.Sprintf("experiment_id: no experiment %q", req.ExperimentID)}}
+		}
+	} else {
+		in.ExperimentID = catalog.DefaultExperimentID
+	}
+	if req.CacheMaxStaleness != "" {
+		d, err := time.ParseDuration(req.CacheMaxStaleness)
+		if err != nil || d < 0 {
+			return in, nil, &invalidError{problems: []string{fmt.Sprintf("cache_max_staleness: %q is not a duration like 24h", req.CacheMaxStaleness)}}
+		}
+		in.CacheMaxStaleness = d
+	}
+	p, err := spec.Parse([]byte(in.Spec))
+	if err != nil {
+		return in, nil, invalid(err)
+	}
+	if _, err := p.ResolveInputs(in.Parameters); err != nil {
+		return in, nil, invalid(err)
+	}
+	in.PipelineName = p.Name
+	if in.RunName == "" {
+		in.RunName = p.Name + " " + runID
+	}
+	return in, p, nil
+}
+
+// start starts the run workflow (idempotent by run id) and publishes run.started at once; the workflow
+// publishes the same event with the same id, so the stream keeps one.
+func (a *App) start(ctx context.Context, in pipelinesv1.RunInput, p *dag.Pipeline) (client.WorkflowRun, error) {
+	run, err := engine.Start(ctx, a.d.Temporal, in)
+	if err != nil && !errors.Is(err, engine.ErrRunExists) {
+		return nil, err
+	}
+	ev := pipelinesv1.RunEvent{RunID: in.RunID, RunName: in.RunName, PipelineName: p.Name, ExperimentID: in.ExperimentID,
+		State: pipelinesv1.RunRunning, Time: time.Now().UTC()}
+	if perr := a.acts.PublishRun(ctx, events.PipelineRunStartedV1, ev); perr != nil {
+		return run, perr
+	}
+	return run, err
+}
+
+// handleRunRequested starts the run asked for by a sluice.pipeline.run.requested.v1 event; the CE id is
+// the run id, so a redelivered or duplicated event never starts a second run. An invalid request is
+// answered with run.rejected and dead-lettered.
+func (a *App) handleRunRequested(ctx context.Context, ev events.Event) error {
+	var req pipelinesv1.RunRequest
+	if err := ev.DataAs(&req); err != nil {
+		a.reject(ctx, ev.ID(), []string{"data: " + err.Error()})
+		return events.Permanent(fmt.Errorf("data: %w", err))
+	}
+	in, p, err := a.prepare(ctx, req, ev.ID())
+	var ie *invalidError
+	if errors.As(err, &ie) {
+		a.reject(ctx, ev.ID(), ie.problems)
+		return events.Permanent(err)
+	}
+	if err != nil {
+		return err
+	}
+	_, err = a.start(ctx, in, p)
+	if errors.Is(err, engine.ErrRunExists) {
+		return nil
+	}
+	return err
+}
+
+func (a *App) reject(ctx context.Context, requestID string, problems []string) {
+	out, err := events.New("/sluice/"+Name, events.PipelineRunRejectedV1, "runs/"+requestID, pipelinesv1.RunRejected{RequestID: requestID, Errors: problems})
+	if err == nil {
+		out.SetID(engine.EventID(requestID, events.PipelineRunRejectedV1))
+		err = a.d.Bus.Publish(ctx, out)
+	}
+	if err != nil {
+		a.d.Log.WarnContext(ctx, "publish run.rejected", "event_id", requestID, "err", err)
+	}
+}

@@ -1,0 +1,487 @@
+package dataplane
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/sluice-ml/sluice/services/serving/internal/modelrepo"
+	"github.com/sluice-ml/sluice/services/serving/internal/modelruntime"
+)
+
+// TF Serving REST API (tensorflow_serving/model_servers/http_rest_api_handler.cc):
+//   GET  /v1/models/{name}[/versions/{n} | /labels/{label}]
+//   GET  /v1/models/{name}[/versions/{n} | /labels/{label}]/metadata
+//   POST /v1/models/{name}[/versions/{n} | /labels/{label}]:predict
+
+const defaultSignature = "serving_default"
+
+// serveTF handles the segments after /v1/models.
+func (s *Server) serveTF(w http.ResponseWriter, r *http.Request, segs []string) {
+	if len(segs) == 0 {
+		writeError(w, http.StatusNotFound, "Malformed request: "+r.Method+" "+r.URL.Path)
+		return
+	}
+	var verb string
+	last := segs[len(segs)-1]
+	if i := strings.LastIndexByte(last, ':'); i >= 0 {
+		verb = last[i+1:]
+		segs = append(segs[:len(segs)-1:len(segs)-1], last[:i])
+	}
+	t := target{model: segs[0]}
+	rest := segs[1:]
+	metadata := false
+	for len(rest) > 0 {
+		switch {
+		case len(rest) >= 2 && eqFold(rest[0], "versions"):
+			if t.hasVer {
+				writeError(w, http.StatusBadRequest, "Malformed request: version specified more than once")
+				return
+			}
+			v, err := strconv.ParseInt(rest[1], 10, 64)
+			if err != nil || v < 0 {
+				writeError(w, http.StatusBadRequest, fmt.Sprintf("Malformed request: version %q is not a non-negative integer", rest[1]))
+				return
+			}
+			t.version, t.hasVer = v, true
+			rest = rest[2:]
+		case len(rest) >= 2 && eqFold(rest[0], "labels"):
+			if t.label != "" {
+				writeError(w, http.StatusBadRequest, "Malformed request: label specified more than once")
+				return
+			}
+			t.label = rest[1]
+			rest = rest[2:]
+		case len(rest) == 1 && eqFold(rest[0], "metadata") && verb == "":
+			metadata = true
+			rest = nil
+		default:
+			writeError(w, http.StatusNotFound, "Malformed request: "+r.Method+" "+r.URL.Path)
+			return
+		}
+	}
+	if t.hasVer && t.label != "" {
+		writeError(w, http.StatusBadRequest, "Malformed request: both version and label are specified")
+		return
+	}
+	switch {
+	case verb == "" && r.Method == http.MethodGet && metadata:
+		s.tfMetadata(w, t)
+	case verb == "" && r.Method == http.MethodGet:
+		s.tfStatus(w, t)
+	case verb == "predict" && r.Method == http.MethodPost:
+		s.tfPredict(w, r, t)
+	case verb == "classify" || verb == "regress":
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("%s is not supported by this model: it has no %s signature", verb, verb))
+	default:
+		writeError(w, http.StatusNotFound, "Malformed request: "+r.Method+" "+r.URL.Path)
+	}
+}
+
+// tfStatus writes GetModelStatusResponse JSON.
+func (s *Server) tfStatus(w http.ResponseWriter, t target) {
+	backends, ok := s.backends(t.model)
+	if !ok {
+		writeError(w, http.StatusNotFound, "Could not find any versions of model "+t.model)
+		return
+	}
+	var statuses []modelrepo.VersionStatus
+	seen := map[*modelrepo.Manager]bool{}
+	for _, b := range backends {
+		if seen[b.Manager] {
+			continue
+		}
+		seen[b.Manager] = true
+		snap := b.Manager.Snapshot()
+		switch {
+		case t.hasVer:
+			if st, ok := snap.Status(t.version); ok {
+				statuses = append(statuses, st)
+			}
+		case t.label != "":
+			if v, ok := snap.Labels[t.label]; ok {
+				if st, ok := snap.Status(v); ok {
+					statuses = append(statuses, st)
+				}
+			}
+		default:
+			statuses = append(statuses, snap.Statuses...)
+		}
+	}
+	if len(statuses) == 0 {
+		switch {
+		case t.hasVer:
+			writeError(w, http.StatusNotFound, fmt.Sprintf("Could not find version %d of model %s", t.version, t.model))
+		case t.label != "":
+			writeError(w, http.StatusNotFound, "Unrecognized servable version label: "+t.label)
+		default:
+			writeError(w, http.StatusNotFound, "Could not find any versions of model "+t.model)
+		}
+		return
+	}
+	b := []byte(`{"model_version_status":[`)
+	for i, st := range statuses {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"version":"`...)
+		b = strconv.AppendInt(b, st.Version, 10)
+		b = append(b, `","state":"`...)
+		b = append(b, st.State...)
+		b = append(b, `","status":{"error_code":"`...)
+		b = append(b, st.ErrorCode...)
+		b = append(b, `","error_message":`...)
+		b = appendString(b, st.ErrorMessage)
+		b = append(b, "}}"...)
+	}
+	writeJSON(w, http.StatusOK, append(b, "]}"...))
+}
+
+// tfMetadata writes GetModelMetadataResponse JSON with the serving_default signature.
+func (s *Server) tfMetadata(w http.ResponseWriter, t target) {
+	sv, err := s.resolve(t)
+	if err != nil {
+		writeError(w, predictStatus(err), err.Error())
+		return
+	}
+	b := []byte(`{"model_spec":{"name":`)
+	b = appendString(b, sv.Name)
+	b = append(b, `,"signature_name":"","version":"`...)
+	b = strconv.AppendInt(b, sv.Version, 10)
+	b = append(b, `"},"metadata":{"signature_def":{"signature_def":{"serving_default":{"inputs":`...)
+	b = appendTensorInfos(b, sv.Model.Inputs())
+	b = append(b, `,"outputs":`...)
+	b = appendTensorInfos(b, sv.Model.Outputs())
+	b = append(b, `,"method_name":"tensorflow/serving/predict"}}}}}`...)
+	writeJSON(w, http.StatusOK, b)
+}
+
+func appendTensorInfos(b []byte, specs []modelruntime.TensorSpec) []byte {
+	b = append(b, '{')
+	for i, s := range specs {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendString(b, s.Name)
+		b = append(b, `:{"dtype":"`...)
+		b = append(b, s.DataType.TFName()...)
+		b = append(b, `","tensor_shape":{"dim":[`...)
+		for j, d := range s.Shape {
+			if j > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, `{"size":"`...)
+			b = strconv.AppendInt(b, d, 10)
+			b = append(b, `","name":""}`...)
+		}
+		b = append(b, `],"unknown_rank":false},"name":`...)
+		b = appendString(b, s.Name)
+		b = append(b, '}')
+	}
+	return append(b, '}')
+}
+
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.opts.MaxBodyBytes))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "read request body: "+err.Error())
+		return nil, false
+	}
+	return body, true
+}
+
+// tfPredict handles :predict in row (instances) or columnar (inputs) format.
+func (s *Server) tfPredict(w http.ResponseWriter, r *http.Request, t target) {
+	body, ok := s.readBody(w, r)
+	if !ok {
+		return
+	}
+	// Resolve first for the input signature; predict re-resolves only if the version is
+	// unloaded in between.
+	sv, err := s.resolve(t)
+	if err != nil {
+		writeError(w, predictStatus(err), err.Error())
+		return
+	}
+	req, err := parseTFPredict(body, sv.Model.Inputs())
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	out, err := sv.Predict(r.Context(), req.inputs)
+	if errors.Is(err, modelrepo.ErrUnloaded) {
+		sv, out, err = s.predict(r.Context(), t, req.inputs)
+	}
+	if err != nil {
+		writeError(w, predictStatus(err), err.Error())
+		return
+	}
+	resp, err := encodeTFPredict(req.row, sv.Model.Outputs(), out)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+type tfPredictRequest struct {
+	row    bool
+	inputs map[string]modelruntime.Tensor
+}
+
+// parseTFPredict decodes a PredictRequest body against the model's inputs. Errors are client
+// errors (400) naming the request field, the input and the element index.
+func parseTFPredict(body []byte, specs []modelruntime.TensorSpec) (*tfPredictRequest, error) {
+	doc, err := parseJSON(body)
+	if err != nil {
+		return nil, err
+	}
+	if doc.kind != kObject {
+		return nil, fmt.Errorf("request body must be a JSON object, found a %s", doc.kind)
+	}
+	var instances, inputs *value
+	for _, m := range doc.obj {
+		switch m.key {
+		case "signature_name":
+			if m.val.kind != kString {
+				return nil, fmt.Errorf(`"signature_name" must be a string, found a %s`, m.val.kind)
+			}
+			if m.val.s != "" && m.val.s != defaultSignature {
+				return nil, fmt.Errorf("Serving signature name: %q not found in signature def", m.val.s)
+			}
+		case "instances":
+			instances = m.val
+		case "inputs":
+			inputs = m.val
+		default:
+			return nil, fmt.Errorf("unknown request field %q (expected signature_name and one of instances or inputs)", m.key)
+		}
+	}
+	switch {
+	case instances != nil && inputs != nil:
+		return nil, fmt.Errorf(`request must contain exactly one of "instances" (row format) or "inputs" (columnar format), found both`)
+	case instances == nil && inputs == nil:
+		return nil, fmt.Errorf(`request must contain exactly one of "instances" (row format) or "inputs" (columnar format), found neither`)
+	case instances != nil:
+		in, err := parseInstances(instances, specs)
+		return &tfPredictRequest{row: true, inputs: in}, err
+	default:
+		in, err := parseColumnar(inputs, specs)
+		return &tfPredictRequest{inputs: in}, err
+	}
+}
+
+func parseInstances(v *value, specs []modelruntime.TensorSpec) (map[string]modelruntime.Tensor, error) {
+	if v.kind != kArray {
+		return nil, fmt.Errorf(`"instances" must be a list, found a %s`, v.kind)
+	}
+	n := int64(len(v.arr))
+	named := n > 0 && v.arr[0].kind == kObject && !isB64(v.arr[0])
+	out := make(map[string]modelruntime.Tensor, len(specs))
+	if !named {
+		if len(specs) != 1 {
+			return nil, fmt.Errorf("instances: the model has %d inputs, so each instance must be an object keyed by input name", len(specs))
+		}
+		for i, el := range v.arr {
+			if el.kind == kObject && !isB64(el) {
+				return nil, fmt.Errorf("instances[%d]: is an object but instances[0] is not; all instances must have the same form", i)
+			}
+		}
+		spec := specs[0]
+		rowShape := rowShapeOf(v, spec)
+		t, err := tensorFromValue(v, append([]int64{n}, rowShape...), spec, "instances")
+		if err != nil {
+			return nil, err
+		}
+		out[spec.Name] = t
+		return out, nil
+	}
+	for i, el := range v.arr {
+		if el.kind != kObject || isB64(el) {
+			return nil, fmt.Errorf("instances[%d]: expected an object keyed by input name like instances[0], found a %s", i, el.kind)
+		}
+		for _, m := range el.obj {
+			if !hasInput(specs, m.key) {
+				return nil, fmt.Errorf("instances[%d]: %q is not an input of the model (inputs: %s)", i, m.key, inputNames(specs))
+			}
+		}
+	}
+	for _, spec := range specs {
+		rows := &value{kind: kArray, arr: make([]*value, n)}
+		for i, el := range v.arr {
+			x := el.get(spec.Name)
+			if x == nil {
+				return nil, fmt.Errorf("instances[%d]: missing input %q", i, spec.Name)
+			}
+			rows.arr[i] = x
+		}
+		rowShape := shapeOf(rows.arr[0])
+		var leaves []*value
+		var err error
+		for i, x := range rows.arr {
+			if leaves, err = collect(x, rowShape, leaves, fmt.Sprintf("instances[%d].%s", i, spec.Name)); err != nil {
+				return nil, err
+			}
+		}
+		data, err := convert(spec.DataType, leaves, spec.Name)
+		if err != nil {
+			return nil, err
+		}
+		out[spec.Name] = modelruntime.Tensor{DataType: spec.DataType, Shape: append([]int64{n}, rowShape...), Data: data}
+	}
+	return out, nil
+}
+
+// rowShapeOf is the per-row shape of a list of rows: from the first row, or for zero rows
+// from the model's declared shape (variable dims as 0).
+func rowShapeOf(rows *value, spec modelruntime.TensorSpec) []int64 {
+	if len(rows.arr) > 0 {
+		return shapeOf(rows.arr[0])
+	}
+	var shape []int64
+	if len(spec.Shape) > 1 {
+		for _, d := range spec.Shape[1:] {
+			shape = append(shape, max(d, 0))
+		}
+	}
+	return shape
+}
+
+func parseColumnar(v *value, specs []modelruntime.TensorSpec) (map[string]modelruntime.Tensor, error) {
+	out := make(map[string]modelruntime.Tensor, len(specs))
+	if v.kind == kObject && !isB64(v) {
+		for _, m := range v.obj {
+			if !hasInput(specs, m.key) {
+				return nil, fmt.Errorf("inputs: %q is not an input of the model (inputs: %s)", m.key, inputNames(specs))
+			}
+		}
+		for _, spec := range specs {
+			x := v.get(spec.Name)
+			if x == nil {
+				return nil, fmt.Errorf("inputs: missing input %q", spec.Name)
+			}
+			shape := shapeOf(x)
+			if x.kind == kArray && len(x.arr) == 0 {
+				shape = append([]int64{0}, rowShapeOf(x, spec)...)
+			}
+			t, err := tensorFromValue(x, shape, spec, "inputs."+spec.Name)
+			if err != nil {
+				return nil, err
+			}
+			out[spec.Name] = t
+		}
+		return out, nil
+	}
+	if len(specs) != 1 {
+		return nil, fmt.Errorf("inputs: the model has %d inputs, so \"inputs\" must be an object keyed by input name", len(specs))
+	}
+	spec := specs[0]
+	shape := shapeOf(v)
+	if v.kind == kArray && len(v.arr) == 0 {
+		shape = append([]int64{0}, rowShapeOf(v, spec)...)
+	}
+	t, err := tensorFromValue(v, shape, spec, "inputs")
+	if err != nil {
+		return nil, err
+	}
+	out[spec.Name] = t
+	return out, nil
+}
+
+func tensorFromValue(v *value, shape []int64, spec modelruntime.TensorSpec, path string) (modelruntime.Tensor, error) {
+	var leaves []*value
+	var err error
+	if modelruntime.NumElements(shape) > 0 || len(shape) == 0 {
+		if leaves, err = collect(v, shape, nil, path); err != nil {
+			return modelruntime.Tensor{}, err
+		}
+	}
+	data, err := convert(spec.DataType, leaves, spec.Name)
+	if err != nil {
+		return modelruntime.Tensor{}, err
+	}
+	return modelruntime.Tensor{DataType: spec.DataType, Shape: shape, Data: data}, nil
+}
+
+func hasInput(specs []modelruntime.TensorSpec, name string) bool {
+	for _, s := range specs {
+		if s.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+func inputNames(specs []modelruntime.TensorSpec) string {
+	names := make([]string, len(specs))
+	for i, s := range specs {
+		names[i] = strconv.Quote(s.Name)
+	}
+	return strings.Join(names, ", ")
+}
+
+// encodeTFPredict writes {"predictions": ...} (row) or {"outputs": ...} (columnar).
+func encodeTFPredict(row bool, specs []modelruntime.TensorSpec, out map[string]modelruntime.Tensor) ([]byte, error) {
+	if !row {
+		b := []byte(`{"outputs":`)
+		if len(specs) == 1 {
+			t := out[specs[0].Name]
+			b = appendNested(b, t.Data, 0, t.Shape, isBytesName(specs[0].Name))
+		} else {
+			b = append(b, '{')
+			for i, s := range specs {
+				if i > 0 {
+					b = append(b, ',')
+				}
+				t := out[s.Name]
+				b = appendString(b, s.Name)
+				b = append(b, ':')
+				b = appendNested(b, t.Data, 0, t.Shape, isBytesName(s.Name))
+			}
+			b = append(b, '}')
+		}
+		return append(b, '}'), nil
+	}
+	var n int64 = -1
+	for _, s := range specs {
+		t := out[s.Name]
+		if len(t.Shape) == 0 {
+			return nil, fmt.Errorf("output %q is a scalar; the row format needs a batch dimension (use the columnar \"inputs\" format)", s.Name)
+		}
+		if n >= 0 && t.Shape[0] != n {
+			return nil, fmt.Errorf("outputs have different batch sizes (%d and %d for %q); use the columnar \"inputs\" format", n, t.Shape[0], s.Name)
+		}
+		n = t.Shape[0]
+	}
+	b := []byte(`{"predictions":[`)
+	for i := range max(n, 0) {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		if len(specs) == 1 {
+			t := out[specs[0].Name]
+			stride := int(modelruntime.NumElements(t.Shape[1:]))
+			b = appendNested(b, t.Data, int(i)*stride, t.Shape[1:], isBytesName(specs[0].Name))
+			continue
+		}
+		b = append(b, '{')
+		for j, s := range specs {
+			if j > 0 {
+				b = append(b, ',')
+			}
+			t := out[s.Name]
+			stride := int(modelruntime.NumElements(t.Shape[1:]))
+			b = appendString(b, s.Name)
+			b = append(b, ':')
+			b = appendNested(b, t.Data, int(i)*stride, t.Shape[1:], isBytesName(s.Name))
+		}
+		b = append(b, '}')
+	}
+	return append(b, "]}"...), nil
+}
+
+// isBytesName: TF Serving returns outputs whose name ends in "_bytes" as {"b64": ...}.
+func isBytesName(name string) bool { return strings.HasSuffix(name, "_bytes") }

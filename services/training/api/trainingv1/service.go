@@ -1,0 +1,199 @@
+package trainingv1
+
+import (
+	"time"
+
+	"github.com/sluice-ml/sluice/libs/events"
+)
+
+// Temporal names of the job lifecycle. One workflow runs per job, with
+// workflow ID WorkflowID(namespace, name), on TaskQueue.
+const (
+	// TaskQueue is the Temporal task queue of the training service.
+	TaskQueue = "sluice-training"
+	// WorkflowType is the registered name of the job lifecycle workflow.
+	WorkflowType = "TrainingJob"
+	// QueryJob returns the job with its live status as a JobView.
+	QueryJob = "job"
+	// SignalSuspend suspends a running job: its replicas are terminated and
+	// Suspended=True is set (runPolicy.suspend: true).
+	SignalSuspend = "suspend"
+	// SignalResume resumes a suspended job: every replica that has not
+	// succeeded is started again.
+	SignalResume = "resume"
+	// SignalDelete deletes the job: every replica is terminated, a deleted
+	// event is published and the workflow ends.
+	SignalDelete = "delete"
+	// SignalReplicaStarted is sent by the replica watcher once the
+	// replica's process runs (data: ReplicaStarted).
+	SignalReplicaStarted = "replica-started"
+
+	// MemoDeleted is the workflow memo key set to true once the job is
+	// deleted (by request or ttlSecondsAfterFinished).
+	MemoDeleted = "deleted"
+	// MemoRequestID is the memo key holding the id of the request (CE id
+	// of a job.requested event, or a fresh id for REST) that created the job.
+	MemoRequestID = "request_id"
+	// MemoKind is the memo key holding the job kind (TFJob, PyTorchJob).
+	MemoKind = "kind"
+)
+
+// WorkflowID is the business-key workflow ID of a job:
+// "trainjob/<namespace>/<name>".
+func WorkflowID(namespace, name string) string {
+	return "trainjob/" + namespace + "/" + name
+}
+
+// JobInput starts the lifecycle workflow of one job.
+type JobInput struct {
+	// Job is the parsed, defaulted and validated job (status empty).
+	Job Job `json:"job"`
+	// RequestID identifies the request that created the job (a
+	// job.requested CE id, or a fresh id for REST creates).
+	RequestID string `json:"requestId"`
+	// HeartbeatTimeout bounds how long a lost replica watcher (its worker
+	// died) goes unnoticed; 0 means 10 s.
+	HeartbeatTimeout time.Duration `json:"heartbeatTimeout,omitempty"`
+}
+
+// JobResult is the workflow's result: the job as it finished.
+type JobResult struct {
+	View JobView `json:"view"`
+}
+
+// ReplicaState names the state of one replica in a JobView: the pod phases
+// Pending, Running, Succeeded, Failed, plus Terminated for a replica the
+// service stopped (cleanPodPolicy, suspend, delete).
+type ReplicaState string
+
+const (
+	ReplicaPending    ReplicaState = "Pending"
+	ReplicaRunning    ReplicaState = "Running"
+	ReplicaSucceeded  ReplicaState = "Succeeded"
+	ReplicaFailed     ReplicaState = "Failed"
+	ReplicaTerminated ReplicaState = "Terminated"
+)
+
+// ReplicaView is one replica of a job as the lifecycle sees it.
+type ReplicaView struct {
+	// Name is the pod-style name "<job>-<type>-<index>".
+	Name  string       `json:"name"`
+	Type  ReplicaType  `json:"type"`
+	Index int32        `json:"index"`
+	State ReplicaState `json:"state"`
+	// Attempt counts the processes started for this replica (1 = first).
+	Attempt int `json:"attempt"`
+	// Restarts counts restarts decided by the restart policy.
+	Restarts int32 `json:"restarts"`
+	// ExitCode of the last process that ended (nil while none has).
+	ExitCode *int32 `json:"exitCode,omitempty"`
+	// Reason of the last exit (Completed, Error, Killed, Lost, ...).
+	Reason string `json:"reason,omitempty"`
+	// Address is host:port the replica listens on (local runtime).
+	Address string `json:"address,omitempty"`
+	// StartedAt is when the current attempt's process started.
+	StartedAt *time.Time `json:"startedAt,omitempty"`
+	// LogURI is the s3:// URI of the last finished attempt's log.
+	LogURI string `json:"logUri,omitempty"`
+}
+
+// LogName is the replica's short name in log keys and the logs endpoint,
+// "<lower type>-<index>", e.g. "worker-0".
+func (r ReplicaView) LogName() string {
+	n := ReplicaName("x", r.Type, r.Index)
+	return n[2:]
+}
+
+// JobView is a job with its live status and replicas: the answer of
+// QueryJob and of GET /apis/training/v1/namespaces/{ns}/jobs/{name}.
+type JobView struct {
+	Kind      string `json:"kind"`
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+	// State is the type of the last condition (kubectl's State column).
+	State JobConditionType `json:"state"`
+	// Job is the document with spec and status.
+	Job      Job           `json:"job"`
+	Replicas []ReplicaView `json:"replicas"`
+	// Restarts is the sum of restarts that count toward backoffLimit.
+	Restarts int32 `json:"restarts"`
+	// Deleted is true once the job was deleted (request or TTL).
+	Deleted bool `json:"deleted,omitempty"`
+	// ModelURI is the exported model directory recorded on success.
+	ModelURI string `json:"modelUri,omitempty"`
+}
+
+// ReplicaStarted is the data of SignalReplicaStarted.
+type ReplicaStarted struct {
+	Name    string    `json:"name"`
+	Attempt int       `json:"attempt"`
+	Time    time.Time `json:"time"`
+}
+
+// JobEvent is the data of every io.sluice.training.job.*.v1 transition
+// event (created, running, restarting, succeeded, failed, suspended,
+// resumed, deleted).
+type JobEvent struct {
+	Kind      string `json:"kind"`
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+	// Condition is the condition that became true (Created, Running, ...;
+	// "Deleted" for deletion).
+	Condition string `json:"condition"`
+	Reason    string `json:"reason,omitempty"`
+	Message   string `json:"message,omitempty"`
+	// ReplicaStatuses are the counts by replica type at the transition.
+	ReplicaStatuses map[ReplicaType]*ReplicaStatus `json:"replicaStatuses,omitempty"`
+	Time            time.Time                      `json:"time"`
+}
+
+// Rejected is the data of io.sluice.training.job.rejected.v1: a request that
+// created nothing.
+type Rejected struct {
+	// RequestID is the CE id of the refused job.requested event.
+	RequestID string `json:"requestId"`
+	Kind      string `json:"kind,omitempty"`
+	Namespace string `json:"namespace,omitempty"`
+	Name      string `json:"name,omitempty"`
+	// Errors lists every problem, each naming its field path.
+	Errors []string `json:"errors"`
+}
+
+// ModelExported is the data of io.sluice.training.model.exported.v1,
+// published when a job whose chief exported a model to an s3:// exportDir
+// succeeds, for lineage.
+type ModelExported struct {
+	// Job is "<namespace>/<name>"; Kind TFJob or PyTorchJob.
+	Job  string `json:"job"`
+	Kind string `json:"kind"`
+	// URI is the s3:// URI of the exported model version directory.
+	URI string `json:"uri"`
+	// ModelURI is the model file (model.onnx) when present.
+	ModelURI string `json:"modelUri,omitempty"`
+	// Digest is "sha256:<hex>" of the model file, or of the directory
+	// listing (relative path NUL digest NL lines) when there is none.
+	Digest string `json:"digest"`
+	// Metrics is the content of metrics.json.
+	Metrics map[string]any `json:"metrics,omitempty"`
+	Time    time.Time      `json:"time"`
+}
+
+// EventTypeFor maps a condition type to its transition event type
+// ("" for none).
+func EventTypeFor(c JobConditionType) string {
+	switch c {
+	case JobCreated:
+		return events.TrainingJobCreatedV1
+	case JobRunning:
+		return events.TrainingJobRunningV1
+	case JobRestarting:
+		return events.TrainingJobRestartingV1
+	case JobSucceeded:
+		return events.TrainingJobSucceededV1
+	case JobFailed:
+		return events.TrainingJobFailedV1
+	case JobSuspended:
+		return events.TrainingJobSuspendedV1
+	}
+	return ""
+}

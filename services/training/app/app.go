@@ -1,0 +1,162 @@
+// Package app is the training service's composition root: the job
+// lifecycle worker (Temporal), the job-request consumer and the REST API
+// under /apis/training/v1, on the shared platform deps, so the service runs
+// as its own binary (cmd/training) or inside `sluice dev`.
+package app
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"go.temporal.io/sdk/worker"
+
+	"github.com/sluice-ml/sluice/libs/events"
+	"github.com/sluice-ml/sluice/libs/platform"
+	wf "github.com/sluice-ml/sluice/libs/workflow"
+	"github.com/sluice-ml/sluice/services/training/api/trainingv1"
+	"github.com/sluice-ml/sluice/services/training/internal/lifecycle"
+)
+
+// Name is the service name.
+const Name = "training"
+
+// Config holds the training service's own settings.
+type Config struct {
+	// BinDir is put first on every local replica's PATH, so a job's
+	// command (e.g. mnist-trainer) is found there
+	// (SLUICE_TRAINING_BIN_DIR; default: the directory of the running
+	// executable, i.e. <repo>/bin for bin/sluice and bin/training).
+	BinDir string
+	// HeartbeatTimeout is how long a replica watcher lost with its worker
+	// goes unnoticed (SLUICE_TRAINING_HEARTBEAT_TIMEOUT, default 10s).
+	HeartbeatTimeout time.Duration
+	// Consumers is how many job requests are handled at once
+	// (SLUICE_TRAINING_CONSUMERS, default 4).
+	Consumers int
+	// TaskQueue is the Temporal task queue (default trainingv1.TaskQueue;
+	// tests use their own).
+	TaskQueue string
+}
+
+// ConfigFromEnv reads Config through getenv and validates it.
+func ConfigFromEnv(getenv func(string) string) (Config, error) {
+	c := Config{HeartbeatTimeout: lifecycle.DefaultHeartbeatTimeout, Consumers: 4, TaskQueue: trainingv1.TaskQueue}
+	c.BinDir = getenv("SLUICE_TRAINING_BIN_DIR")
+	if c.BinDir == "" {
+		if exe, err := os.Executable(); err == nil {
+			c.BinDir = filepath.Dir(exe)
+		}
+	}
+	if v := getenv("SLUICE_TRAINING_HEARTBEAT_TIMEOUT"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < time.Second {
+			return c, fmt.Errorf("SLUICE_TRAINING_HEARTBEAT_TIMEOUT: %q is not a duration of at least 1s", v)
+		}
+		c.HeartbeatTimeout = d
+	}
+	if v := getenv("SLUICE_TRAINING_CONSUMERS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return c, fmt.Errorf("SLUICE_TRAINING_CONSUMERS: %q is not a positive integer", v)
+		}
+		c.Consumers = n
+	}
+	return c, nil
+}
+
+// App is the running training service.
+type App struct {
+	cfg     Config
+	d       *platform.Deps
+	acts    *lifecycle.Activities
+	worker  worker.Worker
+	sub     *events.Subscription
+	dataDir string
+}
+
+// Build is the platform.Builder of the training service.
+func Build(ctx context.Context, d *platform.Deps) (platform.Service, error) {
+	cfg, err := ConfigFromEnv(d.Getenv)
+	if err != nil {
+		return nil, err
+	}
+	return New(cfg, d)
+}
+
+// New builds the service.
+func New(cfg Config, d *platform.Deps) (*App, error) {
+	rt, err := platform.NewRuntime(d.RuntimeKind)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.TaskQueue == "" {
+		cfg.TaskQueue = trainingv1.TaskQueue
+	}
+	dataDir := filepath.Join(d.DataDir, Name)
+	a := &App{cfg: cfg, d: d, dataDir: dataDir}
+	a.acts = &lifecycle.Activities{
+		Runtime: rt, Store: d.Artifacts, Bus: d.Bus, Temporal: d.Temporal, Log: d.Log.With("service", Name),
+		Source: "/sluice/" + Name, DataDir: dataDir, Env: s3Env(d), PathPrefix: cfg.BinDir, HostPath: d.Getenv("PATH"),
+	}
+	a.worker = worker.New(d.Temporal, cfg.TaskQueue, wf.WorkerOptions())
+	lifecycle.Register(a.worker, a.acts)
+	return a, nil
+}
+
+// s3Env is the artifact store's location and credentials as the S3_*
+// variables every replica receives (trainers export to s3:// with them).
+func s3Env(d *platform.Deps) map[string]string {
+	env := map[string]string{}
+	if d.Artifacts == nil {
+		return env
+	}
+	c := d.Artifacts.Client()
+	env["S3_ENDPOINT"] = c.EndpointURL().String()
+	env["S3_BUCKET"] = d.Artifacts.Bucket()
+	region := d.Getenv("S3_REGION")
+	if region == "" {
+		region = "us-east-1"
+	}
+	env["S3_REGION"] = region
+	if creds, err := c.GetCreds(); err == nil {
+		env["S3_ACCESS_KEY"], env["S3_SECRET_KEY"] = creds.AccessKeyID, creds.SecretAccessKey
+	}
+	return env
+}
+
+// Name implements platform.Service.
+func (a *App) Name() string { return Name }
+
+// Start starts the Temporal worker and the job-request consumer.
+func (a *App) Start(ctx context.Context) error {
+	if err := a.worker.Start(); err != nil {
+		return fmt.Errorf("training worker: %w", err)
+	}
+	sub, err := a.d.Bus.Consume(ctx, events.ConsumerConfig{
+		Stream: events.StreamTraining, Durable: "training-job-requests",
+		FilterSubjects: []string{events.SubjectFor(events.TrainingJobRequestedV1)},
+		Concurrency:    a.cfg.Consumers,
+	}, a.HandleJobRequested)
+	if err != nil {
+		a.worker.Stop()
+		return err
+	}
+	a.sub = sub
+	return nil
+}
+
+// Ready implements platform.Service.
+func (a *App) Ready(ctx context.Context) error { return nil }
+
+// Close stops the consumer and the worker (replicas of this process die with it).
+func (a *App) Close() error {
+	if a.sub != nil {
+		a.sub.Stop()
+	}
+	a.worker.Stop()
+	return nil
+}

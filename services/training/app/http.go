@@ -1,0 +1,214 @@
+package app
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/api/workflowservice/v1"
+
+	"github.com/sluice-ml/sluice/libs/artifacts"
+	"github.com/sluice-ml/sluice/libs/platform"
+	"github.com/sluice-ml/sluice/services/training/api/trainingv1"
+	"github.com/sluice-ml/sluice/services/training/internal/jobspec"
+	"github.com/sluice-ml/sluice/services/training/internal/lifecycle"
+)
+
+// prefix of every training route.
+const prefix = "/apis/training/v1/namespaces/{ns}/jobs"
+
+// JobCreated is the answer of POST .../jobs (201).
+type JobCreated struct {
+	Kind       string `json:"kind"`
+	Namespace  string `json:"namespace"`
+	Name       string `json:"name"`
+	WorkflowID string `json:"workflowId"`
+}
+
+// JobList is the answer of GET .../jobs.
+type JobList struct {
+	Jobs []trainingv1.JobView `json:"jobs"`
+}
+
+// Routes registers the REST API under /apis/training/v1/namespaces/{ns}/jobs:
+// POST (a TFJob or PyTorchJob, YAML or JSON), GET list, GET/DELETE /{name},
+// POST /{name}/suspend, POST /{name}/resume, GET /{name}/logs?replica=worker-0[&attempt=N].
+func (a *App) Routes(mux *http.ServeMux) {
+	mux.HandleFunc("POST "+prefix, a.createJob)
+	mux.HandleFunc("GET "+prefix, a.listJobs)
+	mux.HandleFunc("GET "+prefix+"/{name}", a.getJob)
+	mux.HandleFunc("DELETE "+prefix+"/{name}", a.deleteJob)
+	mux.HandleFunc("POST "+prefix+"/{name}/suspend", a.control(trainingv1.SignalSuspend))
+	mux.HandleFunc("POST "+prefix+"/{name}/resume", a.control(trainingv1.SignalResume))
+	mux.HandleFunc("GET "+prefix+"/{name}/logs", a.jobLogs)
+}
+
+// httpError maps an error to a status code once, here. Invalid jobs answer
+// 400 with {"error", "errors": [{"field","detail"}]}.
+func httpError(w http.ResponseWriter, err error) {
+	var inv *jobspec.InvalidError
+	var nf *serviceerror.NotFound
+	switch {
+	case errors.As(err, &inv):
+		platform.WriteJSON(w, http.StatusBadRequest, map[string]any{"error": inv.Error(), "errors": inv.Errors})
+	case errors.Is(err, ErrNotFound), errors.As(err, &nf), errors.Is(err, artifacts.ErrNotFound), errors.Is(err, os.ErrNotExist):
+		platform.WriteError(w, http.StatusNotFound, err)
+	case errors.Is(err, ErrExists), errors.Is(err, ErrFinished):
+		platform.WriteError(w, http.StatusConflict, err)
+	default:
+		platform.WriteError(w, http.StatusInternalServerError, err)
+	}
+}
+
+func (a *App) createJob(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, 8<<20))
+	if err != nil {
+		httpError(w, err)
+		return
+	}
+	job, err := parse(body, r.PathValue("ns"))
+	if err != nil {
+		httpError(w, err)
+		return
+	}
+	if _, err := a.create(r.Context(), job, ""); err != nil {
+		httpError(w, err)
+		return
+	}
+	meta := job.Meta()
+	platform.WriteJSON(w, http.StatusCreated, JobCreated{Kind: job.Kind(), Namespace: meta.Namespace, Name: meta.Name,
+		WorkflowID: trainingv1.WorkflowID(meta.Namespace, meta.Name)})
+}
+
+func (a *App) getJob(w http.ResponseWriter, r *http.Request) {
+	v, err := a.get(r.Context(), r.PathValue("ns"), r.PathValue("name"))
+	if err != nil {
+		httpError(w, err)
+		return
+	}
+	platform.WriteJSON(w, http.StatusOK, v)
+}
+
+// listJobs lists the namespace's jobs that are not deleted, newest first.
+func (a *App) listJobs(w http.ResponseWriter, r *http.Request) {
+	ns := r.PathValue("ns")
+	idPrefix := trainingv1.WorkflowID(ns, "")
+	seen := map[string]bool{}
+	out := JobList{Jobs: []trainingv1.JobView{}}
+	var token []byte
+	for page := 0; page < 20; page++ {
+		resp, err := a.d.Temporal.ListWorkflow(r.Context(), &workflowservice.ListWorkflowExecutionsRequest{
+			Namespace: a.d.Namespace, PageSize: 200, NextPageToken: token,
+			Query: fmt.Sprintf("WorkflowType = '%s'", trainingv1.WorkflowType),
+		})
+		if err != nil {
+			httpError(w, err)
+			return
+		}
+		for _, e := range resp.Executions {
+			id := e.Execution.WorkflowId
+			if !strings.HasPrefix(id, idPrefix) || seen[id] {
+				continue
+			}
+			seen[id] = true
+			v, err := a.get(r.Context(), ns, strings.TrimPrefix(id, idPrefix))
+			if err != nil {
+				continue // deleted, or gone since listed
+			}
+			out.Jobs = append(out.Jobs, v)
+		}
+		token = resp.NextPageToken
+		if len(token) == 0 {
+			break
+		}
+	}
+	sort.SliceStable(out.Jobs, func(i, j int) bool { return out.Jobs[i].Name < out.Jobs[j].Name })
+	platform.WriteJSON(w, http.StatusOK, out)
+}
+
+func (a *App) deleteJob(w http.ResponseWriter, r *http.Request) {
+	ns, name := r.PathValue("ns"), r.PathValue("name")
+	if err := a.remove(r.Context(), ns, name); err != nil {
+		httpError(w, err)
+		return
+	}
+	platform.WriteJSON(w, http.StatusOK, map[string]any{"namespace": ns, "name": name, "deleted": true})
+}
+
+func (a *App) control(sig string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		ns, name := r.PathValue("ns"), r.PathValue("name")
+		if err := a.signal(r.Context(), ns, name, sig); err != nil {
+			httpError(w, err)
+			return
+		}
+		platform.WriteJSON(w, http.StatusAccepted, map[string]any{"namespace": ns, "name": name, "signal": sig})
+	}
+}
+
+// jobLogs serves one replica attempt's log as text/plain: the stored object
+// training/<ns>/<job>/<replica>/attempt-N.log, or while the attempt runs
+// the local file being written. attempt defaults to the replica's latest.
+func (a *App) jobLogs(w http.ResponseWriter, r *http.Request) {
+	ns, name := r.PathValue("ns"), r.PathValue("name")
+	v, err := a.get(r.Context(), ns, name)
+	if err != nil {
+		httpError(w, err)
+		return
+	}
+	want := r.URL.Query().Get("replica")
+	var rep *trainingv1.ReplicaView
+	var names []string
+	for i := range v.Replicas {
+		names = append(names, v.Replicas[i].LogName())
+		if v.Replicas[i].LogName() == want || v.Replicas[i].Name == want {
+			rep = &v.Replicas[i]
+		}
+	}
+	if rep == nil {
+		httpError(w, &jobspec.InvalidError{Kind: v.Kind, Name: name, Errors: []jobspec.FieldError{{Field: "replica",
+			Detail: fmt.Sprintf("%q is not a replica of this job (want one of %s)", want, strings.Join(names, ", "))}}})
+		return
+	}
+	attempt := rep.Attempt
+	if s := r.URL.Query().Get("attempt"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > rep.Attempt {
+			httpError(w, &jobspec.InvalidError{Kind: v.Kind, Name: name, Errors: []jobspec.FieldError{{Field: "attempt",
+				Detail: fmt.Sprintf("must be between 1 and %d", rep.Attempt)}}})
+			return
+		}
+		attempt = n
+	}
+	if attempt == 0 {
+		httpError(w, fmt.Errorf("%w: replica %s has not started", ErrNotFound, rep.LogName()))
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	rc, _, err := a.d.Artifacts.Get(r.Context(), lifecycle.LogKey(ns, name, rep.LogName(), attempt))
+	if errors.Is(err, artifacts.ErrNotFound) {
+		f, ferr := os.Open(lifecycle.LocalLogPath(a.dataDir, ns, name, rep.LogName(), attempt))
+		if ferr != nil {
+			httpError(w, fmt.Errorf("%w: no log for %s attempt %d", ErrNotFound, rep.LogName(), attempt))
+			return
+		}
+		defer f.Close()
+		fi, _ := f.Stat()
+		http.ServeContent(w, r, "", fi.ModTime(), f)
+		return
+	}
+	if err != nil {
+		httpError(w, err)
+		return
+	}
+	defer rc.Close()
+	w.Header().Set("Last-Modified", time.Now().UTC().Format(http.TimeFormat))
+	_, _ = io.Copy(w, rc)
+}

@@ -1,0 +1,265 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	commonpb "go.temporal.io/api/common/v1"
+	"go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/converter"
+	"sigs.k8s.io/yaml"
+
+	"github.com/sluice-ml/sluice/libs/events"
+	"github.com/sluice-ml/sluice/services/training/api/trainingv1"
+	"github.com/sluice-ml/sluice/services/training/internal/jobspec"
+	"github.com/sluice-ml/sluice/services/training/internal/lifecycle"
+)
+
+// Errors of job operations, mapped to HTTP codes by httpError.
+var (
+	// ErrNotFound: no such job (or it was deleted). HTTP 404.
+	ErrNotFound = errors.New("training: job not found")
+	// ErrExists: a job with that namespace/name exists. HTTP 409.
+	ErrExists = errors.New("training: job already exists")
+	// ErrFinished: the job can no longer be suspended or resumed. HTTP 409.
+	ErrFinished = errors.New("training: job is no longer running")
+)
+
+// parse reads a TFJob/PyTorchJob document. When ns is set (REST path),
+// metadata.namespace defaults to it and must equal it when present.
+func parse(doc []byte, ns string) (*trainingv1.Job, error) {
+	var probe struct {
+		Metadata struct {
+			Namespace string `json:"namespace"`
+		} `json:"metadata"`
+	}
+	_ = yaml.Unmarshal(doc, &probe)
+	job, err := jobspec.Parse(doc)
+	if err != nil {
+		return nil, err
+	}
+	if ns != "" {
+		switch probe.Metadata.Namespace {
+		case "":
+			job.Meta().Namespace = ns
+			if err := jobspec.Validate(job); err != nil {
+				return nil, err
+			}
+		case ns:
+		default:
+			return nil, &jobspec.InvalidError{Kind: job.Kind(), Name: job.Meta().Name, Errors: []jobspec.FieldError{{
+				Field: "metadata.namespace", Detail: fmt.Sprintf("%q does not match the namespace %q of the request path", probe.Metadata.Namespace, ns)}}}
+		}
+	}
+	return job, nil
+}
+
+// jobRecord is what Temporal knows of a job's latest workflow run.
+type jobRecord struct {
+	runID     string
+	running   bool
+	deleted   bool
+	requestID string
+}
+
+func memoValue(m *commonpb.Memo, key string, v any) {
+	if m == nil {
+		return
+	}
+	if p, ok := m.Fields[key]; ok {
+		_ = converter.GetDefaultDataConverter().FromPayload(p, v)
+	}
+}
+
+// lookup describes the latest run of the job's workflow (nil when none).
+func (a *App) lookup(ctx context.Context, ns, name string) (*jobRecord, error) {
+	desc, err := a.d.Temporal.DescribeWorkflowExecution(ctx, trainingv1.WorkflowID(ns, name), "")
+	var nf *serviceerror.NotFound
+	if errors.As(err, &nf) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	info := desc.WorkflowExecutionInfo
+	r := &jobRecord{runID: info.Execution.RunId, running: info.Status == enums.WORKFLOW_EXECUTION_STATUS_RUNNING}
+	memoValue(info.Memo, trainingv1.MemoDeleted, &r.deleted)
+	memoValue(info.Memo, trainingv1.MemoRequestID, &r.requestID)
+	return r, nil
+}
+
+// create starts the job's lifecycle unless a job of that name exists (a
+// deleted job's name may be reused). A requestID already used by the
+// existing job is a duplicate: created reports false and no error.
+func (a *App) create(ctx context.Context, job *trainingv1.Job, requestID string) (created bool, err error) {
+	meta := job.Meta()
+	rec, err := a.lookup(ctx, meta.Namespace, meta.Name)
+	if err != nil {
+		return false, err
+	}
+	if rec != nil && !rec.deleted {
+		if requestID != "" && rec.requestID == requestID {
+			return false, nil
+		}
+		return false, fmt.Errorf("%w: %s %s", ErrExists, job.Kind(), job.Key())
+	}
+	if requestID == "" {
+		requestID = uuid.NewString()
+	}
+	_, err = lifecycle.StartOn(ctx, a.d.Temporal, a.cfg.TaskQueue, trainingv1.JobInput{Job: *job, RequestID: requestID, HeartbeatTimeout: a.cfg.HeartbeatTimeout})
+	if errors.Is(err, lifecycle.ErrJobExists) {
+		if rec, lerr := a.lookup(ctx, meta.Namespace, meta.Name); lerr == nil && rec != nil && rec.requestID == requestID {
+			return false, nil
+		}
+		return false, fmt.Errorf("%w: %s %s", ErrExists, job.Kind(), job.Key())
+	}
+	return err == nil, err
+}
+
+// get returns the live view of a job that exists and is not deleted.
+func (a *App) get(ctx context.Context, ns, name string) (trainingv1.JobView, error) {
+	rec, err := a.lookup(ctx, ns, name)
+	if err != nil {
+		return trainingv1.JobView{}, err
+	}
+	if rec == nil || rec.deleted {
+		return trainingv1.JobView{}, fmt.Errorf("%w: %s/%s", ErrNotFound, ns, name)
+	}
+	v, err := lifecycle.Query(ctx, a.d.Temporal, trainingv1.WorkflowID(ns, name))
+	if err != nil {
+		return v, err
+	}
+	if v.Deleted {
+		return trainingv1.JobView{}, fmt.Errorf("%w: %s/%s", ErrNotFound, ns, name)
+	}
+	return v, nil
+}
+
+// signal sends a control signal to a running job.
+func (a *App) signal(ctx context.Context, ns, name, sig string) error {
+	rec, err := a.lookup(ctx, ns, name)
+	if err != nil {
+		return err
+	}
+	if rec == nil || rec.deleted {
+		return fmt.Errorf("%w: %s/%s", ErrNotFound, ns, name)
+	}
+	if !rec.running {
+		return fmt.Errorf("%w: %s/%s has finished", ErrFinished, ns, name)
+	}
+	return a.d.Temporal.SignalWorkflow(ctx, trainingv1.WorkflowID(ns, name), rec.runID, sig, nil)
+}
+
+// remove deletes a job: a running lifecycle terminates its replicas and
+// ends; a finished one has its workflow execution deleted, and the deleted
+// event is published here (same deterministic id the workflow would use).
+func (a *App) remove(ctx context.Context, ns, name string) error {
+	rec, err := a.lookup(ctx, ns, name)
+	if err != nil {
+		return err
+	}
+	if rec == nil || rec.deleted {
+		return fmt.Errorf("%w: %s/%s", ErrNotFound, ns, name)
+	}
+	id := trainingv1.WorkflowID(ns, name)
+	if rec.running {
+		// The workflow terminates the replicas, publishes job.deleted and
+		// ends; wait for that, so a later GET answers 404.
+		err := a.d.Temporal.SignalWorkflow(ctx, id, rec.runID, trainingv1.SignalDelete, nil)
+		var nf *serviceerror.NotFound
+		if err != nil && !errors.As(err, &nf) {
+			return err
+		}
+		wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		_ = a.d.Temporal.GetWorkflow(wctx, id, rec.runID).Get(wctx, nil)
+		cancel()
+		if rec, err = a.lookup(ctx, ns, name); err != nil || rec == nil || rec.deleted {
+			return err
+		}
+		if rec.running {
+			return fmt.Errorf("training: job %s/%s is still stopping its replicas", ns, name)
+		}
+		// It was finishing when the signal came: delete the finished run.
+	}
+	view, _ := lifecycle.Query(ctx, a.d.Temporal, id)
+	ev := trainingv1.JobEvent{Kind: view.Kind, Namespace: ns, Name: name, Condition: "Deleted",
+		Message: fmt.Sprintf("%s %s/%s is deleted: deleted by request", view.Kind, ns, name)}
+	out, err := events.New("/sluice/"+Name, events.TrainingJobDeletedV1, "jobs/"+ns+"/"+name, ev)
+	if err != nil {
+		return err
+	}
+	out.SetID(lifecycle.EventID(id, rec.runID, events.TrainingJobDeletedV1, "1"))
+	if err := a.d.Bus.Publish(ctx, out); err != nil {
+		return err
+	}
+	if _, err := a.d.Temporal.WorkflowService().DeleteWorkflowExecution(ctx, deleteRequest(a.d.Namespace, id, rec.runID)); err != nil {
+		return err
+	}
+	// Deletion is asynchronous in Temporal; answer once the run is gone.
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		_, err := a.d.Temporal.DescribeWorkflowExecution(ctx, id, rec.runID)
+		var nf *serviceerror.NotFound
+		if errors.As(err, &nf) {
+			return nil
+		}
+	}
+	return nil
+}
+
+// HandleJobRequested (the consumer's handler) creates the job in a sluice.training.job.requested.v1
+// event (data: the TFJob/PyTorchJob document). The CE id is recorded as the
+// job's request id, so a redelivered or duplicated event is a no-op. An
+// invalid document (or a name in use by another request) is answered with
+// job.rejected and dead-lettered.
+func (a *App) HandleJobRequested(ctx context.Context, ev events.Event) error {
+	job, err := parse(ev.Data(), "")
+	if err != nil {
+		a.reject(ctx, ev.ID(), nil, problemsOf(err))
+		return events.Permanent(err)
+	}
+	_, err = a.create(ctx, job, ev.ID())
+	if errors.Is(err, ErrExists) {
+		a.reject(ctx, ev.ID(), job, []string{err.Error()})
+		return events.Permanent(err)
+	}
+	return err
+}
+
+func problemsOf(err error) []string {
+	var inv *jobspec.InvalidError
+	if errors.As(err, &inv) {
+		out := make([]string, len(inv.Errors))
+		for i, fe := range inv.Errors {
+			out[i] = fe.Error()
+		}
+		return out
+	}
+	return []string{err.Error()}
+}
+
+func (a *App) reject(ctx context.Context, requestID string, job *trainingv1.Job, problems []string) {
+	r := trainingv1.Rejected{RequestID: requestID, Errors: problems}
+	subject := "requests/" + requestID
+	if job != nil {
+		r.Kind, r.Namespace, r.Name = job.Kind(), job.Meta().Namespace, job.Meta().Name
+		subject = "jobs/" + job.Key()
+	}
+	out, err := events.New("/sluice/"+Name, events.TrainingJobRejectedV1, subject, r)
+	if err == nil {
+		out.SetID(lifecycle.EventID(requestID, events.TrainingJobRejectedV1))
+		err = a.d.Bus.Publish(ctx, out)
+	}
+	if err != nil {
+		a.d.Log.WarnContext(ctx, "publish job.rejected", "event_id", requestID, "err", err)
+	}
+}
+
+func deleteRequest(namespace, id, runID string) *workflowservice.DeleteWorkflowExecutionRequest {
+	return &workflowservice.DeleteWorkflowExecutionRequest{Namespace: namespace,
+		WorkflowExecution: &commonpb.WorkflowExecution{WorkflowId: id, RunId: runID}}
+}

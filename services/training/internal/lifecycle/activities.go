@@ -1,0 +1,340 @@
+package lifecycle
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/client"
+
+	"github.com/sluice-ml/sluice/libs/artifacts"
+	"github.com/sluice-ml/sluice/libs/events"
+	"github.com/sluice-ml/sluice/libs/runtime"
+	"github.com/sluice-ml/sluice/services/training/api/trainingv1"
+	"github.com/sluice-ml/sluice/services/training/internal/clusterspec"
+)
+
+// Activities do the I/O of job lifecycles. Register a pointer with the worker.
+type Activities struct {
+	Runtime  runtime.Runtime
+	Store    *artifacts.Store
+	Bus      *events.Bus
+	Temporal client.Client
+	Log      *slog.Logger
+	// Source is the CloudEvents source of published events ("/sluice/training").
+	Source string
+	// DataDir holds replica logs while they run (DataDir/logs/...) and
+	// replica working directories (DataDir/work/...).
+	DataDir string
+	// Env is added to every replica's environment (after the job's own
+	// variables, which win): the S3_* variables of the artifact store, so
+	// trainers can export to s3:// URIs.
+	Env map[string]string
+	// PathPrefix is prepended to the replica's PATH (e.g. <repo>/bin, where
+	// `make build` puts mnist-trainer); empty keeps the host PATH.
+	PathPrefix string
+	// HostPath is the service's own PATH (replicas inherit the service's
+	// environment under the local runtime).
+	HostPath string
+	// HeartbeatEvery is the watcher's heartbeat interval (default 1 s).
+	HeartbeatEvery time.Duration
+
+	mu    sync.Mutex
+	procs map[string]runtime.Process
+}
+
+// eventNamespace derives deterministic event ids so a retried activity
+// re-publishes the same id and the stream drops the duplicate.
+var eventNamespace = uuid.MustParse("0b6f2d8e-5f0a-4f5e-8f43-2a1f9c7d6e10")
+
+// EventID is the deterministic CloudEvent id (UUID v5) of a job event.
+func EventID(parts ...string) string {
+	return uuid.NewSHA1(eventNamespace, []byte(strings.Join(parts, "\x00"))).String()
+}
+
+// LogKey is the object key of one attempt's log:
+// training/<namespace>/<job>/<replica>/attempt-<n>.log, replica as "worker-0".
+func LogKey(namespace, job, replica string, attempt int) string {
+	return path.Join("training", namespace, job, replica, fmt.Sprintf("attempt-%d.log", attempt))
+}
+
+// LocalLogPath is where a running attempt's log is written before upload.
+func LocalLogPath(dataDir, namespace, job, replica string, attempt int) string {
+	return filepath.Join(dataDir, "logs", namespace, job, replica, fmt.Sprintf("attempt-%d.log", attempt))
+}
+
+// AllocateNetwork picks a free loopback port for every replica of job. The
+// workflow keeps the result, so restarted replicas reuse their addresses.
+func (a *Activities) AllocateNetwork(ctx context.Context, job trainingv1.Job) (clusterspec.Loopback, error) {
+	return clusterspec.AllocateLoopback(&job)
+}
+
+// Publish publishes one event with the workflow-chosen id (duplicates are
+// dropped by the stream).
+func (a *Activities) Publish(ctx context.Context, in PublishInput) error {
+	ev, err := events.New(a.Source, in.Type, in.Subject, nil)
+	if err != nil {
+		return err
+	}
+	ev.SetID(in.ID)
+	if err := ev.SetData("application/json", []byte(in.Data)); err != nil {
+		return err
+	}
+	return a.Bus.Publish(ctx, ev)
+}
+
+func (a *Activities) track(name string, p runtime.Process) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.procs == nil {
+		a.procs = map[string]runtime.Process{}
+	}
+	if p == nil {
+		delete(a.procs, name)
+	} else {
+		a.procs[name] = p
+	}
+}
+
+func (a *Activities) tracked(name string) runtime.Process {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.procs[name]
+}
+
+// WatchReplica runs one attempt of a replica: it starts the process (its
+// output going to a log file, uploaded to S3 at the end), signals the
+// workflow once it runs, heartbeats until it exits and returns the exit
+// status. Cancellation (cleanPodPolicy, suspend, delete, or the worker
+// stopping) kills the process group. A retried watcher (its worker died)
+// reports the replica Lost instead of adopting any process.
+func (a *Activities) WatchReplica(ctx context.Context, in ReplicaRun) (ReplicaExit, error) {
+	info := activity.GetInfo(ctx)
+	if info.Attempt > 1 {
+		if p := a.tracked(in.ProcessName); p != nil {
+			_ = p.Kill()
+			<-p.Done()
+			a.track(in.ProcessName, nil)
+		}
+		return ReplicaExit{Code: -1, Reason: ReasonLost, Lost: true,
+			Message: fmt.Sprintf("replica %s attempt %d was lost with its worker", in.Name, in.Attempt)}, nil
+	}
+	logPath := LocalLogPath(a.DataDir, in.Namespace, in.JobName, in.LogName, in.Attempt)
+	if err := os.MkdirAll(filepath.Dir(logPath), 0o755); err != nil {
+		return ReplicaExit{}, err
+	}
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		return ReplicaExit{}, err
+	}
+	lw := &lockedWriter{w: logFile}
+	spec, err := a.spec(in, lw)
+	if err != nil {
+		logFile.Close()
+		return ReplicaExit{}, err
+	}
+	proc, err := a.Runtime.Start(context.WithoutCancel(ctx), spec)
+	if err != nil {
+		fmt.Fprintf(lw, "sluice: cannot start replica %s: %v\n", in.Name, err)
+		logFile.Close()
+		res := ReplicaExit{Code: 127, Reason: ReasonStartError, Message: err.Error()}
+		res.LogURI = a.uploadLog(ctx, in, logPath)
+		return res, nil
+	}
+	a.track(in.ProcessName, proc)
+	defer a.track(in.ProcessName, nil)
+	started := trainingv1.ReplicaStarted{Name: in.Name, Attempt: in.Attempt, Time: time.Now().UTC()}
+	if err := a.signalStarted(ctx, info, started); err != nil {
+		a.Log.WarnContext(ctx, "signal replica started", "replica", in.Name, "err", err)
+	}
+	every := a.HeartbeatEvery
+	if every <= 0 {
+		every = time.Second
+	}
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		activity.RecordHeartbeat(ctx, in.Attempt)
+		select {
+		case <-proc.Done():
+			st, werr := proc.Wait(context.WithoutCancel(ctx))
+			logFile.Close()
+			res := ReplicaExit{Code: int32(st.Code), Reason: st.Reason, Message: st.Message}
+			if werr != nil {
+				res = ReplicaExit{Code: -1, Reason: "Unknown", Message: werr.Error()}
+			}
+			res.LogURI = a.uploadLog(context.WithoutCancel(ctx), in, logPath)
+			return res, nil
+		case <-ctx.Done():
+			_ = proc.Kill()
+			<-proc.Done()
+			logFile.Close()
+			a.uploadLog(context.WithoutCancel(ctx), in, logPath)
+			return ReplicaExit{}, ctx.Err()
+		case <-tick.C:
+		}
+	}
+}
+
+func (a *Activities) signalStarted(ctx context.Context, info activity.Info, s trainingv1.ReplicaStarted) error {
+	var err error
+	for i := 0; i < 5; i++ {
+		err = a.Temporal.SignalWorkflow(ctx, info.WorkflowExecution.ID, info.WorkflowExecution.RunID, trainingv1.SignalReplicaStarted, s)
+		if err == nil || ctx.Err() != nil {
+			return err
+		}
+		time.Sleep(time.Duration(i+1) * 100 * time.Millisecond)
+	}
+	return err
+}
+
+// spec builds the runtime spec of an attempt: the job's env over the
+// service's extra env, PATH with PathPrefix first, a per-replica working
+// directory unless the container sets one.
+func (a *Activities) spec(in ReplicaRun, log io.Writer) (runtime.Spec, error) {
+	env := map[string]string{}
+	for k, v := range a.Env {
+		env[k] = v
+	}
+	if a.PathPrefix != "" {
+		p := a.PathPrefix
+		if a.HostPath != "" {
+			p += string(os.PathListSeparator) + a.HostPath
+		}
+		env["PATH"] = p
+	}
+	for k, v := range in.Env {
+		env[k] = v
+	}
+	workDir := in.WorkingDir
+	if workDir == "" || a.Runtime.Name() == runtime.NameLocal {
+		if fi, err := os.Stat(workDir); workDir == "" || err != nil || !fi.IsDir() {
+			workDir = filepath.Join(a.DataDir, "work", in.Namespace, in.JobName, in.LogName)
+			if err := os.MkdirAll(workDir, 0o755); err != nil {
+				return runtime.Spec{}, err
+			}
+		}
+	}
+	return runtime.Spec{
+		Name: in.ProcessName, Image: in.Image, Command: in.Command, Args: in.Args, Env: env,
+		InheritEnv: true, WorkDir: workDir, Stdout: log, Stderr: log,
+		Labels: map[string]string{
+			"training.kubeflow.org/job-name":      in.JobName,
+			"training.kubeflow.org/replica-type":  strings.ToLower(string(in.Replica.Type)),
+			"training.kubeflow.org/replica-index": strconv.Itoa(int(in.Replica.Index)),
+		},
+	}, nil
+}
+
+func (a *Activities) uploadLog(ctx context.Context, in ReplicaRun, logPath string) string {
+	obj, err := a.Store.PutFile(ctx, LogKey(in.Namespace, in.JobName, in.LogName, in.Attempt), logPath)
+	if err != nil {
+		a.Log.WarnContext(ctx, "upload replica log", "replica", in.Name, "attempt", in.Attempt, "err", err)
+		return ""
+	}
+	_ = os.Remove(logPath)
+	return obj.URI
+}
+
+// RecordExport looks for metrics.json in ExportDir (an s3:// URI in the
+// store's bucket) or, failing that, in its highest-numbered version
+// directory, and publishes TrainingModelExportedV1 with the directory URI,
+// the model digest and the metrics. It returns nil when nothing was exported.
+func (a *Activities) RecordExport(ctx context.Context, in ExportInput) (*trainingv1.ModelExported, error) {
+	key, err := a.Store.KeyOf(strings.TrimSuffix(in.ExportDir, "/"))
+	if err != nil {
+		a.Log.WarnContext(ctx, "exportDir not in the artifact store; no model recorded", "export_dir", in.ExportDir, "err", err)
+		return nil, nil
+	}
+	objs, err := a.Store.List(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	dir := ""
+	bestVersion := int64(-1)
+	for _, o := range objs {
+		rel := strings.TrimPrefix(o.Key, key+"/")
+		switch {
+		case rel == "metrics.json":
+			dir, bestVersion = key, 1<<62
+		case strings.HasSuffix(rel, "/metrics.json") && strings.Count(rel, "/") == 1:
+			v, err := strconv.ParseInt(strings.TrimSuffix(rel, "/metrics.json"), 10, 64)
+			if err == nil && v > bestVersion {
+				dir, bestVersion = key+"/"+strconv.FormatInt(v, 10), v
+			}
+		}
+	}
+	if dir == "" {
+		return nil, nil
+	}
+	rc, _, err := a.Store.Get(ctx, dir+"/metrics.json")
+	if err != nil {
+		return nil, err
+	}
+	var metrics map[string]any
+	derr := json.NewDecoder(rc).Decode(&metrics)
+	rc.Close()
+	if derr != nil {
+		metrics = map[string]any{"error": "metrics.json: " + derr.Error()}
+	}
+	out := &trainingv1.ModelExported{Job: in.Job, Kind: in.Kind, URI: a.Store.URI(dir), Metrics: metrics, Time: time.Now().UTC()}
+	var lines []string
+	for _, o := range objs {
+		if !strings.HasPrefix(o.Key, dir+"/") || (dir == key && strings.Count(strings.TrimPrefix(o.Key, dir+"/"), "/") > 0) {
+			continue
+		}
+		st, err := a.Store.Stat(ctx, o.Key)
+		if err != nil {
+			return nil, err
+		}
+		if strings.HasSuffix(o.Key, "/model.onnx") {
+			out.ModelURI, out.Digest = st.URI, st.Digest
+		}
+		lines = append(lines, strings.TrimPrefix(o.Key, dir+"/")+"\x00"+st.Digest)
+	}
+	if out.Digest == "" {
+		sort.Strings(lines)
+		h := sha256.New()
+		for _, l := range lines {
+			h.Write([]byte(l + "\n"))
+		}
+		out.Digest = "sha256:" + hex.EncodeToString(h.Sum(nil))
+	}
+	data, err := json.Marshal(out)
+	if err != nil {
+		return nil, err
+	}
+	if err := a.Publish(ctx, PublishInput{Type: events.TrainingModelExportedV1, ID: in.EventID, Subject: "jobs/" + in.Job, Data: data}); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// ErrNoLog is returned by ReadLog when an attempt has no log (yet).
+var ErrNoLog = errors.New("lifecycle: no log for this replica attempt")
+
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}

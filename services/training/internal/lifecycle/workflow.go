@@ -1,0 +1,639 @@
+package lifecycle
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/sluice-ml/sluice/libs/events"
+	wf "github.com/sluice-ml/sluice/libs/workflow"
+	"github.com/sluice-ml/sluice/services/training/api/trainingv1"
+	"github.com/sluice-ml/sluice/services/training/internal/clusterspec"
+	"github.com/sluice-ml/sluice/services/training/internal/jobstatus"
+)
+
+// ErrTypeJobFailed is the application error type of a workflow whose job
+// ended Failed.
+const ErrTypeJobFailed = "sluice.TrainingJobFailed"
+
+// DefaultHeartbeatTimeout is how long a watcher whose worker died goes
+// unnoticed when JobInput.HeartbeatTimeout is 0.
+const DefaultHeartbeatTimeout = 10 * time.Second
+
+// maxHistory bounds the workflow history: a job still restarting replicas
+// past it is failed rather than exceed Temporal's limits.
+const maxHistory = 3800
+
+// replica is the workflow's record of one replica.
+type replica struct {
+	r      clusterspec.Replica
+	policy trainingv1.RestartPolicy
+	view   trainingv1.ReplicaView
+	phase  jobstatus.ReplicaPhase
+	// active: a watcher runs for the current attempt.
+	active bool
+	// stopping: the workflow cancelled the current attempt.
+	stopping bool
+	// startOnExit: start again once the stopping attempt has exited.
+	startOnExit bool
+	cancel      workflow.CancelFunc
+}
+
+type exitMsg struct {
+	Name    string
+	Attempt int
+	Exit    ReplicaExit
+	Err     error
+}
+
+type pubItem struct {
+	publish *PublishInput
+	export  *ExportInput
+}
+
+type lifecycle struct {
+	in        trainingv1.JobInput
+	job       *trainingv1.Job
+	wfID      string
+	runID     string
+	net       clusterspec.Loopback
+	replicas  []*replica
+	byName    map[string]*replica
+	restarts  int32
+	suspended bool
+	deleted   bool
+	modelURI  string
+	evCount   map[string]int
+
+	exitCh   workflow.Channel
+	pubCh    workflow.Channel
+	watchers int
+
+	deadline       workflow.Future
+	deadlineCancel workflow.CancelFunc
+	ttl            workflow.Future
+	failed         error
+}
+
+// JobWorkflow runs one training job from creation to deletion; see the
+// package documentation. Its state is served by the trainingv1.QueryJob
+// query; trainingv1.SignalSuspend / SignalResume / SignalDelete control it.
+// It fails (ErrTypeJobFailed) when the job ends Failed.
+func JobWorkflow(ctx workflow.Context, in trainingv1.JobInput) (trainingv1.JobResult, error) {
+	info := workflow.GetInfo(ctx)
+	job := in.Job
+	*job.Status() = trainingv1.JobStatus{}
+	l := &lifecycle{
+		in: in, job: &job, wfID: info.WorkflowExecution.ID, runID: info.WorkflowExecution.RunID,
+		byName: map[string]*replica{}, evCount: map[string]int{},
+		exitCh: workflow.NewChannel(ctx), pubCh: workflow.NewBufferedChannel(ctx, 1024),
+	}
+	for _, r := range clusterspec.Replicas(&job) {
+		rep := &replica{r: r, policy: job.ReplicaSpecs()[r.Type].RestartPolicy, phase: jobstatus.PhasePending,
+			view: trainingv1.ReplicaView{Name: r.Name(job.Meta().Name), Type: r.Type, Index: r.Index, State: trainingv1.ReplicaPending}}
+		rep.view.Attempt = 0
+		l.replicas = append(l.replicas, rep)
+		l.byName[rep.view.Name] = rep
+	}
+	if err := workflow.SetQueryHandler(ctx, trainingv1.QueryJob, func() (trainingv1.JobView, error) {
+		return l.viewOf(), nil
+	}); err != nil {
+		return trainingv1.JobResult{}, err
+	}
+	pubDone := l.startPublisher(ctx)
+
+	suspendCh := workflow.GetSignalChannel(ctx, trainingv1.SignalSuspend)
+	resumeCh := workflow.GetSignalChannel(ctx, trainingv1.SignalResume)
+	deleteCh := workflow.GetSignalChannel(ctx, trainingv1.SignalDelete)
+	startedCh := workflow.GetSignalChannel(ctx, trainingv1.SignalReplicaStarted)
+
+	before := snapshot(l.job.Status())
+	jobstatus.MarkCreated(l.job, workflow.Now(ctx))
+	l.emit(ctx, before)
+
+	actx := workflow.WithActivityOptions(ctx, wf.ShortActivity())
+	if err := workflow.ExecuteActivity(actx, (*Activities).AllocateNetwork, job).Get(ctx, &l.net); err != nil {
+		l.fail(ctx, "cannot allocate replica addresses: "+err.Error())
+	} else if rp := job.RunPolicy(); rp.Suspend != nil && *rp.Suspend {
+		l.suspend(ctx)
+	} else {
+		for _, r := range l.replicas {
+			l.startReplica(ctx, r)
+		}
+	}
+
+	for !l.done() {
+		sel := workflow.NewSelector(ctx)
+		sel.AddReceive(l.exitCh, func(c workflow.ReceiveChannel, _ bool) {
+			var m exitMsg
+			c.Receive(ctx, &m)
+			l.onExit(ctx, m)
+		})
+		sel.AddReceive(startedCh, func(c workflow.ReceiveChannel, _ bool) {
+			var s trainingv1.ReplicaStarted
+			c.Receive(ctx, &s)
+			l.onStarted(ctx, s)
+		})
+		sel.AddReceive(suspendCh, func(c workflow.ReceiveChannel, _ bool) {
+			c.Receive(ctx, nil)
+			l.suspend(ctx)
+		})
+		sel.AddReceive(resumeCh, func(c workflow.ReceiveChannel, _ bool) {
+			c.Receive(ctx, nil)
+			l.resume(ctx)
+		})
+		sel.AddReceive(deleteCh, func(c workflow.ReceiveChannel, _ bool) {
+			c.Receive(ctx, nil)
+			l.delete(ctx, "deleted by request")
+		})
+		if l.deadline != nil {
+			sel.AddFuture(l.deadline, func(f workflow.Future) {
+				l.deadline = nil
+				if f.Get(ctx, nil) == nil {
+					l.onDeadline(ctx)
+				}
+			})
+		}
+		if l.ttl != nil {
+			sel.AddFuture(l.ttl, func(f workflow.Future) {
+				l.ttl = nil
+				if f.Get(ctx, nil) == nil {
+					l.delete(ctx, "ttlSecondsAfterFinished passed")
+				}
+			})
+		}
+		sel.Select(ctx)
+		if !jobstatus.IsFinished(l.job.Status()) && workflow.GetInfo(ctx).GetCurrentHistoryLength() > maxHistory {
+			l.fail(ctx, fmt.Sprintf("%s has failed because its history reached %d events (too many restarts)", subjectOf(l.job), maxHistory))
+		}
+	}
+	l.pubCh.Close()
+	_ = pubDone.Get(ctx, nil)
+	view := l.viewOf()
+	if jobstatus.IsFailed(l.job.Status()) {
+		c, _ := jobstatus.Condition(l.job.Status(), trainingv1.JobFailed)
+		return trainingv1.JobResult{View: view}, temporal.NewNonRetryableApplicationError(c.Message, ErrTypeJobFailed, nil)
+	}
+	return trainingv1.JobResult{View: view}, nil
+}
+
+// done: the workflow can end once no watcher runs and the job is deleted,
+// or finished without a pending TTL.
+func (l *lifecycle) done() bool {
+	if l.watchers > 0 {
+		return false
+	}
+	if l.deleted {
+		return true
+	}
+	return jobstatus.IsFinished(l.job.Status()) && l.ttl == nil
+}
+
+func subjectOf(job *trainingv1.Job) string {
+	return job.Kind() + " " + job.Meta().Namespace + "/" + job.Meta().Name
+}
+
+func (l *lifecycle) heartbeatTimeout() time.Duration {
+	if l.in.HeartbeatTimeout > 0 {
+		return l.in.HeartbeatTimeout
+	}
+	return DefaultHeartbeatTimeout
+}
+
+// replicaRun builds the watcher input of r's next attempt from the pod
+// spec training-operator would create (distribution env on the default
+// container). Only the default container runs; sidecars are not started.
+func (l *lifecycle) replicaRun(r *replica) (ReplicaRun, error) {
+	pod, err := clusterspec.PodSpec(l.job, r.r, l.net)
+	if err != nil {
+		return ReplicaRun{}, err
+	}
+	var c *corev1.Container
+	for i := range pod.Containers {
+		if pod.Containers[i].Name == l.job.DefaultContainerName() {
+			c = &pod.Containers[i]
+			break
+		}
+	}
+	if c == nil && len(pod.Containers) > 0 {
+		c = &pod.Containers[0]
+	}
+	if c == nil {
+		return ReplicaRun{}, errors.New("no container")
+	}
+	env := map[string]string{}
+	for _, e := range c.Env {
+		if e.ValueFrom == nil {
+			env[e.Name] = e.Value
+		}
+	}
+	meta := l.job.Meta()
+	runPart := l.runID
+	if len(runPart) > 8 {
+		runPart = runPart[:8]
+	}
+	return ReplicaRun{
+		Namespace: meta.Namespace, JobName: meta.Name, Replica: r.r, Name: r.view.Name, LogName: r.view.LogName(),
+		Attempt: r.view.Attempt, Image: c.Image, Command: c.Command, Args: c.Args, Env: env, WorkingDir: c.WorkingDir,
+		ProcessName: strings.ToLower(fmt.Sprintf("%s.%s.%s.a%d", r.view.Name, meta.Namespace, runPart, r.view.Attempt)),
+	}, nil
+}
+
+// startReplica starts the next attempt of r under one watcher activity.
+func (l *lifecycle) startReplica(ctx workflow.Context, r *replica) {
+	r.view.Attempt++
+	r.phase, r.view.State = jobstatus.PhasePending, trainingv1.ReplicaPending
+	r.view.StartedAt = nil
+	if host, port, err := l.net.Endpoint(l.job, r.r, false); err == nil {
+		r.view.Address = host + ":" + strconv.Itoa(int(port))
+	}
+	run, err := l.replicaRun(r)
+	if err != nil {
+		l.fail(ctx, fmt.Sprintf("%s has failed: replica %s: %v", subjectOf(l.job), r.view.Name, err))
+		return
+	}
+	cctx, cancel := workflow.WithCancel(ctx)
+	opts := wf.LongActivity(l.heartbeatTimeout(), 30*24*time.Hour)
+	actx := workflow.WithActivityOptions(cctx, opts)
+	r.active, r.stopping, r.cancel = true, false, cancel
+	l.watchers++
+	name, attempt := r.view.Name, r.view.Attempt
+	fut := workflow.ExecuteActivity(actx, (*Activities).WatchReplica, run)
+	workflow.Go(ctx, func(gctx workflow.Context) {
+		var res ReplicaExit
+		err := fut.Get(gctx, &res)
+		l.exitCh.Send(gctx, exitMsg{Name: name, Attempt: attempt, Exit: res, Err: err})
+	})
+}
+
+// stop cancels r's running attempt (its process is killed).
+func (l *lifecycle) stop(r *replica) {
+	if r.active && !r.stopping {
+		r.stopping = true
+		r.cancel()
+	}
+}
+
+func (l *lifecycle) onStarted(ctx workflow.Context, s trainingv1.ReplicaStarted) {
+	r := l.byName[s.Name]
+	if r == nil || r.view.Attempt != s.Attempt || !r.active || r.stopping {
+		return
+	}
+	t := s.Time
+	r.view.StartedAt = &t
+	r.phase, r.view.State = jobstatus.PhaseRunning, trainingv1.ReplicaRunning
+	l.reconcile(ctx, nil)
+}
+
+func (l *lifecycle) onExit(ctx workflow.Context, m exitMsg) {
+	l.watchers--
+	r := l.byName[m.Name]
+	if r == nil || r.view.Attempt != m.Attempt {
+		return
+	}
+	r.active = false
+	var canceled *temporal.CanceledError
+	if r.stopping || errors.As(m.Err, &canceled) {
+		r.stopping = false
+		r.view.State, r.view.Reason = trainingv1.ReplicaTerminated, ReasonTerminated
+		if r.phase == jobstatus.PhaseRunning {
+			r.phase = jobstatus.PhasePending
+		}
+		if r.startOnExit && !l.suspended && !l.deleted {
+			r.startOnExit = false
+			l.startReplica(ctx, r)
+		}
+		return
+	}
+	res := m.Exit
+	if m.Err != nil {
+		res = ReplicaExit{Code: -1, Reason: "WatchFailed", Message: m.Err.Error()}
+	}
+	code := res.Code
+	r.view.ExitCode, r.view.Reason = &code, res.Reason
+	if res.LogURI != "" {
+		r.view.LogURI = res.LogURI
+	}
+	st := l.job.Status()
+	if jobstatus.IsFinished(st) || l.suspended || l.deleted {
+		if code == 0 {
+			r.phase, r.view.State = jobstatus.PhaseSucceeded, trainingv1.ReplicaSucceeded
+		} else {
+			r.phase, r.view.State = jobstatus.PhaseFailed, trainingv1.ReplicaFailed
+		}
+		return
+	}
+	if res.Lost {
+		l.startReplica(ctx, r)
+		l.reconcile(ctx, nil)
+		return
+	}
+	now := workflow.Now(ctx)
+	var restarting []trainingv1.ReplicaType
+	exitDesc := fmt.Sprintf("%s exited with code %d", r.view.Name, code)
+	if res.Message != "" && res.Reason != "Completed" {
+		exitDesc += " (" + res.Message + ")"
+	}
+	switch jobstatus.OnExit(r.policy, code) {
+	case jobstatus.ExitSucceeded:
+		r.phase, r.view.State = jobstatus.PhaseSucceeded, trainingv1.ReplicaSucceeded
+	case jobstatus.ExitFailed:
+		r.phase, r.view.State = jobstatus.PhaseFailed, trainingv1.ReplicaFailed
+		dynamicWorker := l.job.TFJob != nil && l.job.TFJob.Spec.EnableDynamicWorker && r.r.Type == trainingv1.ReplicaTypeWorker
+		if !dynamicWorker {
+			l.markFailed(ctx, fmt.Sprintf("%s has failed because 1 %s replica(s) failed: %s.", subjectOf(l.job), r.r.Type, exitDesc), now)
+		}
+	case jobstatus.ExitRestart:
+		r.view.Restarts++
+		if jobstatus.CountsTowardBackoff(r.policy) {
+			l.restarts++
+		}
+		if jobstatus.PastBackoffLimit(l.job.RunPolicy(), l.restarts) {
+			r.phase, r.view.State = jobstatus.PhaseFailed, trainingv1.ReplicaFailed
+			l.markFailed(ctx, jobstatus.BackoffLimitMessage(l.job)+" (last: "+exitDesc+").", now)
+		} else {
+			restarting = append(restarting, r.r.Type)
+			l.startReplica(ctx, r)
+		}
+	}
+	l.reconcile(ctx, restarting)
+}
+
+// markFailed records Failed=True with msg (used before reconcile so the
+// message carries the exit code).
+func (l *lifecycle) markFailed(ctx workflow.Context, msg string, now time.Time) {
+	wasFinished := jobstatus.IsFinished(l.job.Status())
+	before := snapshot(l.job.Status())
+	jobstatus.MarkFailed(l.job, msg, now)
+	if !wasFinished {
+		l.job.Status().ReplicaStatuses = jobstatus.ReplicaStatuses(l.job, l.observation(nil))
+		l.emit(ctx, before)
+		l.onFinished(ctx)
+	}
+}
+
+// fail fails the job for a reason that is not a replica exit.
+func (l *lifecycle) fail(ctx workflow.Context, msg string) {
+	l.markFailed(ctx, msg, workflow.Now(ctx))
+}
+
+func (l *lifecycle) observation(restarting []trainingv1.ReplicaType) jobstatus.Observation {
+	obs := jobstatus.Observation{Phases: map[trainingv1.ReplicaType][]jobstatus.ReplicaPhase{}, Restarting: restarting}
+	for _, r := range l.replicas {
+		obs.Phases[r.r.Type] = append(obs.Phases[r.r.Type], r.phase)
+	}
+	return obs
+}
+
+// reconcile folds the replicas' phases into the status (jobstatus.Update),
+// publishes the transitions, arms the deadline and handles completion.
+func (l *lifecycle) reconcile(ctx workflow.Context, restarting []trainingv1.ReplicaType) {
+	st := l.job.Status()
+	if jobstatus.IsFinished(st) || l.suspended || l.deleted {
+		return
+	}
+	before := snapshot(st)
+	jobstatus.Update(l.job, l.observation(restarting), workflow.Now(ctx))
+	l.emit(ctx, before)
+	if jobstatus.IsFinished(st) {
+		l.onFinished(ctx)
+		return
+	}
+	l.armDeadline(ctx)
+}
+
+func (l *lifecycle) armDeadline(ctx workflow.Context) {
+	if l.deadline != nil {
+		return
+	}
+	at, ok := jobstatus.ActiveDeadline(l.job)
+	if !ok {
+		return
+	}
+	d := at.Sub(workflow.Now(ctx))
+	if d <= 0 {
+		d = time.Millisecond
+	}
+	tctx, cancel := workflow.WithCancel(ctx)
+	l.deadline, l.deadlineCancel = workflow.NewTimer(tctx, d), cancel
+}
+
+func (l *lifecycle) disarmDeadline() {
+	if l.deadlineCancel != nil {
+		l.deadlineCancel()
+	}
+	l.deadline, l.deadlineCancel = nil, nil
+}
+
+func (l *lifecycle) onDeadline(ctx workflow.Context) {
+	l.deadlineCancel = nil
+	if jobstatus.IsFinished(l.job.Status()) || l.suspended || l.deleted {
+		return
+	}
+	l.fail(ctx, jobstatus.ActiveDeadlineMessage(l.job))
+}
+
+// onFinished applies cleanPodPolicy, records an exported model on success
+// and arms the TTL.
+func (l *lifecycle) onFinished(ctx workflow.Context) {
+	l.disarmDeadline()
+	rp := l.job.RunPolicy()
+	for _, r := range l.replicas {
+		if r.active && jobstatus.ShouldClean(rp, r.phase) {
+			l.stop(r)
+		}
+	}
+	if jobstatus.IsSucceeded(l.job.Status()) {
+		if dir := exportDirOf(l.job); strings.HasPrefix(dir, "s3://") {
+			l.pubCh.Send(ctx, pubItem{export: &ExportInput{Job: jobKey(l.job), Kind: l.job.Kind(), ExportDir: dir,
+				EventID: EventID(l.wfID, l.runID, events.TrainingModelExportedV1)}})
+		}
+	}
+	if at, ok := jobstatus.TTLExpiry(l.job); ok {
+		d := at.Sub(workflow.Now(ctx))
+		if d <= 0 {
+			d = time.Millisecond
+		}
+		l.ttl = workflow.NewTimer(ctx, d)
+	}
+}
+
+// exportDirOf returns the exportDir variable (the seed TFJob's name) of
+// the coordinator's default container: chief/master, else worker 0.
+func exportDirOf(job *trainingv1.Job) string {
+	for _, t := range []trainingv1.ReplicaType{trainingv1.ReplicaTypeChief, trainingv1.ReplicaTypeMaster, trainingv1.ReplicaTypeWorker} {
+		spec := job.ReplicaSpecs()[t]
+		if spec == nil || job.Replicas(t) == 0 {
+			continue
+		}
+		for _, c := range spec.Template.Spec.Containers {
+			if c.Name != job.DefaultContainerName() {
+				continue
+			}
+			for _, e := range c.Env {
+				if e.Name == "exportDir" {
+					return e.Value
+				}
+			}
+		}
+		return ""
+	}
+	return ""
+}
+
+func (l *lifecycle) suspend(ctx workflow.Context) {
+	if l.suspended || l.deleted || jobstatus.IsFinished(l.job.Status()) {
+		return
+	}
+	l.suspended = true
+	for _, r := range l.replicas {
+		r.startOnExit = false
+		l.stop(r)
+	}
+	l.disarmDeadline()
+	before := snapshot(l.job.Status())
+	jobstatus.MarkSuspended(l.job, workflow.Now(ctx))
+	obs := jobstatus.Observation{Phases: map[trainingv1.ReplicaType][]jobstatus.ReplicaPhase{}}
+	for _, r := range l.replicas {
+		p := r.phase
+		if p == jobstatus.PhaseRunning {
+			p = jobstatus.PhasePending
+		}
+		obs.Phases[r.r.Type] = append(obs.Phases[r.r.Type], p)
+	}
+	l.job.Status().ReplicaStatuses = jobstatus.ReplicaStatuses(l.job, obs)
+	l.emit(ctx, before)
+}
+
+func (l *lifecycle) resume(ctx workflow.Context) {
+	if !l.suspended || l.deleted {
+		return
+	}
+	l.suspended = false
+	before := snapshot(l.job.Status())
+	jobstatus.MarkResumed(l.job, workflow.Now(ctx))
+	l.emit(ctx, before)
+	if len(l.net.Ports) == 0 {
+		actx := workflow.WithActivityOptions(ctx, wf.ShortActivity())
+		if err := workflow.ExecuteActivity(actx, (*Activities).AllocateNetwork, *l.job).Get(ctx, &l.net); err != nil {
+			l.fail(ctx, "cannot allocate replica addresses: "+err.Error())
+			return
+		}
+	}
+	for _, r := range l.replicas {
+		if r.phase == jobstatus.PhaseSucceeded {
+			continue
+		}
+		if r.active {
+			r.startOnExit = true
+			continue
+		}
+		l.startReplica(ctx, r)
+	}
+}
+
+func (l *lifecycle) delete(ctx workflow.Context, why string) {
+	if l.deleted {
+		return
+	}
+	l.deleted = true
+	for _, r := range l.replicas {
+		r.startOnExit = false
+		l.stop(r)
+	}
+	l.disarmDeadline()
+	l.ttl = nil
+	_ = workflow.UpsertMemo(ctx, map[string]interface{}{trainingv1.MemoDeleted: true})
+	l.publish(ctx, events.TrainingJobDeletedV1, trainingv1.JobEvent{Condition: "Deleted", Message: subjectOf(l.job) + " is deleted: " + why})
+}
+
+// condState is a condition as seen before a change.
+type condState struct {
+	status corev1.ConditionStatus
+	ltt    metav1.Time
+	reason string
+}
+
+func snapshot(st *trainingv1.JobStatus) map[trainingv1.JobConditionType]condState {
+	m := make(map[trainingv1.JobConditionType]condState, len(st.Conditions))
+	for _, c := range st.Conditions {
+		m[c.Type] = condState{status: c.Status, ltt: c.LastTransitionTime, reason: c.Reason}
+	}
+	return m
+}
+
+// emit publishes one event per condition that became True since before,
+// and resumed when Suspended turned False with reason <Kind>Resumed.
+func (l *lifecycle) emit(ctx workflow.Context, before map[trainingv1.JobConditionType]condState) {
+	for _, c := range l.job.Status().Conditions {
+		prev, had := before[c.Type]
+		switch {
+		case c.Status == corev1.ConditionTrue && (!had || prev.status != corev1.ConditionTrue || !prev.ltt.Equal(&c.LastTransitionTime)):
+			if typ := trainingv1.EventTypeFor(c.Type); typ != "" {
+				l.publish(ctx, typ, trainingv1.JobEvent{Condition: string(c.Type), Reason: c.Reason, Message: c.Message})
+			}
+		case c.Type == trainingv1.JobSuspended && c.Status == corev1.ConditionFalse && had && prev.status == corev1.ConditionTrue:
+			l.publish(ctx, events.TrainingJobResumedV1, trainingv1.JobEvent{Condition: "Resumed", Reason: c.Reason, Message: c.Message})
+		}
+	}
+}
+
+func (l *lifecycle) publish(ctx workflow.Context, typ string, ev trainingv1.JobEvent) {
+	meta := l.job.Meta()
+	ev.Kind, ev.Namespace, ev.Name, ev.Time = l.job.Kind(), meta.Namespace, meta.Name, workflow.Now(ctx).UTC()
+	ev.ReplicaStatuses = l.job.Status().ReplicaStatuses
+	data, err := json.Marshal(ev)
+	if err != nil {
+		return
+	}
+	l.evCount[typ]++
+	in := PublishInput{Type: typ, ID: EventID(l.wfID, l.runID, typ, strconv.Itoa(l.evCount[typ])),
+		Subject: "jobs/" + jobKey(l.job), Data: data}
+	l.pubCh.Send(ctx, pubItem{publish: &in})
+}
+
+// startPublisher publishes events one at a time, in order, off the main
+// loop; the returned future is ready once the channel is closed and drained.
+func (l *lifecycle) startPublisher(ctx workflow.Context) workflow.Future {
+	fut, set := workflow.NewFuture(ctx)
+	dctx, _ := workflow.NewDisconnectedContext(ctx)
+	actx := workflow.WithActivityOptions(dctx, wf.ShortActivity())
+	workflow.Go(dctx, func(gctx workflow.Context) {
+		for {
+			var item pubItem
+			if more := l.pubCh.Receive(gctx, &item); !more {
+				break
+			}
+			switch {
+			case item.publish != nil:
+				_ = workflow.ExecuteActivity(actx, (*Activities).Publish, *item.publish).Get(gctx, nil)
+			case item.export != nil:
+				var out *trainingv1.ModelExported
+				if err := workflow.ExecuteActivity(actx, (*Activities).RecordExport, *item.export).Get(gctx, &out); err == nil && out != nil {
+					l.modelURI = out.URI
+				}
+			}
+		}
+		set.Set(nil, nil)
+	})
+	return fut
+}
+
+func (l *lifecycle) viewOf() trainingv1.JobView {
+	meta := l.job.Meta()
+	v := trainingv1.JobView{Kind: l.job.Kind(), Namespace: meta.Namespace, Name: meta.Name,
+		State: jobstatus.State(l.job.Status()), Job: *l.job, Restarts: l.restarts, Deleted: l.deleted, ModelURI: l.modelURI}
+	for _, r := range l.replicas {
+		v.Replicas = append(v.Replicas, r.view)
+	}
+	return v
+}
