@@ -133,3 +133,26 @@ func (b *Bus) PublishAll(ctx context.Context, evs []Event) error {
 	}
 	return errors.Join(errs...)
 }
+
+// PublishAsync starts publishing ev and returns at once; the returned wait reports the stream's ack
+// (duplicates count as acked). Call wait before relying on the event being stored.
+func (b *Bus) PublishAsync(ctx context.Context, ev Event) (wait func(context.Context) error) {
+	msg, err := Encode(ctx, &ev, SubjectFor(ev.Type()))
+	if err != nil {
+		return func(context.Context) error { return err }
+	}
+	f, err := b.js.PublishMsgAsync(msg, jetstream.WithMsgID(ev.ID()))
+	if err != nil {
+		return func(context.Context) error { return fmt.Errorf("events: publish %s: %w", ev.ID(), err) }
+	}
+	return func(ctx context.Context) error {
+		select {
+		case <-f.Ok():
+			return nil
+		case err := <-f.Err():
+			return fmt.Errorf("events: publish %s %s: %w", ev.Type(), ev.ID(), err)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}

@@ -116,9 +116,6 @@ func (a *App) Start(ctx context.Context) error {
 // Ready reports whether the database answers.
 func (a *App) Ready(ctx context.Context) error { return a.store.DB().PingContext(ctx) }
 
-// Store returns the lineage repository (for tests and tools hosting the app).
-func (a *App) Store() *metastore.Store { return a.store }
-
 // Close stops the ingest consumers (waiting for events in flight) and closes the store.
 func (a *App) Close() error {
 	a.mu.Lock()

@@ -32,7 +32,7 @@ import (
 func TestMain(m *testing.M) { os.Exit(devstacktest.Run(m)) }
 
 type env struct {
-	t     *testing.T
+	t     testing.TB
 	srv   *httptest.Server
 	deps  *platform.Deps
 	app   *app.App
@@ -42,7 +42,9 @@ type env struct {
 	store *artifacts.Store
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t *testing.T) *env { return newBenchEnv(t) }
+
+func newBenchEnv(t testing.TB) *env {
 	t.Helper()
 	st := devstacktest.Stack(t)
 	ctx := t.Context()
@@ -105,6 +107,10 @@ func (e *env) do(method, path, body string, out any) int {
 		}
 	}
 	return resp.StatusCode
+}
+
+func (e *env) get(name string, out any) int {
+	return e.do(http.MethodGet, e.jobs()+"/"+name, "", out)
 }
 
 func (e *env) jobs() string { return "/apis/training/v1/namespaces/" + e.ns + "/jobs" }

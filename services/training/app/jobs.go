@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -90,7 +91,21 @@ func (a *App) lookup(ctx context.Context, ns, name string) (*jobRecord, error) {
 	r := &jobRecord{runID: info.Execution.RunId, running: info.Status == enums.WORKFLOW_EXECUTION_STATUS_RUNNING}
 	memoValue(info.Memo, trainingv1.MemoDeleted, &r.deleted)
 	memoValue(info.Memo, trainingv1.MemoRequestID, &r.requestID)
+	if !r.deleted && !r.running {
+		ok, err := a.d.Artifacts.Exists(ctx, tombstoneKey(ns, name, r.runID))
+		if err != nil {
+			return nil, err
+		}
+		r.deleted = ok
+	}
 	return r, nil
+}
+
+// tombstoneKey marks a finished job's run as deleted. Temporal deletes
+// closed executions asynchronously (and lazily on a dev server), so the
+// tombstone is what makes the deletion visible at once.
+func tombstoneKey(ns, name, runID string) string {
+	return "training/" + ns + "/" + name + "/deleted/" + runID
 }
 
 // create starts the job's lifecycle unless a job of that name exists (a
@@ -197,16 +212,11 @@ func (a *App) remove(ctx context.Context, ns, name string) error {
 	if err := a.d.Bus.Publish(ctx, out); err != nil {
 		return err
 	}
-	if _, err := a.d.Temporal.WorkflowService().DeleteWorkflowExecution(ctx, deleteRequest(a.d.Namespace, id, rec.runID)); err != nil {
+	if _, err := a.d.Artifacts.Put(ctx, tombstoneKey(ns, name, rec.runID), strings.NewReader(""), 0); err != nil {
 		return err
 	}
-	// Deletion is asynchronous in Temporal; answer once the run is gone.
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		_, err := a.d.Temporal.DescribeWorkflowExecution(ctx, id, rec.runID)
-		var nf *serviceerror.NotFound
-		if errors.As(err, &nf) {
-			return nil
-		}
+	if _, err := a.d.Temporal.WorkflowService().DeleteWorkflowExecution(ctx, deleteRequest(a.d.Namespace, id, rec.runID)); err != nil {
+		a.d.Log.WarnContext(ctx, "delete finished job workflow", "workflow_id", id, "err", err)
 	}
 	return nil
 }

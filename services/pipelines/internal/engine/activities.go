@@ -80,12 +80,22 @@ func (a *Activities) Notify(ctx context.Context, in NotifyInput) error {
 }
 
 func (a *Activities) taskEvent(ctx context.Context, typ string, in StepInput, ev pipelinesv1.TaskEvent) error {
+	return a.taskEventAsync(ctx, typ, in, ev)(ctx)
+}
+
+// taskEventAsync publishes a task event with its deterministic id and returns the wait for its ack.
+func (a *Activities) taskEventAsync(ctx context.Context, typ string, in StepInput, ev pipelinesv1.TaskEvent) func(context.Context) error {
 	ev.RunID, ev.PipelineName, ev.TaskPath, ev.TaskName = in.RunID, in.PipelineName, in.TaskPath, in.TaskName
 	ev.Component, ev.Image, ev.Attempt, ev.Fingerprint = in.Component, in.Image, in.Attempt, in.Fingerprint
 	ev.InputParams = in.Params
 	ev.Inputs = firstArtifacts(in.Artifacts)
 	ev.Time = time.Now().UTC()
-	return a.publish(ctx, typ, "runs/"+in.RunID+"/tasks/"+in.TaskPath, EventID(in.RunID, in.TaskPath, typ, fmt.Sprint(in.Attempt)), ev)
+	out, err := events.New(a.Source, typ, "runs/"+in.RunID+"/tasks/"+in.TaskPath, ev)
+	if err != nil {
+		return func(context.Context) error { return err }
+	}
+	out.SetID(EventID(in.RunID, in.TaskPath, typ, fmt.Sprint(in.Attempt)))
+	return a.Bus.PublishAsync(ctx, out)
 }
 
 func firstArtifacts(m map[string][]Artifact) map[string]Artifact {
@@ -218,10 +228,12 @@ func (a *Activities) RunStep(ctx context.Context, in StepInput) (StepResult, err
 			return StepResult{Outputs: hit.Outputs, Cached: true, CachedFrom: hit.RunID}, nil
 		}
 	}
-	if err := a.taskEvent(ctx, events.PipelineTaskStartedV1, in, pipelinesv1.TaskEvent{State: pipelinesv1.TaskRunning}); err != nil {
-		return StepResult{}, err
-	}
+	// task.started is stored while the step runs; its ack is awaited before the activity completes.
+	started := a.taskEventAsync(ctx, events.PipelineTaskStartedV1, in, pipelinesv1.TaskEvent{State: pipelinesv1.TaskRunning})
 	res, stepErr := a.execute(ctx, in)
+	if err := started(ctx); err != nil && stepErr == nil {
+		return res, err
+	}
 	if stepErr != nil {
 		if ctx.Err() == nil && (in.LastAttempt || wf.ErrorType(stepErr) == wf.ErrTypeInvalidSpec) && isBusinessFailure(stepErr) {
 			_ = a.taskEvent(ctx, events.PipelineTaskFailedV1, in, pipelinesv1.TaskEvent{State: pipelinesv1.TaskFailed, Error: stepErr.Error()})
@@ -500,4 +512,43 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.w.Write(p)
+}
+
+// RunSteps runs the first attempt of several steps concurrently (a chunk of loop iterations), with the
+// same semantics per step as RunStep. A step's own failure is reported in its outcome; an
+// infrastructure error or a cancellation fails the whole activity (steps are idempotent, so Temporal's
+// retry re-runs the chunk safely).
+func (a *Activities) RunSteps(ctx context.Context, in StepsInput) ([]StepOutcome, error) {
+	conc := in.Concurrency
+	if conc <= 0 {
+		conc = 16
+	}
+	out := make([]StepOutcome, len(in.Steps))
+	errs := make([]error, len(in.Steps))
+	sem := make(chan struct{}, conc)
+	var wg sync.WaitGroup
+	for i := range in.Steps {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			res, err := a.RunStep(ctx, in.Steps[i])
+			switch {
+			case err == nil:
+				out[i].Result = res
+			case isBusinessFailure(err) || wf.ErrorType(err) == wf.ErrTypeNotFound:
+				out[i].Error, out[i].ErrType = err.Error(), wf.ErrorType(err)
+			default:
+				errs[i] = err
+			}
+		}()
+	}
+	wg.Wait()
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return out, nil
 }

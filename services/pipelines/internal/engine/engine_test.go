@@ -38,7 +38,7 @@ type env struct {
 
 var workerSeq atomic.Int32
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	st := devstacktest.Stack(t)
 	ctx := t.Context()
@@ -59,7 +59,7 @@ func newEnv(t *testing.T) *env {
 }
 
 // startWorker runs a worker for the engine; the returned func stops it (like a crash of the service).
-func (e *env) startWorker(t *testing.T) func() {
+func (e *env) startWorker(t testing.TB) func() {
 	t.Helper()
 	w := worker.New(e.tc, pipelinesv1.TaskQueue, worker.Options{Identity: fmt.Sprintf("test-worker-%d", workerSeq.Add(1))})
 	engine.Register(w, e.acts)
@@ -432,4 +432,45 @@ spec:
 		}
 		require.Equal(t, 1, n, "each output exists exactly once")
 	}
+}
+
+func newBenchEnv(b *testing.B) *env {
+	e := newEnv(b)
+	e.startWorker(b)
+	return e
+}
+
+func TestFusedLoopRetriesFailedIterationAlone(t *testing.T) {
+	e := newEnv(t)
+	e.startWorker(t)
+	marker := filepath.Join(t.TempDir(), "failed-once")
+	id, run := e.start(t, `
+apiVersion: sluice.io/v1
+kind: Pipeline
+metadata: {name: fused}
+spec:
+  inputs:
+    marker: {type: STRING}
+  tasks:
+    work:
+      image: alpine
+      forEach: {items: [1, 2, 3, 4], as: n, type: NUMBER_INTEGER}
+      command: [sh, -c, 'if [ "$0" = 2 ] && [ ! -e "$1" ]; then touch "$1"; exit 7; fi; echo $(($0 * 10)) > "$2"']
+      args: ["{{inputs.n}}", "{{inputs.marker}}", "{{outputs.out}}"]
+      inputs: {marker: {fromInput: marker}}
+      outputs: {parameters: {out: {type: NUMBER_INTEGER}}}
+      retry: {maxRetries: 1}
+    sum:
+      image: alpine
+      command: [sh, -c, 'printf "%s" "$0" > "$1"']
+      args: ["{{inputs.all}}", "{{outputs.out}}"]
+      inputs: {all: {fromTask: work.out}}
+      outputs: {parameters: [out]}
+`, map[string]any{"marker": marker})
+	res, err := e.wait(t, run)
+	require.NoError(t, err)
+	require.Equal(t, "[10,20,30,40]", res.Tasks["sum"].Parameters["out"])
+	st := e.state(t, id)
+	require.Equal(t, 2, st["work/1"].Attempts, "the failed iteration ran a second attempt")
+	require.Equal(t, 1, st["work/0"].Attempts)
 }

@@ -136,3 +136,18 @@ type NotifyInput struct {
 	// TaskType is the event type of Tasks.
 	TaskType string `json:"task_type,omitempty"`
 }
+
+// StepsInput is a chunk of loop iterations whose first attempts run in one RunSteps activity.
+type StepsInput struct {
+	Steps []StepInput `json:"steps"`
+	// Concurrency bounds the steps running at once (default 16).
+	Concurrency int `json:"concurrency,omitempty"`
+}
+
+// StepOutcome is the result of one step of a chunk: Result when Error is empty, else the step's
+// failure and its error type.
+type StepOutcome struct {
+	Result  StepResult `json:"result"`
+	Error   string     `json:"error,omitempty"`
+	ErrType string     `json:"err_type,omitempty"`
+}

@@ -685,6 +685,19 @@ func (r *runner) runBatch(ctx workflow.Context, in ScopeInput, comp *dag.Compone
 	errs := make([]string, n)
 	done := workflow.NewBufferedChannel(ctx, n+1)
 	dctx, _ := workflow.NewDisconnectedContext(ctx)
+	if comp.Kind != dag.KindDAG && b.Parallelism <= 0 && n > 1 {
+		steps := make([]StepInput, n)
+		for i := 0; i < n; i++ {
+			path := in.Path + "/" + strconv.Itoa(b.First+i)
+			params, arts := iterationInputs(in, i)
+			steps[i] = r.stepInput(in.TaskName, path, comp, in.EnableCache, params, arts)
+		}
+		for i, res := range r.runFused(ctx, steps, in.Retry) {
+			res = r.finish(ctx, steps[i].TaskPath, in.TaskName, res)
+			iters[i], states[i], errs[i] = res.Outputs, res.State, res.Error
+		}
+		return batchResult(in, iters, states, errs)
+	}
 	limit := b.Parallelism
 	if limit <= 0 {
 		limit = n
@@ -696,19 +709,7 @@ func (r *runner) runBatch(ctx workflow.Context, in ScopeInput, comp *dag.Compone
 			next++
 			running++
 			path := in.Path + "/" + strconv.Itoa(b.First+i)
-			params := map[string]any{}
-			for _, k := range sortedKeys(in.Params) {
-				params[k] = in.Params[k]
-			}
-			arts := map[string][]Artifact{}
-			for _, k := range sortedKeys(in.Artifacts) {
-				arts[k] = in.Artifacts[k]
-			}
-			if b.Artifact {
-				arts[b.ItemInput] = []Artifact{b.ItemArtifacts[i]}
-			} else {
-				params[b.ItemInput] = b.Items[i]
-			}
+			params, arts := iterationInputs(in, i)
 			workflow.Go(ctx, func(gctx workflow.Context) {
 				var res taskResult
 				if ctx.Err() != nil {
@@ -728,6 +729,29 @@ func (r *runner) runBatch(ctx workflow.Context, in ScopeInput, comp *dag.Compone
 		running--
 		iters[d.Index], states[d.Index], errs[d.Index] = d.Result.Outputs, d.Result.State, d.Result.Error
 	}
+	return batchResult(in, iters, states, errs)
+}
+
+// iterationInputs are the inputs of iteration i of a loop batch: the task's inputs plus the item.
+func iterationInputs(in ScopeInput, i int) (map[string]any, map[string][]Artifact) {
+	b := in.Loop
+	params := map[string]any{}
+	for _, k := range sortedKeys(in.Params) {
+		params[k] = in.Params[k]
+	}
+	arts := map[string][]Artifact{}
+	for _, k := range sortedKeys(in.Artifacts) {
+		arts[k] = in.Artifacts[k]
+	}
+	if b.Artifact {
+		arts[b.ItemInput] = []Artifact{b.ItemArtifacts[i]}
+	} else {
+		params[b.ItemInput] = b.Items[i]
+	}
+	return params, arts
+}
+
+func batchResult(in ScopeInput, iters []outputs, states, errs []string) ScopeResult {
 	res := ScopeResult{State: pipelinesv1.RunSucceeded, Iterations: iters, IterStates: states}
 	var msgs []string
 	for i, st := range states {
@@ -738,7 +762,7 @@ func (r *runner) runBatch(ctx workflow.Context, in ScopeInput, comp *dag.Compone
 			if res.State != pipelinesv1.RunCancelled {
 				res.State = pipelinesv1.RunFailed
 			}
-			msgs = append(msgs, fmt.Sprintf("%s/%d: %s", in.Path, b.First+i, errs[i]))
+			msgs = append(msgs, fmt.Sprintf("%s/%d: %s", in.Path, in.Loop.First+i, errs[i]))
 		}
 	}
 	res.Error = strings.Join(msgs, "; ")
@@ -753,6 +777,11 @@ type iterDone struct {
 // runStep runs a container task: cache lookup and attempts with the task's retry policy. Backoff waits
 // are workflow timers, so a cancel during backoff starts no new attempt.
 func (r *runner) runStep(ctx workflow.Context, name, path string, comp *dag.Component, retry *dag.RetryPolicy, enableCache bool, params map[string]any, arts map[string][]Artifact) taskResult {
+	return r.attempts(ctx, r.stepInput(name, path, comp, enableCache, params, arts), retry, 1)
+}
+
+// stepInput builds the activity input of a container step.
+func (r *runner) stepInput(name, path string, comp *dag.Component, enableCache bool, params map[string]any, arts map[string][]Artifact) StepInput {
 	ex := comp.Executor
 	in := StepInput{
 		RunID: r.in.RunID, PipelineName: r.p.Name, TaskPath: path, TaskName: name, Component: comp.Name,
@@ -781,26 +810,37 @@ func (r *runner) runStep(ctx workflow.Context, name, path string, comp *dag.Comp
 		in.Fingerprint = dag.Fingerprint(comp, params, digests)
 		in.MaxStaleness = int64(r.in.CacheMaxStaleness)
 	}
+	return in
+}
+
+func stepActivityOptions(ctx workflow.Context) workflow.Context {
+	return workflow.WithActivityOptions(ctx, wf.LongActivity(stepHeartbeat, 7*24*time.Hour))
+}
+
+// attempts runs attempts first, first+1, ... of a step until one succeeds or the retry policy is spent.
+func (r *runner) attempts(ctx workflow.Context, in StepInput, retry *dag.RetryPolicy, first int) taskResult {
 	maxRetries := 0
 	if retry != nil {
 		maxRetries = retry.MaxRetryCount
 	}
 	var a *Activities
-	actx := workflow.WithActivityOptions(ctx, wf.LongActivity(stepHeartbeat, 7*24*time.Hour))
+	actx := stepActivityOptions(ctx)
 	var lastErr string
-	for attempt := 1; ; attempt++ {
+	for attempt := first; ; attempt++ {
+		if attempt > first || first > 1 {
+			if d := retry.Delay(attempt - 1); d > 0 {
+				if err := workflow.Sleep(ctx, d); err != nil {
+					return taskResult{State: pipelinesv1.TaskCancelled, Error: "cancelled during retry backoff after: " + lastErr}
+				}
+			}
+		}
 		in.Attempt = attempt
 		in.LastAttempt = attempt > maxRetries
-		r.setTask(ctx, path, name, pipelinesv1.TaskRunning, func(ts *pipelinesv1.TaskState) { ts.Attempts = attempt })
+		r.setTask(ctx, in.TaskPath, in.TaskName, pipelinesv1.TaskRunning, func(ts *pipelinesv1.TaskState) { ts.Attempts = attempt })
 		var out StepResult
 		err := workflow.ExecuteActivity(actx, a.RunStep, in).Get(ctx, &out)
 		if err == nil {
-			res := taskResult{State: pipelinesv1.TaskSucceeded, Outputs: out.Outputs}
-			if out.Cached {
-				res.State = pipelinesv1.TaskCached
-			}
-			r.setTask(ctx, path, name, pipelinesv1.TaskRunning, func(ts *pipelinesv1.TaskState) { ts.LogURI = out.LogURI })
-			return res
+			return r.stepDone(ctx, in, out)
 		}
 		var ce *temporal.CanceledError
 		if errors.As(err, &ce) || ctx.Err() != nil {
@@ -808,17 +848,101 @@ func (r *runner) runStep(ctx workflow.Context, name, path string, comp *dag.Comp
 		}
 		lastErr = rootMessage(err)
 		if wf.ErrorType(err) == wf.ErrTypeInvalidSpec || attempt > maxRetries {
-			break
+			return taskResult{State: pipelinesv1.TaskFailed, Error: lastErr}
 		}
-		r.setTask(ctx, path, name, pipelinesv1.TaskRunning, func(ts *pipelinesv1.TaskState) { ts.Error = lastErr })
-		if d := retry.Delay(attempt); d > 0 {
-			if err := workflow.Sleep(ctx, d); err != nil {
-				return taskResult{State: pipelinesv1.TaskCancelled, Error: "cancelled during retry backoff after: " + lastErr}
+		r.setTask(ctx, in.TaskPath, in.TaskName, pipelinesv1.TaskRunning, func(ts *pipelinesv1.TaskState) { ts.Error = lastErr })
+	}
+}
+
+func (r *runner) stepDone(ctx workflow.Context, in StepInput, out StepResult) taskResult {
+	res := taskResult{State: pipelinesv1.TaskSucceeded, Outputs: out.Outputs}
+	if out.Cached {
+		res.State = pipelinesv1.TaskCached
+	}
+	r.setTask(ctx, in.TaskPath, in.TaskName, pipelinesv1.TaskRunning, func(ts *pipelinesv1.TaskState) { ts.LogURI = out.LogURI })
+	return res
+}
+
+// fusedChunk is how many loop iterations one RunSteps activity runs (their first attempt only).
+const fusedChunk = 50
+
+// runFused runs the first attempt of many container iterations in RunSteps activities of fusedChunk
+// steps each, so a large ParallelFor costs a few dozen history events instead of thousands; an
+// iteration that fails there continues with attempt 2 on its own, under the task's retry policy.
+func (r *runner) runFused(ctx workflow.Context, steps []StepInput, retry *dag.RetryPolicy) []taskResult {
+	results := make([]taskResult, len(steps))
+	var a *Activities
+	actx := stepActivityOptions(ctx)
+	type chunkDone struct {
+		First    int
+		Outcomes []StepOutcome
+		Err      error
+	}
+	done := workflow.NewBufferedChannel(ctx, len(steps)/fusedChunk+1)
+	dctx, _ := workflow.NewDisconnectedContext(ctx)
+	chunks := 0
+	for first := 0; first < len(steps); first += fusedChunk {
+		last := min(len(steps), first+fusedChunk)
+		chunk := append([]StepInput(nil), steps[first:last]...)
+		maxRetries := 0
+		if retry != nil {
+			maxRetries = retry.MaxRetryCount
+		}
+		for i := range chunk {
+			chunk[i].Attempt, chunk[i].LastAttempt = 1, maxRetries == 0
+			r.setTask(ctx, chunk[i].TaskPath, chunk[i].TaskName, pipelinesv1.TaskRunning, func(ts *pipelinesv1.TaskState) { ts.Attempts = 1 })
+		}
+		chunks++
+		first := first
+		workflow.Go(ctx, func(gctx workflow.Context) {
+			var outs []StepOutcome
+			err := workflow.ExecuteActivity(actx, a.RunSteps, StepsInput{Steps: chunk}).Get(gctx, &outs)
+			done.Send(gctx, chunkDone{First: first, Outcomes: outs, Err: err})
+		})
+	}
+	var retries []int
+	for c := 0; c < chunks; c++ {
+		var cd chunkDone
+		done.Receive(dctx, &cd)
+		for k := 0; k < fusedChunkLen(cd.First, len(steps)); k++ {
+			i := cd.First + k
+			in := steps[i]
+			switch {
+			case cd.Err != nil:
+				var ce *temporal.CanceledError
+				if errors.As(cd.Err, &ce) || ctx.Err() != nil {
+					results[i] = taskResult{State: pipelinesv1.TaskCancelled, Error: "cancelled"}
+				} else {
+					results[i] = taskResult{State: pipelinesv1.TaskFailed, Error: rootMessage(cd.Err)}
+				}
+			case cd.Outcomes[k].Error == "":
+				in.Attempt = 1
+				results[i] = r.stepDone(ctx, in, cd.Outcomes[k].Result)
+			default:
+				results[i] = taskResult{State: pipelinesv1.TaskFailed, Error: cd.Outcomes[k].Error}
+				if retry != nil && retry.MaxRetryCount > 0 && cd.Outcomes[k].ErrType != wf.ErrTypeInvalidSpec {
+					retries = append(retries, i)
+				}
 			}
 		}
 	}
-	return taskResult{State: pipelinesv1.TaskFailed, Error: lastErr}
+	// Failed first attempts continue one by one, with backoff timers, in parallel.
+	rdone := workflow.NewBufferedChannel(ctx, len(retries)+1)
+	for _, i := range retries {
+		i := i
+		workflow.Go(ctx, func(gctx workflow.Context) {
+			rdone.Send(gctx, iterDone{Index: i, Result: r.attempts(gctx, steps[i], retry, 2)})
+		})
+	}
+	for range retries {
+		var d iterDone
+		rdone.Receive(dctx, &d)
+		results[d.Index] = d.Result
+	}
+	return results
 }
+
+func fusedChunkLen(first, n int) int { return min(n, first+fusedChunk) - first }
 
 // rootMessage returns the innermost application error message (Temporal wraps activity errors).
 func rootMessage(err error) string {

@@ -67,7 +67,7 @@ type Deployment struct {
 }
 
 // Key is "<namespace>/<name>".
-func (d *Deployment) Key() string { return d.Namespace + "/" + d.Name }
+func (d Deployment) Key() string { return d.Namespace + "/" + d.Name }
 
 // Forms of a deployment document.
 const (

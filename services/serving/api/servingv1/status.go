@@ -158,19 +158,37 @@ type DeploymentAccepted struct {
 type DeploymentInput struct {
 	Spec      Deployment `json:"spec"`
 	RequestID string     `json:"requestId,omitempty"`
+	// HeartbeatTimeout of the workflow's long activities (0 = 10s); LoadTimeout bounds the wait for
+	// a first version under the base path (0 = 5m).
+	HeartbeatTimeout time.Duration `json:"heartbeatTimeout,omitempty"`
+	LoadTimeout      time.Duration `json:"loadTimeout,omitempty"`
 	// Carried is the state of the previous run after continue-as-new (nil on first start).
 	Carried *Carried `json:"carried,omitempty"`
 }
 
 // Carried is the workflow state kept across continue-as-new.
 type Carried struct {
-	View      DeploymentView `json:"view"`
-	Seq       int64          `json:"seq"`
-	Promoted  bool           `json:"promoted"`
-	Requests  []string       `json:"requests,omitempty"`
-	Failed    []string       `json:"failed,omitempty"`
-	LastAttempt string       `json:"lastAttempt,omitempty"`
+	View DeploymentView `json:"view"`
+	// Seq numbers the events published so far (deterministic event ids).
+	Seq int64 `json:"seq"`
+	// Known is the newest version of the watched source already handled.
+	Known int64 `json:"known"`
+	// Requests are the latest request ids applied (duplicates are ignored).
+	Requests []string `json:"requests,omitempty"`
 }
+
+// UpdateRequest is the payload of SignalUpdate.
+type UpdateRequest struct {
+	Spec Deployment `json:"spec"`
+	// RequestID (the CE id of a deployment.requested event) makes a redelivered update a no-op.
+	RequestID string `json:"requestId,omitempty"`
+}
+
+// Memo keys of the deployment workflow.
+const (
+	MemoModelName = "modelName"
+	MemoRequestID = "requestId"
+)
 
 // Event payloads (data of the io.sluice.serving.* events).
 

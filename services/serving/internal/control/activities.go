@@ -12,7 +12,6 @@ import (
 
 	"github.com/sluice-ml/sluice/libs/events"
 	wf "github.com/sluice-ml/sluice/libs/workflow"
-	"github.com/sluice-ml/sluice/services/serving/api/servingv1"
 )
 
 // LoadInput asks for a source to be loaded while the current state keeps serving.
@@ -73,6 +72,8 @@ func permanentIfConflict(err error) error {
 // the source and waits (heartbeating) until its newest version is AVAILABLE or failed, or until
 // Timeout passes with no version under the base path.
 func (a *Activities) Load(ctx context.Context, in LoadInput) (LoadResult, error) {
+	stop := heartbeat(ctx, a.tick())
+	defer stop()
 	if !a.Registry.Has(in.Current.Key) && len(in.Current.Targets) > 0 {
 		if err := a.Registry.Apply(ctx, in.Current); err != nil {
 			return LoadResult{}, permanentIfConflict(err)
@@ -89,7 +90,6 @@ func (a *Activities) Load(ctx context.Context, in LoadInput) (LoadResult, error)
 	t := time.NewTicker(a.tick())
 	defer t.Stop()
 	for {
-		activity.RecordHeartbeat(ctx)
 		if err := m.Poll(ctx); err != nil && ctx.Err() == nil {
 			a.Log.WarnContext(ctx, "poll model base path", "storage_uri", in.Source.StorageURI, "err", err)
 		}
@@ -116,9 +116,31 @@ func modelURI(base, dir string) string {
 	return strings.TrimSuffix(base, "/") + "/" + dir + "/model.onnx"
 }
 
-// Apply sets the data plane to d.
+// Apply sets the data plane to d (heartbeating while versions load).
 func (a *Activities) Apply(ctx context.Context, d Desired) error {
+	stop := heartbeat(ctx, a.tick())
+	defer stop()
 	return permanentIfConflict(a.Registry.Apply(ctx, d))
+}
+
+// heartbeat records heartbeats every interval until stop is called.
+func heartbeat(ctx context.Context, every time.Duration) (stop func()) {
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			activity.RecordHeartbeat(ctx)
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return func() { close(done) }
 }
 
 // Watch re-applies the desired state when this process lacks it (restart), then waits, heartbeating,
@@ -128,6 +150,8 @@ func (a *Activities) Watch(ctx context.Context, in WatchInput) (LoadResult, erro
 	if in.Desired.Watch == nil {
 		return LoadResult{}, wf.NonRetryable(wf.ErrTypeInvalidSpec, errors.New("watch: no source"))
 	}
+	stop := heartbeat(ctx, a.tick())
+	defer stop()
 	if !a.Registry.Has(in.Desired.Key) || a.Registry.Manager(in.Desired.Key, *in.Desired.Watch) == nil {
 		if err := a.Registry.Apply(ctx, in.Desired); err != nil {
 			return LoadResult{}, permanentIfConflict(err)
@@ -137,7 +161,6 @@ func (a *Activities) Watch(ctx context.Context, in WatchInput) (LoadResult, erro
 	t := time.NewTicker(a.tick())
 	defer t.Stop()
 	for {
-		activity.RecordHeartbeat(ctx)
 		m := a.Registry.Manager(in.Desired.Key, *in.Desired.Watch)
 		if m == nil {
 			return LoadResult{}, fmt.Errorf("deployment %s: watched source is gone", in.Desired.Key)
@@ -169,6 +192,3 @@ func (a *Activities) Publish(ctx context.Context, in PublishInput) error {
 	ev.SetID(in.ID)
 	return a.Bus.Publish(ctx, ev)
 }
-
-// eventData is the concrete payload type the workflow passes to Publish.
-var _ = servingv1.ModelEvent{}

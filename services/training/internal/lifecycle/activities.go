@@ -78,9 +78,10 @@ func LocalLogPath(dataDir, namespace, job, replica string, attempt int) string {
 	return filepath.Join(dataDir, "logs", namespace, job, replica, fmt.Sprintf("attempt-%d.log", attempt))
 }
 
-// AllocateNetwork picks a free loopback port for every replica of job. The
-// workflow keeps the result, so restarted replicas reuse their addresses.
-func (a *Activities) AllocateNetwork(ctx context.Context, job trainingv1.Job) (clusterspec.Loopback, error) {
+// AllocateNetwork picks a free loopback port for every replica of job (a
+// local activity). The workflow keeps the result, so restarted replicas
+// reuse their addresses.
+func AllocateNetwork(ctx context.Context, job trainingv1.Job) (clusterspec.Loopback, error) {
 	return clusterspec.AllocateLoopback(&job)
 }
 

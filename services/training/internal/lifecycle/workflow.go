@@ -120,8 +120,7 @@ func JobWorkflow(ctx workflow.Context, in trainingv1.JobInput) (trainingv1.JobRe
 	jobstatus.MarkCreated(l.job, workflow.Now(ctx))
 	l.emit(ctx, before)
 
-	actx := workflow.WithActivityOptions(ctx, wf.ShortActivity())
-	if err := workflow.ExecuteActivity(actx, (*Activities).AllocateNetwork, job).Get(ctx, &l.net); err != nil {
+	if err := l.allocateNetwork(ctx); err != nil {
 		l.fail(ctx, "cannot allocate replica addresses: "+err.Error())
 	} else if rp := job.RunPolicy(); rp.Suspend != nil && *rp.Suspend {
 		l.suspend(ctx)
@@ -184,6 +183,13 @@ func JobWorkflow(ctx workflow.Context, in trainingv1.JobInput) (trainingv1.JobRe
 		return trainingv1.JobResult{View: view}, temporal.NewNonRetryableApplicationError(c.Message, ErrTypeJobFailed, nil)
 	}
 	return trainingv1.JobResult{View: view}, nil
+}
+
+// allocateNetwork picks the replicas' loopback ports once per job, as a
+// local activity (a few binds; no task-queue round trip).
+func (l *lifecycle) allocateNetwork(ctx workflow.Context) error {
+	lctx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{StartToCloseTimeout: 10 * time.Second})
+	return workflow.ExecuteLocalActivity(lctx, AllocateNetwork, *l.job).Get(ctx, &l.net)
 }
 
 // done: the workflow can end once no watcher runs and the job is deleted,
@@ -523,8 +529,7 @@ func (l *lifecycle) resume(ctx workflow.Context) {
 	jobstatus.MarkResumed(l.job, workflow.Now(ctx))
 	l.emit(ctx, before)
 	if len(l.net.Ports) == 0 {
-		actx := workflow.WithActivityOptions(ctx, wf.ShortActivity())
-		if err := workflow.ExecuteActivity(actx, (*Activities).AllocateNetwork, *l.job).Get(ctx, &l.net); err != nil {
+		if err := l.allocateNetwork(ctx); err != nil {
 			l.fail(ctx, "cannot allocate replica addresses: "+err.Error())
 			return
 		}

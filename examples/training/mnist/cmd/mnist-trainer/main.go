@@ -34,6 +34,7 @@ func main() {
 	cfg.Momentum = float32(*momentum)
 	cfg.TFConfig = os.Getenv("TF_CONFIG")
 	cfg.Log = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	cfg.Uploader = s3Uploader{}
 
 	ctx, cancel := context.WithCancel(context.Background())
 	sigc := make(chan os.Signal, 1)
