@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 GO ?= go
 BIN := $(CURDIR)/bin
-MODULES := libs cli services/pipelines services/training services/serving services/notebooks services/metadata
+MODULES := libs cli services/pipelines services/training services/serving services/notebooks services/metadata examples/training/mnist
 export GOFLAGS := -buildvcs=false
 
 .PHONY: build run test vet bench deps clean images
@@ -22,12 +22,20 @@ deps: ## install what the tests need (Debian packages); fails under CI=true when
 vet:
 	@for m in $(MODULES); do echo "go vet $$m"; (cd $$m && $(GO) vet ./...) || exit 1; done
 
-test: deps vet ## go vet + all tests with -race across every module of the workspace
-	@set -o pipefail; for m in $(MODULES); do echo "== go test -race $$m"; \
+test: deps vet ## go vet + all tests with -race across every module of the workspace (PostgreSQL started for the metadata suite)
+	@set -o pipefail; eval "$$(bash scripts/pg-test.sh start)"; trap 'bash scripts/pg-test.sh stop >/dev/null' EXIT; \
+	for m in $(MODULES); do echo "== go test -race $$m"; \
 		(cd $$m && $(GO) test -race -count=1 -timeout 20m ./...) || exit 1; done
 
 bench: build ## run the benchmarks and write docs/benchmarks.md
-	bash scripts/bench.sh
+	eval "$$(bash scripts/pg-test.sh start)"; trap 'bash scripts/pg-test.sh stop >/dev/null' EXIT; bash scripts/bench.sh
+
+images: ## build one FROM-scratch image per service from static binaries (docker build, no registry)
+	@mkdir -p $(BIN)/static
+	cd cli && CGO_ENABLED=0 $(GO) build -o $(BIN)/static/sluice ./cmd/sluice
+	@for s in pipelines training serving notebooks metadata; do \
+		(cd services/$$s && CGO_ENABLED=0 $(GO) build -o $(BIN)/static/$$s ./cmd/$$s) || exit 1; \
+		docker build -q -f deploy/Dockerfile --build-arg SERVICE=$$s -t sluice/$$s:dev . || exit 1; done
 
 clean:
 	rm -rf $(BIN)

@@ -97,7 +97,9 @@ func temporalSQLConfig(dbPath string) (*config.SQL, error) {
 	conf := &config.SQL{
 		PluginName:        sqliteplugin.PluginName,
 		DatabaseName:      dbPath,
-		ConnectAttributes: map[string]string{"mode": "rwc"},
+		// WAL with synchronous=NORMAL: commits survive a crash of the process (the dev stack's failure
+		// mode) without an fsync per transaction, which would dominate every workflow transition.
+		ConnectAttributes: map[string]string{"mode": "rwc", "journal_mode": "wal", "synchronous": "1", "busy_timeout": "5000"},
 	}
 	if _, err := os.Stat(dbPath); errors.Is(err, os.ErrNotExist) {
 		if err := sqliteschema.SetupSchema(conf); err != nil {

@@ -31,7 +31,7 @@ type Deps struct {
 	// RuntimeKind is local, docker or kubernetes.
 	RuntimeKind string
 	// Getenv reads service-specific variables (os.Getenv in a binary); services never call os.Getenv.
-	Getenv func(string) string
+	Getenv  func(string) string
 	closers []func()
 }
 

@@ -77,7 +77,7 @@ func Config(dataDir string) devstack.Config {
 		TemporalPort:   -1,
 		TemporalUIPort: -1,
 		S3Port:         -1,
-		Logger:         slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		Logger:         testLogger(),
 	}
 }
 
@@ -99,4 +99,13 @@ func Start(tb testing.TB, dataDir string) *devstack.Stack {
 		}
 	})
 	return st
+}
+
+// testLogger logs the stack's warnings to stderr; SLUICE_DEVSTACK_LOG=off silences it (benchmarks,
+// whose result lines must not be interleaved with log lines).
+func testLogger() *slog.Logger {
+	if os.Getenv("SLUICE_DEVSTACK_LOG") == "off" {
+		return slog.New(slog.DiscardHandler)
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 }

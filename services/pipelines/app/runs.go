@@ -20,7 +20,9 @@ import (
 // invalidError is a run request that can never start (HTTP 400, CLI exit 2, run.rejected event).
 type invalidError struct{ problems []string }
 
-func (e *invalidError) Error() string { return "invalid run request:\n  " + strings.Join(e.problems, "\n  ") }
+func (e *invalidError) Error() string {
+	return "invalid run request:\n  " + strings.Join(e.problems, "\n  ")
+}
 
 func invalid(err error) *invalidError {
 	if fe := dag.AsFieldErrors(err); len(fe) > 0 {

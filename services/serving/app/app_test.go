@@ -100,7 +100,7 @@ var muxMu sync.Mutex
 var curMux *http.ServeMux
 
 func (e *env) setMux(m *http.ServeMux) { muxMu.Lock(); curMux = m; muxMu.Unlock() }
-func (e *env) mux() *http.ServeMux    { muxMu.Lock(); defer muxMu.Unlock(); return curMux }
+func (e *env) mux() *http.ServeMux     { muxMu.Lock(); defer muxMu.Unlock(); return curMux }
 
 func (e *env) do(method, path, body string, out any) int {
 	e.t.Helper()
