@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 GO ?= go
 BIN := $(CURDIR)/bin
-MODULES := libs cli services/pipelines services/training services/serving services/notebooks services/metadata examples/training/mnist
+MODULES := libs cli services/pipelines services/training services/serving services/notebooks services/metadata examples/training/mnist examples/serving
 export GOFLAGS := -buildvcs=false
 
 .PHONY: build run test vet bench deps clean images

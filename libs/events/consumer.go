@@ -193,6 +193,11 @@ func (b *Bus) deadLetter(ctx context.Context, cfg ConsumerConfig, m jetstream.Ms
 		subject = "deadletter/" + ev.ID()
 	}
 	out, err := New("/sluice/"+cfg.Durable, DeadLetterV1, subject, dl)
+	if err != nil && ev != nil {
+		// The event itself cannot be re-encoded (e.g. its JSON data is invalid): carry it raw.
+		dl.Event, dl.Headers, dl.DataBase64 = nil, map[string][]string(m.Headers()), base64.StdEncoding.EncodeToString(m.Data())
+		out, err = New("/sluice/"+cfg.Durable, DeadLetterV1, subject, dl)
+	}
 	if err == nil {
 		err = b.PublishOn(ctx, DeadLetterPrefix+m.Subject(), out)
 	}

@@ -37,14 +37,16 @@ type Config struct {
 	// Consumers is how many job requests are handled at once
 	// (SLUICE_TRAINING_CONSUMERS, default 4).
 	Consumers int
-	// TaskQueue is the Temporal task queue (default trainingv1.TaskQueue;
-	// tests use their own).
+	// TaskQueue is the Temporal task queue (default trainingv1.TaskQueue)
+	// and Durable the job-request consumer (default
+	// "training-job-requests"); tests give each instance its own.
 	TaskQueue string
+	Durable   string
 }
 
 // ConfigFromEnv reads Config through getenv and validates it.
 func ConfigFromEnv(getenv func(string) string) (Config, error) {
-	c := Config{HeartbeatTimeout: lifecycle.DefaultHeartbeatTimeout, Consumers: 4, TaskQueue: trainingv1.TaskQueue}
+	c := Config{HeartbeatTimeout: lifecycle.DefaultHeartbeatTimeout, Consumers: 4, TaskQueue: trainingv1.TaskQueue, Durable: "training-job-requests"}
 	c.BinDir = getenv("SLUICE_TRAINING_BIN_DIR")
 	if c.BinDir == "" {
 		if exe, err := os.Executable(); err == nil {
@@ -96,6 +98,9 @@ func New(cfg Config, d *platform.Deps) (*App, error) {
 	if cfg.TaskQueue == "" {
 		cfg.TaskQueue = trainingv1.TaskQueue
 	}
+	if cfg.Durable == "" {
+		cfg.Durable = "training-job-requests"
+	}
 	dataDir := filepath.Join(d.DataDir, Name)
 	a := &App{cfg: cfg, d: d, dataDir: dataDir}
 	a.acts = &lifecycle.Activities{
@@ -137,7 +142,7 @@ func (a *App) Start(ctx context.Context) error {
 		return fmt.Errorf("training worker: %w", err)
 	}
 	sub, err := a.d.Bus.Consume(ctx, events.ConsumerConfig{
-		Stream: events.StreamTraining, Durable: "training-job-requests",
+		Stream: events.StreamTraining, Durable: a.cfg.Durable,
 		FilterSubjects: []string{events.SubjectFor(events.TrainingJobRequestedV1)},
 		Concurrency:    a.cfg.Consumers,
 	}, a.HandleJobRequested)

@@ -67,6 +67,11 @@ func newBenchEnv(t testing.TB) *env {
 	cfg, err := app.ConfigFromEnv(deps.Getenv)
 	require.NoError(t, err)
 	cfg.HeartbeatTimeout = 2 * time.Second
+	id := uuid.NewString()[:8]
+	// Own task queue (replica logs and work dirs live in this env's
+	// DataDir); the default durable is shared so no test replays another's
+	// requests. The tests run one at a time: one consumer at once.
+	cfg.TaskQueue = "training-test-" + id
 	a, err := app.New(cfg, deps)
 	require.NoError(t, err)
 	require.NoError(t, a.Start(ctx))
@@ -168,7 +173,6 @@ spec:
 }
 
 func TestRESTLifecycle(t *testing.T) {
-	t.Parallel()
 	e := newEnv(t)
 
 	var bad struct {
@@ -222,7 +226,6 @@ func TestRESTLifecycle(t *testing.T) {
 }
 
 func TestRequestedEventIsIdempotent(t *testing.T) {
-	t.Parallel()
 	e := newEnv(t)
 	doc := job("evjob", e.ns, "true", "")
 	ev := cloudevents.NewEvent()
@@ -268,7 +271,6 @@ func TestRequestedEventIsIdempotent(t *testing.T) {
 }
 
 func TestModelExportedOnSuccess(t *testing.T) {
-	t.Parallel()
 	e := newEnv(t)
 	prefix := "training-test/" + e.ns + "/export"
 	model, err := e.store.Put(t.Context(), prefix+"/1/model.onnx", bytes.NewReader([]byte("onnx-bytes")), 10)

@@ -39,11 +39,14 @@ const (
 type ModelDeploymentEvent struct {
 	Namespace string `json:"namespace"`
 	Name      string `json:"name"`
-	// Model is the served model name and Version the loaded version, when known.
-	Model       string    `json:"model,omitempty"`
-	Version     string    `json:"version,omitempty"`
+	// Model is the served model name and Version the version concerned, when known
+	// (field names as services/serving/api/servingv1.ModelEvent writes them).
+	Model       string    `json:"modelName,omitempty"`
+	Version     int64     `json:"version,omitempty"`
 	ModelFormat string    `json:"modelFormat,omitempty"`
 	StorageURI  string    `json:"storageUri,omitempty"`
+	ModelURI    string    `json:"modelUri,omitempty"`
+	Digest      string    `json:"digest,omitempty"`
 	Reason      string    `json:"reason,omitempty"`
 	Time        time.Time `json:"time,omitzero"`
 }

@@ -440,7 +440,11 @@ func recordDeployment(ev events.Event) (mlmd.IngestRequest, error) {
 	p := props{}
 	p.str("state", deploymentStates[ev.Type()])
 	p.str("model", d.Model)
-	p.str("version", d.Version)
+	if d.Version > 0 {
+		p.str("version", strconv.FormatInt(d.Version, 10))
+	}
+	p.str("model_uri", d.ModelURI)
+	p.str("model_digest", d.Digest)
 	p.str("model_format", d.ModelFormat)
 	p.str("storage_uri", NormalizeURI(d.StorageURI))
 	p.str("reason", d.Reason)
