@@ -12,6 +12,8 @@ build: ## build the sluice binary and every service binary into ./bin
 	cd cli && $(GO) build -o $(BIN)/sluice ./cmd/sluice
 	@for s in pipelines training serving notebooks metadata; do \
 		(cd services/$$s && $(GO) build -o $(BIN)/$$s ./cmd/$$s) || exit 1; done
+	cd examples/training/mnist && $(GO) build -o $(BIN)/mnist-trainer ./cmd/mnist-trainer
+	cd examples/serving && $(GO) build -o $(BIN)/serving-mnist ./mnist
 
 run: build ## run the whole platform embedded in one process (NATS, Temporal + UI, S3, every service) and the quickstart
 	$(BIN)/sluice dev --quickstart

@@ -453,7 +453,13 @@ func recordDeployment(ev events.Event) (mlmd.IngestRequest, error) {
 	}
 	req := mlmd.IngestRequest{Contexts: []mlmd.Context{{Type: v1.ContextTypeModelDeployment, Name: d.Namespace + "/" + d.Name, CustomProperties: p}}}
 	if d.StorageURI != "" && ev.Type() != events.ServingDeploymentDeletedV1 {
-		req.Artifacts = []mlmd.IngestArtifact{{Artifact: modelArtifact(d.StorageURI, v1.ArtifactTypeModel)}}
+		// The served model is the version directory holding the model file (the artifact a training job
+		// exported), else the storage URI itself.
+		uri := d.StorageURI
+		if i := strings.LastIndex(d.ModelURI, "/"); i > len("s3://") {
+			uri = d.ModelURI[:i]
+		}
+		req.Artifacts = []mlmd.IngestArtifact{{Artifact: modelArtifact(uri, v1.ArtifactTypeModel)}}
 	}
 	return req, nil
 }

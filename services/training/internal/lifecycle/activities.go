@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -325,9 +324,6 @@ func (a *Activities) RecordExport(ctx context.Context, in ExportInput) (*trainin
 	}
 	return out, nil
 }
-
-// ErrNoLog is returned by ReadLog when an attempt has no log (yet).
-var ErrNoLog = errors.New("lifecycle: no log for this replica attempt")
 
 type lockedWriter struct {
 	mu sync.Mutex

@@ -1,0 +1,79 @@
+package platform_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/sluice-ml/sluice/libs/platform"
+)
+
+func TestConfigFromEnvDefaultsAndValidation(t *testing.T) {
+	t.Parallel()
+	env := map[string]string{"S3_ACCESS_KEY": "k", "S3_SECRET_KEY": "s", "SLUICE_DATA_DIR": "rel/dir"}
+	cfg := platform.ConfigFromEnv(func(k string) string { return env[k] })
+	require.Equal(t, "nats://127.0.0.1:4222", cfg.NATSURL)
+	require.Equal(t, "sluice", cfg.Temporal.Namespace)
+	require.NoError(t, cfg.Validate())
+	require.True(t, strings.HasPrefix(cfg.DataDir, "/"), "data dir made absolute")
+
+	bad := platform.ConfigFromEnv(func(k string) string {
+		return map[string]string{"NATS_URL": "http://x", "SLUICE_RUNTIME": "podman", "SLUICE_LOG_LEVEL": "loud", "SLUICE_HTTP_ADDR": "8080"}[k]
+	})
+	err := bad.Validate()
+	require.Error(t, err)
+	for _, field := range []string{"NATS_URL", "SLUICE_RUNTIME", "SLUICE_LOG_LEVEL", "SLUICE_HTTP_ADDR", "AccessKey"} {
+		require.Contains(t, err.Error(), field)
+	}
+}
+
+type fakeService struct{ ready error }
+
+func (f fakeService) Name() string { return "fake" }
+func (f fakeService) Routes(mux *http.ServeMux) {
+	mux.HandleFunc("GET /apis/fake/v1/hello", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "hi") })
+}
+func (f fakeService) Start(context.Context) error { return nil }
+func (f fakeService) Ready(context.Context) error { return f.ready }
+func (f fakeService) Close() error                { return nil }
+
+func TestHandlerServesHealthReadinessMetricsAndRoutes(t *testing.T) {
+	t.Parallel()
+	log := slog.New(slog.DiscardHandler)
+	checks := map[string]func(context.Context) error{"nats": func(context.Context) error { return nil }}
+	srv := httptest.NewServer(platform.Handler(platform.NewRegistry(), log, checks, fakeService{}))
+	defer srv.Close()
+	get := func(path string) (int, string) {
+		resp, err := http.Get(srv.URL + path)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	code, body := get("/apis/fake/v1/hello")
+	require.Equal(t, 200, code)
+	require.Equal(t, "hi", body)
+	code, _ = get("/healthz")
+	require.Equal(t, 200, code)
+	code, _ = get("/readyz")
+	require.Equal(t, 200, code)
+	code, body = get("/metrics")
+	require.Equal(t, 200, code)
+	require.Contains(t, body, `sluice_http_requests_total{code="200",route="GET /apis/fake/v1/hello"} 1`)
+
+	notReady := httptest.NewServer(platform.Handler(platform.NewRegistry(), log, checks, fakeService{ready: errors.New("model not loaded")}))
+	defer notReady.Close()
+	resp, err := http.Get(notReady.URL + "/readyz")
+	require.NoError(t, err)
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
+	require.Contains(t, string(b), "model not loaded")
+}
