@@ -9,20 +9,21 @@ out=docs/benchmarks.md
 raw=$(mktemp)
 trap 'rm -f "$raw"' EXIT
 
-# module|package|bench regex|benchtime|title|what it measures
+# module;package;bench regex;benchtime;title;what it measures
 benches=(
-"libs|./events/|^(BenchmarkPublishBurst|BenchmarkRawNATSAsyncPublish)$|5x|Event bus: burst of 10k events|CloudEvents (binary mode, Nats-Msg-Id = CE id) published with PublishAll vs raw nats.go jetstream async publish of the same JSON body, file-store stream. Goal: >= 50k events/s."
-"libs|./artifacts/|^BenchmarkPutGet$|20x|Artifact store vs raw minio-go|Put/Get through libs/artifacts (sha256 while streaming) vs raw minio-go PutObject/GetObject on the embedded S3, 8 MiB and 4 KiB objects."
-"libs|./devstack/|^BenchmarkStart$|3x|Dev stack start-up|Time from Start to every component answering (NATS, Temporal + UI, S3). Goal: < 5 s."
-"services/pipelines|./internal/engine/|^BenchmarkLinear100$|3x|Pipelines: 100-step linear pipeline|Per-step time of a 100-step linear pipeline of no-op steps (each step a real process, events, S3 layout) vs a bare Temporal workflow chaining 100 no-op activities, same server, same run. Goal: ratio <= 1.2."
-"services/pipelines|./app/|^BenchmarkEventToRunStarted$|200x|Pipelines: event to run started|Latency from publishing io.sluice.pipeline.run.requested.v1 to the run's workflow started (run.started stored), p50/p99. Goal: p50 <= 30 ms."
-"services/pipelines|./internal/engine/|^BenchmarkParallelFor1000$|2x|Pipelines: 1,000-way ParallelFor|Wall time of a ParallelFor over 1,000 no-op steps, and the largest workflow history involved. Goal: <= 10 s."
-"services/metadata|./internal/metastore/|^BenchmarkLineage$|200x|Metadata: lineage queries|1-hop and 5-hop upstream lineage on generated graphs of 10k and 100k artifacts (~3 events each), one recursive SQL query per request. Goals: 5-hop p50 <= 10 ms, growth 10k->100k <= 1.5x."
-"services/metadata|./internal/metastore/|^BenchmarkIngest$|3x|Metadata: batched ingest|Records/s written in batches."
-"services/serving|./internal/modelruntime/|^BenchmarkONNXPredict$|200x|Serving: in-process runtime|The MNIST MLP (784-128-10) called in process (gonnx), batch 1 and 32: the baseline for the REST figures."
-"services/serving|./internal/dataplane/|^BenchmarkMNIST$|100x|Serving: REST vs bare handler vs in-process|TF Serving REST path vs a bare net/http handler wrapping the same runtime call vs the call in process."
-"services/training|./app/|^BenchmarkEventToAllReplicasRunning$|20x|Training: event to all replicas running|4-replica TFJob: published event to every replica process running, p50/p99. Goal: p50 <= 500 ms."
-"services/notebooks|./app/|^BenchmarkSpawn$|1x|Notebooks: spawn to ready|Request to Jupyter answering /api/status, one notebook and 10 concurrent, p50/p99. Goal: p50 <= 2 s."
+"libs;./events/;^(BenchmarkPublishBurst|BenchmarkRawNATSAsyncPublish)$;5x;Event bus: burst of 10k events;CloudEvents (binary mode, Nats-Msg-Id = CE id) published with PublishAll vs raw nats.go jetstream async publish of the same JSON body, file-store stream. Goal: >= 50k events/s."
+"libs;./artifacts/;^BenchmarkPutGet$;20x;Artifact store vs raw minio-go;Put/Get through libs/artifacts (sha256 while streaming) vs raw minio-go PutObject/GetObject on the embedded S3, 8 MiB and 4 KiB objects."
+"libs;./devstack/;^BenchmarkStart$;3x;Dev stack start-up;Time from Start to every component answering (NATS, Temporal + UI, S3). Goal: < 5 s."
+"services/pipelines;./internal/engine/;^BenchmarkLinear100$;3x;Pipelines: 100-step linear pipeline;Per-step time of a 100-step linear pipeline of no-op steps (each step a real process, events, S3 layout) vs a bare Temporal workflow chaining 100 no-op activities, same server, same run. Goal: ratio <= 1.2."
+"services/pipelines;./app/;^BenchmarkEventToRunStarted$;200x;Pipelines: event to run started;Latency from publishing io.sluice.pipeline.run.requested.v1 to the run's workflow started (run.started stored), p50/p99. Goal: p50 <= 30 ms."
+"services/pipelines;./internal/engine/;^BenchmarkParallelFor1000$;2x;Pipelines: 1,000-way ParallelFor;Wall time of a ParallelFor over 1,000 no-op steps, and the largest workflow history involved. Goal: <= 10 s."
+"services/metadata;./internal/metastore/;^BenchmarkLineage$;200x;Metadata: lineage queries;1-hop and 5-hop upstream lineage on generated graphs of 10k and 100k artifacts (~3 events each), one recursive SQL query per request. Goals: 5-hop p50 <= 10 ms, growth 10k->100k <= 1.5x."
+"services/metadata;./internal/metastore/;^BenchmarkIngest$;3x;Metadata: batched ingest;Records/s written in batches."
+"services/metadata;./internal/ingest/;^BenchmarkIngestEvents$;3x;Metadata: event ingest;Pipeline task events turned into executions, artifacts and lineage edges (one transaction per event, idempotent by CE id): by the handler directly and through JetStream."
+"services/serving;./internal/modelruntime/;^BenchmarkONNXPredict$;200x;Serving: in-process runtime;The MNIST MLP (784-128-10) called in process (gonnx), batch 1 and 32: the baseline for the REST figures."
+"services/serving;./internal/dataplane/;^BenchmarkMNIST$;100x;Serving: REST vs bare handler vs in-process;In one process over loopback: TF Serving REST path vs a bare net/http handler wrapping the same runtime call vs the call in process (the second-process measurement follows below)."
+"services/training;./app/;^BenchmarkEventToAllReplicasRunning$;20x;Training: event to all replicas running;4-replica TFJob: published event to every replica process running, p50/p99. Goal: p50 <= 500 ms."
+"services/notebooks;./app/;^BenchmarkSpawn$;1x;Notebooks: spawn to ready;Request to Jupyter answering /api/status, one notebook and 10 concurrent, p50/p99. Goal: p50 <= 2 s."
 )
 
 {
@@ -35,7 +36,7 @@ echo
 } > "$out"
 
 for b in "${benches[@]}"; do
-	IFS='|' read -r mod pkg re times title what <<<"$b"
+	IFS=';' read -r mod pkg re times title what <<<"$b"
 	echo "== $title ($mod $pkg)" >&2
 	if ! (cd "$mod" && go test -run '^$' -bench "$re" -benchtime "$times" -timeout 30m -count 1 "$pkg") >"$raw" 2>&1; then
 		{ echo "## $title"; echo; echo "$what"; echo; echo "_Failed in this run:_"; echo '```'; tail -5 "$raw"; echo '```'; echo; } >> "$out"
@@ -48,13 +49,11 @@ for b in "${benches[@]}"; do
 	echo
 	echo "| benchmark | runs | results |"
 	echo "|---|---|---|"
-	grep -oE 'Benchmark[^ 	]+[ 	]+[0-9]+[ 	]+.*' "$raw" | awk -F'\t' '{
-		name=$1; gsub(/ +$/, "", name); runs=$2; gsub(/ /, "", runs); res="";
-		for (i=3; i<=NF; i++) { v=$i; gsub(/^ +| +$/, "", v); if (v ~ /ns\/op$/) continue; res = res (res=="" ? "" : ", ") v }
-		printf "| %s | %s | %s |\n", name, runs, res }'
+	python3 scripts/benchtable.py "$raw"
 	echo
 	echo "Command: \`cd $mod && go test -run '^\$' -bench '$re' -benchtime $times $pkg\`"
 	echo
 	} >> "$out"
 done
+bash scripts/bench-serving.sh "$out"
 echo "wrote $out" >&2

@@ -95,8 +95,8 @@ func startTemporal(ctx context.Context, dataDir string, frontendPort int, log *s
 // default and sluice namespaces when missing (idempotent).
 func temporalSQLConfig(dbPath string) (*config.SQL, error) {
 	conf := &config.SQL{
-		PluginName:        sqliteplugin.PluginName,
-		DatabaseName:      dbPath,
+		PluginName:   sqliteplugin.PluginName,
+		DatabaseName: dbPath,
 		// WAL with synchronous=NORMAL: commits survive a crash of the process (the dev stack's failure
 		// mode) without an fsync per transaction, which would dominate every workflow transition.
 		ConnectAttributes: map[string]string{"mode": "rwc", "journal_mode": "wal", "synchronous": "1", "busy_timeout": "5000"},

@@ -79,7 +79,14 @@ Stop it with Ctrl-C; a second start reuses the data.`,
 			if err := pcfg.Validate(); err != nil {
 				return usageError(err)
 			}
-			deps, err := platform.Connect(ctx, pcfg, "dev", log, os.Getenv)
+			// Services that call the gateway (e.g. pipelines submitting training jobs) learn its address.
+			getenv := func(k string) string {
+				if v := os.Getenv(k); v != "" || k != "SLUICE_HTTP_ADDR" {
+					return v
+				}
+				return httpAddr
+			}
+			deps, err := platform.Connect(ctx, pcfg, "dev", log, getenv)
 			if err != nil {
 				return err
 			}

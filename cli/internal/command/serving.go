@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"sigs.k8s.io/yaml"
 
 	"github.com/sluice-ml/sluice/services/serving/api/servingv1"
 	servingapp "github.com/sluice-ml/sluice/services/serving/app"
@@ -74,6 +75,15 @@ func (s *serveOpts) deployCmd() *cobra.Command {
 					return usageError(err)
 				}
 				doc = b
+				// Like kubectl apply: the document's metadata.namespace wins unless -n is given.
+				var meta struct {
+					Metadata struct {
+						Namespace string `json:"namespace"`
+					} `json:"metadata"`
+				}
+				if yaml.Unmarshal(b, &meta) == nil && meta.Metadata.Namespace != "" && !cmd.Flags().Changed("namespace") {
+					s.namespace = meta.Metadata.Namespace
+				}
 			case name != "" && base != "":
 				flags := []string{"--model_name=" + name, "--model_base_path=" + base}
 				if policy != "" {

@@ -6,6 +6,7 @@ package app
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"path/filepath"
 	"strconv"
 
@@ -30,6 +31,10 @@ type Config struct {
 	MaxConcurrentSteps int
 	// ConsumerConcurrency is how many run requests are handled at once (SLUICE_PIPELINES_CONSUMERS, default 8).
 	ConsumerConcurrency int
+	// TrainingURL is the training service's base URL, where trainingJob tasks create and watch their jobs
+	// (SLUICE_PIPELINES_TRAINING_URL; default http://<SLUICE_HTTP_ADDR> when that is set, else
+	// http://127.0.0.1:8080, the API port of `sluice dev`).
+	TrainingURL string
 }
 
 // ConfigFromEnv reads Config through getenv and validates it.
@@ -46,6 +51,16 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 			}
 			*dst = n
 		}
+	}
+	c.TrainingURL = getenv("SLUICE_PIPELINES_TRAINING_URL")
+	if c.TrainingURL == "" {
+		c.TrainingURL = engine.DefaultTrainingURL
+		if addr := getenv("SLUICE_HTTP_ADDR"); addr != "" {
+			c.TrainingURL = "http://" + addr
+		}
+	}
+	if u, err := url.Parse(c.TrainingURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return c, fmt.Errorf("SLUICE_PIPELINES_TRAINING_URL: %q is not an http(s) URL", c.TrainingURL)
 	}
 	return c, nil
 }
@@ -78,7 +93,7 @@ func New(cfg Config, d *platform.Deps) (*App, error) {
 	a := &App{cfg: cfg, d: d, catalog: catalog.New(d.Artifacts)}
 	a.acts = &engine.Activities{
 		Store: d.Artifacts, Runtime: rt, Bus: d.Bus, Log: d.Log.With("service", Name),
-		WorkDir: filepath.Join(d.DataDir, Name, "work"), Source: "/sluice/" + Name,
+		WorkDir: filepath.Join(d.DataDir, Name, "work"), Source: "/sluice/" + Name, TrainingURL: cfg.TrainingURL,
 	}
 	opts := wf.WorkerOptions()
 	opts.MaxConcurrentActivityExecutionSize = cfg.MaxConcurrentSteps

@@ -88,7 +88,7 @@ func (c *compiler) component(comp *Component, root bool) {
 		}
 		c.dag(comp)
 	case KindTrainingJob:
-		c.errs.add(comp.Path, "training job components are not supported yet")
+		c.trainingJob(comp)
 	default:
 		c.errs.add(comp.Path, "component has neither an executor nor a dag")
 	}

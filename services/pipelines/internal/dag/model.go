@@ -1,6 +1,7 @@
 package dag
 
 import (
+	"encoding/json"
 	"sort"
 	"time"
 )
@@ -45,8 +46,9 @@ const (
 	KindContainer ComponentKind = "container"
 	// KindDAG runs a nested DAG of tasks.
 	KindDAG ComponentKind = "dag"
-	// KindTrainingJob is reserved for a distributed training task kind
-	// (delegated to the training service); no parser produces it yet.
+	// KindTrainingJob submits a TFJob or PyTorchJob (Component.TrainingJob)
+	// to the training service and waits for it to finish (native format
+	// `trainingJob:` tasks).
 	KindTrainingJob ComponentKind = "trainingJob"
 )
 
@@ -194,6 +196,10 @@ type Component struct {
 	Executor *Container `json:"executor,omitempty"`
 	// DAG is set for KindDAG.
 	DAG *DAG `json:"dag,omitempty"`
+	// TrainingJob is set for KindTrainingJob: the kubeflow.org TFJob or
+	// PyTorchJob document as a JSON object, per training-operator v1. The
+	// engine submits it under a per-run name (see [TrainingJobName]).
+	TrainingJob json.RawMessage `json:"trainingJob,omitempty"`
 	// Paths locate the interface in the source spec, for errors.
 	Paths ComponentPaths `json:"-"`
 }

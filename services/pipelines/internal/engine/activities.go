@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"path"
 	"path/filepath"
@@ -39,6 +40,12 @@ type Activities struct {
 	Log     *slog.Logger
 	// Source is the CloudEvents source of published events.
 	Source string
+	// TrainingURL is the training service's base URL for trainingJob tasks (default DefaultTrainingURL);
+	// TrainingPoll how often a job's state is polled (default DefaultTrainingPoll); HTTP the client
+	// (default http.DefaultClient).
+	TrainingURL  string
+	TrainingPoll time.Duration
+	HTTP         *http.Client
 }
 
 // eventNamespace derives deterministic event ids, so a retried activity re-publishes the same id and the

@@ -497,7 +497,7 @@ func (r *runner) scopeState(d *dag.DAG, results map[string]*taskResult, sc scope
 	}
 }
 
-// runTask runs one started task: a loop, a nested DAG or a container step.
+// runTask runs one started task: a loop, a nested DAG, a training job or a container step.
 func (r *runner) runTask(ctx workflow.Context, sc scope, t *dag.Task, path string, params map[string]any, arts map[string][]Artifact) taskResult {
 	comp, ok := r.p.TaskComponent(t)
 	if !ok {
@@ -515,6 +515,8 @@ func (r *runner) runTask(ctx workflow.Context, sc scope, t *dag.Task, path strin
 		in := ScopeInput{Run: r.in, PipelineName: r.p.Name, Component: comp.Name, TaskName: t.Name, Path: path, Params: params, Artifacts: arts}
 		res := r.runChild(ctx, path, in)
 		return r.finish(ctx, path, t.Name, taskResult{State: taskStateOf(res.State), Error: res.Error, Outputs: res.Outputs})
+	case comp.Kind == dag.KindTrainingJob:
+		return r.finish(ctx, path, t.Name, r.runTrainingJob(ctx, t, comp, path))
 	default:
 		return r.finish(ctx, path, t.Name, r.runStep(ctx, t.Name, path, comp, t.Retry, t.EnableCache, params, arts))
 	}

@@ -2,6 +2,7 @@ package spec
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"math"
 	"regexp"
@@ -76,6 +77,9 @@ type nativeTask struct {
 		Parallelism int       `yaml:"parallelism"`
 	} `yaml:"forEach"`
 	Cache bool `yaml:"cache"`
+	// TrainingJob is a TFJob/PyTorchJob document run by the training
+	// service instead of a container (image, command, args, env).
+	TrainingJob yaml.Node `yaml:"trainingJob"`
 }
 
 type nativeExitHandler struct {
@@ -279,6 +283,9 @@ func paramType(s string) dag.ParamType {
 // taskComponent builds the container component of an inline native task
 // (outputs and executor; inputs are added by task).
 func (n *nativeParser) taskComponent(name, tp string, t *nativeTask) *dag.Component {
+	if t.TrainingJob.Kind != 0 {
+		return n.trainingJobComponent(name, tp, t)
+	}
 	c := &dag.Component{
 		Name: name, Kind: dag.KindContainer, Path: tp, ExecutorLabel: "",
 		Paths:    dag.ComponentPaths{InputParams: tp + ".inputs", InputArtifacts: tp + ".inputs", OutputParams: tp + ".outputs.parameters", OutputArtifacts: tp + ".outputs.artifacts", TypeField: "type", DefaultField: "default"},
@@ -322,9 +329,52 @@ func (n *nativeParser) task(name, tp string, t *nativeTask, comp *dag.Component,
 	}
 	sortParams(comp.InputParams)
 	sort.Slice(comp.InputArtifacts, func(i, j int) bool { return comp.InputArtifacts[i].Name < comp.InputArtifacts[j].Name })
+	if comp.Executor == nil {
+		return out
+	}
 	comp.Executor.Command = n.aliases(comp, tp+".command", t.Command)
 	comp.Executor.Args = n.aliases(comp, tp+".args", t.Args)
 	return out
+}
+
+// trainingJobComponent builds the component of a `trainingJob:` task: the
+// document as JSON, and the output artifact "model" when declared. A
+// training job replaces the container fields, runs once per attempt and is
+// never cached or looped.
+func (n *nativeParser) trainingJobComponent(name, tp string, t *nativeTask) *dag.Component {
+	c := &dag.Component{
+		Name: name, Kind: dag.KindTrainingJob, Path: tp,
+		Paths: dag.ComponentPaths{InputParams: tp + ".inputs", InputArtifacts: tp + ".inputs", OutputParams: tp + ".outputs.parameters", OutputArtifacts: tp + ".outputs.artifacts", TypeField: "type", DefaultField: "default"},
+	}
+	for field, set := range map[string]bool{"image": t.Image != "", "command": len(t.Command) > 0, "args": len(t.Args) > 0,
+		"env": len(t.Env) > 0, "forEach": t.ForEach != nil, "cache": t.Cache} {
+		if set {
+			n.add(tp+"."+field, "not allowed with trainingJob (the job document defines what runs)")
+		}
+	}
+	if t.ForEach != nil {
+		t.ForEach = nil
+	}
+	if len(t.Inputs) > 0 {
+		n.add(tp+".inputs", "a trainingJob task takes no inputs (order it with dependsOn)")
+		t.Inputs = nil
+	}
+	if t.TrainingJob.Kind != yaml.MappingNode {
+		n.add(tp+".trainingJob", "must be a TFJob or PyTorchJob document (a mapping)")
+	} else if v, err := nodeValue(&t.TrainingJob); err != nil {
+		n.add(tp+".trainingJob", "%v", err)
+	} else if raw, err := json.Marshal(v); err != nil {
+		n.add(tp+".trainingJob", "%v", err)
+	} else {
+		c.TrainingJob = raw
+	}
+	for _, o := range t.Outputs.Parameters {
+		c.OutputParams = append(c.OutputParams, dag.ParamDef{Name: o.Name, Type: paramType(o.Type), Description: o.Description})
+	}
+	for _, o := range t.Outputs.Artifacts {
+		c.OutputArtifacts = append(c.OutputArtifacts, dag.ArtifactDef{Name: o.Name, SchemaTitle: orStr(o.Type, "system.Model"), Description: o.Description})
+	}
+	return c
 }
 
 func (n *nativeParser) duration(path, s string) time.Duration {
