@@ -12,11 +12,15 @@ for line in open(sys.argv[1], errors="replace"):
     if m:
         name, rest = m.group(1), m.group(2)
     fields = [f.strip() for f in rest.split("\t") if f.strip()]
-    if name is None or len(fields) < 2 or not re.fullmatch(r"\d+", fields[0]) or not fields[1].endswith("ns/op"):
+    if name is None or len(fields) < 2 or not re.fullmatch(r"\d+", fields[0]) or not re.match(r"^[-0-9.e+]+ \S+$", fields[1]):
         continue
-    ns = float(fields[1].split()[0])
-    t = f"{ns / 1e9:.3g} s/op" if ns >= 1e9 else f"{ns / 1e6:.3g} ms/op" if ns >= 1e6 else f"{ns / 1e3:.3g} µs/op"
-    rows.append((name, fields[0], ", ".join([t] + fields[2:])))
+    results = []
+    for f in fields[1:]:
+        if f.endswith(" ns/op"):
+            ns = float(f.split()[0])
+            f = f"{ns / 1e9:.3g} s/op" if ns >= 1e9 else f"{ns / 1e6:.3g} ms/op" if ns >= 1e6 else f"{ns / 1e3:.3g} µs/op"
+        results.append(f)
+    rows.append((name, fields[0], ", ".join(results)))
     name = None
 print("| benchmark | runs | results |")
 print("|---|---|---|")

@@ -1,0 +1,74 @@
+package engine_test
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/sluice-ml/sluice/libs/runtime/docker"
+	"github.com/sluice-ml/sluice/services/pipelines/api/pipelinesv1"
+)
+
+// stepImage is a FROM-scratch image with a static busybox as /bin/sh, built locally (no registry).
+const stepImage = "sluice-test/pipeline-step:busybox"
+
+func buildStepImage(t *testing.T) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if !docker.Available(ctx) {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("Docker Engine is not reachable (required under CI=true)")
+		}
+		t.Skip("Docker Engine is not reachable")
+	}
+	if _, err := os.Stat("/bin/busybox"); err != nil {
+		t.Fatalf("static busybox missing (make deps installs busybox-static): %v", err)
+	}
+	dir := t.TempDir()
+	b, err := os.ReadFile("/bin/busybox")
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "busybox"), b, 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte("FROM scratch\nCOPY busybox /bin/sh\nCOPY busybox /bin/busybox\n"), 0o644))
+	out, err := exec.Command("docker", "build", "-q", "-t", stepImage, dir).CombinedOutput()
+	require.NoError(t, err, "%s", out)
+}
+
+// TestDockerRuntimeRunsTheComponentImage runs a two-step pipeline whose steps run in the component's
+// image through the Docker Engine API: the artifact written in one container reaches the next.
+func TestDockerRuntimeRunsTheComponentImage(t *testing.T) {
+	buildStepImage(t)
+	e := newEnv(t)
+	rt, err := docker.New(docker.Config{})
+	require.NoError(t, err)
+	e.acts.Runtime = rt
+	e.acts.WorkDir = filepath.Join(t.TempDir(), "work")
+	e.startWorker(t)
+	id, run := e.start(t, `
+apiVersion: sluice.io/v1
+kind: Pipeline
+metadata: {name: in-docker}
+spec:
+  tasks:
+    write:
+      image: `+stepImage+`
+      command: [sh, -c, 'echo "from $(busybox uname -s) container" > "$0"']
+      args: ["{{outputs.out}}"]
+      outputs: {artifacts: [out]}
+    read:
+      image: `+stepImage+`
+      command: [sh, -c, 'busybox cat "$0" > "$1"; echo read >> "$1"']
+      args: ["{{inputs.in}}", "{{outputs.out}}"]
+      inputs: {in: {fromTask: write.out}}
+      outputs: {artifacts: [out]}
+`, nil)
+	res, err := e.wait(t, run)
+	require.NoError(t, err, "%+v", e.state(t, id))
+	require.Equal(t, pipelinesv1.RunSucceeded, res.State)
+	require.Equal(t, "from Linux container\nread\n", e.read(t, res.Tasks["read"].Artifacts["out"].URI))
+}
