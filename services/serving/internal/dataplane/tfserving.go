@@ -185,12 +185,34 @@ func appendTensorInfos(b []byte, specs []modelruntime.TensorSpec) []byte {
 }
 
 func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.opts.MaxBodyBytes))
+	body, err := readAll(http.MaxBytesReader(w, r.Body, s.opts.MaxBodyBytes), r.ContentLength, s.opts.MaxBodyBytes)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "read request body: "+err.Error())
 		return nil, false
 	}
 	return body, true
+}
+
+// readAll is io.ReadAll with the buffer pre-sized from the declared Content-Length (capped at
+// limit), so a body of the declared size is read without regrowing.
+func readAll(r io.Reader, contentLength, limit int64) ([]byte, error) {
+	if contentLength <= 0 {
+		return io.ReadAll(r)
+	}
+	b := make([]byte, 0, min(contentLength, limit)+1)
+	for {
+		n, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err != nil {
+			if err == io.EOF {
+				err = nil
+			}
+			return b, err
+		}
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+	}
 }
 
 // tfPredict handles :predict in row (instances) or columnar (inputs) format.
@@ -206,7 +228,10 @@ func (s *Server) tfPredict(w http.ResponseWriter, r *http.Request, t target) {
 		writeError(w, predictStatus(err), err.Error())
 		return
 	}
-	req, err := parseTFPredict(body, sv.Model.Inputs())
+	req, ok := fastTFPredict(body, sv.Model.Inputs())
+	if !ok {
+		req, err = parseTFPredict(body, sv.Model.Inputs())
+	}
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
@@ -425,8 +450,13 @@ func inputNames(specs []modelruntime.TensorSpec) string {
 
 // encodeTFPredict writes {"predictions": ...} (row) or {"outputs": ...} (columnar).
 func encodeTFPredict(row bool, specs []modelruntime.TensorSpec, out map[string]modelruntime.Tensor) ([]byte, error) {
+	// Pre-size for the common case (numbers of up to ~16 bytes each plus separators).
+	size := 64
+	for _, s := range specs {
+		size += len(s.Name) + 16 + 18*modelruntime.DataLen(out[s.Name].Data)
+	}
 	if !row {
-		b := []byte(`{"outputs":`)
+		b := append(make([]byte, 0, size), `{"outputs":`...)
 		if len(specs) == 1 {
 			t := out[specs[0].Name]
 			b = appendNested(b, t.Data, 0, t.Shape, isBytesName(specs[0].Name))
@@ -456,7 +486,7 @@ func encodeTFPredict(row bool, specs []modelruntime.TensorSpec, out map[string]m
 		}
 		n = t.Shape[0]
 	}
-	b := []byte(`{"predictions":[`)
+	b := append(make([]byte, 0, size), `{"predictions":[`...)
 	for i := range max(n, 0) {
 		if i > 0 {
 			b = append(b, ',')

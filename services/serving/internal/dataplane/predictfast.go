@@ -1,0 +1,306 @@
+package dataplane
+
+import (
+	"bytes"
+	"strconv"
+
+	"github.com/sluice-ml/sluice/services/serving/internal/modelruntime"
+)
+
+// fastMaxDepth bounds list nesting on the fast path; deeper bodies take the generic parser
+// (whose own limit is maxDepth).
+const fastMaxDepth = 32
+
+// fastTFPredict decodes the common shape of a TF Serving :predict body straight into a tensor,
+// without the generic value tree: a JSON object whose members are "instances" or "inputs" (one of
+// them) and optionally "signature_name" ("" or "serving_default"), where the tensor is a
+// non-empty, rectangular nested list of JSON numbers, for a model with a single FP32 or FP64
+// input.
+//
+// It returns ok=false for anything else — other or duplicate keys, escapes in strings, strings,
+// {"b64": ...} objects, NaN/Infinity tokens, null/booleans, empty lists, a scalar "inputs",
+// ragged lists, out-of-range numbers, malformed JSON — and the caller then runs parseTFPredict,
+// so every accepted body yields exactly the tensor the generic parser would, and every error
+// message comes from the generic parser. Numbers are parsed as float64 and then narrowed, as
+// the generic path does.
+func fastTFPredict(body []byte, specs []modelruntime.TensorSpec) (*tfPredictRequest, bool) {
+	if len(specs) != 1 {
+		return nil, false
+	}
+	spec := specs[0]
+	if spec.DataType != modelruntime.FP32 && spec.DataType != modelruntime.FP64 {
+		return nil, false
+	}
+	p := fastParser{data: body, leafDepth: -1, fp64: spec.DataType == modelruntime.FP64}
+	p.ws()
+	if !p.consume('{') {
+		return nil, false
+	}
+	var sawSig, sawTensor, row bool
+	for {
+		p.ws()
+		key, ok := p.plainString()
+		if !ok {
+			return nil, false
+		}
+		p.ws()
+		if !p.consume(':') {
+			return nil, false
+		}
+		p.ws()
+		switch string(key) {
+		case "signature_name":
+			if sawSig {
+				return nil, false
+			}
+			sawSig = true
+			s, ok := p.plainString()
+			if !ok || (len(s) != 0 && string(s) != defaultSignature) {
+				return nil, false
+			}
+		case "instances", "inputs":
+			if sawTensor {
+				return nil, false
+			}
+			sawTensor, row = true, string(key) == "instances"
+			if p.pos >= len(p.data) || p.data[p.pos] != '[' {
+				return nil, false
+			}
+			p.sizeHint()
+			if !p.list(0) {
+				return nil, false
+			}
+		default:
+			return nil, false
+		}
+		p.ws()
+		if p.consume(',') {
+			continue
+		}
+		if p.consume('}') {
+			break
+		}
+		return nil, false
+	}
+	p.ws()
+	if p.pos != len(p.data) || !sawTensor || p.leafDepth <= 0 {
+		return nil, false
+	}
+	shape := make([]int64, p.leafDepth)
+	copy(shape, p.shape[:p.leafDepth])
+	t := modelruntime.Tensor{DataType: spec.DataType, Shape: shape}
+	if p.fp64 {
+		t.Data = p.f64[:len(p.f64):len(p.f64)]
+	} else {
+		t.Data = p.f32[:len(p.f32):len(p.f32)]
+	}
+	if int64(modelruntime.DataLen(t.Data)) != modelruntime.NumElements(shape) {
+		return nil, false // unreachable for rectangular lists; kept as a guard
+	}
+	return &tfPredictRequest{row: row, inputs: map[string]modelruntime.Tensor{spec.Name: t}}, true
+}
+
+// fastParser scans one numeric tensor. shape[d] is the length of every list at depth d (0 until
+// the first list at that depth closes); leafDepth is the depth of every number (-1 until the
+// first one).
+type fastParser struct {
+	data      []byte
+	pos       int
+	shape     [fastMaxDepth]int64
+	leafDepth int
+	fp64      bool
+	f32       []float32
+	f64       []float64
+}
+
+func (p *fastParser) ws() {
+	for p.pos < len(p.data) {
+		switch p.data[p.pos] {
+		case ' ', '\t', '\n', '\r':
+			p.pos++
+		default:
+			return
+		}
+	}
+}
+
+func (p *fastParser) consume(c byte) bool {
+	if p.pos < len(p.data) && p.data[p.pos] == c {
+		p.pos++
+		return true
+	}
+	return false
+}
+
+// plainString reads a JSON string of printable ASCII without escapes and returns its contents.
+func (p *fastParser) plainString() ([]byte, bool) {
+	if !p.consume('"') {
+		return nil, false
+	}
+	start := p.pos
+	for p.pos < len(p.data) {
+		c := p.data[p.pos]
+		if c == '"' {
+			s := p.data[start:p.pos]
+			p.pos++
+			return s, true
+		}
+		if c < 0x20 || c > 0x7e || c == '\\' {
+			return nil, false
+		}
+		p.pos++
+	}
+	return nil, false
+}
+
+// sizeHint pre-sizes the element slice from the number of commas after the list start, an upper
+// bound on the element count (minus one) of a well-formed numeric list.
+func (p *fastParser) sizeHint() {
+	n := bytes.Count(p.data[p.pos:], []byte{','}) + 1
+	if p.fp64 {
+		p.f64 = make([]float64, 0, n)
+	} else {
+		p.f32 = make([]float32, 0, n)
+	}
+}
+
+// list reads the list starting at p.pos, at nesting depth d (0 = the tensor itself).
+func (p *fastParser) list(d int) bool {
+	if d >= fastMaxDepth-1 {
+		return false
+	}
+	p.pos++ // [
+	var n int64
+	for {
+		p.ws()
+		if p.pos >= len(p.data) {
+			return false
+		}
+		switch c := p.data[p.pos]; {
+		case c == '[':
+			if p.leafDepth >= 0 && d+1 >= p.leafDepth {
+				return false
+			}
+			if !p.list(d + 1) {
+				return false
+			}
+		case c == '-' || (c >= '0' && c <= '9'):
+			if p.leafDepth < 0 {
+				p.leafDepth = d + 1
+			} else if p.leafDepth != d+1 {
+				return false
+			}
+			if !p.number() {
+				return false
+			}
+		default:
+			return false // ']' right after '[' or ',', strings, objects, literals, NaN/Infinity
+		}
+		n++
+		p.ws()
+		if p.consume(',') {
+			continue
+		}
+		if !p.consume(']') {
+			return false
+		}
+		switch p.shape[d] {
+		case 0:
+			p.shape[d] = n
+		case n:
+		default:
+			return false
+		}
+		return true
+	}
+}
+
+// number reads an RFC 8259 number and appends its value, correctly rounded to float64 exactly as
+// strconv.ParseFloat(literal, 64) would round it.
+func (p *fastParser) number() bool {
+	data, i := p.data, p.pos
+	neg := data[i] == '-'
+	if neg {
+		i++
+	}
+	var mant uint64 // decimal mantissa, exact while nd <= 19
+	nd := 0         // mantissa digits read
+	digits := func() int {
+		start := i
+		for i < len(data) && data[i] >= '0' && data[i] <= '9' {
+			mant = mant*10 + uint64(data[i]-'0')
+			nd++
+			i++
+		}
+		return i - start
+	}
+	switch {
+	case i < len(data) && data[i] == '0':
+		i++
+		nd++
+	case digits() == 0:
+		return false
+	}
+	exp := 0
+	if i < len(data) && data[i] == '.' {
+		i++
+		n := digits()
+		if n == 0 {
+			return false
+		}
+		exp = -n
+	}
+	if i < len(data) && (data[i] == 'e' || data[i] == 'E') {
+		i++
+		eneg := false
+		if i < len(data) && (data[i] == '+' || data[i] == '-') {
+			eneg = data[i] == '-'
+			i++
+		}
+		start, e := i, 0
+		for i < len(data) && data[i] >= '0' && data[i] <= '9' {
+			if e < 100000 {
+				e = e*10 + int(data[i]-'0')
+			}
+			i++
+		}
+		if i == start {
+			return false
+		}
+		if eneg {
+			e = -e
+		}
+		exp += e
+	}
+	var f float64
+	if nd <= 19 && mant <= 1<<53 && exp >= -22 && exp <= 22 {
+		// Both mant and 10^|exp| are exact float64 values, so one IEEE multiply or divide is
+		// the correctly rounded result (Clinger's fast path, as strconv uses).
+		f = float64(mant)
+		if exp >= 0 {
+			f *= float64pow10[exp]
+		} else {
+			f /= float64pow10[-exp]
+		}
+		if neg {
+			f = -f
+		}
+	} else {
+		var err error
+		if f, err = strconv.ParseFloat(string(data[p.pos:i]), 64); err != nil {
+			return false // out of range: the generic path reports it
+		}
+	}
+	p.pos = i
+	if p.fp64 {
+		p.f64 = append(p.f64, f)
+	} else {
+		p.f32 = append(p.f32, float32(f))
+	}
+	return true
+}
+
+var float64pow10 = [...]float64{
+	1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,
+	1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+}
