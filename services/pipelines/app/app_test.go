@@ -2,6 +2,8 @@ package app_test
 
 import (
 	"context"
+	"encoding/json"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -201,4 +203,53 @@ func BenchmarkEventToRunStarted(b *testing.B) {
 	}
 	b.ReportMetric(q(0.5), "p50-ms")
 	b.ReportMetric(q(0.99), "p99-ms")
+}
+
+func TestCatalogUploadListRunByNameAndExperiments(t *testing.T) {
+	d, srv := newService(t)
+	post := func(path, ct, body string) (int, string) {
+		resp, err := http.Post(srv.URL+path, ct, strings.NewReader(body))
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	get := func(path string) (int, string) {
+		resp, err := http.Get(srv.URL + path)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	code, body := get("/apis/v1/pipelines")
+	require.Equal(t, 200, code, body)
+	name := "tiny-" + uuid.NewString()[:8]
+	code, body = post("/apis/v1/pipelines?name="+name, "application/yaml", tiny)
+	require.Equal(t, 201, code, body)
+	code, body = get("/apis/v1/pipelines")
+	require.Equal(t, 200, code, body)
+	require.Contains(t, body, name)
+
+	code, body = post("/apis/v1/experiments", "application/json", `{"display_name":"exp-`+name+`"}`)
+	require.Equal(t, 201, code, body)
+	var exp struct {
+		ID string `json:"experiment_id"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(body), &exp))
+	code, body = get("/apis/v1/experiments")
+	require.Equal(t, 200, code, body)
+	require.Contains(t, body, "exp-"+name)
+
+	code, body = post("/apis/v1/runs", "application/json", `{"pipeline_name":"`+name+`","experiment_id":"`+exp.ID+`","parameters":{"who":"catalog"}}`)
+	require.Equal(t, 200, code, body)
+	var created app.RunCreated
+	require.NoError(t, json.Unmarshal([]byte(body), &created))
+	var res pipelinesv1.RunResult
+	require.NoError(t, d.Temporal.GetWorkflow(t.Context(), created.RunID, "").Get(t.Context(), &res))
+	require.Equal(t, "hello catalog", res.Tasks["hello"].Parameters["greeting"])
+
+	code, body = post("/apis/v1/runs/"+created.RunID+"/cancel", "application/json", "")
+	require.Equal(t, http.StatusBadRequest, code, "a finished run cannot be cancelled: %s", body)
+	code, _ = post("/apis/v1/runs", "application/json", `{"pipeline_name":"no-such-pipeline"}`)
+	require.Equal(t, http.StatusBadRequest, code)
 }

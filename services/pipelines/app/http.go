@@ -306,6 +306,15 @@ func (a *App) getRun(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *App) cancelRun(w http.ResponseWriter, r *http.Request) {
+	desc, err := a.d.Temporal.DescribeWorkflowExecution(r.Context(), r.PathValue("id"), "")
+	if err != nil {
+		httpError(w, err)
+		return
+	}
+	if st := desc.WorkflowExecutionInfo.Status; st != enums.WORKFLOW_EXECUTION_STATUS_RUNNING {
+		httpError(w, &invalidError{problems: []string{fmt.Sprintf("run %s is %s: only running runs can be cancelled", r.PathValue("id"), runStateOf(st))}})
+		return
+	}
 	if err := a.d.Temporal.CancelWorkflow(r.Context(), r.PathValue("id"), ""); err != nil {
 		httpError(w, err)
 		return

@@ -157,7 +157,7 @@ func (c *Catalog) PipelineByName(ctx context.Context, name string) (Pipeline, er
 // Pipelines lists pipelines, newest first.
 func (c *Catalog) Pipelines(ctx context.Context) ([]Pipeline, error) {
 	var out []Pipeline
-	err := c.list(ctx, path.Join(root, "pipelines")+"/", func(key string) error {
+	err := c.list(ctx, path.Join(root, "pipelines"), func(key string) error {
 		if !strings.HasSuffix(key, "/pipeline.json") {
 			return nil
 		}
@@ -178,7 +178,7 @@ func (c *Catalog) Versions(ctx context.Context, pipelineID string) ([]Version, e
 		return nil, err
 	}
 	var out []Version
-	err := c.list(ctx, path.Join(root, "pipelines", pipelineID, "versions")+"/", func(key string) error {
+	err := c.list(ctx, path.Join(root, "pipelines", pipelineID, "versions"), func(key string) error {
 		var v Version
 		if err := c.get(ctx, key, &v); err != nil {
 			return err
@@ -239,7 +239,7 @@ func (c *Catalog) Experiment(ctx context.Context, id string) (Experiment, error)
 // Experiments lists experiments, the default one first.
 func (c *Catalog) Experiments(ctx context.Context) ([]Experiment, error) {
 	out := []Experiment{{ID: DefaultExperimentID, Name: "Default"}}
-	err := c.list(ctx, path.Join(root, "experiments")+"/", func(key string) error {
+	err := c.list(ctx, path.Join(root, "experiments"), func(key string) error {
 		var e Experiment
 		if err := c.get(ctx, key, &e); err != nil {
 			return err

@@ -124,9 +124,11 @@ func firstArtifacts(m map[string][]Artifact) map[string]Artifact {
 
 // cacheEntry is stored at _cache/<pipeline>/<fingerprint>.json.
 type cacheEntry struct {
-	RunID     string    `json:"run_id"`
-	TaskPath  string    `json:"task_path"`
-	Outputs   outputs   `json:"outputs"`
+	RunID    string  `json:"run_id"`
+	TaskPath string  `json:"task_path"`
+	Outputs  outputs `json:"outputs"`
+	// LogURI is the log of the run that produced the outputs (shown for cache hits).
+	LogURI    string    `json:"log_uri,omitempty"`
 	CreatedAt time.Time `json:"created_at"`
 }
 
@@ -232,7 +234,7 @@ func (a *Activities) RunStep(ctx context.Context, in StepInput) (StepResult, err
 			if err := a.taskEvent(ctx, events.PipelineTaskCachedV1, in, ev); err != nil {
 				return StepResult{}, err
 			}
-			return StepResult{Outputs: hit.Outputs, Cached: true, CachedFrom: hit.RunID}, nil
+			return StepResult{Outputs: hit.Outputs, Cached: true, CachedFrom: hit.RunID, LogURI: hit.LogURI}, nil
 		}
 	}
 	// task.started is stored while the step runs; its ack is awaited before the activity completes.
@@ -248,7 +250,7 @@ func (a *Activities) RunStep(ctx context.Context, in StepInput) (StepResult, err
 		return res, stepErr
 	}
 	if in.Fingerprint != "" {
-		entry, _ := json.Marshal(cacheEntry{RunID: in.RunID, TaskPath: in.TaskPath, Outputs: res.Outputs, CreatedAt: time.Now().UTC()})
+		entry, _ := json.Marshal(cacheEntry{RunID: in.RunID, TaskPath: in.TaskPath, Outputs: res.Outputs, LogURI: res.LogURI, CreatedAt: time.Now().UTC()})
 		if _, err := a.Store.Put(ctx, cacheKey(in.PipelineName, in.Fingerprint), bytes.NewReader(entry), int64(len(entry))); err != nil {
 			return res, fmt.Errorf("cache write: %w", err)
 		}

@@ -950,7 +950,7 @@ func fusedChunkLen(first, n int) int { return min(n, first+fusedChunk) - first }
 func rootMessage(err error) string {
 	var ae *temporal.ApplicationError
 	if errors.As(err, &ae) {
-		return ae.Error()
+		return ae.Message()
 	}
 	return err.Error()
 }
