@@ -12,6 +12,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/sluice-ml/sluice/libs/artifacts"
+	"github.com/sluice-ml/sluice/libs/platform"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -208,4 +210,13 @@ func (s *Stack) Close() error {
 		s.closeErr = errors.Join(errs...)
 	})
 	return s.closeErr
+}
+
+// PlatformConfig returns the service configuration that points at this stack: its NATS, Temporal
+// namespace and S3 bucket, with the given local data directory, HTTP address and runtime.
+func (s *Stack) PlatformConfig(dataDir, httpAddr, runtimeKind, logLevel string) platform.Config {
+	cfg := platform.Config{HTTPAddr: httpAddr, NATSURL: s.NATSURL, DataDir: dataDir, Runtime: runtimeKind, LogLevel: logLevel}
+	cfg.Temporal.HostPort, cfg.Temporal.Namespace = s.TemporalAddress, s.Namespace
+	cfg.S3 = artifacts.Config{Endpoint: s.S3Endpoint, AccessKey: s.S3AccessKey, SecretKey: s.S3SecretKey, Bucket: s.S3Bucket, Region: s.S3Region}
+	return cfg
 }

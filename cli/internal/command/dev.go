@@ -66,16 +66,7 @@ Stop it with Ctrl-C; a second start reuses the data.`,
 			}
 			defer stack.Close()
 
-			pcfg := platform.Config{
-				HTTPAddr: httpAddr,
-				NATSURL:  stack.NATSURL,
-				DataDir:  stack.DataDir,
-				Runtime:  runtimeKind,
-				LogLevel: logLevel,
-			}
-			pcfg.Temporal.HostPort, pcfg.Temporal.Namespace = stack.TemporalAddress, stack.Namespace
-			pcfg.S3.Endpoint, pcfg.S3.AccessKey, pcfg.S3.SecretKey = stack.S3Endpoint, stack.S3AccessKey, stack.S3SecretKey
-			pcfg.S3.Bucket, pcfg.S3.Region = stack.S3Bucket, stack.S3Region
+			pcfg := stack.PlatformConfig(stack.DataDir, httpAddr, runtimeKind, logLevel)
 			if err := pcfg.Validate(); err != nil {
 				return usageError(err)
 			}

@@ -31,9 +31,7 @@ func TestMain(m *testing.M) { os.Exit(devstacktest.Run(m)) }
 func newService(tb testing.TB) (*platform.Deps, *httptest.Server) {
 	tb.Helper()
 	st := devstacktest.Stack(tb)
-	cfg := platform.Config{HTTPAddr: "127.0.0.1:0", NATSURL: st.NATSURL, DataDir: tb.TempDir(), Runtime: "local", LogLevel: "warn"}
-	cfg.Temporal.HostPort, cfg.Temporal.Namespace = st.TemporalAddress, st.Namespace
-	cfg.S3.Endpoint, cfg.S3.AccessKey, cfg.S3.SecretKey, cfg.S3.Bucket, cfg.S3.Region = st.S3Endpoint, st.S3AccessKey, st.S3SecretKey, st.S3Bucket, st.S3Region
+	cfg := st.PlatformConfig(tb.TempDir(), "127.0.0.1:0", "local", "warn")
 	require.NoError(tb, cfg.Validate())
 	log := slog.New(slog.DiscardHandler)
 	deps, err := platform.Connect(tb.Context(), cfg, "pipelines-test", log, func(string) string { return "" })
