@@ -1,6 +1,7 @@
 package command
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -355,18 +356,11 @@ func newArtifactsCmd(o *Options) *cobra.Command {
 			mdSetQuery(q, "type", typ)
 			mdSetQuery(q, "uri", uri)
 			mdSetQuery(q, "state", state)
-			var all []metadatav1.Artifact
-			for {
-				q.Set("page_size", strconv.Itoa(lf.pageSize(len(all))))
-				var page metadatav1.ListArtifactsResponse
-				if err := o.client().do(cmd.Context(), http.MethodGet, metadatav1.PathPrefix+"/artifacts?"+q.Encode(), nil, nil, &page); err != nil {
-					return err
-				}
-				all = append(all, page.Artifacts...)
-				if page.NextPageToken == "" || (lf.limit > 0 && len(all) >= lf.limit) {
-					break
-				}
-				q.Set("page_token", page.NextPageToken)
+			all, err := mdListAll(cmd.Context(), o, lf, "/artifacts", q, func(p metadatav1.ListArtifactsResponse) ([]metadatav1.Artifact, string) {
+				return p.Artifacts, p.NextPageToken
+			})
+			if err != nil {
+				return err
 			}
 			if lf.format == "json" {
 				return mdWriteJSON(o.Out, metadatav1.ListArtifactsResponse{Artifacts: all})
@@ -403,18 +397,11 @@ func newExecutionsCmd(o *Options) *cobra.Command {
 			mdSetQuery(q, "type", typ)
 			mdSetQuery(q, "state", strings.ToUpper(state))
 			mdSetQuery(q, "name", name)
-			var all []metadatav1.Execution
-			for {
-				q.Set("page_size", strconv.Itoa(lf.pageSize(len(all))))
-				var page metadatav1.ListExecutionsResponse
-				if err := o.client().do(cmd.Context(), http.MethodGet, metadatav1.PathPrefix+"/executions?"+q.Encode(), nil, nil, &page); err != nil {
-					return err
-				}
-				all = append(all, page.Executions...)
-				if page.NextPageToken == "" || (lf.limit > 0 && len(all) >= lf.limit) {
-					break
-				}
-				q.Set("page_token", page.NextPageToken)
+			all, err := mdListAll(cmd.Context(), o, lf, "/executions", q, func(p metadatav1.ListExecutionsResponse) ([]metadatav1.Execution, string) {
+				return p.Executions, p.NextPageToken
+			})
+			if err != nil {
+				return err
 			}
 			if lf.format == "json" {
 				return mdWriteJSON(o.Out, metadatav1.ListExecutionsResponse{Executions: all})
@@ -445,4 +432,22 @@ func mdWriteJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
+}
+
+// mdListAll follows page tokens of a metadata list endpoint until the last page or --limit.
+func mdListAll[P, T any](ctx context.Context, o *Options, lf mdListFlags, path string, q url.Values, items func(P) ([]T, string)) ([]T, error) {
+	var all []T
+	for {
+		q.Set("page_size", strconv.Itoa(lf.pageSize(len(all))))
+		var page P
+		if err := o.client().do(ctx, http.MethodGet, metadatav1.PathPrefix+path+"?"+q.Encode(), nil, nil, &page); err != nil {
+			return nil, err
+		}
+		got, next := items(page)
+		all = append(all, got...)
+		if next == "" || (lf.limit > 0 && len(all) >= lf.limit) {
+			return all, nil
+		}
+		q.Set("page_token", next)
+	}
 }
