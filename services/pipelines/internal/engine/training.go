@@ -259,7 +259,7 @@ func (a *Activities) trainingOutputs(ctx context.Context, in TrainingJobInput, v
 	if !ok {
 		return StepResult{}, nil
 	}
-	dir := exportDirOf(&v.Job)
+	dir := v.Job.ExportDir()
 	if !strings.HasPrefix(dir, artifacts.URIScheme) {
 		return StepResult{}, wf.NonRetryable(wf.ErrTypeMissingOutput, fmt.Errorf(
 			"declared output artifact %q: the job's chief/master container has no exportDir env with an s3:// URI (got %q)", dag.TrainingModelOutput, dir))
@@ -289,29 +289,6 @@ func (a *Activities) trainingOutputs(ctx context.Context, in TrainingJobInput, v
 		art.Digest = dirDigest(key, objs)
 	}
 	return StepResult{Outputs: outputs{Artifacts: map[string][]Artifact{dag.TrainingModelOutput: {art}}}}, nil
-}
-
-// exportDirOf returns the exportDir env variable (the Kubeflow TFJob examples' name) of the coordinating
-// replica's default container: Chief, else Master, else Worker ("" when unset).
-func exportDirOf(job *trainingv1.Job) string {
-	for _, t := range []trainingv1.ReplicaType{trainingv1.ReplicaTypeChief, trainingv1.ReplicaTypeMaster, trainingv1.ReplicaTypeWorker} {
-		spec := job.ReplicaSpecs()[t]
-		if spec == nil || job.Replicas(t) == 0 {
-			continue
-		}
-		for _, c := range spec.Template.Spec.Containers {
-			if c.Name != job.DefaultContainerName() {
-				continue
-			}
-			for _, e := range c.Env {
-				if e.Name == "exportDir" {
-					return e.Value
-				}
-			}
-		}
-		return ""
-	}
-	return ""
 }
 
 // failedMessage is the message of the job's Failed condition.

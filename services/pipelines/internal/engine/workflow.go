@@ -91,7 +91,7 @@ func RunWorkflow(ctx workflow.Context, in pipelinesv1.RunInput) (pipelinesv1.Run
 	}
 	r.notifyRun(ctx, events.PipelineRunStartedV1, pipelinesv1.RunRunning, "")
 
-	st, msg, out := r.runDAG(ctx, scope{Comp: p.Root, Params: params})
+	st, msg, _ := r.runDAG(ctx, scope{Comp: p.Root, Params: params})
 
 	now := workflow.Now(ctx)
 	r.state.FinishedAt = &now
@@ -102,7 +102,6 @@ func RunWorkflow(ctx workflow.Context, in pipelinesv1.RunInput) (pipelinesv1.Run
 			res.Tasks[t.Path] = *t.Outputs
 		}
 	}
-	_ = out
 	dctx, _ := workflow.NewDisconnectedContext(ctx)
 	switch st {
 	case pipelinesv1.RunSucceeded:

@@ -188,3 +188,27 @@ func (s *ReplicaSpec) DeepCopy() *ReplicaSpec {
 	}
 	return out
 }
+
+// ExportDir returns the exportDir environment variable (the name the seed's and Kubeflow's TFJob examples
+// use for where the model is exported) of the coordinating replica's default container: Chief, else Master,
+// else Worker. It is "" when unset.
+func (j *Job) ExportDir() string {
+	for _, t := range []ReplicaType{ReplicaTypeChief, ReplicaTypeMaster, ReplicaTypeWorker} {
+		spec := j.ReplicaSpecs()[t]
+		if spec == nil || j.Replicas(t) == 0 {
+			continue
+		}
+		for _, c := range spec.Template.Spec.Containers {
+			if c.Name != j.DefaultContainerName() {
+				continue
+			}
+			for _, e := range c.Env {
+				if e.Name == "exportDir" {
+					return e.Value
+				}
+			}
+		}
+		return ""
+	}
+	return ""
+}

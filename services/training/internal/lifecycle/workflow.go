@@ -459,7 +459,7 @@ func (l *lifecycle) onFinished(ctx workflow.Context) {
 		}
 	}
 	if jobstatus.IsSucceeded(l.job.Status()) {
-		if dir := exportDirOf(l.job); strings.HasPrefix(dir, "s3://") {
+		if dir := l.job.ExportDir(); strings.HasPrefix(dir, "s3://") {
 			l.pubCh.Send(ctx, pubItem{export: &ExportInput{Job: jobKey(l.job), Kind: l.job.Kind(), ExportDir: dir,
 				EventID: EventID(l.wfID, l.runID, events.TrainingModelExportedV1)}})
 		}
@@ -471,29 +471,6 @@ func (l *lifecycle) onFinished(ctx workflow.Context) {
 		}
 		l.ttl = workflow.NewTimer(ctx, d)
 	}
-}
-
-// exportDirOf returns the exportDir variable (the seed TFJob's name) of
-// the coordinator's default container: chief/master, else worker 0.
-func exportDirOf(job *trainingv1.Job) string {
-	for _, t := range []trainingv1.ReplicaType{trainingv1.ReplicaTypeChief, trainingv1.ReplicaTypeMaster, trainingv1.ReplicaTypeWorker} {
-		spec := job.ReplicaSpecs()[t]
-		if spec == nil || job.Replicas(t) == 0 {
-			continue
-		}
-		for _, c := range spec.Template.Spec.Containers {
-			if c.Name != job.DefaultContainerName() {
-				continue
-			}
-			for _, e := range c.Env {
-				if e.Name == "exportDir" {
-					return e.Value
-				}
-			}
-		}
-		return ""
-	}
-	return ""
 }
 
 func (l *lifecycle) suspend(ctx workflow.Context) {
