@@ -5,7 +5,7 @@ BIN := $(CURDIR)/bin
 MODULES := libs cli services/pipelines services/training services/serving services/notebooks services/metadata examples/training/mnist examples/serving
 export GOFLAGS := -buildvcs=false
 
-.PHONY: build run test vet bench deps clean images
+.PHONY: build run test vet bench deps clean images workflowcheck
 
 build: ## build the sluice binary and every service binary into ./bin
 	@mkdir -p $(BIN)
@@ -24,10 +24,17 @@ deps: ## install what the tests need (Debian packages); fails under CI=true when
 vet:
 	@for m in $(MODULES); do echo "go vet $$m"; (cd $$m && $(GO) vet ./...) || exit 1; done
 
-test: deps vet ## go vet + all tests with -race across every module of the workspace (PostgreSQL started for the metadata suite)
+test: deps vet workflowcheck ## go vet + all tests with -race across every module of the workspace (PostgreSQL started for the metadata suite)
 	@set -o pipefail; eval "$$(bash scripts/pg-test.sh start)"; trap 'bash scripts/pg-test.sh stop >/dev/null' EXIT; \
 	for m in $(MODULES); do echo "== go test -race $$m"; \
 		(cd $$m && $(GO) test -race -count=1 -timeout 20m ./...) || exit 1; done
+
+WORKFLOW_MODULES := services/pipelines services/training services/serving services/notebooks
+workflowcheck: ## static determinism check of every Temporal workflow (go.temporal.io/sdk/contrib/tools/workflowcheck)
+	@mkdir -p $(BIN)/tools
+	@[ -x $(BIN)/tools/workflowcheck ] || GOBIN=$(BIN)/tools GOFLAGS= $(GO) install go.temporal.io/sdk/contrib/tools/workflowcheck@v0.6.0
+	@for m in $(WORKFLOW_MODULES); do echo "workflowcheck $$m"; \
+		(cd $$m && $(BIN)/tools/workflowcheck -config $(CURDIR)/workflowcheck.config.yaml ./...) || exit 1; done
 
 bench: build ## run the benchmarks and write docs/benchmarks.md
 	eval "$$(bash scripts/pg-test.sh start)"; trap 'bash scripts/pg-test.sh stop >/dev/null' EXIT; bash scripts/bench.sh
