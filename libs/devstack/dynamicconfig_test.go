@@ -6,16 +6,19 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/workflowservice/v1"
 	sdkclient "go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 	"go.temporal.io/server/common/dynamicconfig"
+	"google.golang.org/grpc"
 
 	"github.com/sluice-ml/sluice/libs/devstack"
 	"github.com/sluice-ml/sluice/libs/devstack/devstacktest"
@@ -56,15 +59,28 @@ func bareChain(ctx workflow.Context, n int) error {
 func noopActivity(context.Context) error { return nil }
 
 // A sequential chain of no-op activities on the dev stack's Temporal must not be paced by production
-// rate limits (case perf/temporal-chain-100ms-per-activity). With the per-shard transfer-queue limit of
-// 20 reads/s every activity costs >= 90 ms however fast the machine is (two rate-limited reads each, 200
-// reads for 100 activities, a burst of 20): a floor that load only raises. Tuned, an activity costs ~5 ms
-// on an idle 2-core machine and ~35 ms at a load average of 40. The bound, 75 ms, sits below the floor.
-// (The four-partition stall, ~50 ms, is within the bound: TestDynamicConfigFileMatchesDevstack and the
-// benchmarks guard that setting.) The figure itself is measured by the benchmarks (make bench), not here.
+// rate limits (case perf/temporal-chain-100ms-per-activity). Wall time is no test on a shared 2-core
+// machine (a tuned activity costs ~5 ms idle and 35-85 ms at a load average of 30), so the test checks
+// what the throttles leave in the history instead. A throttled workflow task waits for the transfer
+// queue's rate limiter (20 reads/s per shard: ~47 ms on average, whatever the load) before a worker
+// starts it, several times longer than the worker then spends on it; untuned, the wait was 3x (loaded)
+// to 20x (idle) the processing time, tuned it is below 1x at any load. And the activities must come back
+// eagerly with the workflow-task completions. The figures themselves are measured by the benchmarks.
 func TestBareChainIsNotThrottled(t *testing.T) {
 	st := devstacktest.Stack(t)
-	c, err := wf.Dial(t.Context(), wf.Config{HostPort: st.TemporalAddress, Namespace: st.Namespace}, slog.New(slog.DiscardHandler))
+	// Count the activity tasks the server hands back eagerly in RespondWorkflowTaskCompleted responses.
+	var eager atomic.Int64
+	countEager := func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+		err := invoker(ctx, method, req, reply, cc, opts...)
+		if r, ok := reply.(*workflowservice.RespondWorkflowTaskCompletedResponse); ok && err == nil {
+			eager.Add(int64(len(r.GetActivityTasks())))
+		}
+		return err
+	}
+	c, err := sdkclient.DialContext(t.Context(), sdkclient.Options{
+		HostPort: st.TemporalAddress, Namespace: st.Namespace, Logger: wf.NewLogger(slog.New(slog.DiscardHandler)),
+		ConnectionOptions: sdkclient.ConnectionOptions{DialOptions: []grpc.DialOption{grpc.WithChainUnaryInterceptor(countEager)}},
+	})
 	require.NoError(t, err)
 	t.Cleanup(c.Close)
 	w := worker.New(c, chainQueue, wf.WorkerOptions())
@@ -84,16 +100,26 @@ func TestBareChainIsNotThrottled(t *testing.T) {
 	}
 	run(10) // warm-up: task queue loaded, sticky cache filled
 	const n = 100
+	eager.Store(0)
 	d, r := run(n)
 	perActivity := d / n
-	t.Logf("bare chain of %d no-op activities: %v per activity", n, perActivity)
-	if perActivity > 75*time.Millisecond {
-		t.Fatalf("bare chain: %v per activity, want <= 75ms; history gaps: %s", perActivity, historyGaps(t, c, r))
+	gaps, summary := historyGaps(t, c, r)
+	t.Logf("bare chain of %d no-op activities: %v per activity; history gaps:%s", n, perActivity, summary)
+	wait := gaps["EVENT_TYPE_WORKFLOW_TASK_SCHEDULED->EVENT_TYPE_WORKFLOW_TASK_STARTED"]
+	work := gaps["EVENT_TYPE_WORKFLOW_TASK_STARTED->EVENT_TYPE_WORKFLOW_TASK_COMPLETED"]
+	if wait > 2*work {
+		t.Fatalf("workflow tasks wait %v for dispatch but take %v to process: dispatch is throttled", wait, work)
+	}
+	// Eager activity execution (server and worker both opted in): the activities come back in the
+	// responses to the workflow-task completions that schedule them, not through matching.
+	t.Logf("%d of %d activity tasks dispatched eagerly", eager.Load(), n)
+	if eager.Load() < n*9/10 {
+		t.Fatalf("%d of %d activity tasks dispatched eagerly, want >= 90%%", eager.Load(), n)
 	}
 }
 
-// historyGaps summarises the mean time between consecutive event types of a run, to name the stalled hop.
-func historyGaps(t *testing.T, c sdkclient.Client, r sdkclient.WorkflowRun) string {
+// historyGaps returns the mean time between consecutive event types of a run ("A->B"), and a summary.
+func historyGaps(t *testing.T, c sdkclient.Client, r sdkclient.WorkflowRun) (map[string]time.Duration, string) {
 	it := c.GetWorkflowHistory(t.Context(), r.GetID(), r.GetRunID(), false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
 	type gap struct {
 		total time.Duration
@@ -104,9 +130,7 @@ func historyGaps(t *testing.T, c sdkclient.Client, r sdkclient.WorkflowRun) stri
 	var prevType enumspb.EventType
 	for it.HasNext() {
 		ev, err := it.Next()
-		if err != nil {
-			return err.Error()
-		}
+		require.NoError(t, err)
 		if !prev.IsZero() {
 			k := prevType.String() + "->" + ev.GetEventType().String()
 			if gaps[k] == nil {
@@ -117,9 +141,11 @@ func historyGaps(t *testing.T, c sdkclient.Client, r sdkclient.WorkflowRun) stri
 		}
 		prev, prevType = ev.GetEventTime().AsTime(), ev.GetEventType()
 	}
+	means := map[string]time.Duration{}
 	out := ""
 	for k, g := range gaps {
-		out += fmt.Sprintf("\n  %s: mean %v over %d", k, g.total/time.Duration(g.n), g.n)
+		means[k] = g.total / time.Duration(g.n)
+		out += fmt.Sprintf("\n  %s: mean %v over %d", k, means[k], g.n)
 	}
-	return out
+	return means, out
 }
