@@ -130,7 +130,7 @@ func (s *Service) Start(ctx context.Context) error {
 	w.RegisterWorkflowWithOptions(lifecycle.Lifecycle, sdkworkflow.RegisterOptions{Name: notebooksv1.WorkflowType})
 	w.RegisterActivity(&lifecycle.Activities{Spawner: s.spawner, Store: s.store, Bus: s.d.Bus})
 	w.RegisterWorkflowWithOptions(boards.Lifecycle, sdkworkflow.RegisterOptions{Name: notebooksv1.TensorboardWorkflowType})
-	w.RegisterActivity(&boards.Activities{Store: s.boardStore, Data: s.boardData})
+	w.RegisterActivity(&boards.Activities{Store: s.boardStore, Data: s.boardData, Bus: s.d.Bus})
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("notebooks: start worker: %w", err)
 	}

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -23,6 +24,7 @@ import (
 
 	"github.com/sluice-ml/sluice/libs/artifacts"
 	"github.com/sluice-ml/sluice/libs/devstack/devstacktest"
+	"github.com/sluice-ml/sluice/libs/events"
 	"github.com/sluice-ml/sluice/libs/platform"
 	"github.com/sluice-ml/sluice/libs/tfevents"
 	"github.com/sluice-ml/sluice/services/notebooks/api/notebooksv1"
@@ -104,6 +106,19 @@ func TestTensorboardS3ScalarsAPI(t *testing.T) {
 	h := startTB(t)
 	name := "tb-" + uuid.NewString()[:8]
 	prefix := "tensorboard-test/" + name
+	var evMu sync.Mutex
+	var evTypes []string
+	tailCtx, stopTail := context.WithCancel(context.Background())
+	t.Cleanup(stopTail)
+	go func() {
+		_ = h.deps.Bus.Tail(tailCtx, "io.sluice.notebook.tensorboard.*", true, func(r events.Received) {
+			if r.Err == nil && r.Event.Subject() == "tensorboards/team-a/"+name {
+				evMu.Lock()
+				evTypes = append(evTypes, r.Event.Type())
+				evMu.Unlock()
+			}
+		})
+	}()
 	mc := h.deps.Artifacts.Client()
 	put := func(key string, b []byte) {
 		_, err := mc.PutObject(t.Context(), h.stack.S3Bucket, prefix+"/"+key, bytes.NewReader(b), int64(len(b)), minio.PutObjectOptions{})
@@ -195,6 +210,12 @@ func TestTensorboardS3ScalarsAPI(t *testing.T) {
 		lc, _, lb := h.raw("GET", "/apis/tensorboard.kubeflow.org/v1alpha1/namespaces/team-a/tensorboards", tokenA, "", nil)
 		return code == 404 && lc == 200 && !strings.Contains(string(lb), name)
 	}, time.Minute, 50*time.Millisecond)
+	require.Eventually(t, func() bool {
+		evMu.Lock()
+		defer evMu.Unlock()
+		return len(evTypes) == 2
+	}, time.Minute, 20*time.Millisecond, "tensorboard events")
+	require.Equal(t, []string{events.TensorboardCreatedV1, events.TensorboardDeletedV1}, evTypes)
 	if os.Getenv("SLUICE_RECORD_HISTORIES") != "" {
 		recordHistory(t, h, notebooksv1.TensorboardWorkflowID("team-a", name), "../internal/boards/testdata/histories/tensorboard-lifecycle.json")
 	}

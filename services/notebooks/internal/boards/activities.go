@@ -5,6 +5,12 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/google/uuid"
+	"go.temporal.io/sdk/activity"
+
+	"github.com/sluice-ml/sluice/libs/events"
+	wf "github.com/sluice-ml/sluice/libs/workflow"
+
 	"github.com/sluice-ml/sluice/services/notebooks/api/notebooksv1"
 )
 
@@ -12,7 +18,15 @@ import (
 type Activities struct {
 	Store *Store
 	Data  *Data
+	// Bus receives io.sluice.notebook.tensorboard.{created,deleted}.v1; nil publishes nothing.
+	Bus *events.Bus
 }
+
+// Source is the CloudEvents source of Tensorboard events (the notebooks service).
+const Source = "/sluice/notebooks"
+
+// eventNamespace seeds the deterministic CE ids of Tensorboard events.
+var eventNamespace = uuid.MustParse("0f8b3a56-5d1e-4a53-9c2e-7a61e4b0d2c7")
 
 // ProbeInput names the board whose logs path to probe.
 type ProbeInput struct {
@@ -51,12 +65,27 @@ type RecordInput struct {
 	Deleted     bool                    `json:"deleted,omitempty"`
 }
 
-// Record keeps the stored record in step with the workflow; idempotent.
-func (a *Activities) Record(_ context.Context, in RecordInput) error {
+// Record keeps the stored record in step with the workflow and publishes the matching event, with a CE id
+// derived from the workflow run, so a retried Record is deduplicated by the stream; idempotent.
+func (a *Activities) Record(ctx context.Context, in RecordInput) error {
 	md := in.Tensorboard.Metadata
+	typ := events.TensorboardCreatedV1
 	if in.Deleted {
+		typ = events.TensorboardDeletedV1
 		a.Data.Forget(md.Namespace, md.Name)
-		return a.Store.Delete(md.Namespace, md.Name)
+		if err := a.Store.Delete(md.Namespace, md.Name); err != nil {
+			return err
+		}
+	} else if err := a.Store.Put(in.Tensorboard); err != nil {
+		return err
 	}
-	return a.Store.Put(in.Tensorboard)
+	if a.Bus == nil {
+		return nil
+	}
+	ev, err := events.New(Source, typ, "tensorboards/"+md.Namespace+"/"+md.Name, in.Tensorboard)
+	if err != nil {
+		return wf.NonRetryable(wf.ErrTypePermanent, err)
+	}
+	ev.SetID(uuid.NewSHA1(eventNamespace, []byte(activity.GetInfo(ctx).WorkflowExecution.RunID+"/"+typ)).String())
+	return a.Bus.Publish(ctx, ev)
 }
