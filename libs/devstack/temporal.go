@@ -16,7 +16,6 @@ import (
 	"go.temporal.io/server/common/authorization"
 	"go.temporal.io/server/common/cluster"
 	"go.temporal.io/server/common/config"
-	"go.temporal.io/server/common/dynamicconfig"
 	"go.temporal.io/server/common/membership/static"
 	sqliteplugin "go.temporal.io/server/common/persistence/sql/sqlplugin/sqlite"
 	"go.temporal.io/server/common/primitives"
@@ -59,12 +58,9 @@ func startTemporal(ctx context.Context, dataDir string, frontendPort int, log *s
 	for name, svc := range conf.Services {
 		hosts[primitives.ServiceName(name)] = static.SingleLocalHost(hostPort(svc.RPC.GRPCPort))
 	}
-	dyn := dynamicconfig.StaticClient{
-		// Same tuning as the temporal CLI dev server: a larger host-level
-		// mutable-state cache and a higher visibility rate for the UI.
-		dynamicconfig.HistoryCacheHostLevelMaxSize.Key():                 8096,
-		dynamicconfig.FrontendMaxNamespaceVisibilityRPSPerInstance.Key(): 100,
-	}
+	// Single-node tuning (queue read rates, one task-queue partition, eager activities): see
+	// dynamicconfig.go.
+	dyn := temporalDynamicConfigClient()
 	tlog := newTemporalLogger(log, slog.LevelWarn)
 	srv, err := temporal.NewServer(
 		temporal.WithConfig(conf),

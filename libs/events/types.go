@@ -62,6 +62,10 @@ const (
 	NotebookCulledV1    = "io.sluice.notebook.server.culled.v1"
 	NotebookFailedV1    = "io.sluice.notebook.server.failed.v1"
 	NotebookDeletedV1   = "io.sluice.notebook.server.deleted.v1"
+	// TensorboardCreatedV1 / TensorboardDeletedV1: a tensorboard.kubeflow.org/v1alpha1 Tensorboard was
+	// created (data: the Tensorboard with its status after the logs-path probe) or deleted.
+	TensorboardCreatedV1 = "io.sluice.notebook.tensorboard.created.v1"
+	TensorboardDeletedV1 = "io.sluice.notebook.tensorboard.deleted.v1"
 )
 
 // Metadata domain (stream SLUICE_METADATA).

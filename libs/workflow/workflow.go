@@ -80,13 +80,28 @@ func NewLogger(log *slog.Logger) tlog.Logger {
 }
 
 // WorkerOptions returns worker options with Sluice's defaults: graceful stop that lets activities finish
-// their heartbeat, and concurrency suited to a small machine.
+// their heartbeat, concurrency suited to a small machine, and the fast paths that are safe for workers that
+// run a service's workflows and activities on one task queue.
+//
+// Eager activities: when the server allows it (system.enableActivityEagerExecution, on in the dev stack
+// and in deploy/temporal/dynamicconfig.yaml), a workflow task that schedules activities on this worker's
+// own queue gets up to 3 of them back in its completion response and runs them here without a matching
+// round trip. The SDK only asks for it when a slot is free and the activity's queue is the workflow's,
+// so it cannot starve the worker or run an activity where it is not registered.
+//
+// Pollers: each poller is one long-poll on the server. 4 workflow-task pollers keep a sticky-queue and a
+// normal-queue poll open for each of two concurrently completing runs; 8 activity-task pollers pick up
+// the activities that do not go eager (beyond 3 per workflow task: fan-outs, retries) without waiting
+// for a poller to come back. Both are far below the 256 concurrent activities, so polling never limits
+// a burst; more pollers would only add idle long-polls on a 2-core machine.
 func WorkerOptions() worker.Options {
 	return worker.Options{
 		WorkerStopTimeout:                  10 * time.Second,
 		MaxConcurrentActivityExecutionSize: 256,
 		MaxConcurrentWorkflowTaskPollers:   4,
 		MaxConcurrentActivityTaskPollers:   8,
+		// Explicit although it is the SDK default: eager activities are part of Sluice's latency budget.
+		DisableEagerActivities: false,
 	}
 }
 

@@ -27,6 +27,7 @@ import (
 	"github.com/sluice-ml/sluice/libs/workflow"
 	"github.com/sluice-ml/sluice/services/notebooks/api/notebooksv1"
 	"github.com/sluice-ml/sluice/services/notebooks/internal/access"
+	"github.com/sluice-ml/sluice/services/notebooks/internal/boards"
 	"github.com/sluice-ml/sluice/services/notebooks/internal/lifecycle"
 	"github.com/sluice-ml/sluice/services/notebooks/internal/nbstore"
 	"github.com/sluice-ml/sluice/services/notebooks/internal/spawner"
@@ -48,6 +49,9 @@ type Service struct {
 	store    *nbstore.Store
 	tokens   access.Tokens
 	devToken string
+	// Tensorboard resources (tensorboard.go).
+	boardStore *boards.Store
+	boardData  *boards.Data
 
 	mu      sync.Mutex
 	started bool
@@ -85,6 +89,16 @@ func New(ctx context.Context, d *platform.Deps) (*Service, error) {
 	}
 	rt := runtime.NewLocal(runtime.LocalConfig{GracePeriod: 5 * time.Second})
 	s := &Service{cfg: cfg, d: d, log: log, dir: dir, store: store, tokens: cfg.Tokens}
+	if s.boardStore, err = boards.NewStore(filepath.Join(dir, "tensorboards")); err != nil {
+		return nil, err
+	}
+	s.boardData = &boards.Data{VolumesDir: cfg.VolumesDir}
+	if s.boardData.VolumesDir == "" {
+		s.boardData.VolumesDir = filepath.Join(d.DataDir, "volumes")
+	}
+	if d.Artifacts != nil {
+		s.boardData.S3 = d.Artifacts.Client()
+	}
 	s.spawner = spawner.New(spawner.Config{
 		Dir: filepath.Join(dir, "servers"), Jupyter: cfg.Jupyter, PATH: cfg.PATH, ReadyTimeout: cfg.ReadyTimeout,
 	}, rt, log)
@@ -115,6 +129,8 @@ func (s *Service) Start(ctx context.Context) error {
 	w := workflow.NewWorker(s.d.Temporal, notebooksv1.TaskQueue)
 	w.RegisterWorkflowWithOptions(lifecycle.Lifecycle, sdkworkflow.RegisterOptions{Name: notebooksv1.WorkflowType})
 	w.RegisterActivity(&lifecycle.Activities{Spawner: s.spawner, Store: s.store, Bus: s.d.Bus})
+	w.RegisterWorkflowWithOptions(boards.Lifecycle, sdkworkflow.RegisterOptions{Name: notebooksv1.TensorboardWorkflowType})
+	w.RegisterActivity(&boards.Activities{Store: s.boardStore, Data: s.boardData, Bus: s.d.Bus})
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("notebooks: start worker: %w", err)
 	}

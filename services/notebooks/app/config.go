@@ -35,6 +35,9 @@ type Config struct {
 	DefaultNamespace string
 	// PATH is handed to servers and kernels (from the service's PATH).
 	PATH string
+	// VolumesDir holds local persistent volume claims for Tensorboard pvc:// logs paths,
+	// <VolumesDir>/<namespace>/<claim>/ (SLUICE_NOTEBOOKS_VOLUMES_DIR; empty: <data-dir>/volumes).
+	VolumesDir string
 }
 
 // ConfigFromEnv reads and validates Config through getenv; every error names its variable.
@@ -83,6 +86,7 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	if v := getenv("SLUICE_NOTEBOOKS_DEFAULT_NAMESPACE"); v != "" {
 		c.DefaultNamespace = v
 	}
+	c.VolumesDir = getenv("SLUICE_NOTEBOOKS_VOLUMES_DIR")
 	if c.PATH == "" {
 		c.PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 	}

@@ -38,6 +38,7 @@ func (s *Service) Routes(mux *http.ServeMux) {
 	mux.HandleFunc("DELETE "+apiPrefix+"/{name}", s.authorized(s.handleDelete))
 	mux.HandleFunc("POST "+apiPrefix+"/{name}", s.authorized(s.handleAction))
 	mux.HandleFunc("/notebook/{ns}/{name}/{rest...}", s.authorized(s.handleProxy))
+	s.tensorboardRoutes(mux)
 	mux.HandleFunc("/notebook/{ns}/{name}", s.authorized(func(w http.ResponseWriter, r *http.Request) {
 		u := *r.URL
 		u.Path += "/"
