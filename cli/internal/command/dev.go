@@ -39,7 +39,7 @@ type DevEnv struct {
 
 func newDevCmd(o *Options) *cobra.Command {
 	cfg := devstack.DefaultConfig()
-	var httpAddr, logLevel, runtimeKind string
+	var httpAddr, adminAddr, logLevel, runtimeKind string
 	var quickstart bool
 	cmd := &cobra.Command{
 		Use:   "dev",
@@ -82,6 +82,10 @@ Stop it with Ctrl-C; a second start reuses the data.`,
 				return err
 			}
 			defer deps.Close()
+			adminToken, err := enableDevAuth(ctx, deps, stack.DataDir)
+			if err != nil {
+				return err
+			}
 			var svcs []platform.Service
 			for _, build := range devServices {
 				svc, err := build(ctx, deps)
@@ -98,18 +102,27 @@ Stop it with Ctrl-C; a second start reuses the data.`,
 			if err != nil {
 				return fmt.Errorf("--http-addr: %w", err)
 			}
-			h := platform.Handler(deps.Metrics, log, deps.Checks(), append(svcs, busService{deps})...)
+			h := platform.NewHandler(platform.HandlerConfig{Registry: deps.Metrics, Log: log, Checks: deps.Checks(), Guard: deps.Guard()},
+				append(svcs, busService{deps}, platform.AuthService(deps))...)
+			if adminAddr != "" {
+				aln, err := net.Listen("tcp", adminAddr)
+				if err != nil {
+					return fmt.Errorf("--admin-addr: %w", err)
+				}
+				go func() { _ = platform.ServeListener(ctx, aln, platform.AdminHandler(deps.Metrics), log) }()
+			}
 			env := DevEnv{
 				API: "http://" + ln.Addr().String(), TemporalUI: stack.TemporalUIURL, Temporal: stack.TemporalAddress,
 				NATS: stack.NATSURL, S3Endpoint: stack.S3Endpoint, S3AccessKey: stack.S3AccessKey,
 				S3SecretKey: stack.S3SecretKey, S3Bucket: stack.S3Bucket, DataDir: stack.DataDir, Namespace: stack.Namespace,
 			}
 			printDevEnv(o, env, time.Since(start))
+			printDevAuth(o, stack.DataDir, adminToken, runtimeKind)
 			errc := make(chan error, 1)
 			go func() { errc <- platform.ServeListener(ctx, ln, h, log) }()
 			if quickstart {
 				for _, hook := range devHooks {
-					if err := hook(ctx, &Options{Server: env.API, Out: o.Out, Err: o.Err}, env); err != nil {
+					if err := hook(ctx, &Options{Server: env.API, Token: adminToken, Out: o.Out, Err: o.Err}, env); err != nil {
 						log.Error("quickstart failed", "err", err)
 						fmt.Fprintf(o.Err, "quickstart failed: %v\n", err)
 					}
@@ -126,6 +139,7 @@ Stop it with Ctrl-C; a second start reuses the data.`,
 	f := cmd.Flags()
 	f.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "where all state lives (NATS, Temporal, S3, services)")
 	f.StringVar(&httpAddr, "http-addr", "127.0.0.1:8080", "address of the one API port hosting every service")
+	f.StringVar(&adminAddr, "admin-addr", "", "address of the admin port serving /metrics without a token (empty: none; on the API port /metrics needs an admin token)")
 	f.IntVar(&cfg.NATSPort, "nats-port", cfg.NATSPort, "NATS port (0 = random)")
 	f.IntVar(&cfg.TemporalPort, "temporal-port", cfg.TemporalPort, "Temporal frontend port (0 = random)")
 	f.IntVar(&cfg.TemporalUIPort, "temporal-ui-port", cfg.TemporalUIPort, "Temporal Web UI port (0 = random)")
