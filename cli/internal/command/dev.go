@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"syscall"
@@ -14,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sluice-ml/sluice/libs/devstack"
+	"github.com/sluice-ml/sluice/libs/events"
 	"github.com/sluice-ml/sluice/libs/platform"
 )
 
@@ -102,8 +104,14 @@ Stop it with Ctrl-C; a second start reuses the data.`,
 			if err != nil {
 				return fmt.Errorf("--http-addr: %w", err)
 			}
+			// The event gateway talks to NATS as a user that may publish request types only (devstack natsauth.go).
+			gwBus, err := events.Connect(ctx, stack.NATSGatewayURL, "sluice-event-gateway", log)
+			if err != nil {
+				return err
+			}
+			defer gwBus.Close()
 			h := platform.NewHandler(platform.HandlerConfig{Registry: deps.Metrics, Log: log, Checks: deps.Checks(), Guard: deps.Guard()},
-				append(svcs, busService{deps}, platform.AuthService(deps))...)
+				append(svcs, busService{gwBus}, platform.AuthService(deps))...)
 			if adminAddr != "" {
 				aln, err := net.Listen("tcp", adminAddr)
 				if err != nil {
@@ -160,14 +168,22 @@ func printDevEnv(o *Options, e DevEnv, took time.Duration) {
   S3 endpoint          %s  bucket %s  access key %s  secret key %s
   Data dir             %s
 Press Ctrl-C to stop; data survives restarts.
-`, took.Seconds(), e.API, e.API, e.TemporalUI, e.Namespace, e.Temporal, e.NATS, e.S3Endpoint, e.S3Bucket, e.S3AccessKey, e.S3SecretKey, e.DataDir)
+`, took.Seconds(), e.API, e.API, e.TemporalUI, e.Namespace, e.Temporal, redacted(e.NATS), e.S3Endpoint, e.S3Bucket, e.S3AccessKey, e.S3SecretKey, e.DataDir)
 }
 
 // busService hosts the event gateway (publish/tail over HTTP) next to the services.
-type busService struct{ d *platform.Deps }
+type busService struct{ bus *events.Bus }
 
 func (b busService) Name() string                { return "events" }
-func (b busService) Routes(mux *http.ServeMux)   { b.d.Bus.Routes(mux) }
+func (b busService) Routes(mux *http.ServeMux)   { b.bus.Routes(mux) }
 func (b busService) Start(context.Context) error { return nil }
 func (b busService) Ready(context.Context) error { return nil }
 func (b busService) Close() error                { return nil }
+
+// redacted hides the password of a URL.
+func redacted(s string) string {
+	if u, err := url.Parse(s); err == nil {
+		return u.Redacted()
+	}
+	return s
+}
