@@ -211,7 +211,6 @@ func (p *Profiles) SetMember(ctx context.Context, ns, subject string, role Role)
 	}
 }
 
-
 // Role implements [Decider]: admins own everything, services too; otherwise the better of the identity's
 // own grants and its membership of the namespace's profile.
 func (p *Profiles) Role(id Identity, namespace string) Role {
