@@ -33,9 +33,9 @@ type Options struct {
 	Server string
 	// Token is the API token sent with every request (--token; else SLUICE_TOKEN, the `sluice login`
 	// file, or the admin token of a `sluice dev` data dir: see [Options.token]).
-	Token  string
-	Out    io.Writer
-	Err    io.Writer
+	Token string
+	Out   io.Writer
+	Err   io.Writer
 }
 
 // NewRoot builds the command tree.
