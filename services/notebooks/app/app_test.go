@@ -82,6 +82,7 @@ func newDeps(t testing.TB, stack *devstack.Stack, dataDir string, env map[string
 func start(t testing.TB, dataDir string, env map[string]string) *harness {
 	t.Helper()
 	stack := devstacktest.Stack(t)
+	allowTraverse(t, dataDir)
 	if env["SLUICE_NOTEBOOKS_TOKENS"] == "" {
 		env["SLUICE_NOTEBOOKS_TOKENS"] = tokenA + "=team-a;" + tokenB + "=team-b"
 	}
@@ -613,5 +614,25 @@ func rejectionOf(id string) func(events.Event) bool {
 		var r notebooksv1.Rejection
 		_ = ev.DataAs(&r)
 		return r.RequestID == id
+	}
+}
+
+// allowTraverse lets other users walk through dir and its parents (t.TempDir is 0700): as root the
+// servers run as per-namespace users, which must reach their own directories under dir.
+func allowTraverse(t testing.TB, dir string) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		return
+	}
+	for d := dir; d != filepath.Dir(d); d = filepath.Dir(d) {
+		fi, err := os.Stat(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm()&0o001 == 0 {
+			if err := os.Chmod(d, fi.Mode().Perm()|0o001); err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
 }

@@ -33,6 +33,20 @@ func (s *Spawner) isolate(ns, dir string) (*runtime.Credential, error) {
 			return nil, fmt.Errorf("spawner: %w", err)
 		}
 	}
+	// The namespace's user must be able to walk down to its directory.
+	for d := filepath.Dir(s.cfg.Dir); ; d = filepath.Dir(d) {
+		fi, err := os.Stat(d)
+		if err != nil {
+			return nil, fmt.Errorf("spawner: %w", err)
+		}
+		if fi.Mode().Perm()&0o001 == 0 {
+			return nil, fmt.Errorf("spawner: %s (mode %04o) cannot be traversed by the namespace user %s: choose a data dir whose parents others may traverse (o+x)",
+				d, fi.Mode().Perm(), runtime.NamespaceUser(ns))
+		}
+		if d == filepath.Dir(d) {
+			break
+		}
+	}
 	if err := os.Chmod(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("spawner: %w", err)
 	}
