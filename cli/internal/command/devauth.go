@@ -35,7 +35,8 @@ func printDevAuth(o *Options, dataDir, token, runtimeKind string) {
 	fmt.Fprintf(o.Out, "  Admin token          %s  (the CLI reads it from there; `sluice login` stores another)\n", auth.AdminTokenPath(dataDir))
 	if runtimeKind == "local" || runtimeKind == "" {
 		if os.Geteuid() == 0 {
-			fmt.Fprintln(o.Out, "  Isolation            local runtime as root: each namespace's notebooks run as their own Unix user with 0700 work dirs")
+			fmt.Fprintln(o.Out, "  Isolation            local runtime as root: each namespace's notebook servers run as their own Unix user with\n"+
+				"                       0700 dirs; pipeline steps and training replicas still run as root (use --runtime docker)")
 		} else {
 			fmt.Fprintln(o.Out, "  Isolation            NONE between namespaces: the local runtime runs all user code as this Unix user, so any\n"+
 				"                       notebook or step can read the others' files and tokens. Run as root (per-namespace users) or\n"+
