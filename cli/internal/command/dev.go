@@ -73,11 +73,18 @@ Stop it with Ctrl-C; a second start reuses the data.`,
 				return usageError(err)
 			}
 			// Services that call the gateway (e.g. pipelines submitting training jobs) learn its address.
+			var internalEnv map[string]string // set once auth is up (devauth.go)
 			getenv := func(k string) string {
-				if v := os.Getenv(k); v != "" || k != "SLUICE_HTTP_ADDR" {
+				if v := os.Getenv(k); v != "" {
 					return v
 				}
-				return httpAddr
+				if v, ok := internalEnv[k]; ok {
+					return v
+				}
+				if k == "SLUICE_HTTP_ADDR" {
+					return httpAddr
+				}
+				return ""
 			}
 			deps, err := platform.Connect(ctx, pcfg, "dev", log, getenv)
 			if err != nil {
@@ -86,6 +93,10 @@ Stop it with Ctrl-C; a second start reuses the data.`,
 			defer deps.Close()
 			adminToken, err := enableDevAuth(ctx, deps, stack.DataDir)
 			if err != nil {
+				return err
+			}
+			var apiHandler serviceHandler
+			if internalEnv, err = startServiceShims(ctx, deps, &apiHandler, log); err != nil {
 				return err
 			}
 			var svcs []platform.Service
@@ -112,6 +123,7 @@ Stop it with Ctrl-C; a second start reuses the data.`,
 			defer gwBus.Close()
 			h := platform.NewHandler(platform.HandlerConfig{Registry: deps.Metrics, Log: log, Checks: deps.Checks(), Guard: deps.Guard()},
 				append(svcs, busService{gwBus}, platform.AuthService(deps))...)
+			apiHandler.set(h)
 			if adminAddr != "" {
 				aln, err := net.Listen("tcp", adminAddr)
 				if err != nil {

@@ -2,9 +2,16 @@ package command
 
 import (
 	"context"
+	"crypto/subtle"
+	"errors"
 	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
+	"sync/atomic"
+	"time"
 
 	"github.com/sluice-ml/sluice/libs/auth"
 	"github.com/sluice-ml/sluice/libs/platform"
@@ -43,4 +50,54 @@ func printDevAuth(o *Options, dataDir, token, runtimeKind string) {
 				"                       use --runtime docker for isolation.")
 		}
 	}
+}
+
+// serviceHandler is the API handler, set once built.
+type serviceHandler struct{ p atomic.Pointer[http.Handler] }
+
+func (s *serviceHandler) set(h http.Handler) { s.p.Store(&h) }
+
+// startServiceShims gives services that call another service's API through the gateway, but do not yet
+// sign their requests with platform.Deps.ServiceClient, a private base URL: a loopback listener whose
+// paths start with a random secret, where requests are given the calling service's signed identity and
+// served by the API handler. Today: pipelines creating and watching training jobs
+// (SLUICE_PIPELINES_TRAINING_URL). Once pipelines uses ServiceClient this shim can go.
+func startServiceShims(ctx context.Context, deps *platform.Deps, api *serviceHandler, log *slog.Logger) (map[string]string, error) {
+	secret, err := auth.NewToken()
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("service shim: %w", err)
+	}
+	prefix := "/_service/" + secret
+	signer := deps.Guard().Authenticator().Signer()
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		path := r.URL.Path
+		ok := len(path) > len(prefix) && subtle.ConstantTimeCompare([]byte(path[:len(prefix)]), []byte(prefix)) == 1 && path[len(prefix)] == '/'
+		hp := api.p.Load()
+		if !ok {
+			platform.WriteError(w, http.StatusNotFound, errors.New("not found"))
+			return
+		}
+		if hp == nil {
+			w.Header().Set("Retry-After", "1")
+			platform.WriteError(w, http.StatusServiceUnavailable, errors.New("starting"))
+			return
+		}
+		hdr, err := signer.Sign(auth.Identity{Subject: auth.ServiceSubject("pipelines"), Service: true}, time.Now())
+		if err != nil {
+			platform.WriteError(w, http.StatusInternalServerError, err)
+			return
+		}
+		r2 := r.Clone(r.Context())
+		r2.URL.Path, r2.URL.RawPath = path[len(prefix):], ""
+		r2.RequestURI = ""
+		r2.Header.Del("Authorization")
+		r2.Header.Set(auth.IdentityHeader, hdr)
+		(*hp).ServeHTTP(w, r2)
+	})
+	go func() { _ = platform.ServeListener(ctx, ln, h, log) }()
+	return map[string]string{"SLUICE_PIPELINES_TRAINING_URL": "http://" + ln.Addr().String() + prefix}, nil
 }

@@ -189,8 +189,8 @@ func TestEveryRouteHasAnAuthorizationRule(t *testing.T) {
 
 // gatewayEnv is `sluice dev`'s gateway over the real training service on the shared test stack.
 type gatewayEnv struct {
-	url, admin string
-	deps       *platform.Deps
+	url, admin, shim string
+	deps             *platform.Deps
 }
 
 func startGateway(t *testing.T) *gatewayEnv {
@@ -218,9 +218,15 @@ func startGateway(t *testing.T) *gatewayEnv {
 	}
 	h := platform.NewHandler(platform.HandlerConfig{Registry: deps.Metrics, Log: log, Checks: deps.Checks(), Guard: deps.Guard()},
 		svc, busService{deps.Bus}, platform.AuthService(deps))
+	var api serviceHandler
+	api.set(h)
+	shims, err := startServiceShims(ctx, deps, &api, log)
+	if err != nil {
+		t.Fatal(err)
+	}
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
-	return &gatewayEnv{url: srv.URL, admin: admin, deps: deps}
+	return &gatewayEnv{url: srv.URL, admin: admin, deps: deps, shim: shims["SLUICE_PIPELINES_TRAINING_URL"]}
 }
 
 func (g *gatewayEnv) call(t *testing.T, method, path, token string, body any) (int, string) {
@@ -292,6 +298,19 @@ func TestCrossNamespaceJobs(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 200 {
 		t.Fatalf("service identity: %d", resp.StatusCode)
+	}
+
+	// So do pipelines' calls through sluice dev's private service URL; a wrong secret is a 404.
+	for u, want := range map[string]int{g.shim + "/apis/training/v1/namespaces/victim-ns/jobs/vjob": 200,
+		g.shim[:len(g.shim)-4] + "0000/apis/training/v1/namespaces/victim-ns/jobs/vjob": 404} {
+		resp, err := http.Get(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Fatalf("service shim %s: %d, want %d", u, resp.StatusCode, want)
+		}
 	}
 
 	// Profiles: bob gets viewer in team-a from its owner.
