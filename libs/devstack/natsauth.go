@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	natsserver "github.com/nats-io/nats-server/v2/server"
+	"golang.org/x/crypto/bcrypt"
 )
 
 // NATS users of the embedded server (NATS's own authorization, not Sluice code): anonymous clients are
@@ -40,9 +41,17 @@ var GatewayPublishSubjects = []string{
 
 func natsUsers() []*natsserver.User {
 	pw := natsPasswords()
+	// The server keeps bcrypt hashes only.
+	hash := func(p string) string {
+		h, err := bcrypt.GenerateFromPassword([]byte(p), bcrypt.MinCost)
+		if err != nil {
+			return p
+		}
+		return string(h)
+	}
 	return []*natsserver.User{
-		{Username: NATSServiceUser, Password: pw[0]},
-		{Username: NATSGatewayUser, Password: pw[1], Permissions: &natsserver.Permissions{
+		{Username: NATSServiceUser, Password: hash(pw[0])},
+		{Username: NATSGatewayUser, Password: hash(pw[1]), Permissions: &natsserver.Permissions{
 			Publish:   &natsserver.SubjectPermission{Allow: GatewayPublishSubjects},
 			Subscribe: &natsserver.SubjectPermission{Allow: []string{"_INBOX.>"}},
 		}},

@@ -54,7 +54,7 @@ func NewRoot(out, errw io.Writer) *cobra.Command {
 		server = DefaultServer
 	}
 	root.PersistentFlags().StringVar(&opts.Server, "server", server, "Sluice API URL (env SLUICE_SERVER)")
-	root.PersistentFlags().StringVar(&opts.Token, "api-token", "", "API token (env SLUICE_TOKEN; default: the `sluice login` token, else the sluice dev admin token)")
+	root.PersistentFlags().StringVar(&opts.Token, "api-token", "", "API token (env SLUICE_TOKEN; default: the token stored by sluice login, else the sluice dev admin token)")
 	root.AddCommand(newDevCmd(opts), newEventsCmd(opts), newVersionCmd(opts))
 	for _, add := range extraCommands {
 		root.AddCommand(add(opts))
