@@ -396,6 +396,14 @@ func TestCreateRejectsInvalidDocuments(t *testing.T) {
 	if code, _ := h.do("POST", "/apis/notebooks/v1/namespaces/team-b/notebooks", tokenA, notebooksv1.LocalNotebook{Name: "x", Image: "i"}); code != 403 {
 		t.Errorf("create in another namespace: %d, want 403", code)
 	}
+	code, b = h.do("POST", "/apis/notebooks/v1/namespaces/team-a/notebooks", tokenA, map[string]any{"name": "x", "image": "i", "bogus_field": 1})
+	if code != 400 || !strings.Contains(string(b), "bogus_field") {
+		t.Errorf("unknown field: %d %s", code, b)
+	}
+	code, b = h.do("POST", "/apis/notebooks/v1/namespaces/team-a/notebooks", tokenA, map[string]any{"name": "x", "image": strings.Repeat("i", app.MaxBodyBytes)})
+	if code != 413 || !strings.Contains(string(b), "1048576 bytes") {
+		t.Errorf("large body: %d %.200s", code, b)
+	}
 	if code, _ := h.do("GET", "/apis/notebooks/v1/namespaces/team-a/notebooks/absent", tokenA, nil); code != 404 {
 		t.Errorf("get absent: %d, want 404", code)
 	}

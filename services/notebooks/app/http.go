@@ -3,7 +3,6 @@ package app
 import (
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
@@ -21,6 +20,9 @@ import (
 )
 
 const apiPrefix = "/apis/notebooks/v1/namespaces/{ns}/notebooks"
+
+// MaxBodyBytes bounds a notebook document (1 MiB); a longer one is answered 413.
+const MaxBodyBytes = 1 << 20
 
 // Routes registers REST under /apis/notebooks/v1 and the proxy under /notebook/. Both need a Sluice token
 // granted the namespace: "Authorization: Bearer <token>", "?token=<token>" or the sluice-notebook-token cookie.
@@ -72,9 +74,9 @@ func (s *Service) authorized(h http.HandlerFunc) http.HandlerFunc {
 
 func (s *Service) handleCreate(w http.ResponseWriter, r *http.Request) {
 	ns := r.PathValue("ns")
-	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	body, err := platform.ReadBody(w, r, MaxBodyBytes)
 	if err != nil {
-		platform.WriteError(w, http.StatusBadRequest, err)
+		platform.WriteDecodeError(w, "create notebook", err)
 		return
 	}
 	nb, err := parseDocument(body, ns)
