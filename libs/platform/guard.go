@@ -114,27 +114,24 @@ func (g *Guard) Decide(r *http.Request, pattern string) Decision {
 	return d
 }
 
-// wrap puts the guard in front of mux.
-func (g *Guard) wrap(mux *http.ServeMux) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, pattern := mux.Handler(r)
-		d := g.Decide(r, pattern)
-		switch d.Code {
-		case 0:
-		case http.StatusUnauthorized:
-			w.Header().Set("WWW-Authenticate", `Bearer realm="sluice"`)
-			WriteError(w, d.Code, d.Err)
-			return
-		default:
-			WriteError(w, d.Code, d.Err)
-			return
-		}
-		r.Header.Del(auth.IdentityHeader)
-		if d.Rule.Scope != ScopePublic {
-			r = r.WithContext(auth.WithIdentity(auth.WithDecider(r.Context(), g.decider), d.Identity))
-		}
-		mux.ServeHTTP(w, r)
-	})
+// serve authorises r for the route pattern the mux matched, then serves it through mux.
+func (g *Guard) serve(mux *http.ServeMux, pattern string, w http.ResponseWriter, r *http.Request) {
+	d := g.Decide(r, pattern)
+	switch d.Code {
+	case 0:
+	case http.StatusUnauthorized:
+		w.Header().Set("WWW-Authenticate", `Bearer realm="sluice"`)
+		WriteError(w, d.Code, d.Err)
+		return
+	default:
+		WriteError(w, d.Code, d.Err)
+		return
+	}
+	r.Header.Del(auth.IdentityHeader)
+	if d.Rule.Scope != ScopePublic {
+		r = r.WithContext(auth.WithIdentity(auth.WithDecider(r.Context(), g.decider), d.Identity))
+	}
+	mux.ServeHTTP(w, r)
 }
 
 // PathValues returns the wildcard values of pattern (a ServeMux pattern, "[METHOD ]/path/{name}/...")

@@ -118,18 +118,17 @@ func NewHandler(hc HandlerConfig, svcs ...Service) http.Handler {
 			latency = are.ExistingCollector.(*prometheus.HistogramVec)
 		}
 	}
-	var inner http.Handler = mux
-	if hc.Guard != nil {
-		inner = hc.Guard.wrap(mux)
-	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		w.Header().Set("X-Content-Type-Options", "nosniff")
 		sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
-		inner.ServeHTTP(sw, r)
-		route := r.Pattern
-		if route == "" && hc.Guard != nil {
+		var route string
+		if hc.Guard != nil {
 			_, route = mux.Handler(r)
+			hc.Guard.serve(mux, route, sw, r)
+		} else {
+			mux.ServeHTTP(sw, r)
+			route = r.Pattern
 		}
 		if route == "" {
 			route = "unmatched"
