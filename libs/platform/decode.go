@@ -10,6 +10,8 @@ import (
 	"io"
 	"net/http"
 	"reflect"
+	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -57,7 +59,13 @@ func DecodeJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) erro
 // StrictJSON decodes one JSON document into v. A field v does not define fails with ErrUnknownField
 // naming its path ("spec.bogus_field", "items[2].name"); a value of the wrong type or trailing data fail
 // with ErrMalformed naming the path.
-func StrictJSON(b []byte, v any) error {
+func StrictJSON(b []byte, v any) error { return StrictJSONKeeping(b, v) }
+
+// StrictJSONKeeping is [StrictJSON] for Kubernetes-shaped documents: unknown fields under one of the keep
+// paths pass (e.g. "metadata", "spec.tfReplicaSpecs.*.template" for the pod templates Sluice does not
+// model). A keep path matches a field path segment by segment, "*" matching any one segment (a map key
+// such as a replica type); array indices are dropped first, so "containers.x" keeps "containers[3].x".
+func StrictJSONKeeping(b []byte, v any, keep ...string) error {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.UseNumber()
 	var doc any
@@ -67,7 +75,18 @@ func StrictJSON(b []byte, v any) error {
 	if dec.More() {
 		return fmt.Errorf("%w: data after the document", ErrMalformed)
 	}
-	if unknown := UnknownFields(doc, reflect.TypeOf(v)); len(unknown) > 0 {
+	unknown := UnknownFields(doc, reflect.TypeOf(v))
+	if len(keep) > 0 {
+		unknown = slices.DeleteFunc(unknown, func(p string) bool {
+			for _, k := range keep {
+				if keptBy(p, k) {
+					return true
+				}
+			}
+			return false
+		})
+	}
+	if len(unknown) > 0 {
 		return fmt.Errorf("%w %q (at %s)", ErrUnknownField, lastName(unknown[0]), strings.Join(unknown, ", "))
 	}
 	if err := json.Unmarshal(b, v); err != nil {
@@ -78,6 +97,32 @@ func StrictJSON(b []byte, v any) error {
 		return fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
 	return nil
+}
+
+// keptBy reports whether path lies under the keep pattern.
+func keptBy(path, pattern string) bool {
+	ps := strings.Split(indexRE.ReplaceAllString(path, ""), ".")
+	ks := strings.Split(pattern, ".")
+	if len(ps) < len(ks) {
+		return false
+	}
+	for i, k := range ks {
+		if k != "*" && k != ps[i] {
+			return false
+		}
+	}
+	return true
+}
+
+var indexRE = regexp.MustCompile(`\[[0-9]+\]`)
+
+// StrictYAMLKeeping is [StrictJSONKeeping] for a YAML (or JSON) document.
+func StrictYAMLKeeping(b []byte, v any, keep ...string) error {
+	j, err := yaml.YAMLToJSON(b)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	return StrictJSONKeeping(j, v, keep...)
 }
 
 // StrictYAML decodes a YAML (or JSON) document into v with the rules of [StrictJSON].

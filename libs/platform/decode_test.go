@@ -94,3 +94,16 @@ func TestPageTokens(t *testing.T) {
 		}
 	}
 }
+
+func TestStrictKeepingPassesKubernetesFields(t *testing.T) {
+	t.Parallel()
+	var d doc
+	in := `{"kind":"TFJob","metadata":{"name":"a","uid":"u","labels":{"x":"y"}},"spec":{"items":[{"name":"a","template":{"spec":{"volumes":[]}}}]}}`
+	if err := platform.StrictJSONKeeping([]byte(in), &d, "metadata", "spec.items.template"); err != nil {
+		t.Fatalf("kept fields refused: %v", err)
+	}
+	bad := `{"kind":"TFJob","bogus_field":1,"metadata":{"name":"a","uid":"u"}}`
+	if err := platform.StrictJSONKeeping([]byte(bad), &d, "metadata"); !errors.Is(err, platform.ErrUnknownField) || !strings.Contains(err.Error(), "bogus_field") {
+		t.Fatalf("top-level unknown field: %v", err)
+	}
+}
