@@ -30,8 +30,11 @@ import (
 type Stack struct {
 	// DataDir is the absolute data directory.
 	DataDir string
-	// NATSURL is the NATS client URL, e.g. "nats://127.0.0.1:4222".
+	// NATSURL is the NATS client URL of the services, with their credentials, e.g.
+	// "nats://sluice-service:<password>@127.0.0.1:4222" (see natsauth.go).
 	NATSURL string
+	// NATSGatewayURL is the NATS client URL of the event gateway: it may publish request types only.
+	NATSGatewayURL string
 	// TemporalAddress is the Temporal frontend gRPC "host:port".
 	TemporalAddress string
 	// TemporalUIURL is the Temporal Web UI base URL, e.g. "http://127.0.0.1:8233".
@@ -106,7 +109,7 @@ func Start(ctx context.Context, cfg Config) (*Stack, error) {
 	if err := errors.Join(natsErr, temporalErr, s3Err); err != nil {
 		return nil, errors.Join(fmt.Errorf("devstack: start: %w", err), s.Close())
 	}
-	s.NATSURL = s.nats.ClientURL()
+	s.NATSURL, s.NATSGatewayURL = natsClientURLs(s.nats.ClientURL()) // natsauth.go
 	log.InfoContext(ctx, "devstack ready",
 		"data_dir", s.DataDir, "nats_url", s.NATSURL, "temporal_address", s.TemporalAddress,
 		"temporal_ui_url", s.TemporalUIURL, "s3_endpoint", s.S3Endpoint,

@@ -29,6 +29,7 @@ func startNATS(dataDir string, port int, log *slog.Logger) (*natsserver.Server, 
 		StoreDir:   filepath.Join(dataDir, "nats"),
 		NoSigs:     true,
 		// No HTTP monitoring, no cluster, no leafnodes: loopback clients only.
+		Users: natsUsers(), // see natsauth.go
 	}
 	ns, err := natsserver.NewServer(opts)
 	if err != nil {

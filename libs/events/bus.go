@@ -11,7 +11,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// DuplicateWindow is how long a stream remembers message ids (Nats-Msg-Id = CE id) to drop re-publishes.
+// DuplicateWindow is how long a stream remembers message ids (Nats-Msg-Id = [MsgID]: the CE source and id)
+// to drop re-publishes.
 const DuplicateWindow = 10 * time.Minute
 
 // Bus publishes and consumes Sluice events on NATS JetStream.
@@ -82,8 +83,15 @@ func (b *Bus) EnsureStreams(ctx context.Context) error {
 	return nil
 }
 
-// Publish writes ev durably on SubjectFor(ev.Type()) and waits for the stream's ack. The message id is the
-// CE id, so a re-publish within DuplicateWindow is dropped by the server and reported here as success.
+// MsgID is the JetStream message id of ev: its identity as CloudEvents 1.0 defines it, source and id
+// (length-prefixed so no two pairs collide). Two events with the same id from different sources are both kept.
+func MsgID(ev Event) string {
+	return fmt.Sprintf("%d:%s%s", len(ev.Source()), ev.Source(), ev.ID())
+}
+
+// Publish writes ev durably on SubjectFor(ev.Type()) and waits for the stream's ack. The message id is
+// [MsgID] (source + id), so a re-publish within DuplicateWindow is dropped by the server and reported here
+// as success.
 func (b *Bus) Publish(ctx context.Context, ev Event) error {
 	return b.PublishOn(ctx, SubjectFor(ev.Type()), ev)
 }
@@ -94,7 +102,7 @@ func (b *Bus) PublishOn(ctx context.Context, subj string, ev Event) error {
 	if err != nil {
 		return err
 	}
-	ack, err := b.js.PublishMsg(ctx, msg, jetstream.WithMsgID(ev.ID()))
+	ack, err := b.js.PublishMsg(ctx, msg, jetstream.WithMsgID(MsgID(ev)))
 	if err != nil {
 		return fmt.Errorf("events: publish %s %s: %w", ev.Type(), ev.ID(), err)
 	}
@@ -115,7 +123,7 @@ func (b *Bus) PublishAll(ctx context.Context, evs []Event) error {
 			errs = append(errs, err)
 			continue
 		}
-		f, err := b.js.PublishMsgAsync(msg, jetstream.WithMsgID(evs[i].ID()))
+		f, err := b.js.PublishMsgAsync(msg, jetstream.WithMsgID(MsgID(evs[i])))
 		if err != nil {
 			errs = append(errs, fmt.Errorf("events: publish %s: %w", evs[i].ID(), err))
 			continue
@@ -141,7 +149,7 @@ func (b *Bus) PublishAsync(ctx context.Context, ev Event) (wait func(context.Con
 	if err != nil {
 		return func(context.Context) error { return err }
 	}
-	f, err := b.js.PublishMsgAsync(msg, jetstream.WithMsgID(ev.ID()))
+	f, err := b.js.PublishMsgAsync(msg, jetstream.WithMsgID(MsgID(ev)))
 	if err != nil {
 		return func(context.Context) error { return fmt.Errorf("events: publish %s: %w", ev.ID(), err) }
 	}

@@ -84,7 +84,7 @@ func TestRoundTripBinaryMode(t *testing.T) {
 	require.Equal(t, "1.0", m.Header.Get("ce-specversion"))
 	require.Equal(t, events.PipelineRunRequestedV1, m.Header.Get("ce-type"))
 	require.Equal(t, "application/json", m.Header.Get("content-type"))
-	require.Equal(t, ev.ID(), m.Header.Get(jetstream.MsgIDHeader))
+	require.Equal(t, events.MsgID(ev), m.Header.Get(jetstream.MsgIDHeader), "identity is source + id")
 	require.JSONEq(t, `{"n":7,"text":"héllo \"x\"\n"}`, string(m.Data))
 
 	got, err := events.Decode(t.Context(), m.Header, m.Data)

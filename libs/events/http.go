@@ -2,12 +2,18 @@ package events
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
 
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
+
+	"github.com/sluice-ml/sluice/libs/auth"
 )
+
+// MaxPublishBytes bounds a published event's HTTP body (1 MiB); a longer one is answered 413.
+const MaxPublishBytes = 1 << 20
 
 // HTTP paths of the event gateway (hosted by `sluice dev` and by any service binary that mounts it).
 const (
@@ -32,7 +38,13 @@ func writeErr(w http.ResponseWriter, code int, err error) {
 }
 
 func (b *Bus) servePublish(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, MaxPublishBytes)
 	ev, err := cehttp.NewEventFromHTTPRequest(r)
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		writeErr(w, http.StatusRequestEntityTooLarge, fmt.Errorf("publish: the event is larger than %d bytes", MaxPublishBytes))
+		return
+	}
 	if err != nil {
 		writeErr(w, http.StatusBadRequest, fmt.Errorf("not a CloudEvent: %w", err))
 		return
@@ -43,6 +55,19 @@ func (b *Bus) servePublish(w http.ResponseWriter, r *http.Request) {
 	}
 	if err := ValidateType(ev.Type()); err != nil {
 		writeErr(w, http.StatusBadRequest, fmt.Errorf("type: %w", err))
+		return
+	}
+	// Outside callers may publish request types only, into namespaces they may write; services publish
+	// internal types over NATS (whose own permissions enforce the same split for the bus).
+	if id, ok := auth.FromContext(r.Context()); ok {
+		if !id.Service && !IsRequestType(ev.Type()) {
+			writeErr(w, http.StatusForbidden, fmt.Errorf("publish: type %q is internal to Sluice; callers may publish request types (io.sluice.<domain>.<entity>.requested.v<major>) only", ev.Type()))
+			return
+		}
+		SetAuthContext(ev, id)
+	}
+	if ns := Namespace(*ev); !auth.Allowed(r.Context(), ns, auth.RoleContributor) {
+		writeErr(w, http.StatusForbidden, fmt.Errorf("publish: not allowed to write in namespace %q", ns))
 		return
 	}
 	if err := b.Publish(r.Context(), *ev); err != nil {
@@ -56,6 +81,7 @@ func (b *Bus) servePublish(w http.ResponseWriter, r *http.Request) {
 
 func (b *Bus) serveTail(w http.ResponseWriter, r *http.Request) {
 	all, _ := strconv.ParseBool(r.URL.Query().Get("all"))
+	ctx := r.Context()
 	flusher, _ := w.(http.Flusher)
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	w.WriteHeader(http.StatusOK)
@@ -65,9 +91,16 @@ func (b *Bus) serveTail(w http.ResponseWriter, r *http.Request) {
 	enc := json.NewEncoder(w)
 	err := b.Tail(r.Context(), r.URL.Query().Get("type"), all, func(rc Received) {
 		if rc.Err != nil {
+			if !auth.Allowed(ctx, DefaultNamespace, auth.RoleOwner) {
+				return
+			}
 			_ = enc.Encode(map[string]any{"stream": rc.Stream, "sequence": rc.Sequence, "subject": rc.Subject, "error": rc.Err.Error()})
 		} else {
+			if !auth.Allowed(ctx, Namespace(rc.Event), auth.RoleViewer) {
+				return
+			}
 			ev := rc.Event.Clone()
+			forJSON(&ev)
 			ev.SetExtension("stream", rc.Stream)
 			ev.SetExtension("sequence", strconv.FormatUint(rc.Sequence, 10))
 			_ = enc.Encode(ev)

@@ -14,6 +14,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/sluice-ml/sluice/libs/artifacts"
+	"github.com/sluice-ml/sluice/libs/auth"
 	"github.com/sluice-ml/sluice/libs/events"
 	"github.com/sluice-ml/sluice/libs/workflow"
 )
@@ -33,6 +34,9 @@ type Deps struct {
 	// Getenv reads service-specific variables (os.Getenv in a binary); services never call os.Getenv.
 	Getenv  func(string) string
 	closers []func()
+
+	guard    *Guard
+	profiles *auth.Profiles
 }
 
 // Close releases what Connect opened.
@@ -126,8 +130,22 @@ func Main(name string, build Builder) int {
 		log.Error("start service", "err", err)
 		return 1
 	}
+	// Every request needs a credential: the signed identity header of the gateway in front, or a token
+	// of SLUICE_AUTH_TOKENS (or an OIDC ID token); /metrics is open only on SLUICE_ADMIN_ADDR.
+	if err := deps.EnableAuth(ctx, auth.ConfigFromEnv(os.Getenv)); err != nil {
+		log.Error("auth", "err", err)
+		return 2
+	}
+	if addr := os.Getenv("SLUICE_ADMIN_ADDR"); addr != "" {
+		go func() {
+			if err := ListenAndServe(ctx, addr, AdminHandler(deps.Metrics), log); err != nil {
+				log.Error("admin http", "err", err)
+			}
+		}()
+	}
 	log.Info("serving", "addr", cfg.HTTPAddr)
-	if err := ListenAndServe(ctx, cfg.HTTPAddr, Handler(deps.Metrics, log, deps.Checks(), svc), log); err != nil {
+	h := NewHandler(HandlerConfig{Registry: deps.Metrics, Log: log, Checks: deps.Checks(), Guard: deps.Guard()}, svc, AuthService(deps))
+	if err := ListenAndServe(ctx, cfg.HTTPAddr, h, log); err != nil {
 		log.Error("http", "err", err)
 		return 1
 	}

@@ -53,6 +53,23 @@ func NewRegistry() *prometheus.Registry {
 // /readyz (every check and service is ready; 503 listing what is not) and /metrics, all wrapped in a
 // request counter and latency histogram labelled by route pattern.
 func Handler(reg *prometheus.Registry, log *slog.Logger, checks map[string]func(context.Context) error, svcs ...Service) http.Handler {
+	return NewHandler(HandlerConfig{Registry: reg, Log: log, Checks: checks}, svcs...)
+}
+
+// HandlerConfig configures [NewHandler].
+type HandlerConfig struct {
+	Registry *prometheus.Registry
+	Log      *slog.Logger
+	Checks   map[string]func(context.Context) error
+	// Guard authenticates and authorises every request ([Deps.EnableAuth]); nil serves without (service
+	// unit tests only: every process that listens for users has a guard).
+	Guard *Guard
+}
+
+// NewHandler is [Handler] with a guard in front of every route. Every answer carries
+// X-Content-Type-Options: nosniff.
+func NewHandler(hc HandlerConfig, svcs ...Service) http.Handler {
+	reg, checks := hc.Registry, hc.Checks
 	mux := http.NewServeMux()
 	for _, s := range svcs {
 		s.Routes(mux)
@@ -103,15 +120,32 @@ func Handler(reg *prometheus.Registry, log *slog.Logger, checks map[string]func(
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
+		w.Header().Set("X-Content-Type-Options", "nosniff")
 		sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
-		mux.ServeHTTP(sw, r)
-		route := r.Pattern
+		var route string
+		if hc.Guard != nil {
+			_, route = mux.Handler(r)
+			hc.Guard.serve(mux, route, sw, r)
+		} else {
+			mux.ServeHTTP(sw, r)
+			route = r.Pattern
+		}
 		if route == "" {
 			route = "unmatched"
 		}
 		requests.WithLabelValues(route, strconv.Itoa(sw.code)).Inc()
 		latency.WithLabelValues(route).Observe(time.Since(start).Seconds())
 	})
+}
+
+// AdminHandler serves /metrics without a credential, for a separate admin port that only operators reach.
+func AdminHandler(reg *prometheus.Registry) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	return mux
 }
 
 // statusWriter records the status code; it passes Flush and Hijack through (streaming and WebSockets).

@@ -31,6 +31,9 @@ type LocalConfig struct {
 	GracePeriod time.Duration
 	// Environ returns the host environment used by Spec.InheritEnv (default os.Environ).
 	Environ func() []string
+	// LedgerDir records the process groups this Local runs, so a later Local (after the host process was
+	// killed, even with SIGKILL) ends every process they left (default: DefaultLedgerDir).
+	LedgerDir string
 }
 
 // Local runs programs as host processes, like kfp.local's subprocess runner: Spec.Image is recorded
@@ -42,6 +45,7 @@ type LocalConfig struct {
 // child only). Mounts are accepted only when HostPath equals ContainerPath; Labels are ignored.
 type Local struct {
 	cfg     LocalConfig
+	ledger  *groupLedger
 	mu      sync.Mutex
 	running map[string]struct{}
 }
@@ -54,7 +58,9 @@ func NewLocal(cfg LocalConfig) *Local {
 	if cfg.Environ == nil {
 		cfg.Environ = os.Environ
 	}
-	return &Local{cfg: cfg, running: map[string]struct{}{}}
+	l := &Local{cfg: cfg, running: map[string]struct{}{}, ledger: openLedger(cfg.LedgerDir)}
+	l.ledger.killOrphans()
+	return l
 }
 
 // Name returns "local".
@@ -82,6 +88,11 @@ func (l *Local) Start(ctx context.Context, s Spec) (Process, error) {
 		SysProcAttr: &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL},
 		WaitDelay:   l.cfg.GracePeriod,
 	}
+	if s.RunAs != nil {
+		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: s.RunAs.UID, Gid: s.RunAs.GID, NoSetGroups: false, Groups: []uint32{}}
+	}
+	marker := groupMarker()
+	cmd.Env = append(cmd.Env, groupEnv+"="+marker)
 
 	l.mu.Lock()
 	if _, ok := l.running[s.Name]; ok {
@@ -101,7 +112,8 @@ func (l *Local) Start(ctx context.Context, s Spec) (Process, error) {
 		return nil, fmt.Errorf("runtime: start %s: %w", s.Name, err)
 	}
 	p := &localProcess{cmd: cmd, pid: cmd.Process.Pid, done: make(chan struct{}), exited: make(chan struct{})}
-	go p.reap(release)
+	forget := l.ledger.record(p.pid, marker)
+	go p.reap(func() { forget(); release() })
 	go p.watch(ctx, l.cfg.GracePeriod)
 	return p, nil
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -20,6 +21,9 @@ import (
 var probe string
 
 func TestMain(m *testing.M) {
+	if os.Getenv("SLUICE_ORPHAN_HELPER_LEDGER") != "" {
+		os.Exit(m.Run()) // the helper process of TestLocalKillsOrphansOfDeadOwner needs no probe
+	}
 	dir, err := os.MkdirTemp("", "runtime-probe-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -85,6 +89,10 @@ func TestLocalEnvironment(t *testing.T) {
 			t.Fatalf("status %+v", st)
 		}
 		got := envOf(t, out)
+		if got["SLUICE_PROCESS_GROUP"] == "" {
+			t.Fatalf("env = %v: no process-group marker", got)
+		}
+		delete(got, "SLUICE_PROCESS_GROUP") // the crash-recovery marker (localgroups.go)
 		want := map[string]string{"PATH": runtime.DefaultPath, "SHARED": "spec"}
 		if len(got) != len(want) || got["PATH"] != want["PATH"] || got["SHARED"] != want["SHARED"] {
 			t.Fatalf("env = %v, want %v", got, want)
@@ -263,4 +271,74 @@ func TestStatusFromCode(t *testing.T) {
 	if got := runtime.StatusFromCode(143, true); got.Reason != runtime.ReasonCanceled {
 		t.Errorf("canceled 143 reason = %q", got.Reason)
 	}
+}
+
+// TestLocalKillsOrphansOfDeadOwner is the kind of security/orphan-grandchild-step and
+// training/ps-orphan-after-crash: a program's grandchild (still in the program's process group) outlives
+// a host process killed with SIGKILL; the next Local on the machine ends it before running anything.
+func TestLocalKillsOrphansOfDeadOwner(t *testing.T) {
+	t.Parallel()
+	if _, err := exec.LookPath("sh"); err != nil {
+		t.Skip("no sh")
+	}
+	ledger := t.TempDir()
+	pidFile := filepath.Join(t.TempDir(), "grandchild.pid")
+	// A helper process plays the service: it starts "sh -c 'sleep 300 & echo $! > pidFile; wait'" with
+	// a Local on the ledger, then is killed with SIGKILL.
+	helper := exec.Command(os.Args[0], "-test.run=^TestLocalOrphanHelper$")
+	helper.Env = append(os.Environ(), "SLUICE_ORPHAN_HELPER_LEDGER="+ledger, "SLUICE_ORPHAN_HELPER_PIDFILE="+pidFile)
+	if err := helper.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var gpid int
+	deadline := time.Now().Add(60 * time.Second)
+	for gpid == 0 {
+		if time.Now().After(deadline) {
+			_ = helper.Process.Kill()
+			t.Fatal("grandchild never started")
+		}
+		if b, err := os.ReadFile(pidFile); err == nil && strings.HasSuffix(string(b), "\n") {
+			gpid, _ = strconv.Atoi(strings.TrimSpace(string(b)))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	_ = helper.Process.Signal(syscall.SIGKILL)
+	_ = helper.Wait()
+	// The leader got its parent-death signal; the grandchild lives on, re-parented.
+	if err := syscall.Kill(gpid, 0); err != nil {
+		t.Fatalf("grandchild %d already gone before recovery: %v", gpid, err)
+	}
+	runtime.NewLocal(runtime.LocalConfig{LedgerDir: ledger})
+	deadline = time.Now().Add(30 * time.Second)
+	for alive(gpid) {
+		if time.Now().After(deadline) {
+			_ = syscall.Kill(gpid, syscall.SIGKILL)
+			t.Fatalf("grandchild %d still runs after a new Local recovered the ledger", gpid)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// alive reports whether pid runs (a zombie counts as gone).
+func alive(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	return i > 0 && len(s) > i+2 && s[i+2] != 'Z'
+}
+
+func TestLocalOrphanHelper(t *testing.T) {
+	ledger, pidFile := os.Getenv("SLUICE_ORPHAN_HELPER_LEDGER"), os.Getenv("SLUICE_ORPHAN_HELPER_PIDFILE")
+	if ledger == "" {
+		t.Skip("helper process of TestLocalKillsOrphansOfDeadOwner")
+	}
+	rt := runtime.NewLocal(runtime.LocalConfig{LedgerDir: ledger})
+	p, err := rt.Start(context.Background(), runtime.Spec{Name: "orphan-probe", Command: []string{"sh", "-c", `sleep 300 & echo $! > "$0.tmp" && mv "$0.tmp" "$0"; wait`}, Args: []string{pidFile}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = p.Wait(context.Background())
 }

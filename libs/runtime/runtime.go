@@ -69,6 +69,14 @@ type Spec struct {
 	Mounts []Mount
 	// Labels are attached to the container or pod (Kubernetes label rules apply there). Local ignores them.
 	Labels map[string]string
+	// RunAs, for Local, runs the program as this Unix user and group (the host process must be root);
+	// nil keeps the host process's. See [EnsureUser] for per-namespace users.
+	RunAs *Credential
+}
+
+// Credential is a Unix user and group id.
+type Credential struct {
+	UID, GID uint32
 }
 
 // Mount binds a host directory (or file) into a container.

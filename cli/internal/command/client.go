@@ -13,12 +13,20 @@ import (
 
 // apiClient calls a Sluice API server.
 type apiClient struct {
-	base string
-	http *http.Client
+	base  string
+	token string
+	http  *http.Client
 }
 
 func (o *Options) client() *apiClient {
-	return &apiClient{base: strings.TrimRight(o.Server, "/"), http: &http.Client{Timeout: 60 * time.Second}}
+	return &apiClient{base: strings.TrimRight(o.Server, "/"), token: o.token(), http: &http.Client{Timeout: 60 * time.Second}}
+}
+
+// authorize adds the bearer token unless the request has an Authorization header already.
+func (c *apiClient) authorize(req *http.Request) {
+	if c.token != "" && req.Header.Get("Authorization") == "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
 }
 
 // apiError is a non-2xx answer; Body holds the server's {"error": ...} text.
@@ -59,6 +67,7 @@ func (c *apiClient) do(ctx context.Context, method, path string, hdr http.Header
 	for k, v := range hdr {
 		req.Header[k] = v
 	}
+	c.authorize(req)
 	if rd != nil && req.Header.Get("Content-Type") == "" {
 		req.Header.Set("Content-Type", "application/json")
 	}
@@ -91,6 +100,7 @@ func (c *apiClient) stream(ctx context.Context, path string) (io.ReadCloser, err
 	if err != nil {
 		return nil, err
 	}
+	c.authorize(req)
 	resp, err := (&http.Client{}).Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("cannot reach the Sluice API at %s: %w", c.base, err)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"syscall"
@@ -14,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sluice-ml/sluice/libs/devstack"
+	"github.com/sluice-ml/sluice/libs/events"
 	"github.com/sluice-ml/sluice/libs/platform"
 )
 
@@ -39,7 +41,7 @@ type DevEnv struct {
 
 func newDevCmd(o *Options) *cobra.Command {
 	cfg := devstack.DefaultConfig()
-	var httpAddr, logLevel, runtimeKind string
+	var httpAddr, adminAddr, logLevel, runtimeKind string
 	var quickstart bool
 	cmd := &cobra.Command{
 		Use:   "dev",
@@ -71,17 +73,32 @@ Stop it with Ctrl-C; a second start reuses the data.`,
 				return usageError(err)
 			}
 			// Services that call the gateway (e.g. pipelines submitting training jobs) learn its address.
+			var internalEnv map[string]string // set once auth is up (devauth.go)
 			getenv := func(k string) string {
-				if v := os.Getenv(k); v != "" || k != "SLUICE_HTTP_ADDR" {
+				if v := os.Getenv(k); v != "" {
 					return v
 				}
-				return httpAddr
+				if v, ok := internalEnv[k]; ok {
+					return v
+				}
+				if k == "SLUICE_HTTP_ADDR" {
+					return httpAddr
+				}
+				return ""
 			}
 			deps, err := platform.Connect(ctx, pcfg, "dev", log, getenv)
 			if err != nil {
 				return err
 			}
 			defer deps.Close()
+			adminToken, err := enableDevAuth(ctx, deps, stack.DataDir)
+			if err != nil {
+				return err
+			}
+			var apiHandler serviceHandler
+			if internalEnv, err = startServiceShims(ctx, deps, &apiHandler, log); err != nil {
+				return err
+			}
 			var svcs []platform.Service
 			for _, build := range devServices {
 				svc, err := build(ctx, deps)
@@ -98,18 +115,34 @@ Stop it with Ctrl-C; a second start reuses the data.`,
 			if err != nil {
 				return fmt.Errorf("--http-addr: %w", err)
 			}
-			h := platform.Handler(deps.Metrics, log, deps.Checks(), append(svcs, busService{deps})...)
+			// The event gateway talks to NATS as a user that may publish request types only (devstack natsauth.go).
+			gwBus, err := events.Connect(ctx, stack.NATSGatewayURL, "sluice-event-gateway", log)
+			if err != nil {
+				return err
+			}
+			defer gwBus.Close()
+			h := platform.NewHandler(platform.HandlerConfig{Registry: deps.Metrics, Log: log, Checks: deps.Checks(), Guard: deps.Guard()},
+				append(svcs, busService{gwBus}, platform.AuthService(deps))...)
+			apiHandler.set(h)
+			if adminAddr != "" {
+				aln, err := net.Listen("tcp", adminAddr)
+				if err != nil {
+					return fmt.Errorf("--admin-addr: %w", err)
+				}
+				go func() { _ = platform.ServeListener(ctx, aln, platform.AdminHandler(deps.Metrics), log) }()
+			}
 			env := DevEnv{
 				API: "http://" + ln.Addr().String(), TemporalUI: stack.TemporalUIURL, Temporal: stack.TemporalAddress,
 				NATS: stack.NATSURL, S3Endpoint: stack.S3Endpoint, S3AccessKey: stack.S3AccessKey,
 				S3SecretKey: stack.S3SecretKey, S3Bucket: stack.S3Bucket, DataDir: stack.DataDir, Namespace: stack.Namespace,
 			}
 			printDevEnv(o, env, time.Since(start))
+			printDevAuth(o, stack.DataDir, adminToken, runtimeKind)
 			errc := make(chan error, 1)
 			go func() { errc <- platform.ServeListener(ctx, ln, h, log) }()
 			if quickstart {
 				for _, hook := range devHooks {
-					if err := hook(ctx, &Options{Server: env.API, Out: o.Out, Err: o.Err}, env); err != nil {
+					if err := hook(ctx, &Options{Server: env.API, Token: adminToken, Out: o.Out, Err: o.Err}, env); err != nil {
 						log.Error("quickstart failed", "err", err)
 						fmt.Fprintf(o.Err, "quickstart failed: %v\n", err)
 					}
@@ -126,6 +159,7 @@ Stop it with Ctrl-C; a second start reuses the data.`,
 	f := cmd.Flags()
 	f.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "where all state lives (NATS, Temporal, S3, services)")
 	f.StringVar(&httpAddr, "http-addr", "127.0.0.1:8080", "address of the one API port hosting every service")
+	f.StringVar(&adminAddr, "admin-addr", "", "address of the admin port serving /metrics without a token (empty: none; on the API port /metrics needs an admin token)")
 	f.IntVar(&cfg.NATSPort, "nats-port", cfg.NATSPort, "NATS port (0 = random)")
 	f.IntVar(&cfg.TemporalPort, "temporal-port", cfg.TemporalPort, "Temporal frontend port (0 = random)")
 	f.IntVar(&cfg.TemporalUIPort, "temporal-ui-port", cfg.TemporalUIPort, "Temporal Web UI port (0 = random)")
@@ -146,14 +180,22 @@ func printDevEnv(o *Options, e DevEnv, took time.Duration) {
   S3 endpoint          %s  bucket %s  access key %s  secret key %s
   Data dir             %s
 Press Ctrl-C to stop; data survives restarts.
-`, took.Seconds(), e.API, e.API, e.TemporalUI, e.Namespace, e.Temporal, e.NATS, e.S3Endpoint, e.S3Bucket, e.S3AccessKey, e.S3SecretKey, e.DataDir)
+`, took.Seconds(), e.API, e.API, e.TemporalUI, e.Namespace, e.Temporal, redacted(e.NATS), e.S3Endpoint, e.S3Bucket, e.S3AccessKey, e.S3SecretKey, e.DataDir)
 }
 
 // busService hosts the event gateway (publish/tail over HTTP) next to the services.
-type busService struct{ d *platform.Deps }
+type busService struct{ bus *events.Bus }
 
 func (b busService) Name() string                { return "events" }
-func (b busService) Routes(mux *http.ServeMux)   { b.d.Bus.Routes(mux) }
+func (b busService) Routes(mux *http.ServeMux)   { b.bus.Routes(mux) }
 func (b busService) Start(context.Context) error { return nil }
 func (b busService) Ready(context.Context) error { return nil }
 func (b busService) Close() error                { return nil }
+
+// redacted hides the password of a URL.
+func redacted(s string) string {
+	if u, err := url.Parse(s); err == nil {
+		return u.Redacted()
+	}
+	return s
+}

@@ -28,6 +28,7 @@ type notebookOptions struct {
 	namespace string
 	token     string
 	dataDir   string
+	o         *Options
 }
 
 // authToken returns --token, else $SLUICE_TOKEN, else the token `sluice dev` generated in its data dir.
@@ -47,7 +48,10 @@ func (n *notebookOptions) authToken() (string, error) {
 	}
 	b, err := os.ReadFile(notebooksapp.DevTokenPath(dir))
 	if err != nil {
-		return "", usageError(fmt.Errorf("no API token: pass --token, set SLUICE_TOKEN, or run from the directory of `sluice dev` (looked for %s)", notebooksapp.DevTokenPath(dir)))
+		if t := n.o.token(); t != "" {
+			return t, nil
+		}
+		return "", usageError(fmt.Errorf("no API token: pass --token, set SLUICE_TOKEN, run `sluice login`, or run from the directory of `sluice dev` (looked for %s)", notebooksapp.DevTokenPath(dir)))
 	}
 	return strings.TrimSpace(string(b)), nil
 }
@@ -69,7 +73,7 @@ func (n *notebookOptions) path(name string) string {
 }
 
 func newNotebookCmd(o *Options) *cobra.Command {
-	n := &notebookOptions{}
+	n := &notebookOptions{o: o}
 	cmd := &cobra.Command{
 		Use:     "notebook",
 		Aliases: []string{"notebooks", "nb"},

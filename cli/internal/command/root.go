@@ -31,8 +31,11 @@ func usageError(err error) error { return &ExitError{Code: 2, Err: err} }
 // Options are the global flags.
 type Options struct {
 	Server string
-	Out    io.Writer
-	Err    io.Writer
+	// Token is the API token sent with every request (--token; else SLUICE_TOKEN, the `sluice login`
+	// file, or the admin token of a `sluice dev` data dir: see [Options.token]).
+	Token string
+	Out   io.Writer
+	Err   io.Writer
 }
 
 // NewRoot builds the command tree.
@@ -51,6 +54,7 @@ func NewRoot(out, errw io.Writer) *cobra.Command {
 		server = DefaultServer
 	}
 	root.PersistentFlags().StringVar(&opts.Server, "server", server, "Sluice API URL (env SLUICE_SERVER)")
+	root.PersistentFlags().StringVar(&opts.Token, "api-token", "", "API token (env SLUICE_TOKEN; default: the token stored by sluice login, else the sluice dev admin token)")
 	root.AddCommand(newDevCmd(opts), newEventsCmd(opts), newVersionCmd(opts))
 	for _, add := range extraCommands {
 		root.AddCommand(add(opts))

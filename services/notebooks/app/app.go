@@ -109,7 +109,7 @@ func New(ctx context.Context, d *platform.Deps) (*Service, error) {
 		}
 		s.devToken, s.tokens = tok, access.Single(tok)
 		log.WarnContext(ctx, "SLUICE_NOTEBOOKS_TOKENS not set: using a generated token for every namespace (fine for sluice dev only)",
-			"token", tok, "token_file", DevTokenPath(d.DataDir))
+			"token_file", DevTokenPath(d.DataDir))
 	}
 	return s, nil
 }

@@ -82,6 +82,7 @@ func newDeps(t testing.TB, stack *devstack.Stack, dataDir string, env map[string
 func start(t testing.TB, dataDir string, env map[string]string) *harness {
 	t.Helper()
 	stack := devstacktest.Stack(t)
+	allowTraverse(t, dataDir)
 	if env["SLUICE_NOTEBOOKS_TOKENS"] == "" {
 		env["SLUICE_NOTEBOOKS_TOKENS"] = tokenA + "=team-a;" + tokenB + "=team-b"
 	}
@@ -395,6 +396,14 @@ func TestCreateRejectsInvalidDocuments(t *testing.T) {
 	if code, _ := h.do("POST", "/apis/notebooks/v1/namespaces/team-b/notebooks", tokenA, notebooksv1.LocalNotebook{Name: "x", Image: "i"}); code != 403 {
 		t.Errorf("create in another namespace: %d, want 403", code)
 	}
+	code, b = h.do("POST", "/apis/notebooks/v1/namespaces/team-a/notebooks", tokenA, map[string]any{"name": "x", "image": "i", "bogus_field": 1})
+	if code != 400 || !strings.Contains(string(b), "bogus_field") {
+		t.Errorf("unknown field: %d %s", code, b)
+	}
+	code, b = h.do("POST", "/apis/notebooks/v1/namespaces/team-a/notebooks", tokenA, map[string]any{"name": "x", "image": strings.Repeat("i", app.MaxBodyBytes)})
+	if code != 413 || !strings.Contains(string(b), "1048576 bytes") {
+		t.Errorf("large body: %d %.200s", code, b)
+	}
 	if code, _ := h.do("GET", "/apis/notebooks/v1/namespaces/team-a/notebooks/absent", tokenA, nil); code != 404 {
 		t.Errorf("get absent: %d, want 404", code)
 	}
@@ -613,5 +622,25 @@ func rejectionOf(id string) func(events.Event) bool {
 		var r notebooksv1.Rejection
 		_ = ev.DataAs(&r)
 		return r.RequestID == id
+	}
+}
+
+// allowTraverse lets other users walk through dir and its parents (t.TempDir is 0700): as root the
+// servers run as per-namespace users, which must reach their own directories under dir.
+func allowTraverse(t testing.TB, dir string) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		return
+	}
+	for d := dir; d != filepath.Dir(d); d = filepath.Dir(d) {
+		fi, err := os.Stat(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm()&0o001 == 0 {
+			if err := os.Chmod(d, fi.Mode().Perm()|0o001); err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
 }

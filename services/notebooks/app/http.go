@@ -3,7 +3,6 @@ package app
 import (
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/sluice-ml/sluice/libs/auth"
 	"github.com/sluice-ml/sluice/libs/platform"
 	"github.com/sluice-ml/sluice/services/notebooks/api/notebooksv1"
 	"github.com/sluice-ml/sluice/services/notebooks/internal/access"
@@ -20,6 +20,9 @@ import (
 )
 
 const apiPrefix = "/apis/notebooks/v1/namespaces/{ns}/notebooks"
+
+// MaxBodyBytes bounds a notebook document (1 MiB); a longer one is answered 413.
+const MaxBodyBytes = 1 << 20
 
 // Routes registers REST under /apis/notebooks/v1 and the proxy under /notebook/. Both need a Sluice token
 // granted the namespace: "Authorization: Bearer <token>", "?token=<token>" or the sluice-notebook-token cookie.
@@ -48,8 +51,15 @@ func (s *Service) Routes(mux *http.ServeMux) {
 
 // authorized checks the caller's token against the {ns} of the path: 401 without a known token, 403 when
 // the token is not granted the namespace.
+//
+// Behind the platform gateway (every process that listens: `sluice dev` and the service binary) the
+// gateway has authorised the route already, with the same rule, and this check steps aside.
 func (s *Service) authorized(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		if _, ok := auth.FromContext(r.Context()); ok {
+			h(w, r)
+			return
+		}
 		tok, _ := access.Presented(r)
 		switch s.tokens.Check(tok, r.PathValue("ns")) {
 		case http.StatusOK:
@@ -65,9 +75,9 @@ func (s *Service) authorized(h http.HandlerFunc) http.HandlerFunc {
 
 func (s *Service) handleCreate(w http.ResponseWriter, r *http.Request) {
 	ns := r.PathValue("ns")
-	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	body, err := platform.ReadBody(w, r, MaxBodyBytes)
 	if err != nil {
-		platform.WriteError(w, http.StatusBadRequest, err)
+		platform.WriteDecodeError(w, "create notebook", err)
 		return
 	}
 	nb, err := parseDocument(body, ns)
@@ -156,8 +166,16 @@ var proxyTransport = &http.Transport{
 // handleProxy forwards an authorised request to the notebook's server, replacing the caller's Sluice
 // token with the server's Jupyter token. A browser that came with ?token= gets the token as a cookie
 // scoped to the notebook's path, so the pages and kernel WebSockets it opens next are authorised too.
+//
+// Sluice credentials never reach Jupyter: the Authorization header is replaced, the "token" query parameter
+// and the Sluice cookie are removed, whichever of them authenticated the request.
 func (s *Service) handleProxy(w http.ResponseWriter, r *http.Request) {
 	ns, name := r.PathValue("ns"), r.PathValue("name")
+	if auth.ValidNamespace(ns) != nil || auth.ValidNamespace(name) != nil {
+		// Not a name a notebook can have (e.g. "..%2fteam-b%2fnbb"): the same answer as a missing one.
+		platform.WriteError(w, http.StatusNotFound, fmt.Errorf("notebook %s/%s not found", ns, name))
+		return
+	}
 	ep, ok := s.spawner.Lookup(ns, name)
 	if !ok {
 		if _, err := s.store.Get(ns, name); err != nil {
@@ -169,6 +187,9 @@ func (s *Service) handleProxy(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	tok, from := access.Presented(r)
+	if qt := r.URL.Query().Get("token"); qt != "" && r.Header.Get("Authorization") == "" {
+		tok, from = qt, "query"
+	}
 	if from == "query" {
 		http.SetCookie(w, &http.Cookie{Name: access.CookieName, Value: tok, Path: notebooksv1.PathPrefix(ns, name),
 			HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil})
@@ -181,12 +202,16 @@ func (s *Service) handleProxy(w http.ResponseWriter, r *http.Request) {
 			// Jupyter checks a WebSocket's Origin against Host: keep the browser's Host.
 			pr.Out.Host = pr.In.Host
 			pr.Out.Header.Set("Authorization", "token "+ep.Token)
-			if from == "query" {
-				q := pr.Out.URL.Query()
+			if q := pr.Out.URL.Query(); q.Has("token") {
 				q.Del("token")
 				pr.Out.URL.RawQuery = q.Encode()
 			}
+			pr.Out.Header.Del(auth.IdentityHeader)
 			stripCookie(pr.Out)
+		},
+		ModifyResponse: func(resp *http.Response) error {
+			resp.Header.Set("X-Content-Type-Options", "nosniff")
+			return nil
 		},
 		Transport:     proxyTransport,
 		FlushInterval: -1,

@@ -5,13 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"regexp"
 	"strconv"
 	"strings"
 
+	"github.com/sluice-ml/sluice/libs/platform"
 	v1 "github.com/sluice-ml/sluice/services/metadata/api/metadatav1"
 	"github.com/sluice-ml/sluice/services/metadata/internal/mlmd"
 )
@@ -109,14 +109,21 @@ func queryInt64s(r *http.Request, name string) ([]int64, error) {
 	return out, nil
 }
 
-func decode(r *http.Request, v any) error {
-	dec := json.NewDecoder(io.LimitReader(r.Body, MaxBodyBytes))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return mlmd.Invalid("body", "%v", err)
+// decode reads the body strictly (platform.DecodeJSON): an unknown field is a 400 naming its path, a body
+// over MaxBodyBytes a 413 naming the limit (written here; the error is then errAnswered).
+func decode(w http.ResponseWriter, r *http.Request, op string, v any) error {
+	if err := platform.DecodeJSON(w, r, MaxBodyBytes, v); err != nil {
+		if errors.Is(err, platform.ErrBodyTooLarge) {
+			platform.WriteDecodeError(w, op, err)
+			return errAnswered
+		}
+		return mlmd.Invalid("body", "%s: %v", op, err)
 	}
 	return nil
 }
+
+// errAnswered: the response was written already.
+var errAnswered = errors.New("answered")
 
 // filterPattern parses one MLMD-style predicate, e.g. properties.accuracy.double_value > 0.95
 // or custom_properties.`my.key`.string_value = "x".
@@ -303,8 +310,10 @@ func (s *Server) executionEvents(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) putExecution(w http.ResponseWriter, r *http.Request) {
 	var req v1.PutExecutionRequest
-	if err := decode(r, &req); err != nil {
-		s.fail(w, r, err)
+	if err := decode(w, r, "put execution", &req); err != nil {
+		if err != errAnswered {
+			s.fail(w, r, err)
+		}
 		return
 	}
 	res, err := s.repo.PutExecution(r.Context(), req)
@@ -335,8 +344,10 @@ func (s *Server) listTypes(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) putTypes(w http.ResponseWriter, r *http.Request) {
 	var req v1.PutTypesRequest
-	if err := decode(r, &req); err != nil {
-		s.fail(w, r, err)
+	if err := decode(w, r, "put types", &req); err != nil {
+		if err != errAnswered {
+			s.fail(w, r, err)
+		}
 		return
 	}
 	ids, err := s.repo.PutTypes(r.Context(), req.Types)

@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -151,19 +152,21 @@ func TestErrorsNameTheField(t *testing.T) {
 			Execution:          v1.Execution{Type: "x"},
 			ArtifactEventPairs: []v1.ArtifactAndEvent{{Artifact: &v1.Artifact{Type: "d"}, Event: &v1.Event{Type: "READ"}}},
 		}, 400, "artifact_event_pairs[0].event.type"},
-		"unknown json field": {"POST", "/executions", map[string]any{"execution": map[string]any{"type": "x"}, "contxts": []any{}}, 400, "body: json: unknown field \"contxts\""},
-		"bad state":          {"POST", "/executions", v1.PutExecutionRequest{Execution: v1.Execution{Type: "x", LastKnownState: "DONE"}}, 400, "execution.last_known_state"},
-		"missing node":       {"GET", "/artifacts/77", nil, 404, "no artifact with id 77"},
-		"bad id":             {"GET", "/executions/abc", nil, 400, "id: must be a positive integer"},
-		"bad filter":         {"GET", "/artifacts?filter=accuracy%3E1", nil, 400, "filter[0]"},
-		"bad direction":      {"GET", "/lineage?artifact_id=1&direction=sideways", nil, 400, "direction"},
-		"bad hops":           {"GET", "/lineage?artifact_id=1&hops=x", nil, 400, "hops"},
-		"no start":           {"GET", "/lineage", nil, 400, "artifact_id"},
-		"unknown start":      {"GET", "/lineage?artifact_id=5", nil, 404, "no starting node"},
-		"cache miss":         {"GET", "/cache?fingerprint=zz", nil, 404, "cache fingerprint"},
-		"cache no key":       {"GET", "/cache", nil, 400, "fingerprint"},
-		"bad page token":     {"GET", "/contexts?page_token=zz", nil, 400, "page_token"},
-		"duplicate name":     {"POST", "/types", v1.PutTypesRequest{Types: []v1.Type{{Kind: "BLOB", Name: "x"}}}, 400, "types[0].kind"},
+		"unknown json field":   {"POST", "/executions", map[string]any{"execution": map[string]any{"type": "x"}, "contxts": []any{}}, 400, "body: put execution: unknown field \"contxts\""},
+		"unknown nested field": {"POST", "/executions", map[string]any{"execution": map[string]any{"type": "x", "bogus_field": 1}}, 400, "execution.bogus_field"},
+		"body too large":       {"POST", "/types", map[string]any{"types": []any{map[string]any{"kind": "ARTIFACT", "name": strings.Repeat("x", httpapi.MaxBodyBytes)}}}, 413, "8388608 bytes"},
+		"bad state":            {"POST", "/executions", v1.PutExecutionRequest{Execution: v1.Execution{Type: "x", LastKnownState: "DONE"}}, 400, "execution.last_known_state"},
+		"missing node":         {"GET", "/artifacts/77", nil, 404, "no artifact with id 77"},
+		"bad id":               {"GET", "/executions/abc", nil, 400, "id: must be a positive integer"},
+		"bad filter":           {"GET", "/artifacts?filter=accuracy%3E1", nil, 400, "filter[0]"},
+		"bad direction":        {"GET", "/lineage?artifact_id=1&direction=sideways", nil, 400, "direction"},
+		"bad hops":             {"GET", "/lineage?artifact_id=1&hops=x", nil, 400, "hops"},
+		"no start":             {"GET", "/lineage", nil, 400, "artifact_id"},
+		"unknown start":        {"GET", "/lineage?artifact_id=5", nil, 404, "no starting node"},
+		"cache miss":           {"GET", "/cache?fingerprint=zz", nil, 404, "cache fingerprint"},
+		"cache no key":         {"GET", "/cache", nil, 400, "fingerprint"},
+		"bad page token":       {"GET", "/contexts?page_token=zz", nil, 400, "page_token"},
+		"duplicate name":       {"POST", "/types", v1.PutTypesRequest{Types: []v1.Type{{Kind: "BLOB", Name: "x"}}}, 400, "types[0].kind"},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {

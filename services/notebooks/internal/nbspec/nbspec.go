@@ -4,10 +4,13 @@
 package nbspec
 
 import (
+	"reflect"
+
 	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/sluice-ml/sluice/libs/platform"
 	"maps"
 	"regexp"
 	"slices"
@@ -61,12 +64,23 @@ func Parse(doc []byte, defaultNamespace string) (notebooksv1.Notebook, error) {
 	var nb notebooksv1.Notebook
 	_, hasAPI := probe["apiVersion"]
 	_, hasKind := probe["kind"]
+	var generic any
+	_ = json.Unmarshal(js, &generic)
 	if hasAPI || hasKind {
 		if err := json.Unmarshal(js, &nb); err != nil {
 			return notebooksv1.Notebook{}, &InvalidError{[]FieldError{{"(document)", decodeMessage(err)}}}
 		}
+		// One rule across services: a field Sluice does not know is refused, naming its path, never
+		// silently dropped. Object metadata and the pod template's own fields (volumes, securityContext,
+		// ...) are Kubernetes' and pass as Kubeflow writes them.
+		if err := unknownFields(generic, reflect.TypeOf(nb), "metadata.", "spec.template.spec.", "spec.template.metadata."); err != nil {
+			return notebooksv1.Notebook{}, err
+		}
 	} else {
 		var l notebooksv1.LocalNotebook
+		if err := unknownFields(generic, reflect.TypeOf(l)); err != nil {
+			return notebooksv1.Notebook{}, err
+		}
 		if err := json.Unmarshal(js, &l); err != nil {
 			return notebooksv1.Notebook{}, &InvalidError{[]FieldError{{"(document)", decodeMessage(err)}}}
 		}
@@ -80,6 +94,24 @@ func Parse(doc []byte, defaultNamespace string) (notebooksv1.Notebook, error) {
 		return notebooksv1.Notebook{}, err
 	}
 	return nb, nil
+}
+
+// unknownFields refuses fields of doc that t does not define, except under the given path prefixes.
+func unknownFields(doc any, t reflect.Type, keep ...string) error {
+	var errs []FieldError
+	for _, p := range platform.UnknownFields(doc, t) {
+		kept := false
+		for _, k := range keep {
+			kept = kept || strings.HasPrefix(p, k)
+		}
+		if !kept {
+			errs = append(errs, FieldError{p, "unknown field"})
+		}
+	}
+	if len(errs) > 0 {
+		return &InvalidError{errs}
+	}
+	return nil
 }
 
 func decodeMessage(err error) string {

@@ -51,6 +51,9 @@ func (s *Store) Put(nb notebooksv1.Notebook) error {
 // Get reads one record.
 func (s *Store) Get(ns, name string) (notebooksv1.Notebook, error) {
 	var nb notebooksv1.Notebook
+	if !safeName(ns) || !safeName(name) {
+		return nb, ErrNotFound
+	}
 	b, err := os.ReadFile(s.path(ns, name))
 	if errors.Is(err, os.ErrNotExist) {
 		return nb, ErrNotFound
@@ -95,4 +98,9 @@ func (s *Store) Delete(ns, name string) error {
 		return fmt.Errorf("nbstore: %w", err)
 	}
 	return nil
+}
+
+// safeName refuses names that would leave the store's directory ("..", "a/b").
+func safeName(s string) bool {
+	return s != "" && s != "." && s != ".." && !strings.ContainsAny(s, "/\\\x00")
 }

@@ -171,11 +171,18 @@ func (s *Spawner) Start(ctx context.Context, nb notebooksv1.Notebook, gen int, h
 	s.reapOrphan(ns, name)
 
 	dir := s.Dir(ns, name)
+	runAs, err := s.isolate(ns, dir)
+	if err != nil {
+		return StartResult{}, err
+	}
 	sub := map[string]string{}
 	for _, d := range []string{"work", "home", "runtime", "data", "config"} {
 		p := filepath.Join(dir, d)
 		if err := os.MkdirAll(p, 0o700); err != nil {
 			return StartResult{}, fmt.Errorf("spawner: %w", err)
+		}
+		if err := chownTo(p, runAs); err != nil {
+			return StartResult{}, err
 		}
 		sub[d] = p
 	}
@@ -203,10 +210,14 @@ func (s *Spawner) Start(ctx context.Context, nb notebooksv1.Notebook, gen int, h
 	env["JUPYTER_CONFIG_DIR"] = sub["config"]
 	env["IPYTHONDIR"] = filepath.Join(sub["home"], ".ipython")
 	env["NB_PREFIX"] = strings.TrimSuffix(prefix, "/")
+	// The Jupyter token goes in a config file only the server's user can read, never in argv (which every
+	// local user can read in /proc/<pid>/cmdline).
+	if err := writeTokenConfig(sub["config"], ep.Token, runAs); err != nil {
+		return StartResult{}, err
+	}
 	args := []string{
 		"notebook", "--no-browser", "--allow-root", "--ip=127.0.0.1",
 		"--port=" + strconv.Itoa(port), "--port-retries=0",
-		"--NotebookApp.token=" + ep.Token,
 		"--NotebookApp.base_url=" + prefix,
 		"--notebook-dir=" + sub["work"],
 		// The proxy forwards the browser's Host header; it is the only client of this loopback port.
@@ -227,6 +238,7 @@ func (s *Spawner) Start(ctx context.Context, nb notebooksv1.Notebook, gen int, h
 		Stdout:  logf,
 		Stderr:  logf,
 		Labels:  map[string]string{"sluice.io/notebook": name, "sluice.io/namespace": ns},
+		RunAs:   runAs,
 	})
 	if err != nil {
 		logf.Close()

@@ -1,0 +1,139 @@
+package platform
+
+import (
+	"github.com/sluice-ml/sluice/libs/auth"
+)
+
+// Scope says how a route finds the namespace it is authorised against.
+type Scope int
+
+const (
+	// ScopePublic routes need no credential (/healthz, /readyz).
+	ScopePublic Scope = iota
+	// ScopeAuthenticated routes need any valid identity; the handler authorises further what the route
+	// cannot show (each event's namespace on publish and tail, the namespaces a caller may list).
+	ScopeAuthenticated
+	// ScopePath routes take the namespace from the path wildcard named by Rule.Namespace.
+	ScopePath
+	// ScopeFixed routes belong to the one namespace named by Rule.Namespace (services whose resources are
+	// not namespaced yet belong to DefaultNamespace).
+	ScopeFixed
+	// ScopeAdmin routes are for admins and services only.
+	ScopeAdmin
+)
+
+// DefaultNamespace holds the resources of routes that carry no namespace (pipelines, runs, experiments).
+const DefaultNamespace = "default"
+
+// Rule is the authorization entry of one route: the pattern exactly as the service registers it on the
+// mux, the verb (for messages and docs), the scope and the least role needed.
+type Rule struct {
+	Pattern   string
+	Verb      string
+	Scope     Scope
+	Namespace string
+	Role      auth.Role
+	// Browser routes also accept the token as a "token" query parameter or the notebook cookie.
+	Browser bool
+}
+
+func inPath(pattern, verb string, role auth.Role) Rule {
+	return Rule{Pattern: pattern, Verb: verb, Scope: ScopePath, Namespace: "ns", Role: role}
+}
+
+func inDefault(pattern, verb string, role auth.Role) Rule {
+	return Rule{Pattern: pattern, Verb: verb, Scope: ScopeFixed, Namespace: DefaultNamespace, Role: role}
+}
+
+func anyone(pattern, verb string) Rule {
+	return Rule{Pattern: pattern, Verb: verb, Scope: ScopeAuthenticated}
+}
+
+// Rules is the route table of every Sluice API: the gateway refuses (403) a route that has no entry here,
+// so a new route cannot be served before it is given one, and the authorization matrix test is generated
+// from this table. Keep it sorted by service.
+var Rules = func() []Rule {
+	const (
+		v, c, o = auth.RoleViewer, auth.RoleContributor, auth.RoleOwner
+		jobs    = "/apis/training/v1/namespaces/{ns}/jobs"
+		deps    = "/apis/serving/v1/namespaces/{ns}/deployments"
+		nbs     = "/apis/notebooks/v1/namespaces/{ns}/notebooks"
+		md      = "/apis/metadata/v1"
+		nss     = "/apis/auth/v1/namespaces"
+	)
+	return []Rule{
+		// platform
+		{Pattern: "GET /healthz", Verb: "health", Scope: ScopePublic},
+		{Pattern: "GET /readyz", Verb: "readiness", Scope: ScopePublic},
+		{Pattern: "GET /metrics", Verb: "metrics", Scope: ScopeAdmin},
+		// auth: namespaces (profiles)
+		anyone("GET /apis/auth/v1/whoami", "whoami"),
+		anyone("GET /apis/auth/v1/check", "check"),
+		anyone("GET "+nss, "list namespaces"),
+		anyone("POST "+nss, "create namespace"),
+		inPath("GET "+nss+"/{ns}", "get namespace", v),
+		inPath("POST "+nss+"/{ns}/members", "add member", o),
+		// events gateway: the handler allows request types only, into namespaces the caller may write
+		anyone("POST /apis/events/v1/publish", "publish events"),
+		anyone("GET /apis/events/v1/tail", "tail events"),
+		// pipelines (not namespaced yet: namespace "default")
+		inDefault("POST /apis/v1/pipelines", "create pipeline", c),
+		inDefault("GET /apis/v1/pipelines", "list pipelines", v),
+		inDefault("GET /apis/v1/pipelines/{id}", "get pipeline", v),
+		inDefault("POST /apis/v1/pipelines/{id}/versions", "create pipeline version", c),
+		inDefault("GET /apis/v1/pipelines/{id}/versions", "list pipeline versions", v),
+		inDefault("GET /apis/v1/pipelines/{id}/versions/{vid}", "get pipeline version", v),
+		inDefault("POST /apis/v1/runs", "create run", c),
+		inDefault("GET /apis/v1/runs", "list runs", v),
+		inDefault("GET /apis/v1/runs/{id}", "get run", v),
+		inDefault("POST /apis/v1/runs/{id}/cancel", "cancel run", c),
+		inDefault("POST /apis/v1/runs/{id}/retry", "retry run", c),
+		inDefault("GET /apis/v1/runs/{id}/logs", "get run logs", v),
+		inDefault("POST /apis/v1/experiments", "create experiment", c),
+		inDefault("GET /apis/v1/experiments", "list experiments", v),
+		inDefault("GET /apis/v1/experiments/{id}", "get experiment", v),
+		inDefault("POST /apis/v1/recurringruns", "create recurring run", c),
+		inDefault("GET /apis/v1/recurringruns", "list recurring runs", v),
+		inDefault("DELETE /apis/v1/recurringruns/{id}", "delete recurring run", c),
+		// training
+		inPath("POST "+jobs, "create job", c),
+		inPath("GET "+jobs, "list jobs", v),
+		inPath("GET "+jobs+"/{name}", "get job", v),
+		inPath("DELETE "+jobs+"/{name}", "delete job", c),
+		inPath("POST "+jobs+"/{name}/suspend", "suspend job", c),
+		inPath("POST "+jobs+"/{name}/resume", "resume job", c),
+		inPath("GET "+jobs+"/{name}/logs", "get job logs", v),
+		// serving: control plane per namespace; the data plane (model names are global) needs an identity
+		inPath("POST "+deps, "apply deployment", c),
+		inPath("GET "+deps, "list deployments", v),
+		inPath("GET "+deps+"/{name}", "get deployment", v),
+		inPath("DELETE "+deps+"/{name}", "delete deployment", c),
+		inPath("POST "+deps+"/{name}/promote", "promote deployment", c),
+		anyone("/v1/models/", "predict"),
+		anyone("/v2", "infer"),
+		anyone("/v2/", "infer"),
+		// notebooks and their servers
+		inPath("POST "+nbs, "create notebook", c),
+		inPath("GET "+nbs, "list notebooks", v),
+		inPath("GET "+nbs+"/{name}", "get notebook", v),
+		inPath("DELETE "+nbs+"/{name}", "delete notebook", c),
+		inPath("POST "+nbs+"/{name}", "stop or start notebook", c),
+		{Pattern: "/notebook/{ns}/{name}/{rest...}", Verb: "use notebook", Scope: ScopePath, Namespace: "ns", Role: c, Browser: true},
+		{Pattern: "/notebook/{ns}/{name}", Verb: "use notebook", Scope: ScopePath, Namespace: "ns", Role: c, Browser: true},
+		// metadata: lineage is readable by every identity (the store records no namespace yet); writes
+		// come from the services over the bus, or from admins
+		anyone("GET "+md+"/artifacts", "list artifacts"),
+		anyone("GET "+md+"/artifacts/{id}", "get artifact"),
+		anyone("GET "+md+"/artifacts/{id}/events", "list artifact events"),
+		anyone("GET "+md+"/executions", "list executions"),
+		{Pattern: "POST " + md + "/executions", Verb: "put execution", Scope: ScopeAdmin},
+		anyone("GET "+md+"/executions/{id}", "get execution"),
+		anyone("GET "+md+"/executions/{id}/events", "list execution events"),
+		anyone("GET "+md+"/contexts", "list contexts"),
+		anyone("GET "+md+"/contexts/{id}", "get context"),
+		anyone("GET "+md+"/types", "list types"),
+		{Pattern: "POST " + md + "/types", Verb: "put types", Scope: ScopeAdmin},
+		anyone("GET "+md+"/lineage", "get lineage"),
+		anyone("GET "+md+"/cache", "look up cache"),
+	}
+}()

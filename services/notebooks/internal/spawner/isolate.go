@@ -1,0 +1,88 @@
+package spawner
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/sluice-ml/sluice/libs/runtime"
+)
+
+// Isolated reports whether servers of different namespaces run as different Unix users: only when the
+// service runs as root (it creates one system user per namespace, sluice-<namespace>). Otherwise every
+// server and kernel runs as the service's own user and can read the others' files.
+func Isolated() bool { return os.Geteuid() == 0 }
+
+// isolate prepares dir for a server of namespace ns: as root, the namespace's Unix user owns dir (mode
+// 0700) and the namespace directory above it is 0711 (traversable, not listable), and the returned
+// credential runs the server. Without root it returns nil (no isolation, see Isolated).
+func (s *Spawner) isolate(ns, dir string) (*runtime.Credential, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("spawner: %w", err)
+	}
+	if !Isolated() {
+		return nil, nil
+	}
+	cred, err := runtime.EnsureUser(runtime.NamespaceUser(ns))
+	if err != nil {
+		return nil, fmt.Errorf("spawner: namespace user: %w", err)
+	}
+	for _, d := range []string{s.cfg.Dir, filepath.Dir(dir)} {
+		if err := os.Chmod(d, 0o711); err != nil {
+			return nil, fmt.Errorf("spawner: %w", err)
+		}
+	}
+	// The namespace's user must be able to walk down to its directory.
+	for d := filepath.Dir(s.cfg.Dir); ; d = filepath.Dir(d) {
+		fi, err := os.Stat(d)
+		if err != nil {
+			return nil, fmt.Errorf("spawner: %w", err)
+		}
+		if fi.Mode().Perm()&0o001 == 0 {
+			return nil, fmt.Errorf("spawner: %s (mode %04o) cannot be traversed by the namespace user %s: choose a data dir whose parents others may traverse (o+x)",
+				d, fi.Mode().Perm(), runtime.NamespaceUser(ns))
+		}
+		if d == filepath.Dir(d) {
+			break
+		}
+	}
+	if err := os.Chmod(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("spawner: %w", err)
+	}
+	if err := chownTo(dir, &cred); err != nil {
+		return nil, err
+	}
+	return &cred, nil
+}
+
+func chownTo(p string, cred *runtime.Credential) error {
+	if cred == nil {
+		return nil
+	}
+	if err := os.Chown(p, int(cred.UID), int(cred.GID)); err != nil {
+		return fmt.Errorf("spawner: %w", err)
+	}
+	return nil
+}
+
+// writeTokenConfig writes the server's token into jupyter_notebook_config.json (mode 0600, owned by the
+// server's user) in its JUPYTER_CONFIG_DIR.
+func writeTokenConfig(configDir, token string, cred *runtime.Credential) error {
+	b, _ := json.Marshal(map[string]any{
+		"NotebookApp": map[string]string{"token": token},
+		"ServerApp":   map[string]string{"token": token},
+	})
+	p := filepath.Join(configDir, "jupyter_notebook_config.json")
+	tmp := p + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return fmt.Errorf("spawner: token config: %w", err)
+	}
+	if err := chownTo(tmp, cred); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, p); err != nil {
+		return fmt.Errorf("spawner: token config: %w", err)
+	}
+	return nil
+}
