@@ -54,7 +54,10 @@ func (a *App) Routes(mux *http.ServeMux) {
 func httpError(w http.ResponseWriter, err error) {
 	var ie *invalidError
 	var nf *serviceerror.NotFound
+	var ce *conflictError
 	switch {
+	case errors.As(err, &ce):
+		platform.WriteError(w, http.StatusConflict, err)
 	case errors.As(err, &ie):
 		platform.WriteJSON(w, http.StatusBadRequest, map[string]any{"error": ie.Error(), "errors": ie.problems})
 	case errors.Is(err, catalog.ErrNotFound), errors.As(err, &nf), errors.Is(err, artifacts.ErrNotFound):

@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -38,8 +39,8 @@ func invalid(err error) *invalidError {
 // prepare resolves what a request runs and validates it completely; nothing is created.
 func (a *App) prepare(ctx context.Context, req pipelinesv1.RunRequest, runID string) (pipelinesv1.RunInput, *dag.Pipeline, error) {
 	in := pipelinesv1.RunInput{RunID: runID, RunName: req.RunName, ExperimentID: req.ExperimentID, Parameters: req.Parameters, DisableCache: req.DisableCache}
-	if err := events.ValidateToken(strings.ReplaceAll(runID, "/", "_")); err != nil || len(runID) > 200 {
-		return in, nil, &invalidError{problems: []string{fmt.Sprintf("run_id: %q is not a safe id", runID)}}
+	if err := pipelinesv1.ValidateRunID(runID); err != nil {
+		return in, nil, &invalidError{problems: []string{err.Error()}}
 	}
 	refs := 0
 	for _, s := range []string{req.PipelineID, req.PipelineName, req.Spec} {
@@ -102,11 +103,30 @@ func (a *App) prepare(ctx context.Context, req pipelinesv1.RunRequest, runID str
 	return in, p, nil
 }
 
+// conflictError is a run id that already names a run started from a different request (HTTP 409).
+type conflictError struct{ runID string }
+
+func (e *conflictError) Error() string {
+	return fmt.Sprintf("run_id: run %s already exists with a different request (re-submit the same request, or choose another run id)", e.runID)
+}
+
 // start starts the run workflow (idempotent by run id) and publishes run.started at once; the workflow
-// publishes the same event with the same id, so the stream keeps one.
+// publishes the same event with the same id, so the stream keeps one. When the run id is taken, it
+// answers engine.ErrRunExists if the existing run was started from the same request (idempotent
+// re-submission) and a *conflictError otherwise; neither publishes anything.
 func (a *App) start(ctx context.Context, in pipelinesv1.RunInput, p *dag.Pipeline) (client.WorkflowRun, error) {
 	run, err := engine.Start(ctx, a.d.Temporal, in)
-	if err != nil && !errors.Is(err, engine.ErrRunExists) {
+	if errors.Is(err, engine.ErrRunExists) {
+		prev, perr := a.runInput(ctx, in.RunID)
+		if perr != nil {
+			return nil, perr
+		}
+		if !sameRequest(prev, in) {
+			return nil, &conflictError{runID: in.RunID}
+		}
+		return run, err
+	}
+	if err != nil {
 		return nil, err
 	}
 	ev := pipelinesv1.RunEvent{RunID: in.RunID, RunName: in.RunName, PipelineName: p.Name, ExperimentID: in.ExperimentID,
@@ -114,7 +134,14 @@ func (a *App) start(ctx context.Context, in pipelinesv1.RunInput, p *dag.Pipelin
 	if perr := a.acts.PublishRun(ctx, events.PipelineRunStartedV1, ev); perr != nil {
 		return run, perr
 	}
-	return run, err
+	return run, nil
+}
+
+// sameRequest compares what two run inputs would run (everything but fields the engine fills in).
+func sameRequest(a, b pipelinesv1.RunInput) bool {
+	ja, _ := json.Marshal(a)
+	jb, _ := json.Marshal(b)
+	return string(ja) == string(jb)
 }
 
 // handleRunRequested starts the run asked for by a sluice.pipeline.run.requested.v1 event; the CE id is
@@ -136,8 +163,13 @@ func (a *App) handleRunRequested(ctx context.Context, ev events.Event) error {
 		return err
 	}
 	_, err = a.start(ctx, in, p)
-	if errors.Is(err, engine.ErrRunExists) {
+	var ce *conflictError
+	switch {
+	case errors.Is(err, engine.ErrRunExists):
 		return nil
+	case errors.As(err, &ce):
+		a.reject(ctx, ev.ID(), []string{ce.Error()})
+		return events.Permanent(err)
 	}
 	return err
 }

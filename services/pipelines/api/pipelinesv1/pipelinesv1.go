@@ -3,7 +3,29 @@
 // names are used where KFP has them (run, task, experiment, recurring run, pipeline version).
 package pipelinesv1
 
-import "time"
+import (
+	"fmt"
+	"regexp"
+	"time"
+)
+
+// MaxRunIDLength bounds a run id (client-chosen or a CloudEvent id).
+const MaxRunIDLength = 128
+
+var runIDRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]*$`)
+
+// ValidateRunID checks a client-chosen run id (the run_id query parameter of POST /apis/v1/runs, or the
+// id of a run.requested CloudEvent) before anything is created. A run id becomes the Temporal workflow
+// ID, a path segment of the work dir and of the S3 prefix <pipeline>/<run id>/, so it is one segment:
+// 1 to MaxRunIDLength letters, digits, '-' and '_', starting with a letter or digit (no '/', no empty or
+// dot segments, no spaces). Child workflows, loops and batches of a run have ids "<run id>/<task
+// path>", which always contain '/', so no run id can ever equal one of them.
+func ValidateRunID(id string) error {
+	if len(id) == 0 || len(id) > MaxRunIDLength || !runIDRe.MatchString(id) {
+		return fmt.Errorf("run_id: %q is not a valid run id (1-%d letters, digits, '-' or '_', starting with a letter or digit)", id, MaxRunIDLength)
+	}
+	return nil
+}
 
 // TaskQueue is the Temporal task queue of pipeline run workflows and step activities.
 const TaskQueue = "sluice-pipelines"

@@ -33,6 +33,8 @@ func Start(ctx context.Context, c client.Client, in pipelinesv1.RunInput) (clien
 		TaskQueue:                pipelinesv1.TaskQueue,
 		WorkflowIDReusePolicy:    enums.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
 		WorkflowIDConflictPolicy: enums.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
+		// Without this the SDK silently returns the existing run and callers cannot tell a re-submission.
+		WorkflowExecutionErrorWhenAlreadyStarted: true,
 		Memo:                     map[string]any{"run_name": in.RunName, "pipeline_name": in.PipelineName, "experiment_id": in.ExperimentID},
 	}
 	run, err := c.ExecuteWorkflow(ctx, opts, pipelinesv1.WorkflowType, in)
