@@ -368,6 +368,9 @@ func (a *Activities) execute(ctx context.Context, in StepInput) (StepResult, err
 	}
 
 	out := outputs{Params: map[string]any{}, Artifacts: map[string][]Artifact{}}
+	if err := confineFile(st.dir, st.outputFile); err != nil {
+		return res, wf.NonRetryable(wf.ErrTypeStepFailed, fmt.Errorf("executor output file: %w", err))
+	}
 	executorOut, err := readExecutorOutput(st.outputFile)
 	if err != nil {
 		return res, wf.NonRetryable(wf.ErrTypeMissingOutput, err)
@@ -376,6 +379,9 @@ func (a *Activities) execute(ctx context.Context, in StepInput) (StepResult, err
 		if v, ok := executorOut[name]; ok {
 			out.Params[name] = v
 			continue
+		}
+		if err := confineFile(st.dir, ectx.OutputParameterFiles[name]); err != nil {
+			return res, wf.NonRetryable(wf.ErrTypeStepFailed, fmt.Errorf("output parameter %q: %w", name, err))
 		}
 		b, err := os.ReadFile(ectx.OutputParameterFiles[name])
 		if errors.Is(err, os.ErrNotExist) {
@@ -393,10 +399,16 @@ func (a *Activities) execute(ctx context.Context, in StepInput) (StepResult, err
 	for _, name := range sortedKeys(in.OutputArtifacts) {
 		ra := ectx.OutputArtifacts[name][0]
 		key := path.Join(prefix, name)
-		fi, err := os.Stat(ra.Path)
-		if errors.Is(err, os.ErrNotExist) {
+		if _, err := os.Lstat(ra.Path); errors.Is(err, os.ErrNotExist) {
 			return res, wf.NonRetryable(wf.ErrTypeMissingOutput, fmt.Errorf("declared output artifact %q was not produced (expected %s)", name, ra.Path))
 		}
+		if err := confine(st.dir, ra.Path); err != nil {
+			if errors.Is(err, errEscapes) {
+				return res, wf.NonRetryable(wf.ErrTypeStepFailed, fmt.Errorf("output artifact %q: %w", name, err))
+			}
+			return res, err
+		}
+		fi, err := os.Stat(ra.Path)
 		if err != nil {
 			return res, err
 		}

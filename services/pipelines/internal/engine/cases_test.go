@@ -1,0 +1,83 @@
+package engine_test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/sluice-ml/sluice/libs/artifacts"
+	"github.com/sluice-ml/sluice/services/pipelines/api/pipelinesv1"
+)
+
+func caseSpec(t *testing.T, area, name string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "..", "testdata", "cases", area, name, "pipeline.yaml"))
+	require.NoError(t, err)
+	return string(b)
+}
+
+// Case pipelines/symlink-output-followed: an output (or a file inside an output directory) that is a
+// symlink out of the step's work dir fails the step with a message naming the output, and nothing of
+// the host file reaches S3.
+func TestCaseSymlinkOutputNeverEscapes(t *testing.T) {
+	e := newEnv(t)
+	e.startWorker(t)
+	id, run := e.start(t, caseSpec(t, "pipelines", "symlink-output-followed"), nil)
+	_, err := e.wait(t, run)
+	require.Error(t, err)
+	st := e.state(t, id)
+	require.Equal(t, pipelinesv1.TaskFailed, st["p"].State)
+	require.Contains(t, st["p"].Error, `output artifact "d"`) // outputs are checked in name order
+	require.Contains(t, st["p"].Error, "symlink")
+	require.Contains(t, st["p"].Error, "outside the step's work dir")
+	for _, key := range []string{"c07-symlink-out/" + id + "/p/f", "c07-symlink-out/" + id + "/p/d/inner"} {
+		_, err := e.store.Stat(t.Context(), key)
+		require.ErrorIs(t, err, artifacts.ErrNotFound, key)
+	}
+}
+
+// Links that stay inside the work dir are fine; a link anywhere under an output directory that leads
+// out, a dangling link, or an output parameter file that is a link out all fail the step.
+func TestSymlinkOutputsInsideAndOutside(t *testing.T) {
+	e := newEnv(t)
+	e.startWorker(t)
+	host := filepath.Join(t.TempDir(), "secret")
+	require.NoError(t, os.WriteFile(host, []byte("TOP-SECRET-host-file"), 0o600))
+	spec := func(script string) string {
+		return `
+apiVersion: sluice.io/v1
+kind: Pipeline
+metadata: {name: links}
+spec:
+  tasks:
+    p:
+      image: alpine
+      command: [sh, -c, '` + script + `']
+      args: ["{{outputs.f}}", "{{outputs.d}}", "{{outputs.x}}"]
+      outputs: {artifacts: [f, d], parameters: [x]}
+`
+	}
+	inside := `echo real > "$0.real"; ln -s "$0.real" "$0"; mkdir -p "$1/sub"; echo in > "$1/sub/a"; ln -s sub/a "$1/b"; echo 1 > "$2"`
+	id, run := e.start(t, spec(inside), nil)
+	_, err := e.wait(t, run)
+	require.NoError(t, err)
+	st := e.state(t, id)
+	require.Equal(t, "real\n", e.read(t, st["p"].Outputs.Artifacts["f"].URI))
+
+	for name, script := range map[string]string{
+		`output artifact "d"`:   `echo 1 > "$0"; mkdir -p "$1/deep/er"; ln -s ` + host + ` "$1/deep/er/leak"; echo 1 > "$2"`,
+		`output artifact "f"`:   `ln -s /nonexistent/x "$0"; mkdir -p "$1"; echo 1 > "$1/a"; echo 1 > "$2"`,
+		`output parameter "x"`:  `echo 1 > "$0"; mkdir -p "$1"; echo 1 > "$1/a"; ln -s ` + host + ` "$2"`,
+		`output artifact "d" `:  `echo 1 > "$0"; ln -s ` + filepath.Dir(host) + ` "$1"; echo 1 > "$2"`,
+	} {
+		id, run := e.start(t, spec(script), nil)
+		_, err := e.wait(t, run)
+		require.Error(t, err, name)
+		st := e.state(t, id)
+		require.Contains(t, st["p"].Error, strings.TrimSpace(name))
+		require.NotContains(t, st["p"].Error, "TOP-SECRET")
+	}
+}
