@@ -68,10 +68,10 @@ spec:
 	require.Equal(t, "real\n", e.read(t, st["p"].Outputs.Artifacts["f"].URI))
 
 	for name, script := range map[string]string{
-		`output artifact "d"`:   `echo 1 > "$0"; mkdir -p "$1/deep/er"; ln -s ` + host + ` "$1/deep/er/leak"; echo 1 > "$2"`,
-		`output artifact "f"`:   `ln -s /nonexistent/x "$0"; mkdir -p "$1"; echo 1 > "$1/a"; echo 1 > "$2"`,
-		`output parameter "x"`:  `echo 1 > "$0"; mkdir -p "$1"; echo 1 > "$1/a"; ln -s ` + host + ` "$2"`,
-		`output artifact "d" `:  `echo 1 > "$0"; ln -s ` + filepath.Dir(host) + ` "$1"; echo 1 > "$2"`,
+		`output artifact "d"`:  `echo 1 > "$0"; mkdir -p "$1/deep/er"; ln -s ` + host + ` "$1/deep/er/leak"; echo 1 > "$2"`,
+		`output artifact "f"`:  `ln -s /nonexistent/x "$0"; mkdir -p "$1"; echo 1 > "$1/a"; echo 1 > "$2"`,
+		`output parameter "x"`: `echo 1 > "$0"; mkdir -p "$1"; echo 1 > "$1/a"; ln -s ` + host + ` "$2"`,
+		`output artifact "d" `: `echo 1 > "$0"; ln -s ` + filepath.Dir(host) + ` "$1"; echo 1 > "$2"`,
 	} {
 		id, run := e.start(t, spec(script), nil)
 		_, err := e.wait(t, run)
