@@ -95,7 +95,7 @@ func New(cfg Config, d *platform.Deps) (*App, error) {
 		Store: d.Artifacts, Runtime: rt, Bus: d.Bus, Log: d.Log.With("service", Name),
 		WorkDir: filepath.Join(d.DataDir, Name, "work"), Source: "/sluice/" + Name, TrainingURL: cfg.TrainingURL,
 	}
-	opts := wf.WorkerOptions()
+	opts := engine.WorkerOptions(wf.WorkerOptions())
 	opts.MaxConcurrentActivityExecutionSize = cfg.MaxConcurrentSteps
 	a.worker = worker.New(d.Temporal, pipelinesv1.TaskQueue, opts)
 	engine.Register(a.worker, a.acts)

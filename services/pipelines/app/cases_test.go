@@ -1,12 +1,15 @@
 package app_test
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -14,9 +17,11 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sluice-ml/sluice/libs/artifacts"
+	"github.com/sluice-ml/sluice/libs/events"
 	"github.com/sluice-ml/sluice/libs/platform"
 	"github.com/sluice-ml/sluice/services/pipelines/api/pipelinesv1"
 	"github.com/sluice-ml/sluice/services/pipelines/app"
+	"github.com/sluice-ml/sluice/services/pipelines/internal/engine"
 )
 
 func caseSpec(t *testing.T, area, name string) string {
@@ -52,8 +57,12 @@ func (c apiClient) do(method, path string, body any) (int, string) {
 func waitRun(t *testing.T, d *platform.Deps, id string) pipelinesv1.RunResult {
 	t.Helper()
 	var res pipelinesv1.RunResult
-	_ = d.Temporal.GetWorkflow(t.Context(), id, "").Get(t.Context(), &res)
-	return res
+	if err := d.Temporal.GetWorkflow(t.Context(), id, "").Get(t.Context(), &res); err == nil {
+		return res
+	}
+	st, err := engine.State(t.Context(), d.Temporal, id)
+	require.NoError(t, err)
+	return pipelinesv1.RunResult{State: st.State, Error: st.Error}
 }
 
 func readObject(t *testing.T, d *platform.Deps, uri string) string {
@@ -111,5 +120,183 @@ func TestCaseRunIDIsValidatedAndNeverShared(t *testing.T) {
 	require.Equal(t, 1, runsWithID(t, d, ids[0]))
 }
 
-// Silence unused import on platforms where a helper above is not referenced.
-var _ = time.Second
+// runEvents collects "type task_path" for every pipeline event of the runs ids, in stream order.
+type runEvents struct {
+	mu  sync.Mutex
+	got map[string][]string
+}
+
+func tailRunEvents(t *testing.T, d *platform.Deps) *runEvents {
+	t.Helper()
+	re := &runEvents{got: map[string][]string{}}
+	ctx, cancel := context.WithCancel(t.Context())
+	t.Cleanup(cancel)
+	go func() {
+		_ = d.Bus.Tail(ctx, "io.sluice.pipeline.*", false, func(r events.Received) {
+			if r.Err != nil {
+				return
+			}
+			var data struct {
+				RunID    string `json:"run_id"`
+				TaskPath string `json:"task_path"`
+			}
+			if r.Event.DataAs(&data) != nil || data.RunID == "" {
+				return
+			}
+			re.mu.Lock()
+			re.got[data.RunID] = append(re.got[data.RunID], strings.TrimSpace(strings.TrimPrefix(r.Event.Type(), "io.sluice.pipeline.")+" "+data.TaskPath))
+			re.mu.Unlock()
+		})
+	}()
+	return re
+}
+
+func (re *runEvents) of(id string) []string {
+	re.mu.Lock()
+	defer re.mu.Unlock()
+	return append([]string(nil), re.got[id]...)
+}
+
+func taskState(t *testing.T, c apiClient, id string) map[string]pipelinesv1.TaskState {
+	t.Helper()
+	code, out := c.do(http.MethodGet, "/apis/v1/runs/"+id, nil)
+	require.Equal(t, http.StatusOK, code, out)
+	var st app.RunDetail
+	require.NoError(t, json.Unmarshal([]byte(out), &st))
+	m := map[string]pipelinesv1.TaskState{}
+	for _, ts := range st.Tasks {
+		m[ts.Path] = ts
+	}
+	return m
+}
+
+// Case pipelines/cancelled-tasks-no-terminal-event: cancelled during a retry backoff, every task that
+// started gets a terminal event (task.cancelled), tasks that never started are cancelled too, the run's
+// final event comes last, and a second cancel of the finished run is not an error.
+func TestCaseCancelPublishesTerminalTaskEvents(t *testing.T) {
+	d, srv := newService(t)
+	re := tailRunEvents(t, d)
+	c := apiClient{t, srv.URL}
+	id := "cancel-" + uuid.NewString()[:8]
+	code, out := c.do(http.MethodPost, "/apis/v1/runs?run_id="+id, pipelinesv1.RunRequest{Spec: caseSpec(t, "pipelines", "cancelled-tasks-no-terminal-event")})
+	require.Equal(t, http.StatusOK, code, out)
+	// Attempt 1 failed: the task is in its 5 s backoff.
+	require.Eventually(t, func() bool { return taskState(t, c, id)["flaky"].Error != "" }, time.Minute, 50*time.Millisecond)
+	code, out = c.do(http.MethodPost, "/apis/v1/runs/"+id+"/cancel", nil)
+	require.Equal(t, http.StatusAccepted, code, out)
+	require.Equal(t, pipelinesv1.RunCancelled, waitRun(t, d, id).State)
+	code, out = c.do(http.MethodPost, "/apis/v1/runs/"+id+"/cancel", nil)
+	require.Equal(t, http.StatusOK, code, "second cancel: %s", out)
+	require.Contains(t, out, pipelinesv1.RunCancelled)
+
+	st := taskState(t, c, id)
+	require.Equal(t, pipelinesv1.TaskCancelled, st["flaky"].State)
+	require.Equal(t, 1, st["flaky"].Attempts)
+	require.Equal(t, pipelinesv1.TaskCancelled, st["after"].State)
+	want := []string{"run.started.v1", "task.started.v1 flaky", "task.cancelled.v1 flaky", "task.cancelled.v1 after", "run.cancelled.v1"}
+	require.Eventually(t, func() bool { return len(re.of(id)) >= len(want) }, time.Minute, 50*time.Millisecond)
+	got := re.of(id)
+	require.ElementsMatch(t, want, got)
+	require.Equal(t, "run.started.v1", got[0])
+	require.Equal(t, "run.cancelled.v1", got[len(got)-1], "the run's final event comes after its tasks' events: %v", got)
+}
+
+const cancelMix = `
+apiVersion: sluice.io/v1
+kind: Pipeline
+metadata: {name: cancel-mix}
+spec:
+  tasks:
+    long:
+      image: alpine
+      command: [sh, -c, 'echo started > "$0"; sleep 60']
+      args: ["{{$.pipeline_root}}"]
+    completed:
+      image: alpine
+      command: [sh, -c, 'echo completed-ran']
+      dependsOn: [long]
+      strategy: ALL_UPSTREAM_TASKS_COMPLETED
+  exitHandler:
+    name: cleanup
+    image: alpine
+    command: [sh, -c, 'echo cleanup-ran']
+`
+
+// After a cancel only the real exit handler starts; a task that merely uses ALL_UPSTREAM_TASKS_COMPLETED
+// is cancelled like any other; the run ends CANCELED with a terminal event for every task; the cancel
+// reaches the running step's process promptly (it would otherwise sleep 60 s).
+func TestCancelStartsOnlyExitHandlers(t *testing.T) {
+	d, srv := newService(t)
+	re := tailRunEvents(t, d)
+	c := apiClient{t, srv.URL}
+	id := "cancelmix-" + uuid.NewString()[:8]
+	spec := strings.Replace(cancelMix, `args: ["{{$.pipeline_root}}"]`, "args: [/dev/null]", 1)
+	code, out := c.do(http.MethodPost, "/apis/v1/runs?run_id="+id, pipelinesv1.RunRequest{Spec: spec})
+	require.Equal(t, http.StatusOK, code, out)
+	require.Eventually(t, func() bool {
+		for _, e := range re.of(id) {
+			if e == "task.started.v1 exit-handler-1/long" {
+				return true
+			}
+		}
+		return false
+	}, time.Minute, 50*time.Millisecond)
+	t0 := time.Now()
+	code, out = c.do(http.MethodPost, "/apis/v1/runs/"+id+"/cancel", nil)
+	require.Equal(t, http.StatusAccepted, code, out)
+	require.Equal(t, pipelinesv1.RunCancelled, waitRun(t, d, id).State)
+	require.Less(t, time.Since(t0), 30*time.Second, "cancel must kill the running step")
+	st := taskState(t, c, id)
+	require.Equal(t, pipelinesv1.TaskCancelled, st["exit-handler-1/long"].State)
+	require.Equal(t, pipelinesv1.TaskCancelled, st["exit-handler-1/completed"].State)
+	require.Equal(t, pipelinesv1.TaskSucceeded, st["cleanup"].State)
+	require.Eventually(t, func() bool {
+		got := re.of(id)
+		return len(got) > 0 && got[len(got)-1] == "run.cancelled.v1"
+	}, time.Minute, 50*time.Millisecond)
+	got := re.of(id)
+	require.Contains(t, got, "task.cancelled.v1 exit-handler-1/long")
+	require.Contains(t, got, "task.cancelled.v1 exit-handler-1/completed")
+	require.Contains(t, got, "task.succeeded.v1 cleanup")
+	require.NotContains(t, got, "task.started.v1 exit-handler-1/completed")
+}
+
+// Case pipelines/retry-reruns-succeeded-loop-iterations: retrying a failed run re-runs only the failed
+// iteration and its downstream; succeeded iterations keep their outputs.
+func TestCaseRetryReusesSucceededLoopIterations(t *testing.T) {
+	d, srv := newService(t)
+	c := apiClient{t, srv.URL}
+	dir := t.TempDir()
+	spec := strings.ReplaceAll(caseSpec(t, "pipelines", "retry-reruns-succeeded-loop-iterations"), "/tmp/c14b", dir)
+	for _, fused := range []bool{true, false} {
+		require.NoError(t, os.RemoveAll(filepath.Join(dir, "marker")))
+		require.NoError(t, os.WriteFile(filepath.Join(dir, "ran.log"), nil, 0o644))
+		sp := spec
+		if !fused { // one iteration at a time: the batch path instead of the fused chunk activity
+			sp = strings.Replace(sp, "as: n}", "as: n, parallelism: 1}", 1)
+		}
+		id := "retry-" + uuid.NewString()[:8]
+		code, out := c.do(http.MethodPost, "/apis/v1/runs?run_id="+id, pipelinesv1.RunRequest{Spec: sp})
+		require.Equal(t, http.StatusOK, code, out)
+		require.Equal(t, pipelinesv1.RunFailed, waitRun(t, d, id).State)
+		code, out = c.do(http.MethodPost, "/apis/v1/runs/"+id+"/retry", nil)
+		require.Equal(t, http.StatusOK, code, out)
+		var created app.RunCreated
+		require.NoError(t, json.Unmarshal([]byte(out), &created))
+		res := waitRun(t, d, created.RunID)
+		require.Equal(t, pipelinesv1.RunSucceeded, res.State, res.Error)
+		log, err := os.ReadFile(filepath.Join(dir, "ran.log"))
+		require.NoError(t, err)
+		var runs []string // "iter N ran" and "down" lines (down's argument holds newlines: dash's echo expands \n)
+		for _, l := range strings.Split(string(log), "\n") {
+			if strings.HasPrefix(l, "iter ") || strings.HasPrefix(l, "down ") {
+				runs = append(runs, strings.Fields(l)[0]+" "+strings.Fields(l)[1])
+			}
+		}
+		require.ElementsMatch(t, []string{"iter 1", "iter 2", "iter 3", "iter 2", "down ran"}, runs, "fused=%v: %s", fused, log)
+		require.Equal(t, "down ran", runs[len(runs)-1])
+		st := taskState(t, c, created.RunID)
+		require.Equal(t, "v1\n", st["loop/0"].Outputs.Parameters["v"])
+		require.Equal(t, "v2\n", st["loop/1"].Outputs.Parameters["v"])
+	}
+}

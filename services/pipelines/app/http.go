@@ -315,7 +315,9 @@ func (a *App) cancelRun(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if st := desc.WorkflowExecutionInfo.Status; st != enums.WORKFLOW_EXECUTION_STATUS_RUNNING {
-		httpError(w, &invalidError{problems: []string{fmt.Sprintf("run %s is %s: only running runs can be cancelled", r.PathValue("id"), runStateOf(st))}})
+		// Like KFP's TerminateRun, cancelling a run that already ended is not an error: nothing changes
+		// and the answer says the state it ended in.
+		platform.WriteJSON(w, http.StatusOK, map[string]string{"run_id": r.PathValue("id"), "state": runStateOf(st)})
 		return
 	}
 	if err := a.d.Temporal.CancelWorkflow(r.Context(), r.PathValue("id"), ""); err != nil {

@@ -79,7 +79,11 @@ func (a *Activities) Notify(ctx context.Context, in NotifyInput) error {
 		}
 	}
 	for _, t := range in.Tasks {
-		if err := a.publish(ctx, in.TaskType, "runs/"+t.RunID+"/tasks/"+t.TaskPath, EventID(t.RunID, t.TaskPath, in.TaskType), t); err != nil {
+		id := EventID(t.RunID, t.TaskPath, in.TaskType)
+		if t.Attempt > 0 { // the id of the same event published by the step's activity (see taskEventAsync)
+			id = EventID(t.RunID, t.TaskPath, in.TaskType, fmt.Sprint(t.Attempt))
+		}
+		if err := a.publish(ctx, in.TaskType, "runs/"+t.RunID+"/tasks/"+t.TaskPath, id, t); err != nil {
 			return err
 		}
 	}
@@ -455,7 +459,7 @@ func (a *Activities) runProcess(ctx context.Context, in StepInput, st step, comm
 		}
 		return -1, wf.NonRetryable(wf.ErrTypeStepFailed, fmt.Errorf("start step %s: %w", in.TaskPath, err))
 	}
-	tick := time.NewTicker(time.Second)
+	tick := time.NewTicker(200 * time.Millisecond) // RecordHeartbeat is throttled; see WorkerOptions
 	defer tick.Stop()
 	for {
 		activity.RecordHeartbeat(ctx, in.Attempt)

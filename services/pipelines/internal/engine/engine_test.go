@@ -61,7 +61,7 @@ func newEnv(t testing.TB) *env {
 // startWorker runs a worker for the engine; the returned func stops it (like a crash of the service).
 func (e *env) startWorker(t testing.TB) func() {
 	t.Helper()
-	w := worker.New(e.tc, pipelinesv1.TaskQueue, worker.Options{Identity: fmt.Sprintf("test-worker-%d", workerSeq.Add(1))})
+	w := worker.New(e.tc, pipelinesv1.TaskQueue, engine.WorkerOptions(worker.Options{Identity: fmt.Sprintf("test-worker-%d", workerSeq.Add(1))}))
 	engine.Register(w, e.acts)
 	require.NoError(t, w.Start())
 	var once atomic.Bool

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
@@ -20,6 +21,15 @@ func Register(w worker.Worker, a *Activities) {
 	w.RegisterWorkflowWithOptions(RunWorkflow, workflow.RegisterOptions{Name: pipelinesv1.WorkflowType})
 	w.RegisterWorkflowWithOptions(DAGWorkflow, workflow.RegisterOptions{Name: DAGWorkflowType})
 	w.RegisterActivity(a)
+}
+
+// WorkerOptions adapts base for the engine's worker: heartbeats of running steps go out at least every
+// half second, so a cancel reaches a running step's process within about a second (the SDK otherwise
+// throttles heartbeats to 80% of the heartbeat timeout, 8 s here).
+func WorkerOptions(base worker.Options) worker.Options {
+	base.MaxHeartbeatThrottleInterval = 500 * time.Millisecond
+	base.DefaultHeartbeatThrottleInterval = 500 * time.Millisecond
+	return base
 }
 
 // ErrRunExists reports a run id that was already used (Start is idempotent: it returns the existing run).
