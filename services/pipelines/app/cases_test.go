@@ -3,6 +3,7 @@ package app_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -22,6 +23,7 @@ import (
 	"github.com/sluice-ml/sluice/services/pipelines/api/pipelinesv1"
 	"github.com/sluice-ml/sluice/services/pipelines/app"
 	"github.com/sluice-ml/sluice/services/pipelines/internal/engine"
+	"github.com/sluice-ml/sluice/services/pipelines/internal/engine/enginetest"
 )
 
 func caseSpec(t *testing.T, area, name string) string {
@@ -199,6 +201,7 @@ func TestCaseCancelPublishesTerminalTaskEvents(t *testing.T) {
 	require.ElementsMatch(t, want, got)
 	require.Equal(t, "run.started.v1", got[0])
 	require.Equal(t, "run.cancelled.v1", got[len(got)-1], "the run's final event comes after its tasks' events: %v", got)
+	enginetest.RecordHistory(t, d.Temporal, id, "cancel-in-backoff")
 }
 
 const cancelMix = `
@@ -259,6 +262,7 @@ func TestCancelStartsOnlyExitHandlers(t *testing.T) {
 	require.Contains(t, got, "task.cancelled.v1 exit-handler-1/completed")
 	require.Contains(t, got, "task.succeeded.v1 cleanup")
 	require.NotContains(t, got, "task.started.v1 exit-handler-1/completed")
+	enginetest.RecordHistory(t, d.Temporal, id, "cancel-exit-handler")
 }
 
 // Case pipelines/retry-reruns-succeeded-loop-iterations: retrying a failed run re-runs only the failed
@@ -298,5 +302,6 @@ func TestCaseRetryReusesSucceededLoopIterations(t *testing.T) {
 		st := taskState(t, c, created.RunID)
 		require.Equal(t, "v1\n", st["loop/0"].Outputs.Parameters["v"])
 		require.Equal(t, "v2\n", st["loop/1"].Outputs.Parameters["v"])
+		enginetest.RecordHistory(t, d.Temporal, created.RunID, fmt.Sprintf("retry-loop-fused-%v", fused))
 	}
 }

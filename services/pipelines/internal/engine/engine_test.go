@@ -25,6 +25,7 @@ import (
 	wf "github.com/sluice-ml/sluice/libs/workflow"
 	"github.com/sluice-ml/sluice/services/pipelines/api/pipelinesv1"
 	"github.com/sluice-ml/sluice/services/pipelines/internal/engine"
+	"github.com/sluice-ml/sluice/services/pipelines/internal/engine/enginetest"
 )
 
 func TestMain(m *testing.M) { os.Exit(devstacktest.Run(m)) }
@@ -166,6 +167,7 @@ func TestDiamondWithSkippedBranch(t *testing.T) {
 	require.Equal(t, pipelinesv1.TaskSkipped, st["d"].State, "a task after a skipped task is skipped")
 	require.Equal(t, pipelinesv1.TaskSucceeded, st["e"].State)
 	require.Equal(t, "c-e", res.Tasks["e"].Parameters["out"])
+	enginetest.RecordHistory(t, e.tc, id, "diamond")
 
 	// heads: b runs, so d runs too.
 	id2, run2 := e.start(t, diamond, map[string]any{"flip": "heads"})
