@@ -16,12 +16,14 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/client"
 
 	"github.com/sluice-ml/sluice/libs/artifacts"
 	"github.com/sluice-ml/sluice/libs/events"
 	"github.com/sluice-ml/sluice/libs/platform"
 	"github.com/sluice-ml/sluice/services/pipelines/api/pipelinesv1"
 	"github.com/sluice-ml/sluice/services/pipelines/app"
+	"github.com/sluice-ml/sluice/services/pipelines/internal/claimcheck"
 	"github.com/sluice-ml/sluice/services/pipelines/internal/engine"
 	"github.com/sluice-ml/sluice/services/pipelines/internal/engine/enginetest"
 )
@@ -58,11 +60,14 @@ func (c apiClient) do(method, path string, body any) (int, string) {
 
 func waitRun(t *testing.T, d *platform.Deps, id string) pipelinesv1.RunResult {
 	t.Helper()
+	tc, err := claimcheck.NewClient(d.Temporal, d.Namespace, d.Artifacts, client.Options{})
+	require.NoError(t, err)
+	defer tc.Close()
 	var res pipelinesv1.RunResult
-	if err := d.Temporal.GetWorkflow(t.Context(), id, "").Get(t.Context(), &res); err == nil {
+	if err := tc.GetWorkflow(t.Context(), id, "").Get(t.Context(), &res); err == nil {
 		return res
 	}
-	st, err := engine.State(t.Context(), d.Temporal, id)
+	st, err := engine.State(t.Context(), tc, id)
 	require.NoError(t, err)
 	return pipelinesv1.RunResult{State: st.State, Error: st.Error}
 }
@@ -304,4 +309,66 @@ func TestCaseRetryReusesSucceededLoopIterations(t *testing.T) {
 		require.Equal(t, "v2\n", st["loop/1"].Outputs.Parameters["v"])
 		enginetest.RecordHistory(t, d.Temporal, created.RunID, fmt.Sprintf("retry-loop-fused-%v", fused))
 	}
+}
+
+// Case pipelines/output-param-over-1mb: a 1.2 MB output parameter is stored intact (claim check: it
+// rides neither in NATS messages nor in Temporal payloads) and the step runs once; over the 16 MiB
+// limit the step fails at once naming the value, its size and the limit; an input over the limit is a
+// 400 naming it; large input parameters reach the step intact.
+func TestCaseLargeParametersUpToTheLimit(t *testing.T) {
+	d, srv := newService(t)
+	re := tailRunEvents(t, d)
+	c := apiClient{t, srv.URL}
+	count := filepath.Join(t.TempDir(), "gen.count")
+	spec := strings.ReplaceAll(caseSpec(t, "pipelines", "output-param-over-1mb"), "/tmp/c08-gen.count", count)
+	run := func(size int) (string, pipelinesv1.RunResult) {
+		require.NoError(t, os.WriteFile(count, nil, 0o644))
+		id := "big-" + uuid.NewString()[:8]
+		code, out := c.do(http.MethodPost, "/apis/v1/runs?run_id="+id, pipelinesv1.RunRequest{Spec: spec, Parameters: map[string]any{"outsize": size}})
+		require.Equal(t, http.StatusOK, code, out)
+		return id, waitRun(t, d, id)
+	}
+	runs := func() int {
+		b, err := os.ReadFile(count)
+		require.NoError(t, err)
+		return strings.Count(string(b), "ran\n")
+	}
+
+	id, res := run(1200000)
+	require.Equal(t, pipelinesv1.RunSucceeded, res.State, res.Error)
+	require.Equal(t, 1, runs())
+	st := taskState(t, c, id)
+	require.Equal(t, strings.Repeat("x", 1200000), st["gen"].Outputs.Parameters["big"])
+	require.Eventually(t, func() bool {
+		for _, e := range re.of(id) {
+			if e == "task.succeeded.v1 gen" {
+				return true
+			}
+		}
+		return false
+	}, time.Minute, 50*time.Millisecond, "task.succeeded is published with the value checked into S3")
+
+	id, res = run(pipelinesv1.MaxParamBytes + 1)
+	require.Equal(t, pipelinesv1.RunFailed, res.State)
+	require.Equal(t, 1, runs(), "a deterministic failure never re-runs the step")
+	msg := taskState(t, c, id)["gen"].Error
+	require.Contains(t, msg, `output parameter "big"`)
+	require.Contains(t, msg, fmt.Sprint(pipelinesv1.MaxParamBytes+1)+" bytes")
+	require.Contains(t, msg, fmt.Sprint(pipelinesv1.MaxParamBytes))
+
+	code, out := c.do(http.MethodPost, "/apis/v1/runs", pipelinesv1.RunRequest{Spec: tiny, Parameters: map[string]any{"who": strings.Repeat("y", pipelinesv1.MaxParamBytes)}})
+	require.Equal(t, http.StatusBadRequest, code)
+	require.Contains(t, out, "parameters.who")
+	require.Contains(t, out, "limit")
+
+	// 3 MiB in: over Temporal's 2 MiB payload limit and NATS's 1 MiB max_payload, the run starts and the
+	// value reaches the step's rendering intact; the OS refuses an argument that long, which the step's
+	// error says plainly.
+	big := strings.Repeat("z", 3<<20)
+	id = "bigin-" + uuid.NewString()[:8]
+	code, out = c.do(http.MethodPost, "/apis/v1/runs?run_id="+id, pipelinesv1.RunRequest{Spec: tiny, Parameters: map[string]any{"who": big}})
+	require.Equal(t, http.StatusOK, code, out)
+	res = waitRun(t, d, id)
+	require.Equal(t, pipelinesv1.RunFailed, res.State)
+	require.Contains(t, taskState(t, c, id)["hello"].Error, `args[0] "{{$.inputs.parameters['who']}}" is 3145728 bytes once rendered`)
 }

@@ -1,6 +1,7 @@
 package app
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -24,6 +25,7 @@ import (
 	"github.com/sluice-ml/sluice/libs/platform"
 	"github.com/sluice-ml/sluice/services/pipelines/api/pipelinesv1"
 	"github.com/sluice-ml/sluice/services/pipelines/internal/catalog"
+	"github.com/sluice-ml/sluice/services/pipelines/internal/claimcheck"
 	"github.com/sluice-ml/sluice/services/pipelines/internal/engine"
 	"github.com/sluice-ml/sluice/services/pipelines/internal/spec"
 )
@@ -69,8 +71,18 @@ func httpError(w http.ResponseWriter, err error) {
 	}
 }
 
+// maxBodyBytes bounds a request body: a spec plus parameters of up to pipelinesv1.MaxParamBytes each.
+const maxBodyBytes = 64 << 20
+
 func decode(r *http.Request, v any) error {
-	dec := json.NewDecoder(io.LimitReader(r.Body, 16<<20))
+	b, err := io.ReadAll(io.LimitReader(r.Body, maxBodyBytes+1))
+	if err != nil {
+		return &invalidError{problems: []string{"body: " + err.Error()}}
+	}
+	if len(b) > maxBodyBytes {
+		return &invalidError{problems: []string{fmt.Sprintf("body: larger than the limit of %d bytes", maxBodyBytes)}}
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return &invalidError{problems: []string{"body: " + err.Error()}}
@@ -243,7 +255,7 @@ func (a *App) listRuns(w http.ResponseWriter, r *http.Request) {
 	if v := r.URL.Query().Get("page_token"); v != "" {
 		token = []byte(v)
 	}
-	resp, err := a.d.Temporal.ListWorkflow(r.Context(), &workflowservice.ListWorkflowExecutionsRequest{
+	resp, err := a.tc.ListWorkflow(r.Context(), &workflowservice.ListWorkflowExecutionsRequest{
 		Namespace: a.d.Namespace, PageSize: int32(pageSize), NextPageToken: token,
 		Query: fmt.Sprintf("WorkflowType = '%s'", pipelinesv1.WorkflowType),
 	})
@@ -291,12 +303,12 @@ type RunDetail struct {
 
 func (a *App) getRun(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	st, err := engine.State(r.Context(), a.d.Temporal, id)
+	st, err := engine.State(r.Context(), a.tc, id)
 	if err != nil {
 		httpError(w, err)
 		return
 	}
-	desc, err := a.d.Temporal.DescribeWorkflowExecution(r.Context(), id, "")
+	desc, err := a.tc.DescribeWorkflowExecution(r.Context(), id, "")
 	if err != nil {
 		httpError(w, err)
 		return
@@ -309,7 +321,7 @@ func (a *App) getRun(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *App) cancelRun(w http.ResponseWriter, r *http.Request) {
-	desc, err := a.d.Temporal.DescribeWorkflowExecution(r.Context(), r.PathValue("id"), "")
+	desc, err := a.tc.DescribeWorkflowExecution(r.Context(), r.PathValue("id"), "")
 	if err != nil {
 		httpError(w, err)
 		return
@@ -320,7 +332,7 @@ func (a *App) cancelRun(w http.ResponseWriter, r *http.Request) {
 		platform.WriteJSON(w, http.StatusOK, map[string]string{"run_id": r.PathValue("id"), "state": runStateOf(st)})
 		return
 	}
-	if err := a.d.Temporal.CancelWorkflow(r.Context(), r.PathValue("id"), ""); err != nil {
+	if err := a.tc.CancelWorkflow(r.Context(), r.PathValue("id"), ""); err != nil {
 		httpError(w, err)
 		return
 	}
@@ -336,7 +348,7 @@ func (a *App) retryRun(w http.ResponseWriter, r *http.Request) {
 		httpError(w, err)
 		return
 	}
-	st, err := engine.State(r.Context(), a.d.Temporal, id)
+	st, err := engine.State(r.Context(), a.tc, id)
 	if err != nil {
 		httpError(w, err)
 		return
@@ -368,7 +380,7 @@ func (a *App) retryRun(w http.ResponseWriter, r *http.Request) {
 // runInput reads a run's input from the first event of its workflow history.
 func (a *App) runInput(ctx context.Context, id string) (pipelinesv1.RunInput, error) {
 	var in pipelinesv1.RunInput
-	it := a.d.Temporal.GetWorkflowHistory(ctx, id, "", false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	it := a.tc.GetWorkflowHistory(ctx, id, "", false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
 	if !it.HasNext() {
 		return in, fmt.Errorf("run %s: %w", id, catalog.ErrNotFound)
 	}
@@ -380,12 +392,12 @@ func (a *App) runInput(ctx context.Context, id string) (pipelinesv1.RunInput, er
 	if attrs == nil || attrs.Input == nil || len(attrs.Input.Payloads) == 0 {
 		return in, fmt.Errorf("run %s: no input in history", id)
 	}
-	return in, converter.GetDefaultDataConverter().FromPayload(attrs.Input.Payloads[0], &in)
+	return in, claimcheck.DataConverter(a.d.Artifacts).FromPayload(attrs.Input.Payloads[0], &in)
 }
 
 // runLogs streams a task's step log (?task=<path>; default: every task's log, one after another).
 func (a *App) runLogs(w http.ResponseWriter, r *http.Request) {
-	st, err := engine.State(r.Context(), a.d.Temporal, r.PathValue("id"))
+	st, err := engine.State(r.Context(), a.tc, r.PathValue("id"))
 	if err != nil {
 		httpError(w, err)
 		return
@@ -494,7 +506,7 @@ func (a *App) createRecurringRun(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	in.RunID = "" // each scheduled run takes its workflow ID as run ID
-	_, err = a.d.Temporal.ScheduleClient().Create(r.Context(), client.ScheduleOptions{
+	_, err = a.tc.ScheduleClient().Create(r.Context(), client.ScheduleOptions{
 		ID:     id,
 		Spec:   client.ScheduleSpec{CronExpressions: []string{req.Cron}},
 		Paused: req.Paused,
@@ -517,7 +529,7 @@ func (a *App) createRecurringRun(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *App) listRecurringRuns(w http.ResponseWriter, r *http.Request) {
-	it, err := a.d.Temporal.ScheduleClient().List(r.Context(), client.ScheduleListOptions{PageSize: 100})
+	it, err := a.tc.ScheduleClient().List(r.Context(), client.ScheduleListOptions{PageSize: 100})
 	if err != nil {
 		httpError(w, err)
 		return
@@ -545,7 +557,7 @@ func (a *App) listRecurringRuns(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *App) deleteRecurringRun(w http.ResponseWriter, r *http.Request) {
-	if err := a.d.Temporal.ScheduleClient().GetHandle(r.Context(), r.PathValue("id")).Delete(r.Context()); err != nil {
+	if err := a.tc.ScheduleClient().GetHandle(r.Context(), r.PathValue("id")).Delete(r.Context()); err != nil {
 		httpError(w, err)
 		return
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
 	"time"
 
@@ -89,6 +90,15 @@ func (a *App) prepare(ctx context.Context, req pipelinesv1.RunRequest, runID str
 		}
 		in.CacheMaxStaleness = d
 	}
+	var tooLarge []string
+	for _, name := range sortedNames(req.Parameters) {
+		if b, _ := json.Marshal(req.Parameters[name]); len(b) > pipelinesv1.MaxParamBytes {
+			tooLarge = append(tooLarge, fmt.Sprintf("parameters.%s: value is %d bytes; the limit is %d bytes (16 MiB): pass it as an input artifact", name, len(b), pipelinesv1.MaxParamBytes))
+		}
+	}
+	if len(tooLarge) > 0 {
+		return in, nil, &invalidError{problems: tooLarge}
+	}
 	p, err := spec.Parse([]byte(in.Spec))
 	if err != nil {
 		return in, nil, invalid(err)
@@ -115,7 +125,7 @@ func (e *conflictError) Error() string {
 // answers engine.ErrRunExists if the existing run was started from the same request (idempotent
 // re-submission) and a *conflictError otherwise; neither publishes anything.
 func (a *App) start(ctx context.Context, in pipelinesv1.RunInput, p *dag.Pipeline) (client.WorkflowRun, error) {
-	run, err := engine.Start(ctx, a.d.Temporal, in)
+	run, err := engine.Start(ctx, a.tc, in)
 	if errors.Is(err, engine.ErrRunExists) {
 		prev, perr := a.runInput(ctx, in.RunID)
 		if perr != nil {
@@ -183,4 +193,13 @@ func (a *App) reject(ctx context.Context, requestID string, problems []string) {
 	if err != nil {
 		a.d.Log.WarnContext(ctx, "publish run.rejected", "event_id", requestID, "err", err)
 	}
+}
+
+func sortedNames(m map[string]any) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }

@@ -180,8 +180,20 @@ type TaskEvent struct {
 	Inputs       map[string]Artifact `json:"input_artifacts,omitempty"`
 	OutputParams map[string]any      `json:"output_parameters,omitempty"`
 	Outputs      map[string]Artifact `json:"output_artifacts,omitempty"`
-	Time         time.Time           `json:"time"`
+	// ParamRefs holds the parameters too large to ride in the event (claim check): "inputs.<name>" or
+	// "outputs.<name>" → the s3:// URI of the value's JSON; the value in InputParams/OutputParams is then
+	// a short text saying so.
+	ParamRefs map[string]string `json:"param_refs,omitempty"`
+	Time      time.Time         `json:"time"`
 }
+
+// MaxParamBytes is the largest parameter value (its JSON encoding), input or output, a run accepts:
+// 16 MiB. Values over ClaimCheckBytes never ride in NATS messages or Temporal payloads; they are stored
+// in S3 and referenced.
+const MaxParamBytes = 16 << 20
+
+// ClaimCheckBytes is the size above which a parameter value in an event is replaced by a reference.
+const ClaimCheckBytes = 64 << 10
 
 // RunRejected is the data of io.sluice.pipeline.run.rejected.v1.
 type RunRejected struct {

@@ -101,12 +101,53 @@ func (a *Activities) taskEventAsync(ctx context.Context, typ string, in StepInpu
 	ev.InputParams = in.Params
 	ev.Inputs = firstArtifacts(in.Artifacts)
 	ev.Time = time.Now().UTC()
+	if err := a.checkLargeParams(ctx, in, &ev); err != nil {
+		return func(context.Context) error { return err }
+	}
 	out, err := events.New(a.Source, typ, "runs/"+in.RunID+"/tasks/"+in.TaskPath, ev)
 	if err != nil {
 		return func(context.Context) error { return err }
 	}
 	out.SetID(EventID(in.RunID, in.TaskPath, typ, fmt.Sprint(in.Attempt)))
 	return a.Bus.PublishAsync(ctx, out)
+}
+
+// checkLargeParams moves parameter values over ClaimCheckBytes out of a task event into S3 (at
+// <pipeline>/<run>/<task>/params/{inputs,outputs}/<name>.json, written once) and references them in
+// ParamRefs, so an event stays far below NATS's max_payload whatever the values' sizes.
+func (a *Activities) checkLargeParams(ctx context.Context, in StepInput, ev *pipelinesv1.TaskEvent) error {
+	for _, side := range []struct {
+		kind string
+		m    *map[string]any
+	}{{"inputs", &ev.InputParams}, {"outputs", &ev.OutputParams}} {
+		var copied map[string]any
+		for _, name := range sortedKeys(*side.m) {
+			b, err := json.Marshal((*side.m)[name])
+			if err != nil || len(b) <= pipelinesv1.ClaimCheckBytes {
+				continue
+			}
+			key := path.Join(in.PipelineName, in.RunID, in.TaskPath, "params", side.kind, name+".json")
+			obj, err := a.Store.Put(ctx, key, bytes.NewReader(b), int64(len(b)))
+			if err != nil {
+				return fmt.Errorf("store %s parameter %q (%d bytes) for its event: %w", side.kind, name, len(b), err)
+			}
+			if copied == nil {
+				copied = map[string]any{}
+				for k, v := range *side.m {
+					copied[k] = v
+				}
+			}
+			copied[name] = fmt.Sprintf("(%d bytes, stored at %s)", len(b), obj.URI)
+			if ev.ParamRefs == nil {
+				ev.ParamRefs = map[string]string{}
+			}
+			ev.ParamRefs[side.kind+"."+name] = obj.URI
+		}
+		if copied != nil {
+			*side.m = copied
+		}
+	}
+	return nil
 }
 
 func firstArtifacts(m map[string][]Artifact) map[string]Artifact {
@@ -241,10 +282,18 @@ func (a *Activities) RunStep(ctx context.Context, in StepInput) (StepResult, err
 			return StepResult{Outputs: hit.Outputs, Cached: true, CachedFrom: hit.RunID, LogURI: hit.LogURI}, nil
 		}
 	}
+	// A retry of this activity after the step succeeded (its event publish failed, the worker died)
+	// publishes again without running the step a second time.
+	if res, ok := a.recordedResult(ctx, in); ok {
+		return res, a.publishSucceeded(ctx, in, res)
+	}
 	// task.started is stored while the step runs; its ack is awaited before the activity completes.
 	started := a.taskEventAsync(ctx, events.PipelineTaskStartedV1, in, pipelinesv1.TaskEvent{State: pipelinesv1.TaskRunning})
 	res, stepErr := a.execute(ctx, in)
 	if err := started(ctx); err != nil && stepErr == nil {
+		if rerr := a.recordResult(ctx, in, res); rerr != nil {
+			return res, rerr
+		}
 		return res, err
 	}
 	if stepErr != nil {
@@ -259,11 +308,49 @@ func (a *Activities) RunStep(ctx context.Context, in StepInput) (StepResult, err
 			return res, fmt.Errorf("cache write: %w", err)
 		}
 	}
-	ev := pipelinesv1.TaskEvent{State: pipelinesv1.TaskSucceeded, OutputParams: res.Outputs.Params, Outputs: firstArtifacts(res.Outputs.Artifacts)}
-	if err := a.taskEvent(ctx, events.PipelineTaskSucceededV1, in, ev); err != nil {
+	if err := a.recordResult(ctx, in, res); err != nil {
 		return res, err
 	}
-	return res, nil
+	return res, a.publishSucceeded(ctx, in, res)
+}
+
+func (a *Activities) publishSucceeded(ctx context.Context, in StepInput, res StepResult) error {
+	ev := pipelinesv1.TaskEvent{State: pipelinesv1.TaskSucceeded, OutputParams: res.Outputs.Params, Outputs: firstArtifacts(res.Outputs.Artifacts)}
+	return a.taskEvent(ctx, events.PipelineTaskSucceededV1, in, ev)
+}
+
+func resultKey(in StepInput) string {
+	return path.Join(in.PipelineName, in.RunID, in.TaskPath, "logs", fmt.Sprintf("attempt-%d.result.json", in.Attempt))
+}
+
+// recordResult stores a succeeded attempt's result, read back by recordedResult.
+func (a *Activities) recordResult(ctx context.Context, in StepInput, res StepResult) error {
+	b, err := json.Marshal(res)
+	if err != nil {
+		return err
+	}
+	if _, err := a.Store.Put(ctx, resultKey(in), bytes.NewReader(b), int64(len(b))); err != nil {
+		return fmt.Errorf("record step result: %w", err)
+	}
+	return nil
+}
+
+// recordedResult returns the result of this attempt when a previous try of the same activity already
+// ran the step to success.
+func (a *Activities) recordedResult(ctx context.Context, in StepInput) (StepResult, bool) {
+	var res StepResult
+	if !activity.IsActivity(ctx) || activity.GetInfo(ctx).Attempt <= 1 {
+		return res, false
+	}
+	rc, _, err := a.Store.Get(ctx, resultKey(in))
+	if err != nil {
+		return res, false
+	}
+	defer rc.Close()
+	if json.NewDecoder(rc).Decode(&res) != nil {
+		return res, false
+	}
+	return res, true
 }
 
 func isBusinessFailure(err error) bool {
@@ -347,6 +434,20 @@ func (a *Activities) execute(ctx context.Context, in StepInput) (StepResult, err
 	if err != nil {
 		return StepResult{}, wf.NonRetryable(wf.ErrTypeInvalidSpec, fmt.Errorf("args: %w", err))
 	}
+	for i, arg := range append(append([]string(nil), command...), args...) {
+		if len(arg) < maxArgBytes {
+			continue
+		}
+		what, raw := fmt.Sprintf("command[%d]", i), in.Command
+		if i >= len(command) {
+			i -= len(command)
+			what, raw = fmt.Sprintf("args[%d]", i), in.Args
+		}
+		if len(in.Command) == len(command) && len(in.Args) == len(args) {
+			what += fmt.Sprintf(" %q", raw[i])
+		}
+		return StepResult{}, wf.NonRetryable(wf.ErrTypeStepFailed, fmt.Errorf("%s is %d bytes once rendered; the OS limits one argument to %d bytes: pass values this large as artifacts", what, len(arg), maxArgBytes-1))
+	}
 	if len(command) == 0 && len(args) == 0 {
 		return StepResult{}, wf.NonRetryable(wf.ErrTypeInvalidSpec, errors.New("executor has no command and no args"))
 	}
@@ -381,8 +482,14 @@ func (a *Activities) execute(ctx context.Context, in StepInput) (StepResult, err
 	}
 	for _, name := range sortedKeys(in.OutputParams) {
 		if v, ok := executorOut[name]; ok {
+			if b, _ := json.Marshal(v); len(b) > pipelinesv1.MaxParamBytes {
+				return res, wf.NonRetryable(wf.ErrTypeStepFailed, tooLarge(name, int64(len(b))))
+			}
 			out.Params[name] = v
 			continue
+		}
+		if fi, err := os.Stat(ectx.OutputParameterFiles[name]); err == nil && fi.Size() > pipelinesv1.MaxParamBytes {
+			return res, wf.NonRetryable(wf.ErrTypeStepFailed, tooLarge(name, fi.Size()))
 		}
 		if err := confineFile(st.dir, ectx.OutputParameterFiles[name]); err != nil {
 			return res, wf.NonRetryable(wf.ErrTypeStepFailed, fmt.Errorf("output parameter %q: %w", name, err))
@@ -510,6 +617,13 @@ func readExecutorOutput(p string) (map[string]any, error) {
 		return nil, fmt.Errorf("executor output %s: %w", p, err)
 	}
 	return eo.ParameterValues, nil
+}
+
+// maxArgBytes is Linux's MAX_ARG_STRLEN (32 pages): exec refuses a longer single argument.
+const maxArgBytes = 32 * 4096
+
+func tooLarge(name string, size int64) error {
+	return fmt.Errorf("output parameter %q is %d bytes; the limit is %d bytes (16 MiB): write it as an output artifact", name, size, pipelinesv1.MaxParamBytes)
 }
 
 func logTail(p string) string {
