@@ -76,8 +76,8 @@ type App struct {
 	worker  worker.Worker
 	// tc is the Temporal client of pipeline workflows: d.Temporal's connection with the claim-check
 	// data converter (large values live in S3, see package claimcheck).
-	tc client.Client
-	sub     *events.Subscription
+	tc  client.Client
+	sub *events.Subscription
 }
 
 // Build is the platform.Builder of the pipelines service.
