@@ -3,6 +3,7 @@ package command
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -70,5 +71,33 @@ spec:
 	}
 	if _, err := pipelinesapp.TypedParameters(src, map[string]string{"i": "seven"}); err == nil || !bytes.Contains([]byte(err.Error()), []byte("parameter i (NUMBER_INTEGER)")) {
 		t.Fatalf("want an error naming the parameter and its type, got %v", err)
+	}
+}
+
+func TestRecurringRunVerbsUseTheKFPShapedAPI(t *testing.T) {
+	var mu sync.Mutex
+	var calls []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		calls = append(calls, r.Method+" "+r.URL.Path)
+		mu.Unlock()
+		if r.Method == http.MethodDelete {
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		_ = json.NewEncoder(w).Encode(pipelinesapp.RecurringRun{ID: "recurring-1", Status: pipelinesapp.RecurringDisabled})
+	}))
+	t.Cleanup(srv.Close)
+	for _, args := range [][]string{{"disable", "recurring-1"}, {"enable", "recurring-1"}, {"delete", "recurring-1"}} {
+		var out, errw bytes.Buffer
+		root := NewRoot(&out, &errw)
+		root.SetArgs(append([]string{"--server", srv.URL, "recurring-run"}, args...))
+		if err := root.Execute(); err != nil {
+			t.Fatalf("%v: %v", args, err)
+		}
+	}
+	want := []string{"POST /apis/v1/recurringruns/recurring-1:disable", "POST /apis/v1/recurringruns/recurring-1:enable", "DELETE /apis/v1/recurringruns/recurring-1"}
+	if fmt.Sprint(calls) != fmt.Sprint(want) {
+		t.Fatalf("calls %v, want %v", calls, want)
 	}
 }

@@ -372,3 +372,112 @@ func TestCaseLargeParametersUpToTheLimit(t *testing.T) {
 	require.Equal(t, pipelinesv1.RunFailed, res.State)
 	require.Contains(t, taskState(t, c, id)["hello"].Error, `args[0] "{{$.inputs.parameters['who']}}" is 3145728 bytes once rendered`)
 }
+
+// Case pipelines/schedule-no-pause-and-6-field-cron: recurring runs can be disabled and enabled through
+// the KFP-shaped API; KFP's 6-field cron (seconds first) means what it means in KFP; next_run_time comes
+// from the schedule and is absent while disabled; every scheduled run has its own name and pipeline.
+func TestCaseRecurringRunsPauseResumeAndKFPCron(t *testing.T) {
+	_, srv := newService(t)
+	c := apiClient{t, srv.URL}
+	log := filepath.Join(t.TempDir(), "ticks.log")
+	spec := strings.ReplaceAll(caseSpec(t, "pipelines", "schedule-no-pause-and-6-field-cron"), "/tmp/c15.log", log)
+	create := func(cronExpr string, paused bool) (int, string) {
+		return c.do(http.MethodPost, "/apis/v1/recurringruns", app.RecurringRunRequest{Name: "c15", Cron: cronExpr, Paused: paused, Run: pipelinesv1.RunRequest{Spec: spec}})
+	}
+	get := func(id string) app.RecurringRun {
+		code, out := c.do(http.MethodGet, "/apis/v1/recurringruns/"+id, nil)
+		require.Equal(t, http.StatusOK, code, out)
+		var rr app.RecurringRun
+		require.NoError(t, json.Unmarshal([]byte(out), &rr))
+		return rr
+	}
+	idOf := func(out string) string {
+		var created struct {
+			ID string `json:"recurring_run_id"`
+		}
+		require.NoError(t, json.Unmarshal([]byte(out), &created))
+		return created.ID
+	}
+	del := func(id string) {
+		code, out := c.do(http.MethodDelete, "/apis/v1/recurringruns/"+id, nil)
+		require.Equal(t, http.StatusNoContent, code, out)
+	}
+
+	// (a) disable / enable.
+	code, out := create("* * * * *", true)
+	require.Equal(t, http.StatusCreated, code, out)
+	id := idOf(out)
+	rr := get(id)
+	require.Equal(t, app.RecurringDisabled, rr.Status)
+	require.Nil(t, rr.NextRunTime, "a disabled schedule has no next run")
+	require.Equal(t, "c15-sched", rr.PipelineName)
+	code, out = c.do(http.MethodPost, "/apis/v1/recurringruns/"+id+":enable", nil)
+	require.Equal(t, http.StatusOK, code, out)
+	rr = get(id)
+	require.Equal(t, app.RecurringEnabled, rr.Status)
+	require.NotNil(t, rr.NextRunTime)
+	require.Zero(t, rr.NextRunTime.Second())
+	code, out = c.do(http.MethodPost, "/apis/v1/recurringruns/"+id+"/disable", nil)
+	require.Equal(t, http.StatusOK, code, out)
+	require.Equal(t, app.RecurringDisabled, get(id).Status)
+	del(id)
+	code, _ = c.do(http.MethodDelete, "/apis/v1/recurringruns/"+id, nil)
+	require.Equal(t, http.StatusNotFound, code)
+	code, _ = c.do(http.MethodPost, "/apis/v1/recurringruns/"+id+":enable", nil)
+	require.Equal(t, http.StatusNotFound, code)
+
+	// (b) KFP's 6 fields, seconds first.
+	code, out = create("0 0 * * * *", false)
+	require.Equal(t, http.StatusCreated, code, out)
+	id = idOf(out)
+	rr = get(id)
+	require.NotNil(t, rr.NextRunTime)
+	require.True(t, rr.NextRunTime.Minute() == 0 && rr.NextRunTime.Second() == 0, "hourly at :00:00, got %s", rr.NextRunTime)
+	require.WithinDuration(t, time.Now(), *rr.NextRunTime, time.Hour+time.Minute)
+	del(id)
+	code, out = create("30 * * * * *", false)
+	require.Equal(t, http.StatusCreated, code, out)
+	id = idOf(out)
+	rr = get(id)
+	require.Equal(t, 30, rr.NextRunTime.Second(), "every minute at second 30, got %s", rr.NextRunTime)
+	require.WithinDuration(t, time.Now(), *rr.NextRunTime, 61*time.Second)
+	del(id)
+	for _, bad := range []string{"61 * * * * *", "* * *", "* * * * * * *", "@sometimes", ""} {
+		code, out := create(bad, true)
+		require.Equal(t, http.StatusBadRequest, code, "cron %q: %s", bad, out)
+		require.Contains(t, out, "cron")
+	}
+
+	// Every scheduled run has its own name and shows its pipeline.
+	code, out = create("* * * * * *", false) // every second
+	require.Equal(t, http.StatusCreated, code, out)
+	id = idOf(out)
+	t.Cleanup(func() { // if the test fails before del below
+		req, _ := http.NewRequestWithContext(context.Background(), http.MethodDelete, srv.URL+"/apis/v1/recurringruns/"+id, nil)
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			resp.Body.Close()
+		}
+	})
+	var mine []app.RunSummary
+	require.Eventually(t, func() bool {
+		code, out := c.do(http.MethodGet, "/apis/v1/runs?page_size=1000", nil)
+		require.Equal(t, http.StatusOK, code, out)
+		var list struct {
+			Runs []app.RunSummary `json:"runs"`
+		}
+		require.NoError(t, json.Unmarshal([]byte(out), &list))
+		mine = nil
+		for _, r := range list.Runs {
+			if strings.HasPrefix(r.RunID, id) && r.State == pipelinesv1.RunSucceeded {
+				mine = append(mine, r)
+			}
+		}
+		return len(mine) >= 2
+	}, 2*time.Minute, 200*time.Millisecond)
+	del(id)
+	require.NotEqual(t, mine[0].RunName, mine[1].RunName)
+	for _, r := range mine {
+		require.Equal(t, "c15-sched", r.Pipeline)
+		require.Contains(t, r.RunName, "c15-sched")
+	}
+}

@@ -50,6 +50,9 @@ func (a *App) Routes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /apis/v1/recurringruns", a.createRecurringRun)
 	mux.HandleFunc("GET /apis/v1/recurringruns", a.listRecurringRuns)
 	mux.HandleFunc("DELETE /apis/v1/recurringruns/{id}", a.deleteRecurringRun)
+	mux.HandleFunc("GET /apis/v1/recurringruns/{id}", a.getRecurringRun)
+	mux.HandleFunc("POST /apis/v1/recurringruns/{idverb}", a.recurringRunVerb)
+	mux.HandleFunc("POST /apis/v1/recurringruns/{idverb}/{verb}", a.recurringRunVerb)
 }
 
 // httpError maps an error to a status code once, here.
@@ -62,7 +65,7 @@ func httpError(w http.ResponseWriter, err error) {
 		platform.WriteError(w, http.StatusConflict, err)
 	case errors.As(err, &ie):
 		platform.WriteJSON(w, http.StatusBadRequest, map[string]any{"error": ie.Error(), "errors": ie.problems})
-	case errors.Is(err, catalog.ErrNotFound), errors.As(err, &nf), errors.Is(err, artifacts.ErrNotFound):
+	case errors.Is(err, catalog.ErrNotFound), errors.As(err, &nf), errors.Is(err, artifacts.ErrNotFound), errors.Is(err, errNoRecurringRun):
 		platform.WriteError(w, http.StatusNotFound, err)
 	case errors.Is(err, catalog.ErrExists):
 		platform.WriteError(w, http.StatusConflict, err)
@@ -492,8 +495,9 @@ func (a *App) createRecurringRun(w http.ResponseWriter, r *http.Request) {
 	if strings.TrimSpace(req.Name) == "" {
 		problems = append(problems, "display_name: required")
 	}
-	if len(strings.Fields(req.Cron)) < 5 {
-		problems = append(problems, fmt.Sprintf("cron: %q is not a cron expression (5 fields, e.g. \"*/5 * * * *\")", req.Cron))
+	cronExpr, err := temporalCron(req.Cron)
+	if err != nil {
+		problems = append(problems, err.Error())
 	}
 	if len(problems) > 0 {
 		httpError(w, &invalidError{problems: problems})
@@ -508,12 +512,12 @@ func (a *App) createRecurringRun(w http.ResponseWriter, r *http.Request) {
 	in.RunID = "" // each scheduled run takes its workflow ID as run ID
 	_, err = a.tc.ScheduleClient().Create(r.Context(), client.ScheduleOptions{
 		ID:     id,
-		Spec:   client.ScheduleSpec{CronExpressions: []string{req.Cron}},
+		Spec:   client.ScheduleSpec{CronExpressions: []string{cronExpr}},
 		Paused: req.Paused,
-		Memo:   map[string]any{"display_name": req.Name},
+		Memo:   map[string]any{"display_name": req.Name, "cron": strings.TrimSpace(req.Cron), "pipeline_name": in.PipelineName},
 		Action: &client.ScheduleWorkflowAction{
 			ID: id + "-run", Workflow: pipelinesv1.WorkflowType, Args: []any{in}, TaskQueue: pipelinesv1.TaskQueue,
-			Memo: map[string]any{"run_name": in.RunName, "experiment_id": in.ExperimentID},
+			Memo: map[string]any{"run_name": in.RunName, "experiment_id": in.ExperimentID, "pipeline_name": in.PipelineName},
 		},
 	})
 	if err != nil {
@@ -534,7 +538,7 @@ func (a *App) listRecurringRuns(w http.ResponseWriter, r *http.Request) {
 		httpError(w, err)
 		return
 	}
-	out := []map[string]any{}
+	out := []RecurringRun{}
 	for it.HasNext() {
 		s, err := it.Next()
 		if err != nil {
@@ -544,19 +548,26 @@ func (a *App) listRecurringRuns(w http.ResponseWriter, r *http.Request) {
 		if !strings.HasPrefix(s.ID, "recurring-") {
 			continue
 		}
-		row := map[string]any{"recurring_run_id": s.ID, "paused": s.Paused}
-		if s.Spec != nil && len(s.Spec.CronExpressions) > 0 {
-			row["cron"] = s.Spec.CronExpressions[0]
+		// The list comes from visibility, which lags; the schedule itself says whether it is paused and
+		// when it runs next.
+		rr, err := a.describeRecurringRun(r, s.ID)
+		if errors.Is(err, errNoRecurringRun) {
+			continue
 		}
-		if len(s.NextActionTimes) > 0 {
-			row["next_run_time"] = s.NextActionTimes[0]
+		if err != nil {
+			httpError(w, err)
+			return
 		}
-		out = append(out, row)
+		out = append(out, rr)
 	}
 	platform.WriteJSON(w, http.StatusOK, map[string]any{"recurring_runs": out})
 }
 
 func (a *App) deleteRecurringRun(w http.ResponseWriter, r *http.Request) {
+	if _, err := a.describeRecurringRun(r, r.PathValue("id")); err != nil {
+		httpError(w, err)
+		return
+	}
 	if err := a.tc.ScheduleClient().GetHandle(r.Context(), r.PathValue("id")).Delete(r.Context()); err != nil {
 		httpError(w, err)
 		return
