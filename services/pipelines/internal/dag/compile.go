@@ -167,8 +167,12 @@ func componentPlaceholderProblem(comp *Component, ph Placeholder) string {
 			return fmt.Sprintf("placeholder %s refers to unknown input parameter %q", ph.Raw, ph.Name)
 		}
 	case PhInputArtifactURI, PhInputArtifactPath, PhInputArtifactProperty:
-		if _, ok := comp.InputArtifact(ph.Name); !ok {
+		def, ok := comp.InputArtifact(ph.Name)
+		if !ok {
 			return fmt.Sprintf("placeholder %s refers to unknown input artifact %q", ph.Raw, ph.Name)
+		}
+		if def.IsList {
+			return fmt.Sprintf("placeholder %s takes one artifact, but input %q is a list of artifacts (the fan-in of a loop): read the list from the executor input {{$}} (inputs.artifacts[%q].artifacts, in iteration order)", ph.Raw, ph.Name, ph.Name)
 		}
 	case PhOutputArtifactURI, PhOutputArtifactPath, PhOutputArtifactProperty:
 		if _, ok := comp.OutputArtifact(ph.Name); !ok {

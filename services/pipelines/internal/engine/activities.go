@@ -395,6 +395,7 @@ func (a *Activities) execute(ctx context.Context, in StepInput) (StepResult, err
 	}
 	// Inputs: download each artifact to <dir>/s3/<bucket>/<key>, as KFP's launcher maps s3:// URIs.
 	for _, name := range sortedKeys(in.Artifacts) {
+		ectx.InputArtifacts[name] = []dag.RuntimeArtifact{} // an empty list (a loop of 0 iterations) is [] in {{$}}
 		for _, art := range in.Artifacts[name] {
 			bucket, key, err := artifacts.ParseURI(art.URI)
 			if err != nil {

@@ -1,8 +1,10 @@
 package engine_test
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -79,5 +81,49 @@ spec:
 		st := e.state(t, id)
 		require.Contains(t, st["p"].Error, strings.TrimSpace(name))
 		require.NotContains(t, st["p"].Error, "TOP-SECRET")
+	}
+}
+
+// Case pipelines/empty-artifact-loop (run part): the fan-in of a loop's artifacts reaches the consumer's
+// executor input {{$}} as the list of every iteration's artifact in iteration order, and as [] for a
+// loop of 0 iterations.
+func TestCaseArtifactFanInListsInExecutorInput(t *testing.T) {
+	e := newEnv(t)
+	e.startWorker(t)
+	spec := caseSpec(t, "pipelines", "empty-artifact-loop")
+	spec = spec[:strings.Index(spec, "    # (1)")] + `    aggall:
+      image: alpine
+      command: [sh, -c, 'printf "%s" "$0"']
+      args: ["{{$}}"]
+      inputs:
+        earts: {fromTask: loopempty.art}
+        arts: {fromTask: loopfull.art}
+`
+	id, run := e.start(t, spec, nil)
+	_, err := e.wait(t, run)
+	require.NoError(t, err)
+	st := e.state(t, id)
+	var ei struct {
+		Inputs struct {
+			Artifacts map[string]struct {
+				Artifacts []struct {
+					URI string `json:"uri"`
+				} `json:"artifacts"`
+			} `json:"artifacts"`
+		} `json:"inputs"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(e.read(t, st["aggall"].LogURI)), &ei))
+	earts, ok := ei.Inputs.Artifacts["earts"]
+	require.True(t, ok, "the empty list is present in {{$}}")
+	require.NotNil(t, earts.Artifacts)
+	require.Empty(t, earts.Artifacts)
+	var uris []string
+	for _, a := range ei.Inputs.Artifacts["arts"].Artifacts {
+		uris = append(uris, a.URI)
+	}
+	require.Len(t, uris, 3)
+	for i, u := range uris {
+		require.True(t, strings.HasSuffix(u, "/"+id+"/loopfull/"+strconv.Itoa(i)+"/art"), "iteration order: %v", uris)
+		require.Equal(t, "item "+strconv.Itoa(i+1)+"\n", e.read(t, u))
 	}
 }

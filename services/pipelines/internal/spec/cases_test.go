@@ -63,3 +63,18 @@ spec:
 	_, err := spec.Parse([]byte(ok))
 	require.NoError(t, err)
 }
+
+// Case pipelines/empty-artifact-loop (submission part): a single-artifact placeholder ({{inputs.x}},
+// the .path alias) on the fan-in of a loop's artifacts is refused, naming the task's argument.
+func TestCaseSingleArtifactPlaceholderOnListIsRefused(t *testing.T) {
+	src, err := os.ReadFile("../../testdata/cases/pipelines/empty-artifact-loop/pipeline.yaml")
+	require.NoError(t, err)
+	_, err = spec.Parse(src)
+	require.Error(t, err)
+	var paths []string
+	for _, fe := range dag.AsFieldErrors(err) {
+		paths = append(paths, fe.Path)
+		require.Contains(t, fe.Message, "list of artifacts")
+	}
+	require.ElementsMatch(t, []string{"spec.tasks.aggempty.args[0]", "spec.tasks.aggpath.args[0]"}, paths, err.Error())
+}
