@@ -481,3 +481,41 @@ func TestCaseRecurringRunsPauseResumeAndKFPCron(t *testing.T) {
 		require.Contains(t, r.RunName, "c15-sched")
 	}
 }
+
+// Client input never gets a 500 from the pipelines API.
+func TestClientInputNever500(t *testing.T) {
+	_, srv := newService(t)
+	c := apiClient{t, srv.URL}
+	for _, req := range []struct{ method, path string }{
+		{http.MethodGet, "/apis/v1/runs?page_token=garbage"},
+		{http.MethodGet, "/apis/v1/runs?page_size=x"},
+		{http.MethodGet, "/apis/v1/runs/no-such-run"},
+		{http.MethodPost, "/apis/v1/runs/no-such-run/cancel"},
+		{http.MethodPost, "/apis/v1/runs/no-such-run/retry"},
+		{http.MethodGet, "/apis/v1/runs/no-such-run/logs"},
+		{http.MethodGet, "/apis/v1/recurringruns/no-such"},
+		{http.MethodPost, "/apis/v1/recurringruns/no-such:enable"},
+		{http.MethodDelete, "/apis/v1/recurringruns/recurring-no-such"},
+		{http.MethodPost, "/apis/v1/runs"},
+	} {
+		code, out := c.do(req.method, req.path, nil)
+		require.True(t, code >= 400 && code < 500, "%s %s -> %d %s", req.method, req.path, code, out)
+	}
+	// Real page tokens still work.
+	for i := 0; i < 2; i++ {
+		code, out := c.do(http.MethodPost, "/apis/v1/runs", pipelinesv1.RunRequest{Spec: tiny})
+		require.Equal(t, http.StatusOK, code, out)
+	}
+	var page struct {
+		Runs []app.RunSummary `json:"runs"`
+		Next string           `json:"next_page_token"`
+	}
+	require.Eventually(t, func() bool {
+		code, out := c.do(http.MethodGet, "/apis/v1/runs?page_size=1", nil)
+		require.Equal(t, http.StatusOK, code, out)
+		require.NoError(t, json.Unmarshal([]byte(out), &page))
+		return page.Next != ""
+	}, time.Minute, 100*time.Millisecond)
+	code, out := c.do(http.MethodGet, "/apis/v1/runs?page_size=1&page_token="+page.Next, nil)
+	require.Equal(t, http.StatusOK, code, out)
+}

@@ -3,6 +3,7 @@ package app
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -60,7 +61,10 @@ func httpError(w http.ResponseWriter, err error) {
 	var ie *invalidError
 	var nf *serviceerror.NotFound
 	var ce *conflictError
+	var ia *serviceerror.InvalidArgument
 	switch {
+	case errors.As(err, &ia): // e.g. a malformed page_token: the client's input, never a 500
+		platform.WriteJSON(w, http.StatusBadRequest, map[string]any{"error": ia.Error()})
 	case errors.As(err, &ce):
 		platform.WriteError(w, http.StatusConflict, err)
 	case errors.As(err, &ie):
@@ -256,7 +260,13 @@ func (a *App) listRuns(w http.ResponseWriter, r *http.Request) {
 	}
 	var token []byte
 	if v := r.URL.Query().Get("page_token"); v != "" {
-		token = []byte(v)
+		// Tokens are opaque to clients: base64url of Temporal's, so a made-up one is refused here.
+		t, err := base64.RawURLEncoding.DecodeString(v)
+		if err != nil || !json.Valid(t) {
+			httpError(w, &invalidError{problems: []string{"page_token: not a token from a previous page"}})
+			return
+		}
+		token = t
 	}
 	resp, err := a.tc.ListWorkflow(r.Context(), &workflowservice.ListWorkflowExecutionsRequest{
 		Namespace: a.d.Namespace, PageSize: int32(pageSize), NextPageToken: token,
@@ -285,7 +295,7 @@ func (a *App) listRuns(w http.ResponseWriter, r *http.Request) {
 		runs = append(runs, s)
 	}
 	sort.SliceStable(runs, func(i, j int) bool { return runs[i].CreatedAt.After(runs[j].CreatedAt) })
-	platform.WriteJSON(w, http.StatusOK, map[string]any{"runs": runs, "next_page_token": string(resp.NextPageToken)})
+	platform.WriteJSON(w, http.StatusOK, map[string]any{"runs": runs, "next_page_token": base64.RawURLEncoding.EncodeToString(resp.NextPageToken)})
 }
 
 func memoString(m *commonpb.Memo, key string) string {
