@@ -21,6 +21,7 @@ import (
 
 	"github.com/google/uuid"
 	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
 
 	"github.com/sluice-ml/sluice/libs/artifacts"
 	"github.com/sluice-ml/sluice/libs/events"
@@ -290,6 +291,7 @@ func (a *Activities) RunStep(ctx context.Context, in StepInput) (StepResult, err
 	// task.started is stored while the step runs; its ack is awaited before the activity completes.
 	started := a.taskEventAsync(ctx, events.PipelineTaskStartedV1, in, pipelinesv1.TaskEvent{State: pipelinesv1.TaskRunning})
 	res, stepErr := a.execute(ctx, in)
+	stepErr = withLog(stepErr, res.LogURI)
 	if err := started(ctx); err != nil && stepErr == nil {
 		if rerr := a.recordResult(ctx, in, res); rerr != nil {
 			return res, rerr
@@ -353,6 +355,26 @@ func (a *Activities) recordedResult(ctx context.Context, in StepInput) (StepResu
 	return res, true
 }
 
+// withLog attaches the attempt's log URI to a step failure as the application error's details, so the
+// workflow keeps it on the failed task (a failed activity's result is dropped) and `run logs` serves it.
+func withLog(err error, logURI string) error {
+	var ae *temporal.ApplicationError
+	if err == nil || logURI == "" || !errors.As(err, &ae) || !ae.NonRetryable() || ae.HasDetails() {
+		return err
+	}
+	return temporal.NewNonRetryableApplicationError(ae.Message(), ae.Type(), errors.Unwrap(ae), logURI)
+}
+
+// LogOf returns the log URI a step failure carries (see withLog), or "".
+func LogOf(err error) string {
+	var ae *temporal.ApplicationError
+	var uri string
+	if errors.As(err, &ae) && ae.HasDetails() && ae.Details(&uri) == nil {
+		return uri
+	}
+	return ""
+}
+
 func isBusinessFailure(err error) bool {
 	switch wf.ErrorType(err) {
 	case wf.ErrTypeStepFailed, wf.ErrTypeMissingOutput, wf.ErrTypeInvalidSpec:
@@ -390,7 +412,7 @@ func (a *Activities) execute(ctx context.Context, in StepInput) (StepResult, err
 		OutputParameterFiles: map[string]string{},
 		OutputArtifacts:      map[string][]dag.RuntimeArtifact{},
 		OutputFile:           st.outputFile,
-		Job: dag.JobContext{JobName: in.PipelineName, JobResourceName: in.RunID, JobUUID: in.RunID, TaskName: in.TaskName,
+		Job: dag.JobContext{JobName: in.PipelineName, JobResourceName: JobResourceName(in.PipelineName, in.RunID), JobUUID: in.RunID, TaskName: in.TaskName,
 			TaskUUID: in.TaskPath, Root: "s3://" + st.bucket},
 	}
 	// Inputs: download each artifact to <dir>/s3/<bucket>/<key>, as KFP's launcher maps s3:// URIs.
@@ -627,15 +649,26 @@ func tooLarge(name string, size int64) error {
 	return fmt.Errorf("output parameter %q is %d bytes; the limit is %d bytes (16 MiB): write it as an output artifact", name, size, pipelinesv1.MaxParamBytes)
 }
 
+// logTail is the part of a failed step's log kept in its error: all of it up to 3 KiB, else the first
+// 1 KiB (where a KFP executor prints its executor input and the traceback begins) and the last 2 KiB,
+// cut at line boundaries. The whole log of every attempt is kept in S3 and served by `run logs`.
 func logTail(p string) string {
 	b, err := os.ReadFile(p)
 	if err != nil || len(b) == 0 {
 		return ""
 	}
-	if len(b) > 2048 {
-		b = b[len(b)-2048:]
+	const head, tail = 1024, 2048
+	if len(b) <= head+tail {
+		return ": " + strings.TrimSpace(string(b))
 	}
-	return ": " + strings.TrimSpace(string(b))
+	h, t := b[:head], b[len(b)-tail:]
+	if i := bytes.LastIndexByte(h, '\n'); i > 0 {
+		h = h[:i]
+	}
+	if i := bytes.IndexByte(t, '\n'); i >= 0 && i < len(t)-1 {
+		t = t[i+1:]
+	}
+	return ": " + strings.TrimSpace(string(h)) + "\n[... " + fmt.Sprint(len(b)-len(h)-len(t)) + " bytes of the log elided; see run logs ...]\n" + strings.TrimSpace(string(t))
 }
 
 func shortHash(s string) string {
@@ -677,7 +710,7 @@ func (a *Activities) RunSteps(ctx context.Context, in StepsInput) ([]StepOutcome
 			case err == nil:
 				out[i].Result = res
 			case isBusinessFailure(err) || wf.ErrorType(err) == wf.ErrTypeNotFound:
-				out[i].Error, out[i].ErrType = err.Error(), wf.ErrorType(err)
+				out[i].Error, out[i].ErrType, out[i].LogURI = err.Error(), wf.ErrorType(err), LogOf(err)
 			default:
 				errs[i] = err
 			}

@@ -127,3 +127,58 @@ func TestCaseArtifactFanInListsInExecutorInput(t *testing.T) {
 		require.Equal(t, "item "+strconv.Itoa(i+1)+"\n", e.read(t, u))
 	}
 }
+
+// Cases kfp-backend/{constant-job-placeholders, loop-struct-item-to-string, nested-dag-input-default,
+// final-status-state-value}: KFP IR files whose steps check what the KFP driver would give them
+// (job/task placeholders inside constants, a struct loop item bound to a STRING input as its JSON
+// text, a nested pipeline's own input default, a final status with state COMPLETE and a resource name
+// starting with the pipeline name) and exit non-zero otherwise.
+func TestCasesKFPDriverRules(t *testing.T) {
+	e := newEnv(t)
+	e.startWorker(t)
+	for _, name := range []string{"constant-job-placeholders", "loop-struct-item-to-string", "nested-dag-input-default", "final-status-state-value"} {
+		t.Run(name, func(t *testing.T) {
+			id, run := e.start(t, caseSpec(t, "kfp-backend", name), nil)
+			_, err := e.wait(t, run)
+			require.NoError(t, err, "%v", e.state(t, id))
+		})
+	}
+}
+
+// Case kfp-backend/ignore-upstream-failure-default: with ALL_UPSTREAM_TASKS_COMPLETED an input from a
+// failed producer stays unbound, so the component input's default applies and the task runs.
+func TestCaseIgnoreUpstreamFailureUsesDefault(t *testing.T) {
+	e := newEnv(t)
+	e.startWorker(t)
+	id, run := e.start(t, caseSpec(t, "kfp-backend", "ignore-upstream-failure-default"), nil)
+	_, err := e.wait(t, run)
+	require.Error(t, err, "the run fails: boom failed")
+	st := e.state(t, id)
+	var after pipelinesv1.TaskState
+	for path, ts := range st {
+		if strings.HasSuffix(path, "after") {
+			after = ts
+		}
+	}
+	require.Equal(t, pipelinesv1.TaskSucceeded, after.State, "%v", st)
+	require.Equal(t, "msg=[fallback]\n", e.read(t, after.LogURI))
+}
+
+// Case kfp-backend/failed-step-log-missing: the log of a failed step is kept and served, and its error
+// keeps the first and the last lines of the log.
+func TestCaseFailedStepLogIsKept(t *testing.T) {
+	e := newEnv(t)
+	e.startWorker(t)
+	id, run := e.start(t, caseSpec(t, "kfp-backend", "failed-step-log-missing"), nil)
+	_, err := e.wait(t, run)
+	require.Error(t, err)
+	noisy := e.state(t, id)["noisy"]
+	require.Equal(t, pipelinesv1.TaskFailed, noisy.State)
+	require.NotEmpty(t, noisy.LogURI, "a failed step keeps its log")
+	log := e.read(t, noisy.LogURI)
+	require.True(t, strings.HasPrefix(log, "FIRST-LINE-OF-LOG\n"), log[:40])
+	require.Contains(t, log, "filler 2999\n")
+	require.Contains(t, noisy.Error, "FIRST-LINE-OF-LOG")
+	require.Contains(t, noisy.Error, "filler 2999")
+	require.Contains(t, noisy.Error, "bytes of the log elided")
+}

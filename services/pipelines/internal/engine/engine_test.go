@@ -294,7 +294,7 @@ func TestExitHandlerOnFailureAndOnCancel(t *testing.T) {
 	st = e.state(t, id)
 	require.Equal(t, pipelinesv1.TaskCancelled, st["exit-handler-1/body"].State)
 	require.Equal(t, pipelinesv1.TaskSucceeded, st["cleanup"].State, "exit handler runs on cancel")
-	require.Contains(t, st["cleanup"].Outputs.Parameters["seen"], `"state":"CANCELLED"`)
+	require.Contains(t, st["cleanup"].Outputs.Parameters["seen"], `"state":"CANCELED"`)
 }
 
 func TestMissingDeclaredOutputFailsTheStep(t *testing.T) {

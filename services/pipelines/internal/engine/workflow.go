@@ -52,6 +52,9 @@ type scope struct {
 // for every task that ends so without its step activity publishing it; cancellation that starts only
 // real exit handlers; a scope with a cancelled task never succeeding; the run's final event after all
 // task events; retry reusing succeeded loop iterations; scheduled runs' own names in their memo.
+// Version 2 adds KFP driver rules: component input defaults apply to unbound inputs of every task
+// (nested pipelines included), and an ALL_UPSTREAM_TASKS_COMPLETED task's input from a producer that
+// did not succeed stays unbound (so its default applies).
 const versionEdgeSemantics = "edge-semantics"
 
 type runner struct {
@@ -77,7 +80,7 @@ func compileSpec(src string) (*dag.Pipeline, error) {
 // query as a pipelinesv1.RunState. It fails when a task fails and reports canceled when cancelled (exit
 // handlers still run).
 func RunWorkflow(ctx workflow.Context, in pipelinesv1.RunInput) (pipelinesv1.RunResult, error) {
-	v := workflow.GetVersion(ctx, versionEdgeSemantics, workflow.DefaultVersion, 1)
+	v := workflow.GetVersion(ctx, versionEdgeSemantics, workflow.DefaultVersion, 2)
 	scheduled := false
 	if in.RunID == "" || in.RunID != workflow.GetInfo(ctx).WorkflowExecution.ID {
 		// Runs started by a schedule get their workflow ID (schedule ID + time) as run ID.
@@ -148,7 +151,7 @@ func RunWorkflow(ctx workflow.Context, in pipelinesv1.RunInput) (pipelinesv1.Run
 
 // DAGWorkflow runs a nested DAG component once, or a batch of loop iterations, for its parent run.
 func DAGWorkflow(ctx workflow.Context, in ScopeInput) (ScopeResult, error) {
-	v := workflow.GetVersion(ctx, versionEdgeSemantics, workflow.DefaultVersion, 1)
+	v := workflow.GetVersion(ctx, versionEdgeSemantics, workflow.DefaultVersion, 2)
 	p, err := compileSpec(in.Run.Spec)
 	if err != nil {
 		return ScopeResult{}, wf.NonRetryable(wf.ErrTypeInvalidSpec, err)
@@ -367,6 +370,12 @@ func (r *runner) prepare(ctx workflow.Context, sc scope, t *dag.Task, results ma
 	return "", "", params, arts
 }
 
+// upstreamIgnored reports an input of an ALL_UPSTREAM_TASKS_COMPLETED task whose producer did not
+// succeed: as KFP's driver (ignore_upstream_failure), the input stays unbound and its default applies.
+func (r *runner) upstreamIgnored(t *dag.Task, producer *taskResult) bool {
+	return r.v >= 2 && t.Strategy == dag.AllUpstreamCompleted && (producer == nil || !succeeded(producer.State))
+}
+
 // isExit reports a task that still starts after a cancel: a real exit handler (dsl.ExitHandler, the
 // native exitHandler). Before versionEdgeSemantics every ALL_UPSTREAM_TASKS_COMPLETED task did.
 func (r *runner) isExit(t *dag.Task) bool {
@@ -423,6 +432,9 @@ func (r *runner) resolveInputs(sc scope, t *dag.Task, results map[string]*taskRe
 			}
 		case dag.SourceTaskOutputParameter:
 			res := results[src.Task]
+			if r.upstreamIgnored(t, res) {
+				continue
+			}
 			if res == nil || res.Outputs.Params == nil {
 				return nil, nil, fmt.Errorf("input %q: task %q produced no parameters", b.Name, src.Task)
 			}
@@ -433,13 +445,16 @@ func (r *runner) resolveInputs(sc scope, t *dag.Task, results map[string]*taskRe
 			v = pv
 		case dag.SourceTaskOutputArtifact:
 			res := results[src.Task]
+			if r.upstreamIgnored(t, res) {
+				continue
+			}
 			if res == nil || len(res.Outputs.Artifacts[src.Output]) == 0 && !isLoopOutput(res) {
 				return nil, nil, fmt.Errorf("input %q: task %q has no output artifact %q", b.Name, src.Task, src.Output)
 			}
 			list = res.Outputs.Artifacts[src.Output]
 		case dag.SourceTaskFinalStatus:
 			res := results[src.Task]
-			st := dag.TaskFinalStatus{State: finalStatusState(res.State), PipelineJobResourceName: r.in.RunID, PipelineTaskName: src.Task}
+			st := dag.TaskFinalStatus{State: finalStatusState(res.State), PipelineJobResourceName: JobResourceName(r.p.Name, r.in.RunID), PipelineTaskName: src.Task}
 			if res.Error != "" {
 				st.Error = &dag.StatusError{Code: 2, Message: res.Error}
 			}
@@ -461,6 +476,15 @@ func (r *runner) resolveInputs(sc scope, t *dag.Task, results map[string]*taskRe
 			}
 			v = sv
 		}
+		if _, isString := v.(string); b.Type == dag.ParamString && !isString && v != nil {
+			// KFP's driver: any value bound to a STRING input is consumed as its JSON text (a struct
+			// loop item, a list, a number).
+			text, err := json.Marshal(v)
+			if err != nil {
+				return nil, nil, fmt.Errorf("input %q: %w", b.Name, err)
+			}
+			v = string(text)
+		}
 		if b.Type != "" {
 			cv, err := dag.CoerceValue(v, b.Type)
 			if err != nil {
@@ -470,9 +494,16 @@ func (r *runner) resolveInputs(sc scope, t *dag.Task, results map[string]*taskRe
 		}
 		params[b.Name] = v
 	}
+	if comp, ok := r.p.TaskComponent(t); ok && r.v >= 2 {
+		for _, def := range comp.InputParams {
+			if _, bound := params[def.Name]; !bound && def.HasDefault {
+				params[def.Name] = dag.NormalizeValue(def.Default)
+			}
+		}
+	}
 	for _, b := range templated {
 		s, _ := b.Source.Constant.(string)
-		v, err := dag.RenderString(s, dag.ExecutorContext{Parameters: params})
+		v, err := dag.RenderString(s, dag.ExecutorContext{Parameters: params, Job: r.jobContext(t, joinPath(sc.Path, t.Name))})
 		if err != nil {
 			return nil, nil, fmt.Errorf("input %q: %w", b.Name, err)
 		}
@@ -483,17 +514,31 @@ func (r *runner) resolveInputs(sc scope, t *dag.Task, results map[string]*taskRe
 
 func isLoopOutput(res *taskResult) bool { return res.Outputs.Artifacts != nil }
 
+// finalStatusState is the state a PipelineTaskFinalStatus carries: as KFP's open-source backend
+// (driver, resolve.go), the MLMD execution state of the task — COMPLETE, CACHED, FAILED or CANCELED
+// (a skipped task never ran: CANCELED, as the metadata service records it).
 func finalStatusState(s string) string {
 	switch s {
-	case pipelinesv1.TaskSucceeded, pipelinesv1.TaskCached:
-		return "SUCCEEDED"
-	case pipelinesv1.TaskCancelled:
-		return "CANCELLED"
-	case pipelinesv1.TaskSkipped, pipelinesv1.TaskOmitted:
-		return "SKIPPED"
+	case pipelinesv1.TaskSucceeded:
+		return "COMPLETE"
+	case pipelinesv1.TaskCached:
+		return "CACHED"
+	case pipelinesv1.TaskCancelled, pipelinesv1.TaskSkipped, pipelinesv1.TaskOmitted:
+		return "CANCELED"
 	default:
 		return "FAILED"
 	}
+}
+
+// JobResourceName is a run's {{$.pipeline_job_resource_name}} and the pipelineJobResourceName of a
+// final status: like the KFP backend's run resource name, it starts with the pipeline name.
+func JobResourceName(pipeline, runID string) string { return pipeline + "-" + runID }
+
+// jobContext is what the job and task placeholders of a task's constant inputs resolve to, as in the
+// step's executor (KFP's driver substitutes them in runtimeValue constants).
+func (r *runner) jobContext(t *dag.Task, path string) dag.JobContext {
+	return dag.JobContext{JobName: r.p.Name, JobResourceName: JobResourceName(r.p.Name, r.in.RunID), JobUUID: r.in.RunID,
+		TaskName: t.Name, TaskUUID: path, CreateTimeUTC: createTime(r.state.CreatedAt)}
 }
 
 // scopeState folds task results into the scope's state and selects the DAG outputs.
@@ -930,6 +975,9 @@ func (r *runner) attempts(ctx workflow.Context, in StepInput, retry *dag.RetryPo
 			return taskResult{State: pipelinesv1.TaskCancelled, Error: "cancelled"}
 		}
 		lastErr = rootMessage(err)
+		if uri := LogOf(err); uri != "" { // the failed attempt's log, for `run logs`
+			r.setTask(ctx, in.TaskPath, in.TaskName, pipelinesv1.TaskRunning, func(ts *pipelinesv1.TaskState) { ts.LogURI = uri })
+		}
 		if wf.ErrorType(err) == wf.ErrTypeInvalidSpec || attempt > maxRetries {
 			return taskResult{State: pipelinesv1.TaskFailed, Error: lastErr}
 		}
@@ -1003,6 +1051,9 @@ func (r *runner) runFused(ctx workflow.Context, steps []StepInput, retry *dag.Re
 				results[i] = r.stepDone(ctx, in, cd.Outcomes[k].Result)
 			default:
 				results[i] = taskResult{State: pipelinesv1.TaskFailed, Error: cd.Outcomes[k].Error}
+				if uri := cd.Outcomes[k].LogURI; uri != "" {
+					r.setTask(ctx, in.TaskPath, in.TaskName, pipelinesv1.TaskRunning, func(ts *pipelinesv1.TaskState) { ts.LogURI = uri })
+				}
 				if retry != nil && retry.MaxRetryCount > 0 && cd.Outcomes[k].ErrType != wf.ErrTypeInvalidSpec {
 					retries = append(retries, i)
 				}
@@ -1074,4 +1125,11 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+func createTime(t time.Time) string {
+	if t.IsZero() { // a DAG child workflow: its run's time is not known here
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339)
 }
