@@ -12,6 +12,7 @@ import (
 
 	"github.com/sluice-ml/sluice/libs/artifacts"
 	"github.com/sluice-ml/sluice/services/pipelines/api/pipelinesv1"
+	"github.com/sluice-ml/sluice/services/pipelines/internal/engine/enginetest"
 )
 
 func caseSpec(t *testing.T, area, name string) string {
@@ -141,6 +142,7 @@ func TestCasesKFPDriverRules(t *testing.T) {
 			id, run := e.start(t, caseSpec(t, "kfp-backend", name), nil)
 			_, err := e.wait(t, run)
 			require.NoError(t, err, "%v", e.state(t, id))
+			enginetest.RecordHistory(t, e.tc, id, "kfp-"+name)
 		})
 	}
 }
@@ -162,6 +164,7 @@ func TestCaseIgnoreUpstreamFailureUsesDefault(t *testing.T) {
 	}
 	require.Equal(t, pipelinesv1.TaskSucceeded, after.State, "%v", st)
 	require.Equal(t, "msg=[fallback]\n", e.read(t, after.LogURI))
+	enginetest.RecordHistory(t, e.tc, id, "kfp-ignore-upstream-failure")
 }
 
 // Case kfp-backend/failed-step-log-missing: the log of a failed step is kept and served, and its error
