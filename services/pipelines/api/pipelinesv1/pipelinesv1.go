@@ -149,6 +149,9 @@ type Artifact struct {
 	Size   int64  `json:"size,omitempty"`
 	// SchemaTitle is the KFP artifact type (system.Dataset, system.Model, ...).
 	SchemaTitle string `json:"schema_title,omitempty"`
+	// Metadata is the artifact's metadata as the step's executor output reported it (KFP artifact
+	// metadata: e.g. a Dataset's custom fields, a Metrics artifact's logged metrics).
+	Metadata map[string]any `json:"metadata,omitempty"`
 }
 
 // RunEvent is the data of io.sluice.pipeline.run.*.v1 events.

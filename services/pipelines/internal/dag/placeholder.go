@@ -197,6 +197,10 @@ type RuntimeArtifact struct {
 	// of the ExecutorInput JSON (KFP derives it from the URI).
 	Path     string         `json:"-"`
 	Metadata map[string]any `json:"metadata"`
+	// ExecutorURI, when set, is the URI the executor input {{$}} shows instead of URI: under the local
+	// runtime the local path itself, so that KFP's executor, which derives an artifact's local path from
+	// its URI (s3:// → /s3/...; any other URI is the path), reads and writes inside the step's work dir.
+	ExecutorURI string `json:"-"`
 }
 
 // JobContext carries the values of KFP's pipeline placeholders.
@@ -460,7 +464,11 @@ func eiArtifacts(m map[string][]RuntimeArtifact) map[string]eiArtifactList {
 			if n == "" {
 				n = name
 			}
-			l.Artifacts[i] = eiArtifact{Name: n, Type: eiType{a.SchemaTitle, a.SchemaVersion}, URI: a.URI, Metadata: md}
+			uri := a.URI
+			if a.ExecutorURI != "" {
+				uri = a.ExecutorURI
+			}
+			l.Artifacts[i] = eiArtifact{Name: n, Type: eiType{a.SchemaTitle, a.SchemaVersion}, URI: uri, Metadata: md}
 		}
 		out[name] = l
 	}

@@ -395,6 +395,10 @@ func (s step) local(bucket, key string) string {
 
 func (a *Activities) execute(ctx context.Context, in StepInput) (StepResult, error) {
 	st := step{dir: filepath.Join(a.WorkDir, in.RunID, filepath.FromSlash(in.TaskPath), fmt.Sprintf("attempt-%d", in.Attempt)), bucket: a.Store.Bucket()}
+	// Absolute, since the step runs in this directory and reads every path of its executor input.
+	if abs, err := filepath.Abs(st.dir); err == nil {
+		st.dir = abs
+	}
 	if err := os.RemoveAll(st.dir); err != nil {
 		return StepResult{}, err
 	}
@@ -435,7 +439,8 @@ func (a *Activities) execute(ctx context.Context, in StepInput) (StepResult, err
 			if err != nil {
 				return StepResult{}, fmt.Errorf("download input %q: %w", name, err)
 			}
-			ectx.InputArtifacts[name] = append(ectx.InputArtifacts[name], dag.RuntimeArtifact{Name: name, SchemaTitle: art.SchemaTitle, URI: art.URI, Path: local})
+			ectx.InputArtifacts[name] = append(ectx.InputArtifacts[name], dag.RuntimeArtifact{Name: name, SchemaTitle: art.SchemaTitle, URI: art.URI, Path: local,
+				Metadata: art.Metadata, ExecutorURI: a.executorURI(local)})
 		}
 	}
 	for _, name := range sortedKeys(in.OutputParams) {
@@ -447,7 +452,8 @@ func (a *Activities) execute(ctx context.Context, in StepInput) (StepResult, err
 		if err := os.MkdirAll(filepath.Dir(local), 0o755); err != nil {
 			return StepResult{}, err
 		}
-		ectx.OutputArtifacts[name] = []dag.RuntimeArtifact{{Name: name, SchemaTitle: in.OutputArtifacts[name], URI: a.Store.URI(key), Path: local}}
+		ectx.OutputArtifacts[name] = []dag.RuntimeArtifact{{Name: name, SchemaTitle: in.OutputArtifacts[name], URI: a.Store.URI(key), Path: local,
+			ExecutorURI: a.executorURI(local)}}
 	}
 	command, err := dag.Render(in.Command, ectx)
 	if err != nil {
@@ -499,7 +505,7 @@ func (a *Activities) execute(ctx context.Context, in StepInput) (StepResult, err
 	if err := confineFile(st.dir, st.outputFile); err != nil {
 		return res, wf.NonRetryable(wf.ErrTypeStepFailed, fmt.Errorf("executor output file: %w", err))
 	}
-	executorOut, err := readExecutorOutput(st.outputFile)
+	executorOut, artMeta, err := readExecutorOutput(st.outputFile)
 	if err != nil {
 		return res, wf.NonRetryable(wf.ErrTypeMissingOutput, err)
 	}
@@ -546,7 +552,7 @@ func (a *Activities) execute(ctx context.Context, in StepInput) (StepResult, err
 		if err != nil {
 			return res, err
 		}
-		art := Artifact{Name: name, SchemaTitle: in.OutputArtifacts[name]}
+		art := Artifact{Name: name, SchemaTitle: in.OutputArtifacts[name], Metadata: artMeta[name]}
 		if fi.IsDir() {
 			objs, err := a.Store.PutDir(ctx, key, ra.Path)
 			if err != nil {
@@ -582,6 +588,16 @@ func (a *Activities) runProcess(ctx context.Context, in StepInput, st step, comm
 		Labels: map[string]string{"sluice.io/run-id": in.RunID, "sluice.io/task": shortHash(in.TaskPath)},
 		Mounts: []runtime.Mount{{HostPath: st.dir, ContainerPath: st.dir}},
 	}
+	if _, local := a.Runtime.(*runtime.Local); !local {
+		// KFP's executor derives s3://B/K → /s3/B/K: the staged artifacts are there in the container.
+		spec.Mounts = append(spec.Mounts, runtime.Mount{HostPath: filepath.Join(st.dir, "s3"), ContainerPath: "/s3"})
+	}
+	// Temporary files of the step (e.g. the KFP executor's ephemeral component dir from mktemp -d) live
+	// in the work dir and are removed with it.
+	spec.Env = withEnv(spec.Env, "TMPDIR", filepath.Join(st.dir, "tmp"))
+	if err := os.MkdirAll(filepath.Join(st.dir, "tmp"), 0o755); err != nil {
+		return -1, err
+	}
 	proc, err := a.Runtime.Start(ctx, spec)
 	if err != nil {
 		if errors.Is(err, runtime.ErrInvalidSpec) {
@@ -612,6 +628,14 @@ func (a *Activities) runProcess(ctx context.Context, in StepInput, st step, comm
 	}
 }
 
+func withEnv(env map[string]string, k, v string) map[string]string {
+	out := map[string]string{k: v}
+	for name, val := range env {
+		out[name] = val // the step's own setting wins
+	}
+	return out
+}
+
 func (a *Activities) uploadLog(ctx context.Context, prefix string, attempt int, logPath string) (string, error) {
 	fi, err := os.Stat(logPath)
 	if err != nil || fi.Size() == 0 {
@@ -624,22 +648,46 @@ func (a *Activities) uploadLog(ctx context.Context, prefix string, attempt int, 
 	return obj.URI, nil
 }
 
-// readExecutorOutput reads KFP's ExecutorOutput file ({"parameterValues": {...}}) when the step wrote one.
-func readExecutorOutput(p string) (map[string]any, error) {
+// readExecutorOutput reads KFP's ExecutorOutput file when the step wrote one: the output parameter
+// values ("parameterValues") and each output artifact's metadata ("artifacts": {"<name>": {"artifacts":
+// [{"name", "uri", "metadata"}]}}), which goes into lineage and the next steps' executor input.
+func readExecutorOutput(p string) (map[string]any, map[string]map[string]any, error) {
 	b, err := os.ReadFile(p)
 	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
+		return nil, nil, nil
 	}
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var eo struct {
 		ParameterValues map[string]any `json:"parameterValues"`
+		Artifacts       map[string]struct {
+			Artifacts []struct {
+				Metadata map[string]any `json:"metadata"`
+			} `json:"artifacts"`
+		} `json:"artifacts"`
 	}
 	if err := json.Unmarshal(b, &eo); err != nil {
-		return nil, fmt.Errorf("executor output %s: %w", p, err)
+		return nil, nil, fmt.Errorf("executor output %s: %w", p, err)
 	}
-	return eo.ParameterValues, nil
+	meta := map[string]map[string]any{}
+	for name, l := range eo.Artifacts {
+		if len(l.Artifacts) > 0 && len(l.Artifacts[0].Metadata) > 0 {
+			meta[name] = l.Artifacts[0].Metadata
+		}
+	}
+	return eo.ParameterValues, meta, nil
+}
+
+// executorURI is the URI the executor input shows for an artifact staged at local: under the local
+// runtime the path itself (KFP's executor uses a URI without a remote scheme as the path, as KFP's own
+// local runner does), so nothing is written to /s3 on the host; other runtimes see the s3:// URI and
+// find the file at /s3/<bucket>/<key>, where the work dir's s3/ directory is mounted.
+func (a *Activities) executorURI(local string) string {
+	if _, ok := a.Runtime.(*runtime.Local); ok {
+		return local
+	}
+	return ""
 }
 
 // maxArgBytes is Linux's MAX_ARG_STRLEN (32 pages): exec refuses a longer single argument.
