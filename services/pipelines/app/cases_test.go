@@ -519,3 +519,15 @@ func TestClientInputNever500(t *testing.T) {
 	code, out := c.do(http.MethodGet, "/apis/v1/runs?page_size=1&page_token="+page.Next, nil)
 	require.Equal(t, http.StatusOK, code, out)
 }
+
+// Case kfp/root-input-artifact: a run of a pipeline whose root declares a required input artifact is
+// refused with a 400 naming it; nothing is created.
+func TestCaseRootInputArtifactIsRefused(t *testing.T) {
+	d, srv := newService(t)
+	c := apiClient{t, srv.URL}
+	id := "rootart-" + uuid.NewString()[:8]
+	code, out := c.do(http.MethodPost, "/apis/v1/runs?run_id="+id, pipelinesv1.RunRequest{Spec: caseSpec(t, "kfp", "root-input-artifact")})
+	require.Equal(t, http.StatusBadRequest, code, out)
+	require.Contains(t, out, `input artifact \"data\"`)
+	require.Zero(t, runsWithID(t, d, id))
+}

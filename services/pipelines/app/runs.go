@@ -106,6 +106,15 @@ func (a *App) prepare(ctx context.Context, req pipelinesv1.RunRequest, runID str
 	if _, err := p.ResolveInputs(in.Parameters); err != nil {
 		return in, nil, invalid(err)
 	}
+	var missing []string
+	for _, a := range p.Root.InputArtifacts {
+		if !a.Optional {
+			missing = append(missing, fmt.Sprintf("root.inputDefinitions.artifacts.%s: the pipeline's input artifact %q has no value (pipeline-level input artifacts cannot be supplied to a run yet: pass its URI as a parameter)", a.Name, a.Name))
+		}
+	}
+	if len(missing) > 0 {
+		return in, nil, &invalidError{problems: missing}
+	}
 	in.PipelineName = p.Name
 	if in.RunName == "" {
 		in.RunName = p.Name + " " + runID

@@ -152,6 +152,9 @@ func parsePlaceholder(body string) (Placeholder, error) {
 		p.Kind = pick(dir, PhInputArtifactURI, PhOutputArtifactURI)
 	case coll == "artifacts" && rest == ".path":
 		p.Kind = pick(dir, PhInputArtifactPath, PhOutputArtifactPath)
+	case coll == "artifacts" && rest == ".metadata":
+		// The whole metadata as JSON ({} for a fresh output artifact): Property "".
+		p.Kind = pick(dir, PhInputArtifactProperty, PhOutputArtifactProperty)
 	case coll == "artifacts" && (strings.HasPrefix(rest, ".properties[") || strings.HasPrefix(rest, ".metadata[")):
 		_, after, _ := strings.Cut(rest, "[")
 		prop, tail, ok := cutIndex("[" + after)
@@ -265,6 +268,10 @@ type ExecutorContext struct {
 // Errors: an unknown placeholder, or one whose input/output is missing from
 // ctx (e.g. an input parameter without a value).
 func Render(args []string, ctx ExecutorContext) ([]string, error) {
+	args, err := expandStructured(args, ctx) // IfPresent / Concat (structured.go)
+	if err != nil {
+		return nil, err
+	}
 	out := make([]string, len(args))
 	var eiJSON string
 	var eiDone bool
@@ -359,6 +366,12 @@ func artifactField(a RuntimeArtifact, p Placeholder) (string, error) {
 		}
 		return a.Path, nil
 	default:
+		if p.Property == "" { // {{$.inputs.artifacts['x'].metadata}}
+			if a.Metadata == nil {
+				return "{}", nil
+			}
+			return ParamText(a.Metadata)
+		}
 		v, ok := a.Metadata[p.Property]
 		if !ok {
 			return "", fmt.Errorf("artifact %q has no property %q", p.Name, p.Property)

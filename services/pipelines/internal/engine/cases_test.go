@@ -237,3 +237,26 @@ func TestCaseKFPExecutorArtifactMetadata(t *testing.T) {
 	require.Equal(t, map[string]any{"rows": float64(3), "source": "probe"}, st["produce-md"].Outputs.Artifacts["d"].Metadata)
 	require.Equal(t, "ok", st["consume-md"].Outputs.Parameters["Output"])
 }
+
+// Cases kfp/{ifpresent-placeholder, undeclared-task-input, placeholder-artifact-metadata}: IfPresent
+// structured placeholders expand as KFP's launcher does, the compiler's undeclared pipelinechannel--
+// inputs feed f-strings, and a bare .metadata placeholder renders the artifact's metadata JSON.
+func TestCasesKFPPlaceholders(t *testing.T) {
+	e := newEnv(t)
+	e.startWorker(t)
+	for _, tc := range []struct{ file, task, log string }{
+		{"ifpresent-placeholder/pipeline.yaml", "show", "--req r --b bee --a none\n"},
+		{"ifpresent-placeholder/pipeline-present.yaml", "show", "--req r --b bee\n"},
+		{"undeclared-task-input/pipeline.yaml", "show", "value is seven\n"},
+		{"placeholder-artifact-metadata/pipeline.yaml", "train", "metadata: {}\n"},
+	} {
+		t.Run(tc.file, func(t *testing.T) {
+			src, err := os.ReadFile(filepath.Join("..", "..", "testdata", "cases", "kfp", tc.file))
+			require.NoError(t, err)
+			id, run := e.start(t, string(src), nil)
+			_, err = e.wait(t, run)
+			require.NoError(t, err, "%v", e.state(t, id))
+			require.Contains(t, e.read(t, e.state(t, id)[tc.task].LogURI), tc.log)
+		})
+	}
+}

@@ -78,3 +78,13 @@ func TestCaseSingleArtifactPlaceholderOnListIsRefused(t *testing.T) {
 	}
 	require.ElementsMatch(t, []string{"spec.tasks.aggempty.args[0]", "spec.tasks.aggpath.args[0]"}, paths, err.Error())
 }
+
+// Case kfp/pvc-stub-executor: kfp-kubernetes stub executors are refused at upload, naming the image.
+func TestCasePVCStubExecutorIsRefused(t *testing.T) {
+	src, err := os.ReadFile("../../testdata/cases/kfp/pvc-stub-executor/pipeline.yaml")
+	require.NoError(t, err)
+	_, err = spec.Parse(src)
+	require.Error(t, err)
+	require.Contains(t, err.Error(), "argostub/createpvc")
+	require.Contains(t, err.Error(), "not supported")
+}
