@@ -68,6 +68,9 @@ func newPipelineRunCmd(o *Options) *cobra.Command {
 				return err
 			}
 			fmt.Fprintf(o.Out, "run %s started (pipeline %s)\n", created.RunID, created.Pipeline)
+			for _, w := range created.Warnings {
+				fmt.Fprintf(o.Err, "warning: %s\n", w)
+			}
 			if !watch {
 				return nil
 			}

@@ -531,3 +531,16 @@ func TestCaseRootInputArtifactIsRefused(t *testing.T) {
 	require.Contains(t, out, `input artifact \"data\"`)
 	require.Zero(t, runsWithID(t, d, id))
 }
+
+// The local runtime ignores images: the run is created with a warning saying so and how to run images.
+func TestLocalRuntimeWarnsThatImagesAreIgnored(t *testing.T) {
+	_, srv := newService(t)
+	c := apiClient{t, srv.URL}
+	code, out := c.do(http.MethodPost, "/apis/v1/runs", pipelinesv1.RunRequest{Spec: tiny})
+	require.Equal(t, http.StatusOK, code, out)
+	var created app.RunCreated
+	require.NoError(t, json.Unmarshal([]byte(out), &created))
+	require.Len(t, created.Warnings, 1)
+	require.Contains(t, created.Warnings[0], "ignores its image (alpine)")
+	require.Contains(t, created.Warnings[0], "--runtime docker")
+}

@@ -27,6 +27,7 @@ import (
 	"github.com/sluice-ml/sluice/services/pipelines/api/pipelinesv1"
 	"github.com/sluice-ml/sluice/services/pipelines/internal/catalog"
 	"github.com/sluice-ml/sluice/services/pipelines/internal/claimcheck"
+	"github.com/sluice-ml/sluice/services/pipelines/internal/dag"
 	"github.com/sluice-ml/sluice/services/pipelines/internal/engine"
 	"github.com/sluice-ml/sluice/services/pipelines/internal/spec"
 )
@@ -200,6 +201,8 @@ type RunCreated struct {
 	RunName    string `json:"run_name"`
 	Pipeline   string `json:"pipeline_name"`
 	TemporalID string `json:"workflow_id"`
+	// Warnings say what the run will not do as written (e.g. the local runtime ignores images).
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 func (a *App) createRun(w http.ResponseWriter, r *http.Request) {
@@ -221,7 +224,29 @@ func (a *App) createRun(w http.ResponseWriter, r *http.Request) {
 		httpError(w, err)
 		return
 	}
-	platform.WriteJSON(w, http.StatusOK, RunCreated{RunID: in.RunID, RunName: in.RunName, Pipeline: p.Name, TemporalID: in.RunID})
+	platform.WriteJSON(w, http.StatusOK, RunCreated{RunID: in.RunID, RunName: in.RunName, Pipeline: p.Name, TemporalID: in.RunID, Warnings: a.warnings(p)})
+}
+
+// warnings lists what a run of p will not do as written under this service's runtime.
+func (a *App) warnings(p *dag.Pipeline) []string {
+	if a.d.RuntimeKind != "" && a.d.RuntimeKind != "local" {
+		return nil
+	}
+	images := map[string]bool{}
+	for _, c := range p.Components {
+		if c.Executor != nil && c.Executor.Image != "" {
+			images[c.Executor.Image] = true
+		}
+	}
+	if len(images) == 0 {
+		return nil
+	}
+	names := make([]string, 0, len(images))
+	for im := range images {
+		names = append(names, im)
+	}
+	sort.Strings(names)
+	return []string{fmt.Sprintf("the local runtime runs each step's command on this host and ignores its image (%s); run with --runtime docker (SLUICE_RUNTIME=docker) to run steps in their images", strings.Join(names, ", "))}
 }
 
 // RunSummary is one row of GET /apis/v1/runs.
