@@ -21,6 +21,8 @@ const (
 	PipelineTaskFailedV1    = "io.sluice.pipeline.task.failed.v1"
 	PipelineTaskSkippedV1   = "io.sluice.pipeline.task.skipped.v1"
 	PipelineTaskCachedV1    = "io.sluice.pipeline.task.cached.v1"
+	// PipelineTaskCancelledV1 reports a task that ended CANCELED (run cancelled while it ran or before it started).
+	PipelineTaskCancelledV1 = "io.sluice.pipeline.task.cancelled.v1"
 )
 
 // Training domain (stream SLUICE_TRAINING).

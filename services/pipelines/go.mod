@@ -7,3 +7,5 @@ require (
 	google.golang.org/protobuf v1.36.12
 	gopkg.in/yaml.v3 v3.0.1
 )
+
+require github.com/robfig/cron/v3 v3.0.1 // indirect

@@ -31,23 +31,18 @@ func newPipelineCmd(o *Options) *cobra.Command {
 	return cmd
 }
 
-// parseParams turns -p k=v flags into JSON values: a value that parses as JSON (number, bool, list,
-// object, quoted string) is used as such, anything else is a string.
-func parseParams(kvs []string) (map[string]any, error) {
-	out := map[string]any{}
+// parseParams turns -p k=v flags into JSON values by the type the pipeline src declares for each input
+// (pipelinesapp.TypedParameters): a STRING input receives exactly the text after the first '='.
+func parseParams(src []byte, kvs []string) (map[string]any, error) {
+	texts := map[string]string{}
 	for _, kv := range kvs {
 		k, v, ok := strings.Cut(kv, "=")
 		if !ok || k == "" {
 			return nil, fmt.Errorf("-p %q: want name=value", kv)
 		}
-		var j any
-		if err := json.Unmarshal([]byte(v), &j); err == nil {
-			out[k] = j
-		} else {
-			out[k] = v
-		}
+		texts[k] = v
 	}
-	return out, nil
+	return pipelinesapp.TypedParameters(src, texts)
 }
 
 func newPipelineRunCmd(o *Options) *cobra.Command {
@@ -63,7 +58,7 @@ func newPipelineRunCmd(o *Options) *cobra.Command {
 			if err != nil {
 				return usageError(err)
 			}
-			p, err := parseParams(params)
+			p, err := parseParams(src, params)
 			if err != nil {
 				return usageError(err)
 			}
@@ -73,6 +68,9 @@ func newPipelineRunCmd(o *Options) *cobra.Command {
 				return err
 			}
 			fmt.Fprintf(o.Out, "run %s started (pipeline %s)\n", created.RunID, created.Pipeline)
+			for _, w := range created.Warnings {
+				fmt.Fprintf(o.Err, "warning: %s\n", w)
+			}
 			if !watch {
 				return nil
 			}
@@ -81,7 +79,7 @@ func newPipelineRunCmd(o *Options) *cobra.Command {
 			return o.watchRun(ctx, created.RunID)
 		},
 	}
-	cmd.Flags().StringArrayVarP(&params, "param", "p", nil, "run parameter name=value (JSON values allowed)")
+	cmd.Flags().StringArrayVarP(&params, "param", "p", nil, "run parameter name=value, converted by the input's declared type (STRING: the exact text; LIST/STRUCT: JSON)")
 	cmd.Flags().BoolVarP(&watch, "watch", "w", false, "follow the run's tasks until it ends")
 	cmd.Flags().StringVar(&experiment, "experiment", "", "experiment id")
 	cmd.Flags().StringVar(&name, "name", "", "run name")

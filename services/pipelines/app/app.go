@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 
+	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
 
 	"github.com/sluice-ml/sluice/libs/events"
@@ -18,6 +19,7 @@ import (
 	wf "github.com/sluice-ml/sluice/libs/workflow"
 	"github.com/sluice-ml/sluice/services/pipelines/api/pipelinesv1"
 	"github.com/sluice-ml/sluice/services/pipelines/internal/catalog"
+	"github.com/sluice-ml/sluice/services/pipelines/internal/claimcheck"
 	"github.com/sluice-ml/sluice/services/pipelines/internal/engine"
 )
 
@@ -72,7 +74,10 @@ type App struct {
 	acts    *engine.Activities
 	catalog *catalog.Catalog
 	worker  worker.Worker
-	sub     *events.Subscription
+	// tc is the Temporal client of pipeline workflows: d.Temporal's connection with the claim-check
+	// data converter (large values live in S3, see package claimcheck).
+	tc  client.Client
+	sub *events.Subscription
 }
 
 // Build is the platform.Builder of the pipelines service.
@@ -90,14 +95,18 @@ func New(cfg Config, d *platform.Deps) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := &App{cfg: cfg, d: d, catalog: catalog.New(d.Artifacts)}
+	tc, err := claimcheck.NewClient(d.Temporal, d.Namespace, d.Artifacts, client.Options{Logger: wf.NewLogger(d.Log)})
+	if err != nil {
+		return nil, fmt.Errorf("pipelines temporal client: %w", err)
+	}
+	a := &App{cfg: cfg, d: d, tc: tc, catalog: catalog.New(d.Artifacts)}
 	a.acts = &engine.Activities{
 		Store: d.Artifacts, Runtime: rt, Bus: d.Bus, Log: d.Log.With("service", Name),
 		WorkDir: filepath.Join(d.DataDir, Name, "work"), Source: "/sluice/" + Name, TrainingURL: cfg.TrainingURL,
 	}
-	opts := wf.WorkerOptions()
+	opts := engine.WorkerOptions(wf.WorkerOptions())
 	opts.MaxConcurrentActivityExecutionSize = cfg.MaxConcurrentSteps
-	a.worker = worker.New(d.Temporal, pipelinesv1.TaskQueue, opts)
+	a.worker = worker.New(tc, pipelinesv1.TaskQueue, opts)
 	engine.Register(a.worker, a.acts)
 	return a, nil
 }
@@ -132,6 +141,7 @@ func (a *App) Close() error {
 		a.sub.Stop()
 	}
 	a.worker.Stop()
+	a.tc.Close()
 	return nil
 }
 

@@ -1,7 +1,9 @@
 package app
 
 import (
+	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -24,6 +26,8 @@ import (
 	"github.com/sluice-ml/sluice/libs/platform"
 	"github.com/sluice-ml/sluice/services/pipelines/api/pipelinesv1"
 	"github.com/sluice-ml/sluice/services/pipelines/internal/catalog"
+	"github.com/sluice-ml/sluice/services/pipelines/internal/claimcheck"
+	"github.com/sluice-ml/sluice/services/pipelines/internal/dag"
 	"github.com/sluice-ml/sluice/services/pipelines/internal/engine"
 	"github.com/sluice-ml/sluice/services/pipelines/internal/spec"
 )
@@ -48,16 +52,25 @@ func (a *App) Routes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /apis/v1/recurringruns", a.createRecurringRun)
 	mux.HandleFunc("GET /apis/v1/recurringruns", a.listRecurringRuns)
 	mux.HandleFunc("DELETE /apis/v1/recurringruns/{id}", a.deleteRecurringRun)
+	mux.HandleFunc("GET /apis/v1/recurringruns/{id}", a.getRecurringRun)
+	mux.HandleFunc("POST /apis/v1/recurringruns/{idverb}", a.recurringRunVerb)
+	mux.HandleFunc("POST /apis/v1/recurringruns/{idverb}/{verb}", a.recurringRunVerb)
 }
 
 // httpError maps an error to a status code once, here.
 func httpError(w http.ResponseWriter, err error) {
 	var ie *invalidError
 	var nf *serviceerror.NotFound
+	var ce *conflictError
+	var ia *serviceerror.InvalidArgument
 	switch {
+	case errors.As(err, &ia): // e.g. a malformed page_token: the client's input, never a 500
+		platform.WriteJSON(w, http.StatusBadRequest, map[string]any{"error": ia.Error()})
+	case errors.As(err, &ce):
+		platform.WriteError(w, http.StatusConflict, err)
 	case errors.As(err, &ie):
 		platform.WriteJSON(w, http.StatusBadRequest, map[string]any{"error": ie.Error(), "errors": ie.problems})
-	case errors.Is(err, catalog.ErrNotFound), errors.As(err, &nf), errors.Is(err, artifacts.ErrNotFound):
+	case errors.Is(err, catalog.ErrNotFound), errors.As(err, &nf), errors.Is(err, artifacts.ErrNotFound), errors.Is(err, errNoRecurringRun):
 		platform.WriteError(w, http.StatusNotFound, err)
 	case errors.Is(err, catalog.ErrExists):
 		platform.WriteError(w, http.StatusConflict, err)
@@ -66,8 +79,18 @@ func httpError(w http.ResponseWriter, err error) {
 	}
 }
 
+// maxBodyBytes bounds a request body: a spec plus parameters of up to pipelinesv1.MaxParamBytes each.
+const maxBodyBytes = 64 << 20
+
 func decode(r *http.Request, v any) error {
-	dec := json.NewDecoder(io.LimitReader(r.Body, 16<<20))
+	b, err := io.ReadAll(io.LimitReader(r.Body, maxBodyBytes+1))
+	if err != nil {
+		return &invalidError{problems: []string{"body: " + err.Error()}}
+	}
+	if len(b) > maxBodyBytes {
+		return &invalidError{problems: []string{fmt.Sprintf("body: larger than the limit of %d bytes", maxBodyBytes)}}
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return &invalidError{problems: []string{"body: " + err.Error()}}
@@ -178,6 +201,8 @@ type RunCreated struct {
 	RunName    string `json:"run_name"`
 	Pipeline   string `json:"pipeline_name"`
 	TemporalID string `json:"workflow_id"`
+	// Warnings say what the run will not do as written (e.g. the local runtime ignores images).
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 func (a *App) createRun(w http.ResponseWriter, r *http.Request) {
@@ -199,7 +224,29 @@ func (a *App) createRun(w http.ResponseWriter, r *http.Request) {
 		httpError(w, err)
 		return
 	}
-	platform.WriteJSON(w, http.StatusOK, RunCreated{RunID: in.RunID, RunName: in.RunName, Pipeline: p.Name, TemporalID: in.RunID})
+	platform.WriteJSON(w, http.StatusOK, RunCreated{RunID: in.RunID, RunName: in.RunName, Pipeline: p.Name, TemporalID: in.RunID, Warnings: a.warnings(p)})
+}
+
+// warnings lists what a run of p will not do as written under this service's runtime.
+func (a *App) warnings(p *dag.Pipeline) []string {
+	if a.d.RuntimeKind != "" && a.d.RuntimeKind != "local" {
+		return nil
+	}
+	images := map[string]bool{}
+	for _, c := range p.Components {
+		if c.Executor != nil && c.Executor.Image != "" {
+			images[c.Executor.Image] = true
+		}
+	}
+	if len(images) == 0 {
+		return nil
+	}
+	names := make([]string, 0, len(images))
+	for im := range images {
+		names = append(names, im)
+	}
+	sort.Strings(names)
+	return []string{fmt.Sprintf("the local runtime runs each step's command on this host and ignores its image (%s); run with --runtime docker (SLUICE_RUNTIME=docker) to run steps in their images", strings.Join(names, ", "))}
 }
 
 // RunSummary is one row of GET /apis/v1/runs.
@@ -238,9 +285,15 @@ func (a *App) listRuns(w http.ResponseWriter, r *http.Request) {
 	}
 	var token []byte
 	if v := r.URL.Query().Get("page_token"); v != "" {
-		token = []byte(v)
+		// Tokens are opaque to clients: base64url of Temporal's, so a made-up one is refused here.
+		t, err := base64.RawURLEncoding.DecodeString(v)
+		if err != nil || !json.Valid(t) {
+			httpError(w, &invalidError{problems: []string{"page_token: not a token from a previous page"}})
+			return
+		}
+		token = t
 	}
-	resp, err := a.d.Temporal.ListWorkflow(r.Context(), &workflowservice.ListWorkflowExecutionsRequest{
+	resp, err := a.tc.ListWorkflow(r.Context(), &workflowservice.ListWorkflowExecutionsRequest{
 		Namespace: a.d.Namespace, PageSize: int32(pageSize), NextPageToken: token,
 		Query: fmt.Sprintf("WorkflowType = '%s'", pipelinesv1.WorkflowType),
 	})
@@ -267,7 +320,7 @@ func (a *App) listRuns(w http.ResponseWriter, r *http.Request) {
 		runs = append(runs, s)
 	}
 	sort.SliceStable(runs, func(i, j int) bool { return runs[i].CreatedAt.After(runs[j].CreatedAt) })
-	platform.WriteJSON(w, http.StatusOK, map[string]any{"runs": runs, "next_page_token": string(resp.NextPageToken)})
+	platform.WriteJSON(w, http.StatusOK, map[string]any{"runs": runs, "next_page_token": base64.RawURLEncoding.EncodeToString(resp.NextPageToken)})
 }
 
 func memoString(m *commonpb.Memo, key string) string {
@@ -288,12 +341,12 @@ type RunDetail struct {
 
 func (a *App) getRun(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	st, err := engine.State(r.Context(), a.d.Temporal, id)
+	st, err := engine.State(r.Context(), a.tc, id)
 	if err != nil {
 		httpError(w, err)
 		return
 	}
-	desc, err := a.d.Temporal.DescribeWorkflowExecution(r.Context(), id, "")
+	desc, err := a.tc.DescribeWorkflowExecution(r.Context(), id, "")
 	if err != nil {
 		httpError(w, err)
 		return
@@ -306,16 +359,18 @@ func (a *App) getRun(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *App) cancelRun(w http.ResponseWriter, r *http.Request) {
-	desc, err := a.d.Temporal.DescribeWorkflowExecution(r.Context(), r.PathValue("id"), "")
+	desc, err := a.tc.DescribeWorkflowExecution(r.Context(), r.PathValue("id"), "")
 	if err != nil {
 		httpError(w, err)
 		return
 	}
 	if st := desc.WorkflowExecutionInfo.Status; st != enums.WORKFLOW_EXECUTION_STATUS_RUNNING {
-		httpError(w, &invalidError{problems: []string{fmt.Sprintf("run %s is %s: only running runs can be cancelled", r.PathValue("id"), runStateOf(st))}})
+		// Like KFP's TerminateRun, cancelling a run that already ended is not an error: nothing changes
+		// and the answer says the state it ended in.
+		platform.WriteJSON(w, http.StatusOK, map[string]string{"run_id": r.PathValue("id"), "state": runStateOf(st)})
 		return
 	}
-	if err := a.d.Temporal.CancelWorkflow(r.Context(), r.PathValue("id"), ""); err != nil {
+	if err := a.tc.CancelWorkflow(r.Context(), r.PathValue("id"), ""); err != nil {
 		httpError(w, err)
 		return
 	}
@@ -331,7 +386,7 @@ func (a *App) retryRun(w http.ResponseWriter, r *http.Request) {
 		httpError(w, err)
 		return
 	}
-	st, err := engine.State(r.Context(), a.d.Temporal, id)
+	st, err := engine.State(r.Context(), a.tc, id)
 	if err != nil {
 		httpError(w, err)
 		return
@@ -363,7 +418,7 @@ func (a *App) retryRun(w http.ResponseWriter, r *http.Request) {
 // runInput reads a run's input from the first event of its workflow history.
 func (a *App) runInput(ctx context.Context, id string) (pipelinesv1.RunInput, error) {
 	var in pipelinesv1.RunInput
-	it := a.d.Temporal.GetWorkflowHistory(ctx, id, "", false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	it := a.tc.GetWorkflowHistory(ctx, id, "", false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
 	if !it.HasNext() {
 		return in, fmt.Errorf("run %s: %w", id, catalog.ErrNotFound)
 	}
@@ -375,12 +430,12 @@ func (a *App) runInput(ctx context.Context, id string) (pipelinesv1.RunInput, er
 	if attrs == nil || attrs.Input == nil || len(attrs.Input.Payloads) == 0 {
 		return in, fmt.Errorf("run %s: no input in history", id)
 	}
-	return in, converter.GetDefaultDataConverter().FromPayload(attrs.Input.Payloads[0], &in)
+	return in, claimcheck.DataConverter(a.d.Artifacts).FromPayload(attrs.Input.Payloads[0], &in)
 }
 
 // runLogs streams a task's step log (?task=<path>; default: every task's log, one after another).
 func (a *App) runLogs(w http.ResponseWriter, r *http.Request) {
-	st, err := engine.State(r.Context(), a.d.Temporal, r.PathValue("id"))
+	st, err := engine.State(r.Context(), a.tc, r.PathValue("id"))
 	if err != nil {
 		httpError(w, err)
 		return
@@ -475,8 +530,9 @@ func (a *App) createRecurringRun(w http.ResponseWriter, r *http.Request) {
 	if strings.TrimSpace(req.Name) == "" {
 		problems = append(problems, "display_name: required")
 	}
-	if len(strings.Fields(req.Cron)) < 5 {
-		problems = append(problems, fmt.Sprintf("cron: %q is not a cron expression (5 fields, e.g. \"*/5 * * * *\")", req.Cron))
+	cronExpr, err := temporalCron(req.Cron)
+	if err != nil {
+		problems = append(problems, err.Error())
 	}
 	if len(problems) > 0 {
 		httpError(w, &invalidError{problems: problems})
@@ -489,14 +545,14 @@ func (a *App) createRecurringRun(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	in.RunID = "" // each scheduled run takes its workflow ID as run ID
-	_, err = a.d.Temporal.ScheduleClient().Create(r.Context(), client.ScheduleOptions{
+	_, err = a.tc.ScheduleClient().Create(r.Context(), client.ScheduleOptions{
 		ID:     id,
-		Spec:   client.ScheduleSpec{CronExpressions: []string{req.Cron}},
+		Spec:   client.ScheduleSpec{CronExpressions: []string{cronExpr}},
 		Paused: req.Paused,
-		Memo:   map[string]any{"display_name": req.Name},
+		Memo:   map[string]any{"display_name": req.Name, "cron": strings.TrimSpace(req.Cron), "pipeline_name": in.PipelineName},
 		Action: &client.ScheduleWorkflowAction{
 			ID: id + "-run", Workflow: pipelinesv1.WorkflowType, Args: []any{in}, TaskQueue: pipelinesv1.TaskQueue,
-			Memo: map[string]any{"run_name": in.RunName, "experiment_id": in.ExperimentID},
+			Memo: map[string]any{"run_name": in.RunName, "experiment_id": in.ExperimentID, "pipeline_name": in.PipelineName},
 		},
 	})
 	if err != nil {
@@ -512,12 +568,12 @@ func (a *App) createRecurringRun(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *App) listRecurringRuns(w http.ResponseWriter, r *http.Request) {
-	it, err := a.d.Temporal.ScheduleClient().List(r.Context(), client.ScheduleListOptions{PageSize: 100})
+	it, err := a.tc.ScheduleClient().List(r.Context(), client.ScheduleListOptions{PageSize: 100})
 	if err != nil {
 		httpError(w, err)
 		return
 	}
-	out := []map[string]any{}
+	out := []RecurringRun{}
 	for it.HasNext() {
 		s, err := it.Next()
 		if err != nil {
@@ -527,20 +583,27 @@ func (a *App) listRecurringRuns(w http.ResponseWriter, r *http.Request) {
 		if !strings.HasPrefix(s.ID, "recurring-") {
 			continue
 		}
-		row := map[string]any{"recurring_run_id": s.ID, "paused": s.Paused}
-		if s.Spec != nil && len(s.Spec.CronExpressions) > 0 {
-			row["cron"] = s.Spec.CronExpressions[0]
+		// The list comes from visibility, which lags; the schedule itself says whether it is paused and
+		// when it runs next.
+		rr, err := a.describeRecurringRun(r, s.ID)
+		if errors.Is(err, errNoRecurringRun) {
+			continue
 		}
-		if len(s.NextActionTimes) > 0 {
-			row["next_run_time"] = s.NextActionTimes[0]
+		if err != nil {
+			httpError(w, err)
+			return
 		}
-		out = append(out, row)
+		out = append(out, rr)
 	}
 	platform.WriteJSON(w, http.StatusOK, map[string]any{"recurring_runs": out})
 }
 
 func (a *App) deleteRecurringRun(w http.ResponseWriter, r *http.Request) {
-	if err := a.d.Temporal.ScheduleClient().GetHandle(r.Context(), r.PathValue("id")).Delete(r.Context()); err != nil {
+	if _, err := a.describeRecurringRun(r, r.PathValue("id")); err != nil {
+		httpError(w, err)
+		return
+	}
+	if err := a.tc.ScheduleClient().GetHandle(r.Context(), r.PathValue("id")).Delete(r.Context()); err != nil {
 		httpError(w, err)
 		return
 	}

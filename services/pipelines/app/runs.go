@@ -2,8 +2,10 @@ package app
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
 	"time"
 
@@ -38,8 +40,8 @@ func invalid(err error) *invalidError {
 // prepare resolves what a request runs and validates it completely; nothing is created.
 func (a *App) prepare(ctx context.Context, req pipelinesv1.RunRequest, runID string) (pipelinesv1.RunInput, *dag.Pipeline, error) {
 	in := pipelinesv1.RunInput{RunID: runID, RunName: req.RunName, ExperimentID: req.ExperimentID, Parameters: req.Parameters, DisableCache: req.DisableCache}
-	if err := events.ValidateToken(strings.ReplaceAll(runID, "/", "_")); err != nil || len(runID) > 200 {
-		return in, nil, &invalidError{problems: []string{fmt.Sprintf("run_id: %q is not a safe id", runID)}}
+	if err := pipelinesv1.ValidateRunID(runID); err != nil {
+		return in, nil, &invalidError{problems: []string{err.Error()}}
 	}
 	refs := 0
 	for _, s := range []string{req.PipelineID, req.PipelineName, req.Spec} {
@@ -88,12 +90,30 @@ func (a *App) prepare(ctx context.Context, req pipelinesv1.RunRequest, runID str
 		}
 		in.CacheMaxStaleness = d
 	}
+	var tooLarge []string
+	for _, name := range sortedNames(req.Parameters) {
+		if b, _ := json.Marshal(req.Parameters[name]); len(b) > pipelinesv1.MaxParamBytes {
+			tooLarge = append(tooLarge, fmt.Sprintf("parameters.%s: value is %d bytes; the limit is %d bytes (16 MiB): pass it as an input artifact", name, len(b), pipelinesv1.MaxParamBytes))
+		}
+	}
+	if len(tooLarge) > 0 {
+		return in, nil, &invalidError{problems: tooLarge}
+	}
 	p, err := spec.Parse([]byte(in.Spec))
 	if err != nil {
 		return in, nil, invalid(err)
 	}
 	if _, err := p.ResolveInputs(in.Parameters); err != nil {
 		return in, nil, invalid(err)
+	}
+	var missing []string
+	for _, a := range p.Root.InputArtifacts {
+		if !a.Optional {
+			missing = append(missing, fmt.Sprintf("root.inputDefinitions.artifacts.%s: the pipeline's input artifact %q has no value (pipeline-level input artifacts cannot be supplied to a run yet: pass its URI as a parameter)", a.Name, a.Name))
+		}
+	}
+	if len(missing) > 0 {
+		return in, nil, &invalidError{problems: missing}
 	}
 	in.PipelineName = p.Name
 	if in.RunName == "" {
@@ -102,11 +122,30 @@ func (a *App) prepare(ctx context.Context, req pipelinesv1.RunRequest, runID str
 	return in, p, nil
 }
 
+// conflictError is a run id that already names a run started from a different request (HTTP 409).
+type conflictError struct{ runID string }
+
+func (e *conflictError) Error() string {
+	return fmt.Sprintf("run_id: run %s already exists with a different request (re-submit the same request, or choose another run id)", e.runID)
+}
+
 // start starts the run workflow (idempotent by run id) and publishes run.started at once; the workflow
-// publishes the same event with the same id, so the stream keeps one.
+// publishes the same event with the same id, so the stream keeps one. When the run id is taken, it
+// answers engine.ErrRunExists if the existing run was started from the same request (idempotent
+// re-submission) and a *conflictError otherwise; neither publishes anything.
 func (a *App) start(ctx context.Context, in pipelinesv1.RunInput, p *dag.Pipeline) (client.WorkflowRun, error) {
-	run, err := engine.Start(ctx, a.d.Temporal, in)
-	if err != nil && !errors.Is(err, engine.ErrRunExists) {
+	run, err := engine.Start(ctx, a.tc, in)
+	if errors.Is(err, engine.ErrRunExists) {
+		prev, perr := a.runInput(ctx, in.RunID)
+		if perr != nil {
+			return nil, perr
+		}
+		if !sameRequest(prev, in) {
+			return nil, &conflictError{runID: in.RunID}
+		}
+		return run, err
+	}
+	if err != nil {
 		return nil, err
 	}
 	ev := pipelinesv1.RunEvent{RunID: in.RunID, RunName: in.RunName, PipelineName: p.Name, ExperimentID: in.ExperimentID,
@@ -114,7 +153,14 @@ func (a *App) start(ctx context.Context, in pipelinesv1.RunInput, p *dag.Pipelin
 	if perr := a.acts.PublishRun(ctx, events.PipelineRunStartedV1, ev); perr != nil {
 		return run, perr
 	}
-	return run, err
+	return run, nil
+}
+
+// sameRequest compares what two run inputs would run (everything but fields the engine fills in).
+func sameRequest(a, b pipelinesv1.RunInput) bool {
+	ja, _ := json.Marshal(a)
+	jb, _ := json.Marshal(b)
+	return string(ja) == string(jb)
 }
 
 // handleRunRequested starts the run asked for by a sluice.pipeline.run.requested.v1 event; the CE id is
@@ -136,8 +182,13 @@ func (a *App) handleRunRequested(ctx context.Context, ev events.Event) error {
 		return err
 	}
 	_, err = a.start(ctx, in, p)
-	if errors.Is(err, engine.ErrRunExists) {
+	var ce *conflictError
+	switch {
+	case errors.Is(err, engine.ErrRunExists):
 		return nil
+	case errors.As(err, &ce):
+		a.reject(ctx, ev.ID(), []string{ce.Error()})
+		return events.Permanent(err)
 	}
 	return err
 }
@@ -151,4 +202,13 @@ func (a *App) reject(ctx context.Context, requestID string, problems []string) {
 	if err != nil {
 		a.d.Log.WarnContext(ctx, "publish run.rejected", "event_id", requestID, "err", err)
 	}
+}
+
+func sortedNames(m map[string]any) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }

@@ -6,7 +6,7 @@
 //     contexts system.Pipeline (pipeline name) and system.PipelineRun (run id, child of the
 //     pipeline and of sluice.Experiment when the run has one); a system.DAGExecution for the
 //     run, RUNNING → COMPLETE | FAILED | CANCELED.
-//   - io.sluice.pipeline.task.{started,succeeded,failed,skipped,cached}.v1
+//   - io.sluice.pipeline.task.{started,succeeded,failed,skipped,cached,cancelled}.v1
 //     (pipelinesv1.TaskEvent): a system.ContainerExecution named "<run id>/<task path>"
 //     (RUNNING, COMPLETE, FAILED, CANCELED for skipped, CACHED) with custom properties
 //     task_name, display_name, image, component, attempt, inputs and outputs (parameter
@@ -129,6 +129,7 @@ var (
 		events.PipelineTaskFailedV1:    v1.ExecutionFailed,
 		events.PipelineTaskSkippedV1:   v1.ExecutionCanceled,
 		events.PipelineTaskCachedV1:    v1.ExecutionCached,
+		events.PipelineTaskCancelledV1: v1.ExecutionCanceled,
 	}
 	jobStates = map[string]v1.ExecutionState{
 		events.TrainingJobCreatedV1:    v1.ExecutionNew,

@@ -3,7 +3,29 @@
 // names are used where KFP has them (run, task, experiment, recurring run, pipeline version).
 package pipelinesv1
 
-import "time"
+import (
+	"fmt"
+	"regexp"
+	"time"
+)
+
+// MaxRunIDLength bounds a run id (client-chosen or a CloudEvent id).
+const MaxRunIDLength = 128
+
+var runIDRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]*$`)
+
+// ValidateRunID checks a client-chosen run id (the run_id query parameter of POST /apis/v1/runs, or the
+// id of a run.requested CloudEvent) before anything is created. A run id becomes the Temporal workflow
+// ID, a path segment of the work dir and of the S3 prefix <pipeline>/<run id>/, so it is one segment:
+// 1 to MaxRunIDLength letters, digits, '-' and '_', starting with a letter or digit (no '/', no empty or
+// dot segments, no spaces). Child workflows, loops and batches of a run have ids "<run id>/<task
+// path>", which always contain '/', so no run id can ever equal one of them.
+func ValidateRunID(id string) error {
+	if len(id) == 0 || len(id) > MaxRunIDLength || !runIDRe.MatchString(id) {
+		return fmt.Errorf("run_id: %q is not a valid run id (1-%d letters, digits, '-' or '_', starting with a letter or digit)", id, MaxRunIDLength)
+	}
+	return nil
+}
 
 // TaskQueue is the Temporal task queue of pipeline run workflows and step activities.
 const TaskQueue = "sluice-pipelines"
@@ -127,6 +149,9 @@ type Artifact struct {
 	Size   int64  `json:"size,omitempty"`
 	// SchemaTitle is the KFP artifact type (system.Dataset, system.Model, ...).
 	SchemaTitle string `json:"schema_title,omitempty"`
+	// Metadata is the artifact's metadata as the step's executor output reported it (KFP artifact
+	// metadata: e.g. a Dataset's custom fields, a Metrics artifact's logged metrics).
+	Metadata map[string]any `json:"metadata,omitempty"`
 }
 
 // RunEvent is the data of io.sluice.pipeline.run.*.v1 events.
@@ -158,8 +183,20 @@ type TaskEvent struct {
 	Inputs       map[string]Artifact `json:"input_artifacts,omitempty"`
 	OutputParams map[string]any      `json:"output_parameters,omitempty"`
 	Outputs      map[string]Artifact `json:"output_artifacts,omitempty"`
-	Time         time.Time           `json:"time"`
+	// ParamRefs holds the parameters too large to ride in the event (claim check): "inputs.<name>" or
+	// "outputs.<name>" → the s3:// URI of the value's JSON; the value in InputParams/OutputParams is then
+	// a short text saying so.
+	ParamRefs map[string]string `json:"param_refs,omitempty"`
+	Time      time.Time         `json:"time"`
 }
+
+// MaxParamBytes is the largest parameter value (its JSON encoding), input or output, a run accepts:
+// 16 MiB. Values over ClaimCheckBytes never ride in NATS messages or Temporal payloads; they are stored
+// in S3 and referenced.
+const MaxParamBytes = 16 << 20
+
+// ClaimCheckBytes is the size above which a parameter value in an event is replaced by a reference.
+const ClaimCheckBytes = 64 << 10
 
 // RunRejected is the data of io.sluice.pipeline.run.rejected.v1.
 type RunRejected struct {

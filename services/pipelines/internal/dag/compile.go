@@ -1,6 +1,7 @@
 package dag
 
 import (
+	"encoding/json"
 	"fmt"
 	"sort"
 	"strings"
@@ -141,6 +142,10 @@ func (c *compiler) container(comp *Component) {
 	if strings.TrimSpace(ex.Image) == "" {
 		c.errs.add(ex.Path+".image", "image is required")
 	}
+	if stub := strings.TrimPrefix(ex.Image, "argostub/"); stub != ex.Image && len(ex.Command) == 0 && len(ex.Args) == 0 {
+		// kfp-kubernetes CreatePVC/DeletePVC compile to stub executors that KFP's driver intercepts.
+		c.errs.add(ex.Path+".image", "kfp-kubernetes %s (stub executor %s) is not supported: PVCs cannot be created or deleted by a run; mount an existing volume instead", stub, ex.Image)
+	}
 	check := func(field string, list []string) {
 		for i, s := range list {
 			fp := fmt.Sprintf("%s.%s[%d]", ex.Path, field, i)
@@ -152,6 +157,21 @@ func (c *compiler) container(comp *Component) {
 			for _, ph := range phs {
 				if msg := componentPlaceholderProblem(comp, ph); msg != "" {
 					c.errs.add(fp, "%s", msg)
+				}
+			}
+			for _, name := range StructuredInputs(s) {
+				_, isParam := comp.InputParam(name)
+				_, isArt := comp.InputArtifact(name)
+				if !isParam && !isArt {
+					c.errs.add(fp, "IfPresent refers to unknown input %q", name)
+				}
+			}
+			if t := strings.TrimSpace(s); strings.HasPrefix(t, "{\"") && strings.HasSuffix(t, "}") {
+				if _, ok := parseStructured(t); !ok && json.Valid([]byte(t)) {
+					var m map[string]any
+					if json.Unmarshal([]byte(t), &m) == nil && (m["IfPresent"] != nil || m["Concat"] != nil || m["IfPresentPlaceholder"] != nil || m["ConcatPlaceholder"] != nil) {
+						c.errs.add(fp, "malformed structured placeholder %s (want {\"IfPresent\": {\"InputName\", \"Then\", \"Else\"}} or {\"Concat\": [...]})", truncate(t))
+					}
 				}
 			}
 		}
@@ -167,8 +187,12 @@ func componentPlaceholderProblem(comp *Component, ph Placeholder) string {
 			return fmt.Sprintf("placeholder %s refers to unknown input parameter %q", ph.Raw, ph.Name)
 		}
 	case PhInputArtifactURI, PhInputArtifactPath, PhInputArtifactProperty:
-		if _, ok := comp.InputArtifact(ph.Name); !ok {
+		def, ok := comp.InputArtifact(ph.Name)
+		if !ok {
 			return fmt.Sprintf("placeholder %s refers to unknown input artifact %q", ph.Raw, ph.Name)
+		}
+		if def.IsList {
+			return fmt.Sprintf("placeholder %s takes one artifact, but input %q is a list of artifacts (the fan-in of a loop): read the list from the executor input {{$}} (inputs.artifacts[%q].artifacts, in iteration order)", ph.Raw, ph.Name, ph.Name)
 		}
 	case PhOutputArtifactURI, PhOutputArtifactPath, PhOutputArtifactProperty:
 		if _, ok := comp.OutputArtifact(ph.Name); !ok {
@@ -335,6 +359,12 @@ func (c *compiler) binding(parent *Component, t *Task, comp *Component, b *Bindi
 		switch b.Kind {
 		case IOParameter:
 			target, ok = comp.InputParam(b.Name)
+			if !ok && strings.HasPrefix(b.Name, "pipelinechannel--") {
+				// kfp.compiler binds upstream values for f-strings, run-time resource fields and
+				// conditions as extra task inputs the component does not declare; KFP's backend resolves
+				// them for placeholders and conditions. Accept them untyped.
+				target, ok = ParamDef{Name: b.Name}, true
+			}
 			if !ok {
 				if _, isArt := comp.InputArtifact(b.Name); isArt {
 					c.errs.add(b.Path, "type mismatch: input %q of component %q is an artifact, bound as a parameter", b.Name, comp.Name)

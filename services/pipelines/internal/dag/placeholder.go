@@ -152,6 +152,9 @@ func parsePlaceholder(body string) (Placeholder, error) {
 		p.Kind = pick(dir, PhInputArtifactURI, PhOutputArtifactURI)
 	case coll == "artifacts" && rest == ".path":
 		p.Kind = pick(dir, PhInputArtifactPath, PhOutputArtifactPath)
+	case coll == "artifacts" && rest == ".metadata":
+		// The whole metadata as JSON ({} for a fresh output artifact): Property "".
+		p.Kind = pick(dir, PhInputArtifactProperty, PhOutputArtifactProperty)
 	case coll == "artifacts" && (strings.HasPrefix(rest, ".properties[") || strings.HasPrefix(rest, ".metadata[")):
 		_, after, _ := strings.Cut(rest, "[")
 		prop, tail, ok := cutIndex("[" + after)
@@ -197,6 +200,10 @@ type RuntimeArtifact struct {
 	// of the ExecutorInput JSON (KFP derives it from the URI).
 	Path     string         `json:"-"`
 	Metadata map[string]any `json:"metadata"`
+	// ExecutorURI, when set, is the URI the executor input {{$}} shows instead of URI: under the local
+	// runtime the local path itself, so that KFP's executor, which derives an artifact's local path from
+	// its URI (s3:// → /s3/...; any other URI is the path), reads and writes inside the step's work dir.
+	ExecutorURI string `json:"-"`
 }
 
 // JobContext carries the values of KFP's pipeline placeholders.
@@ -261,6 +268,10 @@ type ExecutorContext struct {
 // Errors: an unknown placeholder, or one whose input/output is missing from
 // ctx (e.g. an input parameter without a value).
 func Render(args []string, ctx ExecutorContext) ([]string, error) {
+	args, err := expandStructured(args, ctx) // IfPresent / Concat (structured.go)
+	if err != nil {
+		return nil, err
+	}
 	out := make([]string, len(args))
 	var eiJSON string
 	var eiDone bool
@@ -355,6 +366,12 @@ func artifactField(a RuntimeArtifact, p Placeholder) (string, error) {
 		}
 		return a.Path, nil
 	default:
+		if p.Property == "" { // {{$.inputs.artifacts['x'].metadata}}
+			if a.Metadata == nil {
+				return "{}", nil
+			}
+			return ParamText(a.Metadata)
+		}
 		v, ok := a.Metadata[p.Property]
 		if !ok {
 			return "", fmt.Errorf("artifact %q has no property %q", p.Name, p.Property)
@@ -460,7 +477,11 @@ func eiArtifacts(m map[string][]RuntimeArtifact) map[string]eiArtifactList {
 			if n == "" {
 				n = name
 			}
-			l.Artifacts[i] = eiArtifact{Name: n, Type: eiType{a.SchemaTitle, a.SchemaVersion}, URI: a.URI, Metadata: md}
+			uri := a.URI
+			if a.ExecutorURI != "" {
+				uri = a.ExecutorURI
+			}
+			l.Artifacts[i] = eiArtifact{Name: n, Type: eiType{a.SchemaTitle, a.SchemaVersion}, URI: uri, Metadata: md}
 		}
 		out[name] = l
 	}

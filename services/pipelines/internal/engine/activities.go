@@ -21,6 +21,7 @@ import (
 
 	"github.com/google/uuid"
 	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
 
 	"github.com/sluice-ml/sluice/libs/artifacts"
 	"github.com/sluice-ml/sluice/libs/events"
@@ -79,7 +80,11 @@ func (a *Activities) Notify(ctx context.Context, in NotifyInput) error {
 		}
 	}
 	for _, t := range in.Tasks {
-		if err := a.publish(ctx, in.TaskType, "runs/"+t.RunID+"/tasks/"+t.TaskPath, EventID(t.RunID, t.TaskPath, in.TaskType), t); err != nil {
+		id := EventID(t.RunID, t.TaskPath, in.TaskType)
+		if t.Attempt > 0 { // the id of the same event published by the step's activity (see taskEventAsync)
+			id = EventID(t.RunID, t.TaskPath, in.TaskType, fmt.Sprint(t.Attempt))
+		}
+		if err := a.publish(ctx, in.TaskType, "runs/"+t.RunID+"/tasks/"+t.TaskPath, id, t); err != nil {
 			return err
 		}
 	}
@@ -97,12 +102,53 @@ func (a *Activities) taskEventAsync(ctx context.Context, typ string, in StepInpu
 	ev.InputParams = in.Params
 	ev.Inputs = firstArtifacts(in.Artifacts)
 	ev.Time = time.Now().UTC()
+	if err := a.checkLargeParams(ctx, in, &ev); err != nil {
+		return func(context.Context) error { return err }
+	}
 	out, err := events.New(a.Source, typ, "runs/"+in.RunID+"/tasks/"+in.TaskPath, ev)
 	if err != nil {
 		return func(context.Context) error { return err }
 	}
 	out.SetID(EventID(in.RunID, in.TaskPath, typ, fmt.Sprint(in.Attempt)))
 	return a.Bus.PublishAsync(ctx, out)
+}
+
+// checkLargeParams moves parameter values over ClaimCheckBytes out of a task event into S3 (at
+// <pipeline>/<run>/<task>/params/{inputs,outputs}/<name>.json, written once) and references them in
+// ParamRefs, so an event stays far below NATS's max_payload whatever the values' sizes.
+func (a *Activities) checkLargeParams(ctx context.Context, in StepInput, ev *pipelinesv1.TaskEvent) error {
+	for _, side := range []struct {
+		kind string
+		m    *map[string]any
+	}{{"inputs", &ev.InputParams}, {"outputs", &ev.OutputParams}} {
+		var copied map[string]any
+		for _, name := range sortedKeys(*side.m) {
+			b, err := json.Marshal((*side.m)[name])
+			if err != nil || len(b) <= pipelinesv1.ClaimCheckBytes {
+				continue
+			}
+			key := path.Join(in.PipelineName, in.RunID, in.TaskPath, "params", side.kind, name+".json")
+			obj, err := a.Store.Put(ctx, key, bytes.NewReader(b), int64(len(b)))
+			if err != nil {
+				return fmt.Errorf("store %s parameter %q (%d bytes) for its event: %w", side.kind, name, len(b), err)
+			}
+			if copied == nil {
+				copied = map[string]any{}
+				for k, v := range *side.m {
+					copied[k] = v
+				}
+			}
+			copied[name] = fmt.Sprintf("(%d bytes, stored at %s)", len(b), obj.URI)
+			if ev.ParamRefs == nil {
+				ev.ParamRefs = map[string]string{}
+			}
+			ev.ParamRefs[side.kind+"."+name] = obj.URI
+		}
+		if copied != nil {
+			*side.m = copied
+		}
+	}
+	return nil
 }
 
 func firstArtifacts(m map[string][]Artifact) map[string]Artifact {
@@ -237,10 +283,19 @@ func (a *Activities) RunStep(ctx context.Context, in StepInput) (StepResult, err
 			return StepResult{Outputs: hit.Outputs, Cached: true, CachedFrom: hit.RunID, LogURI: hit.LogURI}, nil
 		}
 	}
+	// A retry of this activity after the step succeeded (its event publish failed, the worker died)
+	// publishes again without running the step a second time.
+	if res, ok := a.recordedResult(ctx, in); ok {
+		return res, a.publishSucceeded(ctx, in, res)
+	}
 	// task.started is stored while the step runs; its ack is awaited before the activity completes.
 	started := a.taskEventAsync(ctx, events.PipelineTaskStartedV1, in, pipelinesv1.TaskEvent{State: pipelinesv1.TaskRunning})
 	res, stepErr := a.execute(ctx, in)
+	stepErr = withLog(stepErr, res.LogURI)
 	if err := started(ctx); err != nil && stepErr == nil {
+		if rerr := a.recordResult(ctx, in, res); rerr != nil {
+			return res, rerr
+		}
 		return res, err
 	}
 	if stepErr != nil {
@@ -255,11 +310,69 @@ func (a *Activities) RunStep(ctx context.Context, in StepInput) (StepResult, err
 			return res, fmt.Errorf("cache write: %w", err)
 		}
 	}
-	ev := pipelinesv1.TaskEvent{State: pipelinesv1.TaskSucceeded, OutputParams: res.Outputs.Params, Outputs: firstArtifacts(res.Outputs.Artifacts)}
-	if err := a.taskEvent(ctx, events.PipelineTaskSucceededV1, in, ev); err != nil {
+	if err := a.recordResult(ctx, in, res); err != nil {
 		return res, err
 	}
-	return res, nil
+	return res, a.publishSucceeded(ctx, in, res)
+}
+
+func (a *Activities) publishSucceeded(ctx context.Context, in StepInput, res StepResult) error {
+	ev := pipelinesv1.TaskEvent{State: pipelinesv1.TaskSucceeded, OutputParams: res.Outputs.Params, Outputs: firstArtifacts(res.Outputs.Artifacts)}
+	return a.taskEvent(ctx, events.PipelineTaskSucceededV1, in, ev)
+}
+
+func resultKey(in StepInput) string {
+	return path.Join(in.PipelineName, in.RunID, in.TaskPath, "logs", fmt.Sprintf("attempt-%d.result.json", in.Attempt))
+}
+
+// recordResult stores a succeeded attempt's result, read back by recordedResult.
+func (a *Activities) recordResult(ctx context.Context, in StepInput, res StepResult) error {
+	b, err := json.Marshal(res)
+	if err != nil {
+		return err
+	}
+	if _, err := a.Store.Put(ctx, resultKey(in), bytes.NewReader(b), int64(len(b))); err != nil {
+		return fmt.Errorf("record step result: %w", err)
+	}
+	return nil
+}
+
+// recordedResult returns the result of this attempt when a previous try of the same activity already
+// ran the step to success.
+func (a *Activities) recordedResult(ctx context.Context, in StepInput) (StepResult, bool) {
+	var res StepResult
+	if !activity.IsActivity(ctx) || activity.GetInfo(ctx).Attempt <= 1 {
+		return res, false
+	}
+	rc, _, err := a.Store.Get(ctx, resultKey(in))
+	if err != nil {
+		return res, false
+	}
+	defer rc.Close()
+	if json.NewDecoder(rc).Decode(&res) != nil {
+		return res, false
+	}
+	return res, true
+}
+
+// withLog attaches the attempt's log URI to a step failure as the application error's details, so the
+// workflow keeps it on the failed task (a failed activity's result is dropped) and `run logs` serves it.
+func withLog(err error, logURI string) error {
+	var ae *temporal.ApplicationError
+	if err == nil || logURI == "" || !errors.As(err, &ae) || !ae.NonRetryable() || ae.HasDetails() {
+		return err
+	}
+	return temporal.NewNonRetryableApplicationError(ae.Message(), ae.Type(), errors.Unwrap(ae), logURI)
+}
+
+// LogOf returns the log URI a step failure carries (see withLog), or "".
+func LogOf(err error) string {
+	var ae *temporal.ApplicationError
+	var uri string
+	if errors.As(err, &ae) && ae.HasDetails() && ae.Details(&uri) == nil {
+		return uri
+	}
+	return ""
 }
 
 func isBusinessFailure(err error) bool {
@@ -282,6 +395,10 @@ func (s step) local(bucket, key string) string {
 
 func (a *Activities) execute(ctx context.Context, in StepInput) (StepResult, error) {
 	st := step{dir: filepath.Join(a.WorkDir, in.RunID, filepath.FromSlash(in.TaskPath), fmt.Sprintf("attempt-%d", in.Attempt)), bucket: a.Store.Bucket()}
+	// Absolute, since the step runs in this directory and reads every path of its executor input.
+	if abs, err := filepath.Abs(st.dir); err == nil {
+		st.dir = abs
+	}
 	if err := os.RemoveAll(st.dir); err != nil {
 		return StepResult{}, err
 	}
@@ -299,11 +416,12 @@ func (a *Activities) execute(ctx context.Context, in StepInput) (StepResult, err
 		OutputParameterFiles: map[string]string{},
 		OutputArtifacts:      map[string][]dag.RuntimeArtifact{},
 		OutputFile:           st.outputFile,
-		Job: dag.JobContext{JobName: in.PipelineName, JobResourceName: in.RunID, JobUUID: in.RunID, TaskName: in.TaskName,
+		Job: dag.JobContext{JobName: in.PipelineName, JobResourceName: JobResourceName(in.PipelineName, in.RunID), JobUUID: in.RunID, TaskName: in.TaskName,
 			TaskUUID: in.TaskPath, Root: "s3://" + st.bucket},
 	}
 	// Inputs: download each artifact to <dir>/s3/<bucket>/<key>, as KFP's launcher maps s3:// URIs.
 	for _, name := range sortedKeys(in.Artifacts) {
+		ectx.InputArtifacts[name] = []dag.RuntimeArtifact{} // an empty list (a loop of 0 iterations) is [] in {{$}}
 		for _, art := range in.Artifacts[name] {
 			bucket, key, err := artifacts.ParseURI(art.URI)
 			if err != nil {
@@ -321,7 +439,8 @@ func (a *Activities) execute(ctx context.Context, in StepInput) (StepResult, err
 			if err != nil {
 				return StepResult{}, fmt.Errorf("download input %q: %w", name, err)
 			}
-			ectx.InputArtifacts[name] = append(ectx.InputArtifacts[name], dag.RuntimeArtifact{Name: name, SchemaTitle: art.SchemaTitle, URI: art.URI, Path: local})
+			ectx.InputArtifacts[name] = append(ectx.InputArtifacts[name], dag.RuntimeArtifact{Name: name, SchemaTitle: art.SchemaTitle, URI: art.URI, Path: local,
+				Metadata: art.Metadata, ExecutorURI: a.executorURI(local)})
 		}
 	}
 	for _, name := range sortedKeys(in.OutputParams) {
@@ -333,7 +452,8 @@ func (a *Activities) execute(ctx context.Context, in StepInput) (StepResult, err
 		if err := os.MkdirAll(filepath.Dir(local), 0o755); err != nil {
 			return StepResult{}, err
 		}
-		ectx.OutputArtifacts[name] = []dag.RuntimeArtifact{{Name: name, SchemaTitle: in.OutputArtifacts[name], URI: a.Store.URI(key), Path: local}}
+		ectx.OutputArtifacts[name] = []dag.RuntimeArtifact{{Name: name, SchemaTitle: in.OutputArtifacts[name], URI: a.Store.URI(key), Path: local,
+			ExecutorURI: a.executorURI(local)}}
 	}
 	command, err := dag.Render(in.Command, ectx)
 	if err != nil {
@@ -342,6 +462,20 @@ func (a *Activities) execute(ctx context.Context, in StepInput) (StepResult, err
 	args, err := dag.Render(in.Args, ectx)
 	if err != nil {
 		return StepResult{}, wf.NonRetryable(wf.ErrTypeInvalidSpec, fmt.Errorf("args: %w", err))
+	}
+	for i, arg := range append(append([]string(nil), command...), args...) {
+		if len(arg) < maxArgBytes {
+			continue
+		}
+		what, raw := fmt.Sprintf("command[%d]", i), in.Command
+		if i >= len(command) {
+			i -= len(command)
+			what, raw = fmt.Sprintf("args[%d]", i), in.Args
+		}
+		if len(in.Command) == len(command) && len(in.Args) == len(args) {
+			what += fmt.Sprintf(" %q", raw[i])
+		}
+		return StepResult{}, wf.NonRetryable(wf.ErrTypeStepFailed, fmt.Errorf("%s is %d bytes once rendered; the OS limits one argument to %d bytes: pass values this large as artifacts", what, len(arg), maxArgBytes-1))
 	}
 	if len(command) == 0 && len(args) == 0 {
 		return StepResult{}, wf.NonRetryable(wf.ErrTypeInvalidSpec, errors.New("executor has no command and no args"))
@@ -368,14 +502,26 @@ func (a *Activities) execute(ctx context.Context, in StepInput) (StepResult, err
 	}
 
 	out := outputs{Params: map[string]any{}, Artifacts: map[string][]Artifact{}}
-	executorOut, err := readExecutorOutput(st.outputFile)
+	if err := confineFile(st.dir, st.outputFile); err != nil {
+		return res, wf.NonRetryable(wf.ErrTypeStepFailed, fmt.Errorf("executor output file: %w", err))
+	}
+	executorOut, artMeta, err := readExecutorOutput(st.outputFile)
 	if err != nil {
 		return res, wf.NonRetryable(wf.ErrTypeMissingOutput, err)
 	}
 	for _, name := range sortedKeys(in.OutputParams) {
 		if v, ok := executorOut[name]; ok {
+			if b, _ := json.Marshal(v); len(b) > pipelinesv1.MaxParamBytes {
+				return res, wf.NonRetryable(wf.ErrTypeStepFailed, tooLarge(name, int64(len(b))))
+			}
 			out.Params[name] = v
 			continue
+		}
+		if fi, err := os.Stat(ectx.OutputParameterFiles[name]); err == nil && fi.Size() > pipelinesv1.MaxParamBytes {
+			return res, wf.NonRetryable(wf.ErrTypeStepFailed, tooLarge(name, fi.Size()))
+		}
+		if err := confineFile(st.dir, ectx.OutputParameterFiles[name]); err != nil {
+			return res, wf.NonRetryable(wf.ErrTypeStepFailed, fmt.Errorf("output parameter %q: %w", name, err))
 		}
 		b, err := os.ReadFile(ectx.OutputParameterFiles[name])
 		if errors.Is(err, os.ErrNotExist) {
@@ -393,14 +539,20 @@ func (a *Activities) execute(ctx context.Context, in StepInput) (StepResult, err
 	for _, name := range sortedKeys(in.OutputArtifacts) {
 		ra := ectx.OutputArtifacts[name][0]
 		key := path.Join(prefix, name)
-		fi, err := os.Stat(ra.Path)
-		if errors.Is(err, os.ErrNotExist) {
+		if _, err := os.Lstat(ra.Path); errors.Is(err, os.ErrNotExist) {
 			return res, wf.NonRetryable(wf.ErrTypeMissingOutput, fmt.Errorf("declared output artifact %q was not produced (expected %s)", name, ra.Path))
 		}
+		if err := confine(st.dir, ra.Path); err != nil {
+			if errors.Is(err, errEscapes) {
+				return res, wf.NonRetryable(wf.ErrTypeStepFailed, fmt.Errorf("output artifact %q: %w", name, err))
+			}
+			return res, err
+		}
+		fi, err := os.Stat(ra.Path)
 		if err != nil {
 			return res, err
 		}
-		art := Artifact{Name: name, SchemaTitle: in.OutputArtifacts[name]}
+		art := Artifact{Name: name, SchemaTitle: in.OutputArtifacts[name], Metadata: artMeta[name]}
 		if fi.IsDir() {
 			objs, err := a.Store.PutDir(ctx, key, ra.Path)
 			if err != nil {
@@ -436,6 +588,16 @@ func (a *Activities) runProcess(ctx context.Context, in StepInput, st step, comm
 		Labels: map[string]string{"sluice.io/run-id": in.RunID, "sluice.io/task": shortHash(in.TaskPath)},
 		Mounts: []runtime.Mount{{HostPath: st.dir, ContainerPath: st.dir}},
 	}
+	if _, local := a.Runtime.(*runtime.Local); !local {
+		// KFP's executor derives s3://B/K → /s3/B/K: the staged artifacts are there in the container.
+		spec.Mounts = append(spec.Mounts, runtime.Mount{HostPath: filepath.Join(st.dir, "s3"), ContainerPath: "/s3"})
+	}
+	// Temporary files of the step (e.g. the KFP executor's ephemeral component dir from mktemp -d) live
+	// in the work dir and are removed with it.
+	spec.Env = withEnv(spec.Env, "TMPDIR", filepath.Join(st.dir, "tmp"))
+	if err := os.MkdirAll(filepath.Join(st.dir, "tmp"), 0o755); err != nil {
+		return -1, err
+	}
 	proc, err := a.Runtime.Start(ctx, spec)
 	if err != nil {
 		if errors.Is(err, runtime.ErrInvalidSpec) {
@@ -443,7 +605,7 @@ func (a *Activities) runProcess(ctx context.Context, in StepInput, st step, comm
 		}
 		return -1, wf.NonRetryable(wf.ErrTypeStepFailed, fmt.Errorf("start step %s: %w", in.TaskPath, err))
 	}
-	tick := time.NewTicker(time.Second)
+	tick := time.NewTicker(200 * time.Millisecond) // RecordHeartbeat is throttled; see WorkerOptions
 	defer tick.Stop()
 	for {
 		activity.RecordHeartbeat(ctx, in.Attempt)
@@ -466,6 +628,14 @@ func (a *Activities) runProcess(ctx context.Context, in StepInput, st step, comm
 	}
 }
 
+func withEnv(env map[string]string, k, v string) map[string]string {
+	out := map[string]string{k: v}
+	for name, val := range env {
+		out[name] = val // the step's own setting wins
+	}
+	return out
+}
+
 func (a *Activities) uploadLog(ctx context.Context, prefix string, attempt int, logPath string) (string, error) {
 	fi, err := os.Stat(logPath)
 	if err != nil || fi.Size() == 0 {
@@ -478,33 +648,75 @@ func (a *Activities) uploadLog(ctx context.Context, prefix string, attempt int, 
 	return obj.URI, nil
 }
 
-// readExecutorOutput reads KFP's ExecutorOutput file ({"parameterValues": {...}}) when the step wrote one.
-func readExecutorOutput(p string) (map[string]any, error) {
+// readExecutorOutput reads KFP's ExecutorOutput file when the step wrote one: the output parameter
+// values ("parameterValues") and each output artifact's metadata ("artifacts": {"<name>": {"artifacts":
+// [{"name", "uri", "metadata"}]}}), which goes into lineage and the next steps' executor input.
+func readExecutorOutput(p string) (map[string]any, map[string]map[string]any, error) {
 	b, err := os.ReadFile(p)
 	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
+		return nil, nil, nil
 	}
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var eo struct {
 		ParameterValues map[string]any `json:"parameterValues"`
+		Artifacts       map[string]struct {
+			Artifacts []struct {
+				Metadata map[string]any `json:"metadata"`
+			} `json:"artifacts"`
+		} `json:"artifacts"`
 	}
 	if err := json.Unmarshal(b, &eo); err != nil {
-		return nil, fmt.Errorf("executor output %s: %w", p, err)
+		return nil, nil, fmt.Errorf("executor output %s: %w", p, err)
 	}
-	return eo.ParameterValues, nil
+	meta := map[string]map[string]any{}
+	for name, l := range eo.Artifacts {
+		if len(l.Artifacts) > 0 && len(l.Artifacts[0].Metadata) > 0 {
+			meta[name] = l.Artifacts[0].Metadata
+		}
+	}
+	return eo.ParameterValues, meta, nil
 }
 
+// executorURI is the URI the executor input shows for an artifact staged at local: under the local
+// runtime the path itself (KFP's executor uses a URI without a remote scheme as the path, as KFP's own
+// local runner does), so nothing is written to /s3 on the host; other runtimes see the s3:// URI and
+// find the file at /s3/<bucket>/<key>, where the work dir's s3/ directory is mounted.
+func (a *Activities) executorURI(local string) string {
+	if _, ok := a.Runtime.(*runtime.Local); ok {
+		return local
+	}
+	return ""
+}
+
+// maxArgBytes is Linux's MAX_ARG_STRLEN (32 pages): exec refuses a longer single argument.
+const maxArgBytes = 32 * 4096
+
+func tooLarge(name string, size int64) error {
+	return fmt.Errorf("output parameter %q is %d bytes; the limit is %d bytes (16 MiB): write it as an output artifact", name, size, pipelinesv1.MaxParamBytes)
+}
+
+// logTail is the part of a failed step's log kept in its error: all of it up to 3 KiB, else the first
+// 1 KiB (where a KFP executor prints its executor input and the traceback begins) and the last 2 KiB,
+// cut at line boundaries. The whole log of every attempt is kept in S3 and served by `run logs`.
 func logTail(p string) string {
 	b, err := os.ReadFile(p)
 	if err != nil || len(b) == 0 {
 		return ""
 	}
-	if len(b) > 2048 {
-		b = b[len(b)-2048:]
+	const head, tail = 1024, 2048
+	if len(b) <= head+tail {
+		return ": " + strings.TrimSpace(string(b))
 	}
-	return ": " + strings.TrimSpace(string(b))
+	h, t := b[:head], b[len(b)-tail:]
+	if i := bytes.LastIndexByte(h, '\n'); i > 0 {
+		h = h[:i]
+	}
+	if i := bytes.IndexByte(t, '\n'); i >= 0 && i < len(t)-1 {
+		t = t[i+1:]
+	}
+	return ": " + strings.TrimSpace(string(h)) + "\n[... " + fmt.Sprint(len(b)-len(h)-len(t)) + " bytes of the log elided; see run logs ...]\n" + strings.TrimSpace(string(t))
 }
 
 func shortHash(s string) string {
@@ -546,7 +758,7 @@ func (a *Activities) RunSteps(ctx context.Context, in StepsInput) ([]StepOutcome
 			case err == nil:
 				out[i].Result = res
 			case isBusinessFailure(err) || wf.ErrorType(err) == wf.ErrTypeNotFound:
-				out[i].Error, out[i].ErrType = err.Error(), wf.ErrorType(err)
+				out[i].Error, out[i].ErrType, out[i].LogURI = err.Error(), wf.ErrorType(err), LogOf(err)
 			default:
 				errs[i] = err
 			}

@@ -25,6 +25,7 @@ import (
 	wf "github.com/sluice-ml/sluice/libs/workflow"
 	"github.com/sluice-ml/sluice/services/pipelines/api/pipelinesv1"
 	"github.com/sluice-ml/sluice/services/pipelines/internal/engine"
+	"github.com/sluice-ml/sluice/services/pipelines/internal/engine/enginetest"
 )
 
 func TestMain(m *testing.M) { os.Exit(devstacktest.Run(m)) }
@@ -61,7 +62,7 @@ func newEnv(t testing.TB) *env {
 // startWorker runs a worker for the engine; the returned func stops it (like a crash of the service).
 func (e *env) startWorker(t testing.TB) func() {
 	t.Helper()
-	w := worker.New(e.tc, pipelinesv1.TaskQueue, worker.Options{Identity: fmt.Sprintf("test-worker-%d", workerSeq.Add(1))})
+	w := worker.New(e.tc, pipelinesv1.TaskQueue, engine.WorkerOptions(worker.Options{Identity: fmt.Sprintf("test-worker-%d", workerSeq.Add(1))}))
 	engine.Register(w, e.acts)
 	require.NoError(t, w.Start())
 	var once atomic.Bool
@@ -166,6 +167,7 @@ func TestDiamondWithSkippedBranch(t *testing.T) {
 	require.Equal(t, pipelinesv1.TaskSkipped, st["d"].State, "a task after a skipped task is skipped")
 	require.Equal(t, pipelinesv1.TaskSucceeded, st["e"].State)
 	require.Equal(t, "c-e", res.Tasks["e"].Parameters["out"])
+	enginetest.RecordHistory(t, e.tc, id, "diamond")
 
 	// heads: b runs, so d runs too.
 	id2, run2 := e.start(t, diamond, map[string]any{"flip": "heads"})
@@ -292,7 +294,7 @@ func TestExitHandlerOnFailureAndOnCancel(t *testing.T) {
 	st = e.state(t, id)
 	require.Equal(t, pipelinesv1.TaskCancelled, st["exit-handler-1/body"].State)
 	require.Equal(t, pipelinesv1.TaskSucceeded, st["cleanup"].State, "exit handler runs on cancel")
-	require.Contains(t, st["cleanup"].Outputs.Parameters["seen"], `"state":"CANCELLED"`)
+	require.Contains(t, st["cleanup"].Outputs.Parameters["seen"], `"state":"CANCELED"`)
 }
 
 func TestMissingDeclaredOutputFailsTheStep(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
@@ -22,6 +23,15 @@ func Register(w worker.Worker, a *Activities) {
 	w.RegisterActivity(a)
 }
 
+// WorkerOptions adapts base for the engine's worker: heartbeats of running steps go out at least every
+// half second, so a cancel reaches a running step's process within about a second (the SDK otherwise
+// throttles heartbeats to 80% of the heartbeat timeout, 8 s here).
+func WorkerOptions(base worker.Options) worker.Options {
+	base.MaxHeartbeatThrottleInterval = 500 * time.Millisecond
+	base.DefaultHeartbeatThrottleInterval = 500 * time.Millisecond
+	return base
+}
+
 // ErrRunExists reports a run id that was already used (Start is idempotent: it returns the existing run).
 var ErrRunExists = errors.New("engine: run already exists")
 
@@ -33,7 +43,9 @@ func Start(ctx context.Context, c client.Client, in pipelinesv1.RunInput) (clien
 		TaskQueue:                pipelinesv1.TaskQueue,
 		WorkflowIDReusePolicy:    enums.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
 		WorkflowIDConflictPolicy: enums.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
-		Memo:                     map[string]any{"run_name": in.RunName, "pipeline_name": in.PipelineName, "experiment_id": in.ExperimentID},
+		// Without this the SDK silently returns the existing run and callers cannot tell a re-submission.
+		WorkflowExecutionErrorWhenAlreadyStarted: true,
+		Memo:                                     map[string]any{"run_name": in.RunName, "pipeline_name": in.PipelineName, "experiment_id": in.ExperimentID},
 	}
 	run, err := c.ExecuteWorkflow(ctx, opts, pipelinesv1.WorkflowType, in)
 	var started *serviceerror.WorkflowExecutionAlreadyStarted

@@ -150,4 +150,6 @@ type StepOutcome struct {
 	Result  StepResult `json:"result"`
 	Error   string     `json:"error,omitempty"`
 	ErrType string     `json:"err_type,omitempty"`
+	// LogURI is the failed step's log.
+	LogURI string `json:"log_uri,omitempty"`
 }

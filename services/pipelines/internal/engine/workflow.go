@@ -48,7 +48,18 @@ type scope struct {
 	Arts   map[string][]Artifact
 }
 
+// versionEdgeSemantics is the workflow.GetVersion change id of: a task.cancelled or task.failed event
+// for every task that ends so without its step activity publishing it; cancellation that starts only
+// real exit handlers; a scope with a cancelled task never succeeding; the run's final event after all
+// task events; retry reusing succeeded loop iterations; scheduled runs' own names in their memo.
+// Version 2 adds KFP driver rules: component input defaults apply to unbound inputs of every task
+// (nested pipelines included), and an ALL_UPSTREAM_TASKS_COMPLETED task's input from a producer that
+// did not succeed stays unbound (so its default applies).
+const versionEdgeSemantics = "edge-semantics"
+
 type runner struct {
+	// v is the workflow.GetVersion of versionEdgeSemantics for this execution.
+	v        workflow.Version
 	in       pipelinesv1.RunInput
 	p        *dag.Pipeline
 	state    pipelinesv1.RunState
@@ -69,9 +80,12 @@ func compileSpec(src string) (*dag.Pipeline, error) {
 // query as a pipelinesv1.RunState. It fails when a task fails and reports canceled when cancelled (exit
 // handlers still run).
 func RunWorkflow(ctx workflow.Context, in pipelinesv1.RunInput) (pipelinesv1.RunResult, error) {
+	v := workflow.GetVersion(ctx, versionEdgeSemantics, workflow.DefaultVersion, 2)
+	scheduled := false
 	if in.RunID == "" || in.RunID != workflow.GetInfo(ctx).WorkflowExecution.ID {
 		// Runs started by a schedule get their workflow ID (schedule ID + time) as run ID.
 		in.RunID = workflow.GetInfo(ctx).WorkflowExecution.ID
+		scheduled = true
 	}
 	p, err := compileSpec(in.Spec)
 	if err != nil {
@@ -81,7 +95,17 @@ func RunWorkflow(ctx workflow.Context, in pipelinesv1.RunInput) (pipelinesv1.Run
 	if err != nil {
 		return pipelinesv1.RunResult{State: pipelinesv1.RunFailed, Error: err.Error()}, wf.NonRetryable(wf.ErrTypeInvalidSpec, err)
 	}
+	if scheduled && v >= 1 {
+		// Every scheduled run has its own name: the schedule's run name plus its scheduled time.
+		if _, at, ok := strings.Cut(in.RunID, "-run-"); ok {
+			in.RunName += " " + at
+		}
+		if err := workflow.UpsertMemo(ctx, map[string]any{"run_name": in.RunName, "pipeline_name": p.Name}); err != nil {
+			return pipelinesv1.RunResult{}, err
+		}
+	}
 	r := newRunner(in, p)
+	r.v = v
 	r.state.State = pipelinesv1.RunRunning
 	r.state.CreatedAt = workflow.Now(ctx)
 	if err := workflow.SetQueryHandler(ctx, pipelinesv1.QueryState, func() (pipelinesv1.RunState, error) {
@@ -103,6 +127,9 @@ func RunWorkflow(ctx workflow.Context, in pipelinesv1.RunInput) (pipelinesv1.Run
 		}
 	}
 	dctx, _ := workflow.NewDisconnectedContext(ctx)
+	if r.v >= 1 {
+		r.wait(dctx) // the run's final event comes after every task event
+	}
 	switch st {
 	case pipelinesv1.RunSucceeded:
 		r.notifyRun(dctx, events.PipelineRunSucceededV1, st, "")
@@ -124,6 +151,7 @@ func RunWorkflow(ctx workflow.Context, in pipelinesv1.RunInput) (pipelinesv1.Run
 
 // DAGWorkflow runs a nested DAG component once, or a batch of loop iterations, for its parent run.
 func DAGWorkflow(ctx workflow.Context, in ScopeInput) (ScopeResult, error) {
+	v := workflow.GetVersion(ctx, versionEdgeSemantics, workflow.DefaultVersion, 2)
 	p, err := compileSpec(in.Run.Spec)
 	if err != nil {
 		return ScopeResult{}, wf.NonRetryable(wf.ErrTypeInvalidSpec, err)
@@ -133,6 +161,7 @@ func DAGWorkflow(ctx workflow.Context, in ScopeInput) (ScopeResult, error) {
 		return ScopeResult{}, wf.NonRetryable(wf.ErrTypeInvalidSpec, fmt.Errorf("unknown component %q", in.Component))
 	}
 	r := newRunner(in.Run, p)
+	r.v = v
 	if err := workflow.SetQueryHandler(ctx, pipelinesv1.QueryState, func() (pipelinesv1.RunState, error) {
 		return r.snapshot(), nil
 	}); err != nil {
@@ -259,15 +288,18 @@ func (r *runner) runDAG(ctx workflow.Context, sc scope) (string, string, outputs
 				if state != "" {
 					results[t.Name] = &taskResult{State: state, Error: why}
 					r.setTask(ctx, path, t.Name, state, func(ts *pipelinesv1.TaskState) { ts.Error = why })
-					if state == pipelinesv1.TaskSkipped || state == pipelinesv1.TaskOmitted {
+					switch {
+					case state == pipelinesv1.TaskSkipped || state == pipelinesv1.TaskOmitted:
 						r.notifyTask(dctx, events.PipelineTaskSkippedV1, pipelinesv1.TaskEvent{TaskPath: path, TaskName: t.Name, State: state, Error: why})
+					case r.v >= 1:
+						r.notifyEnd(dctx, path, t.Name, state, why)
 					}
 					progressed = true
 					continue
 				}
 				running++
 				tctx := ctx
-				if t.ExitHandler || t.Strategy == dag.AllUpstreamCompleted {
+				if r.isExit(t) {
 					tctx = dctx // exit handlers run even when the run is cancelled
 				}
 				task := t
@@ -308,11 +340,10 @@ func succeeded(state string) bool {
 // prepare decides whether task t runs: it returns a final state (SKIPPED, OMITTED, CANCELED, FAILED)
 // with the reason when it does not, else its resolved inputs.
 func (r *runner) prepare(ctx workflow.Context, sc scope, t *dag.Task, results map[string]*taskResult) (string, string, map[string]any, map[string][]Artifact) {
-	exit := t.ExitHandler || t.Strategy == dag.AllUpstreamCompleted
-	if !exit {
-		if ctx.Err() != nil {
-			return pipelinesv1.TaskCancelled, "run cancelled before the task started", nil, nil
-		}
+	if !r.isExit(t) && ctx.Err() != nil {
+		return pipelinesv1.TaskCancelled, "run cancelled before the task started", nil, nil
+	}
+	if t.Strategy != dag.AllUpstreamCompleted {
 		for _, dep := range t.DependsOn {
 			switch st := results[dep].State; {
 			case succeeded(st):
@@ -337,6 +368,36 @@ func (r *runner) prepare(ctx workflow.Context, sc scope, t *dag.Task, results ma
 		}
 	}
 	return "", "", params, arts
+}
+
+// upstreamIgnored reports an input of an ALL_UPSTREAM_TASKS_COMPLETED task whose producer did not
+// succeed: as KFP's driver (ignore_upstream_failure), the input stays unbound and its default applies.
+func (r *runner) upstreamIgnored(t *dag.Task, producer *taskResult) bool {
+	return r.v >= 2 && t.Strategy == dag.AllUpstreamCompleted && (producer == nil || !succeeded(producer.State))
+}
+
+// isExit reports a task that still starts after a cancel: a real exit handler (dsl.ExitHandler, the
+// native exitHandler). Before versionEdgeSemantics every ALL_UPSTREAM_TASKS_COMPLETED task did.
+func (r *runner) isExit(t *dag.Task) bool {
+	if r.v >= 1 {
+		return t.ExitHandler
+	}
+	return t.ExitHandler || t.Strategy == dag.AllUpstreamCompleted
+}
+
+// notifyEnd publishes the terminal event of a task that ended CANCELED or FAILED. A container step's
+// last failed attempt has the same event id as the one its activity publishes, so the stream keeps one.
+func (r *runner) notifyEnd(ctx workflow.Context, path, name, state, why string) {
+	ev := pipelinesv1.TaskEvent{TaskPath: path, TaskName: name, State: state, Error: why}
+	if i, ok := r.index[path]; ok {
+		ev.Attempt = r.state.Tasks[i].Attempts
+	}
+	switch state {
+	case pipelinesv1.TaskCancelled:
+		r.notifyTask(ctx, events.PipelineTaskCancelledV1, ev)
+	case pipelinesv1.TaskFailed:
+		r.notifyTask(ctx, events.PipelineTaskFailedV1, ev)
+	}
 }
 
 // resolveInputs computes the values of a task's input bindings.
@@ -371,6 +432,9 @@ func (r *runner) resolveInputs(sc scope, t *dag.Task, results map[string]*taskRe
 			}
 		case dag.SourceTaskOutputParameter:
 			res := results[src.Task]
+			if r.upstreamIgnored(t, res) {
+				continue
+			}
 			if res == nil || res.Outputs.Params == nil {
 				return nil, nil, fmt.Errorf("input %q: task %q produced no parameters", b.Name, src.Task)
 			}
@@ -381,13 +445,16 @@ func (r *runner) resolveInputs(sc scope, t *dag.Task, results map[string]*taskRe
 			v = pv
 		case dag.SourceTaskOutputArtifact:
 			res := results[src.Task]
+			if r.upstreamIgnored(t, res) {
+				continue
+			}
 			if res == nil || len(res.Outputs.Artifacts[src.Output]) == 0 && !isLoopOutput(res) {
 				return nil, nil, fmt.Errorf("input %q: task %q has no output artifact %q", b.Name, src.Task, src.Output)
 			}
 			list = res.Outputs.Artifacts[src.Output]
 		case dag.SourceTaskFinalStatus:
 			res := results[src.Task]
-			st := dag.TaskFinalStatus{State: finalStatusState(res.State), PipelineJobResourceName: r.in.RunID, PipelineTaskName: src.Task}
+			st := dag.TaskFinalStatus{State: finalStatusState(res.State), PipelineJobResourceName: JobResourceName(r.p.Name, r.in.RunID), PipelineTaskName: src.Task}
 			if res.Error != "" {
 				st.Error = &dag.StatusError{Code: 2, Message: res.Error}
 			}
@@ -409,6 +476,15 @@ func (r *runner) resolveInputs(sc scope, t *dag.Task, results map[string]*taskRe
 			}
 			v = sv
 		}
+		if _, isString := v.(string); b.Type == dag.ParamString && !isString && v != nil {
+			// KFP's driver: any value bound to a STRING input is consumed as its JSON text (a struct
+			// loop item, a list, a number).
+			text, err := json.Marshal(v)
+			if err != nil {
+				return nil, nil, fmt.Errorf("input %q: %w", b.Name, err)
+			}
+			v = string(text)
+		}
 		if b.Type != "" {
 			cv, err := dag.CoerceValue(v, b.Type)
 			if err != nil {
@@ -418,9 +494,16 @@ func (r *runner) resolveInputs(sc scope, t *dag.Task, results map[string]*taskRe
 		}
 		params[b.Name] = v
 	}
+	if comp, ok := r.p.TaskComponent(t); ok && r.v >= 2 {
+		for _, def := range comp.InputParams {
+			if _, bound := params[def.Name]; !bound && def.HasDefault {
+				params[def.Name] = dag.NormalizeValue(def.Default)
+			}
+		}
+	}
 	for _, b := range templated {
 		s, _ := b.Source.Constant.(string)
-		v, err := dag.RenderString(s, dag.ExecutorContext{Parameters: params})
+		v, err := dag.RenderString(s, dag.ExecutorContext{Parameters: params, Job: r.jobContext(t, joinPath(sc.Path, t.Name))})
 		if err != nil {
 			return nil, nil, fmt.Errorf("input %q: %w", b.Name, err)
 		}
@@ -431,22 +514,37 @@ func (r *runner) resolveInputs(sc scope, t *dag.Task, results map[string]*taskRe
 
 func isLoopOutput(res *taskResult) bool { return res.Outputs.Artifacts != nil }
 
+// finalStatusState is the state a PipelineTaskFinalStatus carries: as KFP's open-source backend
+// (driver, resolve.go), the MLMD execution state of the task — COMPLETE, CACHED, FAILED or CANCELED
+// (a skipped task never ran: CANCELED, as the metadata service records it).
 func finalStatusState(s string) string {
 	switch s {
-	case pipelinesv1.TaskSucceeded, pipelinesv1.TaskCached:
-		return "SUCCEEDED"
-	case pipelinesv1.TaskCancelled:
-		return "CANCELLED"
-	case pipelinesv1.TaskSkipped, pipelinesv1.TaskOmitted:
-		return "SKIPPED"
+	case pipelinesv1.TaskSucceeded:
+		return "COMPLETE"
+	case pipelinesv1.TaskCached:
+		return "CACHED"
+	case pipelinesv1.TaskCancelled, pipelinesv1.TaskSkipped, pipelinesv1.TaskOmitted:
+		return "CANCELED"
 	default:
 		return "FAILED"
 	}
 }
 
+// JobResourceName is a run's {{$.pipeline_job_resource_name}} and the pipelineJobResourceName of a
+// final status: like the KFP backend's run resource name, it starts with the pipeline name.
+func JobResourceName(pipeline, runID string) string { return pipeline + "-" + runID }
+
+// jobContext is what the job and task placeholders of a task's constant inputs resolve to, as in the
+// step's executor (KFP's driver substitutes them in runtimeValue constants).
+func (r *runner) jobContext(t *dag.Task, path string) dag.JobContext {
+	return dag.JobContext{JobName: r.p.Name, JobResourceName: JobResourceName(r.p.Name, r.in.RunID), JobUUID: r.in.RunID,
+		TaskName: t.Name, TaskUUID: path, CreateTimeUTC: createTime(r.state.CreatedAt)}
+}
+
 // scopeState folds task results into the scope's state and selects the DAG outputs.
 func (r *runner) scopeState(d *dag.DAG, results map[string]*taskResult, sc scope) (string, string, outputs) {
 	var failed []string
+	cancelled := false
 	for _, t := range d.Tasks {
 		res := results[t.Name]
 		if res == nil {
@@ -454,6 +552,9 @@ func (r *runner) scopeState(d *dag.DAG, results map[string]*taskResult, sc scope
 		}
 		if res.State == pipelinesv1.TaskFailed {
 			failed = append(failed, fmt.Sprintf("%s: %s", joinPath(sc.Path, t.Name), res.Error))
+		}
+		if res.State == pipelinesv1.TaskCancelled && r.v >= 1 {
+			cancelled = true
 		}
 	}
 	out := outputs{}
@@ -489,6 +590,8 @@ func (r *runner) scopeState(d *dag.DAG, results map[string]*taskResult, sc scope
 	switch {
 	case r.canceled:
 		return pipelinesv1.RunCancelled, "run cancelled", out
+	case cancelled && len(failed) == 0:
+		return pipelinesv1.RunCancelled, "a task was cancelled", out
 	case len(failed) > 0:
 		return pipelinesv1.RunFailed, strings.Join(failed, "; "), out
 	default:
@@ -539,7 +642,21 @@ func (r *runner) finish(ctx workflow.Context, path, name string, res taskResult)
 			ts.Outputs = res.Outputs.public()
 		}
 	})
+	if r.v >= 1 {
+		dctx, _ := workflow.NewDisconnectedContext(ctx)
+		r.notifyEnd(dctx, path, name, res.State, res.Error)
+	}
 	return res
+}
+
+// reused returns the outputs a retried run takes over from its previous run for a succeeded task or
+// loop iteration at path (versionEdgeSemantics; before it, loop iterations always ran again).
+func (r *runner) reused(path string) (taskResult, bool) {
+	prev, ok := r.in.Reuse[path]
+	if !ok || r.v < 1 {
+		return taskResult{}, false
+	}
+	return taskResult{State: pipelinesv1.TaskSucceeded, Outputs: fromPublic(prev)}, true
 }
 
 // runChild runs a DAG child workflow and merges its task states into this run's state.
@@ -687,14 +804,22 @@ func (r *runner) runBatch(ctx workflow.Context, in ScopeInput, comp *dag.Compone
 	done := workflow.NewBufferedChannel(ctx, n+1)
 	dctx, _ := workflow.NewDisconnectedContext(ctx)
 	if comp.Kind != dag.KindDAG && b.Parallelism <= 0 && n > 1 {
-		steps := make([]StepInput, n)
+		var steps []StepInput
+		var index []int
 		for i := 0; i < n; i++ {
 			path := in.Path + "/" + strconv.Itoa(b.First+i)
+			if res, ok := r.reused(path); ok {
+				res = r.finish(ctx, path, in.TaskName, res)
+				iters[i], states[i], errs[i] = res.Outputs, res.State, res.Error
+				continue
+			}
 			params, arts := iterationInputs(in, i)
-			steps[i] = r.stepInput(in.TaskName, path, comp, in.EnableCache, params, arts)
+			steps = append(steps, r.stepInput(in.TaskName, path, comp, in.EnableCache, params, arts))
+			index = append(index, i)
 		}
-		for i, res := range r.runFused(ctx, steps, in.Retry) {
-			res = r.finish(ctx, steps[i].TaskPath, in.TaskName, res)
+		for k, res := range r.runFused(ctx, steps, in.Retry) {
+			res = r.finish(ctx, steps[k].TaskPath, in.TaskName, res)
+			i := index[k]
 			iters[i], states[i], errs[i] = res.Outputs, res.State, res.Error
 		}
 		return batchResult(in, iters, states, errs)
@@ -713,7 +838,9 @@ func (r *runner) runBatch(ctx workflow.Context, in ScopeInput, comp *dag.Compone
 			params, arts := iterationInputs(in, i)
 			workflow.Go(ctx, func(gctx workflow.Context) {
 				var res taskResult
-				if ctx.Err() != nil {
+				if prev, ok := r.reused(path); ok && comp.Kind != dag.KindDAG {
+					res = r.finish(gctx, path, in.TaskName, prev)
+				} else if ctx.Err() != nil {
 					res = taskResult{State: pipelinesv1.TaskCancelled}
 				} else if comp.Kind == dag.KindDAG {
 					st, msg, out := r.runDAG(gctx, scope{Path: path, Comp: comp, Params: params, Arts: arts})
@@ -848,6 +975,9 @@ func (r *runner) attempts(ctx workflow.Context, in StepInput, retry *dag.RetryPo
 			return taskResult{State: pipelinesv1.TaskCancelled, Error: "cancelled"}
 		}
 		lastErr = rootMessage(err)
+		if uri := LogOf(err); uri != "" { // the failed attempt's log, for `run logs`
+			r.setTask(ctx, in.TaskPath, in.TaskName, pipelinesv1.TaskRunning, func(ts *pipelinesv1.TaskState) { ts.LogURI = uri })
+		}
 		if wf.ErrorType(err) == wf.ErrTypeInvalidSpec || attempt > maxRetries {
 			return taskResult{State: pipelinesv1.TaskFailed, Error: lastErr}
 		}
@@ -921,6 +1051,9 @@ func (r *runner) runFused(ctx workflow.Context, steps []StepInput, retry *dag.Re
 				results[i] = r.stepDone(ctx, in, cd.Outcomes[k].Result)
 			default:
 				results[i] = taskResult{State: pipelinesv1.TaskFailed, Error: cd.Outcomes[k].Error}
+				if uri := cd.Outcomes[k].LogURI; uri != "" {
+					r.setTask(ctx, in.TaskPath, in.TaskName, pipelinesv1.TaskRunning, func(ts *pipelinesv1.TaskState) { ts.LogURI = uri })
+				}
 				if retry != nil && retry.MaxRetryCount > 0 && cd.Outcomes[k].ErrType != wf.ErrTypeInvalidSpec {
 					retries = append(retries, i)
 				}
@@ -992,4 +1125,11 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+func createTime(t time.Time) string {
+	if t.IsZero() { // a DAG child workflow: its run's time is not known here
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339)
 }

@@ -95,7 +95,11 @@ type nameType struct {
 	Name        string
 	Type        string
 	Description string
+	// Unknown lists keys of the {type, description} form that are not fields (reported with their path).
+	Unknown []string
 }
+
+var nameTypeKeys = map[string]bool{"type": true, "description": true}
 
 func (n *nameTypes) UnmarshalYAML(node *yaml.Node) error {
 	switch node.Kind {
@@ -109,17 +113,35 @@ func (n *nameTypes) UnmarshalYAML(node *yaml.Node) error {
 		}
 		return nil
 	case yaml.MappingNode:
-		var m map[string]*struct {
-			Type        string `yaml:"type"`
-			Description string `yaml:"description"`
-		}
+		var m map[string]yaml.Node
 		if err := node.Decode(&m); err != nil {
 			return err
 		}
 		for _, k := range sortedKeys(m) {
 			nt := nameType{Name: k}
-			if v := m[k]; v != nil {
-				nt.Type, nt.Description = v.Type, v.Description
+			v := m[k]
+			switch v.Kind {
+			case 0:
+			case yaml.MappingNode:
+				for i := 0; i+1 < len(v.Content); i += 2 {
+					if key := v.Content[i].Value; !nameTypeKeys[key] {
+						nt.Unknown = append(nt.Unknown, key)
+					}
+				}
+				var f struct {
+					Type        string `yaml:"type"`
+					Description string `yaml:"description"`
+				}
+				if err := v.Decode(&f); err != nil {
+					return err
+				}
+				nt.Type, nt.Description = f.Type, f.Description
+			case yaml.ScalarNode:
+				if v.Tag != "!!null" {
+					nt.Unknown = append(nt.Unknown, "")
+				}
+			default:
+				nt.Unknown = append(nt.Unknown, "")
 			}
 			*n = append(*n, nt)
 		}
@@ -294,6 +316,7 @@ func (n *nativeParser) taskComponent(name, tp string, t *nativeTask) *dag.Compon
 	for _, k := range sortedKeys(t.Env) {
 		c.Executor.Env = append(c.Executor.Env, dag.EnvVar{Name: k, Value: t.Env[k]})
 	}
+	n.unknownOutputKeys(tp, t)
 	for _, o := range t.Outputs.Parameters {
 		c.OutputParams = append(c.OutputParams, dag.ParamDef{Name: o.Name, Type: paramType(o.Type), Description: o.Description})
 	}
@@ -368,6 +391,7 @@ func (n *nativeParser) trainingJobComponent(name, tp string, t *nativeTask) *dag
 	} else {
 		c.TrainingJob = raw
 	}
+	n.unknownOutputKeys(tp, t)
 	for _, o := range t.Outputs.Parameters {
 		c.OutputParams = append(c.OutputParams, dag.ParamDef{Name: o.Name, Type: paramType(o.Type), Description: o.Description})
 	}
@@ -375,6 +399,23 @@ func (n *nativeParser) trainingJobComponent(name, tp string, t *nativeTask) *dag
 		c.OutputArtifacts = append(c.OutputArtifacts, dag.ArtifactDef{Name: o.Name, SchemaTitle: orStr(o.Type, "system.Model"), Description: o.Description})
 	}
 	return c
+}
+
+// unknownOutputKeys reports keys of the map form of outputs that are not {type, description}; there is
+// no output default or any other field, so a typo is never silently dropped.
+func (n *nativeParser) unknownOutputKeys(tp string, t *nativeTask) {
+	for kind, list := range map[string]nameTypes{"parameters": t.Outputs.Parameters, "artifacts": t.Outputs.Artifacts} {
+		for _, o := range list {
+			for _, k := range o.Unknown {
+				p := tp + ".outputs." + kind + "." + o.Name
+				if k == "" {
+					n.add(p, "must be a map {type, description} (or list the names)")
+					continue
+				}
+				n.add(p+"."+k, "unknown key (an output takes only type and description)")
+			}
+		}
+	}
 }
 
 func (n *nativeParser) duration(path, s string) time.Duration {

@@ -1,0 +1,103 @@
+package command
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+
+	"github.com/sluice-ml/sluice/services/pipelines/api/pipelinesv1"
+	pipelinesapp "github.com/sluice-ml/sluice/services/pipelines/app"
+)
+
+// Case pipelines/cli-param-json-coercion: `-p v=VALUE` for a STRING input sends exactly VALUE (not its
+// JSON reading); typed inputs are converted by their declared type.
+func TestCasePipelineRunParamsFollowDeclaredTypes(t *testing.T) {
+	var mu sync.Mutex
+	var got []map[string]any
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var req pipelinesv1.RunRequest
+		if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+			t.Error(err)
+		}
+		mu.Lock()
+		got = append(got, req.Parameters)
+		mu.Unlock()
+		_ = json.NewEncoder(w).Encode(pipelinesapp.RunCreated{RunID: "r", Pipeline: "p"})
+	}))
+	t.Cleanup(srv.Close)
+	file := "../../../services/pipelines/testdata/cases/pipelines/cli-param-json-coercion/pipeline.yaml"
+	for _, v := range []string{"123", "true", `"quoted"`, "null", "", "a=b=c", "[1, 2]"} {
+		var out, errw bytes.Buffer
+		root := NewRoot(&out, &errw)
+		root.SetArgs([]string{"--server", srv.URL, "pipeline", "run", file, "-p", "v=" + v})
+		if err := root.Execute(); err != nil {
+			t.Fatalf("-p v=%s: %v (%s)", v, err, errw.String())
+		}
+		mu.Lock()
+		last := got[len(got)-1]["v"]
+		mu.Unlock()
+		if last != v {
+			t.Errorf("-p v=%s sent %#v, want the exact string %q", v, last, v)
+		}
+	}
+}
+
+func TestTypedParameters(t *testing.T) {
+	src := []byte(`apiVersion: sluice.io/v1
+kind: Pipeline
+metadata: {name: typed}
+spec:
+  inputs:
+    s: {type: STRING}
+    i: {type: NUMBER_INTEGER}
+    d: {type: NUMBER_DOUBLE}
+    b: {type: BOOLEAN}
+    l: {type: LIST}
+    m: {type: STRUCT}
+  tasks:
+    t: {image: alpine, command: [sh, -c, 'true']}
+`)
+	got, err := pipelinesapp.TypedParameters(src, map[string]string{"s": "007", "i": "7", "d": "0.5", "b": "true", "l": `[1,"a"]`, "m": `{"k":1}`})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"b":true,"d":0.5,"i":7,"l":[1,"a"],"m":{"k":1},"s":"007"}`
+	if b, _ := json.Marshal(got); string(b) != want {
+		t.Fatalf("got %s, want %s", b, want)
+	}
+	if _, err := pipelinesapp.TypedParameters(src, map[string]string{"i": "seven"}); err == nil || !bytes.Contains([]byte(err.Error()), []byte("parameter i (NUMBER_INTEGER)")) {
+		t.Fatalf("want an error naming the parameter and its type, got %v", err)
+	}
+}
+
+func TestRecurringRunVerbsUseTheKFPShapedAPI(t *testing.T) {
+	var mu sync.Mutex
+	var calls []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		calls = append(calls, r.Method+" "+r.URL.Path)
+		mu.Unlock()
+		if r.Method == http.MethodDelete {
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		_ = json.NewEncoder(w).Encode(pipelinesapp.RecurringRun{ID: "recurring-1", Status: pipelinesapp.RecurringDisabled})
+	}))
+	t.Cleanup(srv.Close)
+	for _, args := range [][]string{{"disable", "recurring-1"}, {"enable", "recurring-1"}, {"delete", "recurring-1"}} {
+		var out, errw bytes.Buffer
+		root := NewRoot(&out, &errw)
+		root.SetArgs(append([]string{"--server", srv.URL, "recurring-run"}, args...))
+		if err := root.Execute(); err != nil {
+			t.Fatalf("%v: %v", args, err)
+		}
+	}
+	want := []string{"POST /apis/v1/recurringruns/recurring-1:disable", "POST /apis/v1/recurringruns/recurring-1:enable", "DELETE /apis/v1/recurringruns/recurring-1"}
+	if fmt.Sprint(calls) != fmt.Sprint(want) {
+		t.Fatalf("calls %v, want %v", calls, want)
+	}
+}
