@@ -103,6 +103,8 @@ func New(cfg Config, d *platform.Deps) (*App, error) {
 	a.acts = &engine.Activities{
 		Store: d.Artifacts, Runtime: rt, Bus: d.Bus, Log: d.Log.With("service", Name),
 		WorkDir: filepath.Join(d.DataDir, Name, "work"), Source: "/sluice/" + Name, TrainingURL: cfg.TrainingURL,
+		// Calls to the training API carry the pipelines service's signed identity (libs/platform guard).
+		HTTP: d.ServiceClient(Name),
 	}
 	opts := engine.WorkerOptions(wf.WorkerOptions())
 	opts.MaxConcurrentActivityExecutionSize = cfg.MaxConcurrentSteps

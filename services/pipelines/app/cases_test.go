@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -543,4 +544,59 @@ func TestLocalRuntimeWarnsThatImagesAreIgnored(t *testing.T) {
 	require.Len(t, created.Warnings, 1)
 	require.Contains(t, created.Warnings[0], "ignores its image (alpine)")
 	require.Contains(t, created.Warnings[0], "--runtime docker")
+}
+
+// Case security/list-experiment-filter-paging: the experiment filter is applied before paging, so an
+// experiment's one run is on the first page however many other runs exist, and paging through a
+// filtered list returns every match exactly once.
+func TestCaseExperimentFilterBeforePaging(t *testing.T) {
+	_, srv := newService(t)
+	c := apiClient{t, srv.URL}
+	code, out := c.do(http.MethodPost, "/apis/v1/experiments", map[string]string{"display_name": "paging-exp-" + uuid.NewString()[:8]})
+	require.Equal(t, http.StatusCreated, code, out)
+	var created struct {
+		ID string `json:"experiment_id"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(out), &created))
+	exp := created.ID
+	var mine []string
+	for i := 0; i < 3; i++ {
+		id := "paging-" + created.ID[:8] + "-" + strconv.Itoa(i)
+		code, out := c.do(http.MethodPost, "/apis/v1/runs?run_id="+id, pipelinesv1.RunRequest{Spec: tiny, ExperimentID: exp})
+		require.Equal(t, http.StatusOK, code, out)
+		mine = append(mine, id)
+	}
+	for i := 0; i < 12; i++ { // newer runs of no experiment push the experiment's runs off a first unfiltered page
+		code, out := c.do(http.MethodPost, "/apis/v1/runs", pipelinesv1.RunRequest{Spec: tiny})
+		require.Equal(t, http.StatusOK, code, out)
+	}
+	type page struct {
+		Runs []app.RunSummary `json:"runs"`
+		Next string           `json:"next_page_token"`
+	}
+	list := func(q string) page {
+		code, out := c.do(http.MethodGet, "/apis/v1/runs?"+q, nil)
+		require.Equal(t, http.StatusOK, code, out)
+		var p page
+		require.NoError(t, json.Unmarshal([]byte(out), &p))
+		return p
+	}
+	require.Eventually(t, func() bool { return len(list("experiment_id="+exp+"&page_size=50").Runs) == 3 },
+		time.Minute, 100*time.Millisecond)
+	first := list("experiment_id=" + exp + "&page_size=5")
+	require.Len(t, first.Runs, 3, "every run of the experiment on the first page")
+	var seen []string
+	for q := "experiment_id=" + exp + "&page_size=1"; ; {
+		p := list(q)
+		for _, r := range p.Runs {
+			require.Equal(t, exp, r.Experiment)
+			seen = append(seen, r.RunID)
+		}
+		if p.Next == "" {
+			break
+		}
+		require.Len(t, p.Runs, 1)
+		q = "experiment_id=" + exp + "&page_size=1&page_token=" + p.Next
+	}
+	require.ElementsMatch(t, mine, seen)
 }

@@ -283,44 +283,78 @@ func (a *App) listRuns(w http.ResponseWriter, r *http.Request) {
 		}
 		pageSize = n
 	}
-	var token []byte
+	// The page token is opaque to clients: base64url of JSON {t: Temporal's token, o: offset into that
+	// Temporal page}. Filters are applied before paging: pages of Temporal's list are read until page_size
+	// matching runs are found, and the token resumes right after the last one returned.
+	var cur runPageToken
 	if v := r.URL.Query().Get("page_token"); v != "" {
-		// Tokens are opaque to clients: base64url of Temporal's, so a made-up one is refused here.
 		t, err := base64.RawURLEncoding.DecodeString(v)
-		if err != nil || !json.Valid(t) {
+		if err != nil || json.Unmarshal(t, &cur) != nil || cur.Offset < 0 {
 			httpError(w, &invalidError{problems: []string{"page_token: not a token from a previous page"}})
 			return
 		}
-		token = t
-	}
-	resp, err := a.tc.ListWorkflow(r.Context(), &workflowservice.ListWorkflowExecutionsRequest{
-		Namespace: a.d.Namespace, PageSize: int32(pageSize), NextPageToken: token,
-		Query: fmt.Sprintf("WorkflowType = '%s'", pipelinesv1.WorkflowType),
-	})
-	if err != nil {
-		httpError(w, err)
-		return
 	}
 	exp := r.URL.Query().Get("experiment_id")
 	runs := []RunSummary{}
-	for _, e := range resp.Executions {
-		s := RunSummary{RunID: e.Execution.WorkflowId, State: runStateOf(e.Status), CreatedAt: e.StartTime.AsTime()}
-		if e.CloseTime != nil {
-			t := e.CloseTime.AsTime()
-			s.FinishedAt = &t
+	next := ""
+	for {
+		resp, err := a.tc.ListWorkflow(r.Context(), &workflowservice.ListWorkflowExecutionsRequest{
+			Namespace: a.d.Namespace, PageSize: int32(pageSize), NextPageToken: cur.Temporal,
+			Query: fmt.Sprintf("WorkflowType = '%s'", pipelinesv1.WorkflowType),
+		})
+		if err != nil {
+			httpError(w, err)
+			return
 		}
-		if e.Memo != nil {
-			s.RunName = memoString(e.Memo, "run_name")
-			s.Pipeline = memoString(e.Memo, "pipeline_name")
-			s.Experiment = memoString(e.Memo, "experiment_id")
+		if cur.Offset > len(resp.Executions) {
+			httpError(w, &invalidError{problems: []string{"page_token: not a token from a previous page"}})
+			return
 		}
-		if exp != "" && s.Experiment != exp {
-			continue
+		full := false
+		for i := cur.Offset; i < len(resp.Executions); i++ {
+			if len(runs) == pageSize {
+				next = runPageToken{Temporal: cur.Temporal, Offset: i}.encode()
+				full = true
+				break
+			}
+			e := resp.Executions[i]
+			s := RunSummary{RunID: e.Execution.WorkflowId, State: runStateOf(e.Status), CreatedAt: e.StartTime.AsTime()}
+			if e.CloseTime != nil {
+				t := e.CloseTime.AsTime()
+				s.FinishedAt = &t
+			}
+			if e.Memo != nil {
+				s.RunName = memoString(e.Memo, "run_name")
+				s.Pipeline = memoString(e.Memo, "pipeline_name")
+				s.Experiment = memoString(e.Memo, "experiment_id")
+			}
+			if exp != "" && s.Experiment != exp {
+				continue
+			}
+			runs = append(runs, s)
 		}
-		runs = append(runs, s)
+		if full || len(resp.NextPageToken) == 0 {
+			break
+		}
+		cur = runPageToken{Temporal: resp.NextPageToken}
+		if len(runs) == pageSize {
+			next = cur.encode()
+			break
+		}
 	}
 	sort.SliceStable(runs, func(i, j int) bool { return runs[i].CreatedAt.After(runs[j].CreatedAt) })
-	platform.WriteJSON(w, http.StatusOK, map[string]any{"runs": runs, "next_page_token": base64.RawURLEncoding.EncodeToString(resp.NextPageToken)})
+	platform.WriteJSON(w, http.StatusOK, map[string]any{"runs": runs, "next_page_token": next})
+}
+
+// runPageToken is the position after the last run a list page returned.
+type runPageToken struct {
+	Temporal []byte `json:"t,omitempty"`
+	Offset   int    `json:"o,omitempty"`
+}
+
+func (t runPageToken) encode() string {
+	b, _ := json.Marshal(t)
+	return base64.RawURLEncoding.EncodeToString(b)
 }
 
 func memoString(m *commonpb.Memo, key string) string {
