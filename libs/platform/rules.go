@@ -60,6 +60,8 @@ var Rules = func() []Rule {
 		nbs     = "/apis/notebooks/v1/namespaces/{ns}/notebooks"
 		md      = "/apis/metadata/v1"
 		nss     = "/apis/auth/v1/namespaces"
+		tbs     = "/apis/tensorboard.kubeflow.org/v1alpha1/namespaces/{ns}/tensorboards"
+		tb      = "/tensorboard/{ns}/{name}/"
 	)
 	return []Rule{
 		// platform
@@ -95,6 +97,9 @@ var Rules = func() []Rule {
 		inDefault("POST /apis/v1/recurringruns", "create recurring run", c),
 		inDefault("GET /apis/v1/recurringruns", "list recurring runs", v),
 		inDefault("DELETE /apis/v1/recurringruns/{id}", "delete recurring run", c),
+		inDefault("GET /apis/v1/recurringruns/{id}", "get recurring run", v),
+		inDefault("POST /apis/v1/recurringruns/{idverb}", "enable or disable recurring run", c),
+		inDefault("POST /apis/v1/recurringruns/{idverb}/{verb}", "enable or disable recurring run", c),
 		// training
 		inPath("POST "+jobs, "create job", c),
 		inPath("GET "+jobs, "list jobs", v),
@@ -120,6 +125,19 @@ var Rules = func() []Rule {
 		inPath("POST "+nbs+"/{name}", "stop or start notebook", c),
 		{Pattern: "/notebook/{ns}/{name}/{rest...}", Verb: "use notebook", Scope: ScopePath, Namespace: "ns", Role: c, Browser: true},
 		{Pattern: "/notebook/{ns}/{name}", Verb: "use notebook", Scope: ScopePath, Namespace: "ns", Role: c, Browser: true},
+		// tensorboards (hosted by the notebooks service) and their data API
+		inPath("POST "+tbs, "create tensorboard", c),
+		inPath("GET "+tbs, "list tensorboards", v),
+		inPath("GET "+tbs+"/{name}", "get tensorboard", v),
+		inPath("DELETE "+tbs+"/{name}", "delete tensorboard", c),
+		{Pattern: "GET /tensorboard/{ns}/{name}", Verb: "view tensorboard", Scope: ScopePath, Namespace: "ns", Role: v, Browser: true},
+		{Pattern: "GET " + tb + "{$}", Verb: "view tensorboard", Scope: ScopePath, Namespace: "ns", Role: v, Browser: true},
+		{Pattern: "GET " + tb + "data/environment", Verb: "read tensorboard data", Scope: ScopePath, Namespace: "ns", Role: v, Browser: true},
+		{Pattern: "GET " + tb + "data/runs", Verb: "read tensorboard data", Scope: ScopePath, Namespace: "ns", Role: v, Browser: true},
+		{Pattern: "GET " + tb + "data/plugins_listing", Verb: "read tensorboard data", Scope: ScopePath, Namespace: "ns", Role: v, Browser: true},
+		{Pattern: "GET " + tb + "data/plugin/scalars/tags", Verb: "read tensorboard data", Scope: ScopePath, Namespace: "ns", Role: v, Browser: true},
+		{Pattern: "GET " + tb + "data/plugin/scalars/scalars", Verb: "read tensorboard data", Scope: ScopePath, Namespace: "ns", Role: v, Browser: true},
+		{Pattern: "POST " + tb + "data/plugin/scalars/scalars_multirun", Verb: "read tensorboard data", Scope: ScopePath, Namespace: "ns", Role: v, Browser: true},
 		// metadata: lineage is readable by every identity (the store records no namespace yet); writes
 		// come from the services over the bus, or from admins
 		anyone("GET "+md+"/artifacts", "list artifacts"),

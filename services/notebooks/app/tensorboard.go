@@ -50,19 +50,21 @@ var ErrTensorboardExists = errors.New("notebooks: tensorboard already exists")
 //	GET    /tensorboard/{ns}/{name}/data/plugin/scalars/tags
 //	GET    /tensorboard/{ns}/{name}/data/plugin/scalars/scalars?run=R&tag=T[&format=csv]
 //	POST   /tensorboard/{ns}/{name}/data/plugin/scalars/scalars_multirun   (form: tag, runs)
+// tbBoardPrefix is the stable URL of one board's page and data API.
+const tbBoardPrefix = "/tensorboard/{ns}/{name}/"
+
 func (s *Service) tensorboardRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("POST "+tbAPIPrefix, s.authorized(s.handleTBCreate))
 	mux.HandleFunc("GET "+tbAPIPrefix, s.authorized(s.handleTBList))
 	mux.HandleFunc("GET "+tbAPIPrefix+"/{name}", s.authorized(s.handleTBGet))
 	mux.HandleFunc("DELETE "+tbAPIPrefix+"/{name}", s.authorized(s.handleTBDelete))
-	const board = "/tensorboard/{ns}/{name}/"
-	mux.HandleFunc("GET "+board+"{$}", s.authorized(s.board(s.handleTBPage)))
-	mux.HandleFunc("GET "+board+"data/environment", s.authorized(s.board(s.handleTBEnvironment)))
-	mux.HandleFunc("GET "+board+"data/runs", s.authorized(s.board(s.handleTBRuns)))
-	mux.HandleFunc("GET "+board+"data/plugins_listing", s.authorized(s.board(s.handleTBPlugins)))
-	mux.HandleFunc("GET "+board+"data/plugin/scalars/tags", s.authorized(s.board(s.handleTBTags)))
-	mux.HandleFunc("GET "+board+"data/plugin/scalars/scalars", s.authorized(s.board(s.handleTBScalars)))
-	mux.HandleFunc("POST "+board+"data/plugin/scalars/scalars_multirun", s.authorized(s.board(s.handleTBScalarsMultirun)))
+	mux.HandleFunc("GET "+tbBoardPrefix+"{$}", s.authorized(s.board(s.handleTBPage)))
+	mux.HandleFunc("GET "+tbBoardPrefix+"data/environment", s.authorized(s.board(s.handleTBEnvironment)))
+	mux.HandleFunc("GET "+tbBoardPrefix+"data/runs", s.authorized(s.board(s.handleTBRuns)))
+	mux.HandleFunc("GET "+tbBoardPrefix+"data/plugins_listing", s.authorized(s.board(s.handleTBPlugins)))
+	mux.HandleFunc("GET "+tbBoardPrefix+"data/plugin/scalars/tags", s.authorized(s.board(s.handleTBTags)))
+	mux.HandleFunc("GET "+tbBoardPrefix+"data/plugin/scalars/scalars", s.authorized(s.board(s.handleTBScalars)))
+	mux.HandleFunc("POST "+tbBoardPrefix+"data/plugin/scalars/scalars_multirun", s.authorized(s.board(s.handleTBScalarsMultirun)))
 	mux.HandleFunc("GET /tensorboard/{ns}/{name}", s.authorized(func(w http.ResponseWriter, r *http.Request) {
 		u := *r.URL
 		u.Path += "/"
