@@ -97,7 +97,7 @@ func fastTFPredict(body []byte, specs []modelruntime.TensorSpec) (*tfPredictRequ
 	if int64(modelruntime.DataLen(t.Data)) != modelruntime.NumElements(shape) {
 		return nil, false // unreachable for rectangular lists; kept as a guard
 	}
-	return &tfPredictRequest{row: row, inputs: map[string]modelruntime.Tensor{spec.Name: t}}, true
+	return &tfPredictRequest{row: row, rows: shape[0], inputs: map[string]modelruntime.Tensor{spec.Name: t}}, true
 }
 
 // fastParser scans one numeric tensor. shape[d] is the length of every list at depth d (0 until
@@ -215,8 +215,8 @@ func (p *fastParser) list(d int) bool {
 	}
 }
 
-// number reads an RFC 8259 number and appends its value, correctly rounded to float64 exactly as
-// strconv.ParseFloat(literal, 64) would round it.
+// number reads an RFC 8259 number and appends its value, correctly rounded (once) to the
+// tensor's type exactly as strconv.ParseFloat(literal, 64 or 32) would round it.
 func (p *fastParser) number() bool {
 	data, i := p.data, p.pos
 	neg := data[i] == '-'
@@ -272,6 +272,31 @@ func (p *fastParser) number() bool {
 		}
 		exp += e
 	}
+	if !p.fp64 {
+		var f float32
+		if nd <= 19 && mant <= 1<<24 && exp >= -10 && exp <= 10 {
+			// float32 counterpart of the fast path below: mant and 10^|exp| are exact float32
+			// values, so one float32 operation rounds once.
+			f = float32(mant)
+			if exp >= 0 {
+				f *= float32pow10[exp]
+			} else {
+				f /= float32pow10[-exp]
+			}
+			if neg {
+				f = -f
+			}
+		} else {
+			f64, err := strconv.ParseFloat(string(data[p.pos:i]), 32)
+			if err != nil {
+				return false // out of range: the generic path reports it
+			}
+			f = float32(f64)
+		}
+		p.pos = i
+		p.f32 = append(p.f32, f)
+		return true
+	}
 	var f float64
 	if nd <= 19 && mant <= 1<<53 && exp >= -22 && exp <= 22 {
 		// Both mant and 10^|exp| are exact float64 values, so one IEEE multiply or divide is
@@ -292,13 +317,11 @@ func (p *fastParser) number() bool {
 		}
 	}
 	p.pos = i
-	if p.fp64 {
-		p.f64 = append(p.f64, f)
-	} else {
-		p.f32 = append(p.f32, float32(f))
-	}
+	p.f64 = append(p.f64, f)
 	return true
 }
+
+var float32pow10 = [...]float32{1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10}
 
 var float64pow10 = [...]float64{
 	1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,

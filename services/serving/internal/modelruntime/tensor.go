@@ -82,6 +82,8 @@ type TensorSpec struct {
 	Name     string
 	DataType DataType
 	Shape    []int64
+	// UnknownRank: the model declares no shape at all (Shape is nil and any shape is accepted).
+	UnknownRank bool
 }
 
 // Tensor is a dense row-major tensor. Data holds exactly NumElements(Shape) elements in the Go
@@ -251,7 +253,7 @@ func ValidateInputs(specs []TensorSpec, inputs map[string]Tensor) error {
 		if t.DataType != s.DataType {
 			return fmt.Errorf("%w: input %q: datatype %s does not match the model's %s", ErrInvalidInput, s.Name, t.DataType, s.DataType)
 		}
-		if !ShapeCompatible(s.Shape, t.Shape) {
+		if !s.UnknownRank && !ShapeCompatible(s.Shape, t.Shape) {
 			return fmt.Errorf("%w: input %q: shape %s does not match the model's %s", ErrInvalidInput, s.Name, FormatShape(t.Shape), FormatShape(s.Shape))
 		}
 		want := NumElements(t.Shape)
