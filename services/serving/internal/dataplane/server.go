@@ -30,6 +30,9 @@ type Backend struct {
 	Percent int
 }
 
+// DefaultMaxBodyBytes is the default limit of one request body (REST) or message (gRPC).
+const DefaultMaxBodyBytes = 64 << 20
+
 // Options configures a Server.
 type Options struct {
 	// Name and Version are reported by GET /v2 (defaults "sluice-serving", "v1").
@@ -70,7 +73,7 @@ func NewServer(opts Options) *Server {
 		opts.Version = "v1"
 	}
 	if opts.MaxBodyBytes <= 0 {
-		opts.MaxBodyBytes = 64 << 20
+		opts.MaxBodyBytes = DefaultMaxBodyBytes
 	}
 	if opts.MaxInflightBytes <= 0 {
 		opts.MaxInflightBytes = 256 << 20

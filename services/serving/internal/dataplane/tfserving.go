@@ -90,10 +90,36 @@ func (s *Server) serveTF(w http.ResponseWriter, r *http.Request, segs []string) 
 
 // tfStatus writes GetModelStatusResponse JSON.
 func (s *Server) tfStatus(w http.ResponseWriter, t target) {
+	statuses, err := s.versionStatuses(t)
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	b := []byte(`{"model_version_status":[`)
+	for i, st := range statuses {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"version":"`...)
+		b = strconv.AppendInt(b, st.Version, 10)
+		b = append(b, `","state":"`...)
+		b = append(b, st.State...)
+		b = append(b, `","status":{"error_code":"`...)
+		b = append(b, st.ErrorCode...)
+		b = append(b, `","error_message":`...)
+		b = appendString(b, st.ErrorMessage)
+		b = append(b, "}}"...)
+	}
+	writeJSON(w, http.StatusOK, append(b, "]}"...))
+}
+
+// versionStatuses is GetModelStatus: the statuses of every version of t's model (or of its
+// version or label), highest first. An unknown model or version is NOT_FOUND, an unknown label
+// INVALID_ARGUMENT.
+func (s *Server) versionStatuses(t target) ([]modelrepo.VersionStatus, error) {
 	backends, ok := s.backends(t.model)
 	if !ok {
-		writeError(w, http.StatusNotFound, "Could not find any versions of model "+t.model)
-		return
+		return nil, statusf(codes.NotFound, "Could not find any versions of model %s", t.model)
 	}
 	var statuses []modelrepo.VersionStatus
 	seen := map[*modelrepo.Manager]bool{}
@@ -121,30 +147,14 @@ func (s *Server) tfStatus(w http.ResponseWriter, t target) {
 	if len(statuses) == 0 {
 		switch {
 		case t.hasVer:
-			writeError(w, http.StatusNotFound, fmt.Sprintf("Could not find version %d of model %s", t.version, t.model))
+			return nil, statusf(codes.NotFound, "Could not find version %d of model %s", t.version, t.model)
 		case t.label != "":
-			writeError(w, http.StatusNotFound, "Unrecognized servable version label: "+t.label)
+			return nil, statusf(codes.InvalidArgument, "Unrecognized servable version label: %s", t.label)
 		default:
-			writeError(w, http.StatusNotFound, "Could not find any versions of model "+t.model)
+			return nil, statusf(codes.NotFound, "Could not find any versions of model %s", t.model)
 		}
-		return
 	}
-	b := []byte(`{"model_version_status":[`)
-	for i, st := range statuses {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = append(b, `{"version":"`...)
-		b = strconv.AppendInt(b, st.Version, 10)
-		b = append(b, `","state":"`...)
-		b = append(b, st.State...)
-		b = append(b, `","status":{"error_code":"`...)
-		b = append(b, st.ErrorCode...)
-		b = append(b, `","error_message":`...)
-		b = appendString(b, st.ErrorMessage)
-		b = append(b, "}}"...)
-	}
-	writeJSON(w, http.StatusOK, append(b, "]}"...))
+	return statuses, nil
 }
 
 // tfMetadata writes GetModelMetadataResponse JSON with the serving_default signature.

@@ -289,3 +289,19 @@ func checkGoType(t Tensor) (bool, error) {
 	}
 	return true, nil
 }
+
+// Size is the byte size of one element in the protocols' binary (raw) encoding: 1 for BOOL, 2 for
+// FP16, ...; 0 for BYTES, whose elements vary.
+func (d DataType) Size() int {
+	switch d {
+	case Bool, Uint8, Int8:
+		return 1
+	case Uint16, Int16, FP16:
+		return 2
+	case Uint32, Int32, FP32:
+		return 4
+	case Uint64, Int64, FP64:
+		return 8
+	}
+	return 0
+}
