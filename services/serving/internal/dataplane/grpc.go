@@ -843,5 +843,3 @@ func widenU[T uint8 | uint16](d []T) []uint32 {
 	}
 	return out
 }
-
-

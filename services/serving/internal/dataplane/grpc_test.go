@@ -80,7 +80,7 @@ func TestGRPCDataPlane(t *testing.T) {
 
 	// v2 raw contents round-trip.
 	raw, err := inf.ModelInfer(ctx, &inferencepb.ModelInferRequest{ModelName: "addmul",
-		Inputs: []*inferencepb.ModelInferRequest_InferInputTensor{{Name: "a", Datatype: "FP32", Shape: []int64{1, 2}}, {Name: "b", Datatype: "FP32", Shape: []int64{1, 2}}},
+		Inputs:           []*inferencepb.ModelInferRequest_InferInputTensor{{Name: "a", Datatype: "FP32", Shape: []int64{1, 2}}, {Name: "b", Datatype: "FP32", Shape: []int64{1, 2}}},
 		RawInputContents: [][]byte{{0, 0, 128, 63, 0, 0, 0, 64}, {0, 0, 128, 63, 0, 0, 128, 63}}}) // a=[1,2] b=[1,1]
 	require.NoError(t, err)
 	require.Len(t, raw.RawOutputContents, 2)
