@@ -326,6 +326,7 @@ func TestDeploymentLifecycle(t *testing.T) {
 	require.Eventually(t, func() bool { return e.count(events.ServingDeploymentDeletedV1) == 1 }, 10*time.Second, 20*time.Millisecond)
 	// Exactly one deployed event per revision, deterministic ids.
 	require.Equal(t, 2, e.count(events.ServingModelDeployedV1))
+	e.recordHistory(model, "lifecycle-canary-promote-failed-delete")
 }
 
 func TestTFServingFlagsFormAndFailedFirstLoad(t *testing.T) {
@@ -426,4 +427,5 @@ func TestRestartKeepsServing(t *testing.T) {
 	v := e.waitView(model, "ready", ready)
 	require.Equal(t, "v1=100", traffic(v))
 	require.Equal(t, 200, e.do(http.MethodDelete, e.deployments()+"/"+model, "", nil))
+	e.recordHistory(model, "restart-reconcile-delete")
 }
