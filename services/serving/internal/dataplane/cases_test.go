@@ -66,6 +66,7 @@ func TestServingCases(t *testing.T) {
 		{"models with slash", "GET", "/v1/models/", "", 400, `{"error":"Missing model name in request."}`},
 		{"predict without name", "POST", "/v1/models/:predict", `{"instances":[1]}`, 400, `{"error":"Missing model name in request."}`},
 		{"unknown route under v1", "GET", "/v1/foo", "", 400, "~Malformed request"},
+		{"bare v1", "GET", "/v1", "", 400, "~Malformed request"},
 		{"unknown label", "POST", "/v1/models/hp2/labels/nope:predict", `{"instances":[1]}`, 400, "~Unrecognized servable version label: nope"},
 		{"unknown model", "POST", "/v1/models/nope:predict", `{"instances":[1]}`, 404, `{"error":"Servable not found for request: Latest(nope)"}`},
 		{"malformed json", "POST", "/v1/models/hp2:predict", `{"instances":[1,]`, 400, "~JSON parse error"},

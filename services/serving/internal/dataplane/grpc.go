@@ -297,6 +297,9 @@ func fromTensorProto(tp *tfservingpb.TensorProto, spec modelruntime.TensorSpec) 
 }
 
 func fill[T int32 | int16 | int8 | uint8 | uint16 | float32 | float64 | int64 | uint32 | uint64 | bool | []byte](vals []T, n int64, input, field string) ([]T, error) {
+	if int64(len(vals)) == n && n > 0 {
+		return vals, nil // the request owns its slices for the duration of the call: no copy
+	}
 	return fillConv[T, T](vals, n, input, field)
 }
 

@@ -145,6 +145,7 @@ func (s *Server) RemoveModel(name string) {
 // Routes mounts the protocol paths on mux: /v1/ (TF Serving, whose server answers every path
 // under /v1/) and /v2, /v2/ (KServe).
 func (s *Server) Routes(mux *http.ServeMux) {
+	mux.Handle("/v1", s)
 	mux.Handle("/v1/", s)
 	mux.Handle("/v2", s)
 	mux.Handle("/v2/", s)
