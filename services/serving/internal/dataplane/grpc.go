@@ -41,9 +41,8 @@ func grpcErr(err error) error {
 
 // run resolves t, decodes the inputs against the servable's signature, charges the request's
 // bytes to the in-flight budget and predicts, re-resolving once if the version was unloaded.
-func (s *Server) run(ctx context.Context, t target, size int64, decode func([]modelruntime.TensorSpec) (map[string]modelruntime.Tensor, error)) (*modelrepo.Servable, map[string]modelruntime.Tensor, error) {
-	l := &lease{b: &s.budget}
-	defer l.release()
+// The lease covers the request and the outputs; the caller releases it once the response is built.
+func (s *Server) run(ctx context.Context, l *lease, t target, size int64, decode func([]modelruntime.TensorSpec) (map[string]modelruntime.Tensor, error)) (*modelrepo.Servable, map[string]modelruntime.Tensor, error) {
 	if err := l.grow(size); err != nil {
 		return nil, nil, err
 	}
@@ -58,6 +57,9 @@ func (s *Server) run(ctx context.Context, t target, size int64, decode func([]mo
 	out, err := sv.Predict(ctx, in)
 	if errors.Is(err, modelrepo.ErrUnloaded) {
 		sv, out, err = s.predict(ctx, t, in)
+	}
+	if err == nil {
+		err = l.chargeResponse(out)
 	}
 	return sv, out, err
 }
@@ -111,7 +113,9 @@ func (p tfPredictionService) Predict(ctx context.Context, req *tfservingpb.Predi
 	for _, tp := range req.GetInputs() {
 		size += tensorProtoSize(tp)
 	}
-	sv, out, err := p.s.run(ctx, t, size, func(specs []modelruntime.TensorSpec) (map[string]modelruntime.Tensor, error) {
+	l := &lease{b: &p.s.budget}
+	defer l.release()
+	sv, out, err := p.s.run(ctx, l, t, size, func(specs []modelruntime.TensorSpec) (map[string]modelruntime.Tensor, error) {
 		in := make(map[string]modelruntime.Tensor, len(specs))
 		for name := range req.GetInputs() {
 			if !hasInput(specs, name) {
@@ -656,7 +660,9 @@ func (v v2Service) ModelInfer(ctx context.Context, req *inferencepb.ModelInferRe
 			size += int64(len(b)) + 24
 		}
 	}
-	sv, out, err := v.s.run(ctx, t, size, func(specs []modelruntime.TensorSpec) (map[string]modelruntime.Tensor, error) {
+	l := &lease{b: &v.s.budget}
+	defer l.release()
+	sv, out, err := v.s.run(ctx, l, t, size, func(specs []modelruntime.TensorSpec) (map[string]modelruntime.Tensor, error) {
 		return decodeV2Inputs(req, specs)
 	})
 	if err != nil {

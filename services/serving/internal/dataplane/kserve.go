@@ -227,6 +227,10 @@ func (s *Server) v2Infer(w http.ResponseWriter, r *http.Request, t target) {
 		writeErr(w, err)
 		return
 	}
+	if err := l.chargeResponse(out); err != nil {
+		writeErr(w, err)
+		return
+	}
 	b := []byte(`{"model_name":`)
 	b = appendString(b, sv.Name)
 	b = append(b, `,"model_version":"`...)

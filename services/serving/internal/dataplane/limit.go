@@ -6,6 +6,8 @@ import (
 	"io"
 	"net/http"
 	"sync/atomic"
+
+	"github.com/sluice-ml/sluice/services/serving/internal/modelruntime"
 )
 
 // ErrOverloaded is returned when the bytes of the requests in flight would exceed the server's
@@ -13,10 +15,15 @@ import (
 // retry later.
 var ErrOverloaded = errors.New("dataplane: request bytes in flight exceed the server's budget")
 
-// genericParseFactor is what a request body costs on top of its own bytes when it needs the
-// generic JSON parser (a tree node per value, ~8-16x the text); the numeric fast path and
-// binary gRPC tensors decode into at most the size of the body.
-const genericParseFactor = 8
+// Costs charged to a request's lease on top of its body, measured on numeric bodies
+// (TestPeakHeapWithinBudget): the numeric fast path decodes into a tensor of at most 2x the body
+// ("1," is 2 bytes of text and 4 of float32); the generic JSON parser builds a tree node per value,
+// ~20x the text; a response is charged its tensors plus ~12 bytes of text per element.
+const (
+	fastParseFactor    = 2
+	genericParseFactor = 24
+	responseTextBytes  = 12
+)
 
 // budget counts the bytes of requests in flight against a cap. Acquire never blocks: past the
 // cap the request is refused at once, so memory stays bounded and overload is answered quickly.
@@ -112,4 +119,18 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, *leas
 // chargeGeneric reserves the extra memory of a generic parse of body.
 func (l *lease) chargeGeneric(body []byte) error {
 	return l.grow(int64(len(body)) * genericParseFactor)
+}
+
+// chargeFast reserves the tensor a fast-path parse of body decodes into.
+func (l *lease) chargeFast(body []byte) error {
+	return l.grow(int64(len(body)) * fastParseFactor)
+}
+
+// chargeResponse reserves the output tensors and their encoding before a response is written.
+func (l *lease) chargeResponse(out map[string]modelruntime.Tensor) error {
+	var n int64
+	for _, t := range out {
+		n += int64(modelruntime.DataLen(t.Data)) * int64(max(t.DataType.Size(), 8)+responseTextBytes)
+	}
+	return l.grow(n)
 }

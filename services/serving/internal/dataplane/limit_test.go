@@ -23,12 +23,12 @@ import (
 func TestInflightBudget(t *testing.T) {
 	root := t.TempDir()
 	writeModel(t, filepath.Join(root, "m"), 1, onnxtest.Scale(2))
-	s := dataplane.NewServer(dataplane.Options{MaxInflightBytes: 1 << 20, MaxBodyBytes: 4 << 20})
+	s := dataplane.NewServer(dataplane.Options{MaxInflightBytes: 8 << 20, MaxBodyBytes: 16 << 20})
 	must(t, s.SetModel("m", dataplane.Backend{Manager: manager(t, "m", filepath.Join(root, "m"), &modelruntime.ONNXLoader{Instances: 1}, modelrepo.Policy{}, nil)}))
 	srv := httptest.NewServer(s)
 	t.Cleanup(srv.Close)
 
-	// A slow client holds 900 kB of the 1 MiB budget while its body trickles in.
+	// A slow client holds 900 kB of the 8 MiB budget while its body trickles in.
 	body := []byte(`{"instances":[` + strings.Repeat("1.5,", 224_990) + `1]}`)
 	pr, pw := io.Pipe()
 	req, err := http.NewRequest(http.MethodPost, srv.URL+"/v1/models/m:predict", pr)
@@ -50,7 +50,7 @@ func TestInflightBudget(t *testing.T) {
 	require.Eventually(t, func() bool { return s.InflightBytes() >= int64(len(body)) }, 30*time.Second, time.Millisecond)
 
 	start := time.Now()
-	resp, err := srv.Client().Post(srv.URL+"/v1/models/m:predict", "application/json", bytes.NewReader(make([]byte, 200_000)))
+	resp, err := srv.Client().Post(srv.URL+"/v1/models/m:predict", "application/json", bytes.NewReader(make([]byte, 7_500_000)))
 	require.NoError(t, err)
 	b, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
@@ -73,7 +73,7 @@ func TestInflightBudget(t *testing.T) {
 	require.Eventually(t, func() bool { return s.InflightBytes() == 0 }, 10*time.Second, time.Millisecond)
 
 	// A body over MaxBodyBytes is 413.
-	resp, err = srv.Client().Post(srv.URL+"/v1/models/m:predict", "application/json", bytes.NewReader(make([]byte, 5<<20)))
+	resp, err = srv.Client().Post(srv.URL+"/v1/models/m:predict", "application/json", bytes.NewReader(make([]byte, 17<<20)))
 	require.NoError(t, err)
 	resp.Body.Close()
 	require.Equal(t, http.StatusRequestEntityTooLarge, resp.StatusCode)

@@ -215,6 +215,10 @@ func (s *Server) tfPredict(w http.ResponseWriter, r *http.Request, t target) {
 		writeErr(w, err)
 		return
 	}
+	if err := l.chargeFast(body); err != nil {
+		writeErr(w, err)
+		return
+	}
 	req, ok := fastTFPredict(body, sv.Model.Inputs())
 	if !ok {
 		if err := l.chargeGeneric(body); err != nil {
@@ -227,6 +231,7 @@ func (s *Server) tfPredict(w http.ResponseWriter, r *http.Request, t target) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
+	row, rows := req.row, req.rows
 	if req.row {
 		if err := rowOutputsBatched(sv.Model.Inputs(), sv.Model.Outputs()); err != nil {
 			writeErr(w, err)
@@ -241,7 +246,12 @@ func (s *Server) tfPredict(w http.ResponseWriter, r *http.Request, t target) {
 		writeErr(w, err)
 		return
 	}
-	resp, err := encodeTFPredict(req.row, req.rows, sv.Model.Outputs(), out)
+	req = nil // the inputs are garbage from here on
+	if err := l.chargeResponse(out); err != nil {
+		writeErr(w, err)
+		return
+	}
+	resp, err := encodeTFPredict(row, rows, sv.Model.Outputs(), out)
 	if err != nil {
 		writeErr(w, err)
 		return
@@ -479,7 +489,7 @@ func encodeTFPredict(row bool, rows int64, specs []modelruntime.TensorSpec, out 
 	// Pre-size for the common case (numbers of up to ~16 bytes each plus separators).
 	size := 64
 	for _, s := range specs {
-		size += len(s.Name) + 16 + 18*modelruntime.DataLen(out[s.Name].Data)
+		size += len(s.Name) + 16 + responseTextBytes*modelruntime.DataLen(out[s.Name].Data)
 	}
 	if !row {
 		b := append(make([]byte, 0, size), `{"outputs":`...)
