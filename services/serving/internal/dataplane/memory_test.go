@@ -37,7 +37,7 @@ func TestPeakHeapWithinBudget(t *testing.T) {
 	t.Cleanup(srv.Close)
 
 	generic := []byte(`{"instances":[NaN,` + strings.Repeat("1.25,", 200_000) + `1]}`) // ~1 MiB, generic parser
-	fast := []byte(`{"instances":[` + strings.Repeat("1.25,", 600_000) + `1]}`)         // ~3 MiB, fast path
+	fast := []byte(`{"instances":[` + strings.Repeat("1.25,", 600_000) + `1]}`)        // ~3 MiB, fast path
 
 	runtime.GC()
 	var ms runtime.MemStats
