@@ -2,7 +2,9 @@ package dataplane
 
 import (
 	"bytes"
+	"math"
 	"strconv"
+	"unsafe"
 
 	"github.com/sluice-ml/sluice/services/serving/internal/modelruntime"
 )
@@ -274,7 +276,8 @@ func (p *fastParser) number() bool {
 	}
 	if !p.fp64 {
 		var f float32
-		if nd <= 19 && mant <= 1<<24 && exp >= -10 && exp <= 10 {
+		switch {
+		case nd <= 19 && mant <= 1<<24 && exp >= -10 && exp <= 10:
 			// float32 counterpart of the fast path below: mant and 10^|exp| are exact float32
 			// values, so one float32 operation rounds once.
 			f = float32(mant)
@@ -286,12 +289,32 @@ func (p *fastParser) number() bool {
 			if neg {
 				f = -f
 			}
-		} else {
-			f64, err := strconv.ParseFloat(string(data[p.pos:i]), 32)
-			if err != nil {
+		case nd <= 19 && mant <= 1<<53 && exp >= -22 && exp <= 22:
+			// Round to float64 once (exact), then to float32. Every float32 midpoint is a float64,
+			// so the second rounding is wrong only when the first landed exactly on one (its 29
+			// low mantissa bits are 1000...0); those rare literals take strconv.
+			d := float64(mant)
+			if exp >= 0 {
+				d *= float64pow10[exp]
+			} else {
+				d /= float64pow10[-exp]
+			}
+			if math.Float64bits(d)&(1<<29-1) == 1<<28 {
+				var ok bool
+				if f, ok = parse32(data[p.pos:i]); !ok {
+					return false
+				}
+				break
+			}
+			f = float32(d)
+			if neg {
+				f = -f
+			}
+		default:
+			var ok bool
+			if f, ok = parse32(data[p.pos:i]); !ok {
 				return false // out of range: the generic path reports it
 			}
-			f = float32(f64)
 		}
 		p.pos = i
 		p.f32 = append(p.f32, f)
@@ -319,6 +342,12 @@ func (p *fastParser) number() bool {
 	p.pos = i
 	p.f64 = append(p.f64, f)
 	return true
+}
+
+// parse32 is strconv.ParseFloat(lit, 32) without copying lit.
+func parse32(lit []byte) (float32, bool) {
+	f, err := strconv.ParseFloat(unsafe.String(unsafe.SliceData(lit), len(lit)), 32)
+	return float32(f), err == nil
 }
 
 var float32pow10 = [...]float32{1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10}
