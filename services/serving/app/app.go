@@ -221,19 +221,31 @@ func (a *App) restore(ctx context.Context) error {
 	}
 }
 
-// restoreOne loads one deployment's recorded traffic split (bounded in time: a workflow that does
-// not answer is left to its reconcile signal).
+// restoreOne loads one deployment's recorded traffic split. The status query is retried: right
+// after a restart it may wait for the previous worker's sticky queue to time out. Bounded in time
+// (a workflow that never answers is left to its reconcile signal).
 func (a *App) restoreOne(ctx context.Context, workflowID string) {
-	ctx, cancel := context.WithTimeout(ctx, a.cfg.LoadTimeout)
+	ctx, cancel := context.WithTimeout(ctx, max(a.cfg.LoadTimeout, 2*time.Minute))
 	defer cancel()
-	res, err := a.d.Temporal.QueryWorkflow(ctx, workflowID, "", servingv1.QueryStatus)
 	var v servingv1.DeploymentView
-	if err == nil {
-		err = res.Get(&v)
-	}
-	if err != nil {
-		a.d.Log.WarnContext(ctx, "read deployment status", "workflow_id", workflowID, "err", err)
-		return
+	for {
+		qctx, qcancel := context.WithTimeout(ctx, 30*time.Second)
+		res, err := a.d.Temporal.QueryWorkflow(qctx, workflowID, "", servingv1.QueryStatus)
+		if err == nil {
+			err = res.Get(&v)
+		}
+		qcancel()
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			a.d.Log.WarnContext(ctx, "read deployment status", "workflow_id", workflowID, "err", err)
+			return
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(200 * time.Millisecond):
+		}
 	}
 	if v.Deleted {
 		return
