@@ -48,3 +48,17 @@ images: ## build one FROM-scratch image per service from static binaries (docker
 
 clean:
 	rm -rf $(BIN)
+
+# serving: regenerate the gRPC stubs of services/serving/api/proto (TF Serving and KServe v2 protos) with Debian's
+# protoc (well-known types from python3-grpc-tools) and pinned protoc-gen-go / protoc-gen-go-grpc from the module proxy.
+PROTO_WKT ?= /usr/lib/python3/dist-packages/grpc_tools/_proto
+.PHONY: proto
+proto: deps
+	@mkdir -p $(BIN)
+	GOBIN=$(BIN) GOFLAGS= $(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
+	GOBIN=$(BIN) GOFLAGS= $(GO) install google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.5.1
+	cd services/serving && files=$$(cd api/proto && find . -name '*.proto' | sed 's|^\./||' | sort) && \
+	M="Mgoogle/protobuf/any.proto=google.golang.org/protobuf/types/known/anypb,Mgoogle/protobuf/wrappers.proto=google.golang.org/protobuf/types/known/wrapperspb" && \
+	PATH=$(BIN):$$PATH protoc -I api/proto -I $(PROTO_WKT) \
+		--go_out=. --go_opt=module=github.com/sluice-ml/sluice/services/serving,$$M \
+		--go-grpc_out=. --go-grpc_opt=module=github.com/sluice-ml/sluice/services/serving,$$M $$files

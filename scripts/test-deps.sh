@@ -16,3 +16,14 @@ if [ ${#need[@]} -gt 0 ]; then
 		echo "test-deps: missing ${need[*]} (install them to run every test)" >&2
 	fi
 fi
+# serving: protoc (make proto) and Python gRPC with grpc_tools, for the gRPC interop test of services/serving.
+if ! { command -v protoc >/dev/null 2>&1 && /usr/bin/python3 -c 'import grpc, grpc_tools.protoc' >/dev/null 2>&1; }; then
+	if [ "$(id -u)" = 0 ]; then
+		apt-get update -qq >/dev/null
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends protobuf-compiler python3-grpcio python3-grpc-tools python3-protobuf >/dev/null
+	elif [ "${CI:-}" = true ]; then
+		echo "test-deps: missing protobuf-compiler python3-grpcio python3-grpc-tools and not root" >&2; exit 1
+	else
+		echo "test-deps: missing protobuf-compiler python3-grpcio python3-grpc-tools (install them to run every test)" >&2
+	fi
+fi

@@ -50,6 +50,7 @@ func TestServeTrainedMNIST(t *testing.T) {
 	require.NoError(t, err)
 	cfg.PollInterval = 200 * time.Millisecond
 	cfg.TaskQueue = "serving-mnist-test"
+	cfg.GRPCAddr = "127.0.0.1:0" // a free port: never the default one a running `sluice dev` holds
 	a, err := app.New(cfg, deps)
 	require.NoError(t, err)
 	require.NoError(t, a.Start(ctx))

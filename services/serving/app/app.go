@@ -7,7 +7,10 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"math"
+	"net"
 	"strings"
 	"time"
 
@@ -15,6 +18,7 @@ import (
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
+	"google.golang.org/grpc"
 
 	"github.com/sluice-ml/sluice/libs/events"
 	"github.com/sluice-ml/sluice/libs/platform"
@@ -42,12 +46,19 @@ type Config struct {
 	TaskQueue string
 	// Consumers is how many deployment requests are handled at once (SLUICE_SERVING_CONSUMERS, default 4).
 	Consumers int
+	// MaxInflightBytes caps the request bytes held by requests in flight on the data plane
+	// (SLUICE_SERVING_MAX_INFLIGHT_BYTES, default 256 MiB); past it requests get 429 / RESOURCE_EXHAUSTED.
+	MaxInflightBytes int64
+	// GRPCAddr is where the gRPC data plane listens (SLUICE_SERVING_GRPC_ADDR, default
+	// 127.0.0.1:8500 as TF Serving's --port; "off" disables it).
+	GRPCAddr string
 }
 
 // ConfigFromEnv reads Config through getenv and validates it; errors name the variable.
 func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	c := Config{PollInterval: 2 * time.Second, HeartbeatTimeout: control.DefaultHeartbeatTimeout,
-		LoadTimeout: control.DefaultLoadTimeout, TaskQueue: servingv1.TaskQueue, Consumers: 4}
+		LoadTimeout: control.DefaultLoadTimeout, TaskQueue: servingv1.TaskQueue, Consumers: 4,
+		MaxInflightBytes: 256 << 20, GRPCAddr: "127.0.0.1:8500"}
 	for name, dst := range map[string]*time.Duration{
 		"SLUICE_SERVING_POLL_INTERVAL":     &c.PollInterval,
 		"SLUICE_SERVING_HEARTBEAT_TIMEOUT": &c.HeartbeatTimeout,
@@ -71,6 +82,16 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		}
 		c.Consumers = n
 	}
+	if v := getenv("SLUICE_SERVING_MAX_INFLIGHT_BYTES"); v != "" {
+		var n int64
+		if _, err := fmt.Sscanf(v, "%d", &n); err != nil || n < 1 {
+			return c, fmt.Errorf("SLUICE_SERVING_MAX_INFLIGHT_BYTES: %q is not a positive number of bytes", v)
+		}
+		c.MaxInflightBytes = n
+	}
+	if v := getenv("SLUICE_SERVING_GRPC_ADDR"); v != "" {
+		c.GRPCAddr = v
+	}
 	return c, nil
 }
 
@@ -82,6 +103,13 @@ type App struct {
 	reg    *control.Registry
 	worker worker.Worker
 	sub    *events.Subscription
+
+	grpc     *grpc.Server
+	grpcAddr string
+
+	// restored is closed once the deployments recorded in Temporal are loaded again (Start).
+	restored  chan struct{}
+	stopStart context.CancelFunc
 }
 
 // Build is the platform.Builder of the serving service.
@@ -96,9 +124,9 @@ func Build(ctx context.Context, d *platform.Deps) (platform.Service, error) {
 // New builds the service.
 func New(cfg Config, d *platform.Deps) (*App, error) {
 	log := d.Log.With("service", Name)
-	server := dataplane.NewServer(dataplane.Options{Name: "sluice-serving", Log: log})
+	server := dataplane.NewServer(dataplane.Options{Name: "sluice-serving", Log: log, MaxInflightBytes: cfg.MaxInflightBytes, StartUnready: true})
 	reg := control.NewRegistry(server, d.Artifacts, modelruntime.NewONNXLoader(), cfg.PollInterval, log)
-	a := &App{cfg: cfg, d: d, server: server, reg: reg}
+	a := &App{cfg: cfg, d: d, server: server, reg: reg, restored: make(chan struct{})}
 	a.worker = worker.New(d.Temporal, cfg.TaskQueue, wf.WorkerOptions())
 	a.worker.RegisterWorkflowWithOptions(control.DeploymentWorkflow, workflow.RegisterOptions{Name: servingv1.WorkflowType})
 	a.worker.RegisterActivity(&control.Activities{Registry: reg, Bus: d.Bus, Log: log, Source: "/sluice/" + Name})
@@ -111,8 +139,11 @@ func (a *App) Name() string { return Name }
 // Server returns the data plane (for in-process callers and benchmarks).
 func (a *App) Server() *dataplane.Server { return a.server }
 
-// Start starts the worker and the deployment-request consumer, then asks every running deployment
-// workflow to re-apply its state to this (possibly restarted) process.
+// Start starts the worker and the deployment-request consumer, then restores the deployments
+// recorded by the running deployment workflows: each workflow's status (its traffic split and
+// revisions) is read and applied to this (possibly restarted) process, loading the models, after
+// which the service reports ready. The workflows are also signalled to reconcile, so their
+// watches resume here.
 func (a *App) Start(ctx context.Context) error {
 	if err := a.worker.Start(); err != nil {
 		return fmt.Errorf("serving worker: %w", err)
@@ -127,14 +158,43 @@ func (a *App) Start(ctx context.Context) error {
 		return err
 	}
 	a.sub = sub
-	if err := a.reconcileAll(ctx); err != nil {
-		a.d.Log.WarnContext(ctx, "reconcile deployments", "err", err)
-	}
+	a.startGRPC(ctx)
+	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	a.stopStart = cancel
+	go func() {
+		defer close(a.restored)
+		if err := a.restore(rctx); err != nil && rctx.Err() == nil {
+			a.d.Log.WarnContext(rctx, "restore deployments", "err", err)
+		}
+		a.server.SetReady(true)
+	}()
 	return nil
 }
 
-// reconcileAll signals every running deployment workflow on this task queue to re-apply its state.
-func (a *App) reconcileAll(ctx context.Context) error {
+// startGRPC serves the gRPC data plane on cfg.GRPCAddr. A port that cannot be bound is logged and
+// leaves REST serving (the process keeps its control plane and REST data plane).
+func (a *App) startGRPC(ctx context.Context) {
+	if a.cfg.GRPCAddr == "" || a.cfg.GRPCAddr == "off" {
+		return
+	}
+	lis, err := net.Listen("tcp", a.cfg.GRPCAddr)
+	if err != nil {
+		a.d.Log.ErrorContext(ctx, "gRPC data plane not started", "addr", a.cfg.GRPCAddr, "err", err)
+		return
+	}
+	a.grpc = grpc.NewServer(grpc.MaxRecvMsgSize(dataplane.DefaultMaxBodyBytes), grpc.MaxSendMsgSize(math.MaxInt32))
+	a.server.RegisterGRPC(a.grpc)
+	a.grpcAddr = lis.Addr().String()
+	go func() { _ = a.grpc.Serve(lis) }()
+	a.d.Log.InfoContext(ctx, "gRPC data plane listening", "addr", a.grpcAddr)
+}
+
+// GRPCAddr is the address the gRPC data plane listens on ("" when it is not serving).
+func (a *App) GRPCAddr() string { return a.grpcAddr }
+
+// restore applies the state of every running deployment workflow on this task queue to the
+// registry, then signals the workflow to reconcile.
+func (a *App) restore(ctx context.Context) error {
 	var token []byte
 	for {
 		resp, err := a.d.Temporal.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
@@ -145,11 +205,13 @@ func (a *App) reconcileAll(ctx context.Context) error {
 			return err
 		}
 		for _, e := range resp.Executions {
-			if e.Status != enums.WORKFLOW_EXECUTION_STATUS_RUNNING || !strings.HasPrefix(e.Execution.WorkflowId, "deployment/") {
+			id := e.Execution.WorkflowId
+			if e.Status != enums.WORKFLOW_EXECUTION_STATUS_RUNNING || !strings.HasPrefix(id, "deployment/") {
 				continue
 			}
-			if err := a.d.Temporal.SignalWorkflow(ctx, e.Execution.WorkflowId, "", servingv1.SignalReconcile, nil); err != nil {
-				a.d.Log.WarnContext(ctx, "signal reconcile", "workflow_id", e.Execution.WorkflowId, "err", err)
+			a.restoreOne(ctx, id)
+			if err := a.d.Temporal.SignalWorkflow(ctx, id, "", servingv1.SignalReconcile, nil); err != nil {
+				a.d.Log.WarnContext(ctx, "signal reconcile", "workflow_id", id, "err", err)
 			}
 		}
 		token = resp.NextPageToken
@@ -159,13 +221,72 @@ func (a *App) reconcileAll(ctx context.Context) error {
 	}
 }
 
-// Ready implements platform.Service.
-func (a *App) Ready(ctx context.Context) error { return nil }
+// restoreOne loads one deployment's recorded traffic split. The status query is retried: right
+// after a restart it may wait for the previous worker's sticky queue to time out. Bounded in time
+// (a workflow that never answers is left to its reconcile signal).
+func (a *App) restoreOne(ctx context.Context, workflowID string) {
+	ctx, cancel := context.WithTimeout(ctx, max(a.cfg.LoadTimeout, 2*time.Minute))
+	defer cancel()
+	var v servingv1.DeploymentView
+	for {
+		qctx, qcancel := context.WithTimeout(ctx, 30*time.Second)
+		res, err := a.d.Temporal.QueryWorkflow(qctx, workflowID, "", servingv1.QueryStatus)
+		if err == nil {
+			err = res.Get(&v)
+		}
+		qcancel()
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			a.d.Log.WarnContext(ctx, "read deployment status", "workflow_id", workflowID, "err", err)
+			return
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	if v.Deleted {
+		return
+	}
+	if err := a.reg.Apply(ctx, control.DesiredFor(v, v.Status.Components.Predictor.Traffic)); err != nil {
+		a.d.Log.WarnContext(ctx, "restore deployment", "workflow_id", workflowID, "err", err)
+		return
+	}
+	a.d.Log.InfoContext(ctx, "restored deployment", "workflow_id", workflowID, "model", v.Spec.ModelName)
+}
+
+// Ready implements platform.Service: not ready until the recorded deployments are loaded again.
+func (a *App) Ready(ctx context.Context) error {
+	select {
+	case <-a.restored:
+		return nil
+	default:
+		return errors.New("serving: loading the models of the recorded deployments")
+	}
+}
+
+// Restored is closed once Start has loaded the recorded deployments (the service is ready).
+func (a *App) Restored() <-chan struct{} { return a.restored }
 
 // Close stops the consumer, the worker and every loaded model.
 func (a *App) Close() error {
+	if a.stopStart != nil {
+		a.stopStart()
+		<-a.restored
+	}
 	if a.sub != nil {
 		a.sub.Stop()
+	}
+	if a.grpc != nil {
+		done := make(chan struct{})
+		go func() { a.grpc.GracefulStop(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			a.grpc.Stop()
+		}
 	}
 	a.worker.Stop()
 	a.reg.Close()

@@ -66,6 +66,7 @@ func newEnv(t *testing.T) *env {
 	e.cfg.HeartbeatTimeout = 2 * time.Second
 	e.cfg.LoadTimeout = 5 * time.Second
 	e.cfg.TaskQueue = "serving-test-" + e.ns
+	e.cfg.GRPCAddr = "127.0.0.1:0"
 	e.start()
 	sub, err := bus.Conn().Subscribe("sluice.serving.>", func(m *nats.Msg) {
 		ev, err := events.Decode(context.Background(), m.Header, m.Data)
@@ -325,6 +326,7 @@ func TestDeploymentLifecycle(t *testing.T) {
 	require.Eventually(t, func() bool { return e.count(events.ServingDeploymentDeletedV1) == 1 }, 10*time.Second, 20*time.Millisecond)
 	// Exactly one deployed event per revision, deterministic ids.
 	require.Equal(t, 2, e.count(events.ServingModelDeployedV1))
+	e.recordHistory(model, "lifecycle-canary-promote-failed-delete")
 }
 
 func TestTFServingFlagsFormAndFailedFirstLoad(t *testing.T) {
@@ -408,13 +410,22 @@ func TestRestartKeepsServing(t *testing.T) {
 	e.waitView(model, "ready", ready)
 	require.Equal(t, 200, e.do(http.MethodPost, "/v1/models/"+model+":predict", pixels(1), nil))
 
-	// The process goes away: its data plane is empty after a restart until the workflow reconciles.
+	// The process goes away. The restarted one reloads the deployment from its workflow's record
+	// before it reports ready: from then on the model answers, with no window of 404s.
 	require.NoError(t, e.app.Close())
 	e.start()
-	require.Eventually(t, func() bool {
-		return e.do(http.MethodPost, "/v1/models/"+model+":predict", pixels(1), nil) == 200
-	}, 20*time.Second, 50*time.Millisecond, "restarted service never served the model again")
+	select {
+	case <-e.app.Restored():
+	case <-time.After(3 * time.Minute):
+		t.Fatal("restarted service never restored its deployments")
+	}
+	require.NoError(t, e.app.Ready(t.Context()))
+	require.Equal(t, 200, e.do(http.MethodPost, "/v1/models/"+model+":predict", pixels(1), nil))
+	var live string
+	require.Equal(t, 200, e.do(http.MethodGet, "/v2/health/ready", "", &live))
+	require.JSONEq(t, `{"ready":true}`, live)
 	v := e.waitView(model, "ready", ready)
 	require.Equal(t, "v1=100", traffic(v))
 	require.Equal(t, 200, e.do(http.MethodDelete, e.deployments()+"/"+model, "", nil))
+	e.recordHistory(model, "restart-reconcile-delete")
 }

@@ -65,6 +65,8 @@ type entry struct {
 	modelName string
 	managers  map[string]*managed
 	served    bool
+	// unrouted: served through serveUnrouted (latest version of the watched source), not a split.
+	unrouted bool
 }
 
 // Registry is the process's set of deployed models. It is safe for concurrent use.
@@ -187,7 +189,24 @@ func (r *Registry) Ensure(key, modelName string, spec SourceSpec) (*modelrepo.Ma
 	if err != nil {
 		return nil, err
 	}
+	r.serveUnrouted(e, mg.m)
 	return mg.m, nil
+}
+
+// serveUnrouted registers m on the data plane for an entry that has no traffic split yet, so the
+// model's versions are visible from the first load on: its status (a version that failed to
+// load is END with the error, as TF Serving reports it) and its latest available version.
+// Callers hold r.mu.
+func (r *Registry) serveUnrouted(e *entry, m *modelrepo.Manager) {
+	if e.served {
+		return
+	}
+	if err := r.server.SetModel(e.modelName, dataplane.Backend{Manager: m}); err != nil {
+		r.log.Warn("register model", "model", e.modelName, "err", err)
+		return
+	}
+	e.served = true
+	e.unrouted = true
 }
 
 // Apply makes the process serve d: Managers for every target source and the watch source (others
@@ -216,6 +235,9 @@ func (r *Registry) Apply(ctx context.Context, d Desired) error {
 			pins[d.Watch.id()] = nil
 		}
 	}
+	// Availability first (TF Serving's availability-preserving policy): the versions of the new
+	// split are loaded while every version serving now stays pinned; traffic moves; only then are
+	// the versions nothing routes to any more unpinned and unloaded.
 	var managers []*managed
 	for _, s := range specs {
 		mg, err := r.ensure(e, s)
@@ -223,7 +245,7 @@ func (r *Registry) Apply(ctx context.Context, d Desired) error {
 			r.mu.Unlock()
 			return err
 		}
-		mg.m.SetPinned(pins[s.id()])
+		mg.m.SetPinned(union(mg.m.Pinned(), pins[s.id()]))
 		managers = append(managers, mg)
 	}
 	r.mu.Unlock()
@@ -246,27 +268,58 @@ func (r *Registry) Apply(ctx context.Context, d Desired) error {
 	}
 
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	if cur, ok := r.entries[d.Key]; !ok || cur != e {
+		r.mu.Unlock()
 		return fmt.Errorf("deployment %s was removed", d.Key)
 	}
 	if len(backends) > 0 {
 		if err := r.server.SetModel(d.ModelName, backends...); err != nil {
+			r.mu.Unlock()
 			return err
 		}
-		e.served = true
+		e.served, e.unrouted = true, false
+	} else if len(managers) > 0 {
+		r.serveUnrouted(e, managers[len(managers)-1].m)
 	}
 	keep := map[string]bool{}
 	for _, s := range specs {
 		keep[s.id()] = true
 	}
+	var stopped []*managed
 	for id, mg := range e.managers {
 		if !keep[id] {
 			delete(e.managers, id)
-			mg.cancel() // Run unloads every version, waiting for requests in flight
+			stopped = append(stopped, mg)
+		}
+	}
+	if len(backends) > 0 {
+		for _, mg := range managers {
+			mg.m.SetPinned(pins[mg.spec.id()])
+		}
+	}
+	r.mu.Unlock()
+	for _, mg := range stopped {
+		mg.cancel() // Run unloads every version, waiting for requests in flight
+	}
+	if len(backends) > 0 {
+		for _, mg := range managers {
+			if err := mg.m.Poll(ctx); err != nil {
+				r.log.WarnContext(ctx, "unload versions no longer routed", "model", d.ModelName, "err", err)
+			}
 		}
 	}
 	return nil
+}
+
+// union returns the versions in a or b.
+func union(a, b []int64) []int64 {
+	out := slices.Clone(a)
+	for _, v := range b {
+		if !slices.Contains(out, v) {
+			out = append(out, v)
+		}
+	}
+	return out
 }
 
 // Remove stops serving a deployment and unloads its versions; removing an unknown key is a no-op.

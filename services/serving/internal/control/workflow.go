@@ -198,18 +198,7 @@ func (d *deployment) desired() Desired {
 
 // desiredFor is the data-plane state serving traffic.
 func (d *deployment) desiredFor(traffic []servingv1.TrafficTarget) Desired {
-	des := Desired{Key: d.spec().Key(), ModelName: d.spec().ModelName}
-	for _, t := range traffic {
-		r := d.revision(t.RevisionName)
-		src := d.source()
-		if r != nil && r.StorageURI != src.StorageURI {
-			src = SourceSpec{StorageURI: r.StorageURI}
-		}
-		des.Targets = append(des.Targets, Target{Source: src, Version: t.Version, Percent: t.Percent})
-	}
-	src := d.source()
-	des.Watch = &src
-	return des
+	return DesiredFor(d.view, traffic)
 }
 
 func (d *deployment) setCondition(typ, status, reason, msg string) {

@@ -60,14 +60,20 @@ func convert(dt modelruntime.DataType, leaves []*value, input string) (any, erro
 	n := len(leaves)
 	switch dt {
 	case modelruntime.FP32, modelruntime.FP64:
+		// Decimal literals round once, straight to the tensor's type (a detour through float64
+		// would round twice).
+		bits := 64
+		if dt == modelruntime.FP32 {
+			bits = 32
+		}
 		f := make([]float64, n)
 		for i, l := range leaves {
 			if l.kind != kNumber {
 				return nil, bad(i, "a number")
 			}
-			v, err := parseFloat(l.s)
+			v, err := parseFloat(l.s, bits)
 			if err != nil {
-				return nil, bad(i, "a number")
+				return nil, fmt.Errorf("input %q element %d: %s is not a number within the range of %s", input, i, l.s, dt)
 			}
 			f[i] = v
 		}
@@ -76,7 +82,7 @@ func convert(dt modelruntime.DataType, leaves []*value, input string) (any, erro
 		}
 		out := make([]float32, n)
 		for i, v := range f {
-			out[i] = float32(v)
+			out[i] = float32(v) // exact: v is already a float32 value
 		}
 		return out, nil
 	case modelruntime.Bool:
@@ -156,7 +162,7 @@ func describe(v *value) string {
 	return v.kind.String()
 }
 
-func parseFloat(s string) (float64, error) {
+func parseFloat(s string, bits int) (float64, error) {
 	switch s {
 	case "NaN":
 		return math.NaN(), nil
@@ -165,7 +171,7 @@ func parseFloat(s string) (float64, error) {
 	case "-Infinity":
 		return math.Inf(-1), nil
 	}
-	f, err := strconv.ParseFloat(s, 64)
+	f, err := strconv.ParseFloat(s, bits)
 	if err != nil {
 		// Out of range literals (1e999) are an error, not ±Inf.
 		return 0, err
@@ -290,6 +296,41 @@ func appendNested(b []byte, data any, off int, shape []int64, b64 bool) []byte {
 		b = appendNested(b, data, off+i*stride, shape[1:], b64)
 	}
 	return append(b, ']')
+}
+
+// appendFlatStrict writes all elements as one list of strict JSON (RFC 8259) for the v2 protocol,
+// whose JSON has no tokens for NaN and ±Infinity: they are written as null, as KServe's own
+// server (orjson) does. BYTES are JSON strings.
+func appendFlatStrict(b []byte, data any) []byte {
+	switch d := data.(type) {
+	case []float32:
+		b = append(b, '[')
+		for i, f := range d {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			if math.IsNaN(float64(f)) || math.IsInf(float64(f), 0) {
+				b = append(b, "null"...)
+			} else {
+				b = appendFloat32(b, f)
+			}
+		}
+		return append(b, ']')
+	case []float64:
+		b = append(b, '[')
+		for i, f := range d {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			if math.IsNaN(f) || math.IsInf(f, 0) {
+				b = append(b, "null"...)
+			} else {
+				b = appendFloat(b, f, 17)
+			}
+		}
+		return append(b, ']')
+	}
+	return appendFlat(b, data, false)
 }
 
 // appendFlat writes all elements as one list.

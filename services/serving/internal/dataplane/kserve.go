@@ -25,15 +25,17 @@ func (s *Server) serveV2(w http.ResponseWriter, r *http.Request, segs []string) 
 		writeJSON(w, http.StatusOK, append(b, `,"extensions":[]}`...))
 		return
 	case len(segs) == 2 && segs[0] == "health" && r.Method == http.MethodGet:
+		// Bodies as the protocol documents them ({"live": bool}, {"ready": bool}); the status
+		// code alone also answers the probe.
 		switch segs[1] {
 		case "live":
-			w.WriteHeader(http.StatusOK)
+			writeJSON(w, http.StatusOK, []byte(`{"live":true}`))
 			return
 		case "ready":
-			if s.allReady() {
-				w.WriteHeader(http.StatusOK)
+			if s.ServerReady() {
+				writeJSON(w, http.StatusOK, []byte(`{"ready":true}`))
 			} else {
-				w.WriteHeader(http.StatusServiceUnavailable)
+				writeJSON(w, http.StatusServiceUnavailable, []byte(`{"ready":false}`))
 			}
 			return
 		}
@@ -64,7 +66,12 @@ func (s *Server) serveV2(w http.ResponseWriter, r *http.Request, segs []string) 
 	writeError(w, http.StatusNotFound, "Not Found: "+r.Method+" "+r.URL.Path)
 }
 
-func (s *Server) allReady() bool {
+// ServerReady reports v2 server readiness: the server is ready (a restarted process has reloaded
+// its deployments) and every model has an available version.
+func (s *Server) ServerReady() bool {
+	if !s.Ready() {
+		return false
+	}
 	for _, backends := range *s.models.Load() {
 		for _, b := range backends {
 			if _, err := b.Manager.Snapshot().Latest(); err != nil {
@@ -75,27 +82,45 @@ func (s *Server) allReady() bool {
 	return true
 }
 
-func (s *Server) v2Ready(w http.ResponseWriter, t target) {
-	backends, ok := s.backends(t.model)
+// ModelReady reports whether the model (a version of it when hasVersion) is ready, and whether it
+// is known at all.
+func (s *Server) ModelReady(model string, version int64, hasVersion bool) (ready, known bool) {
+	backends, ok := s.backends(model)
 	if !ok {
-		writeError(w, http.StatusNotFound, fmt.Sprintf("Model with name %s does not exist.", t.model))
-		return
+		return false, false
+	}
+	if !s.Ready() {
+		return false, true
 	}
 	for _, b := range backends {
 		snap := b.Manager.Snapshot()
-		if t.hasVer {
-			if _, err := snap.Version(t.version); err == nil {
-				w.WriteHeader(http.StatusOK)
-				return
+		if hasVersion {
+			if _, err := snap.Version(version); err == nil {
+				return true, true
 			}
 			continue
 		}
 		if _, err := snap.Latest(); err == nil {
-			w.WriteHeader(http.StatusOK)
-			return
+			return true, true
 		}
 	}
-	w.WriteHeader(http.StatusServiceUnavailable)
+	return false, true
+}
+
+// v2Ready answers {"name": model, "ready": bool}: 200 when ready, 503 when not.
+func (s *Server) v2Ready(w http.ResponseWriter, t target) {
+	ready, known := s.ModelReady(t.model, t.version, t.hasVer)
+	if !known {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("Model with name %s does not exist.", t.model))
+		return
+	}
+	b := append(appendString([]byte(`{"name":`), t.model), `,"ready":`...)
+	b = strconv.AppendBool(b, ready)
+	code := http.StatusOK
+	if !ready {
+		code = http.StatusServiceUnavailable
+	}
+	writeJSON(w, code, append(b, '}'))
 }
 
 func (s *Server) v2Metadata(w http.ResponseWriter, t target) {
@@ -105,7 +130,7 @@ func (s *Server) v2Metadata(w http.ResponseWriter, t target) {
 	}
 	sv, err := s.resolve(t)
 	if err != nil {
-		writeError(w, predictStatus(err), err.Error())
+		writeErr(w, err)
 		return
 	}
 	b := []byte(`{"name":`)
@@ -171,7 +196,8 @@ type v2Request struct {
 }
 
 func (s *Server) v2Infer(w http.ResponseWriter, r *http.Request, t target) {
-	body, ok := s.readBody(w, r)
+	body, l, ok := s.readBody(w, r)
+	defer l.release()
 	if !ok {
 		return
 	}
@@ -181,7 +207,11 @@ func (s *Server) v2Infer(w http.ResponseWriter, r *http.Request, t target) {
 	}
 	sv, err := s.resolve(t)
 	if err != nil {
-		writeError(w, predictStatus(err), err.Error())
+		writeErr(w, err)
+		return
+	}
+	if err := l.chargeGeneric(body); err != nil {
+		writeErr(w, err)
 		return
 	}
 	req, err := parseV2Infer(body, sv.Model.Inputs(), sv.Model.Outputs())
@@ -194,7 +224,11 @@ func (s *Server) v2Infer(w http.ResponseWriter, r *http.Request, t target) {
 		sv, out, err = s.predict(r.Context(), t, req.inputs)
 	}
 	if err != nil {
-		writeError(w, predictStatus(err), err.Error())
+		writeErr(w, err)
+		return
+	}
+	if err := l.chargeResponse(out); err != nil {
+		writeErr(w, err)
 		return
 	}
 	b := []byte(`{"model_name":`)
@@ -225,7 +259,7 @@ func (s *Server) v2Infer(w http.ResponseWriter, r *http.Request, t target) {
 		b = append(b, `","shape":`...)
 		b = appendShape(b, o.Shape)
 		b = append(b, `,"data":`...)
-		b = appendFlat(b, o.Data, false)
+		b = appendFlatStrict(b, o.Data)
 		b = append(b, '}')
 	}
 	writeJSON(w, http.StatusOK, append(b, "]}"...))

@@ -2,7 +2,9 @@ package dataplane
 
 import (
 	"bytes"
+	"math"
 	"strconv"
+	"unsafe"
 
 	"github.com/sluice-ml/sluice/services/serving/internal/modelruntime"
 )
@@ -97,7 +99,7 @@ func fastTFPredict(body []byte, specs []modelruntime.TensorSpec) (*tfPredictRequ
 	if int64(modelruntime.DataLen(t.Data)) != modelruntime.NumElements(shape) {
 		return nil, false // unreachable for rectangular lists; kept as a guard
 	}
-	return &tfPredictRequest{row: row, inputs: map[string]modelruntime.Tensor{spec.Name: t}}, true
+	return &tfPredictRequest{row: row, rows: shape[0], inputs: map[string]modelruntime.Tensor{spec.Name: t}}, true
 }
 
 // fastParser scans one numeric tensor. shape[d] is the length of every list at depth d (0 until
@@ -215,8 +217,8 @@ func (p *fastParser) list(d int) bool {
 	}
 }
 
-// number reads an RFC 8259 number and appends its value, correctly rounded to float64 exactly as
-// strconv.ParseFloat(literal, 64) would round it.
+// number reads an RFC 8259 number and appends its value, correctly rounded (once) to the
+// tensor's type exactly as strconv.ParseFloat(literal, 64 or 32) would round it.
 func (p *fastParser) number() bool {
 	data, i := p.data, p.pos
 	neg := data[i] == '-'
@@ -272,6 +274,52 @@ func (p *fastParser) number() bool {
 		}
 		exp += e
 	}
+	if !p.fp64 {
+		var f float32
+		switch {
+		case nd <= 19 && mant <= 1<<24 && exp >= -10 && exp <= 10:
+			// float32 counterpart of the fast path below: mant and 10^|exp| are exact float32
+			// values, so one float32 operation rounds once.
+			f = float32(mant)
+			if exp >= 0 {
+				f *= float32pow10[exp]
+			} else {
+				f /= float32pow10[-exp]
+			}
+			if neg {
+				f = -f
+			}
+		case nd <= 19 && mant <= 1<<53 && exp >= -22 && exp <= 22:
+			// Round to float64 once (exact), then to float32. Every float32 midpoint is a float64,
+			// so the second rounding is wrong only when the first landed exactly on one (its 29
+			// low mantissa bits are 1000...0); those rare literals take strconv.
+			d := float64(mant)
+			if exp >= 0 {
+				d *= float64pow10[exp]
+			} else {
+				d /= float64pow10[-exp]
+			}
+			if math.Float64bits(d)&(1<<29-1) == 1<<28 {
+				var ok bool
+				if f, ok = parse32(data[p.pos:i]); !ok {
+					return false
+				}
+				break
+			}
+			f = float32(d)
+			if neg {
+				f = -f
+			}
+		default:
+			var ok bool
+			if f, ok = parse32(data[p.pos:i]); !ok {
+				return false // out of range: the generic path reports it
+			}
+		}
+		p.pos = i
+		p.f32 = append(p.f32, f)
+		return true
+	}
 	var f float64
 	if nd <= 19 && mant <= 1<<53 && exp >= -22 && exp <= 22 {
 		// Both mant and 10^|exp| are exact float64 values, so one IEEE multiply or divide is
@@ -292,13 +340,17 @@ func (p *fastParser) number() bool {
 		}
 	}
 	p.pos = i
-	if p.fp64 {
-		p.f64 = append(p.f64, f)
-	} else {
-		p.f32 = append(p.f32, float32(f))
-	}
+	p.f64 = append(p.f64, f)
 	return true
 }
+
+// parse32 is strconv.ParseFloat(lit, 32) without copying lit.
+func parse32(lit []byte) (float32, bool) {
+	f, err := strconv.ParseFloat(unsafe.String(unsafe.SliceData(lit), len(lit)), 32)
+	return float32(f), err == nil
+}
+
+var float32pow10 = [...]float32{1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10}
 
 var float64pow10 = [...]float64{
 	1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,

@@ -159,6 +159,11 @@ func TestFastNumberMatchesStrconv(t *testing.T) {
 		default:
 			lit = strconv.FormatFloat(rng.Float64(), 'f', rng.IntN(25), 64)
 		}
+		if i%50 == 0 { // exact float32 midpoints and their neighbours: the double-rounding traps
+			x := math.Float32frombits(rng.Uint32()&0x3fffffff | 0x00800000)
+			mid := (float64(x) + float64(math.Nextafter32(x, 2*x))) / 2
+			lit = strconv.FormatFloat(mid, 'g', -1, 64)
+		}
 		if strings.ContainsAny(lit, "NI") { // NaN, ±Inf
 			continue
 		}
@@ -166,6 +171,12 @@ func TestFastNumberMatchesStrconv(t *testing.T) {
 		p := fastParser{data: []byte(lit), fp64: true}
 		if ok := p.number(); ok != (err == nil) || (ok && (p.pos != len(lit) || math.Float64bits(p.f64[0]) != math.Float64bits(want))) {
 			t.Fatalf("%s: fast ok=%v %v, strconv %v %v", lit, ok, p.f64, want, err)
+		}
+		// float32: one correct rounding of the literal, as strconv.ParseFloat(lit, 32).
+		want32, err := strconv.ParseFloat(lit, 32)
+		p = fastParser{data: []byte(lit)}
+		if ok := p.number(); ok != (err == nil) || (ok && (p.pos != len(lit) || math.Float32bits(p.f32[0]) != math.Float32bits(float32(want32)))) {
+			t.Fatalf("%s: fast float32 ok=%v %v, strconv %v %v", lit, ok, p.f32, float32(want32), err)
 		}
 	}
 }

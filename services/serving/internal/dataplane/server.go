@@ -15,6 +15,8 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"google.golang.org/grpc/codes"
+
 	"github.com/sluice-ml/sluice/services/serving/internal/modelrepo"
 	"github.com/sluice-ml/sluice/services/serving/internal/modelruntime"
 )
@@ -28,15 +30,26 @@ type Backend struct {
 	Percent int
 }
 
+// DefaultMaxBodyBytes is the default limit of one request body (REST) or message (gRPC).
+const DefaultMaxBodyBytes = 64 << 20
+
 // Options configures a Server.
 type Options struct {
 	// Name and Version are reported by GET /v2 (defaults "sluice-serving", "v1").
 	Name, Version string
 	// Seed seeds the traffic splitter's generator (deterministic splits in tests).
 	Seed uint64
-	// MaxBodyBytes limits request bodies (default 64 MiB).
+	// MaxBodyBytes limits one request body (default 64 MiB; larger bodies get 413).
 	MaxBodyBytes int64
-	Log          *slog.Logger
+	// MaxInflightBytes caps the request bytes held by all requests in flight (default 256 MiB): a
+	// body's bytes plus, when it needs the generic JSON parser, 8x its size. Past the cap a
+	// request is refused at once with 429 (gRPC RESOURCE_EXHAUSTED). Peak heap stays within about
+	// 2x this cap plus the loaded models (see the service README).
+	MaxInflightBytes int64
+	Log              *slog.Logger
+	// StartUnready makes the server report not ready (v2 server/model readiness) until SetReady
+	// (a restarted process reloading its deployments).
+	StartUnready bool
 }
 
 // Server is the data plane. Models are registered with SetModel and can be replaced at any
@@ -47,6 +60,8 @@ type Server struct {
 	models atomic.Pointer[map[string][]Backend]
 	mu     sync.Mutex // guards rng and registry writes
 	rng    *rand.Rand
+	budget budget
+	ready  atomic.Bool
 }
 
 // NewServer returns a Server with no models.
@@ -58,13 +73,18 @@ func NewServer(opts Options) *Server {
 		opts.Version = "v1"
 	}
 	if opts.MaxBodyBytes <= 0 {
-		opts.MaxBodyBytes = 64 << 20
+		opts.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if opts.MaxInflightBytes <= 0 {
+		opts.MaxInflightBytes = 256 << 20
 	}
 	log := opts.Log
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{opts: opts, log: log, rng: rand.New(rand.NewPCG(opts.Seed, opts.Seed^0x5eed))}
+	s.budget.max = opts.MaxInflightBytes
+	s.ready.Store(!opts.StartUnready)
 	empty := map[string][]Backend{}
 	s.models.Store(&empty)
 	return s
@@ -103,6 +123,12 @@ func (s *Server) SetModel(name string, backends ...Backend) error {
 	return nil
 }
 
+// SetReady marks the server ready once the models it should serve are registered.
+func (s *Server) SetReady(ready bool) { s.ready.Store(ready) }
+
+// Ready reports whether SetReady(true) was called (or the server started ready).
+func (s *Server) Ready() bool { return s.ready.Load() }
+
 // RemoveModel unregisters a model.
 func (s *Server) RemoveModel(name string) {
 	s.mu.Lock()
@@ -116,9 +142,11 @@ func (s *Server) RemoveModel(name string) {
 	s.models.Store(&next)
 }
 
-// Routes mounts the protocol paths on mux: /v1/models/ (TF Serving) and /v2, /v2/ (KServe).
+// Routes mounts the protocol paths on mux: /v1/ (TF Serving, whose server answers every path
+// under /v1/) and /v2, /v2/ (KServe).
 func (s *Server) Routes(mux *http.ServeMux) {
-	mux.Handle("/v1/models/", s)
+	mux.Handle("/v1", s)
+	mux.Handle("/v1/", s)
 	mux.Handle("/v2", s)
 	mux.Handle("/v2/", s)
 }
@@ -135,8 +163,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.serveTF(w, r, segs[2:])
 	case len(segs) >= 1 && segs[0] == "v2":
 		s.serveV2(w, r, segs[1:])
+	case len(segs) >= 1 && eqFold(segs[0], "v1"):
+		// TF Serving hands every /v1/ path to its REST handler, which refuses what it cannot
+		// route as INVALID_ARGUMENT.
+		writeError(w, http.StatusBadRequest, "Malformed request: "+r.Method+" "+r.URL.Path)
 	default:
-		writeError(w, http.StatusNotFound, "Malformed request: "+r.Method+" "+r.URL.Path)
+		writeError(w, http.StatusNotFound, "Not Found: "+r.Method+" "+r.URL.Path)
 	}
 }
 
@@ -158,11 +190,6 @@ func (t target) String() string {
 	return fmt.Sprintf("Latest(%s)", t.model)
 }
 
-// errNotFound is a resolution failure reported as 404.
-type errNotFound struct{ msg string }
-
-func (e errNotFound) Error() string { return e.msg }
-
 func (s *Server) backends(model string) ([]Backend, bool) {
 	b, ok := (*s.models.Load())[model]
 	return b, ok
@@ -172,7 +199,7 @@ func (s *Server) backends(model string) ([]Backend, bool) {
 func (s *Server) resolve(t target) (*modelrepo.Servable, error) {
 	backends, ok := s.backends(t.model)
 	if !ok {
-		return nil, errNotFound{"Servable not found for request: " + t.String()}
+		return nil, statusf(codes.NotFound, "Servable not found for request: %s", t)
 	}
 	switch {
 	case t.hasVer:
@@ -181,14 +208,15 @@ func (s *Server) resolve(t target) (*modelrepo.Servable, error) {
 				return sv, nil
 			}
 		}
-		return nil, errNotFound{"Servable not found for request: " + t.String()}
+		return nil, statusf(codes.NotFound, "Servable not found for request: %s", t)
 	case t.label != "":
 		for _, b := range backends {
 			if sv, err := b.Manager.Snapshot().Label(t.label); err == nil {
 				return sv, nil
 			}
 		}
-		return nil, errNotFound{"Unrecognized servable version label: " + t.label}
+		// TF Serving's ServerCore: an unknown label is INVALID_ARGUMENT.
+		return nil, statusf(codes.InvalidArgument, "Unrecognized servable version label: %s", t.label)
 	}
 	b := s.pick(backends)
 	snap := b.Manager.Snapshot()
@@ -200,7 +228,7 @@ func (s *Server) resolve(t target) (*modelrepo.Servable, error) {
 		sv, err = snap.Latest()
 	}
 	if err != nil {
-		return nil, errNotFound{"Servable not found for request: " + t.String()}
+		return nil, statusf(codes.NotFound, "Servable not found for request: %s", t)
 	}
 	return sv, nil
 }
@@ -235,20 +263,6 @@ func (s *Server) predict(ctx context.Context, t target, in map[string]modelrunti
 		}
 		return sv, out, err
 	}
-}
-
-// predictStatus maps a Predict error to an HTTP status.
-func predictStatus(err error) int {
-	var nf errNotFound
-	switch {
-	case errors.As(err, &nf):
-		return http.StatusNotFound
-	case errors.Is(err, modelruntime.ErrInvalidInput):
-		return http.StatusBadRequest
-	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-		return http.StatusServiceUnavailable
-	}
-	return http.StatusInternalServerError
 }
 
 func writeJSON(w http.ResponseWriter, status int, body []byte) {

@@ -3,10 +3,11 @@ package dataplane
 import (
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strconv"
 	"strings"
+
+	"google.golang.org/grpc/codes"
 
 	"github.com/sluice-ml/sluice/services/serving/internal/modelrepo"
 	"github.com/sluice-ml/sluice/services/serving/internal/modelruntime"
@@ -21,8 +22,9 @@ const defaultSignature = "serving_default"
 
 // serveTF handles the segments after /v1/models.
 func (s *Server) serveTF(w http.ResponseWriter, r *http.Request, segs []string) {
+	malformed := "Malformed request: " + r.Method + " " + r.URL.Path
 	if len(segs) == 0 {
-		writeError(w, http.StatusNotFound, "Malformed request: "+r.Method+" "+r.URL.Path)
+		writeError(w, http.StatusBadRequest, "Missing model name in request.")
 		return
 	}
 	var verb string
@@ -30,6 +32,10 @@ func (s *Server) serveTF(w http.ResponseWriter, r *http.Request, segs []string) 
 	if i := strings.LastIndexByte(last, ':'); i >= 0 {
 		verb = last[i+1:]
 		segs = append(segs[:len(segs)-1:len(segs)-1], last[:i])
+	}
+	if segs[0] == "" {
+		writeError(w, http.StatusBadRequest, "Missing model name in request.")
+		return
 	}
 	t := target{model: segs[0]}
 	rest := segs[1:]
@@ -59,7 +65,7 @@ func (s *Server) serveTF(w http.ResponseWriter, r *http.Request, segs []string) 
 			metadata = true
 			rest = nil
 		default:
-			writeError(w, http.StatusNotFound, "Malformed request: "+r.Method+" "+r.URL.Path)
+			writeError(w, http.StatusBadRequest, malformed)
 			return
 		}
 	}
@@ -74,19 +80,46 @@ func (s *Server) serveTF(w http.ResponseWriter, r *http.Request, segs []string) 
 		s.tfStatus(w, t)
 	case verb == "predict" && r.Method == http.MethodPost:
 		s.tfPredict(w, r, t)
-	case verb == "classify" || verb == "regress":
+	case (verb == "classify" || verb == "regress") && r.Method == http.MethodPost:
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("%s is not supported by this model: it has no %s signature", verb, verb))
 	default:
-		writeError(w, http.StatusNotFound, "Malformed request: "+r.Method+" "+r.URL.Path)
+		// Unknown verbs, GET with a verb, POST without one: TF Serving's INVALID_ARGUMENT.
+		writeError(w, http.StatusBadRequest, malformed)
 	}
 }
 
 // tfStatus writes GetModelStatusResponse JSON.
 func (s *Server) tfStatus(w http.ResponseWriter, t target) {
+	statuses, err := s.versionStatuses(t)
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	b := []byte(`{"model_version_status":[`)
+	for i, st := range statuses {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"version":"`...)
+		b = strconv.AppendInt(b, st.Version, 10)
+		b = append(b, `","state":"`...)
+		b = append(b, st.State...)
+		b = append(b, `","status":{"error_code":"`...)
+		b = append(b, st.ErrorCode...)
+		b = append(b, `","error_message":`...)
+		b = appendString(b, st.ErrorMessage)
+		b = append(b, "}}"...)
+	}
+	writeJSON(w, http.StatusOK, append(b, "]}"...))
+}
+
+// versionStatuses is GetModelStatus: the statuses of every version of t's model (or of its
+// version or label), highest first. An unknown model or version is NOT_FOUND, an unknown label
+// INVALID_ARGUMENT.
+func (s *Server) versionStatuses(t target) ([]modelrepo.VersionStatus, error) {
 	backends, ok := s.backends(t.model)
 	if !ok {
-		writeError(w, http.StatusNotFound, "Could not find any versions of model "+t.model)
-		return
+		return nil, statusf(codes.NotFound, "Could not find any versions of model %s", t.model)
 	}
 	var statuses []modelrepo.VersionStatus
 	seen := map[*modelrepo.Manager]bool{}
@@ -114,37 +147,21 @@ func (s *Server) tfStatus(w http.ResponseWriter, t target) {
 	if len(statuses) == 0 {
 		switch {
 		case t.hasVer:
-			writeError(w, http.StatusNotFound, fmt.Sprintf("Could not find version %d of model %s", t.version, t.model))
+			return nil, statusf(codes.NotFound, "Could not find version %d of model %s", t.version, t.model)
 		case t.label != "":
-			writeError(w, http.StatusNotFound, "Unrecognized servable version label: "+t.label)
+			return nil, statusf(codes.InvalidArgument, "Unrecognized servable version label: %s", t.label)
 		default:
-			writeError(w, http.StatusNotFound, "Could not find any versions of model "+t.model)
+			return nil, statusf(codes.NotFound, "Could not find any versions of model %s", t.model)
 		}
-		return
 	}
-	b := []byte(`{"model_version_status":[`)
-	for i, st := range statuses {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = append(b, `{"version":"`...)
-		b = strconv.AppendInt(b, st.Version, 10)
-		b = append(b, `","state":"`...)
-		b = append(b, st.State...)
-		b = append(b, `","status":{"error_code":"`...)
-		b = append(b, st.ErrorCode...)
-		b = append(b, `","error_message":`...)
-		b = appendString(b, st.ErrorMessage)
-		b = append(b, "}}"...)
-	}
-	writeJSON(w, http.StatusOK, append(b, "]}"...))
+	return statuses, nil
 }
 
 // tfMetadata writes GetModelMetadataResponse JSON with the serving_default signature.
 func (s *Server) tfMetadata(w http.ResponseWriter, t target) {
 	sv, err := s.resolve(t)
 	if err != nil {
-		writeError(w, predictStatus(err), err.Error())
+		writeErr(w, err)
 		return
 	}
 	b := []byte(`{"model_spec":{"name":`)
@@ -184,40 +201,10 @@ func appendTensorInfos(b []byte, specs []modelruntime.TensorSpec) []byte {
 	return append(b, '}')
 }
 
-func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
-	body, err := readAll(http.MaxBytesReader(w, r.Body, s.opts.MaxBodyBytes), r.ContentLength, s.opts.MaxBodyBytes)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, "read request body: "+err.Error())
-		return nil, false
-	}
-	return body, true
-}
-
-// readAll is io.ReadAll with the buffer pre-sized from the declared Content-Length (capped at
-// limit), so a body of the declared size is read without regrowing.
-func readAll(r io.Reader, contentLength, limit int64) ([]byte, error) {
-	if contentLength <= 0 {
-		return io.ReadAll(r)
-	}
-	b := make([]byte, 0, min(contentLength, limit)+1)
-	for {
-		n, err := r.Read(b[len(b):cap(b)])
-		b = b[:len(b)+n]
-		if err != nil {
-			if err == io.EOF {
-				err = nil
-			}
-			return b, err
-		}
-		if len(b) == cap(b) {
-			b = append(b, 0)[:len(b)]
-		}
-	}
-}
-
 // tfPredict handles :predict in row (instances) or columnar (inputs) format.
 func (s *Server) tfPredict(w http.ResponseWriter, r *http.Request, t target) {
-	body, ok := s.readBody(w, r)
+	body, l, ok := s.readBody(w, r)
+	defer l.release()
 	if !ok {
 		return
 	}
@@ -225,36 +212,82 @@ func (s *Server) tfPredict(w http.ResponseWriter, r *http.Request, t target) {
 	// unloaded in between.
 	sv, err := s.resolve(t)
 	if err != nil {
-		writeError(w, predictStatus(err), err.Error())
+		writeErr(w, err)
+		return
+	}
+	if err := l.chargeFast(body); err != nil {
+		writeErr(w, err)
 		return
 	}
 	req, ok := fastTFPredict(body, sv.Model.Inputs())
 	if !ok {
+		if err := l.chargeGeneric(body); err != nil {
+			writeErr(w, err)
+			return
+		}
 		req, err = parseTFPredict(body, sv.Model.Inputs())
 	}
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
+	row, rows := req.row, req.rows
+	if req.row {
+		if err := rowOutputsBatched(sv.Model.Inputs(), sv.Model.Outputs()); err != nil {
+			writeErr(w, err)
+			return
+		}
+	}
 	out, err := sv.Predict(r.Context(), req.inputs)
 	if errors.Is(err, modelrepo.ErrUnloaded) {
 		sv, out, err = s.predict(r.Context(), t, req.inputs)
 	}
 	if err != nil {
-		writeError(w, predictStatus(err), err.Error())
+		writeErr(w, err)
 		return
 	}
-	resp, err := encodeTFPredict(req.row, sv.Model.Outputs(), out)
+	req = nil // the inputs are garbage from here on
+	if err := l.chargeResponse(out); err != nil {
+		writeErr(w, err)
+		return
+	}
+	resp, err := encodeTFPredict(row, rows, sv.Model.Outputs(), out)
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, err.Error())
+		writeErr(w, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, resp)
 }
 
 type tfPredictRequest struct {
-	row    bool
+	row bool
+	// rows is the number of instances of a row-format request.
+	rows   int64
 	inputs map[string]modelruntime.Tensor
+}
+
+// rowOutputsBatched refuses the row format for a model with an output whose declared shape has
+// no batch dimension (a scalar, or a fixed first dimension while the inputs' first dimension is
+// variable): its values cannot be split into one prediction per instance.
+func rowOutputsBatched(in, out []modelruntime.TensorSpec) error {
+	batched := false
+	for _, s := range in {
+		if len(s.Shape) > 0 && s.Shape[0] < 0 {
+			batched = true
+		}
+	}
+	for _, s := range out {
+		if s.UnknownRank {
+			continue
+		}
+		if len(s.Shape) == 0 {
+			return statusf(codes.InvalidArgument, "output %q is a scalar (no batch dimension), so it cannot be returned in the row format (\"instances\"); use the columnar format (\"inputs\")", s.Name)
+		}
+		if batched && s.Shape[0] >= 0 {
+			return statusf(codes.InvalidArgument, "output %q has shape %s without a batch dimension, so it cannot be returned in the row format (\"instances\"); use the columnar format (\"inputs\")", s.Name, modelruntime.FormatShape(s.Shape))
+		}
+	}
+	return nil
 }
 
 // parseTFPredict decodes a PredictRequest body against the model's inputs. Errors are client
@@ -292,7 +325,7 @@ func parseTFPredict(body []byte, specs []modelruntime.TensorSpec) (*tfPredictReq
 		return nil, fmt.Errorf(`request must contain exactly one of "instances" (row format) or "inputs" (columnar format), found neither`)
 	case instances != nil:
 		in, err := parseInstances(instances, specs)
-		return &tfPredictRequest{row: true, inputs: in}, err
+		return &tfPredictRequest{row: true, rows: int64(len(instances.arr)), inputs: in}, err
 	default:
 		in, err := parseColumnar(inputs, specs)
 		return &tfPredictRequest{inputs: in}, err
@@ -448,12 +481,15 @@ func inputNames(specs []modelruntime.TensorSpec) string {
 	return strings.Join(names, ", ")
 }
 
-// encodeTFPredict writes {"predictions": ...} (row) or {"outputs": ...} (columnar).
-func encodeTFPredict(row bool, specs []modelruntime.TensorSpec, out map[string]modelruntime.Tensor) ([]byte, error) {
+// encodeTFPredict writes {"predictions": ...} (row, rows instances) or {"outputs": ...}
+// (columnar). In the row format every output's first dimension must be the batch size: an
+// output without one, or outputs disagreeing on it, are INVALID_ARGUMENT naming the columnar
+// format.
+func encodeTFPredict(row bool, rows int64, specs []modelruntime.TensorSpec, out map[string]modelruntime.Tensor) ([]byte, error) {
 	// Pre-size for the common case (numbers of up to ~16 bytes each plus separators).
 	size := 64
 	for _, s := range specs {
-		size += len(s.Name) + 16 + 18*modelruntime.DataLen(out[s.Name].Data)
+		size += len(s.Name) + 16 + responseTextBytes*modelruntime.DataLen(out[s.Name].Data)
 	}
 	if !row {
 		b := append(make([]byte, 0, size), `{"outputs":`...)
@@ -479,10 +515,13 @@ func encodeTFPredict(row bool, specs []modelruntime.TensorSpec, out map[string]m
 	for _, s := range specs {
 		t := out[s.Name]
 		if len(t.Shape) == 0 {
-			return nil, fmt.Errorf("output %q is a scalar; the row format needs a batch dimension (use the columnar \"inputs\" format)", s.Name)
+			return nil, statusf(codes.InvalidArgument, "output %q is a scalar (no batch dimension), so it cannot be returned in the row format (\"instances\"); use the columnar format (\"inputs\")", s.Name)
 		}
 		if n >= 0 && t.Shape[0] != n {
-			return nil, fmt.Errorf("outputs have different batch sizes (%d and %d for %q); use the columnar \"inputs\" format", n, t.Shape[0], s.Name)
+			return nil, statusf(codes.InvalidArgument, "outputs have different batch sizes (%d, and %d for %q), so they cannot be returned in the row format (\"instances\"); use the columnar format (\"inputs\")", n, t.Shape[0], s.Name)
+		}
+		if t.Shape[0] != rows {
+			return nil, statusf(codes.InvalidArgument, "output %q has %d rows for %d instances (no batch dimension), so it cannot be returned in the row format (\"instances\"); use the columnar format (\"inputs\")", s.Name, t.Shape[0], rows)
 		}
 		n = t.Shape[0]
 	}

@@ -234,6 +234,13 @@ func (m *Manager) SetPinned(versions []int64) {
 	m.pinned = slices.Clone(versions)
 }
 
+// Pinned returns the versions set by SetPinned.
+func (m *Manager) Pinned() []int64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return slices.Clone(m.pinned)
+}
+
 // Source returns the model base path.
 func (m *Manager) Source() Source { return m.cfg.Source }
 

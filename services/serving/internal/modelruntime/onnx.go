@@ -123,6 +123,9 @@ func specFromValueInfo(vi *onnx.ValueInfoProto) (TensorSpec, error) {
 	if !ok {
 		return TensorSpec{}, fmt.Errorf("%q: element type %s is not supported", vi.GetName(), onnx.TensorProto_DataType(tt.GetElemType()))
 	}
+	if tt.GetShape() == nil {
+		return TensorSpec{Name: vi.GetName(), DataType: dt, UnknownRank: true}, nil
+	}
 	var shape []int64
 	for _, d := range tt.GetShape().GetDim() {
 		if v := d.GetDimValue(); v > 0 {
@@ -190,9 +193,7 @@ func (m *onnxModel) Predict(ctx context.Context, inputs map[string]Tensor) (map[
 		in[name] = tensor.New(tensor.WithShape(shape...), tensor.WithBacking(t.Data))
 	}
 	if empty {
-		// gorgonia cannot hold zero-sized tensors; an empty batch gives empty outputs whose
-		// variable dimensions are zero.
-		return emptyOutputs(m.outputs)
+		return emptyOutputs(m.inputs, m.outputs, inputs)
 	}
 	var inst *gonnx.Model
 	select {
@@ -200,10 +201,13 @@ func (m *onnxModel) Predict(ctx context.Context, inputs map[string]Tensor) (map[
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
-	res, err := inst.Run(in)
+	res, err := run(inst, in)
 	m.pool <- inst
 	if err != nil {
-		return nil, fmt.Errorf("run ONNX graph: %w", err)
+		// Inputs passed ValidateInputs and the graph loaded, so a failing graph walk is caused by
+		// the values of this request (incompatible variable dimensions): TF Serving reports such
+		// runtime errors as INVALID_ARGUMENT too.
+		return nil, fmt.Errorf("%w: run ONNX graph: %v", ErrInvalidInput, err)
 	}
 	out := make(map[string]Tensor, len(m.outputs))
 	for _, s := range m.outputs {
@@ -238,6 +242,16 @@ func (m *onnxModel) Predict(ctx context.Context, inputs map[string]Tensor) (map[
 	return out, nil
 }
 
+// run walks the graph, turning a panic of the runtime into an error.
+func run(inst *gonnx.Model, in gonnx.Tensors) (res gonnx.Tensors, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("runtime panic: %v", p)
+		}
+	}()
+	return inst.Run(in)
+}
+
 func wrapScalar(v any) (any, error) {
 	switch x := v.(type) {
 	case float32:
@@ -254,15 +268,32 @@ func wrapScalar(v any) (any, error) {
 	return nil, fmt.Errorf("%w: output value of Go type %T", ErrUnsupported, v)
 }
 
-func emptyOutputs(specs []TensorSpec) (map[string]Tensor, error) {
-	out := make(map[string]Tensor, len(specs))
-	for _, s := range specs {
+// emptyOutputs answers a request with a zero-sized input without running the graph (gorgonia
+// cannot hold zero-sized tensors). Only an empty batch is answered: every input has 0 in a
+// variable first dimension and every output declares a variable first dimension, so each output
+// is [0, rest...] and holds no values. Anything else (a zero-width row, an output without a batch
+// dimension, whose values would have to be invented) is refused as invalid input.
+func emptyOutputs(inSpecs, outSpecs []TensorSpec, inputs map[string]Tensor) (map[string]Tensor, error) {
+	for _, s := range inSpecs {
+		t := inputs[s.Name]
+		if len(t.Shape) == 0 || t.Shape[0] != 0 || (!s.UnknownRank && len(s.Shape) > 0 && s.Shape[0] >= 0) {
+			return nil, fmt.Errorf("%w: input %q has shape %s with no elements; only an empty batch (0 in the batch dimension of every input) can be answered without running the model",
+				ErrInvalidInput, s.Name, FormatShape(t.Shape))
+		}
+	}
+	out := make(map[string]Tensor, len(outSpecs))
+	for _, s := range outSpecs {
+		if s.UnknownRank || len(s.Shape) == 0 || s.Shape[0] >= 0 {
+			return nil, fmt.Errorf("%w: empty batch: output %q has no batch dimension (shape %s), so its value cannot be computed from zero rows; send at least one row",
+				ErrInvalidInput, s.Name, FormatShape(s.Shape))
+		}
 		shape := make([]int64, len(s.Shape))
-		for i, d := range s.Shape {
+		for i, d := range s.Shape[1:] {
 			if d < 0 {
-				d = 0
+				return nil, fmt.Errorf("%w: empty batch: output %q has a variable dimension after the batch (shape %s) whose size zero rows do not determine; send at least one row",
+					ErrInvalidInput, s.Name, FormatShape(s.Shape))
 			}
-			shape[i] = d
+			shape[i+1] = d
 		}
 		t, err := NewTensor(s.DataType, shape)
 		if err != nil {

@@ -82,6 +82,8 @@ type TensorSpec struct {
 	Name     string
 	DataType DataType
 	Shape    []int64
+	// UnknownRank: the model declares no shape at all (Shape is nil and any shape is accepted).
+	UnknownRank bool
 }
 
 // Tensor is a dense row-major tensor. Data holds exactly NumElements(Shape) elements in the Go
@@ -251,7 +253,7 @@ func ValidateInputs(specs []TensorSpec, inputs map[string]Tensor) error {
 		if t.DataType != s.DataType {
 			return fmt.Errorf("%w: input %q: datatype %s does not match the model's %s", ErrInvalidInput, s.Name, t.DataType, s.DataType)
 		}
-		if !ShapeCompatible(s.Shape, t.Shape) {
+		if !s.UnknownRank && !ShapeCompatible(s.Shape, t.Shape) {
 			return fmt.Errorf("%w: input %q: shape %s does not match the model's %s", ErrInvalidInput, s.Name, FormatShape(t.Shape), FormatShape(s.Shape))
 		}
 		want := NumElements(t.Shape)
@@ -286,4 +288,20 @@ func checkGoType(t Tensor) (bool, error) {
 		return false, fmt.Errorf("data of Go type %T does not hold %s", t.Data, t.DataType)
 	}
 	return true, nil
+}
+
+// Size is the byte size of one element in the protocols' binary (raw) encoding: 1 for BOOL, 2 for
+// FP16, ...; 0 for BYTES, whose elements vary.
+func (d DataType) Size() int {
+	switch d {
+	case Bool, Uint8, Int8:
+		return 1
+	case Uint16, Int16, FP16:
+		return 2
+	case Uint32, Int32, FP32:
+		return 4
+	case Uint64, Int64, FP64:
+		return 8
+	}
+	return 0
 }
