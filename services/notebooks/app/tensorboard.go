@@ -50,6 +50,7 @@ var ErrTensorboardExists = errors.New("notebooks: tensorboard already exists")
 //	GET    /tensorboard/{ns}/{name}/data/plugin/scalars/tags
 //	GET    /tensorboard/{ns}/{name}/data/plugin/scalars/scalars?run=R&tag=T[&format=csv]
 //	POST   /tensorboard/{ns}/{name}/data/plugin/scalars/scalars_multirun   (form: tag, runs)
+//
 // tbBoardPrefix is the stable URL of one board's page and data API.
 const tbBoardPrefix = "/tensorboard/{ns}/{name}/"
 
