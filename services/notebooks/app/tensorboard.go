@@ -35,6 +35,9 @@ import (
 
 const tbAPIPrefix = "/apis/tensorboard.kubeflow.org/v1alpha1/namespaces/{ns}/tensorboards"
 
+// tbBoardPrefix is the stable URL of one board's page and data API.
+const tbBoardPrefix = "/tensorboard/{ns}/{name}/"
+
 // ErrTensorboardExists: a board of that name is already running.
 var ErrTensorboardExists = errors.New("notebooks: tensorboard already exists")
 
@@ -50,10 +53,6 @@ var ErrTensorboardExists = errors.New("notebooks: tensorboard already exists")
 //	GET    /tensorboard/{ns}/{name}/data/plugin/scalars/tags
 //	GET    /tensorboard/{ns}/{name}/data/plugin/scalars/scalars?run=R&tag=T[&format=csv]
 //	POST   /tensorboard/{ns}/{name}/data/plugin/scalars/scalars_multirun   (form: tag, runs)
-//
-// tbBoardPrefix is the stable URL of one board's page and data API.
-const tbBoardPrefix = "/tensorboard/{ns}/{name}/"
-
 func (s *Service) tensorboardRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("POST "+tbAPIPrefix, s.authorized(s.handleTBCreate))
 	mux.HandleFunc("GET "+tbAPIPrefix, s.authorized(s.handleTBList))
