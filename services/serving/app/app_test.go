@@ -122,6 +122,16 @@ func (e *env) do(method, path, body string, out any) int {
 	return resp.StatusCode
 }
 
+// del deletes a deployment: 200 when it finished at once, 202 when it finishes in the background; either
+// way it is gone (GET 404) soon after.
+func (e *env) del(path string) {
+	e.t.Helper()
+	code := e.do(http.MethodDelete, path, "", nil)
+	require.Contains(e.t, []int{http.StatusOK, http.StatusAccepted}, code)
+	require.Eventually(e.t, func() bool { return e.do(http.MethodGet, path, "", nil) == http.StatusNotFound },
+		time.Minute, 50*time.Millisecond)
+}
+
 func (e *env) deployments() string { return "/apis/serving/v1/namespaces/" + e.ns + "/deployments" }
 
 // upload writes an MNIST-shaped model (seeded; seed 0 writes bytes that are not a model) as
@@ -320,7 +330,7 @@ func TestDeploymentLifecycle(t *testing.T) {
 	require.Len(t, list.Deployments, 1)
 
 	// Delete unloads the model.
-	require.Equal(t, 200, e.do(http.MethodDelete, e.deployments()+"/"+model, "", nil))
+	e.del(e.deployments()+"/"+model)
 	require.Equal(t, 404, e.do(http.MethodPost, "/v1/models/"+model+":predict", pixels(1), nil))
 	require.Equal(t, 404, e.do(http.MethodGet, e.deployments()+"/"+model, "", nil))
 	require.Eventually(t, func() bool { return e.count(events.ServingDeploymentDeletedV1) == 1 }, 10*time.Second, 20*time.Millisecond)
@@ -351,7 +361,7 @@ func TestTFServingFlagsFormAndFailedFirstLoad(t *testing.T) {
 	var bad map[string]any
 	require.Equal(t, 400, e.do(http.MethodPost, e.deployments(), `{"args":["--model_name=x","--model_base_path=ftp://h/p"]}`, &bad))
 	require.Contains(t, fmt.Sprint(bad["error"]), `--model_base_path: "ftp://h/p": scheme not supported`)
-	require.Equal(t, 200, e.do(http.MethodDelete, e.deployments()+"/flags", "", nil))
+	e.del(e.deployments()+"/flags")
 }
 
 func TestRequestedEventIsIdempotentAndInvalidIsRejected(t *testing.T) {
@@ -390,7 +400,7 @@ func TestRequestedEventIsIdempotentAndInvalidIsRejected(t *testing.T) {
 		}
 		return false
 	}, 10*time.Second, 20*time.Millisecond)
-	require.Equal(t, 200, e.do(http.MethodDelete, e.deployments()+"/"+model, "", nil))
+	e.del(e.deployments()+"/"+model)
 }
 
 // mustJSON converts a YAML document into JSON event data.
@@ -426,6 +436,29 @@ func TestRestartKeepsServing(t *testing.T) {
 	require.JSONEq(t, `{"ready":true}`, live)
 	v := e.waitView(model, "ready", ready)
 	require.Equal(t, "v1=100", traffic(v))
-	require.Equal(t, 200, e.do(http.MethodDelete, e.deployments()+"/"+model, "", nil))
+	e.del(e.deployments()+"/"+model)
 	e.recordHistory(model, "restart-reconcile-delete")
+}
+
+// Case security/delete-loading-deployment: deleting a deployment whose model is still loading answers at
+// once (200 or 202) and abandons the load; the deployment is gone long before the load would time out.
+func TestCaseDeleteWhileLoadingIsPrompt(t *testing.T) {
+	e := newEnv(t)
+	require.NoError(t, e.app.Close())
+	e.cfg.LoadTimeout = 10 * time.Minute
+	e.start()
+	name := "loadstuck"
+	doc := `{"apiVersion":"serving.kserve.io/v1beta1","kind":"InferenceService","metadata":{"name":"` + name + `","namespace":"` + e.ns + `"},
+ "spec":{"predictor":{"model":{"modelFormat":{"name":"onnx"},"protocolVersion":"v1","storageUri":"s3://sluice/nothing-here-` + e.ns + `"}}}}`
+	require.Contains(t, []int{200, 201}, e.do(http.MethodPost, e.deployments(), doc, nil))
+	e.waitView(name, "loading", func(v servingv1.DeploymentView) bool {
+		return v.Status.ModelStatus.States.TargetModelState == servingv1.ModelStateLoading
+	})
+	start := time.Now()
+	code := e.do(http.MethodDelete, e.deployments()+"/"+name, "", nil)
+	require.Contains(t, []int{http.StatusOK, http.StatusAccepted}, code)
+	require.Less(t, time.Since(start), 20*time.Second, "DELETE waits for the pending load")
+	require.Eventually(t, func() bool { return e.do(http.MethodGet, e.deployments()+"/"+name, "", nil) == http.StatusNotFound },
+		2*time.Minute, 100*time.Millisecond)
+	require.Eventually(t, func() bool { return e.count(events.ServingDeploymentDeletedV1) == 1 }, time.Minute, 20*time.Millisecond)
 }

@@ -249,6 +249,9 @@ func (a *App) listDeployments(w http.ResponseWriter, r *http.Request) {
 	platform.WriteJSON(w, http.StatusOK, out)
 }
 
+// deleteWait bounds how long DELETE waits for the deployment's workflow to finish before answering 202.
+const deleteWait = 2 * time.Second
+
 func (a *App) deleteDeployment(w http.ResponseWriter, r *http.Request) {
 	ns, name := r.PathValue("ns"), r.PathValue("name")
 	rec, err := a.lookup(r.Context(), ns, name)
@@ -264,10 +267,16 @@ func (a *App) deleteDeployment(w http.ResponseWriter, r *http.Request) {
 		httpError(w, err)
 		return
 	}
-	// Wait for the model to be unloaded so the answer is definitive.
-	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
+	// Wait briefly for the model to be unloaded so the usual answer is definitive (200); a delete that
+	// needs longer (a pending load being abandoned, a busy server) is accepted and finishes in the
+	// background (202), whatever state the deployment is in.
+	ctx, cancel := context.WithTimeout(r.Context(), deleteWait)
 	defer cancel()
 	if err := a.d.Temporal.GetWorkflow(ctx, id, "").Get(ctx, nil); err != nil {
+		if ctx.Err() != nil && r.Context().Err() == nil {
+			platform.WriteJSON(w, http.StatusAccepted, map[string]any{"namespace": ns, "name": name, "deleted": false, "deleting": true})
+			return
+		}
 		httpError(w, fmt.Errorf("delete %s/%s: %w", ns, name, err))
 		return
 	}

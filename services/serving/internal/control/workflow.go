@@ -46,6 +46,8 @@ type deployment struct {
 	known int64
 	// requests are the latest applied request ids.
 	requests []string
+	// deleteRequested: a delete signal arrived while a load was pending (the load was abandoned).
+	deleteRequested bool
 }
 
 const keepRequests = 32
@@ -103,6 +105,9 @@ func DeploymentWorkflow(ctx workflow.Context, in servingv1.DeploymentInput) erro
 		d.rollout(nil)
 	}
 	for {
+		if d.deleteRequested { // a delete arrived while a version was loading
+			return d.remove()
+		}
 		var watch workflow.Future
 		watchCtx, cancelWatch := workflow.WithCancel(ctx)
 		if des := d.desired(); des.Watch != nil {
@@ -156,7 +161,7 @@ func DeploymentWorkflow(ctx workflow.Context, in servingv1.DeploymentInput) erro
 		}
 		sel.Select(ctx)
 		cancelWatch()
-		if deleted {
+		if deleted || d.deleteRequested {
 			return d.remove()
 		}
 		if workflow.GetInfo(ctx).GetCurrentHistoryLength() > maxHistory {
@@ -292,8 +297,15 @@ func (d *deployment) rollout(res *LoadResult) {
 		ctx := workflow.WithActivityOptions(d.ctx, opts)
 		cur := d.desired()
 		cur.Watch = nil
+		in := LoadInput{Current: cur, Source: d.source(), Timeout: d.in.LoadTimeout}
 		var r LoadResult
-		if err := workflow.ExecuteActivity(ctx, (*Activities).Load, LoadInput{Current: cur, Source: d.source(), Timeout: d.in.LoadTimeout}).Get(ctx, &r); err != nil {
+		var err error
+		if workflow.GetVersion(d.ctx, "delete-abandons-load", workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+			err = workflow.ExecuteActivity(ctx, (*Activities).Load, in).Get(ctx, &r)
+		} else if err = d.loadUnlessDeleted(ctx, in, &r); d.deleteRequested {
+			return
+		}
+		if err != nil {
 			d.fail("LoadFailed", err.Error(), 0, len(traffic) == 0)
 			return
 		}
@@ -359,6 +371,31 @@ func (d *deployment) rollout(res *LoadResult) {
 	if !slices.Equal(old, next) {
 		d.publish(events.ServingModelTrafficShiftedV1, d.event(rev.Version, rev))
 	}
+}
+
+// loadUnlessDeleted runs the Load activity; a delete signal that arrives meanwhile cancels the load and
+// waits until the activity has stopped (so nothing it loaded outlives the deployment), then sets
+// d.deleteRequested for the main loop.
+func (d *deployment) loadUnlessDeleted(ctx workflow.Context, in LoadInput, r *LoadResult) error {
+	loadCtx, cancel := workflow.WithCancel(ctx)
+	opts := workflow.GetActivityOptions(loadCtx)
+	opts.WaitForCancellation = true
+	fut := workflow.ExecuteActivity(workflow.WithActivityOptions(loadCtx, opts), (*Activities).Load, in)
+	var err error
+	done := false
+	sel := workflow.NewSelector(d.ctx)
+	sel.AddFuture(fut, func(f workflow.Future) { err, done = f.Get(ctx, r), true })
+	sel.AddReceive(workflow.GetSignalChannel(d.ctx, servingv1.SignalDelete), func(c workflow.ReceiveChannel, _ bool) {
+		c.Receive(d.ctx, nil)
+		d.deleteRequested = true
+		cancel()
+		_ = fut.Get(d.ctx, nil) // the activity has stopped (cancelled or finished)
+	})
+	sel.Select(d.ctx)
+	if !done && !d.deleteRequested {
+		return errors.New("load: selector returned without a result")
+	}
+	return err
 }
 
 func (d *deployment) ready(msg string) {
