@@ -330,7 +330,7 @@ func TestDeploymentLifecycle(t *testing.T) {
 	require.Len(t, list.Deployments, 1)
 
 	// Delete unloads the model.
-	e.del(e.deployments()+"/"+model)
+	e.del(e.deployments() + "/" + model)
 	require.Equal(t, 404, e.do(http.MethodPost, "/v1/models/"+model+":predict", pixels(1), nil))
 	require.Equal(t, 404, e.do(http.MethodGet, e.deployments()+"/"+model, "", nil))
 	require.Eventually(t, func() bool { return e.count(events.ServingDeploymentDeletedV1) == 1 }, 10*time.Second, 20*time.Millisecond)
@@ -361,7 +361,7 @@ func TestTFServingFlagsFormAndFailedFirstLoad(t *testing.T) {
 	var bad map[string]any
 	require.Equal(t, 400, e.do(http.MethodPost, e.deployments(), `{"args":["--model_name=x","--model_base_path=ftp://h/p"]}`, &bad))
 	require.Contains(t, fmt.Sprint(bad["error"]), `--model_base_path: "ftp://h/p": scheme not supported`)
-	e.del(e.deployments()+"/flags")
+	e.del(e.deployments() + "/flags")
 }
 
 func TestRequestedEventIsIdempotentAndInvalidIsRejected(t *testing.T) {
@@ -400,7 +400,7 @@ func TestRequestedEventIsIdempotentAndInvalidIsRejected(t *testing.T) {
 		}
 		return false
 	}, 10*time.Second, 20*time.Millisecond)
-	e.del(e.deployments()+"/"+model)
+	e.del(e.deployments() + "/" + model)
 }
 
 // mustJSON converts a YAML document into JSON event data.
@@ -436,7 +436,7 @@ func TestRestartKeepsServing(t *testing.T) {
 	require.JSONEq(t, `{"ready":true}`, live)
 	v := e.waitView(model, "ready", ready)
 	require.Equal(t, "v1=100", traffic(v))
-	e.del(e.deployments()+"/"+model)
+	e.del(e.deployments() + "/" + model)
 	e.recordHistory(model, "restart-reconcile-delete")
 }
 

@@ -85,5 +85,5 @@ func TestRolloutUnderLoad(t *testing.T) {
 	t.Logf("%d requests across 20 rollouts, %d failures", requests.Load(), failures.Load())
 	require.Positive(t, requests.Load())
 	require.Zero(t, failures.Load(), "first failure: %v", first.Load())
-	e.del(e.deployments()+"/"+model)
+	e.del(e.deployments() + "/" + model)
 }
