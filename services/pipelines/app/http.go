@@ -1,7 +1,6 @@
 package app
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -68,6 +67,8 @@ func httpError(w http.ResponseWriter, err error) {
 		platform.WriteJSON(w, http.StatusBadRequest, map[string]any{"error": ia.Error()})
 	case errors.As(err, &ce):
 		platform.WriteError(w, http.StatusConflict, err)
+	case errors.Is(err, platform.ErrBodyTooLarge):
+		platform.WriteError(w, http.StatusRequestEntityTooLarge, err)
 	case errors.As(err, &ie):
 		platform.WriteJSON(w, http.StatusBadRequest, map[string]any{"error": ie.Error(), "errors": ie.problems})
 	case errors.Is(err, catalog.ErrNotFound), errors.As(err, &nf), errors.Is(err, artifacts.ErrNotFound), errors.Is(err, errNoRecurringRun):
@@ -83,16 +84,14 @@ func httpError(w http.ResponseWriter, err error) {
 const maxBodyBytes = 64 << 20
 
 func decode(r *http.Request, v any) error {
-	b, err := io.ReadAll(io.LimitReader(r.Body, maxBodyBytes+1))
+	b, err := platform.ReadBody(nil, r, maxBodyBytes)
+	if errors.Is(err, platform.ErrBodyTooLarge) {
+		return err // 413 naming the limit
+	}
 	if err != nil {
 		return &invalidError{problems: []string{"body: " + err.Error()}}
 	}
-	if len(b) > maxBodyBytes {
-		return &invalidError{problems: []string{fmt.Sprintf("body: larger than the limit of %d bytes", maxBodyBytes)}}
-	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+	if err := platform.StrictJSON(b, v); err != nil {
 		return &invalidError{problems: []string{"body: " + err.Error()}}
 	}
 	return nil
