@@ -2,10 +2,10 @@
 SHELL := /bin/bash
 GO ?= go
 BIN := $(CURDIR)/bin
-MODULES := libs cli services/pipelines services/training services/serving services/notebooks services/metadata examples/training/mnist examples/serving
+MODULES := libs cli deploy/images services/pipelines services/training services/serving services/notebooks services/metadata examples/training/mnist examples/serving
 export GOFLAGS := -buildvcs=false
 
-.PHONY: build run test vet bench deps clean images
+.PHONY: build run test test-integration vet bench deps clean images images-services images-base images-infra images-compose compose-plugin compose-up compose-down
 
 build: ## build the sluice binary and every service binary into ./bin
 	@mkdir -p $(BIN)
@@ -28,16 +28,98 @@ test: deps vet ## go vet + all tests with -race across every module of the works
 	@set -o pipefail; eval "$$(bash scripts/pg-test.sh start)"; trap 'bash scripts/pg-test.sh stop >/dev/null' EXIT; \
 	for m in $(MODULES); do echo "== go test -race $$m"; \
 		(cd $$m && $(GO) test -race -count=1 -timeout 20m ./...) || exit 1; done
+	$(MAKE) test-integration
 
 bench: build ## run the benchmarks and write docs/benchmarks.md
 	eval "$$(bash scripts/pg-test.sh start)"; trap 'bash scripts/pg-test.sh stop >/dev/null' EXIT; bash scripts/bench.sh
 
-images: ## build one FROM-scratch image per service from static binaries (docker build, no registry)
-	@mkdir -p $(BIN)/static
-	cd cli && CGO_ENABLED=0 $(GO) build -o $(BIN)/static/sluice ./cmd/sluice
-	@for s in pipelines training serving notebooks metadata; do \
-		(cd services/$$s && CGO_ENABLED=0 $(GO) build -o $(BIN)/static/$$s ./cmd/$$s) || exit 1; \
-		docker build -q -f deploy/Dockerfile --build-arg SERVICE=$$s -t sluice/$$s:dev . || exit 1; done
-
 clean:
 	rm -rf $(BIN)
+
+# --- Images, Compose and the container integration suite (deploy/, docker-compose.yml, tests/integration) ---
+# Everything is built here from this repository, the Go module proxy and Debian: no image registry.
+# INFRA=local (default) builds stand-ins for NATS, Temporal (+ Web UI), S3 and PostgreSQL; INFRA=official
+# leaves the compose file's defaults (nats:2.12, temporalio/auto-setup:1.30.4, temporalio/ui:2.45.1,
+# minio/minio, postgres:16) for machines that can pull them. Each image name is a variable.
+INFRA ?= local
+SLUICE_IMAGE_PREFIX ?= sluice/
+SLUICE_IMAGE_TAG ?= dev
+LOCAL_BASE_IMAGE ?= sluice-local/debian:bookworm
+STEP_IMAGE ?= sluice-local/step:dev
+ifeq ($(INFRA),local)
+NATS_IMAGE ?= sluice-local/nats:2.12
+TEMPORAL_IMAGE ?= sluice-local/temporal:1.30.4
+TEMPORAL_UI_IMAGE ?= sluice-local/temporal-ui:2.45.1
+S3_IMAGE ?= sluice-local/versitygw:1.8.0
+POSTGRES_IMAGE ?= sluice-local/postgres:15
+COMPOSE_FILES ?= -f docker-compose.yml -f deploy/compose/local.yml
+else
+COMPOSE_FILES ?= -f docker-compose.yml
+endif
+export SLUICE_IMAGE_PREFIX SLUICE_IMAGE_TAG STEP_IMAGE NATS_IMAGE TEMPORAL_IMAGE TEMPORAL_UI_IMAGE S3_IMAGE POSTGRES_IMAGE
+COMPOSE_PROJECT ?= sluice
+CADDY_VERSION ?= v2.11.9
+COMPOSE_VERSION ?= v2.40.3
+STATIC_GO := CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w'
+DOCKER_BUILD := DOCKER_BUILDKIT=0 docker build -q
+
+images: images-services images-infra ## build every image: services, sluice CLI, examples, and the infrastructure stand-ins
+
+images-services: images-base ## one image per service (FROM scratch; pipelines on the step image), the sluice CLI and mnist-trainer
+	@mkdir -p $(BIN)/static
+	cd cli && $(STATIC_GO) -o $(BIN)/static/sluice ./cmd/sluice
+	@for s in pipelines training serving notebooks metadata; do \
+		(cd services/$$s && $(STATIC_GO) -o $(BIN)/static/$$s ./cmd/$$s) || exit 1; done
+	cd examples/training/mnist && $(STATIC_GO) -o $(BIN)/static/mnist-trainer ./cmd/mnist-trainer
+	@for s in training serving notebooks metadata sluice mnist-trainer; do \
+		$(DOCKER_BUILD) -f deploy/Dockerfile --build-arg SERVICE=$$s -t $(SLUICE_IMAGE_PREFIX)$$s:$(SLUICE_IMAGE_TAG) . >/dev/null || exit 1; done
+	$(DOCKER_BUILD) -f deploy/images/service-debian.Dockerfile --build-arg STEP_IMAGE=$(STEP_IMAGE) --build-arg SERVICE=pipelines \
+		-t $(SLUICE_IMAGE_PREFIX)pipelines:$(SLUICE_IMAGE_TAG) . >/dev/null
+
+images-base: ## the Debian base (debootstrap + docker import, skipped when present) and the step image (shell + curl)
+	bash deploy/images/debian-base.sh $(LOCAL_BASE_IMAGE) postgresql curl ca-certificates
+	$(DOCKER_BUILD) -f deploy/images/step.Dockerfile --build-arg BASE=$(LOCAL_BASE_IMAGE) -t $(STEP_IMAGE) . >/dev/null
+
+images-infra: images-base ## stand-ins: NATS, Temporal server on PostgreSQL + Web UI, versitygw (S3), PostgreSQL (INFRA=local only)
+ifeq ($(INFRA),local)
+	@mkdir -p $(BIN)/static
+	cd deploy/images && $(STATIC_GO) -o $(BIN)/static/temporal-server ./temporal
+	cd deploy/images && $(STATIC_GO) -o $(BIN)/static/nats-server github.com/nats-io/nats-server/v2
+	cd deploy/images && $(STATIC_GO) -o $(BIN)/static/versitygw github.com/versity/versitygw/cmd/versitygw
+	$(DOCKER_BUILD) -f deploy/images/nats.Dockerfile -t $(NATS_IMAGE) . >/dev/null
+	$(DOCKER_BUILD) -f deploy/images/temporal.Dockerfile --target server -t $(TEMPORAL_IMAGE) . >/dev/null
+	$(DOCKER_BUILD) -f deploy/images/temporal.Dockerfile --target ui -t $(TEMPORAL_UI_IMAGE) . >/dev/null
+	$(DOCKER_BUILD) -f deploy/images/s3.Dockerfile -t $(S3_IMAGE) . >/dev/null
+	$(DOCKER_BUILD) -f deploy/images/postgres.Dockerfile --build-arg BASE=$(LOCAL_BASE_IMAGE) -t $(POSTGRES_IMAGE) . >/dev/null
+endif
+
+images-compose: images ## images + the entry point (Caddy built from its Go module with deploy/caddy/Caddyfile)
+	@mkdir -p $(BIN)/static $(BIN)/tools
+	@[ -x $(BIN)/tools/caddy-$(CADDY_VERSION) ] || { GOWORK=off GOTOOLCHAIN=local CGO_ENABLED=0 GOBIN=$(BIN)/tools \
+		$(GO) install -trimpath -ldflags='-s -w' github.com/caddyserver/caddy/v2/cmd/caddy@$(CADDY_VERSION) && \
+		mv $(BIN)/tools/caddy $(BIN)/tools/caddy-$(CADDY_VERSION); }
+	cp $(BIN)/tools/caddy-$(CADDY_VERSION) $(BIN)/static/caddy
+	$(DOCKER_BUILD) -f deploy/images/caddy.Dockerfile -t $(SLUICE_IMAGE_PREFIX)entrypoint:$(SLUICE_IMAGE_TAG) . >/dev/null
+
+compose-plugin: ## `docker compose` v2 (github.com/docker/compose/v2) as the docker CLI plugin, when docker has none
+	@docker compose version >/dev/null 2>&1 || { mkdir -p $(HOME)/.docker/cli-plugins $(BIN)/tools && \
+		GOWORK=off GOTOOLCHAIN=local CGO_ENABLED=0 GOBIN=$(BIN)/tools $(GO) install -trimpath -ldflags='-s -w' \
+			github.com/docker/compose/v2/cmd@$(COMPOSE_VERSION) && \
+		install -m 0755 $(BIN)/tools/cmd $(HOME)/.docker/cli-plugins/docker-compose && docker compose version; }
+
+compose-up: images-compose compose-plugin ## run every service in its own container (docker-compose.yml), wait until healthy, print the URLs
+	docker compose $(COMPOSE_FILES) -p $(COMPOSE_PROJECT) up -d --wait --wait-timeout 600
+	@printf 'Sluice (compose project %s) is up.\n  API (all services)   http://127.0.0.1:%s      e.g. curl http://127.0.0.1:%s/readyz\n  Temporal Web UI      http://127.0.0.1:%s  (namespace %s)\n  Temporal frontend    127.0.0.1:%s\n  NATS JetStream       nats://127.0.0.1:%s\n  S3 endpoint          http://127.0.0.1:%s  bucket %s  access key %s  secret key %s\nStop it with make compose-down; data stays in the compose volumes.\n' \
+		$(COMPOSE_PROJECT) $${SLUICE_PORT:-8080} $${SLUICE_PORT:-8080} $${TEMPORAL_UI_PORT:-8233} $${TEMPORAL_NAMESPACE:-sluice} \
+		$${TEMPORAL_PORT:-7233} $${NATS_PORT:-4222} $${S3_PORT:-9000} $${S3_BUCKET:-sluice} $${S3_ACCESS_KEY:-sluice} $${S3_SECRET_KEY:-sluice-secret-key}
+
+compose-down: compose-plugin ## stop the compose deployment (COMPOSE_DOWN_FLAGS=-v also drops its volumes)
+	docker compose $(COMPOSE_FILES) -p $(COMPOSE_PROJECT) down $(COMPOSE_DOWN_FLAGS)
+
+# The container suite: every service in its own container on one Docker network against the stand-ins
+# (or INFRA=official images). Its own module outside go.work (testcontainers-go pulls newer OpenTelemetry
+# than the Temporal server pins), so it runs with GOWORK=off. The Ryuk reaper image cannot be pulled here:
+# the suite removes what it creates itself.
+test-integration: images ## the testcontainers-go suite (tests/integration) against the images `make images` builds
+	cd tests/integration && GOWORK=off $(GO) vet ./... && \
+		TESTCONTAINERS_RYUK_DISABLED=true GOWORK=off $(GO) test -count=1 -timeout 25m ./...

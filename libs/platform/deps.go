@@ -95,8 +95,14 @@ type Builder func(ctx context.Context, d *Deps) (Service, error)
 // Main runs one service as its own binary: config from env and flags, JSON logs on stderr, connections,
 // the service, HTTP on SLUICE_HTTP_ADDR, until SIGINT/SIGTERM. It returns the process exit code
 // (2 for bad configuration).
+//
+// `<binary> healthcheck` instead asks the running service's /readyz on SLUICE_HTTP_ADDR and exits 0 when
+// it is ready: images are FROM scratch, so container health checks run the binary itself.
 func Main(name string, build Builder) int {
 	cfg := ConfigFromEnv(os.Getenv)
+	if len(os.Args) > 1 && os.Args[1] == "healthcheck" {
+		return Healthcheck(cfg.HTTPAddr, os.Stderr)
+	}
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	cfg.BindFlags(fs)
 	if err := fs.Parse(os.Args[1:]); err != nil {
@@ -127,7 +133,7 @@ func Main(name string, build Builder) int {
 		return 1
 	}
 	log.Info("serving", "addr", cfg.HTTPAddr)
-	if err := ListenAndServe(ctx, cfg.HTTPAddr, Handler(deps.Metrics, log, deps.Checks(), svc), log); err != nil {
+	if err := ListenAndServe(ctx, cfg.HTTPAddr, Handler(deps.Metrics, log, deps.Checks(), svc, EventsGateway{deps.Bus}), log); err != nil {
 		log.Error("http", "err", err)
 		return 1
 	}
