@@ -306,7 +306,9 @@ func (s *stack) endpoint(t testing.TB, alias, port string) string {
 	return net.JoinHostPort(host, p.Port())
 }
 
-func (s *stack) url(t testing.TB, alias string) string { return "http://" + s.endpoint(t, alias, "8080/tcp") }
+func (s *stack) url(t testing.TB, alias string) string {
+	return "http://" + s.endpoint(t, alias, "8080/tcp")
+}
 
 // stop stops a container gracefully (SIGTERM, then SIGKILL after 10 s).
 func (s *stack) stop(t testing.TB, alias string) {

@@ -43,8 +43,8 @@ import (
 	"go.temporal.io/server/common/membership/static"
 	_ "go.temporal.io/server/common/persistence/sql/sqlplugin/postgresql" // postgres12 plugin
 	"go.temporal.io/server/common/primitives"
-	sqltool "go.temporal.io/server/tools/sql"
 	"go.temporal.io/server/temporal"
+	sqltool "go.temporal.io/server/tools/sql"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	uiserver "github.com/temporalio/ui-server/v2/server"
