@@ -131,6 +131,17 @@ func connectNATS(t testing.TB) (*nats.Conn, jetstream.JetStream) {
 // Nats-Msg-Id = CE id (as docs/wire-contracts and deploy/streams.md define it).
 func publishRunRequest(t testing.TB, js jetstream.JetStream, id string, req runRequest) {
 	t.Helper()
+	msg := buildRunRequest(t, id, req)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := js.PublishMsg(ctx, msg); err != nil {
+		t.Fatalf("publish %s: %v", id, err)
+	}
+}
+
+// buildRunRequest is the NATS message of a run request CloudEvent with id.
+func buildRunRequest(t testing.TB, id string, req runRequest) *nats.Msg {
+	t.Helper()
 	body, err := json.Marshal(req)
 	if err != nil {
 		t.Fatal(err)
@@ -145,11 +156,7 @@ func publishRunRequest(t testing.TB, js jetstream.JetStream, id string, req runR
 	msg.Header.Set("content-type", "application/json")
 	msg.Header.Set(jetstream.MsgIDHeader, id)
 	msg.Data = body
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if _, err := js.PublishMsg(ctx, msg); err != nil {
-		t.Fatalf("publish %s: %v", id, err)
-	}
+	return msg
 }
 
 func getRun(t testing.TB, id string) (runDetail, error) {

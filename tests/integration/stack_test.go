@@ -428,3 +428,19 @@ func getJSON(url string, v any) (int, error) {
 	}
 	return resp.StatusCode, nil
 }
+
+// remove terminates a container the stack started and forgets it.
+func (s *stack) remove(alias string) {
+	s.mu.Lock()
+	c := s.containers[alias]
+	delete(s.containers, alias)
+	s.mu.Unlock()
+	if c == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := c.Terminate(ctx); err != nil {
+		fmt.Fprintf(os.Stderr, "integration: remove %s: %v\n", alias, err)
+	}
+}
