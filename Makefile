@@ -62,6 +62,9 @@ CADDY_VERSION ?= v2.11.9
 COMPOSE_VERSION ?= v2.40.3
 STATIC_GO := CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w'
 DOCKER_BUILD := DOCKER_BUILDKIT=0 docker build -q
+# $(call image,DOCKERFILE,TAG,FILES,BUILD-ARGS): build from a context holding only the Dockerfile and FILES
+# (sent as a tar: no 300 MB of other binaries per build, and .dockerignore does not apply).
+image = tar -c $(1) $(3) | $(DOCKER_BUILD) -f $(1) $(4) -t $(2) - >/dev/null
 
 images: images-services images-infra ## build every image: services, sluice CLI, examples, and the infrastructure stand-ins
 
@@ -72,13 +75,12 @@ images-services: images-base ## one image per service (FROM scratch; pipelines o
 		(cd services/$$s && $(STATIC_GO) -o $(BIN)/static/$$s ./cmd/$$s) || exit 1; done
 	cd examples/training/mnist && $(STATIC_GO) -o $(BIN)/static/mnist-trainer ./cmd/mnist-trainer
 	@for s in training serving notebooks metadata sluice mnist-trainer; do \
-		$(DOCKER_BUILD) -f deploy/Dockerfile --build-arg SERVICE=$$s -t $(SLUICE_IMAGE_PREFIX)$$s:$(SLUICE_IMAGE_TAG) . >/dev/null || exit 1; done
-	$(DOCKER_BUILD) -f deploy/images/service-debian.Dockerfile --build-arg STEP_IMAGE=$(STEP_IMAGE) --build-arg SERVICE=pipelines \
-		-t $(SLUICE_IMAGE_PREFIX)pipelines:$(SLUICE_IMAGE_TAG) . >/dev/null
+		$(call image,deploy/Dockerfile,$(SLUICE_IMAGE_PREFIX)$$s:$(SLUICE_IMAGE_TAG),bin/static/$$s deploy/etc,--build-arg SERVICE=$$s) || exit 1; done
+	$(call image,deploy/images/service-debian.Dockerfile,$(SLUICE_IMAGE_PREFIX)pipelines:$(SLUICE_IMAGE_TAG),bin/static/pipelines,--build-arg STEP_IMAGE=$(STEP_IMAGE) --build-arg SERVICE=pipelines)
 
 images-base: ## the Debian base (debootstrap + docker import, skipped when present) and the step image (shell + curl)
 	bash deploy/images/debian-base.sh $(LOCAL_BASE_IMAGE) postgresql curl ca-certificates
-	$(DOCKER_BUILD) -f deploy/images/step.Dockerfile --build-arg BASE=$(LOCAL_BASE_IMAGE) -t $(STEP_IMAGE) . >/dev/null
+	$(call image,deploy/images/step.Dockerfile,$(STEP_IMAGE),,--build-arg BASE=$(LOCAL_BASE_IMAGE))
 
 images-infra: images-base ## stand-ins: NATS, Temporal server on PostgreSQL + Web UI, versitygw (S3), PostgreSQL (INFRA=local only)
 ifeq ($(INFRA),local)
@@ -86,11 +88,11 @@ ifeq ($(INFRA),local)
 	cd deploy/images && $(STATIC_GO) -o $(BIN)/static/temporal-server ./temporal
 	cd deploy/images && $(STATIC_GO) -o $(BIN)/static/nats-server github.com/nats-io/nats-server/v2
 	cd deploy/images && $(STATIC_GO) -o $(BIN)/static/versitygw github.com/versity/versitygw/cmd/versitygw
-	$(DOCKER_BUILD) -f deploy/images/nats.Dockerfile -t $(NATS_IMAGE) . >/dev/null
-	$(DOCKER_BUILD) -f deploy/images/temporal.Dockerfile --target server -t $(TEMPORAL_IMAGE) . >/dev/null
-	$(DOCKER_BUILD) -f deploy/images/temporal.Dockerfile --target ui -t $(TEMPORAL_UI_IMAGE) . >/dev/null
-	$(DOCKER_BUILD) -f deploy/images/s3.Dockerfile -t $(S3_IMAGE) . >/dev/null
-	$(DOCKER_BUILD) -f deploy/images/postgres.Dockerfile --build-arg BASE=$(LOCAL_BASE_IMAGE) -t $(POSTGRES_IMAGE) . >/dev/null
+	$(call image,deploy/images/nats.Dockerfile,$(NATS_IMAGE),bin/static/nats-server)
+	$(call image,deploy/images/temporal.Dockerfile,$(TEMPORAL_IMAGE),bin/static/temporal-server deploy/etc,--target server)
+	$(call image,deploy/images/temporal.Dockerfile,$(TEMPORAL_UI_IMAGE),bin/static/temporal-server deploy/etc,--target ui)
+	$(call image,deploy/images/s3.Dockerfile,$(S3_IMAGE),bin/static/versitygw deploy/etc)
+	$(call image,deploy/images/postgres.Dockerfile,$(POSTGRES_IMAGE),deploy/images/postgres-entrypoint.sh,--build-arg BASE=$(LOCAL_BASE_IMAGE))
 endif
 
 images-compose: images ## images + the entry point (Caddy built from its Go module with deploy/caddy/Caddyfile)
@@ -99,7 +101,7 @@ images-compose: images ## images + the entry point (Caddy built from its Go modu
 		$(GO) install -trimpath -ldflags='-s -w' github.com/caddyserver/caddy/v2/cmd/caddy@$(CADDY_VERSION) && \
 		mv $(BIN)/tools/caddy $(BIN)/tools/caddy-$(CADDY_VERSION); }
 	cp $(BIN)/tools/caddy-$(CADDY_VERSION) $(BIN)/static/caddy
-	$(DOCKER_BUILD) -f deploy/images/caddy.Dockerfile -t $(SLUICE_IMAGE_PREFIX)entrypoint:$(SLUICE_IMAGE_TAG) . >/dev/null
+	$(call image,deploy/images/caddy.Dockerfile,$(SLUICE_IMAGE_PREFIX)entrypoint:$(SLUICE_IMAGE_TAG),bin/static/caddy deploy/etc deploy/caddy)
 
 compose-plugin: ## `docker compose` v2 (github.com/docker/compose/v2) as the docker CLI plugin, when docker has none
 	@docker compose version >/dev/null 2>&1 || { mkdir -p $(HOME)/.docker/cli-plugins $(BIN)/tools && \

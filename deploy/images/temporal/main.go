@@ -151,7 +151,8 @@ func (s settings) setupSchema() error {
 		base := []string{"temporal-sql-tool", "--plugin", s.plugin, "--ep", s.host, "--port", strconv.Itoa(s.port),
 			"--user", s.user, "--password", s.password, "--db", d.name}
 		// create-database fails when the database exists; --quiet keeps that from exiting.
-		if err := sqltool.RunTool(append(append([]string{}, base[0]), append(append([]string{"--quiet"}, base[1:]...), "create-database", "--default-db", "postgres")...)); err != nil {
+		create := append(append([]string{base[0], "--quiet"}, base[1:]...), "create-database", "--defaultdb", "postgres")
+		if err := sqltool.RunTool(create); err != nil {
 			return fmt.Errorf("create database %s: %w", d.name, err)
 		}
 		if err := sqltool.RunTool(append(append([]string{}, base...), "setup-schema", "-v", "0.0")); err != nil {
