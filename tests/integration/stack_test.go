@@ -71,6 +71,11 @@ var st *stack
 
 func TestMain(m *testing.M) {
 	os.Setenv("TESTCONTAINERS_RYUK_DISABLED", "true") // the reaper image cannot be pulled here; close cleans up
+	// With Docker on the local socket, published ports are on this host. testcontainers otherwise guesses
+	// the host from the default route when it believes it runs in a container (here: a TEST-NET address).
+	if os.Getenv("TESTCONTAINERS_HOST_OVERRIDE") == "" && (os.Getenv("DOCKER_HOST") == "" || strings.HasPrefix(os.Getenv("DOCKER_HOST"), "unix://")) {
+		os.Setenv("TESTCONTAINERS_HOST_OVERRIDE", "127.0.0.1")
+	}
 	os.Exit(run(m))
 }
 
@@ -210,7 +215,7 @@ func (s *stack) startPostgres(ctx context.Context, alias, user, password, db str
 		env["POSTGRES_DB"] = db
 	}
 	return s.run(ctx, alias, postgresImage, testcontainers.WithEnv(env), testcontainers.WithExposedPorts("5432/tcp"),
-		testcontainers.WithWaitStrategy(wait.ForExec([]string{"pg_isready", "-h", "127.0.0.1", "-U", user}).
+		testcontainers.WithWaitStrategyAndDeadline(startupDeadline, wait.ForExec([]string{"pg_isready", "-h", "127.0.0.1", "-U", user}).
 			WithStartupTimeout(startupDeadline).WithPollInterval(500*time.Millisecond)))
 }
 
@@ -224,14 +229,14 @@ func (s *stack) startNATS(ctx context.Context) error {
 		testcontainers.WithCmd("--jetstream", "--store_dir", "/data", "--http_port", "8222"),
 		testcontainers.WithMounts(testcontainers.VolumeMount(vol, "/data")),
 		testcontainers.WithExposedPorts("4222/tcp"),
-		testcontainers.WithWaitStrategy(wait.ForLog("Server is ready").WithStartupTimeout(startupDeadline)))
+		testcontainers.WithWaitStrategyAndDeadline(startupDeadline, wait.ForLog("Server is ready").WithStartupTimeout(startupDeadline)))
 }
 
 func (s *stack) startS3(ctx context.Context) error {
 	return s.run(ctx, "s3", s3Image,
 		testcontainers.WithEnv(map[string]string{"ROOT_ACCESS_KEY": s3Access, "ROOT_SECRET_KEY": s3Secret}),
 		testcontainers.WithExposedPorts("9000/tcp"),
-		testcontainers.WithWaitStrategy(wait.ForHTTP("/healthz").WithPort("9000/tcp").WithStartupTimeout(startupDeadline)))
+		testcontainers.WithWaitStrategyAndDeadline(startupDeadline, wait.ForLog("Admin/S3 service listening on").WithStartupTimeout(startupDeadline)))
 }
 
 func (s *stack) startTemporal(ctx context.Context) error {
@@ -241,7 +246,7 @@ func (s *stack) startTemporal(ctx context.Context) error {
 			"POSTGRES_SEEDS": "temporal-postgresql", "DEFAULT_NAMESPACE": namespace, "NUM_HISTORY_SHARDS": "2",
 		}),
 		testcontainers.WithExposedPorts("7233/tcp"),
-		testcontainers.WithWaitStrategy(wait.ForExec([]string{"/temporal-server", "healthcheck"}).
+		testcontainers.WithWaitStrategyAndDeadline(startupDeadline, wait.ForExec([]string{"/temporal-server", "healthcheck"}).
 			WithStartupTimeout(startupDeadline).WithPollInterval(time.Second)))
 }
 
@@ -276,11 +281,12 @@ func (s *stack) startService(ctx context.Context, alias, service string, extra m
 	return s.run(ctx, alias, serviceImage(service),
 		testcontainers.WithEnv(serviceEnv(env)),
 		testcontainers.WithExposedPorts("8080/tcp"),
-		testcontainers.WithWaitStrategy(readyz()))
+		testcontainers.WithWaitStrategyAndDeadline(startupDeadline, readyz()))
 }
 
 func readyz() wait.Strategy {
-	return wait.ForHTTP("/readyz").WithPort("8080/tcp").WithStartupTimeout(startupDeadline).WithPollInterval(250 * time.Millisecond)
+	// The service's own health check (GET /readyz inside the container), as compose runs it.
+	return wait.ForExec([]string{"/sluice-service", "healthcheck"}).WithStartupTimeout(startupDeadline).WithPollInterval(500 * time.Millisecond)
 }
 
 func (s *stack) container(alias string) *testcontainers.DockerContainer {
@@ -298,6 +304,10 @@ func (s *stack) endpoint(t testing.TB, alias, port string) string {
 	host, err := c.Host(ctx)
 	if err != nil {
 		t.Fatalf("%s: host: %v", alias, err)
+	}
+	// Docker's IPv6 port proxy can accept and then reset connections (moby/moby#42442): use IPv4.
+	if host == "localhost" {
+		host = "127.0.0.1"
 	}
 	p, err := c.MappedPort(ctx, port)
 	if err != nil {
