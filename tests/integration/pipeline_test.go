@@ -115,10 +115,16 @@ func newID(kind string) string { return "it-" + kind + "-" + randomSuffix() + ra
 
 func connectNATS(t testing.TB) (*nats.Conn, jetstream.JetStream) {
 	t.Helper()
-	nc, err := nats.Connect("nats://"+st.endpoint(t, "nats", "4222/tcp"), nats.Timeout(10*time.Second))
-	if err != nil {
-		t.Fatalf("connect NATS: %v", err)
-	}
+	// Right after a restart NATS may still be recovering its streams: retry until it takes clients.
+	var nc *nats.Conn
+	waitFor(t, 2*time.Minute, "NATS to accept a client", func() (bool, string) {
+		var err error
+		nc, err = nats.Connect("nats://"+st.endpoint(t, "nats", "4222/tcp"), nats.Timeout(10*time.Second))
+		if err != nil {
+			return false, err.Error()
+		}
+		return true, ""
+	})
 	t.Cleanup(nc.Close)
 	js, err := jetstream.New(nc)
 	if err != nil {
