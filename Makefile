@@ -104,10 +104,12 @@ images-compose: images ## images + the entry point (Caddy built from its Go modu
 	$(call image,deploy/images/caddy.Dockerfile,$(SLUICE_IMAGE_PREFIX)entrypoint:$(SLUICE_IMAGE_TAG),bin/static/caddy deploy/etc deploy/caddy)
 
 compose-plugin: ## `docker compose` v2 (github.com/docker/compose/v2) as the docker CLI plugin, when docker has none
+	@# Built inside its module (go install pkg@version refuses it: its go.mod has exclude directives).
 	@docker compose version >/dev/null 2>&1 || { mkdir -p $(HOME)/.docker/cli-plugins $(BIN)/tools && \
-		GOWORK=off GOTOOLCHAIN=local CGO_ENABLED=0 GOBIN=$(BIN)/tools $(GO) install -trimpath -ldflags='-s -w' \
-			github.com/docker/compose/v2/cmd@$(COMPOSE_VERSION) && \
-		install -m 0755 $(BIN)/tools/cmd $(HOME)/.docker/cli-plugins/docker-compose && docker compose version; }
+		dir=$$(GOWORK=off $(GO) mod download -json github.com/docker/compose/v2@$(COMPOSE_VERSION) | sed -n 's/.*"Dir": "\(.*\)".*/\1/p') && \
+		[ -x $(BIN)/tools/docker-compose-$(COMPOSE_VERSION) ] || (cd $$dir && GOWORK=off GOTOOLCHAIN=local CGO_ENABLED=0 \
+			$(GO) build -trimpath -ldflags='-s -w' -o $(BIN)/tools/docker-compose-$(COMPOSE_VERSION) ./cmd) && \
+		install -m 0755 $(BIN)/tools/docker-compose-$(COMPOSE_VERSION) $(HOME)/.docker/cli-plugins/docker-compose && docker compose version; }
 
 compose-up: images-compose compose-plugin ## run every service in its own container (docker-compose.yml), wait until healthy, print the URLs
 	docker compose $(COMPOSE_FILES) -p $(COMPOSE_PROJECT) up -d --wait --wait-timeout 600

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.temporal.io/sdk/client"
@@ -116,7 +117,7 @@ func Main(name string, build Builder) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	deps, err := Connect(ctx, cfg, name, log, os.Getenv)
+	deps, err := connectWithin(ctx, startupConnectTimeout, cfg, name, log)
 	if err != nil {
 		log.Error("connect", "err", err)
 		return 1
@@ -138,4 +139,29 @@ func Main(name string, build Builder) int {
 		return 1
 	}
 	return 0
+}
+
+// startupConnectTimeout bounds how long a service binary waits at start for NATS, Temporal and S3 to
+// answer: in a container they may start at the same time (Temporal migrates its schema first).
+const startupConnectTimeout = 2 * time.Minute
+
+// connectWithin retries Connect (1 s apart, each failure logged at warn) until it succeeds, d passes
+// or ctx ends, and returns the last error then.
+func connectWithin(ctx context.Context, d time.Duration, cfg Config, name string, log *slog.Logger) (*Deps, error) {
+	deadline := time.Now().Add(d)
+	for {
+		deps, err := Connect(ctx, cfg, name, log, os.Getenv)
+		if err == nil {
+			return deps, nil
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return nil, err
+		}
+		log.Warn("dependencies not reachable yet, retrying", "err", err)
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(time.Second):
+		}
+	}
 }
