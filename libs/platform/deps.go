@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 
 	"github.com/sluice-ml/sluice/libs/artifacts"
@@ -152,7 +153,13 @@ func connectWithin(ctx context.Context, d time.Duration, cfg Config, name string
 	for {
 		deps, err := Connect(ctx, cfg, name, log, os.Getenv)
 		if err == nil {
-			return deps, nil
+			// A Temporal frontend answers before its namespaces are registered (a server starting next
+			// to the service): workers cannot start until the namespace is served.
+			if _, err = deps.Temporal.WorkflowService().DescribeNamespace(ctx, &workflowservice.DescribeNamespaceRequest{Namespace: cfg.Temporal.Namespace}); err == nil {
+				return deps, nil
+			}
+			err = fmt.Errorf("temporal namespace %s: %w", cfg.Temporal.Namespace, err)
+			deps.Close()
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
 			return nil, err
