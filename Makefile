@@ -2,10 +2,10 @@
 SHELL := /bin/bash
 GO ?= go
 BIN := $(CURDIR)/bin
-MODULES := libs cli services/pipelines services/training services/serving services/notebooks services/metadata examples/training/mnist examples/serving
+MODULES := libs cli deploy/images services/pipelines services/training services/serving services/notebooks services/metadata examples/training/mnist examples/serving
 export GOFLAGS := -buildvcs=false
 
-.PHONY: build run test vet bench deps clean images workflowcheck
+.PHONY: build run test test-integration vet bench deps clean workflowcheck images images-services images-base images-infra images-compose compose-plugin compose-up compose-down
 
 build: ## build the sluice binary and every service binary into ./bin
 	@mkdir -p $(BIN)
@@ -28,6 +28,7 @@ test: deps vet workflowcheck ## go vet + all tests with -race across every modul
 	@set -o pipefail; eval "$$(bash scripts/pg-test.sh start)"; trap 'bash scripts/pg-test.sh stop >/dev/null' EXIT; \
 	for m in $(MODULES); do echo "== go test -race $$m"; \
 		(cd $$m && $(GO) test -race -count=1 -timeout 20m ./...) || exit 1; done
+	$(MAKE) test-integration
 
 WORKFLOW_MODULES := services/pipelines services/training services/serving services/notebooks
 workflowcheck: ## static determinism check of every Temporal workflow (go.temporal.io/sdk/contrib/tools/workflowcheck)
@@ -38,13 +39,6 @@ workflowcheck: ## static determinism check of every Temporal workflow (go.tempor
 
 bench: build ## run the benchmarks and write docs/benchmarks.md
 	eval "$$(bash scripts/pg-test.sh start)"; trap 'bash scripts/pg-test.sh stop >/dev/null' EXIT; bash scripts/bench.sh
-
-images: ## build one FROM-scratch image per service from static binaries (docker build, no registry)
-	@mkdir -p $(BIN)/static
-	cd cli && CGO_ENABLED=0 $(GO) build -o $(BIN)/static/sluice ./cmd/sluice
-	@for s in pipelines training serving notebooks metadata; do \
-		(cd services/$$s && CGO_ENABLED=0 $(GO) build -o $(BIN)/static/$$s ./cmd/$$s) || exit 1; \
-		docker build -q -f deploy/Dockerfile --build-arg SERVICE=$$s -t sluice/$$s:dev . || exit 1; done
 
 clean:
 	rm -rf $(BIN)
@@ -62,3 +56,95 @@ proto: deps
 	PATH=$(BIN):$$PATH protoc -I api/proto -I $(PROTO_WKT) \
 		--go_out=. --go_opt=module=github.com/sluice-ml/sluice/services/serving,$$M \
 		--go-grpc_out=. --go-grpc_opt=module=github.com/sluice-ml/sluice/services/serving,$$M $$files
+
+# --- Images, Compose and the container integration suite (deploy/, docker-compose.yml, tests/integration) ---
+# Everything is built here from this repository, the Go module proxy and Debian: no image registry.
+# INFRA=local (default) builds stand-ins for NATS, Temporal (+ Web UI), S3 and PostgreSQL; INFRA=official
+# leaves the compose file's defaults (nats:2.12, temporalio/auto-setup:1.30.4, temporalio/ui:2.45.1,
+# minio/minio, postgres:16) for machines that can pull them. Each image name is a variable.
+INFRA ?= local
+SLUICE_IMAGE_PREFIX ?= sluice/
+SLUICE_IMAGE_TAG ?= dev
+LOCAL_BASE_IMAGE ?= sluice-local/debian:bookworm
+STEP_IMAGE ?= sluice-local/step:dev
+ifeq ($(INFRA),local)
+NATS_IMAGE ?= sluice-local/nats:2.12
+TEMPORAL_IMAGE ?= sluice-local/temporal:1.30.4
+TEMPORAL_UI_IMAGE ?= sluice-local/temporal-ui:2.45.1
+S3_IMAGE ?= sluice-local/versitygw:1.8.0
+POSTGRES_IMAGE ?= sluice-local/postgres:15
+COMPOSE_FILES ?= -f docker-compose.yml -f deploy/compose/local.yml
+else
+COMPOSE_FILES ?= -f docker-compose.yml
+endif
+export SLUICE_IMAGE_PREFIX SLUICE_IMAGE_TAG STEP_IMAGE NATS_IMAGE TEMPORAL_IMAGE TEMPORAL_UI_IMAGE S3_IMAGE POSTGRES_IMAGE
+COMPOSE_PROJECT ?= sluice
+CADDY_VERSION ?= v2.11.9
+COMPOSE_VERSION ?= v2.40.3
+STATIC_GO := CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w'
+DOCKER_BUILD := DOCKER_BUILDKIT=0 docker build -q
+# $(call image,DOCKERFILE,TAG,FILES,BUILD-ARGS): build from a context holding only the Dockerfile and FILES
+# (sent as a tar: no 300 MB of other binaries per build, and .dockerignore does not apply).
+image = tar -c $(1) $(3) | $(DOCKER_BUILD) -f $(1) $(4) -t $(2) - >/dev/null
+
+images: images-services images-infra ## build every image: services, sluice CLI, examples, and the infrastructure stand-ins
+
+images-services: images-base ## one image per service (FROM scratch; pipelines on the step image), the sluice CLI and mnist-trainer
+	@mkdir -p $(BIN)/static
+	cd cli && $(STATIC_GO) -o $(BIN)/static/sluice ./cmd/sluice
+	@for s in pipelines training serving notebooks metadata; do \
+		(cd services/$$s && $(STATIC_GO) -o $(BIN)/static/$$s ./cmd/$$s) || exit 1; done
+	cd examples/training/mnist && $(STATIC_GO) -o $(BIN)/static/mnist-trainer ./cmd/mnist-trainer
+	@for s in training serving notebooks metadata sluice mnist-trainer; do \
+		$(call image,deploy/Dockerfile,$(SLUICE_IMAGE_PREFIX)$$s:$(SLUICE_IMAGE_TAG),bin/static/$$s deploy/etc,--build-arg SERVICE=$$s) || exit 1; done
+	$(call image,deploy/images/service-debian.Dockerfile,$(SLUICE_IMAGE_PREFIX)pipelines:$(SLUICE_IMAGE_TAG),bin/static/pipelines,--build-arg STEP_IMAGE=$(STEP_IMAGE) --build-arg SERVICE=pipelines)
+
+images-base: ## the Debian base (debootstrap + docker import, skipped when present) and the step image (shell + curl)
+	bash deploy/images/debian-base.sh $(LOCAL_BASE_IMAGE) postgresql curl ca-certificates
+	$(call image,deploy/images/step.Dockerfile,$(STEP_IMAGE),,--build-arg BASE=$(LOCAL_BASE_IMAGE))
+
+images-infra: images-base ## stand-ins: NATS, Temporal server on PostgreSQL + Web UI, versitygw (S3), PostgreSQL (INFRA=local only)
+ifeq ($(INFRA),local)
+	@mkdir -p $(BIN)/static
+	cd deploy/images && $(STATIC_GO) -o $(BIN)/static/temporal-server ./temporal
+	cd deploy/images && $(STATIC_GO) -o $(BIN)/static/nats-server github.com/nats-io/nats-server/v2
+	cd deploy/images && $(STATIC_GO) -o $(BIN)/static/versitygw github.com/versity/versitygw/cmd/versitygw
+	$(call image,deploy/images/nats.Dockerfile,$(NATS_IMAGE),bin/static/nats-server)
+	$(call image,deploy/images/temporal.Dockerfile,$(TEMPORAL_IMAGE),bin/static/temporal-server deploy/etc,--target server)
+	$(call image,deploy/images/temporal.Dockerfile,$(TEMPORAL_UI_IMAGE),bin/static/temporal-server deploy/etc,--target ui)
+	$(call image,deploy/images/s3.Dockerfile,$(S3_IMAGE),bin/static/versitygw deploy/etc)
+	$(call image,deploy/images/postgres.Dockerfile,$(POSTGRES_IMAGE),deploy/images/postgres-entrypoint.sh,--build-arg BASE=$(LOCAL_BASE_IMAGE))
+endif
+
+images-compose: images ## images + the entry point (Caddy built from its Go module with deploy/caddy/Caddyfile)
+	@mkdir -p $(BIN)/static $(BIN)/tools
+	@[ -x $(BIN)/tools/caddy-$(CADDY_VERSION) ] || { GOWORK=off GOTOOLCHAIN=local CGO_ENABLED=0 GOBIN=$(BIN)/tools \
+		$(GO) install -trimpath -ldflags='-s -w' github.com/caddyserver/caddy/v2/cmd/caddy@$(CADDY_VERSION) && \
+		mv $(BIN)/tools/caddy $(BIN)/tools/caddy-$(CADDY_VERSION); }
+	cp $(BIN)/tools/caddy-$(CADDY_VERSION) $(BIN)/static/caddy
+	$(call image,deploy/images/caddy.Dockerfile,$(SLUICE_IMAGE_PREFIX)entrypoint:$(SLUICE_IMAGE_TAG),bin/static/caddy deploy/etc deploy/caddy)
+
+compose-plugin: ## `docker compose` v2 (github.com/docker/compose/v2) as the docker CLI plugin, when docker has none
+	@# Built inside its module (go install pkg@version refuses it: its go.mod has exclude directives).
+	@docker compose version >/dev/null 2>&1 || { mkdir -p $(HOME)/.docker/cli-plugins $(BIN)/tools && \
+		dir=$$(GOWORK=off $(GO) mod download -json github.com/docker/compose/v2@$(COMPOSE_VERSION) | sed -n 's/.*"Dir": "\(.*\)".*/\1/p') && \
+		[ -x $(BIN)/tools/docker-compose-$(COMPOSE_VERSION) ] || (cd $$dir && GOWORK=off GOTOOLCHAIN=local CGO_ENABLED=0 \
+			$(GO) build -trimpath -ldflags='-s -w' -o $(BIN)/tools/docker-compose-$(COMPOSE_VERSION) ./cmd) && \
+		install -m 0755 $(BIN)/tools/docker-compose-$(COMPOSE_VERSION) $(HOME)/.docker/cli-plugins/docker-compose && docker compose version; }
+
+compose-up: images-compose compose-plugin ## run every service in its own container (docker-compose.yml), wait until healthy, print the URLs
+	eval "$$(bash deploy/compose/auth-env.sh)" && docker compose $(COMPOSE_FILES) -p $(COMPOSE_PROJECT) up -d --wait --wait-timeout 600
+	@printf 'Sluice (compose project %s) is up.\n  API (all services)   http://127.0.0.1:%s      e.g. curl http://127.0.0.1:%s/readyz\n  Temporal Web UI      http://127.0.0.1:%s  (namespace %s)\n  Temporal frontend    127.0.0.1:%s\n  NATS JetStream       nats://127.0.0.1:%s\n  S3 endpoint          http://127.0.0.1:%s  bucket %s  access key %s  secret key %s\n  Admin token          .sluice/auth/admin-token  (the CLI reads it from there)\nStop it with make compose-down; data stays in the compose volumes.\n' \
+		$(COMPOSE_PROJECT) $${SLUICE_PORT:-8080} $${SLUICE_PORT:-8080} $${TEMPORAL_UI_PORT:-8233} $${TEMPORAL_NAMESPACE:-sluice} \
+		$${TEMPORAL_PORT:-7233} $${NATS_PORT:-4222} $${S3_PORT:-9000} $${S3_BUCKET:-sluice} $${S3_ACCESS_KEY:-sluice} $${S3_SECRET_KEY:-sluice-secret-key}
+
+compose-down: compose-plugin ## stop the compose deployment (COMPOSE_DOWN_FLAGS=-v also drops its volumes)
+	eval "$$(bash deploy/compose/auth-env.sh)" && docker compose $(COMPOSE_FILES) -p $(COMPOSE_PROJECT) down $(COMPOSE_DOWN_FLAGS)
+
+# The container suite: every service in its own container on one Docker network against the stand-ins
+# (or INFRA=official images). Its own module outside go.work (testcontainers-go pulls newer OpenTelemetry
+# than the Temporal server pins), so it runs with GOWORK=off. The Ryuk reaper image cannot be pulled here:
+# the suite removes what it creates itself.
+test-integration: images ## the testcontainers-go suite (tests/integration) against the images `make images` builds
+	cd tests/integration && GOWORK=off $(GO) vet ./... && \
+		TESTCONTAINERS_RYUK_DISABLED=true GOWORK=off $(GO) test -count=1 -timeout 25m ./...

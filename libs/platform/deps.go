@@ -9,8 +9,10 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 
 	"github.com/sluice-ml/sluice/libs/artifacts"
@@ -99,8 +101,14 @@ type Builder func(ctx context.Context, d *Deps) (Service, error)
 // Main runs one service as its own binary: config from env and flags, JSON logs on stderr, connections,
 // the service, HTTP on SLUICE_HTTP_ADDR, until SIGINT/SIGTERM. It returns the process exit code
 // (2 for bad configuration).
+//
+// `<binary> healthcheck` instead asks the running service's /readyz on SLUICE_HTTP_ADDR and exits 0 when
+// it is ready: images are FROM scratch, so container health checks run the binary itself.
 func Main(name string, build Builder) int {
 	cfg := ConfigFromEnv(os.Getenv)
+	if len(os.Args) > 1 && os.Args[1] == "healthcheck" {
+		return Healthcheck(cfg.HTTPAddr, os.Stderr)
+	}
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	cfg.BindFlags(fs)
 	if err := fs.Parse(os.Args[1:]); err != nil {
@@ -114,7 +122,7 @@ func Main(name string, build Builder) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	deps, err := Connect(ctx, cfg, name, log, os.Getenv)
+	deps, err := connectWithin(ctx, startupConnectTimeout, cfg, name, log)
 	if err != nil {
 		log.Error("connect", "err", err)
 		return 1
@@ -144,10 +152,41 @@ func Main(name string, build Builder) int {
 		}()
 	}
 	log.Info("serving", "addr", cfg.HTTPAddr)
-	h := NewHandler(HandlerConfig{Registry: deps.Metrics, Log: log, Checks: deps.Checks(), Guard: deps.Guard()}, svc, AuthService(deps))
+	h := NewHandler(HandlerConfig{Registry: deps.Metrics, Log: log, Checks: deps.Checks(), Guard: deps.Guard()}, svc, AuthService(deps), EventsGateway{deps.Bus})
 	if err := ListenAndServe(ctx, cfg.HTTPAddr, h, log); err != nil {
 		log.Error("http", "err", err)
 		return 1
 	}
 	return 0
+}
+
+// startupConnectTimeout bounds how long a service binary waits at start for NATS, Temporal and S3 to
+// answer: in a container they may start at the same time (Temporal migrates its schema first).
+const startupConnectTimeout = 2 * time.Minute
+
+// connectWithin retries Connect (1 s apart, each failure logged at warn) until it succeeds, d passes
+// or ctx ends, and returns the last error then.
+func connectWithin(ctx context.Context, d time.Duration, cfg Config, name string, log *slog.Logger) (*Deps, error) {
+	deadline := time.Now().Add(d)
+	for {
+		deps, err := Connect(ctx, cfg, name, log, os.Getenv)
+		if err == nil {
+			// A Temporal frontend answers before its namespaces are registered (a server starting next
+			// to the service): workers cannot start until the namespace is served.
+			if _, err = deps.Temporal.WorkflowService().DescribeNamespace(ctx, &workflowservice.DescribeNamespaceRequest{Namespace: cfg.Temporal.Namespace}); err == nil {
+				return deps, nil
+			}
+			err = fmt.Errorf("temporal namespace %s: %w", cfg.Temporal.Namespace, err)
+			deps.Close()
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return nil, err
+		}
+		log.Warn("dependencies not reachable yet, retrying", "err", err)
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(time.Second):
+		}
+	}
 }
