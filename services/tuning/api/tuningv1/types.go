@@ -345,6 +345,12 @@ func (e Experiment) State() string {
 	return ""
 }
 
+// WithoutStatus returns the experiment with an empty status.
+func (v Experiment) WithoutStatus() Experiment {
+	v.Status = ExperimentStatus{}
+	return v
+}
+
 // ExperimentView is the answer of QueryExperiment and GET .../experiments/{name}: the experiment with
 // its status, and every trial.
 type ExperimentView struct {
@@ -366,6 +372,8 @@ type ExperimentInput struct {
 	// Trials and Status carry the state across continue-as-new (empty on the first run).
 	Trials []Trial           `json:"trials,omitempty"`
 	Status *ExperimentStatus `json:"status,omitempty"`
+	// Exhausted is true once the algorithm had no more suggestions (grid).
+	Exhausted bool `json:"exhausted,omitempty"`
 	// TrialsPerRun bounds the trials launched by one workflow run before it continues as new (0: 50).
 	TrialsPerRun int `json:"trialsPerRun,omitempty"`
 	// PollInterval is how often a trial's job is polled (0: 1 s).
