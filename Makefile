@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 GO ?= go
 BIN := $(CURDIR)/bin
-MODULES := libs cli services/pipelines services/training services/serving services/notebooks services/metadata examples/training/mnist examples/serving
+MODULES := libs cli services/pipelines services/training services/serving services/notebooks services/metadata examples/training/mnist examples/serving services/tuning
 export GOFLAGS := -buildvcs=false
 
 .PHONY: build run test vet bench deps clean images workflowcheck
@@ -10,7 +10,7 @@ export GOFLAGS := -buildvcs=false
 build: ## build the sluice binary and every service binary into ./bin
 	@mkdir -p $(BIN)
 	cd cli && $(GO) build -o $(BIN)/sluice ./cmd/sluice
-	@for s in pipelines training serving notebooks metadata; do \
+	@for s in pipelines training serving notebooks metadata tuning; do \
 		(cd services/$$s && $(GO) build -o $(BIN)/$$s ./cmd/$$s) || exit 1; done
 	cd examples/training/mnist && $(GO) build -o $(BIN)/mnist-trainer ./cmd/mnist-trainer
 	cd examples/serving && $(GO) build -o $(BIN)/serving-mnist ./mnist
@@ -29,7 +29,7 @@ test: deps vet workflowcheck ## go vet + all tests with -race across every modul
 	for m in $(MODULES); do echo "== go test -race $$m"; \
 		(cd $$m && $(GO) test -race -count=1 -timeout 20m ./...) || exit 1; done
 
-WORKFLOW_MODULES := services/pipelines services/training services/serving services/notebooks
+WORKFLOW_MODULES := services/pipelines services/training services/serving services/notebooks services/tuning
 workflowcheck: ## static determinism check of every Temporal workflow (go.temporal.io/sdk/contrib/tools/workflowcheck)
 	@mkdir -p $(BIN)/tools
 	@[ -x $(BIN)/tools/workflowcheck ] || GOBIN=$(BIN)/tools GOFLAGS= $(GO) install go.temporal.io/sdk/contrib/tools/workflowcheck@v0.6.0
