@@ -310,3 +310,83 @@ func recordHistories(t *testing.T, e *env, id, dest string) {
 		require.NoError(t, os.WriteFile(fmt.Sprintf("%s-%d.json", dest, i), b, 0o644))
 	}
 }
+
+// Grid search with the TensorFlowEvent collector: six points (3 learning rates × 2 optimizers), each
+// trial writes event files under its own directory (${trialSpec.Name} in the command, {trialName} in the
+// collector's path); the experiment ends when the grid is exhausted, and the optimum is lr=0.01, adam.
+func TestGridTensorFlowEventEndToEnd(t *testing.T) {
+	e := newEnv(t)
+	trainer := buildTrainer(t)
+	logs := t.TempDir()
+	doc := fmt.Sprintf(`apiVersion: kubeflow.org/v1beta1
+kind: Experiment
+metadata:
+  name: grid-tfevent
+spec:
+  objective:
+    type: minimize
+    objectiveMetricName: loss
+  algorithm:
+    algorithmName: grid
+  parallelTrialCount: 2
+  metricsCollectorSpec:
+    source:
+      fileSystemPath:
+        path: %s/{trialName}
+        kind: Directory
+    collector:
+      kind: TensorFlowEvent
+  parameters:
+    - name: lr
+      parameterType: discrete
+      feasibleSpace:
+        list: ["0.001", "0.01", "0.1"]
+    - name: optimizer
+      parameterType: categorical
+      feasibleSpace:
+        list: [sgd, adam]
+  trialTemplate:
+    primaryContainerName: tensorflow
+    trialParameters:
+      - name: learningRate
+        reference: lr
+      - name: optimizer
+        reference: optimizer
+      - name: trialName
+        reference: ${trialSpec.Name}
+    trialSpec:
+      apiVersion: kubeflow.org/v1
+      kind: TFJob
+      spec:
+        tfReplicaSpecs:
+          Worker:
+            replicas: 1
+            restartPolicy: Never
+            template:
+              spec:
+                containers:
+                  - name: tensorflow
+                    image: example.org/trainer:latest
+                    command: [%q, "--lr=${trialParameters.learningRate}", "--optimizer=${trialParameters.optimizer}", "--logdir=%s/${trialParameters.trialName}"]
+`, logs, trainer, logs)
+	code, body := e.do(http.MethodPost, e.experiments(), doc, nil)
+	require.Equal(t, http.StatusCreated, code, body)
+	var v tuningv1.ExperimentView
+	require.Eventually(t, func() bool {
+		code, _ := e.do(http.MethodGet, e.experiments()+"/grid-tfevent", "", &v)
+		return code == http.StatusOK && (v.State() == tuningv1.ConditionSucceeded || v.State() == tuningv1.ConditionFailed)
+	}, 4*time.Minute, 100*time.Millisecond)
+	require.Equal(t, tuningv1.ReasonExperimentSuggestionEndReached, cond(v.Status.Conditions, tuningv1.ConditionSucceeded).Reason, "%+v", v.Status)
+	require.Len(t, v.TrialsView, 6)
+	require.Equal(t, int32(6), v.Status.TrialsSucceeded, "%+v", v.TrialsView)
+	require.Equal(t, []tuningv1.ParameterAssignment{{Name: "lr", Value: "0.01"}, {Name: "optimizer", Value: "adam"}},
+		v.Status.CurrentOptimalTrial.ParameterAssignments)
+	require.Equal(t, "0", v.Status.CurrentOptimalTrial.Observation.Metrics[0].Min)
+	for _, tr := range v.TrialsView {
+		m := tr.Observation.Metrics
+		require.Len(t, m, 1)
+		lo, _ := strconv.ParseFloat(m[0].Min, 64)
+		hi, _ := strconv.ParseFloat(m[0].Max, 64)
+		require.InDelta(t, 3*lo, hi, 1e-4, "three epochs read from the event file (%s)", tr.Name)
+	}
+}
