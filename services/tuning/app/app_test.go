@@ -278,7 +278,7 @@ func TestRESTErrors(t *testing.T) {
 	code, body := e.do(http.MethodPost, e.experiments(), strings.Replace(doc, "algorithmName: random", "algorithmName: bayesianoptimization", 1), nil)
 	require.Equal(t, http.StatusBadRequest, code)
 	require.Contains(t, body, `"field":"spec.algorithm.algorithmName"`)
-	code, body = e.do(http.MethodPost, e.experiments(), strings.Replace(doc, "parallelTrialCount: 2", "parallelTrialCount: 2\n  earlyStopping: {algorithmName: medianstop}", 1), nil)
+	code, body = e.do(http.MethodPost, e.experiments(), strings.Replace(doc, "parallelTrialCount: 2", "parallelTrialCount: 2\n  earlyStopping: {algorithmName: hyperband}", 1), nil)
 	require.Equal(t, http.StatusBadRequest, code)
 	require.Contains(t, body, "not supported yet")
 	code, _ = e.do(http.MethodPost, e.experiments(), "{not yaml", nil)
@@ -428,4 +428,70 @@ func TestMNISTExample(t *testing.T) {
 	require.Equal(t, best, v.Status.CurrentOptimalTrial.BestTrialName)
 	require.Greater(t, bestAcc, 0.5, "the best trial learned something")
 	t.Logf("best trial %s: %v accuracy=%.4f", best, v.Status.CurrentOptimalTrial.ParameterAssignments, bestAcc)
+}
+
+// Medianstop: with min_trials_required 2 and start_step 2, the third grid trial (lr=1, loss 12, 8, 4
+// per epoch) is stopped after its second report because it is worse than the median final loss (0.5)
+// of the two completed trials; it is EarlyStopped, its job is deleted, and the experiment still ends.
+func TestMedianStopEndToEnd(t *testing.T) {
+	e := newEnv(t)
+	trainer := buildTrainer(t)
+	doc := fmt.Sprintf(`apiVersion: kubeflow.org/v1beta1
+kind: Experiment
+metadata:
+  name: medianstop
+spec:
+  objective:
+    type: minimize
+    objectiveMetricName: loss
+  algorithm:
+    algorithmName: grid
+  earlyStopping:
+    algorithmName: medianstop
+    algorithmSettings:
+      - name: min_trials_required
+        value: "2"
+      - name: start_step
+        value: "2"
+  parallelTrialCount: 1
+  parameters:
+    - name: lr
+      parameterType: discrete
+      feasibleSpace:
+        list: ["0.01", "0.1", "1"]
+  trialTemplate:
+    trialParameters:
+      - name: learningRate
+        reference: lr
+    trialSpec:
+      apiVersion: kubeflow.org/v1
+      kind: TFJob
+      spec:
+        tfReplicaSpecs:
+          Worker:
+            replicas: 1
+            restartPolicy: Never
+            template:
+              spec:
+                containers:
+                  - name: tensorflow
+                    image: example.org/trainer:latest
+                    command: [%q, "--lr=${trialParameters.learningRate}", "--optimizer=adam", "--epoch-delay=3s"]
+`, trainer)
+	code, body := e.do(http.MethodPost, e.experiments(), doc, nil)
+	require.Equal(t, http.StatusCreated, code, body)
+	var v tuningv1.ExperimentView
+	require.Eventually(t, func() bool {
+		code, _ := e.do(http.MethodGet, e.experiments()+"/medianstop", "", &v)
+		return code == http.StatusOK && (v.State() == tuningv1.ConditionSucceeded || v.State() == tuningv1.ConditionFailed)
+	}, 4*time.Minute, 100*time.Millisecond)
+	require.Equal(t, tuningv1.ReasonExperimentSuggestionEndReached, cond(v.Status.Conditions, tuningv1.ConditionSucceeded).Reason, "%+v", v.Status)
+	require.Len(t, v.TrialsView, 3)
+	last := v.TrialsView[2]
+	require.Equal(t, tuningv1.ConditionEarlyStopped, last.State(), "%+v", last)
+	require.Equal(t, tuningv1.ReasonTrialEarlyStopped, cond(last.Conditions, tuningv1.ConditionEarlyStopped).Reason)
+	require.Equal(t, "8", last.Observation.Metrics[0].Latest, "stopped after the second report")
+	require.Equal(t, int32(1), v.Status.TrialsEarlyStopped)
+	require.Equal(t, int32(2), v.Status.TrialsSucceeded)
+	require.Equal(t, v.TrialsView[0].Name, v.Status.CurrentOptimalTrial.BestTrialName)
 }

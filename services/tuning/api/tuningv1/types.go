@@ -62,9 +62,9 @@ type ExperimentSpec struct {
 	Parameters []ParameterSpec `json:"parameters,omitempty"`
 	Objective  *ObjectiveSpec  `json:"objective,omitempty"`
 	Algorithm  *AlgorithmSpec  `json:"algorithm,omitempty"`
-	// EarlyStopping is refused ("not supported yet").
-	EarlyStopping *json.RawMessage `json:"earlyStopping,omitempty"`
-	TrialTemplate *TrialTemplate   `json:"trialTemplate,omitempty"`
+	// EarlyStopping: medianstop only.
+	EarlyStopping *EarlyStoppingSpec `json:"earlyStopping,omitempty"`
+	TrialTemplate *TrialTemplate     `json:"trialTemplate,omitempty"`
 	// ParallelTrialCount defaults to 3; MaxTrialCount nil means no limit (grid stops when exhausted);
 	// MaxFailedTrialCount nil means failures never fail the experiment.
 	ParallelTrialCount  *int32 `json:"parallelTrialCount,omitempty"`
@@ -148,6 +148,25 @@ type ObjectiveSpec struct {
 	ObjectiveMetricName   string           `json:"objectiveMetricName"`
 	AdditionalMetricNames []string         `json:"additionalMetricNames,omitempty"`
 	MetricStrategies      []MetricStrategy `json:"metricStrategies,omitempty"`
+}
+
+// EarlyStoppingSpec names the early-stopping algorithm: medianstop, with settings min_trials_required
+// (default 3) and start_step (default 4). A running trial whose objective value, once it has reported
+// start_step values, is worse than the median of the objective values of the completed trials is
+// stopped: condition EarlyStopped, reason TrialEarlyStopped.
+type EarlyStoppingSpec struct {
+	AlgorithmName     string             `json:"algorithmName"`
+	AlgorithmSettings []AlgorithmSetting `json:"algorithmSettings,omitempty"`
+}
+
+// EarlyStoppingRule is what a running trial checks (Katib's EarlyStoppingRule): stop once the metric has
+// been reported StartStep times and its latest value compares to Value as Comparison says ("less" when
+// maximizing, "greater" when minimizing).
+type EarlyStoppingRule struct {
+	Name       string  `json:"name"`
+	Value      float64 `json:"value"`
+	Comparison string  `json:"comparison"`
+	StartStep  int     `json:"startStep"`
 }
 
 // AlgorithmSetting is a name/value setting of the algorithm.
@@ -240,6 +259,8 @@ const (
 	ConditionFailed    = "Failed"
 	// ConditionMetricsUnavailable: the trial's job succeeded but the objective metric was never reported.
 	ConditionMetricsUnavailable = "MetricsUnavailable"
+	// ConditionEarlyStopped: the early-stopping rule stopped the trial.
+	ConditionEarlyStopped = "EarlyStopped"
 
 	ReasonExperimentCreated              = "ExperimentCreated"
 	ReasonExperimentRunning              = "ExperimentRunning"
@@ -253,6 +274,7 @@ const (
 	ReasonTrialSucceeded          = "TrialSucceeded"
 	ReasonTrialFailed             = "TrialFailed"
 	ReasonTrialMetricsUnavailable = "MetricsUnavailable"
+	ReasonTrialEarlyStopped       = "TrialEarlyStopped"
 )
 
 // Condition is a Katib condition: Status is "True" or "False".
@@ -302,6 +324,8 @@ type ExperimentStatus struct {
 	SucceededTrialList          []string      `json:"succeededTrialList,omitempty"`
 	FailedTrialList             []string      `json:"failedTrialList,omitempty"`
 	MetricsUnavailableTrialList []string      `json:"metricsUnavailableTrialList,omitempty"`
+	EarlyStoppedTrialList       []string      `json:"earlyStoppedTrialList,omitempty"`
+	TrialsEarlyStopped          int32         `json:"trialsEarlyStopped"`
 	Trials                      int32         `json:"trials"`
 	TrialsSucceeded             int32         `json:"trialsSucceeded"`
 	TrialsFailed                int32         `json:"trialsFailed"`

@@ -63,13 +63,17 @@ type RunTrialInput struct {
 	Trial      tuningv1.Trial      `json:"trial"`
 	// PollInterval between status reads of the training job (0: 1 s).
 	PollInterval time.Duration `json:"pollInterval,omitempty"`
+	// EarlyStopping, when set, is checked against the metrics collected at every poll while the job runs.
+	EarlyStopping *tuningv1.EarlyStoppingRule `json:"earlyStopping,omitempty"`
 }
 
 // TrialOutcome is how the trial's job ended and what the collector observed.
 type TrialOutcome struct {
-	Succeeded   bool                 `json:"succeeded"`
-	Message     string               `json:"message,omitempty"`
-	Observation tuningv1.Observation `json:"observation"`
+	Succeeded bool `json:"succeeded"`
+	// EarlyStopped: the early-stopping rule matched; the job was deleted.
+	EarlyStopped bool                 `json:"earlyStopped,omitempty"`
+	Message      string               `json:"message,omitempty"`
+	Observation  tuningv1.Observation `json:"observation"`
 }
 
 func (a *Activities) client() *http.Client {
@@ -175,6 +179,14 @@ func (a *Activities) RunTrial(ctx context.Context, in RunTrialInput) (TrialOutco
 			if done {
 				break
 			}
+			if r := in.EarlyStopping; r != nil {
+				if obs, err := a.collect(ctx, e, t, job.PrimaryReplica); err == nil {
+					if stop, msg := ShouldStop(*r, obs.Observation, len(obs.Series[r.Name])); stop {
+						a.deleteJob(ns, t.Name)
+						return TrialOutcome{EarlyStopped: true, Message: msg, Observation: obs.Observation}, nil
+					}
+				}
+			}
 		}
 		select {
 		case <-ctx.Done():
@@ -188,8 +200,32 @@ func (a *Activities) RunTrial(ctx context.Context, in RunTrialInput) (TrialOutco
 		out.Message = strings.TrimSpace(out.Message + "; metrics: " + err.Error())
 		out.Message = strings.TrimPrefix(out.Message, "; ")
 	}
-	out.Observation = obs
+	out.Observation = obs.Observation
 	return out, nil
+}
+
+// collected is an observation with the raw series it summarises.
+type collected struct {
+	tuningv1.Observation
+	Series collect.Series
+}
+
+// ShouldStop applies Katib's early-stopping rule to a running trial whose metric was reported reports
+// times: once reports >= StartStep, a latest value "less" (maximize) / "greater" (minimize) than the
+// rule's value stops it.
+func ShouldStop(r tuningv1.EarlyStoppingRule, obs tuningv1.Observation, reports int) (bool, string) {
+	if reports < r.StartStep {
+		return false, ""
+	}
+	v, ok := collect.Value(obs, r.Name, tuningv1.StrategyLatest)
+	if !ok {
+		return false, ""
+	}
+	if (r.Comparison == "less" && v < r.Value) || (r.Comparison == "greater" && v > r.Value) {
+		return true, fmt.Sprintf("early stopped by medianstop: %s=%g after %d reports is %s than the median %g of completed trials",
+			r.Name, v, reports, map[string]string{"less": "worse (less)", "greater": "worse (greater)"}[r.Comparison], r.Value)
+	}
+	return false, ""
 }
 
 func (a *Activities) deleteJob(ns, name string) {
@@ -199,7 +235,7 @@ func (a *Activities) deleteJob(ns, name string) {
 }
 
 // collect runs the experiment's metrics collector over the finished trial.
-func (a *Activities) collect(ctx context.Context, e tuningv1.Experiment, t tuningv1.Trial, replica string) (tuningv1.Observation, error) {
+func (a *Activities) collect(ctx context.Context, e tuningv1.Experiment, t tuningv1.Trial, replica string) (collected, error) {
 	o := *e.Spec.Objective
 	names := collect.MetricNames(o)
 	mc := e.Spec.MetricsCollectorSpec
@@ -210,29 +246,29 @@ func (a *Activities) collect(ctx context.Context, e tuningv1.Experiment, t tunin
 		var src tfevents.Source = tfevents.Dir(p)
 		if rest, ok := strings.CutPrefix(p, "s3://"); ok {
 			if a.S3 == nil {
-				return tuningv1.Observation{}, errors.New("no S3 store configured for " + p)
+				return collected{}, errors.New("no S3 store configured for " + p)
 			}
 			bucket, prefix, _ := strings.Cut(rest, "/")
 			src = tfevents.S3{Client: a.S3, Bucket: bucket, Prefix: prefix}
 		}
 		var err error
 		if s, err = collect.TFEvents(ctx, src, names); err != nil {
-			return tuningv1.Observation{}, err
+			return collected{}, err
 		}
 	default:
 		u := a.jobsURL(e.Metadata.Namespace) + "/" + url.PathEscape(t.Name) + "/logs?replica=" + url.QueryEscape(replica)
 		code, body, err := a.call(ctx, http.MethodGet, u, nil)
 		if err != nil {
-			return tuningv1.Observation{}, err
+			return collected{}, err
 		}
 		if code != http.StatusOK {
-			return tuningv1.Observation{}, fmt.Errorf("log of %s/%s: HTTP %d: %s", t.Name, replica, code, errorText(body))
+			return collected{}, fmt.Errorf("log of %s/%s: HTTP %d: %s", t.Name, replica, code, errorText(body))
 		}
 		if s, err = collect.StdOut(body, mc.Source.Filter.MetricsFormat, names); err != nil {
-			return tuningv1.Observation{}, err
+			return collected{}, err
 		}
 	}
-	return collect.Observe(s, names), nil
+	return collected{Observation: collect.Observe(s, names), Series: s}, nil
 }
 
 // DeleteTrialsInput names the trial jobs to delete.

@@ -32,6 +32,7 @@ func recount(e tuningv1.Experiment, trials []tuningv1.Trial, st *tuningv1.Experi
 	st.Trials = int32(len(trials))
 	st.TrialsSucceeded, st.TrialsFailed, st.TrialsRunning, st.TrialMetricsUnavailable = 0, 0, 0, 0
 	st.RunningTrialList, st.SucceededTrialList, st.FailedTrialList, st.MetricsUnavailableTrialList = nil, nil, nil, nil
+	st.TrialsEarlyStopped, st.EarlyStoppedTrialList = 0, nil
 	var best *tuningv1.Trial
 	var bestV float64
 	o := *e.Spec.Objective
@@ -48,6 +49,9 @@ func recount(e tuningv1.Experiment, trials []tuningv1.Trial, st *tuningv1.Experi
 		case tuningv1.ConditionFailed:
 			st.TrialsFailed++
 			st.FailedTrialList = append(st.FailedTrialList, t.Name)
+		case tuningv1.ConditionEarlyStopped:
+			st.TrialsEarlyStopped++
+			st.EarlyStoppedTrialList = append(st.EarlyStoppedTrialList, t.Name)
 		case tuningv1.ConditionMetricsUnavailable:
 			st.TrialMetricsUnavailable++
 			st.MetricsUnavailableTrialList = append(st.MetricsUnavailableTrialList, t.Name)
@@ -85,7 +89,7 @@ func verdict(e tuningv1.Experiment, st tuningv1.ExperimentStatus, exhausted bool
 		return tuningv1.ConditionFailed, tuningv1.ReasonExperimentFailed,
 			fmt.Sprintf("Experiment has failed because max failed count has reached: %d trials failed (maxFailedTrialCount %d)", st.TrialsFailed, *s.MaxFailedTrialCount)
 	}
-	completed := st.TrialsSucceeded + st.TrialsFailed + st.TrialMetricsUnavailable
+	completed := st.TrialsSucceeded + st.TrialsFailed + st.TrialMetricsUnavailable + st.TrialsEarlyStopped
 	if s.MaxTrialCount != nil && completed >= *s.MaxTrialCount {
 		return tuningv1.ConditionSucceeded, tuningv1.ReasonExperimentMaxTrialsReached,
 			fmt.Sprintf("Experiment has succeeded because max trial count has reached: %d", *s.MaxTrialCount)

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
+	"sort"
 	"strconv"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	wf "github.com/sluice-ml/sluice/libs/workflow"
 	"github.com/sluice-ml/sluice/services/tuning/api/tuningv1"
 	"github.com/sluice-ml/sluice/services/tuning/internal/collect"
+	"github.com/sluice-ml/sluice/services/tuning/internal/expspec"
 	"github.com/sluice-ml/sluice/services/tuning/internal/suggest"
 )
 
@@ -108,6 +110,10 @@ func Run(ctx workflow.Context, in tuningv1.ExperimentInput) (tuningv1.Experiment
 				t.Message = ae.Message()
 			}
 			t.Conditions = setCondition(t.Conditions, tuningv1.ConditionFailed, "True", tuningv1.ReasonTrialFailed, "Trial has failed: "+t.Message, ts)
+		case out.EarlyStopped:
+			t.Message = out.Message
+			t.Observation = out.Observation
+			t.Conditions = setCondition(t.Conditions, tuningv1.ConditionEarlyStopped, "True", tuningv1.ReasonTrialEarlyStopped, "Trial is early stopped: "+out.Message, ts)
 		case !out.Succeeded:
 			t.Message = out.Message
 			t.Observation = out.Observation
@@ -123,7 +129,7 @@ func Run(ctx workflow.Context, in tuningv1.ExperimentInput) (tuningv1.Experiment
 		}
 		recount(e, trials, &e.Status)
 		typ := events.TuningTrialSucceededV1
-		if t.State() != tuningv1.ConditionSucceeded {
+		if s := t.State(); s != tuningv1.ConditionSucceeded && s != tuningv1.ConditionEarlyStopped {
 			typ = events.TuningTrialFailedV1
 		}
 		tc := *t
@@ -179,7 +185,8 @@ func Run(ctx workflow.Context, in tuningv1.ExperimentInput) (tuningv1.Experiment
 					trials = append(trials, t)
 					cctx, cancel := workflow.WithCancel(ctx)
 					cctx = workflow.WithActivityOptions(cctx, trialOpts)
-					fut := workflow.ExecuteActivity(cctx, a.RunTrial, RunTrialInput{Experiment: e.WithoutStatus(), Trial: t, PollInterval: poll})
+					fut := workflow.ExecuteActivity(cctx, a.RunTrial, RunTrialInput{Experiment: e.WithoutStatus(), Trial: t, PollInterval: poll,
+						EarlyStopping: earlyStoppingRule(e, trials)})
 					live = append(live, running{index: idx, cancel: cancel})
 					launched++
 					sel.AddFuture(fut, func(f workflow.Future) {
@@ -231,6 +238,36 @@ func Run(ctx workflow.Context, in tuningv1.ExperimentInput) (tuningv1.Experiment
 	return tuningv1.ExperimentResult{Deleted: true}, nil
 }
 
+// earlyStoppingRule is medianstop's rule for a new trial: with at least min_trials_required succeeded
+// trials, stop when the objective, after start_step reports, is worse than their median objective value.
+func earlyStoppingRule(e tuningv1.Experiment, trials []tuningv1.Trial) *tuningv1.EarlyStoppingRule {
+	if e.Spec.EarlyStopping == nil {
+		return nil
+	}
+	minTrials, startStep := expspec.MedianStopSettings(e.Spec.EarlyStopping)
+	var vs []float64
+	for _, t := range trials {
+		if t.State() == tuningv1.ConditionSucceeded {
+			if v, ok := collect.Objective(*e.Spec.Objective, t.Observation); ok {
+				vs = append(vs, v)
+			}
+		}
+	}
+	if len(vs) < minTrials {
+		return nil
+	}
+	sort.Float64s(vs)
+	median := vs[len(vs)/2]
+	if len(vs)%2 == 0 {
+		median = (vs[len(vs)/2-1] + vs[len(vs)/2]) / 2
+	}
+	cmp := "greater"
+	if e.Spec.Objective.Type == tuningv1.ObjectiveMaximize {
+		cmp = "less"
+	}
+	return &tuningv1.EarlyStoppingRule{Name: e.Spec.Objective.ObjectiveMetricName, Value: median, Comparison: cmp, StartStep: startStep}
+}
+
 func suffix(s string) string {
 	if s == "" {
 		return ""
@@ -258,7 +295,7 @@ func suggestRequest(e tuningv1.Experiment, trials []tuningv1.Trial, count int) s
 	hist := make([]suggest.Observation, len(trials))
 	for i, t := range trials {
 		hist[i].Assignments = t.ParameterAssignments
-		if t.State() == tuningv1.ConditionSucceeded {
+		if s := t.State(); s == tuningv1.ConditionSucceeded || s == tuningv1.ConditionEarlyStopped {
 			hist[i].Value, hist[i].Valid = collect.Objective(*e.Spec.Objective, t.Observation)
 		}
 	}

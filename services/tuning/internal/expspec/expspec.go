@@ -228,9 +228,7 @@ func Validate(e tuningv1.Experiment) error {
 	checkName(&p, "metadata.name", e.Metadata.Name, 40)
 	checkName(&p, "metadata.namespace", e.Metadata.Namespace, 63)
 	s := e.Spec
-	if s.EarlyStopping != nil {
-		p.add("spec.earlyStopping", "not supported yet (medianstop early stopping is not implemented); remove it")
-	}
+	validateEarlyStopping(&p, s.EarlyStopping)
 	if s.NasConfig != nil {
 		p.add("spec.nasConfig", "neural architecture search is not supported")
 	}
@@ -259,6 +257,43 @@ func Validate(e tuningv1.Experiment) error {
 	validateCollector(&p, s.MetricsCollectorSpec)
 	validateTemplate(&p, s.TrialTemplate, names)
 	return p.err()
+}
+
+func validateEarlyStopping(p *problems, es *tuningv1.EarlyStoppingSpec) {
+	if es == nil {
+		return
+	}
+	const f = "spec.earlyStopping"
+	if es.AlgorithmName != "medianstop" {
+		p.add(f+".algorithmName", "%q is not supported yet; use medianstop", es.AlgorithmName)
+		return
+	}
+	for i, st := range es.AlgorithmSettings {
+		ff := fmt.Sprintf("%s.algorithmSettings[%d]", f, i)
+		switch st.Name {
+		case "min_trials_required", "start_step":
+			if n, err := strconv.Atoi(st.Value); err != nil || n < 1 {
+				p.add(ff+".value", "%s must be a positive integer, got %q", st.Name, st.Value)
+			}
+		default:
+			p.add(ff+".name", "%q is not a setting of medianstop (known: min_trials_required, start_step)", st.Name)
+		}
+	}
+}
+
+// MedianStopSettings returns medianstop's min_trials_required (default 3) and start_step (default 4).
+func MedianStopSettings(es *tuningv1.EarlyStoppingSpec) (minTrials, startStep int) {
+	minTrials, startStep = 3, 4
+	for _, st := range es.AlgorithmSettings {
+		n, _ := strconv.Atoi(st.Value)
+		switch st.Name {
+		case "min_trials_required":
+			minTrials = n
+		case "start_step":
+			startStep = n
+		}
+	}
+	return minTrials, startStep
 }
 
 func checkName(p *problems, field, v string, max int) {

@@ -19,6 +19,7 @@ func main() {
 	lr := flag.Float64("lr", 0.1, "learning rate")
 	opt := flag.String("optimizer", "sgd", "optimizer")
 	logdir := flag.String("logdir", "", "write TensorFlow event files here")
+	delay := flag.Duration("epoch-delay", 0, "sleep after each epoch (lets early stopping see a running trial)")
 	flag.Parse()
 	loss := math.Pow(math.Log10(*lr)+2, 2)
 	if *opt != "adam" {
@@ -46,6 +47,7 @@ func main() {
 				os.Exit(1)
 			}
 		}
+		time.Sleep(*delay)
 	}
 	if w != nil {
 		if err := w.Close(); err != nil {
