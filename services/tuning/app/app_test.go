@@ -256,6 +256,10 @@ func TestExperimentEndToEnd(t *testing.T) {
 				code, _ := e.do(http.MethodGet, e.experiments()+"/"+name, "", nil)
 				return code == http.StatusNotFound
 			}, time.Minute, 50*time.Millisecond)
+			for _, tr := range v.TrialsView { // the trials' training jobs went with the experiment
+				code, body := e.do(http.MethodGet, "/apis/training/v1/namespaces/"+e.ns+"/jobs/"+tr.Name, "", nil)
+				require.Equal(t, http.StatusNotFound, code, body)
+			}
 			if os.Getenv("SLUICE_RECORD_HISTORIES") != "" {
 				recordHistories(t, e, tuningv1.WorkflowID(e.ns, name), "../internal/experiments/testdata/histories/"+c.algo)
 			}
