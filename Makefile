@@ -42,7 +42,7 @@ bench: build ## run the benchmarks and write docs/benchmarks.md
 images: ## build one FROM-scratch image per service from static binaries (docker build, no registry)
 	@mkdir -p $(BIN)/static
 	cd cli && CGO_ENABLED=0 $(GO) build -o $(BIN)/static/sluice ./cmd/sluice
-	@for s in pipelines training serving notebooks metadata; do \
+	@for s in pipelines training serving notebooks metadata tuning; do \
 		(cd services/$$s && CGO_ENABLED=0 $(GO) build -o $(BIN)/static/$$s ./cmd/$$s) || exit 1; \
 		docker build -q -f deploy/Dockerfile --build-arg SERVICE=$$s -t sluice/$$s:dev . || exit 1; done
 
