@@ -499,3 +499,62 @@ spec:
 	require.Equal(t, int32(2), v.Status.TrialsSucceeded)
 	require.Equal(t, v.TrialsView[0].Name, v.Status.CurrentOptimalTrial.BestTrialName)
 }
+
+// Reaching the goal ends the experiment at once: the trial still running (lr=1, slow because its loss is
+// high) is killed (Killed/TrialKilled, its training job deleted) and does not count as failed.
+func TestGoalReachedKillsRunningTrial(t *testing.T) {
+	e := newEnv(t)
+	trainer := buildTrainer(t)
+	doc := fmt.Sprintf(`apiVersion: kubeflow.org/v1beta1
+kind: Experiment
+metadata:
+  name: goal
+spec:
+  objective:
+    type: minimize
+    goal: 0.0001
+    objectiveMetricName: loss
+  algorithm:
+    algorithmName: grid
+  parallelTrialCount: 2
+  maxFailedTrialCount: 0
+  parameters:
+    - name: lr
+      parameterType: discrete
+      feasibleSpace:
+        list: ["0.01", "1", "0.1"]
+  trialTemplate:
+    trialParameters:
+      - name: learningRate
+        reference: lr
+    trialSpec:
+      apiVersion: kubeflow.org/v1
+      kind: TFJob
+      spec:
+        tfReplicaSpecs:
+          Worker:
+            replicas: 1
+            restartPolicy: Never
+            template:
+              spec:
+                containers:
+                  - name: tensorflow
+                    image: example.org/trainer:latest
+                    command: [%q, "--lr=${trialParameters.learningRate}", "--optimizer=adam", "--epoch-delay-per-loss=30s"]
+`, trainer)
+	code, body := e.do(http.MethodPost, e.experiments(), doc, nil)
+	require.Equal(t, http.StatusCreated, code, body)
+	var v tuningv1.ExperimentView
+	require.Eventually(t, func() bool {
+		code, _ := e.do(http.MethodGet, e.experiments()+"/goal", "", &v)
+		return code == http.StatusOK && v.Status.TrialsRunning == 0 && (v.State() == tuningv1.ConditionSucceeded || v.State() == tuningv1.ConditionFailed)
+	}, 3*time.Minute, 100*time.Millisecond)
+	require.Equal(t, tuningv1.ReasonExperimentGoalReached, cond(v.Status.Conditions, tuningv1.ConditionSucceeded).Reason, "%+v", v.Status)
+	require.Len(t, v.TrialsView, 2, "the third grid point is never tried")
+	require.Equal(t, v.TrialsView[0].Name, v.Status.CurrentOptimalTrial.BestTrialName)
+	require.Equal(t, tuningv1.ConditionKilled, v.TrialsView[1].State(), "%+v", v.TrialsView[1])
+	require.Equal(t, int32(1), v.Status.TrialsKilled)
+	require.Equal(t, int32(0), v.Status.TrialsFailed)
+	code, _ = e.do(http.MethodGet, "/apis/training/v1/namespaces/"+e.ns+"/jobs/"+v.TrialsView[1].Name, "", nil)
+	require.Equal(t, http.StatusNotFound, code, "the killed trial's job is deleted")
+}

@@ -261,6 +261,8 @@ const (
 	ConditionMetricsUnavailable = "MetricsUnavailable"
 	// ConditionEarlyStopped: the early-stopping rule stopped the trial.
 	ConditionEarlyStopped = "EarlyStopped"
+	// ConditionKilled: the trial was still running when the experiment ended (goal reached, failed).
+	ConditionKilled = "Killed"
 
 	ReasonExperimentCreated              = "ExperimentCreated"
 	ReasonExperimentRunning              = "ExperimentRunning"
@@ -275,6 +277,7 @@ const (
 	ReasonTrialFailed             = "TrialFailed"
 	ReasonTrialMetricsUnavailable = "MetricsUnavailable"
 	ReasonTrialEarlyStopped       = "TrialEarlyStopped"
+	ReasonTrialKilled             = "TrialKilled"
 )
 
 // Condition is a Katib condition: Status is "True" or "False".
@@ -326,6 +329,8 @@ type ExperimentStatus struct {
 	MetricsUnavailableTrialList []string      `json:"metricsUnavailableTrialList,omitempty"`
 	EarlyStoppedTrialList       []string      `json:"earlyStoppedTrialList,omitempty"`
 	TrialsEarlyStopped          int32         `json:"trialsEarlyStopped"`
+	KilledTrialList             []string      `json:"killedTrialList,omitempty"`
+	TrialsKilled                int32         `json:"trialsKilled"`
 	Trials                      int32         `json:"trials"`
 	TrialsSucceeded             int32         `json:"trialsSucceeded"`
 	TrialsFailed                int32         `json:"trialsFailed"`

@@ -27,25 +27,29 @@ func setCondition(cs []tuningv1.Condition, typ, status, reason, msg string, now 
 	return append(cs, tuningv1.Condition{Type: typ, Status: status, Reason: reason, Message: msg, LastUpdateTime: now, LastTransitionTime: now})
 }
 
-// recount derives the trial counters, the trial lists and currentOptimalTrial from the trials.
+// recount derives the trial counters, the trial lists and currentOptimalTrial from the trials, as
+// Katib's updateTrialsSummary does (the first trial with the best objective value wins ties).
 func recount(e tuningv1.Experiment, trials []tuningv1.Trial, st *tuningv1.ExperimentStatus) {
 	st.Trials = int32(len(trials))
 	st.TrialsSucceeded, st.TrialsFailed, st.TrialsRunning, st.TrialMetricsUnavailable = 0, 0, 0, 0
 	st.RunningTrialList, st.SucceededTrialList, st.FailedTrialList, st.MetricsUnavailableTrialList = nil, nil, nil, nil
-	st.TrialsEarlyStopped, st.EarlyStoppedTrialList = 0, nil
+	st.TrialsEarlyStopped, st.EarlyStoppedTrialList, st.TrialsKilled, st.KilledTrialList = 0, nil, 0, nil
 	var best *tuningv1.Trial
 	var bestV float64
 	o := *e.Spec.Objective
 	for i := range trials {
 		t := &trials[i]
+		// As Katib: every trial with an observed objective competes for currentOptimalTrial.
+		if v, ok := collect.Objective(o, t.Observation); ok && (best == nil || better(o.Type, v, bestV)) {
+			best, bestV = t, v
+		}
 		switch t.State() {
 		case tuningv1.ConditionSucceeded:
 			st.TrialsSucceeded++
 			st.SucceededTrialList = append(st.SucceededTrialList, t.Name)
-			v, ok := collect.Objective(o, t.Observation)
-			if ok && (best == nil || better(o.Type, v, bestV)) {
-				best, bestV = t, v
-			}
+		case tuningv1.ConditionKilled:
+			st.TrialsKilled++
+			st.KilledTrialList = append(st.KilledTrialList, t.Name)
 		case tuningv1.ConditionFailed:
 			st.TrialsFailed++
 			st.FailedTrialList = append(st.FailedTrialList, t.Name)
@@ -89,14 +93,16 @@ func verdict(e tuningv1.Experiment, st tuningv1.ExperimentStatus, exhausted bool
 		return tuningv1.ConditionFailed, tuningv1.ReasonExperimentFailed,
 			fmt.Sprintf("Experiment has failed because max failed count has reached: %d trials failed (maxFailedTrialCount %d)", st.TrialsFailed, *s.MaxFailedTrialCount)
 	}
-	completed := st.TrialsSucceeded + st.TrialsFailed + st.TrialMetricsUnavailable + st.TrialsEarlyStopped
+	// Katib counts succeeded, failed, killed and early-stopped trials; Sluice also counts trials without
+	// metrics (Katib would leave them pending forever).
+	completed := st.TrialsSucceeded + st.TrialsFailed + st.TrialMetricsUnavailable + st.TrialsEarlyStopped + st.TrialsKilled
 	if s.MaxTrialCount != nil && completed >= *s.MaxTrialCount {
 		return tuningv1.ConditionSucceeded, tuningv1.ReasonExperimentMaxTrialsReached,
 			fmt.Sprintf("Experiment has succeeded because max trial count has reached: %d", *s.MaxTrialCount)
 	}
 	if exhausted && st.TrialsRunning == 0 {
 		return tuningv1.ConditionSucceeded, tuningv1.ReasonExperimentSuggestionEndReached,
-			"Experiment has succeeded because the suggestion service has reached the end of the search space"
+			"Experiment has succeeded because suggestion service has reached the end"
 	}
 	return "", "", ""
 }

@@ -101,8 +101,8 @@ func Run(ctx workflow.Context, in tuningv1.ExperimentInput) (tuningv1.Experiment
 		t.Conditions = setCondition(t.Conditions, tuningv1.ConditionRunning, "False", tuningv1.ReasonTrialRunning, "", ts)
 		switch {
 		case err != nil && temporal.IsCanceledError(err):
-			t.Message = "trial was stopped"
-			t.Conditions = setCondition(t.Conditions, tuningv1.ConditionFailed, "True", tuningv1.ReasonTrialFailed, "Trial was killed: "+t.Message, ts)
+			t.Message = "the experiment ended while the trial ran; its training job was deleted"
+			t.Conditions = setCondition(t.Conditions, tuningv1.ConditionKilled, "True", tuningv1.ReasonTrialKilled, "Trial is killed: "+t.Message, ts)
 		case err != nil:
 			t.Message = err.Error()
 			var ae *temporal.ApplicationError
@@ -129,7 +129,7 @@ func Run(ctx workflow.Context, in tuningv1.ExperimentInput) (tuningv1.Experiment
 		}
 		recount(e, trials, &e.Status)
 		typ := events.TuningTrialSucceededV1
-		if s := t.State(); s != tuningv1.ConditionSucceeded && s != tuningv1.ConditionEarlyStopped {
+		if s := t.State(); s != tuningv1.ConditionSucceeded && s != tuningv1.ConditionEarlyStopped && s != tuningv1.ConditionKilled {
 			typ = events.TuningTrialFailedV1
 		}
 		tc := *t

@@ -20,6 +20,7 @@ func main() {
 	opt := flag.String("optimizer", "sgd", "optimizer")
 	logdir := flag.String("logdir", "", "write TensorFlow event files here")
 	delay := flag.Duration("epoch-delay", 0, "sleep after each epoch (lets early stopping see a running trial)")
+	delayPerLoss := flag.Duration("epoch-delay-per-loss", 0, "also sleep this long per unit of final loss after each epoch (bad trials run long)")
 	flag.Parse()
 	loss := math.Pow(math.Log10(*lr)+2, 2)
 	if *opt != "adam" {
@@ -47,7 +48,7 @@ func main() {
 				os.Exit(1)
 			}
 		}
-		time.Sleep(*delay)
+		time.Sleep(*delay + time.Duration(loss*float64(*delayPerLoss)))
 	}
 	if w != nil {
 		if err := w.Close(); err != nil {
