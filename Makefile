@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 GO ?= go
 BIN := $(CURDIR)/bin
-MODULES := libs cli deploy/images services/pipelines services/training services/serving services/notebooks services/metadata examples/training/mnist examples/serving
+MODULES := libs cli deploy/images services/pipelines services/training services/serving services/notebooks services/metadata services/tuning examples/training/mnist examples/serving
 export GOFLAGS := -buildvcs=false
 
 .PHONY: build run test test-integration vet bench deps clean workflowcheck images images-services images-base images-infra images-compose compose-plugin compose-up compose-down
@@ -10,7 +10,7 @@ export GOFLAGS := -buildvcs=false
 build: ## build the sluice binary and every service binary into ./bin
 	@mkdir -p $(BIN)
 	cd cli && $(GO) build -o $(BIN)/sluice ./cmd/sluice
-	@for s in pipelines training serving notebooks metadata; do \
+	@for s in pipelines training serving notebooks metadata tuning; do \
 		(cd services/$$s && $(GO) build -o $(BIN)/$$s ./cmd/$$s) || exit 1; done
 	cd examples/training/mnist && $(GO) build -o $(BIN)/mnist-trainer ./cmd/mnist-trainer
 	cd examples/serving && $(GO) build -o $(BIN)/serving-mnist ./mnist
@@ -30,7 +30,7 @@ test: deps vet workflowcheck ## go vet + all tests with -race across every modul
 		(cd $$m && $(GO) test -race -count=1 -timeout 20m ./...) || exit 1; done
 	$(MAKE) test-integration
 
-WORKFLOW_MODULES := services/pipelines services/training services/serving services/notebooks
+WORKFLOW_MODULES := services/pipelines services/training services/serving services/notebooks services/tuning
 workflowcheck: ## static determinism check of every Temporal workflow (go.temporal.io/sdk/contrib/tools/workflowcheck)
 	@mkdir -p $(BIN)/tools
 	@[ -x $(BIN)/tools/workflowcheck ] || GOBIN=$(BIN)/tools GOFLAGS= $(GO) install go.temporal.io/sdk/contrib/tools/workflowcheck@v0.6.0
@@ -92,10 +92,10 @@ images: images-services images-infra ## build every image: services, sluice CLI,
 images-services: images-base ## one image per service (FROM scratch; pipelines on the step image), the sluice CLI and mnist-trainer
 	@mkdir -p $(BIN)/static
 	cd cli && $(STATIC_GO) -o $(BIN)/static/sluice ./cmd/sluice
-	@for s in pipelines training serving notebooks metadata; do \
+	@for s in pipelines training serving notebooks metadata tuning; do \
 		(cd services/$$s && $(STATIC_GO) -o $(BIN)/static/$$s ./cmd/$$s) || exit 1; done
 	cd examples/training/mnist && $(STATIC_GO) -o $(BIN)/static/mnist-trainer ./cmd/mnist-trainer
-	@for s in training serving notebooks metadata sluice mnist-trainer; do \
+	@for s in training serving notebooks metadata tuning sluice mnist-trainer; do \
 		$(call image,deploy/Dockerfile,$(SLUICE_IMAGE_PREFIX)$$s:$(SLUICE_IMAGE_TAG),bin/static/$$s deploy/etc,--build-arg SERVICE=$$s) || exit 1; done
 	$(call image,deploy/images/service-debian.Dockerfile,$(SLUICE_IMAGE_PREFIX)pipelines:$(SLUICE_IMAGE_TAG),bin/static/pipelines,--build-arg STEP_IMAGE=$(STEP_IMAGE) --build-arg SERVICE=pipelines)
 

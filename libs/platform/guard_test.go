@@ -75,6 +75,8 @@ func samplePath(pattern, ns string) (method, path string) {
 	if !ok {
 		method, path = "GET", pattern
 	}
+	exact := strings.HasSuffix(path, "/{$}") // matches the path ending in "/" only
+	path = strings.TrimSuffix(path, "{$}")
 	segs := strings.Split(path, "/")
 	for i, s := range segs {
 		switch {
@@ -85,7 +87,7 @@ func samplePath(pattern, ns string) (method, path string) {
 		}
 	}
 	path = strings.Join(segs, "/")
-	if strings.HasSuffix(path, "/") && path != "/" {
+	if strings.HasSuffix(path, "/") && path != "/" && !exact {
 		path += "x"
 	}
 	return method, path

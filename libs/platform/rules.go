@@ -62,6 +62,7 @@ var Rules = func() []Rule {
 		nss     = "/apis/auth/v1/namespaces"
 		tbs     = "/apis/tensorboard.kubeflow.org/v1alpha1/namespaces/{ns}/tensorboards"
 		tb      = "/tensorboard/{ns}/{name}/"
+		exps    = "/apis/tuning/v1/namespaces/{ns}/experiments"
 	)
 	return []Rule{
 		// platform
@@ -114,7 +115,8 @@ var Rules = func() []Rule {
 		inPath("GET "+deps+"/{name}", "get deployment", v),
 		inPath("DELETE "+deps+"/{name}", "delete deployment", c),
 		inPath("POST "+deps+"/{name}/promote", "promote deployment", c),
-		anyone("/v1/models/", "predict"),
+		anyone("/v1", "predict"),
+		anyone("/v1/", "predict"),
 		anyone("/v2", "infer"),
 		anyone("/v2/", "infer"),
 		// notebooks and their servers
@@ -125,6 +127,12 @@ var Rules = func() []Rule {
 		inPath("POST "+nbs+"/{name}", "stop or start notebook", c),
 		{Pattern: "/notebook/{ns}/{name}/{rest...}", Verb: "use notebook", Scope: ScopePath, Namespace: "ns", Role: c, Browser: true},
 		{Pattern: "/notebook/{ns}/{name}", Verb: "use notebook", Scope: ScopePath, Namespace: "ns", Role: c, Browser: true},
+		// tuning: Katib experiments
+		inPath("POST "+exps, "create experiment", c),
+		inPath("GET "+exps, "list experiments", v),
+		inPath("GET "+exps+"/{name}", "get experiment", v),
+		inPath("GET "+exps+"/{name}/trials", "list trials", v),
+		inPath("DELETE "+exps+"/{name}", "delete experiment", c),
 		// tensorboards (hosted by the notebooks service) and their data API
 		inPath("POST "+tbs, "create tensorboard", c),
 		inPath("GET "+tbs, "list tensorboards", v),

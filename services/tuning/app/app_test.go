@@ -1,0 +1,560 @@
+package app_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/stretchr/testify/require"
+	enumspb "go.temporal.io/api/enums/v1"
+	historypb "go.temporal.io/api/history/v1"
+	"go.temporal.io/api/workflowservice/v1"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/sluice-ml/sluice/libs/artifacts"
+	"github.com/sluice-ml/sluice/libs/devstack/devstacktest"
+	"github.com/sluice-ml/sluice/libs/events"
+	"github.com/sluice-ml/sluice/libs/platform"
+	wf "github.com/sluice-ml/sluice/libs/workflow"
+	trainingapp "github.com/sluice-ml/sluice/services/training/app"
+	"github.com/sluice-ml/sluice/services/tuning/api/tuningv1"
+	"github.com/sluice-ml/sluice/services/tuning/app"
+	"github.com/sluice-ml/sluice/services/tuning/internal/collect"
+)
+
+func TestMain(m *testing.M) { os.Exit(devstacktest.Run(m)) }
+
+type env struct {
+	t    *testing.T
+	srv  *httptest.Server
+	deps *platform.Deps
+	ns   string
+}
+
+// newEnv runs the training service and the tuning service (each on its own task queue) against the
+// embedded dev stack; the tuning service reaches training over its REST API.
+func newEnv(t *testing.T) *env { return newEnvWith(t, nil) }
+
+// newEnvWith passes extra variables to the services (e.g. SLUICE_TRAINING_BIN_DIR).
+func newEnvWith(t *testing.T, vars map[string]string) *env {
+	st := devstacktest.Stack(t)
+	ctx := t.Context()
+	bus, err := events.Connect(ctx, st.NATSURL, "tuning-app-test", nil)
+	require.NoError(t, err)
+	t.Cleanup(bus.Close)
+	require.NoError(t, bus.EnsureStreams(ctx))
+	tc, err := wf.Dial(ctx, wf.Config{HostPort: st.TemporalAddress, Namespace: st.Namespace}, nil)
+	require.NoError(t, err)
+	t.Cleanup(tc.Close)
+	store, err := artifacts.New(artifacts.Config{Endpoint: st.S3Endpoint, AccessKey: st.S3AccessKey, SecretKey: st.S3SecretKey, Bucket: st.S3Bucket, Region: st.S3Region})
+	require.NoError(t, err)
+	deps := &platform.Deps{Log: slog.New(slog.DiscardHandler), Bus: bus, Temporal: tc, Namespace: st.Namespace, Artifacts: store,
+		DataDir: t.TempDir(), RuntimeKind: "local", Getenv: func(k string) string {
+			if k == "PATH" {
+				return os.Getenv("PATH")
+			}
+			return vars[k]
+		}}
+	id := uuid.NewString()[:8]
+	tcfg, err := trainingapp.ConfigFromEnv(deps.Getenv)
+	require.NoError(t, err)
+	tcfg.TaskQueue = "training-tuning-test-" + id
+	tcfg.HeartbeatTimeout = 5 * time.Second
+	training, err := trainingapp.New(tcfg, deps)
+	require.NoError(t, err)
+	require.NoError(t, training.Start(ctx))
+	t.Cleanup(func() { _ = training.Close() })
+	mux := http.NewServeMux()
+	training.Routes(mux)
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+
+	cfg, err := app.ConfigFromEnv(func(k string) string {
+		if k == "SLUICE_TUNING_TRAINING_URL" {
+			return srv.URL
+		}
+		return ""
+	})
+	require.NoError(t, err)
+	cfg.TaskQueue = "tuning-test-" + id
+	cfg.PollInterval = 100 * time.Millisecond
+	cfg.TrialsPerRun = 4 // six or more trials continue as new at least once
+	svc := app.New(cfg, deps)
+	require.NoError(t, svc.Start(ctx))
+	t.Cleanup(func() { _ = svc.Close() })
+	svc.Routes(mux)
+	return &env{t: t, srv: srv, deps: deps, ns: "t" + id}
+}
+
+func (e *env) do(method, path, body string, out any) (int, string) {
+	e.t.Helper()
+	req, err := http.NewRequestWithContext(e.t.Context(), method, e.srv.URL+path, strings.NewReader(body))
+	require.NoError(e.t, err)
+	req.Header.Set("Content-Type", "application/yaml")
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(e.t, err)
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if out != nil && resp.StatusCode/100 == 2 {
+		require.NoError(e.t, json.Unmarshal(b, out), string(b))
+	}
+	return resp.StatusCode, string(b)
+}
+
+func (e *env) experiments() string { return "/apis/tuning/v1/namespaces/" + e.ns + "/experiments" }
+
+// buildTrainer compiles testdata/trainer into a temporary directory.
+func buildTrainer(t *testing.T) string {
+	bin := filepath.Join(t.TempDir(), "trainer")
+	cmd := exec.Command("go", "build", "-o", bin, "./testdata/trainer")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, string(out))
+	return bin
+}
+
+func experiment(name, algorithm, settings, trainer string, maxTrials int) string {
+	return fmt.Sprintf(`apiVersion: kubeflow.org/v1beta1
+kind: Experiment
+metadata:
+  name: %s
+spec:
+  objective:
+    type: minimize
+    objectiveMetricName: loss
+    additionalMetricNames: [accuracy]
+  algorithm:
+    algorithmName: %s
+%s
+  parallelTrialCount: 2
+  maxTrialCount: %d
+  maxFailedTrialCount: 2
+  parameters:
+    - name: lr
+      parameterType: double
+      feasibleSpace: {min: "0.0001", max: "1", distribution: logUniform}
+    - name: optimizer
+      parameterType: categorical
+      feasibleSpace:
+        list: [sgd, adam]
+  trialTemplate:
+    primaryContainerName: tensorflow
+    trialParameters:
+      - name: learningRate
+        description: Learning rate for the training model
+        reference: lr
+      - name: optimizer
+        reference: optimizer
+    trialSpec:
+      apiVersion: kubeflow.org/v1
+      kind: TFJob
+      spec:
+        tfReplicaSpecs:
+          Worker:
+            replicas: 1
+            restartPolicy: Never
+            template:
+              spec:
+                containers:
+                  - name: tensorflow
+                    image: example.org/trainer:latest
+                    command:
+                      - %q
+                      - "--lr=${trialParameters.learningRate}"
+                      - "--optimizer=${trialParameters.optimizer}"
+`, name, algorithm, settings, maxTrials, trainer)
+}
+
+func cond(cs []tuningv1.Condition, typ string) tuningv1.Condition {
+	for _, c := range cs {
+		if c.Type == typ {
+			return c
+		}
+	}
+	return tuningv1.Condition{}
+}
+
+// A real experiment end to end: every trial is a TFJob of the training service whose Worker runs the
+// test trainer; metrics come from its log through the StdOut collector. Random and TPE each run their
+// trials two at a time, end with ExperimentMaxTrialsReached, and report the best observed trial as
+// currentOptimalTrial.
+func TestExperimentEndToEnd(t *testing.T) {
+	e := newEnv(t)
+	trainer := buildTrainer(t)
+	for _, c := range []struct{ algo, settings string }{
+		{"random", "    algorithmSettings: [{name: random_state, value: \"7\"}]"},
+		{"tpe", "    algorithmSettings: [{name: n_startup_trials, value: \"3\"}, {name: random_state, value: \"5\"}]"},
+	} {
+		t.Run(c.algo, func(t *testing.T) {
+			name := c.algo + "-lr"
+			var created tuningv1.Experiment
+			code, body := e.do(http.MethodPost, e.experiments(), experiment(name, c.algo, c.settings, trainer, 6), &created)
+			require.Equal(t, http.StatusCreated, code, body)
+			require.NotEmpty(t, created.Metadata.UID)
+
+			var v tuningv1.ExperimentView
+			deadline := time.Now().Add(4 * time.Minute)
+			maxRunning := int32(0)
+			for time.Now().Before(deadline) {
+				code, body = e.do(http.MethodGet, e.experiments()+"/"+name, "", &v)
+				require.Equal(t, http.StatusOK, code, body)
+				maxRunning = max(maxRunning, v.Status.TrialsRunning)
+				if s := v.State(); s == tuningv1.ConditionSucceeded || s == tuningv1.ConditionFailed {
+					break
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+			require.Equal(t, tuningv1.ConditionSucceeded, v.State(), "%+v", v.Status)
+			require.LessOrEqual(t, maxRunning, int32(2), "parallelTrialCount is 2")
+			require.Equal(t, "True", cond(v.Status.Conditions, tuningv1.ConditionCreated).Status)
+			require.Equal(t, "False", cond(v.Status.Conditions, tuningv1.ConditionRunning).Status)
+			require.Equal(t, tuningv1.ReasonExperimentMaxTrialsReached, cond(v.Status.Conditions, tuningv1.ConditionSucceeded).Reason)
+			require.Len(t, v.TrialsView, 6)
+			require.Equal(t, int32(6), v.Status.TrialsSucceeded)
+
+			// The optimal trial is the one with the lowest observed loss, and its loss is the trainer's.
+			best, bestLoss := "", math.Inf(1)
+			o := tuningv1.ObjectiveSpec{Type: tuningv1.ObjectiveMinimize, ObjectiveMetricName: "loss"}
+			for _, tr := range v.TrialsView {
+				require.Equal(t, tuningv1.ConditionSucceeded, tr.State(), "%+v", tr)
+				loss, ok := collect.Objective(o, tr.Observation)
+				require.True(t, ok)
+				lr, _ := strconv.ParseFloat(tr.ParameterAssignments[0].Value, 64)
+				want := math.Pow(math.Log10(lr)+2, 2)
+				if tr.ParameterAssignments[1].Value != "adam" {
+					want += 0.5
+				}
+				require.InDelta(t, want, loss, 1e-5, "min strategy picks the last epoch's loss")
+				if loss < bestLoss {
+					best, bestLoss = tr.Name, loss
+				}
+			}
+			require.NotNil(t, v.Status.CurrentOptimalTrial)
+			require.Equal(t, best, v.Status.CurrentOptimalTrial.BestTrialName)
+			require.Len(t, v.Status.CurrentOptimalTrial.Observation.Metrics, 2)
+
+			var list tuningv1.ExperimentList
+			code, _ = e.do(http.MethodGet, e.experiments(), "", &list)
+			require.Equal(t, http.StatusOK, code)
+			require.Contains(t, names(list), name)
+
+			code, body = e.do(http.MethodDelete, e.experiments()+"/"+name, "", nil)
+			require.Equal(t, http.StatusAccepted, code, body)
+			require.Eventually(t, func() bool {
+				code, _ := e.do(http.MethodGet, e.experiments()+"/"+name, "", nil)
+				return code == http.StatusNotFound
+			}, time.Minute, 50*time.Millisecond)
+			for _, tr := range v.TrialsView { // the trials' training jobs went with the experiment
+				code, body := e.do(http.MethodGet, "/apis/training/v1/namespaces/"+e.ns+"/jobs/"+tr.Name, "", nil)
+				require.Equal(t, http.StatusNotFound, code, body)
+			}
+			if os.Getenv("SLUICE_RECORD_HISTORIES") != "" {
+				recordHistories(t, e, tuningv1.WorkflowID(e.ns, name), "../internal/experiments/testdata/histories/"+c.algo)
+			}
+		})
+	}
+}
+
+func names(l tuningv1.ExperimentList) []string {
+	var out []string
+	for _, x := range l.Items {
+		out = append(out, x.Metadata.Name)
+	}
+	return out
+}
+
+// Bad input is a 400 naming the field; unknown experiments are 404; a second create is 409.
+func TestRESTErrors(t *testing.T) {
+	e := newEnv(t)
+	doc := experiment("errs", "random", "", "/bin/true", 2)
+	code, body := e.do(http.MethodPost, e.experiments(), strings.Replace(doc, "algorithmName: random", "algorithmName: bayesianoptimization", 1), nil)
+	require.Equal(t, http.StatusBadRequest, code)
+	require.Contains(t, body, `"field":"spec.algorithm.algorithmName"`)
+	code, body = e.do(http.MethodPost, e.experiments(), strings.Replace(doc, "parallelTrialCount: 2", "parallelTrialCount: 2\n  earlyStopping: {algorithmName: hyperband}", 1), nil)
+	require.Equal(t, http.StatusBadRequest, code)
+	require.Contains(t, body, "not supported yet")
+	code, _ = e.do(http.MethodPost, e.experiments(), "{not yaml", nil)
+	require.Equal(t, http.StatusBadRequest, code)
+	code, body = e.do(http.MethodPost, "/apis/tuning/v1/namespaces/other/experiments", strings.Replace(doc, "name: errs", "name: errs\n  namespace: "+e.ns, 1), nil)
+	require.Equal(t, http.StatusBadRequest, code)
+	require.Contains(t, body, "metadata.namespace")
+	code, _ = e.do(http.MethodGet, e.experiments()+"/nope", "", nil)
+	require.Equal(t, http.StatusNotFound, code)
+	code, _ = e.do(http.MethodDelete, e.experiments()+"/nope", "", nil)
+	require.Equal(t, http.StatusNotFound, code)
+}
+
+// recordHistories writes every run of the workflow (the first ones end in continue-as-new) to
+// dest-<n>.json for the replay test. Run with SLUICE_RECORD_HISTORIES=1 after a change to the workflow.
+func recordHistories(t *testing.T, e *env, id, dest string) {
+	resp, err := e.deps.Temporal.ListWorkflow(t.Context(), &workflowservice.ListWorkflowExecutionsRequest{
+		Namespace: e.deps.Namespace, Query: fmt.Sprintf("WorkflowId = '%s'", id)})
+	require.NoError(t, err)
+	require.NotEmpty(t, resp.Executions)
+	for i, ex := range resp.Executions {
+		var evs []*historypb.HistoryEvent
+		it := e.deps.Temporal.GetWorkflowHistory(t.Context(), id, ex.Execution.RunId, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+		for it.HasNext() {
+			ev, err := it.Next()
+			require.NoError(t, err)
+			evs = append(evs, ev)
+		}
+		b, err := protojson.MarshalOptions{Indent: "  "}.Marshal(&historypb.History{Events: evs})
+		require.NoError(t, err)
+		require.NoError(t, os.MkdirAll(filepath.Dir(dest), 0o755))
+		require.NoError(t, os.WriteFile(fmt.Sprintf("%s-%d.json", dest, i), b, 0o644))
+	}
+}
+
+// Grid search with the TensorFlowEvent collector: six points (3 learning rates × 2 optimizers), each
+// trial writes event files under its own directory (${trialSpec.Name} in the command, {trialName} in the
+// collector's path); the experiment ends when the grid is exhausted, and the optimum is lr=0.01, adam.
+func TestGridTensorFlowEventEndToEnd(t *testing.T) {
+	e := newEnv(t)
+	trainer := buildTrainer(t)
+	logs := t.TempDir()
+	doc := fmt.Sprintf(`apiVersion: kubeflow.org/v1beta1
+kind: Experiment
+metadata:
+  name: grid-tfevent
+spec:
+  objective:
+    type: minimize
+    objectiveMetricName: loss
+  algorithm:
+    algorithmName: grid
+  parallelTrialCount: 2
+  metricsCollectorSpec:
+    source:
+      fileSystemPath:
+        path: %s/{trialName}
+        kind: Directory
+    collector:
+      kind: TensorFlowEvent
+  parameters:
+    - name: lr
+      parameterType: discrete
+      feasibleSpace:
+        list: ["0.001", "0.01", "0.1"]
+    - name: optimizer
+      parameterType: categorical
+      feasibleSpace:
+        list: [sgd, adam]
+  trialTemplate:
+    primaryContainerName: tensorflow
+    trialParameters:
+      - name: learningRate
+        reference: lr
+      - name: optimizer
+        reference: optimizer
+      - name: trialName
+        reference: ${trialSpec.Name}
+    trialSpec:
+      apiVersion: kubeflow.org/v1
+      kind: TFJob
+      spec:
+        tfReplicaSpecs:
+          Worker:
+            replicas: 1
+            restartPolicy: Never
+            template:
+              spec:
+                containers:
+                  - name: tensorflow
+                    image: example.org/trainer:latest
+                    command: [%q, "--lr=${trialParameters.learningRate}", "--optimizer=${trialParameters.optimizer}", "--logdir=%s/${trialParameters.trialName}"]
+`, logs, trainer, logs)
+	code, body := e.do(http.MethodPost, e.experiments(), doc, nil)
+	require.Equal(t, http.StatusCreated, code, body)
+	var v tuningv1.ExperimentView
+	require.Eventually(t, func() bool {
+		code, _ := e.do(http.MethodGet, e.experiments()+"/grid-tfevent", "", &v)
+		return code == http.StatusOK && (v.State() == tuningv1.ConditionSucceeded || v.State() == tuningv1.ConditionFailed)
+	}, 4*time.Minute, 100*time.Millisecond)
+	require.Equal(t, tuningv1.ReasonExperimentSuggestionEndReached, cond(v.Status.Conditions, tuningv1.ConditionSucceeded).Reason, "%+v", v.Status)
+	require.Len(t, v.TrialsView, 6)
+	require.Equal(t, int32(6), v.Status.TrialsSucceeded, "%+v", v.TrialsView)
+	require.Equal(t, []tuningv1.ParameterAssignment{{Name: "lr", Value: "0.01"}, {Name: "optimizer", Value: "adam"}},
+		v.Status.CurrentOptimalTrial.ParameterAssignments)
+	require.Equal(t, "0", v.Status.CurrentOptimalTrial.Observation.Metrics[0].Min)
+	for _, tr := range v.TrialsView {
+		m := tr.Observation.Metrics
+		require.Len(t, m, 1)
+		lo, _ := strconv.ParseFloat(m[0].Min, 64)
+		hi, _ := strconv.ParseFloat(m[0].Max, 64)
+		require.InDelta(t, 3*lo, hi, 1e-4, "three epochs read from the event file (%s)", tr.Name)
+	}
+}
+
+// Issue item 5: the MNIST tuning example (examples/training/mnist/experiment.yaml) runs as written,
+// except for a smaller budget (4 trials of 100 steps) and its checkpoints in a temporary directory: each
+// trial is a distributed TFJob of the real MNIST trainer (Chief + Worker), and the optimal trial is the
+// one whose chief reported the highest test accuracy.
+func TestMNISTExample(t *testing.T) {
+	bin := t.TempDir()
+	cmd := exec.Command("go", "build", "-o", filepath.Join(bin, "mnist-trainer"), "./cmd/mnist-trainer")
+	cmd.Dir = "../../../examples/training/mnist"
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, string(out))
+	e := newEnvWith(t, map[string]string{"SLUICE_TRAINING_BIN_DIR": bin})
+	src, err := os.ReadFile("../../../examples/training/mnist/experiment.yaml")
+	require.NoError(t, err)
+	doc := strings.NewReplacer("namespace: kubeflow", "namespace: "+e.ns, "maxTrialCount: 10", "maxTrialCount: 4",
+		"--steps=300", "--steps=100", "/tmp/sluice/tuning", t.TempDir()).Replace(string(src))
+	code, body := e.do(http.MethodPost, e.experiments(), doc, nil)
+	require.Equal(t, http.StatusCreated, code, body)
+	var v tuningv1.ExperimentView
+	require.Eventually(t, func() bool {
+		code, _ := e.do(http.MethodGet, e.experiments()+"/mnist-tpe", "", &v)
+		return code == http.StatusOK && (v.State() == tuningv1.ConditionSucceeded || v.State() == tuningv1.ConditionFailed)
+	}, 8*time.Minute, 200*time.Millisecond)
+	require.Equal(t, tuningv1.ConditionSucceeded, v.State(), "%+v %+v", v.Status, v.TrialsView)
+	require.NotNil(t, v.Status.CurrentOptimalTrial)
+	o := tuningv1.ObjectiveSpec{Type: tuningv1.ObjectiveMaximize, ObjectiveMetricName: "accuracy"}
+	best, bestAcc := "", -1.0
+	for _, tr := range v.TrialsView {
+		if acc, ok := collect.Objective(o, tr.Observation); ok && tr.State() == tuningv1.ConditionSucceeded && acc > bestAcc {
+			best, bestAcc = tr.Name, acc
+		}
+	}
+	require.Equal(t, best, v.Status.CurrentOptimalTrial.BestTrialName)
+	require.Greater(t, bestAcc, 0.5, "the best trial learned something")
+	t.Logf("best trial %s: %v accuracy=%.4f", best, v.Status.CurrentOptimalTrial.ParameterAssignments, bestAcc)
+}
+
+// Medianstop: with min_trials_required 2 and start_step 2, the third grid trial (lr=1, loss 12, 8, 4
+// per epoch) is stopped after its second report because it is worse than the median final loss (0.5)
+// of the two completed trials; it is EarlyStopped, its job is deleted, and the experiment still ends.
+func TestMedianStopEndToEnd(t *testing.T) {
+	e := newEnv(t)
+	trainer := buildTrainer(t)
+	doc := fmt.Sprintf(`apiVersion: kubeflow.org/v1beta1
+kind: Experiment
+metadata:
+  name: medianstop
+spec:
+  objective:
+    type: minimize
+    objectiveMetricName: loss
+  algorithm:
+    algorithmName: grid
+  earlyStopping:
+    algorithmName: medianstop
+    algorithmSettings:
+      - name: min_trials_required
+        value: "2"
+      - name: start_step
+        value: "2"
+  parallelTrialCount: 1
+  parameters:
+    - name: lr
+      parameterType: discrete
+      feasibleSpace:
+        list: ["0.01", "0.1", "1"]
+  trialTemplate:
+    trialParameters:
+      - name: learningRate
+        reference: lr
+    trialSpec:
+      apiVersion: kubeflow.org/v1
+      kind: TFJob
+      spec:
+        tfReplicaSpecs:
+          Worker:
+            replicas: 1
+            restartPolicy: Never
+            template:
+              spec:
+                containers:
+                  - name: tensorflow
+                    image: example.org/trainer:latest
+                    command: [%q, "--lr=${trialParameters.learningRate}", "--optimizer=adam", "--epoch-delay=3s"]
+`, trainer)
+	code, body := e.do(http.MethodPost, e.experiments(), doc, nil)
+	require.Equal(t, http.StatusCreated, code, body)
+	var v tuningv1.ExperimentView
+	require.Eventually(t, func() bool {
+		code, _ := e.do(http.MethodGet, e.experiments()+"/medianstop", "", &v)
+		return code == http.StatusOK && (v.State() == tuningv1.ConditionSucceeded || v.State() == tuningv1.ConditionFailed)
+	}, 4*time.Minute, 100*time.Millisecond)
+	require.Equal(t, tuningv1.ReasonExperimentSuggestionEndReached, cond(v.Status.Conditions, tuningv1.ConditionSucceeded).Reason, "%+v", v.Status)
+	require.Len(t, v.TrialsView, 3)
+	last := v.TrialsView[2]
+	require.Equal(t, tuningv1.ConditionEarlyStopped, last.State(), "%+v", last)
+	require.Equal(t, tuningv1.ReasonTrialEarlyStopped, cond(last.Conditions, tuningv1.ConditionEarlyStopped).Reason)
+	require.Equal(t, "8", last.Observation.Metrics[0].Latest, "stopped after the second report")
+	require.Equal(t, int32(1), v.Status.TrialsEarlyStopped)
+	require.Equal(t, int32(2), v.Status.TrialsSucceeded)
+	require.Equal(t, v.TrialsView[0].Name, v.Status.CurrentOptimalTrial.BestTrialName)
+}
+
+// Reaching the goal ends the experiment at once: the trial still running (lr=1, slow because its loss is
+// high) is killed (Killed/TrialKilled, its training job deleted) and does not count as failed.
+func TestGoalReachedKillsRunningTrial(t *testing.T) {
+	e := newEnv(t)
+	trainer := buildTrainer(t)
+	doc := fmt.Sprintf(`apiVersion: kubeflow.org/v1beta1
+kind: Experiment
+metadata:
+  name: goal
+spec:
+  objective:
+    type: minimize
+    goal: 0.0001
+    objectiveMetricName: loss
+  algorithm:
+    algorithmName: grid
+  parallelTrialCount: 2
+  maxFailedTrialCount: 0
+  parameters:
+    - name: lr
+      parameterType: discrete
+      feasibleSpace:
+        list: ["0.01", "1", "0.1"]
+  trialTemplate:
+    trialParameters:
+      - name: learningRate
+        reference: lr
+    trialSpec:
+      apiVersion: kubeflow.org/v1
+      kind: TFJob
+      spec:
+        tfReplicaSpecs:
+          Worker:
+            replicas: 1
+            restartPolicy: Never
+            template:
+              spec:
+                containers:
+                  - name: tensorflow
+                    image: example.org/trainer:latest
+                    command: [%q, "--lr=${trialParameters.learningRate}", "--optimizer=adam", "--epoch-delay-per-loss=30s"]
+`, trainer)
+	code, body := e.do(http.MethodPost, e.experiments(), doc, nil)
+	require.Equal(t, http.StatusCreated, code, body)
+	var v tuningv1.ExperimentView
+	require.Eventually(t, func() bool {
+		code, _ := e.do(http.MethodGet, e.experiments()+"/goal", "", &v)
+		return code == http.StatusOK && v.Status.TrialsRunning == 0 && (v.State() == tuningv1.ConditionSucceeded || v.State() == tuningv1.ConditionFailed)
+	}, 3*time.Minute, 100*time.Millisecond)
+	require.Equal(t, tuningv1.ReasonExperimentGoalReached, cond(v.Status.Conditions, tuningv1.ConditionSucceeded).Reason, "%+v", v.Status)
+	require.Len(t, v.TrialsView, 2, "the third grid point is never tried")
+	require.Equal(t, v.TrialsView[0].Name, v.Status.CurrentOptimalTrial.BestTrialName)
+	require.Equal(t, tuningv1.ConditionKilled, v.TrialsView[1].State(), "%+v", v.TrialsView[1])
+	require.Equal(t, int32(1), v.Status.TrialsKilled)
+	require.Equal(t, int32(0), v.Status.TrialsFailed)
+	code, _ = e.do(http.MethodGet, "/apis/training/v1/namespaces/"+e.ns+"/jobs/"+v.TrialsView[1].Name, "", nil)
+	require.Equal(t, http.StatusNotFound, code, "the killed trial's job is deleted")
+}
