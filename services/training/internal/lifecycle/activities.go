@@ -50,7 +50,9 @@ type Activities struct {
 	// HostPath is the service's own PATH (replicas inherit the service's
 	// environment under the local runtime).
 	HostPath string
-	// HeartbeatEvery is the watcher's heartbeat interval (default 1 s).
+	// HeartbeatEvery is the watcher's heartbeat interval (default 250 ms;
+	// the worker's heartbeat throttle decides how often one is sent, and so
+	// how soon a stop reaches the watcher).
 	HeartbeatEvery time.Duration
 
 	mu    sync.Mutex
@@ -66,15 +68,35 @@ func EventID(parts ...string) string {
 	return uuid.NewSHA1(eventNamespace, []byte(strings.Join(parts, "\x00"))).String()
 }
 
+// KeepAttemptLogs is how many of a replica's latest attempt logs are kept
+// in the store: uploading attempt n removes attempt n-KeepAttemptLogs, so a
+// restart storm never writes an unbounded number of log objects.
+const KeepAttemptLogs = 10
+
 // LogKey is the object key of one attempt's log:
-// training/<namespace>/<job>/<replica>/attempt-<n>.log, replica as "worker-0".
-func LogKey(namespace, job, replica string, attempt int) string {
-	return path.Join("training", namespace, job, replica, fmt.Sprintf("attempt-%d.log", attempt))
+// training/<namespace>/<job>/<uid>/<replica>/attempt-<n>.log, replica as
+// "worker-0" (without uid, for jobs started before job UIDs:
+// training/<namespace>/<job>/<replica>/attempt-<n>.log).
+func LogKey(namespace, job, uid, replica string, attempt int) string {
+	return path.Join(JobKeyPrefix(namespace, job, uid), replica, fmt.Sprintf("attempt-%d.log", attempt))
 }
 
-// LocalLogPath is where a running attempt's log is written before upload.
-func LocalLogPath(dataDir, namespace, job, replica string, attempt int) string {
-	return filepath.Join(dataDir, "logs", namespace, job, replica, fmt.Sprintf("attempt-%d.log", attempt))
+// JobKeyPrefix is the store prefix of one job's logs,
+// training/<namespace>/<job>/<uid>.
+func JobKeyPrefix(namespace, job, uid string) string {
+	return path.Join("training", namespace, job, uid)
+}
+
+// LocalLogPath is where a running attempt's log is written before upload,
+// DataDir/logs/<namespace>/<job>/<uid>/<replica>/attempt-<n>.log.
+func LocalLogPath(dataDir, namespace, job, uid, replica string, attempt int) string {
+	return filepath.Join(dataDir, "logs", namespace, job, uid, replica, fmt.Sprintf("attempt-%d.log", attempt))
+}
+
+// WorkDir is a replica's working directory under the local runtime,
+// DataDir/work/<namespace>/<job>/<uid>/<replica>.
+func WorkDir(dataDir, namespace, job, uid, replica string) string {
+	return filepath.Join(dataDir, "work", namespace, job, uid, replica)
 }
 
 // AllocateNetwork picks a free loopback port for every replica of job (a
@@ -134,7 +156,7 @@ func (a *Activities) WatchReplica(ctx context.Context, in ReplicaRun) (ReplicaEx
 		return ReplicaExit{Code: -1, Reason: ReasonLost, Lost: true,
 			Message: fmt.Sprintf("replica %s attempt %d was lost with its worker", in.Name, in.Attempt)}, nil
 	}
-	logPath := LocalLogPath(a.DataDir, in.Namespace, in.JobName, in.LogName, in.Attempt)
+	logPath := LocalLogPath(a.DataDir, in.Namespace, in.JobName, in.UID, in.LogName, in.Attempt)
 	if err := os.MkdirAll(filepath.Dir(logPath), 0o755); err != nil {
 		return ReplicaExit{}, err
 	}
@@ -164,7 +186,7 @@ func (a *Activities) WatchReplica(ctx context.Context, in ReplicaRun) (ReplicaEx
 	}
 	every := a.HeartbeatEvery
 	if every <= 0 {
-		every = time.Second
+		every = 250 * time.Millisecond
 	}
 	tick := time.NewTicker(every)
 	defer tick.Stop()
@@ -224,7 +246,7 @@ func (a *Activities) spec(in ReplicaRun, log io.Writer) (runtime.Spec, error) {
 	workDir := in.WorkingDir
 	if workDir == "" || a.Runtime.Name() == runtime.NameLocal {
 		if fi, err := os.Stat(workDir); workDir == "" || err != nil || !fi.IsDir() {
-			workDir = filepath.Join(a.DataDir, "work", in.Namespace, in.JobName, in.LogName)
+			workDir = WorkDir(a.DataDir, in.Namespace, in.JobName, in.UID, in.LogName)
 			if err := os.MkdirAll(workDir, 0o755); err != nil {
 				return runtime.Spec{}, err
 			}
@@ -242,13 +264,34 @@ func (a *Activities) spec(in ReplicaRun, log io.Writer) (runtime.Spec, error) {
 }
 
 func (a *Activities) uploadLog(ctx context.Context, in ReplicaRun, logPath string) string {
-	obj, err := a.Store.PutFile(ctx, LogKey(in.Namespace, in.JobName, in.LogName, in.Attempt), logPath)
+	obj, err := a.Store.PutFile(ctx, LogKey(in.Namespace, in.JobName, in.UID, in.LogName, in.Attempt), logPath)
 	if err != nil {
 		a.Log.WarnContext(ctx, "upload replica log", "replica", in.Name, "attempt", in.Attempt, "err", err)
 		return ""
 	}
 	_ = os.Remove(logPath)
+	if old := in.Attempt - KeepAttemptLogs; old >= 1 {
+		if err := a.Store.Delete(ctx, LogKey(in.Namespace, in.JobName, in.UID, in.LogName, old)); err != nil {
+			a.Log.WarnContext(ctx, "remove old replica log", "replica", in.Name, "attempt", old, "err", err)
+		}
+	}
 	return obj.URI
+}
+
+// PurgeJob removes a deleted job's logs (store and local) and work dirs.
+func (a *Activities) PurgeJob(ctx context.Context, in PurgeInput) error {
+	if in.UID == "" || in.JobName == "" || in.Namespace == "" {
+		return nil
+	}
+	if _, err := a.Store.DeleteDir(ctx, JobKeyPrefix(in.Namespace, in.JobName, in.UID)); err != nil {
+		return err
+	}
+	for _, d := range []string{"logs", "work"} {
+		if err := os.RemoveAll(filepath.Join(a.DataDir, d, in.Namespace, in.JobName, in.UID)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // RecordExport looks for metrics.json in ExportDir (an s3:// URI in the

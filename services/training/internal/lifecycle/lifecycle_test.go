@@ -45,6 +45,11 @@ type env struct {
 
 	mu     sync.Mutex
 	events []events.Event
+
+	// backoff and historyLimit go into every JobInput (tests restart in
+	// milliseconds unless they set their own).
+	backoff      trainingv1.Backoff
+	historyLimit int
 }
 
 var seq atomic.Int32
@@ -64,7 +69,8 @@ func newEnv(t *testing.T) *env {
 	require.NoError(t, err)
 	n := seq.Add(1)
 	e := &env{t: t, tc: tc, store: store, bus: bus, queue: fmt.Sprintf("training-test-%d-%s", n, uuid.NewString()[:8]),
-		ns: fmt.Sprintf("t%d-%s", n, uuid.NewString()[:6]), dir: t.TempDir(), dataDir: t.TempDir()}
+		ns: fmt.Sprintf("t%d-%s", n, uuid.NewString()[:6]), dir: t.TempDir(), dataDir: t.TempDir(),
+		backoff: trainingv1.Backoff{Initial: 20 * time.Millisecond, Max: 200 * time.Millisecond}}
 	sub, err := bus.Conn().Subscribe("sluice.training.>", func(m *nats.Msg) {
 		ev, err := events.Decode(context.Background(), m.Header, m.Data)
 		if err != nil || !strings.HasPrefix(ev.Subject(), "jobs/"+e.ns+"/") {
@@ -90,7 +96,7 @@ func (e *env) activities() *lifecycle.Activities {
 // (as the training service dying would).
 func (e *env) startWorker() func() {
 	e.t.Helper()
-	w := worker.New(e.tc, e.queue, worker.Options{Identity: fmt.Sprintf("%s-%d", e.queue, seq.Add(1))})
+	w := worker.New(e.tc, e.queue, lifecycle.WorkerOptions(worker.Options{Identity: fmt.Sprintf("%s-%d", e.queue, seq.Add(1))}))
 	lifecycle.Register(w, e.activities())
 	require.NoError(e.t, w.Start())
 	var once atomic.Bool
@@ -110,7 +116,8 @@ func (e *env) submit(doc string) (*trainingv1.Job, client.WorkflowRun) {
 	doc = strings.NewReplacer("{{ns}}", e.ns, "{{dir}}", e.dir).Replace(doc)
 	job, err := jobspec.Parse([]byte(doc))
 	require.NoError(e.t, err)
-	run, err := lifecycle.StartOn(e.t.Context(), e.tc, e.queue, trainingv1.JobInput{Job: *job, RequestID: uuid.NewString(), HeartbeatTimeout: 2 * time.Second})
+	run, err := lifecycle.StartOn(e.t.Context(), e.tc, e.queue, trainingv1.JobInput{Job: *job, RequestID: uuid.NewString(), HeartbeatTimeout: 2 * time.Second,
+		RestartBackoff: e.backoff, HistoryLimit: e.historyLimit})
 	require.NoError(e.t, err)
 	e.t.Cleanup(func() {
 		_ = e.tc.SignalWorkflow(context.Background(), run.GetID(), run.GetRunID(), trainingv1.SignalDelete, nil)
@@ -186,7 +193,10 @@ func (e *env) waitEvent(typ string) events.Event {
 
 func (e *env) readLog(ns, job, replica string, attempt int) string {
 	e.t.Helper()
-	rc, _, err := e.store.Get(e.t.Context(), lifecycle.LogKey(ns, job, replica, attempt))
+	v := e.view(trainingv1.WorkflowID(ns, job))
+	uid := string(v.Job.Meta().UID)
+	require.NotEmpty(e.t, uid, "every job has a UID")
+	rc, _, err := e.store.Get(e.t.Context(), lifecycle.LogKey(ns, job, uid, replica, attempt))
 	require.NoError(e.t, err)
 	defer rc.Close()
 	b, err := io.ReadAll(rc)

@@ -27,6 +27,9 @@ import (
 type ReplicaRun struct {
 	Namespace string `json:"namespace"`
 	JobName   string `json:"jobName"`
+	// UID is the job's metadata.uid; logs and work dirs are keyed by it
+	// (empty for runs started before job UIDs).
+	UID string `json:"uid,omitempty"`
 	// Replica is the replica's type and index; Name its pod-style name.
 	Replica clusterspec.Replica `json:"replica"`
 	Name    string              `json:"name"`
@@ -63,6 +66,13 @@ type ReplicaExit struct {
 	// Lost is set when the process vanished with its worker.
 	Lost   bool   `json:"lost,omitempty"`
 	LogURI string `json:"logUri,omitempty"`
+}
+
+// PurgeInput names a deleted job whose logs and work dirs are removed.
+type PurgeInput struct {
+	Namespace string `json:"namespace"`
+	JobName   string `json:"jobName"`
+	UID       string `json:"uid"`
 }
 
 // PublishInput is one event to publish with a deterministic id.
