@@ -69,6 +69,12 @@ type Spec struct {
 	Mounts []Mount
 	// Labels are attached to the container or pod (Kubernetes label rules apply there). Local ignores them.
 	Labels map[string]string
+	// Network, for Docker, attaches the container to that user-defined network instead of the runtime's
+	// NetworkMode, reachable there by Aliases (DNS names other containers on the network resolve) and
+	// Hostname. Local and Kubernetes ignore the three.
+	Network  string
+	Aliases  []string
+	Hostname string
 }
 
 // Mount binds a host directory (or file) into a container.
