@@ -45,8 +45,9 @@ type Config struct {
 
 // Runtime starts containers on one Docker daemon.
 type Runtime struct {
-	cli *client.Client
-	cfg Config
+	cli   *client.Client
+	cfg   Config
+	netMu sync.Mutex // serialises EnsureNetwork
 }
 
 var _ runtime.Runtime = (*Runtime)(nil)

@@ -12,6 +12,9 @@ import (
 // containers attached to it (runtime.Spec.Network) reach each other by their aliases through Docker's
 // embedded DNS. It is idempotent and safe to call concurrently for one name.
 func (r *Runtime) EnsureNetwork(ctx context.Context, name string, labels map[string]string) error {
+	// Older daemons accept two networks of one name; create one at a time.
+	r.netMu.Lock()
+	defer r.netMu.Unlock()
 	if _, err := r.cli.NetworkInspect(ctx, name, network.InspectOptions{}); err == nil {
 		return nil
 	} else if !cerrdefs.IsNotFound(err) {

@@ -17,6 +17,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/sluice-ml/sluice/libs/events"
+	"github.com/sluice-ml/sluice/libs/runtime"
 	"github.com/sluice-ml/sluice/services/training/api/trainingv1"
 	"github.com/sluice-ml/sluice/services/training/internal/jobspec"
 	"github.com/sluice-ml/sluice/services/training/internal/lifecycle"
@@ -132,7 +133,7 @@ func (a *App) create(ctx context.Context, job *trainingv1.Job, requestID string)
 	// of a job re-created under the same name never mix with the old one's.
 	job.Meta().UID = types.UID(uuid.NewString())
 	_, err = lifecycle.StartOn(ctx, a.d.Temporal, a.cfg.TaskQueue, trainingv1.JobInput{Job: *job, RequestID: requestID, HeartbeatTimeout: a.cfg.HeartbeatTimeout,
-		RestartBackoff: a.cfg.RestartBackoff})
+		RestartBackoff: a.cfg.RestartBackoff, Network: a.network()})
 	if errors.Is(err, lifecycle.ErrJobExists) {
 		if rec, lerr := a.lookup(ctx, meta.Namespace, meta.Name); lerr == nil && rec != nil && rec.requestID == requestID {
 			return false, nil
@@ -140,6 +141,15 @@ func (a *App) create(ctx context.Context, job *trainingv1.Job, requestID string)
 		return false, fmt.Errorf("%w: %s %s", ErrExists, job.Kind(), job.Key())
 	}
 	return err == nil, err
+}
+
+// network is how the runtime's replicas address each other: loopback ports
+// for local processes, service names on a per-job network for containers.
+func (a *App) network() string {
+	if a.acts.Runtime.Name() == runtime.NameLocal {
+		return ""
+	}
+	return trainingv1.NetworkDNS
 }
 
 // get returns the live view of a job that exists and is not deleted.

@@ -63,6 +63,11 @@ type JobInput struct {
 	// are all stopped or waiting to restart continues as new (0: 2000
 	// events, or Temporal's continue-as-new suggestion).
 	HistoryLimit int `json:"historyLimit,omitempty"`
+	// Network is how replicas address each other: "" gives every replica
+	// its own loopback port (local processes); NetworkDNS gives each job a
+	// network of its own on which replicas are reached by their service
+	// names and declared ports (container runtimes).
+	Network string `json:"network,omitempty"`
 	// Carry is the state handed over by continue-as-new (nil on the first run).
 	Carry *Carry `json:"carry,omitempty"`
 }
@@ -103,7 +108,11 @@ type Carry struct {
 	Restarts  int32            `json:"restarts"`
 	Suspended bool             `json:"suspended,omitempty"`
 	Ports     map[string]int32 `json:"ports,omitempty"`
+	NetMode   string           `json:"netMode,omitempty"`
 }
+
+// NetworkDNS is JobInput.Network for replicas reached by service name.
+const NetworkDNS = "dns"
 
 // CarriedReplica is one replica in a Carry.
 type CarriedReplica struct {

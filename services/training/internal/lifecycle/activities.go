@@ -170,6 +170,15 @@ func (a *Activities) WatchReplica(ctx context.Context, in ReplicaRun) (ReplicaEx
 		logFile.Close()
 		return ReplicaExit{}, err
 	}
+	if spec.Network != "" {
+		if nw, ok := a.Runtime.(networker); ok {
+			if err := nw.EnsureNetwork(ctx, spec.Network, map[string]string{LabelJobUID: in.UID}); err != nil {
+				logFile.Close()
+				return ReplicaExit{}, err
+			}
+			defer func() { _, _ = nw.RemoveNetwork(context.WithoutCancel(ctx), spec.Network) }() // the last replica out removes it
+		}
+	}
 	proc, err := a.Runtime.Start(context.WithoutCancel(ctx), spec)
 	if err != nil {
 		fmt.Fprintf(lw, "sluice: cannot start replica %s: %v\n", in.Name, err)
@@ -233,7 +242,8 @@ func (a *Activities) spec(in ReplicaRun, log io.Writer) (runtime.Spec, error) {
 	for k, v := range a.Env {
 		env[k] = v
 	}
-	if a.PathPrefix != "" {
+	container := a.Runtime.Name() != runtime.NameLocal
+	if a.PathPrefix != "" && !container { // a container's PATH is its image's
 		p := a.PathPrefix
 		if a.HostPath != "" {
 			p += string(os.PathListSeparator) + a.HostPath
@@ -252,9 +262,16 @@ func (a *Activities) spec(in ReplicaRun, log io.Writer) (runtime.Spec, error) {
 			}
 		}
 	}
+	var network string
+	var aliases []string
+	if container && in.Network == trainingv1.NetworkDNS {
+		// Replicas find each other by training-operator's service names on the job's own network.
+		network, aliases = JobNetworkName(in.Namespace, in.JobName, in.UID), []string{in.Name}
+	}
 	return runtime.Spec{
 		Name: in.ProcessName, Image: in.Image, Command: in.Command, Args: in.Args, Env: env,
 		InheritEnv: true, WorkDir: workDir, Stdout: log, Stderr: log,
+		Network: network, Aliases: aliases, Hostname: hostnameOf(aliases),
 		Labels: map[string]string{
 			"training.kubeflow.org/job-name":      in.JobName,
 			"training.kubeflow.org/replica-type":  strings.ToLower(string(in.Replica.Type)),
@@ -276,6 +293,29 @@ func (a *Activities) uploadLog(ctx context.Context, in ReplicaRun, logPath strin
 		}
 	}
 	return obj.URI
+}
+
+// LabelJobUID labels a job's Docker network with the job's UID.
+const LabelJobUID = "sluice.io/training-job-uid"
+
+// networker is implemented by runtimes with per-job networks (Docker).
+type networker interface {
+	EnsureNetwork(ctx context.Context, name string, labels map[string]string) error
+	RemoveNetwork(ctx context.Context, name string) (bool, error)
+}
+
+// JobNetworkName is the Docker network of one job:
+// "sluice-training-<first 12 hex of sha256(namespace/name/uid)>".
+func JobNetworkName(namespace, job, uid string) string {
+	sum := sha256.Sum256([]byte(namespace + "/" + job + "/" + uid))
+	return "sluice-training-" + hex.EncodeToString(sum[:6])
+}
+
+func hostnameOf(aliases []string) string {
+	if len(aliases) == 0 || len(aliases[0]) > 63 {
+		return ""
+	}
+	return aliases[0]
 }
 
 // PurgeJob removes a deleted job's logs (store and local) and work dirs.

@@ -50,6 +50,9 @@ type env struct {
 	// milliseconds unless they set their own).
 	backoff      trainingv1.Backoff
 	historyLimit int
+	// network and runtime (default: local) for container tests.
+	network string
+	runtime runtime.Runtime
 }
 
 var seq atomic.Int32
@@ -87,9 +90,16 @@ func newEnv(t *testing.T) *env {
 
 func (e *env) activities() *lifecycle.Activities {
 	return &lifecycle.Activities{
-		Runtime: runtime.NewLocal(runtime.LocalConfig{GracePeriod: time.Second}), Store: e.store, Bus: e.bus, Temporal: e.tc,
+		Runtime: e.runtimeOrLocal(), Store: e.store, Bus: e.bus, Temporal: e.tc,
 		Log: slogDiscard(), Source: "/sluice/training-test", DataDir: e.dataDir, HeartbeatEvery: 200 * time.Millisecond,
 	}
+}
+
+func (e *env) runtimeOrLocal() runtime.Runtime {
+	if e.runtime != nil {
+		return e.runtime
+	}
+	return runtime.NewLocal(runtime.LocalConfig{GracePeriod: time.Second})
 }
 
 // startWorker runs a worker on the test's queue; the returned func stops it
@@ -117,7 +127,7 @@ func (e *env) submit(doc string) (*trainingv1.Job, client.WorkflowRun) {
 	job, err := jobspec.Parse([]byte(doc))
 	require.NoError(e.t, err)
 	run, err := lifecycle.StartOn(e.t.Context(), e.tc, e.queue, trainingv1.JobInput{Job: *job, RequestID: uuid.NewString(), HeartbeatTimeout: 2 * time.Second,
-		RestartBackoff: e.backoff, HistoryLimit: e.historyLimit})
+		RestartBackoff: e.backoff, HistoryLimit: e.historyLimit, Network: e.network})
 	require.NoError(e.t, err)
 	e.t.Cleanup(func() {
 		_ = e.tc.SignalWorkflow(context.Background(), run.GetID(), run.GetRunID(), trainingv1.SignalDelete, nil)

@@ -43,6 +43,8 @@ type ReplicaRun struct {
 	Args        []string          `json:"args,omitempty"`
 	Env         map[string]string `json:"env,omitempty"`
 	WorkingDir  string            `json:"workingDir,omitempty"`
+	// Network is JobInput.Network.
+	Network string `json:"network,omitempty"`
 }
 
 // Exit reasons reported by WatchReplica besides the runtime's.

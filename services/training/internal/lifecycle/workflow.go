@@ -245,6 +245,10 @@ func JobWorkflow(ctx workflow.Context, in trainingv1.JobInput) (trainingv1.JobRe
 // allocateNetwork picks the replicas' loopback ports once per job, as a
 // local activity (a few binds; no task-queue round trip).
 func (l *lifecycle) allocateNetwork(ctx workflow.Context) error {
+	if l.in.Network == trainingv1.NetworkDNS {
+		l.net = clusterspec.Loopback{Mode: clusterspec.ModeDNS}
+		return nil
+	}
 	lctx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{StartToCloseTimeout: 10 * time.Second})
 	return workflow.ExecuteLocalActivity(lctx, AllocateNetwork, *l.job).Get(ctx, &l.net)
 }
@@ -306,7 +310,7 @@ func (l *lifecycle) replicaRun(r *replica) (ReplicaRun, error) {
 	}
 	return ReplicaRun{
 		Namespace: meta.Namespace, JobName: meta.Name, UID: string(meta.UID), Replica: r.r, Name: r.view.Name, LogName: r.view.LogName(),
-		Attempt: r.view.Attempt, Image: c.Image, Command: c.Command, Args: c.Args, Env: env, WorkingDir: c.WorkingDir,
+		Attempt: r.view.Attempt, Image: c.Image, Command: c.Command, Args: c.Args, Env: env, WorkingDir: c.WorkingDir, Network: l.in.Network,
 		ProcessName: strings.ToLower(fmt.Sprintf("%s.%s.%s.a%d", r.view.Name, meta.Namespace, runPart, r.view.Attempt)),
 	}, nil
 }
@@ -532,7 +536,7 @@ func (l *lifecycle) drainSignals(ctx workflow.Context, suspendCh, resumeCh, dele
 func (l *lifecycle) continuation(ctx workflow.Context) trainingv1.JobInput {
 	in := l.in
 	in.Job = *l.job
-	c := &trainingv1.Carry{Restarts: l.restarts, Suspended: l.suspended, Ports: l.net.Ports}
+	c := &trainingv1.Carry{Restarts: l.restarts, Suspended: l.suspended, Ports: l.net.Ports, NetMode: l.net.Mode}
 	for _, r := range l.replicas {
 		c.Replicas = append(c.Replicas, trainingv1.CarriedReplica{View: r.view, Phase: string(r.phase), Crashes: r.crashes})
 	}
@@ -543,7 +547,7 @@ func (l *lifecycle) continuation(ctx workflow.Context) trainingv1.JobInput {
 // resumeCarried restores the state of a continued run: counters,
 // addresses, the deadline, and the backoff timers still pending.
 func (l *lifecycle) resumeCarried(ctx workflow.Context, c *trainingv1.Carry) {
-	l.restarts, l.suspended, l.net = c.Restarts, c.Suspended, clusterspec.Loopback{Ports: c.Ports}
+	l.restarts, l.suspended, l.net = c.Restarts, c.Suspended, clusterspec.Loopback{Ports: c.Ports, Mode: c.NetMode}
 	if l.suspended {
 		return
 	}
@@ -688,7 +692,7 @@ func (l *lifecycle) resume(ctx workflow.Context) {
 	before := snapshot(l.job.Status())
 	jobstatus.MarkResumed(l.job, workflow.Now(ctx))
 	l.emit(ctx, before)
-	if len(l.net.Ports) == 0 {
+	if len(l.net.Ports) == 0 && l.net.Mode == "" {
 		if err := l.allocateNetwork(ctx); err != nil {
 			l.fail(ctx, "cannot allocate replica addresses: "+err.Error())
 			return
