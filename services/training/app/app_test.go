@@ -52,6 +52,12 @@ func newBenchEnv(t testing.TB) *env {
 // newEnvAt runs the service with data dir dataDir on task queue queue.
 func newEnvAt(t testing.TB, dataDir, queue string) *env {
 	t.Helper()
+	return newEnvOn(t, dataDir, queue, "local")
+}
+
+// newEnvOn is newEnvAt on the runtime named kind (local, docker).
+func newEnvOn(t testing.TB, dataDir, queue, kind string) *env {
+	t.Helper()
 	st := devstacktest.Stack(t)
 	ctx := t.Context()
 	bus, err := events.Connect(ctx, st.NATSURL, "training-app-test", nil)
@@ -64,7 +70,7 @@ func newEnvAt(t testing.TB, dataDir, queue string) *env {
 	store, err := artifacts.New(artifacts.Config{Endpoint: st.S3Endpoint, AccessKey: st.S3AccessKey, SecretKey: st.S3SecretKey, Bucket: st.S3Bucket, Region: st.S3Region})
 	require.NoError(t, err)
 	deps := &platform.Deps{Log: slog.New(slog.DiscardHandler), Bus: bus, Temporal: tc, Namespace: st.Namespace, Artifacts: store,
-		DataDir: dataDir, RuntimeKind: "local", Getenv: func(k string) string {
+		DataDir: dataDir, RuntimeKind: kind, Getenv: func(k string) string {
 			if k == "PATH" {
 				return os.Getenv("PATH")
 			}

@@ -215,8 +215,15 @@ func (a *Activities) WatchReplica(ctx context.Context, in ReplicaRun) (ReplicaEx
 			_ = proc.Kill()
 			<-proc.Done()
 			logFile.Close()
-			a.uploadLog(context.WithoutCancel(ctx), in, logPath)
-			return ReplicaExit{}, ctx.Err()
+			uri := a.uploadLog(context.WithoutCancel(ctx), in, logPath)
+			select {
+			case <-activity.GetWorkerStopChannel(ctx):
+				return ReplicaExit{}, ctx.Err() // the worker stops: Temporal retries the watcher
+			default:
+			}
+			// The workflow stopped the replica (cleanPodPolicy, suspend,
+			// delete): an intended end, reported as a result, not an error.
+			return ReplicaExit{Code: 137, Reason: ReasonTerminated, LogURI: uri}, nil
 		case <-tick.C:
 		}
 	}

@@ -145,7 +145,7 @@ func (e *env) view(id string) trainingv1.JobView {
 // waitFor polls the job until cond holds.
 func (e *env) waitFor(id, what string, cond func(v trainingv1.JobView) bool) trainingv1.JobView {
 	e.t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(2 * time.Minute)
 	var v trainingv1.JobView
 	for time.Now().Before(deadline) {
 		var err error
