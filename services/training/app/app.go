@@ -8,6 +8,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -16,9 +17,13 @@ import (
 
 	"go.temporal.io/sdk/worker"
 
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
 	"github.com/sluice-ml/sluice/libs/events"
 	"github.com/sluice-ml/sluice/libs/platform"
+
 	"github.com/sluice-ml/sluice/libs/runtime"
+	"github.com/sluice-ml/sluice/libs/runtime/docker"
 	wf "github.com/sluice-ml/sluice/libs/workflow"
 	"github.com/sluice-ml/sluice/services/training/api/trainingv1"
 	"github.com/sluice-ml/sluice/services/training/internal/lifecycle"
@@ -110,7 +115,12 @@ type App struct {
 // when it crashed, and ends them.
 const OwnerEnv = "SLUICE_TRAINING_OWNER"
 
-func ownerMarker(dataDir string) string {
+// OwnerLabel carries the same digest on replica containers (Docker).
+const OwnerLabel = "sluice.io/training-owner"
+
+// OwnerOf is the owner digest of a service whose data dir (platform DataDir
+// joined with "training") is dataDir.
+func OwnerOf(dataDir string) string {
 	if abs, err := filepath.Abs(dataDir); err == nil {
 		dataDir = abs
 	}
@@ -142,11 +152,12 @@ func New(cfg Config, d *platform.Deps) (*App, error) {
 	dataDir := filepath.Join(d.DataDir, Name)
 	a := &App{cfg: cfg, d: d, dataDir: dataDir}
 	env := s3Env(d)
-	a.owner = ownerMarker(dataDir)
+	a.owner = OwnerOf(dataDir)
 	env[OwnerEnv] = a.owner
 	a.acts = &lifecycle.Activities{
 		Runtime: rt, Store: d.Artifacts, Bus: d.Bus, Temporal: d.Temporal, Log: d.Log.With("service", Name),
 		Source: "/sluice/" + Name, DataDir: dataDir, Env: env, PathPrefix: cfg.BinDir, HostPath: d.Getenv("PATH"),
+		Labels: map[string]string{OwnerLabel: a.owner},
 	}
 	a.worker = worker.New(d.Temporal, cfg.TaskQueue, lifecycle.WorkerOptions(wf.WorkerOptions()))
 	lifecycle.Register(a.worker, a.acts)
@@ -190,6 +201,13 @@ func (a *App) Start(ctx context.Context) error {
 			a.d.Log.InfoContext(ctx, "ended orphaned replica processes of an earlier instance", "service", Name, "process_groups", n)
 		}
 	}
+	if rt, ok := a.acts.Runtime.(*docker.Runtime); ok {
+		if n, err := removeOwnedContainers(ctx, rt, a.owner); err != nil {
+			a.d.Log.WarnContext(ctx, "remove orphaned replica containers", "service", Name, "err", err)
+		} else if n > 0 {
+			a.d.Log.InfoContext(ctx, "removed orphaned replica containers of an earlier instance", "service", Name, "containers", n)
+		}
+	}
 	if err := a.worker.Start(); err != nil {
 		return fmt.Errorf("training worker: %w", err)
 	}
@@ -204,6 +222,22 @@ func (a *App) Start(ctx context.Context) error {
 	}
 	a.sub = sub
 	return nil
+}
+
+// removeOwnedContainers force-removes every container labelled with this
+// service's owner digest (run before the worker starts, so none is ours).
+func removeOwnedContainers(ctx context.Context, rt *docker.Runtime, owner string) (int, error) {
+	list, err := rt.Client().ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", OwnerLabel+"="+owner))})
+	if err != nil {
+		return 0, err
+	}
+	var errs []error
+	for _, c := range list {
+		if err := rt.Client().ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true}); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return len(list) - len(errs), errors.Join(errs...)
 }
 
 // Ready implements platform.Service.

@@ -62,7 +62,7 @@ func BenchmarkEventToAllReplicasRunning(b *testing.B) {
 
 // probeImage builds a FROM scratch image holding the runtime test probe
 // (sluice-training-test/probe:<pid>), removed at cleanup.
-func probeImage(b *testing.B) string {
+func probeImage(b testing.TB) string {
 	b.Helper()
 	rt, err := docker.New(docker.Config{})
 	if err != nil {

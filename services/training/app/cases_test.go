@@ -1,6 +1,7 @@
 package app_test
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"net/http"
@@ -16,7 +17,10 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sluice-ml/sluice/libs/devstack/devstacktest"
+	"github.com/sluice-ml/sluice/libs/runtime"
+	"github.com/sluice-ml/sluice/libs/runtime/docker"
 	"github.com/sluice-ml/sluice/services/training/api/trainingv1"
+	"github.com/sluice-ml/sluice/services/training/app"
 	"github.com/sluice-ml/sluice/services/training/internal/lifecycle"
 )
 
@@ -156,4 +160,37 @@ spec:
 		require.True(t, time.Now().Before(deadline), "replica processes %v still running after the job finished", left)
 	}
 	require.GreaterOrEqual(t, len(pidsIn(t, filepath.Join(side, "ps.pids"))), 2, "the lost PS was recreated")
+}
+
+// Under Docker, replica containers an earlier (crashed) instance of the
+// service left running are removed when the service starts on the same
+// data dir, so a recreated replica never runs beside its old container.
+func TestDockerOrphanedReplicaContainersRemovedAtStart(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	ok := docker.Available(ctx)
+	cancel()
+	if !ok {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("docker daemon unreachable under CI=true")
+		}
+		t.Skip("docker daemon unreachable")
+	}
+	rt, err := docker.New(docker.Config{GracePeriod: time.Second})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = rt.Close() })
+	img := probeImage(t)
+	dataDir := t.TempDir()
+	name := fmt.Sprintf("sluice-training-test-orphan-%d", os.Getpid())
+	p, err := rt.Start(t.Context(), runtime.Spec{Name: name, Image: img, Command: []string{"/probe", "sleep"},
+		Labels: map[string]string{app.OwnerLabel: app.OwnerOf(filepath.Join(dataDir, "training"))}})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = p.Kill() })
+	newEnvOn(t, dataDir, "training-test-"+strconv.Itoa(os.Getpid()), "docker")
+	select {
+	case <-p.Done():
+	case <-time.After(time.Minute):
+		t.Fatalf("orphaned container %s still running after the service started", name)
+	}
+	_, err = rt.Client().ContainerInspect(t.Context(), name)
+	require.Error(t, err, "container removed")
 }

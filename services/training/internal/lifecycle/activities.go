@@ -50,6 +50,9 @@ type Activities struct {
 	// HostPath is the service's own PATH (replicas inherit the service's
 	// environment under the local runtime).
 	HostPath string
+	// Labels are added to every replica's container labels (the service's
+	// owner label, so a restarted service finds containers it left).
+	Labels map[string]string
 	// HeartbeatEvery is the watcher's heartbeat interval (default 250 ms;
 	// the worker's heartbeat throttle decides how often one is sent, and so
 	// how soon a stop reaches the watcher).
@@ -279,11 +282,11 @@ func (a *Activities) spec(in ReplicaRun, log io.Writer) (runtime.Spec, error) {
 		Name: in.ProcessName, Image: in.Image, Command: in.Command, Args: in.Args, Env: env,
 		InheritEnv: true, WorkDir: workDir, Stdout: log, Stderr: log,
 		Network: network, Aliases: aliases, Hostname: hostnameOf(aliases),
-		Labels: map[string]string{
+		Labels: a.labels(map[string]string{
 			"training.kubeflow.org/job-name":      in.JobName,
 			"training.kubeflow.org/replica-type":  strings.ToLower(string(in.Replica.Type)),
 			"training.kubeflow.org/replica-index": strconv.Itoa(int(in.Replica.Index)),
-		},
+		}),
 	}, nil
 }
 
@@ -300,6 +303,13 @@ func (a *Activities) uploadLog(ctx context.Context, in ReplicaRun, logPath strin
 		}
 	}
 	return obj.URI
+}
+
+func (a *Activities) labels(m map[string]string) map[string]string {
+	for k, v := range a.Labels {
+		m[k] = v
+	}
+	return m
 }
 
 // LabelJobUID labels a job's Docker network with the job's UID.
