@@ -85,6 +85,9 @@ type Mount struct {
 	ContainerPath string
 	// ReadOnly mounts it read-only.
 	ReadOnly bool
+	// Volume, for Docker, mounts the named volume (created on first use) instead of HostPath, which is
+	// then left empty. Local rejects it.
+	Volume string
 }
 
 // Runtime starts programs. Implementations are safe for concurrent use.
@@ -227,7 +230,7 @@ func (s Spec) Validate() error {
 		bad("workDir", "%q must be an absolute path", s.WorkDir)
 	}
 	for i, m := range s.Mounts {
-		if !path.IsAbs(m.HostPath) {
+		if m.Volume == "" && !path.IsAbs(m.HostPath) {
 			bad(fmt.Sprintf("mounts[%d].hostPath", i), "%q must be an absolute path", m.HostPath)
 		}
 		if !path.IsAbs(m.ContainerPath) {

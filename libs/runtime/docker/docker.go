@@ -152,6 +152,10 @@ func (r *Runtime) create(ctx context.Context, s runtime.Spec) (string, *output, 
 	}
 	cfg.Hostname = s.Hostname
 	for _, m := range s.Mounts {
+		if m.Volume != "" {
+			host.Mounts = append(host.Mounts, mount.Mount{Type: mount.TypeVolume, Source: m.Volume, Target: m.ContainerPath, ReadOnly: m.ReadOnly})
+			continue
+		}
 		host.Mounts = append(host.Mounts, mount.Mount{Type: mount.TypeBind, Source: m.HostPath, Target: m.ContainerPath, ReadOnly: m.ReadOnly})
 	}
 	created, err := r.cli.ContainerCreate(ctx, cfg, host, netCfg, nil, s.Name)

@@ -311,3 +311,21 @@ func slicesContains(s []string, v string) bool {
 	}
 	return false
 }
+
+// TestDockerNamedVolume: what one container writes to a named volume the
+// next one reads.
+func TestDockerNamedVolume(t *testing.T) {
+	requireDocker(t)
+	t.Parallel()
+	vol := namePrefix + "-vol"
+	t.Cleanup(func() { _ = testRuntime.Client().VolumeRemove(context.Background(), vol, true) })
+	m := []runtime.Mount{{Volume: vol, ContainerPath: "/data"}}
+	st, _, errOut := startAndWait(t, runtime.Spec{Name: namePrefix + "-vol-w", Image: testImage, Command: []string{"/probe"}, Args: []string{"write", "/data/f", "shared"}, Mounts: m})
+	if st.Code != 0 {
+		t.Fatalf("write: %+v %s", st, errOut)
+	}
+	st, out, _ := startAndWait(t, runtime.Spec{Name: namePrefix + "-vol-r", Image: testImage, Command: []string{"/probe"}, Args: []string{"cat", "/data/f"}, Mounts: m})
+	if st.Code != 0 || out != "shared" {
+		t.Fatalf("read: %+v %q", st, out)
+	}
+}
