@@ -278,9 +278,15 @@ func (a *Activities) spec(in ReplicaRun, log io.Writer) (runtime.Spec, error) {
 		// Replicas find each other by training-operator's service names on the job's own network.
 		network, aliases = JobNetworkName(in.Namespace, in.JobName, in.UID), []string{in.Name}
 	}
+	var mounts []runtime.Mount
+	if container {
+		for _, c := range in.Claims {
+			mounts = append(mounts, runtime.Mount{Volume: ClaimVolumeName(in.Namespace, c.Claim), ContainerPath: c.MountPath, ReadOnly: c.ReadOnly})
+		}
+	}
 	return runtime.Spec{
 		Name: in.ProcessName, Image: in.Image, Command: in.Command, Args: in.Args, Env: env,
-		InheritEnv: true, WorkDir: workDir, Stdout: log, Stderr: log,
+		InheritEnv: true, WorkDir: workDir, Stdout: log, Stderr: log, Mounts: mounts,
 		Network: network, Aliases: aliases, Hostname: hostnameOf(aliases),
 		Labels: a.labels(map[string]string{
 			"training.kubeflow.org/job-name":      in.JobName,
@@ -326,6 +332,13 @@ type networker interface {
 func JobNetworkName(namespace, job, uid string) string {
 	sum := sha256.Sum256([]byte(namespace + "/" + job + "/" + uid))
 	return "sluice-training-" + hex.EncodeToString(sum[:6])
+}
+
+// ClaimVolumeName is the Docker named volume standing for a
+// persistentVolumeClaim: "sluice-training-pvc-<namespace>-<claim>". Like a
+// PVC it outlives the jobs that mount it.
+func ClaimVolumeName(namespace, claim string) string {
+	return "sluice-training-pvc-" + namespace + "-" + claim
 }
 
 func hostnameOf(aliases []string) string {

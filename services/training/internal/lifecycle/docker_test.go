@@ -133,7 +133,9 @@ func TestMNISTTFJobAcrossDockerContainers(t *testing.T) {
             - name: tensorflow
               image: %s
               command: [mnist-trainer]
-              env: [{name: modelDir, value: /tmp/model}]
+              env: [{name: modelDir, value: /model}]
+              volumeMounts: [{name: model, mountPath: /model}]
+          volumes: [{name: model, persistentVolumeClaim: {claimName: mnist-model}}]
 `, rtype, n, img)
 	}
 	job, run := e.submit(tfjob("mnist-train", "cleanPodPolicy: Running", replica("Chief", 1), replica("PS", 1), replica("Worker", 2)))
@@ -150,6 +152,12 @@ func TestMNISTTFJobAcrossDockerContainers(t *testing.T) {
 	acc, err := strconv.ParseFloat(m[len(m)-1][1], 64)
 	require.NoError(t, err)
 	require.GreaterOrEqual(t, acc, 0.90, "chief log:\n%s", chief)
+
+	// modelDir lived on the job's PVC, a named volume the chief checkpointed to.
+	vol := lifecycle.ClaimVolumeName(e.ns, "mnist-model")
+	t.Cleanup(func() { _ = rt.Client().VolumeRemove(context.Background(), vol, true) })
+	_, err = rt.Client().VolumeInspect(t.Context(), vol)
+	require.NoError(t, err, "PVC volume %s", vol)
 
 	net := lifecycle.JobNetworkName(e.ns, "mnist-train", string(v.Job.Meta().UID))
 	for deadline := time.Now().Add(time.Minute); ; time.Sleep(100 * time.Millisecond) {

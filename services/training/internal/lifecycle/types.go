@@ -45,6 +45,17 @@ type ReplicaRun struct {
 	WorkingDir  string            `json:"workingDir,omitempty"`
 	// Network is JobInput.Network.
 	Network string `json:"network,omitempty"`
+	// Claims are the default container's volumeMounts of
+	// persistentVolumeClaim volumes (container runtimes mount each claim
+	// as a named volume; the local runtime ignores them).
+	Claims []ClaimMount `json:"claims,omitempty"`
+}
+
+// ClaimMount is one volumeMount of a persistentVolumeClaim volume.
+type ClaimMount struct {
+	Claim     string `json:"claim"`
+	MountPath string `json:"mountPath"`
+	ReadOnly  bool   `json:"readOnly,omitempty"`
 }
 
 // Exit reasons reported by WatchReplica besides the runtime's.

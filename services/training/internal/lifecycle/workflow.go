@@ -303,6 +303,15 @@ func (l *lifecycle) replicaRun(r *replica) (ReplicaRun, error) {
 			env[e.Name] = e.Value
 		}
 	}
+	var claims []ClaimMount
+	for _, vm := range c.VolumeMounts {
+		for _, v := range pod.Volumes {
+			if v.Name == vm.Name && v.PersistentVolumeClaim != nil {
+				claims = append(claims, ClaimMount{Claim: v.PersistentVolumeClaim.ClaimName, MountPath: vm.MountPath,
+					ReadOnly: vm.ReadOnly || v.PersistentVolumeClaim.ReadOnly})
+			}
+		}
+	}
 	meta := l.job.Meta()
 	runPart := l.runID
 	if len(runPart) > 8 {
@@ -310,7 +319,7 @@ func (l *lifecycle) replicaRun(r *replica) (ReplicaRun, error) {
 	}
 	return ReplicaRun{
 		Namespace: meta.Namespace, JobName: meta.Name, UID: string(meta.UID), Replica: r.r, Name: r.view.Name, LogName: r.view.LogName(),
-		Attempt: r.view.Attempt, Image: c.Image, Command: c.Command, Args: c.Args, Env: env, WorkingDir: c.WorkingDir, Network: l.in.Network,
+		Attempt: r.view.Attempt, Image: c.Image, Command: c.Command, Args: c.Args, Env: env, WorkingDir: c.WorkingDir, Network: l.in.Network, Claims: claims,
 		ProcessName: strings.ToLower(fmt.Sprintf("%s.%s.%s.a%d", r.view.Name, meta.Namespace, runPart, r.view.Attempt)),
 	}, nil
 }
