@@ -23,6 +23,7 @@ benches=(
 "services/serving;./internal/modelruntime/;^BenchmarkONNXPredict$;200x;Serving: in-process runtime;The MNIST MLP (784-128-10) called in process (gonnx), batch 1 and 32: the baseline for the REST figures."
 "services/serving;./internal/dataplane/;^BenchmarkMNIST$;100x;Serving: REST vs bare handler vs in-process;In one process over loopback: TF Serving REST path vs a bare net/http handler wrapping the same runtime call vs the call in process (the second-process measurement follows below)."
 "services/training;./app/;^BenchmarkEventToAllReplicasRunning$;20x;Training: event to all replicas running;4-replica TFJob: published event to every replica running, p50/p99, local runtime (processes) beside Docker runtime (one container per replica on the job's network). Goal: p50 <= 500 ms (local)."
+"services/training;./app/;^BenchmarkDeleteToReplicasStopped$;10x;Training: delete to replicas stopped;Running 4-replica TFJob (local runtime): delete signal to every replica process exited, p50/p99. Goal: p50 <= 1 s."
 "services/notebooks;./app/;^BenchmarkSpawn$;5x;Notebooks: spawn to ready;Request to Jupyter answering /api/status, one notebook and 10 concurrent, p50/p99. Goal: p50 <= 2 s."
 )
 

@@ -8,7 +8,10 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"sort"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -168,4 +171,62 @@ func benchAllRunning(b *testing.B, e *env, img, command string) {
 	}
 	b.ReportMetric(pct(0.50), "p50-ms")
 	b.ReportMetric(pct(0.99), "p99-ms")
+}
+
+// BenchmarkDeleteToReplicasStopped measures, for a running 4-replica TFJob
+// on the local runtime, the time from the delete request (REST DELETE's
+// signal) to every replica process having exited. Reports p50 and p99 in
+// ms. Goal: p50 <= 1 s (no waiting on heartbeat cycles).
+func BenchmarkDeleteToReplicasStopped(b *testing.B) {
+	e := newBenchEnv(b)
+	script := `[sh, -c, 'echo $$ > pid; exec sleep 60']`
+	lat := make([]time.Duration, 0, b.N)
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		name := fmt.Sprintf("stop-%d", i)
+		if code := e.do(http.MethodPost, e.jobs(), fmt.Sprintf(benchJob, name, e.ns, "busybox", script), nil); code != http.StatusCreated {
+			b.Fatalf("create: %d", code)
+		}
+		var pids []int
+		for deadline := time.Now().Add(2 * time.Minute); len(pids) < 4; time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				b.Fatalf("job %s: replicas not all running", name)
+			}
+			var v trainingv1.JobView
+			if e.get(name, &v) != http.StatusOK {
+				continue
+			}
+			pids = pids[:0]
+			for _, r := range v.Replicas {
+				data, err := os.ReadFile(filepath.Join(e.deps.DataDir, "training", "work", e.ns, name, string(v.Job.Meta().UID), r.LogName(), "pid"))
+				if pid, perr := strconv.Atoi(strings.TrimSpace(string(data))); err == nil && perr == nil && r.State == trainingv1.ReplicaRunning {
+					pids = append(pids, pid)
+				}
+			}
+		}
+		b.StartTimer()
+		t0 := time.Now()
+		if err := e.deps.Temporal.SignalWorkflow(context.Background(), trainingv1.WorkflowID(e.ns, name), "", trainingv1.SignalDelete, nil); err != nil {
+			b.Fatal(err)
+		}
+		for deadline := time.Now().Add(time.Minute); ; time.Sleep(2 * time.Millisecond) {
+			left := 0
+			for _, pid := range pids {
+				if st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil && !strings.Contains(string(st), ") Z ") {
+					left++
+				}
+			}
+			if left == 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				b.Fatalf("job %s: %d replica processes still running", name, left)
+			}
+		}
+		lat = append(lat, time.Since(t0))
+	}
+	b.StopTimer()
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
+	b.ReportMetric(float64(lat[int(0.99*float64(len(lat)-1))].Microseconds())/1000, "p99-ms")
 }
