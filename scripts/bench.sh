@@ -24,7 +24,8 @@ benches=(
 "services/metadata;./internal/ingest/;^BenchmarkIngestEvents$;3x;Metadata: event ingest;Pipeline task events turned into executions, artifacts and lineage edges (one transaction per event, idempotent by CE id): by the handler directly and through JetStream."
 "services/serving;./internal/modelruntime/;^BenchmarkONNXPredict$;200x;Serving: in-process runtime;The MNIST MLP (784-128-10) called in process (gonnx), batch 1 and 32: the baseline for the REST figures."
 "services/serving;./internal/dataplane/;^BenchmarkMNIST$;200x;Serving: REST and gRPC vs bare servers vs in-process;In one process over loopback, batch 1 and 32: the TF Serving REST path and gRPC Predict side by side, each beside a minimal well-written bare server around the same runtime call (rest-bare: pooled body, in-place strconv scan; grpc-bare: float_val in/out, no checks), and the call in process; ns/op and p50-us. Goals: gRPC batch-32 p50 <= in-process + 0.3 ms, REST batch-32 p50 <= in-process + 1 ms."
-"services/training;./app/;^BenchmarkEventToAllReplicasRunning$;20x;Training: event to all replicas running;4-replica TFJob: published event to every replica process running, p50/p99. Goal: p50 <= 500 ms."
+"services/training;./app/;^BenchmarkEventToAllReplicasRunning$;20x;Training: event to all replicas running;4-replica TFJob: published event to every replica running, p50/p99, local runtime (processes) beside Docker runtime (one container per replica on the job's network). Goal: p50 <= 500 ms (local)."
+"services/training;./app/;^BenchmarkDeleteToReplicasStopped$;10x;Training: delete to replicas stopped;Running 4-replica TFJob (local runtime): delete signal to every replica process exited, p50/p99. Goal: p50 <= 1 s."
 "services/notebooks;./app/;^BenchmarkSpawn$;5x;Notebooks: spawn to ready;Request to Jupyter answering /api/status, one notebook and 10 concurrent, p50/p99. Goal: p50 <= 2 s."
 )
 

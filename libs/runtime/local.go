@@ -124,6 +124,10 @@ func (l *Local) validate(s Spec) error {
 		errs = append(errs, fmt.Errorf("%w: spec.command: required by the local runtime", ErrInvalidSpec))
 	}
 	for i, m := range s.Mounts {
+		if m.Volume != "" {
+			errs = append(errs, fmt.Errorf("%w: spec.mounts[%d].volume: the local runtime has no named volumes", ErrInvalidSpec, i))
+			continue
+		}
 		if filepath.Clean(m.HostPath) != filepath.Clean(m.ContainerPath) {
 			errs = append(errs, fmt.Errorf("%w: spec.mounts[%d].containerPath: the local runtime cannot map %q to %q; use the host path",
 				ErrInvalidSpec, i, m.HostPath, m.ContainerPath))

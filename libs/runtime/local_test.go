@@ -342,3 +342,53 @@ func TestLocalOrphanHelper(t *testing.T) {
 	}
 	_, _ = p.Wait(context.Background())
 }
+
+// TestKillMarkedEndsOrphanedGroups: a grandchild left behind when its
+// program's leader dies (as with a crashed service) carries the marker and
+// is ended with its group; unmarked processes are left alone.
+func TestKillMarkedEndsOrphanedGroups(t *testing.T) {
+	t.Parallel()
+	marker := fmt.Sprintf("orphan-%d-%d", os.Getpid(), time.Now().UnixNano())
+	dir := t.TempDir()
+	pidFile := filepath.Join(dir, "grandchild.pid")
+	// The leader starts a grandchild in its group and exits without the group being killed
+	// (as when the service that would kill it died): start it outside Local.
+	cmd := exec.Command("sh", "-c", "sleep 300 & echo $! > "+pidFile+"; wait")
+	cmd.Env = append(os.Environ(), "SLUICE_TEST_MARK="+marker)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	other := exec.Command("sleep", "300")
+	if err := other.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = other.Process.Kill(); _ = other.Wait() })
+	var grandchild int
+	deadline := time.Now().Add(20 * time.Second)
+	for grandchild == 0 && time.Now().Before(deadline) {
+		if b, err := os.ReadFile(pidFile); err == nil {
+			grandchild, _ = strconv.Atoi(strings.TrimSpace(string(b)))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if grandchild == 0 {
+		t.Fatal("grandchild did not start")
+	}
+	n, err := runtime.KillMarked("SLUICE_TEST_MARK", marker)
+	if err != nil || n != 1 {
+		t.Fatalf("KillMarked = %d, %v; want 1 group", n, err)
+	}
+	_ = cmd.Wait()
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", grandchild)); err != nil || strings.Contains(string(b), ") Z ") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("grandchild %d still running", grandchild)
+		}
+	}
+	if err := other.Process.Signal(syscall.Signal(0)); err != nil {
+		t.Fatalf("an unmarked process was signalled: %v", err)
+	}
+}

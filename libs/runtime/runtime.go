@@ -69,6 +69,12 @@ type Spec struct {
 	Mounts []Mount
 	// Labels are attached to the container or pod (Kubernetes label rules apply there). Local ignores them.
 	Labels map[string]string
+	// Network, for Docker, attaches the container to that user-defined network instead of the runtime's
+	// NetworkMode, reachable there by Aliases (DNS names other containers on the network resolve) and
+	// Hostname. Local and Kubernetes ignore the three.
+	Network  string
+	Aliases  []string
+	Hostname string
 	// RunAs, for Local, runs the program as this Unix user and group (the host process must be root);
 	// nil keeps the host process's. See [EnsureUser] for per-namespace users.
 	RunAs *Credential
@@ -87,6 +93,9 @@ type Mount struct {
 	ContainerPath string
 	// ReadOnly mounts it read-only.
 	ReadOnly bool
+	// Volume, for Docker, mounts the named volume (created on first use) instead of HostPath, which is
+	// then left empty. Local rejects it.
+	Volume string
 }
 
 // Runtime starts programs. Implementations are safe for concurrent use.
@@ -229,7 +238,7 @@ func (s Spec) Validate() error {
 		bad("workDir", "%q must be an absolute path", s.WorkDir)
 	}
 	for i, m := range s.Mounts {
-		if !path.IsAbs(m.HostPath) {
+		if m.Volume == "" && !path.IsAbs(m.HostPath) {
 			bad(fmt.Sprintf("mounts[%d].hostPath", i), "%q must be an absolute path", m.HostPath)
 		}
 		if !path.IsAbs(m.ContainerPath) {

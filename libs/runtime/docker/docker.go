@@ -21,6 +21,7 @@ import (
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/mount"
+	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/client"
 	"github.com/docker/docker/pkg/stdcopy"
 
@@ -44,8 +45,9 @@ type Config struct {
 
 // Runtime starts containers on one Docker daemon.
 type Runtime struct {
-	cli *client.Client
-	cfg Config
+	cli   *client.Client
+	cfg   Config
+	netMu sync.Mutex // serialises EnsureNetwork
 }
 
 var _ runtime.Runtime = (*Runtime)(nil)
@@ -143,10 +145,20 @@ func (r *Runtime) create(ctx context.Context, s runtime.Spec) (string, *output, 
 	}
 	useInit := true
 	host := &container.HostConfig{Init: &useInit, NetworkMode: container.NetworkMode(r.cfg.NetworkMode)}
+	var netCfg *network.NetworkingConfig
+	if s.Network != "" {
+		host.NetworkMode = container.NetworkMode(s.Network)
+		netCfg = &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{s.Network: {Aliases: s.Aliases}}}
+	}
+	cfg.Hostname = s.Hostname
 	for _, m := range s.Mounts {
+		if m.Volume != "" {
+			host.Mounts = append(host.Mounts, mount.Mount{Type: mount.TypeVolume, Source: m.Volume, Target: m.ContainerPath, ReadOnly: m.ReadOnly})
+			continue
+		}
 		host.Mounts = append(host.Mounts, mount.Mount{Type: mount.TypeBind, Source: m.HostPath, Target: m.ContainerPath, ReadOnly: m.ReadOnly})
 	}
-	created, err := r.cli.ContainerCreate(ctx, cfg, host, nil, nil, s.Name)
+	created, err := r.cli.ContainerCreate(ctx, cfg, host, netCfg, nil, s.Name)
 	if cerrdefs.IsConflict(err) {
 		id, err := r.adopt(ctx, s.Name)
 		return id, nil, err

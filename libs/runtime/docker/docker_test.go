@@ -265,3 +265,67 @@ func TestDockerRejectsForeignContainerAndMissingExecutable(t *testing.T) {
 		t.Fatalf("Start without image = %v, want ErrInvalidSpec naming spec.image", err)
 	}
 }
+
+// TestDockerNetworkAliases: a container attached to a user-defined network
+// is known there by its aliases; the network is removed only once unused.
+func TestDockerNetworkAliases(t *testing.T) {
+	requireDocker(t)
+	t.Parallel()
+	ctx := context.Background()
+	netName := namePrefix + "-net"
+	require := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	require(testRuntime.EnsureNetwork(ctx, netName, map[string]string{"sluice.io/test": "1"}))
+	require(testRuntime.EnsureNetwork(ctx, netName, nil)) // idempotent
+	t.Cleanup(func() { _, _ = testRuntime.RemoveNetwork(context.Background(), netName) })
+	var out runtimetest.Buffer
+	p, err := testRuntime.Start(ctx, runtime.Spec{Name: namePrefix + "-aliased", Image: testImage, Command: []string{"/probe"}, Args: []string{"sleep"},
+		Network: netName, Aliases: []string{"job-worker-0"}, Hostname: "job-worker-0", Stdout: &out})
+	require(err)
+	out.WaitFor(t, "ready", time.Minute)
+	info, err := testRuntime.Client().ContainerInspect(ctx, p.ID())
+	require(err)
+	ep := info.NetworkSettings.Networks[netName]
+	if ep == nil || !slicesContains(ep.Aliases, "job-worker-0") || info.Config.Hostname != "job-worker-0" {
+		t.Fatalf("endpoint %+v hostname %q: want alias and hostname job-worker-0", ep, info.Config.Hostname)
+	}
+	if removed, err := testRuntime.RemoveNetwork(ctx, netName); err != nil || removed {
+		t.Fatalf("RemoveNetwork while in use = %v, %v; want false, nil", removed, err)
+	}
+	require(p.Kill())
+	_, _ = p.Wait(ctx)
+	if removed, err := testRuntime.RemoveNetwork(ctx, netName); err != nil || !removed {
+		t.Fatalf("RemoveNetwork when unused = %v, %v; want true, nil", removed, err)
+	}
+}
+
+func slicesContains(s []string, v string) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+// TestDockerNamedVolume: what one container writes to a named volume the
+// next one reads.
+func TestDockerNamedVolume(t *testing.T) {
+	requireDocker(t)
+	t.Parallel()
+	vol := namePrefix + "-vol"
+	t.Cleanup(func() { _ = testRuntime.Client().VolumeRemove(context.Background(), vol, true) })
+	m := []runtime.Mount{{Volume: vol, ContainerPath: "/data"}}
+	st, _, errOut := startAndWait(t, runtime.Spec{Name: namePrefix + "-vol-w", Image: testImage, Command: []string{"/probe"}, Args: []string{"write", "/data/f", "shared"}, Mounts: m})
+	if st.Code != 0 {
+		t.Fatalf("write: %+v %s", st, errOut)
+	}
+	st, out, _ := startAndWait(t, runtime.Spec{Name: namePrefix + "-vol-r", Image: testImage, Command: []string{"/probe"}, Args: []string{"cat", "/data/f"}, Mounts: m})
+	if st.Code != 0 || out != "shared" {
+		t.Fatalf("read: %+v %q", st, out)
+	}
+}

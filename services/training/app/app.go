@@ -6,6 +6,9 @@ package app
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -14,8 +17,13 @@ import (
 
 	"go.temporal.io/sdk/worker"
 
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
 	"github.com/sluice-ml/sluice/libs/events"
 	"github.com/sluice-ml/sluice/libs/platform"
+
+	"github.com/sluice-ml/sluice/libs/runtime"
+	"github.com/sluice-ml/sluice/libs/runtime/docker"
 	wf "github.com/sluice-ml/sluice/libs/workflow"
 	"github.com/sluice-ml/sluice/services/training/api/trainingv1"
 	"github.com/sluice-ml/sluice/services/training/internal/lifecycle"
@@ -34,6 +42,10 @@ type Config struct {
 	// HeartbeatTimeout is how long a replica watcher lost with its worker
 	// goes unnoticed (SLUICE_TRAINING_HEARTBEAT_TIMEOUT, default 10s).
 	HeartbeatTimeout time.Duration
+	// RestartBackoff is the CrashLoopBackOff of restarted replicas
+	// (SLUICE_TRAINING_RESTART_BACKOFF initial delay, default 10s, and
+	// SLUICE_TRAINING_RESTART_BACKOFF_MAX, default 5m).
+	RestartBackoff trainingv1.Backoff
 	// Consumers is how many job requests are handled at once
 	// (SLUICE_TRAINING_CONSUMERS, default 4).
 	Consumers int
@@ -60,6 +72,22 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		}
 		c.HeartbeatTimeout = d
 	}
+	c.RestartBackoff = trainingv1.Backoff{Initial: trainingv1.DefaultBackoffInitial, Max: trainingv1.DefaultBackoffMax}
+	for _, b := range []struct {
+		name string
+		to   *time.Duration
+	}{{"SLUICE_TRAINING_RESTART_BACKOFF", &c.RestartBackoff.Initial}, {"SLUICE_TRAINING_RESTART_BACKOFF_MAX", &c.RestartBackoff.Max}} {
+		if v := getenv(b.name); v != "" {
+			d, err := time.ParseDuration(v)
+			if err != nil || d <= 0 {
+				return c, fmt.Errorf("%s: %q is not a positive duration", b.name, v)
+			}
+			*b.to = d
+		}
+	}
+	if c.RestartBackoff.Max < c.RestartBackoff.Initial {
+		return c, fmt.Errorf("SLUICE_TRAINING_RESTART_BACKOFF_MAX: %v is less than the initial backoff %v", c.RestartBackoff.Max, c.RestartBackoff.Initial)
+	}
 	if v := getenv("SLUICE_TRAINING_CONSUMERS"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 {
@@ -78,6 +106,26 @@ type App struct {
 	worker  worker.Worker
 	sub     *events.Subscription
 	dataDir string
+	owner   string
+}
+
+// OwnerEnv is set in every replica's environment to a digest of the
+// service's data directory, so a restarted service finds the replica
+// processes (and their descendants) that an earlier instance left behind
+// when it crashed, and ends them.
+const OwnerEnv = "SLUICE_TRAINING_OWNER"
+
+// OwnerLabel carries the same digest on replica containers (Docker).
+const OwnerLabel = "sluice.io/training-owner"
+
+// OwnerOf is the owner digest of a service whose data dir (platform DataDir
+// joined with "training") is dataDir.
+func OwnerOf(dataDir string) string {
+	if abs, err := filepath.Abs(dataDir); err == nil {
+		dataDir = abs
+	}
+	sum := sha256.Sum256([]byte(dataDir))
+	return hex.EncodeToString(sum[:12])
 }
 
 // Build is the platform.Builder of the training service.
@@ -103,11 +151,15 @@ func New(cfg Config, d *platform.Deps) (*App, error) {
 	}
 	dataDir := filepath.Join(d.DataDir, Name)
 	a := &App{cfg: cfg, d: d, dataDir: dataDir}
+	env := s3Env(d)
+	a.owner = OwnerOf(dataDir)
+	env[OwnerEnv] = a.owner
 	a.acts = &lifecycle.Activities{
 		Runtime: rt, Store: d.Artifacts, Bus: d.Bus, Temporal: d.Temporal, Log: d.Log.With("service", Name),
-		Source: "/sluice/" + Name, DataDir: dataDir, Env: s3Env(d), PathPrefix: cfg.BinDir, HostPath: d.Getenv("PATH"),
+		Source: "/sluice/" + Name, DataDir: dataDir, Env: env, PathPrefix: cfg.BinDir, HostPath: d.Getenv("PATH"),
+		Labels: map[string]string{OwnerLabel: a.owner},
 	}
-	a.worker = worker.New(d.Temporal, cfg.TaskQueue, wf.WorkerOptions())
+	a.worker = worker.New(d.Temporal, cfg.TaskQueue, lifecycle.WorkerOptions(wf.WorkerOptions()))
 	lifecycle.Register(a.worker, a.acts)
 	return a, nil
 }
@@ -136,8 +188,26 @@ func s3Env(d *platform.Deps) map[string]string {
 // Name implements platform.Service.
 func (a *App) Name() string { return Name }
 
-// Start starts the Temporal worker and the job-request consumer.
+// Start ends the replica processes an earlier instance of the service left
+// running (it crashed, so their watchers are lost: Temporal retries them and
+// the jobs recreate the replicas they still need), then starts the Temporal
+// worker and the job-request consumer.
 func (a *App) Start(ctx context.Context) error {
+	if a.acts.Runtime.Name() == runtime.NameLocal {
+		n, err := runtime.KillMarked(OwnerEnv, a.owner)
+		if err != nil {
+			a.d.Log.WarnContext(ctx, "end orphaned replicas", "service", Name, "err", err)
+		} else if n > 0 {
+			a.d.Log.InfoContext(ctx, "ended orphaned replica processes of an earlier instance", "service", Name, "process_groups", n)
+		}
+	}
+	if rt, ok := a.acts.Runtime.(*docker.Runtime); ok {
+		if n, err := removeOwnedContainers(ctx, rt, a.owner); err != nil {
+			a.d.Log.WarnContext(ctx, "remove orphaned replica containers", "service", Name, "err", err)
+		} else if n > 0 {
+			a.d.Log.InfoContext(ctx, "removed orphaned replica containers of an earlier instance", "service", Name, "containers", n)
+		}
+	}
 	if err := a.worker.Start(); err != nil {
 		return fmt.Errorf("training worker: %w", err)
 	}
@@ -152,6 +222,22 @@ func (a *App) Start(ctx context.Context) error {
 	}
 	a.sub = sub
 	return nil
+}
+
+// removeOwnedContainers force-removes every container labelled with this
+// service's owner digest (run before the worker starts, so none is ours).
+func removeOwnedContainers(ctx context.Context, rt *docker.Runtime, owner string) (int, error) {
+	list, err := rt.Client().ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", OwnerLabel+"="+owner))})
+	if err != nil {
+		return 0, err
+	}
+	var errs []error
+	for _, c := range list {
+		if err := rt.Client().ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true}); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return len(list) - len(errs), errors.Join(errs...)
 }
 
 // Ready implements platform.Service.

@@ -46,6 +46,18 @@ func newEnv(t *testing.T) *env { return newBenchEnv(t) }
 
 func newBenchEnv(t testing.TB) *env {
 	t.Helper()
+	return newEnvAt(t, t.TempDir(), "training-test-"+uuid.NewString()[:8])
+}
+
+// newEnvAt runs the service with data dir dataDir on task queue queue.
+func newEnvAt(t testing.TB, dataDir, queue string) *env {
+	t.Helper()
+	return newEnvOn(t, dataDir, queue, "local")
+}
+
+// newEnvOn is newEnvAt on the runtime named kind (local, docker).
+func newEnvOn(t testing.TB, dataDir, queue, kind string) *env {
+	t.Helper()
 	st := devstacktest.Stack(t)
 	ctx := t.Context()
 	bus, err := events.Connect(ctx, st.NATSURL, "training-app-test", nil)
@@ -58,7 +70,7 @@ func newBenchEnv(t testing.TB) *env {
 	store, err := artifacts.New(artifacts.Config{Endpoint: st.S3Endpoint, AccessKey: st.S3AccessKey, SecretKey: st.S3SecretKey, Bucket: st.S3Bucket, Region: st.S3Region})
 	require.NoError(t, err)
 	deps := &platform.Deps{Log: slog.New(slog.DiscardHandler), Bus: bus, Temporal: tc, Namespace: st.Namespace, Artifacts: store,
-		DataDir: t.TempDir(), RuntimeKind: "local", Getenv: func(k string) string {
+		DataDir: dataDir, RuntimeKind: kind, Getenv: func(k string) string {
 			if k == "PATH" {
 				return os.Getenv("PATH")
 			}
@@ -67,11 +79,11 @@ func newBenchEnv(t testing.TB) *env {
 	cfg, err := app.ConfigFromEnv(deps.Getenv)
 	require.NoError(t, err)
 	cfg.HeartbeatTimeout = 2 * time.Second
-	id := uuid.NewString()[:8]
+	cfg.RestartBackoff = trainingv1.Backoff{Initial: 50 * time.Millisecond, Max: 500 * time.Millisecond}
 	// Own task queue (replica logs and work dirs live in this env's
 	// DataDir); the default durable is shared so no test replays another's
 	// requests. The tests run one at a time: one consumer at once.
-	cfg.TaskQueue = "training-test-" + id
+	cfg.TaskQueue = queue
 	a, err := app.New(cfg, deps)
 	require.NoError(t, err)
 	require.NoError(t, a.Start(ctx))
@@ -122,8 +134,13 @@ func (e *env) jobs() string { return "/apis/training/v1/namespaces/" + e.ns + "/
 
 func (e *env) waitState(name string, want trainingv1.JobConditionType) trainingv1.JobView {
 	e.t.Helper()
+	return e.waitStateWithin(name, want, 30*time.Second)
+}
+
+func (e *env) waitStateWithin(name string, want trainingv1.JobConditionType, within time.Duration) trainingv1.JobView {
+	e.t.Helper()
 	var v trainingv1.JobView
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(within)
 	for time.Now().Before(deadline) {
 		if e.do(http.MethodGet, e.jobs()+"/"+name, "", &v) == 200 && v.State == want {
 			return v
@@ -203,7 +220,7 @@ func TestRESTLifecycle(t *testing.T) {
 	require.Equal(t, 202, e.do(http.MethodPost, e.jobs()+"/hello/resume", "", nil))
 	v := e.waitState("hello", trainingv1.JobRunning)
 	require.Equal(t, 2, v.Replicas[0].Attempt)
-	workDir := e.deps.DataDir + "/training/work/" + e.ns + "/hello/worker-0"
+	workDir := e.deps.DataDir + "/training/work/" + e.ns + "/hello/" + string(v.Job.Meta().UID) + "/worker-0"
 	require.NoError(t, os.WriteFile(workDir+"/go", nil, 0o644))
 	e.waitState("hello", trainingv1.JobSucceeded)
 

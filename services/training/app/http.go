@@ -192,11 +192,12 @@ func (a *App) jobLogs(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	rc, _, err := a.d.Artifacts.Get(r.Context(), lifecycle.LogKey(ns, name, rep.LogName(), attempt))
+	uid := string(v.Job.Meta().UID)
+	rc, _, err := a.d.Artifacts.Get(r.Context(), lifecycle.LogKey(ns, name, uid, rep.LogName(), attempt))
 	if errors.Is(err, artifacts.ErrNotFound) {
-		f, ferr := os.Open(lifecycle.LocalLogPath(a.dataDir, ns, name, rep.LogName(), attempt))
+		f, ferr := os.Open(lifecycle.LocalLogPath(a.dataDir, ns, name, uid, rep.LogName(), attempt))
 		if ferr != nil {
-			httpError(w, fmt.Errorf("%w: no log for %s attempt %d", ErrNotFound, rep.LogName(), attempt))
+			httpError(w, fmt.Errorf("%w: no log for %s attempt %d (the latest %d attempts' logs are kept)", ErrNotFound, rep.LogName(), attempt, lifecycle.KeepAttemptLogs))
 			return
 		}
 		defer f.Close()

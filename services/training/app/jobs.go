@@ -13,9 +13,11 @@ import (
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/converter"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/yaml"
 
 	"github.com/sluice-ml/sluice/libs/events"
+	"github.com/sluice-ml/sluice/libs/runtime"
 	"github.com/sluice-ml/sluice/services/training/api/trainingv1"
 	"github.com/sluice-ml/sluice/services/training/internal/jobspec"
 	"github.com/sluice-ml/sluice/services/training/internal/lifecycle"
@@ -126,7 +128,12 @@ func (a *App) create(ctx context.Context, job *trainingv1.Job, requestID string)
 	if requestID == "" {
 		requestID = uuid.NewString()
 	}
-	_, err = lifecycle.StartOn(ctx, a.d.Temporal, a.cfg.TaskQueue, trainingv1.JobInput{Job: *job, RequestID: requestID, HeartbeatTimeout: a.cfg.HeartbeatTimeout})
+	// Every job gets a fresh UID, as the API server assigns metadata.uid
+	// on create (a submitted uid is ignored): logs, work dirs and events
+	// of a job re-created under the same name never mix with the old one's.
+	job.Meta().UID = types.UID(uuid.NewString())
+	_, err = lifecycle.StartOn(ctx, a.d.Temporal, a.cfg.TaskQueue, trainingv1.JobInput{Job: *job, RequestID: requestID, HeartbeatTimeout: a.cfg.HeartbeatTimeout,
+		RestartBackoff: a.cfg.RestartBackoff, Network: a.network()})
 	if errors.Is(err, lifecycle.ErrJobExists) {
 		if rec, lerr := a.lookup(ctx, meta.Namespace, meta.Name); lerr == nil && rec != nil && rec.requestID == requestID {
 			return false, nil
@@ -134,6 +141,15 @@ func (a *App) create(ctx context.Context, job *trainingv1.Job, requestID string)
 		return false, fmt.Errorf("%w: %s %s", ErrExists, job.Kind(), job.Key())
 	}
 	return err == nil, err
+}
+
+// network is how the runtime's replicas address each other: loopback ports
+// for local processes, service names on a per-job network for containers.
+func (a *App) network() string {
+	if a.acts.Runtime.Name() == runtime.NameLocal {
+		return ""
+	}
+	return trainingv1.NetworkDNS
 }
 
 // get returns the live view of a job that exists and is not deleted.
@@ -214,6 +230,11 @@ func (a *App) remove(ctx context.Context, ns, name string) error {
 	}
 	if _, err := a.d.Artifacts.Put(ctx, tombstoneKey(ns, name, rec.runID), strings.NewReader(""), 0); err != nil {
 		return err
+	}
+	if uid := string(view.Job.Meta().UID); uid != "" {
+		if err := a.acts.PurgeJob(ctx, lifecycle.PurgeInput{Namespace: ns, JobName: name, UID: uid}); err != nil {
+			a.d.Log.WarnContext(ctx, "remove deleted job's logs", "trainjob", ns+"/"+name, "err", err)
+		}
 	}
 	if _, err := a.d.Temporal.WorkflowService().DeleteWorkflowExecution(ctx, deleteRequest(a.d.Namespace, id, rec.runID)); err != nil {
 		a.d.Log.WarnContext(ctx, "delete finished job workflow", "workflow_id", id, "err", err)

@@ -54,6 +54,72 @@ type JobInput struct {
 	// HeartbeatTimeout bounds how long a lost replica watcher (its worker
 	// died) goes unnoticed; 0 means 10 s.
 	HeartbeatTimeout time.Duration `json:"heartbeatTimeout,omitempty"`
+	// RestartBackoff is the delay before a replica restarted by its restart
+	// policy starts again, as kubelet's CrashLoopBackOff: Initial (default
+	// 10 s) after the first crash, doubling up to Max (default 5 min); it
+	// resets once an attempt ran for 2×Max.
+	RestartBackoff Backoff `json:"restartBackoff,omitempty"`
+	// HistoryLimit is the history length past which a run whose replicas
+	// are all stopped or waiting to restart continues as new (0: 2000
+	// events, or Temporal's continue-as-new suggestion).
+	HistoryLimit int `json:"historyLimit,omitempty"`
+	// Network is how replicas address each other: "" gives every replica
+	// its own loopback port (local processes); NetworkDNS gives each job a
+	// network of its own on which replicas are reached by their service
+	// names and declared ports (container runtimes).
+	Network string `json:"network,omitempty"`
+	// Carry is the state handed over by continue-as-new (nil on the first run).
+	Carry *Carry `json:"carry,omitempty"`
+}
+
+// Backoff is an exponential restart delay.
+type Backoff struct {
+	Initial time.Duration `json:"initial,omitempty"`
+	Max     time.Duration `json:"max,omitempty"`
+}
+
+// Default restart backoff, as kubelet's CrashLoopBackOff.
+const (
+	DefaultBackoffInitial = 10 * time.Second
+	DefaultBackoffMax     = 5 * time.Minute
+)
+
+// Delay is the wait before the restart following the n-th consecutive
+// crash (n >= 1): Initial·2^(n-1), at most Max.
+func (b Backoff) Delay(n int) time.Duration {
+	initial, maxD := b.Initial, b.Max
+	if initial <= 0 {
+		initial = DefaultBackoffInitial
+	}
+	if maxD <= 0 {
+		maxD = DefaultBackoffMax
+	}
+	d := initial
+	for i := 1; i < n && d < maxD; i++ {
+		d *= 2
+	}
+	return min(d, maxD)
+}
+
+// Carry is a job lifecycle's state passed to its next run by
+// continue-as-new: the job with its status, and every replica.
+type Carry struct {
+	Replicas  []CarriedReplica `json:"replicas"`
+	Restarts  int32            `json:"restarts"`
+	Suspended bool             `json:"suspended,omitempty"`
+	Ports     map[string]int32 `json:"ports,omitempty"`
+	NetMode   string           `json:"netMode,omitempty"`
+}
+
+// NetworkDNS is JobInput.Network for replicas reached by service name.
+const NetworkDNS = "dns"
+
+// CarriedReplica is one replica in a Carry.
+type CarriedReplica struct {
+	View  ReplicaView `json:"view"`
+	Phase string      `json:"phase"`
+	// Crashes counts consecutive restarts (the backoff exponent).
+	Crashes int `json:"crashes,omitempty"`
 }
 
 // JobResult is the workflow's result: the job as it finished.
@@ -95,6 +161,9 @@ type ReplicaView struct {
 	StartedAt *time.Time `json:"startedAt,omitempty"`
 	// LogURI is the s3:// URI of the last finished attempt's log.
 	LogURI string `json:"logUri,omitempty"`
+	// RestartAt is when a replica waiting in CrashLoopBackOff (Reason of
+	// the last exit kept) starts again; nil otherwise.
+	RestartAt *time.Time `json:"restartAt,omitempty"`
 }
 
 // LogName is the replica's short name in log keys and the logs endpoint,

@@ -49,10 +49,12 @@ type Task struct {
 }
 
 // SparseTFConfig is the TF_CONFIG emitted with enableDynamicWorker, under
-// the key "sparseCluster" as training-operator writes it: a worker sees
-// every PS and only itself, a PS only itself, other types neither.
+// the key "cluster" as training-operator v1.7+ writes it (v1.9
+// tensorflow.go; earlier releases wrote "sparseCluster", which TensorFlow's
+// TFConfigClusterResolver does not read): a worker sees every PS and only
+// itself, a PS only itself, other types neither.
 type SparseTFConfig struct {
-	Cluster SparseCluster `json:"sparseCluster"`
+	Cluster SparseCluster `json:"cluster"`
 	Task    Task          `json:"task"`
 }
 
@@ -148,9 +150,15 @@ func Env(job *trainingv1.Job, r Replica, net Network) ([]corev1.EnvVar, error) {
 	return nil, fmt.Errorf("clusterspec: empty job")
 }
 
+// pytorchEnv is training-operator v1.9's setPodEnv for one container:
+// PYTHONUNBUFFERED=1; with a Master, MASTER_PORT/MASTER_ADDR,
+// PET_MASTER_PORT/PET_MASTER_ADDR, WORLD_SIZE (replicas x integer
+// nprocPerNode), RANK and PET_NODE_RANK; the elastic variables with an
+// elasticPolicy, else PET_NNODES; and finally PET_NPROC_PER_NODE for every
+// replica shape (worker-only and elastic jobs included).
 func pytorchEnv(job *trainingv1.Job, r Replica, net Network) ([]corev1.EnvVar, error) {
 	spec := &job.PyTorchJob.Spec
-	env := []corev1.EnvVar{{Name: EnvPythonUnbuffered, Value: "0"}}
+	env := []corev1.EnvVar{{Name: EnvPythonUnbuffered, Value: "1"}}
 	total := int32(0)
 	for _, t := range job.ReplicaTypes() {
 		total += job.Replicas(t)
@@ -172,20 +180,22 @@ func pytorchEnv(job *trainingv1.Job, r Replica, net Network) ([]corev1.EnvVar, e
 			corev1.EnvVar{Name: EnvPETMasterAddr, Value: host},
 			corev1.EnvVar{Name: EnvWorldSize, Value: strconv.Itoa(int(total) * nprocPerNodeInt(spec.NprocPerNode))},
 			corev1.EnvVar{Name: EnvRank, Value: strconv.Itoa(rank)},
+			corev1.EnvVar{Name: EnvPETNodeRank, Value: strconv.Itoa(rank)},
 		)
-		if spec.NprocPerNode != nil {
-			env = append(env, corev1.EnvVar{Name: EnvPETNprocPerNode, Value: *spec.NprocPerNode})
-		}
-		env = append(env, corev1.EnvVar{Name: EnvPETNodeRank, Value: strconv.Itoa(rank)})
 	}
 	if ep := spec.ElasticPolicy; ep != nil {
 		elastic, err := elasticEnv(job, ep, net)
 		if err != nil {
 			return nil, err
 		}
-		return append(env, elastic...), nil
+		env = append(env, elastic...)
+	} else {
+		env = append(env, corev1.EnvVar{Name: EnvPETNNodes, Value: strconv.Itoa(int(total))})
 	}
-	return append(env, corev1.EnvVar{Name: EnvPETNNodes, Value: strconv.Itoa(int(total))}), nil
+	if spec.NprocPerNode != nil {
+		env = append(env, corev1.EnvVar{Name: EnvPETNprocPerNode, Value: *spec.NprocPerNode})
+	}
+	return env, nil
 }
 
 // nprocPerNodeInt is nprocPerNode as an integer, 1 when unset or not an

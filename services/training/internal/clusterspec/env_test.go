@@ -120,9 +120,9 @@ func TestTFConfigSparse(t *testing.T) {
 	t.Parallel()
 	job := fullTF(t, `"enableDynamicWorker":true,`)
 	tests := map[clusterspec.Replica]string{
-		{Type: "Worker", Index: 1}: `{"sparseCluster":{"worker":{"1":"mnist-worker-1.kubeflow.svc:2222"},"ps":["mnist-ps-0.kubeflow.svc:2222"]},"task":{"type":"worker","index":1}}`,
-		{Type: "PS", Index: 0}:     `{"sparseCluster":{"worker":{},"ps":["mnist-ps-0.kubeflow.svc:2222"]},"task":{"type":"ps","index":0}}`,
-		{Type: "Chief", Index: 0}:  `{"sparseCluster":{"worker":{},"ps":[]},"task":{"type":"chief","index":0}}`,
+		{Type: "Worker", Index: 1}: `{"cluster":{"worker":{"1":"mnist-worker-1.kubeflow.svc:2222"},"ps":["mnist-ps-0.kubeflow.svc:2222"]},"task":{"type":"worker","index":1}}`,
+		{Type: "PS", Index: 0}:     `{"cluster":{"worker":{},"ps":["mnist-ps-0.kubeflow.svc:2222"]},"task":{"type":"ps","index":0}}`,
+		{Type: "Chief", Index: 0}:  `{"cluster":{"worker":{},"ps":[]},"task":{"type":"chief","index":0}}`,
 	}
 	for r, want := range tests {
 		got, err := clusterspec.TFConfigJSON(job, r, clusterspec.Kubernetes{})
@@ -219,8 +219,8 @@ func TestPyTorchEnv(t *testing.T) {
 	job := parse(t, `{"apiVersion":"kubeflow.org/v1","kind":"PyTorchJob","metadata":{"name":"pt","namespace":"ml"},
 	  "spec":{"pytorchReplicaSpecs":{"Master":`+ptContainer+`,"Worker":{"replicas":2,`+ptContainer[1:]+`}}}`)
 	tests := map[clusterspec.Replica][]string{
-		{Type: "Master", Index: 0}: {"PYTHONUNBUFFERED=0", "MASTER_PORT=23456", "MASTER_ADDR=pt-master-0", "PET_MASTER_PORT=23456", "PET_MASTER_ADDR=pt-master-0", "WORLD_SIZE=3", "RANK=0", "PET_NPROC_PER_NODE=auto", "PET_NODE_RANK=0", "PET_NNODES=3"},
-		{Type: "Worker", Index: 1}: {"PYTHONUNBUFFERED=0", "MASTER_PORT=23456", "MASTER_ADDR=pt-master-0", "PET_MASTER_PORT=23456", "PET_MASTER_ADDR=pt-master-0", "WORLD_SIZE=3", "RANK=2", "PET_NPROC_PER_NODE=auto", "PET_NODE_RANK=2", "PET_NNODES=3"},
+		{Type: "Master", Index: 0}: {"PYTHONUNBUFFERED=1", "MASTER_PORT=23456", "MASTER_ADDR=pt-master-0", "PET_MASTER_PORT=23456", "PET_MASTER_ADDR=pt-master-0", "WORLD_SIZE=3", "RANK=0", "PET_NODE_RANK=0", "PET_NNODES=3", "PET_NPROC_PER_NODE=auto"},
+		{Type: "Worker", Index: 1}: {"PYTHONUNBUFFERED=1", "MASTER_PORT=23456", "MASTER_ADDR=pt-master-0", "PET_MASTER_PORT=23456", "PET_MASTER_ADDR=pt-master-0", "WORLD_SIZE=3", "RANK=2", "PET_NODE_RANK=2", "PET_NNODES=3", "PET_NPROC_PER_NODE=auto"},
 	}
 	for r, want := range tests {
 		env, err := clusterspec.Env(job, r, clusterspec.Kubernetes{})
@@ -249,7 +249,7 @@ func TestPyTorchEnvNprocAndLoopback(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"PYTHONUNBUFFERED=0", "MASTER_PORT=40001", "MASTER_ADDR=127.0.0.1", "PET_MASTER_PORT=40001", "PET_MASTER_ADDR=127.0.0.1", "WORLD_SIZE=8", "RANK=1", "PET_NPROC_PER_NODE=4", "PET_NODE_RANK=1", "PET_NNODES=2"}
+	want := []string{"PYTHONUNBUFFERED=1", "MASTER_PORT=40001", "MASTER_ADDR=127.0.0.1", "PET_MASTER_PORT=40001", "PET_MASTER_ADDR=127.0.0.1", "WORLD_SIZE=8", "RANK=1", "PET_NODE_RANK=1", "PET_NNODES=2", "PET_NPROC_PER_NODE=4"}
 	if diff := cmp.Diff(want, envMap(env)); diff != "" {
 		t.Errorf("env (-want +got):\n%s", diff)
 	}
@@ -265,7 +265,7 @@ func TestPyTorchElasticEnv(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"PYTHONUNBUFFERED=0", "PET_RDZV_ENDPOINT=el-worker-0:23456", "PET_RDZV_BACKEND=c10d", "PET_NNODES=1:3", "PET_MAX_RESTARTS=5", "PET_RDZV_ID=abc", "PET_RDZV_CONF=a=1,b=2", "PET_STANDALONE="}
+	want := []string{"PYTHONUNBUFFERED=1", "PET_RDZV_ENDPOINT=el-worker-0:23456", "PET_RDZV_BACKEND=c10d", "PET_NNODES=1:3", "PET_MAX_RESTARTS=5", "PET_RDZV_ID=abc", "PET_RDZV_CONF=a=1,b=2", "PET_STANDALONE=", "PET_NPROC_PER_NODE=auto"}
 	if diff := cmp.Diff(want, envMap(env)); diff != "" {
 		t.Errorf("env (-want +got):\n%s", diff)
 	}

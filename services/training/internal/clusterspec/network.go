@@ -84,12 +84,26 @@ const LoopbackHost = "127.0.0.1"
 // 127.0.0.1 and each replica has its own port, keyed by replica name
 // ("<job>-<type>-<i>"). It is plain data so it can travel in workflow
 // inputs.
+//
+// With Mode ModeDNS it addresses replicas run as containers on one network
+// of their own instead (Docker): every replica is reached by its
+// training-operator service name "<job>-<type>-<i>" (the container's alias)
+// on the default container's declared port (tfjob-port / pytorchjob-port,
+// else 2222 / 23456), and Ports is unused.
 type Loopback struct {
 	Ports map[string]int32 `json:"ports"`
+	Mode  string           `json:"mode,omitempty"`
 }
+
+// ModeDNS is Loopback.Mode for replicas that resolve each other by service
+// name on a network of the job's own.
+const ModeDNS = "dns"
 
 // Endpoint implements Network. It fails when r has no port.
 func (l Loopback) Endpoint(job *trainingv1.Job, r Replica, _ bool) (string, int32, error) {
+	if l.Mode == ModeDNS {
+		return r.Name(job.Meta().Name), job.Port(r.Type), nil
+	}
 	name := r.Name(job.Meta().Name)
 	port, ok := l.Ports[name]
 	if !ok {

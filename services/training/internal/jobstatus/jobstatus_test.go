@@ -360,3 +360,31 @@ func TestDeadlineTTLAndClean(t *testing.T) {
 		t.Error("All/None")
 	}
 }
+
+// TestPyTorchElasticSuccessAnyWorker: an elastic PyTorchJob without a
+// Master succeeds as soon as any worker succeeded, whichever index, while a
+// non-elastic one waits for all (case pt-elastic-success-any-worker).
+func TestPyTorchElasticSuccessAnyWorker(t *testing.T) {
+	t.Parallel()
+	pc := `"template":{"spec":{"containers":[{"name":"pytorch","image":"i"}]}}`
+	tests := map[string]struct {
+		elastic string
+		phases  []P
+		want    trainingv1.JobConditionType
+	}{
+		"elastic, worker-0 succeeded, worker-1 running":     {elastic: `"elasticPolicy":{"minReplicas":1,"maxReplicas":2,"rdzvBackend":"c10d"},`, phases: []P{ok, run}, want: "Succeeded"},
+		"elastic, worker-1 succeeded, worker-0 running":     {elastic: `"elasticPolicy":{"minReplicas":1,"maxReplicas":2},`, phases: []P{run, ok}, want: "Succeeded"},
+		"elastic, both running":                             {elastic: `"elasticPolicy":{},`, phases: []P{run, run}, want: "Running"},
+		"not elastic, worker-1 succeeded, worker-0 running": {phases: []P{run, ok}, want: "Running"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			job := parse(t, `{"apiVersion":"kubeflow.org/v1","kind":"PyTorchJob","metadata":{"name":"lc-l3"},"spec":{`+tc.elastic+
+				`"pytorchReplicaSpecs":{"Worker":{"replicas":2,`+pc+`}}}}`)
+			jobstatus.Update(job, jobstatus.Observation{Phases: map[trainingv1.ReplicaType][]P{"Worker": tc.phases}}, t0)
+			if got := jobstatus.State(job.Status()); got != tc.want {
+				t.Fatalf("state = %s, want %s (%v)", got, tc.want, job.Status().Conditions)
+			}
+		})
+	}
+}

@@ -63,8 +63,9 @@ func ReplicaStatuses(job *trainingv1.Job, obs Observation) map[trainingv1.Replic
 //   - with a Chief/Master: Running while it runs, Succeeded once all its
 //     replicas succeeded (whatever PS and workers do);
 //   - without: Succeeded when worker 0 succeeded (successPolicy "") or all
-//     workers succeeded (AllWorkers, and always for PyTorchJob), otherwise
-//     Running while a worker runs;
+//     workers succeeded (AllWorkers, and always for PyTorchJob), or any
+//     worker succeeded (elastic PyTorchJob), otherwise Running while a
+//     worker runs;
 //   - any permanently failed replica sets Failed=True, except Workers of a
 //     TFJob with enableDynamicWorker;
 //   - completionTime is set when the job succeeds or fails.
@@ -101,6 +102,9 @@ func Update(job *trainingv1.Job, obs Observation, now time.Time) bool {
 	allWorkers := job.PyTorchJob != nil ||
 		(job.TFJob.Spec.SuccessPolicy != nil && *job.TFJob.Spec.SuccessPolicy == trainingv1.SuccessPolicyAllWorkers)
 	worker0Succeeded := len(obs.Phases[trainingv1.ReplicaTypeWorker]) > 0 && obs.Phases[trainingv1.ReplicaTypeWorker][0] == PhaseSucceeded
+	// An elastic PyTorchJob (no Master) succeeds once any worker succeeded
+	// (training-operator v1.6+ PyTorchJob UpdateJobStatus).
+	elastic := job.PyTorchJob != nil && job.PyTorchJob.Spec.ElasticPolicy != nil
 
 	succeed := func() {
 		if st.CompletionTime == nil {
@@ -127,7 +131,7 @@ func Update(job *trainingv1.Job, obs Observation, now time.Time) bool {
 				succeed()
 			}
 		case !hasChief && t == trainingv1.ReplicaTypeWorker:
-			if expected == 0 || (worker0Succeeded && !allWorkers) {
+			if expected == 0 || (worker0Succeeded && !allWorkers) || (elastic && rs.Succeeded > 0) {
 				succeed()
 			} else if rs.Active > 0 {
 				running()

@@ -50,7 +50,12 @@ type Activities struct {
 	// HostPath is the service's own PATH (replicas inherit the service's
 	// environment under the local runtime).
 	HostPath string
-	// HeartbeatEvery is the watcher's heartbeat interval (default 1 s).
+	// Labels are added to every replica's container labels (the service's
+	// owner label, so a restarted service finds containers it left).
+	Labels map[string]string
+	// HeartbeatEvery is the watcher's heartbeat interval (default 250 ms;
+	// the worker's heartbeat throttle decides how often one is sent, and so
+	// how soon a stop reaches the watcher).
 	HeartbeatEvery time.Duration
 
 	mu    sync.Mutex
@@ -66,15 +71,35 @@ func EventID(parts ...string) string {
 	return uuid.NewSHA1(eventNamespace, []byte(strings.Join(parts, "\x00"))).String()
 }
 
+// KeepAttemptLogs is how many of a replica's latest attempt logs are kept
+// in the store: uploading attempt n removes attempt n-KeepAttemptLogs, so a
+// restart storm never writes an unbounded number of log objects.
+const KeepAttemptLogs = 10
+
 // LogKey is the object key of one attempt's log:
-// training/<namespace>/<job>/<replica>/attempt-<n>.log, replica as "worker-0".
-func LogKey(namespace, job, replica string, attempt int) string {
-	return path.Join("training", namespace, job, replica, fmt.Sprintf("attempt-%d.log", attempt))
+// training/<namespace>/<job>/<uid>/<replica>/attempt-<n>.log, replica as
+// "worker-0" (without uid, for jobs started before job UIDs:
+// training/<namespace>/<job>/<replica>/attempt-<n>.log).
+func LogKey(namespace, job, uid, replica string, attempt int) string {
+	return path.Join(JobKeyPrefix(namespace, job, uid), replica, fmt.Sprintf("attempt-%d.log", attempt))
 }
 
-// LocalLogPath is where a running attempt's log is written before upload.
-func LocalLogPath(dataDir, namespace, job, replica string, attempt int) string {
-	return filepath.Join(dataDir, "logs", namespace, job, replica, fmt.Sprintf("attempt-%d.log", attempt))
+// JobKeyPrefix is the store prefix of one job's logs,
+// training/<namespace>/<job>/<uid>.
+func JobKeyPrefix(namespace, job, uid string) string {
+	return path.Join("training", namespace, job, uid)
+}
+
+// LocalLogPath is where a running attempt's log is written before upload,
+// DataDir/logs/<namespace>/<job>/<uid>/<replica>/attempt-<n>.log.
+func LocalLogPath(dataDir, namespace, job, uid, replica string, attempt int) string {
+	return filepath.Join(dataDir, "logs", namespace, job, uid, replica, fmt.Sprintf("attempt-%d.log", attempt))
+}
+
+// WorkDir is a replica's working directory under the local runtime,
+// DataDir/work/<namespace>/<job>/<uid>/<replica>.
+func WorkDir(dataDir, namespace, job, uid, replica string) string {
+	return filepath.Join(dataDir, "work", namespace, job, uid, replica)
 }
 
 // AllocateNetwork picks a free loopback port for every replica of job (a
@@ -134,7 +159,7 @@ func (a *Activities) WatchReplica(ctx context.Context, in ReplicaRun) (ReplicaEx
 		return ReplicaExit{Code: -1, Reason: ReasonLost, Lost: true,
 			Message: fmt.Sprintf("replica %s attempt %d was lost with its worker", in.Name, in.Attempt)}, nil
 	}
-	logPath := LocalLogPath(a.DataDir, in.Namespace, in.JobName, in.LogName, in.Attempt)
+	logPath := LocalLogPath(a.DataDir, in.Namespace, in.JobName, in.UID, in.LogName, in.Attempt)
 	if err := os.MkdirAll(filepath.Dir(logPath), 0o755); err != nil {
 		return ReplicaExit{}, err
 	}
@@ -147,6 +172,15 @@ func (a *Activities) WatchReplica(ctx context.Context, in ReplicaRun) (ReplicaEx
 	if err != nil {
 		logFile.Close()
 		return ReplicaExit{}, err
+	}
+	if spec.Network != "" {
+		if nw, ok := a.Runtime.(networker); ok {
+			if err := nw.EnsureNetwork(ctx, spec.Network, map[string]string{LabelJobUID: in.UID}); err != nil {
+				logFile.Close()
+				return ReplicaExit{}, err
+			}
+			defer func() { _, _ = nw.RemoveNetwork(context.WithoutCancel(ctx), spec.Network) }() // the last replica out removes it
+		}
 	}
 	proc, err := a.Runtime.Start(context.WithoutCancel(ctx), spec)
 	if err != nil {
@@ -164,7 +198,7 @@ func (a *Activities) WatchReplica(ctx context.Context, in ReplicaRun) (ReplicaEx
 	}
 	every := a.HeartbeatEvery
 	if every <= 0 {
-		every = time.Second
+		every = 250 * time.Millisecond
 	}
 	tick := time.NewTicker(every)
 	defer tick.Stop()
@@ -184,8 +218,15 @@ func (a *Activities) WatchReplica(ctx context.Context, in ReplicaRun) (ReplicaEx
 			_ = proc.Kill()
 			<-proc.Done()
 			logFile.Close()
-			a.uploadLog(context.WithoutCancel(ctx), in, logPath)
-			return ReplicaExit{}, ctx.Err()
+			uri := a.uploadLog(context.WithoutCancel(ctx), in, logPath)
+			select {
+			case <-activity.GetWorkerStopChannel(ctx):
+				return ReplicaExit{}, ctx.Err() // the worker stops: Temporal retries the watcher
+			default:
+			}
+			// The workflow stopped the replica (cleanPodPolicy, suspend,
+			// delete): an intended end, reported as a result, not an error.
+			return ReplicaExit{Code: 137, Reason: ReasonTerminated, LogURI: uri}, nil
 		case <-tick.C:
 		}
 	}
@@ -211,7 +252,8 @@ func (a *Activities) spec(in ReplicaRun, log io.Writer) (runtime.Spec, error) {
 	for k, v := range a.Env {
 		env[k] = v
 	}
-	if a.PathPrefix != "" {
+	container := a.Runtime.Name() != runtime.NameLocal
+	if a.PathPrefix != "" && !container { // a container's PATH is its image's
 		p := a.PathPrefix
 		if a.HostPath != "" {
 			p += string(os.PathListSeparator) + a.HostPath
@@ -224,31 +266,102 @@ func (a *Activities) spec(in ReplicaRun, log io.Writer) (runtime.Spec, error) {
 	workDir := in.WorkingDir
 	if workDir == "" || a.Runtime.Name() == runtime.NameLocal {
 		if fi, err := os.Stat(workDir); workDir == "" || err != nil || !fi.IsDir() {
-			workDir = filepath.Join(a.DataDir, "work", in.Namespace, in.JobName, in.LogName)
+			workDir = WorkDir(a.DataDir, in.Namespace, in.JobName, in.UID, in.LogName)
 			if err := os.MkdirAll(workDir, 0o755); err != nil {
 				return runtime.Spec{}, err
 			}
 		}
 	}
+	var network string
+	var aliases []string
+	if container && in.Network == trainingv1.NetworkDNS {
+		// Replicas find each other by training-operator's service names on the job's own network.
+		network, aliases = JobNetworkName(in.Namespace, in.JobName, in.UID), []string{in.Name}
+	}
+	var mounts []runtime.Mount
+	if container {
+		for _, c := range in.Claims {
+			mounts = append(mounts, runtime.Mount{Volume: ClaimVolumeName(in.Namespace, c.Claim), ContainerPath: c.MountPath, ReadOnly: c.ReadOnly})
+		}
+	}
 	return runtime.Spec{
 		Name: in.ProcessName, Image: in.Image, Command: in.Command, Args: in.Args, Env: env,
-		InheritEnv: true, WorkDir: workDir, Stdout: log, Stderr: log,
-		Labels: map[string]string{
+		InheritEnv: true, WorkDir: workDir, Stdout: log, Stderr: log, Mounts: mounts,
+		Network: network, Aliases: aliases, Hostname: hostnameOf(aliases),
+		Labels: a.labels(map[string]string{
 			"training.kubeflow.org/job-name":      in.JobName,
 			"training.kubeflow.org/replica-type":  strings.ToLower(string(in.Replica.Type)),
 			"training.kubeflow.org/replica-index": strconv.Itoa(int(in.Replica.Index)),
-		},
+		}),
 	}, nil
 }
 
 func (a *Activities) uploadLog(ctx context.Context, in ReplicaRun, logPath string) string {
-	obj, err := a.Store.PutFile(ctx, LogKey(in.Namespace, in.JobName, in.LogName, in.Attempt), logPath)
+	obj, err := a.Store.PutFile(ctx, LogKey(in.Namespace, in.JobName, in.UID, in.LogName, in.Attempt), logPath)
 	if err != nil {
 		a.Log.WarnContext(ctx, "upload replica log", "replica", in.Name, "attempt", in.Attempt, "err", err)
 		return ""
 	}
 	_ = os.Remove(logPath)
+	if old := in.Attempt - KeepAttemptLogs; old >= 1 {
+		if err := a.Store.Delete(ctx, LogKey(in.Namespace, in.JobName, in.UID, in.LogName, old)); err != nil {
+			a.Log.WarnContext(ctx, "remove old replica log", "replica", in.Name, "attempt", old, "err", err)
+		}
+	}
 	return obj.URI
+}
+
+func (a *Activities) labels(m map[string]string) map[string]string {
+	for k, v := range a.Labels {
+		m[k] = v
+	}
+	return m
+}
+
+// LabelJobUID labels a job's Docker network with the job's UID.
+const LabelJobUID = "sluice.io/training-job-uid"
+
+// networker is implemented by runtimes with per-job networks (Docker).
+type networker interface {
+	EnsureNetwork(ctx context.Context, name string, labels map[string]string) error
+	RemoveNetwork(ctx context.Context, name string) (bool, error)
+}
+
+// JobNetworkName is the Docker network of one job:
+// "sluice-training-<first 12 hex of sha256(namespace/name/uid)>".
+func JobNetworkName(namespace, job, uid string) string {
+	sum := sha256.Sum256([]byte(namespace + "/" + job + "/" + uid))
+	return "sluice-training-" + hex.EncodeToString(sum[:6])
+}
+
+// ClaimVolumeName is the Docker named volume standing for a
+// persistentVolumeClaim: "sluice-training-pvc-<namespace>-<claim>". Like a
+// PVC it outlives the jobs that mount it.
+func ClaimVolumeName(namespace, claim string) string {
+	return "sluice-training-pvc-" + namespace + "-" + claim
+}
+
+func hostnameOf(aliases []string) string {
+	if len(aliases) == 0 || len(aliases[0]) > 63 {
+		return ""
+	}
+	return aliases[0]
+}
+
+// PurgeJob removes a deleted job's logs (store and local) and work dirs.
+func (a *Activities) PurgeJob(ctx context.Context, in PurgeInput) error {
+	if in.UID == "" || in.JobName == "" || in.Namespace == "" {
+		return nil
+	}
+	if _, err := a.Store.DeleteDir(ctx, JobKeyPrefix(in.Namespace, in.JobName, in.UID)); err != nil {
+		return err
+	}
+	for _, d := range []string{"logs", "work"} {
+		if err := os.RemoveAll(filepath.Join(a.DataDir, d, in.Namespace, in.JobName, in.UID)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // RecordExport looks for metrics.json in ExportDir (an s3:// URI in the

@@ -45,6 +45,14 @@ type env struct {
 
 	mu     sync.Mutex
 	events []events.Event
+
+	// backoff and historyLimit go into every JobInput (tests restart in
+	// milliseconds unless they set their own).
+	backoff      trainingv1.Backoff
+	historyLimit int
+	// network and runtime (default: local) for container tests.
+	network string
+	runtime runtime.Runtime
 }
 
 var seq atomic.Int32
@@ -64,7 +72,8 @@ func newEnv(t *testing.T) *env {
 	require.NoError(t, err)
 	n := seq.Add(1)
 	e := &env{t: t, tc: tc, store: store, bus: bus, queue: fmt.Sprintf("training-test-%d-%s", n, uuid.NewString()[:8]),
-		ns: fmt.Sprintf("t%d-%s", n, uuid.NewString()[:6]), dir: t.TempDir(), dataDir: t.TempDir()}
+		ns: fmt.Sprintf("t%d-%s", n, uuid.NewString()[:6]), dir: t.TempDir(), dataDir: t.TempDir(),
+		backoff: trainingv1.Backoff{Initial: 20 * time.Millisecond, Max: 200 * time.Millisecond}}
 	sub, err := bus.Conn().Subscribe("sluice.training.>", func(m *nats.Msg) {
 		ev, err := events.Decode(context.Background(), m.Header, m.Data)
 		if err != nil || !strings.HasPrefix(ev.Subject(), "jobs/"+e.ns+"/") {
@@ -81,16 +90,23 @@ func newEnv(t *testing.T) *env {
 
 func (e *env) activities() *lifecycle.Activities {
 	return &lifecycle.Activities{
-		Runtime: runtime.NewLocal(runtime.LocalConfig{GracePeriod: time.Second}), Store: e.store, Bus: e.bus, Temporal: e.tc,
+		Runtime: e.runtimeOrLocal(), Store: e.store, Bus: e.bus, Temporal: e.tc,
 		Log: slogDiscard(), Source: "/sluice/training-test", DataDir: e.dataDir, HeartbeatEvery: 200 * time.Millisecond,
 	}
+}
+
+func (e *env) runtimeOrLocal() runtime.Runtime {
+	if e.runtime != nil {
+		return e.runtime
+	}
+	return runtime.NewLocal(runtime.LocalConfig{GracePeriod: time.Second})
 }
 
 // startWorker runs a worker on the test's queue; the returned func stops it
 // (as the training service dying would).
 func (e *env) startWorker() func() {
 	e.t.Helper()
-	w := worker.New(e.tc, e.queue, worker.Options{Identity: fmt.Sprintf("%s-%d", e.queue, seq.Add(1))})
+	w := worker.New(e.tc, e.queue, lifecycle.WorkerOptions(worker.Options{Identity: fmt.Sprintf("%s-%d", e.queue, seq.Add(1))}))
 	lifecycle.Register(w, e.activities())
 	require.NoError(e.t, w.Start())
 	var once atomic.Bool
@@ -110,7 +126,8 @@ func (e *env) submit(doc string) (*trainingv1.Job, client.WorkflowRun) {
 	doc = strings.NewReplacer("{{ns}}", e.ns, "{{dir}}", e.dir).Replace(doc)
 	job, err := jobspec.Parse([]byte(doc))
 	require.NoError(e.t, err)
-	run, err := lifecycle.StartOn(e.t.Context(), e.tc, e.queue, trainingv1.JobInput{Job: *job, RequestID: uuid.NewString(), HeartbeatTimeout: 2 * time.Second})
+	run, err := lifecycle.StartOn(e.t.Context(), e.tc, e.queue, trainingv1.JobInput{Job: *job, RequestID: uuid.NewString(), HeartbeatTimeout: 2 * time.Second,
+		RestartBackoff: e.backoff, HistoryLimit: e.historyLimit, Network: e.network})
 	require.NoError(e.t, err)
 	e.t.Cleanup(func() {
 		_ = e.tc.SignalWorkflow(context.Background(), run.GetID(), run.GetRunID(), trainingv1.SignalDelete, nil)
@@ -128,7 +145,7 @@ func (e *env) view(id string) trainingv1.JobView {
 // waitFor polls the job until cond holds.
 func (e *env) waitFor(id, what string, cond func(v trainingv1.JobView) bool) trainingv1.JobView {
 	e.t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(2 * time.Minute)
 	var v trainingv1.JobView
 	for time.Now().Before(deadline) {
 		var err error
@@ -186,7 +203,10 @@ func (e *env) waitEvent(typ string) events.Event {
 
 func (e *env) readLog(ns, job, replica string, attempt int) string {
 	e.t.Helper()
-	rc, _, err := e.store.Get(e.t.Context(), lifecycle.LogKey(ns, job, replica, attempt))
+	v := e.view(trainingv1.WorkflowID(ns, job))
+	uid := string(v.Job.Meta().UID)
+	require.NotEmpty(e.t, uid, "every job has a UID")
+	rc, _, err := e.store.Get(e.t.Context(), lifecycle.LogKey(ns, job, uid, replica, attempt))
 	require.NoError(e.t, err)
 	defer rc.Close()
 	b, err := io.ReadAll(rc)

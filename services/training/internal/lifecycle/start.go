@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
@@ -13,6 +14,16 @@ import (
 
 	"github.com/sluice-ml/sluice/services/training/api/trainingv1"
 )
+
+// WorkerOptions are the training worker's options: base with the
+// heartbeat throttle capped at 500 ms, so a replica stop (cleanPodPolicy,
+// suspend, delete) reaches its watcher within about half a second rather
+// than 80% of the heartbeat timeout.
+func WorkerOptions(base worker.Options) worker.Options {
+	base.MaxHeartbeatThrottleInterval = 500 * time.Millisecond
+	base.DefaultHeartbeatThrottleInterval = 500 * time.Millisecond
+	return base
+}
 
 // Register adds JobWorkflow and the activities to a worker on trainingv1.TaskQueue.
 func Register(w worker.Worker, a *Activities) {

@@ -27,6 +27,9 @@ import (
 type ReplicaRun struct {
 	Namespace string `json:"namespace"`
 	JobName   string `json:"jobName"`
+	// UID is the job's metadata.uid; logs and work dirs are keyed by it
+	// (empty for runs started before job UIDs).
+	UID string `json:"uid,omitempty"`
 	// Replica is the replica's type and index; Name its pod-style name.
 	Replica clusterspec.Replica `json:"replica"`
 	Name    string              `json:"name"`
@@ -40,6 +43,19 @@ type ReplicaRun struct {
 	Args        []string          `json:"args,omitempty"`
 	Env         map[string]string `json:"env,omitempty"`
 	WorkingDir  string            `json:"workingDir,omitempty"`
+	// Network is JobInput.Network.
+	Network string `json:"network,omitempty"`
+	// Claims are the default container's volumeMounts of
+	// persistentVolumeClaim volumes (container runtimes mount each claim
+	// as a named volume; the local runtime ignores them).
+	Claims []ClaimMount `json:"claims,omitempty"`
+}
+
+// ClaimMount is one volumeMount of a persistentVolumeClaim volume.
+type ClaimMount struct {
+	Claim     string `json:"claim"`
+	MountPath string `json:"mountPath"`
+	ReadOnly  bool   `json:"readOnly,omitempty"`
 }
 
 // Exit reasons reported by WatchReplica besides the runtime's.
@@ -63,6 +79,13 @@ type ReplicaExit struct {
 	// Lost is set when the process vanished with its worker.
 	Lost   bool   `json:"lost,omitempty"`
 	LogURI string `json:"logUri,omitempty"`
+}
+
+// PurgeInput names a deleted job whose logs and work dirs are removed.
+type PurgeInput struct {
+	Namespace string `json:"namespace"`
+	JobName   string `json:"jobName"`
+	UID       string `json:"uid"`
 }
 
 // PublishInput is one event to publish with a deterministic id.

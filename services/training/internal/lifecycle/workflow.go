@@ -10,7 +10,9 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/google/uuid"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
@@ -29,9 +31,17 @@ const ErrTypeJobFailed = "sluice.TrainingJobFailed"
 // unnoticed when JobInput.HeartbeatTimeout is 0.
 const DefaultHeartbeatTimeout = 10 * time.Second
 
-// maxHistory bounds the workflow history: a job still restarting replicas
-// past it is failed rather than exceed Temporal's limits.
+// maxHistory bounded the history of runs started before restart backoff
+// (version 0): a job still restarting replicas past it was failed. Runs of
+// version 1 continue as new instead (see JobInput.HistoryLimit).
 const maxHistory = 3800
+
+// defaultHistoryLimit is JobInput.HistoryLimit's default.
+const defaultHistoryLimit = 2000
+
+// versionBackoff is the workflow.GetVersion change id of restart backoff,
+// permanent start failures, continue-as-new and job UIDs.
+const versionBackoff = "restart-backoff"
 
 // replica is the workflow's record of one replica.
 type replica struct {
@@ -46,6 +56,11 @@ type replica struct {
 	// startOnExit: start again once the stopping attempt has exited.
 	startOnExit bool
 	cancel      workflow.CancelFunc
+	// crashes counts consecutive policy restarts (the backoff exponent);
+	// backoff is the pending CrashLoopBackOff timer.
+	crashes       int
+	backoff       workflow.Future
+	backoffCancel workflow.CancelFunc
 }
 
 type exitMsg struct {
@@ -58,6 +73,7 @@ type exitMsg struct {
 type pubItem struct {
 	publish *PublishInput
 	export  *ExportInput
+	purge   *PurgeInput
 }
 
 type lifecycle struct {
@@ -82,6 +98,8 @@ type lifecycle struct {
 	deadlineCancel workflow.CancelFunc
 	ttl            workflow.Future
 	failed         error
+	// version is the GetVersion of versionBackoff (0 for older histories).
+	version workflow.Version
 }
 
 // JobWorkflow runs one training job from creation to deletion; see the
@@ -91,16 +109,30 @@ type lifecycle struct {
 func JobWorkflow(ctx workflow.Context, in trainingv1.JobInput) (trainingv1.JobResult, error) {
 	info := workflow.GetInfo(ctx)
 	job := in.Job
-	*job.Status() = trainingv1.JobStatus{}
+	carry := in.Carry
+	if carry == nil {
+		*job.Status() = trainingv1.JobStatus{}
+	}
 	l := &lifecycle{
 		in: in, job: &job, wfID: info.WorkflowExecution.ID, runID: info.WorkflowExecution.RunID,
 		byName: map[string]*replica{}, evCount: map[string]int{},
 		exitCh: workflow.NewChannel(ctx), pubCh: workflow.NewBufferedChannel(ctx, 1024),
 	}
-	for _, r := range clusterspec.Replicas(&job) {
+	l.version = workflow.GetVersion(ctx, versionBackoff, workflow.DefaultVersion, 1)
+	if l.version >= 1 && job.Meta().UID == "" {
+		var uid string
+		if err := workflow.SideEffect(ctx, func(workflow.Context) any { return uuid.NewString() }).Get(&uid); err != nil {
+			return trainingv1.JobResult{}, err
+		}
+		job.Meta().UID = types.UID(uid)
+	}
+	for i, r := range clusterspec.Replicas(&job) {
 		rep := &replica{r: r, policy: job.ReplicaSpecs()[r.Type].RestartPolicy, phase: jobstatus.PhasePending,
 			view: trainingv1.ReplicaView{Name: r.Name(job.Meta().Name), Type: r.Type, Index: r.Index, State: trainingv1.ReplicaPending}}
 		rep.view.Attempt = 0
+		if carry != nil && i < len(carry.Replicas) && carry.Replicas[i].View.Name == rep.view.Name {
+			rep.view, rep.phase, rep.crashes = carry.Replicas[i].View, jobstatus.ReplicaPhase(carry.Replicas[i].Phase), carry.Replicas[i].Crashes
+		}
 		l.replicas = append(l.replicas, rep)
 		l.byName[rep.view.Name] = rep
 	}
@@ -116,11 +148,16 @@ func JobWorkflow(ctx workflow.Context, in trainingv1.JobInput) (trainingv1.JobRe
 	deleteCh := workflow.GetSignalChannel(ctx, trainingv1.SignalDelete)
 	startedCh := workflow.GetSignalChannel(ctx, trainingv1.SignalReplicaStarted)
 
-	before := snapshot(l.job.Status())
-	jobstatus.MarkCreated(l.job, workflow.Now(ctx))
-	l.emit(ctx, before)
+	if carry == nil {
+		before := snapshot(l.job.Status())
+		jobstatus.MarkCreated(l.job, workflow.Now(ctx))
+		l.emit(ctx, before)
+	}
 
-	if err := l.allocateNetwork(ctx); err != nil {
+	if carry != nil {
+		// Every replica was stopped or waiting to restart when the run continued as new.
+		l.resumeCarried(ctx, carry)
+	} else if err := l.allocateNetwork(ctx); err != nil {
 		l.fail(ctx, "cannot allocate replica addresses: "+err.Error())
 	} else if rp := job.RunPolicy(); rp.Suspend != nil && *rp.Suspend {
 		l.suspend(ctx)
@@ -170,9 +207,29 @@ func JobWorkflow(ctx workflow.Context, in trainingv1.JobInput) (trainingv1.JobRe
 				}
 			})
 		}
+		for _, r := range l.replicas {
+			if r.backoff == nil {
+				continue
+			}
+			r := r
+			sel.AddFuture(r.backoff, func(f workflow.Future) {
+				r.backoff, r.backoffCancel = nil, nil
+				if f.Get(ctx, nil) == nil {
+					l.onBackoffDone(ctx, r)
+				}
+			})
+		}
 		sel.Select(ctx)
-		if !jobstatus.IsFinished(l.job.Status()) && workflow.GetInfo(ctx).GetCurrentHistoryLength() > maxHistory {
-			l.fail(ctx, fmt.Sprintf("%s has failed because its history reached %d events (too many restarts)", subjectOf(l.job), maxHistory))
+		if l.version == workflow.DefaultVersion {
+			if !jobstatus.IsFinished(l.job.Status()) && workflow.GetInfo(ctx).GetCurrentHistoryLength() > maxHistory {
+				l.fail(ctx, fmt.Sprintf("%s has failed because its history reached %d events (too many restarts)", subjectOf(l.job), maxHistory))
+			}
+			continue
+		}
+		if l.shouldContinueAsNew(ctx) && !l.drainSignals(ctx, suspendCh, resumeCh, deleteCh, startedCh) {
+			l.pubCh.Close()
+			_ = pubDone.Get(ctx, nil)
+			return trainingv1.JobResult{}, workflow.NewContinueAsNewError(ctx, trainingv1.WorkflowType, l.continuation(ctx))
 		}
 	}
 	l.pubCh.Close()
@@ -188,6 +245,10 @@ func JobWorkflow(ctx workflow.Context, in trainingv1.JobInput) (trainingv1.JobRe
 // allocateNetwork picks the replicas' loopback ports once per job, as a
 // local activity (a few binds; no task-queue round trip).
 func (l *lifecycle) allocateNetwork(ctx workflow.Context) error {
+	if l.in.Network == trainingv1.NetworkDNS {
+		l.net = clusterspec.Loopback{Mode: clusterspec.ModeDNS}
+		return nil
+	}
 	lctx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{StartToCloseTimeout: 10 * time.Second})
 	return workflow.ExecuteLocalActivity(lctx, AllocateNetwork, *l.job).Get(ctx, &l.net)
 }
@@ -242,14 +303,23 @@ func (l *lifecycle) replicaRun(r *replica) (ReplicaRun, error) {
 			env[e.Name] = e.Value
 		}
 	}
+	var claims []ClaimMount
+	for _, vm := range c.VolumeMounts {
+		for _, v := range pod.Volumes {
+			if v.Name == vm.Name && v.PersistentVolumeClaim != nil {
+				claims = append(claims, ClaimMount{Claim: v.PersistentVolumeClaim.ClaimName, MountPath: vm.MountPath,
+					ReadOnly: vm.ReadOnly || v.PersistentVolumeClaim.ReadOnly})
+			}
+		}
+	}
 	meta := l.job.Meta()
 	runPart := l.runID
 	if len(runPart) > 8 {
 		runPart = runPart[:8]
 	}
 	return ReplicaRun{
-		Namespace: meta.Namespace, JobName: meta.Name, Replica: r.r, Name: r.view.Name, LogName: r.view.LogName(),
-		Attempt: r.view.Attempt, Image: c.Image, Command: c.Command, Args: c.Args, Env: env, WorkingDir: c.WorkingDir,
+		Namespace: meta.Namespace, JobName: meta.Name, UID: string(meta.UID), Replica: r.r, Name: r.view.Name, LogName: r.view.LogName(),
+		Attempt: r.view.Attempt, Image: c.Image, Command: c.Command, Args: c.Args, Env: env, WorkingDir: c.WorkingDir, Network: l.in.Network, Claims: claims,
 		ProcessName: strings.ToLower(fmt.Sprintf("%s.%s.%s.a%d", r.view.Name, meta.Namespace, runPart, r.view.Attempt)),
 	}, nil
 }
@@ -281,8 +351,11 @@ func (l *lifecycle) startReplica(ctx workflow.Context, r *replica) {
 	})
 }
 
-// stop cancels r's running attempt (its process is killed).
-func (l *lifecycle) stop(r *replica) {
+// stop cancels r's running attempt (its watcher kills the process once
+// its next heartbeat carries the cancellation; the worker's heartbeat
+// throttle bounds that, see WorkerOptions) and drops a pending restart.
+func (l *lifecycle) stop(ctx workflow.Context, r *replica) {
+	l.cancelBackoff(r)
 	if r.active && !r.stopping {
 		r.stopping = true
 		r.cancel()
@@ -346,10 +419,20 @@ func (l *lifecycle) onExit(ctx workflow.Context, m exitMsg) {
 	now := workflow.Now(ctx)
 	var restarting []trainingv1.ReplicaType
 	exitDesc := fmt.Sprintf("%s exited with code %d", r.view.Name, code)
+	if l.version >= 1 && res.Reason != "" {
+		exitDesc = fmt.Sprintf("replica %s exited with code %d, reason %s", r.view.Name, code, res.Reason)
+	}
 	if res.Message != "" && res.Reason != "Completed" {
 		exitDesc += " (" + res.Message + ")"
 	}
-	switch jobstatus.OnExit(r.policy, code) {
+	action := jobstatus.OnExit(r.policy, code)
+	if l.version >= 1 && res.Reason == ReasonStartError {
+		// A replica that cannot start (no command, executable or image
+		// missing) would fail the same way again: it fails instead of
+		// being restarted.
+		action = jobstatus.ExitFailed
+	}
+	switch action {
 	case jobstatus.ExitSucceeded:
 		r.phase, r.view.State = jobstatus.PhaseSucceeded, trainingv1.ReplicaSucceeded
 	case jobstatus.ExitFailed:
@@ -368,10 +451,122 @@ func (l *lifecycle) onExit(ctx workflow.Context, m exitMsg) {
 			l.markFailed(ctx, jobstatus.BackoffLimitMessage(l.job)+" (last: "+exitDesc+").", now)
 		} else {
 			restarting = append(restarting, r.r.Type)
-			l.startReplica(ctx, r)
+			if l.version >= 1 {
+				l.scheduleRestart(ctx, r, now)
+			} else {
+				l.startReplica(ctx, r)
+			}
 		}
 	}
 	l.reconcile(ctx, restarting)
+}
+
+// scheduleRestart arms r's CrashLoopBackOff timer: the in.RestartBackoff
+// delay of its consecutive crash count, reset when the attempt that just
+// ended ran for at least 2×Max.
+func (l *lifecycle) scheduleRestart(ctx workflow.Context, r *replica, now time.Time) {
+	b := l.in.RestartBackoff
+	maxD := b.Max
+	if maxD <= 0 {
+		maxD = trainingv1.DefaultBackoffMax
+	}
+	if r.view.StartedAt != nil && now.Sub(*r.view.StartedAt) >= 2*maxD {
+		r.crashes = 0
+	}
+	r.crashes++
+	l.armBackoff(ctx, r, b.Delay(r.crashes), now)
+}
+
+func (l *lifecycle) armBackoff(ctx workflow.Context, r *replica, d time.Duration, now time.Time) {
+	l.cancelBackoff(r)
+	if d <= 0 {
+		d = time.Millisecond
+	}
+	at := now.Add(d)
+	r.phase, r.view.State, r.view.RestartAt = jobstatus.PhasePending, trainingv1.ReplicaPending, &at
+	tctx, cancel := workflow.WithCancel(ctx)
+	r.backoff, r.backoffCancel = workflow.NewTimer(tctx, d), cancel
+}
+
+func (l *lifecycle) cancelBackoff(r *replica) {
+	if r.backoffCancel != nil {
+		r.backoffCancel()
+	}
+	r.backoff, r.backoffCancel, r.view.RestartAt = nil, nil, nil
+}
+
+func (l *lifecycle) onBackoffDone(ctx workflow.Context, r *replica) {
+	r.view.RestartAt = nil
+	if jobstatus.IsFinished(l.job.Status()) || l.suspended || l.deleted || r.active {
+		return
+	}
+	l.startReplica(ctx, r)
+}
+
+// shouldContinueAsNew: the run is long enough to hand over and no
+// watcher runs (every replica is finished or waiting to restart).
+func (l *lifecycle) shouldContinueAsNew(ctx workflow.Context) bool {
+	if l.watchers > 0 || l.deleted || jobstatus.IsFinished(l.job.Status()) {
+		return false
+	}
+	info := workflow.GetInfo(ctx)
+	limit := l.in.HistoryLimit
+	if limit <= 0 {
+		limit = defaultHistoryLimit
+	}
+	return info.GetCurrentHistoryLength() >= limit || info.GetContinueAsNewSuggested()
+}
+
+// drainSignals handles every signal already delivered (a run must not
+// continue as new with unread signals) and reports whether there was one.
+func (l *lifecycle) drainSignals(ctx workflow.Context, suspendCh, resumeCh, deleteCh, startedCh workflow.ReceiveChannel) bool {
+	got := false
+	for {
+		switch {
+		case suspendCh.ReceiveAsync(nil):
+			l.suspend(ctx)
+		case resumeCh.ReceiveAsync(nil):
+			l.resume(ctx)
+		case deleteCh.ReceiveAsync(nil):
+			l.delete(ctx, "deleted by request")
+		default:
+			var s trainingv1.ReplicaStarted
+			if !startedCh.ReceiveAsync(&s) {
+				return got
+			}
+			l.onStarted(ctx, s)
+		}
+		got = true
+	}
+}
+
+// continuation is the input of the next run: the job with its status and
+// every replica's state (backoff timers resume from RestartAt).
+func (l *lifecycle) continuation(ctx workflow.Context) trainingv1.JobInput {
+	in := l.in
+	in.Job = *l.job
+	c := &trainingv1.Carry{Restarts: l.restarts, Suspended: l.suspended, Ports: l.net.Ports, NetMode: l.net.Mode}
+	for _, r := range l.replicas {
+		c.Replicas = append(c.Replicas, trainingv1.CarriedReplica{View: r.view, Phase: string(r.phase), Crashes: r.crashes})
+	}
+	in.Carry = c
+	return in
+}
+
+// resumeCarried restores the state of a continued run: counters,
+// addresses, the deadline, and the backoff timers still pending.
+func (l *lifecycle) resumeCarried(ctx workflow.Context, c *trainingv1.Carry) {
+	l.restarts, l.suspended, l.net = c.Restarts, c.Suspended, clusterspec.Loopback{Ports: c.Ports, Mode: c.NetMode}
+	if l.suspended {
+		return
+	}
+	now := workflow.Now(ctx)
+	for _, r := range l.replicas {
+		if r.view.RestartAt != nil {
+			l.armBackoff(ctx, r, r.view.RestartAt.Sub(now), now)
+		}
+	}
+	l.armDeadline(ctx)
 }
 
 // markFailed records Failed=True with msg (used before reconcile so the
@@ -454,8 +649,9 @@ func (l *lifecycle) onFinished(ctx workflow.Context) {
 	l.disarmDeadline()
 	rp := l.job.RunPolicy()
 	for _, r := range l.replicas {
+		l.cancelBackoff(r)
 		if r.active && jobstatus.ShouldClean(rp, r.phase) {
-			l.stop(r)
+			l.stop(ctx, r)
 		}
 	}
 	if jobstatus.IsSucceeded(l.job.Status()) {
@@ -480,7 +676,7 @@ func (l *lifecycle) suspend(ctx workflow.Context) {
 	l.suspended = true
 	for _, r := range l.replicas {
 		r.startOnExit = false
-		l.stop(r)
+		l.stop(ctx, r)
 	}
 	l.disarmDeadline()
 	before := snapshot(l.job.Status())
@@ -505,7 +701,7 @@ func (l *lifecycle) resume(ctx workflow.Context) {
 	before := snapshot(l.job.Status())
 	jobstatus.MarkResumed(l.job, workflow.Now(ctx))
 	l.emit(ctx, before)
-	if len(l.net.Ports) == 0 {
+	if len(l.net.Ports) == 0 && l.net.Mode == "" {
 		if err := l.allocateNetwork(ctx); err != nil {
 			l.fail(ctx, "cannot allocate replica addresses: "+err.Error())
 			return
@@ -530,12 +726,15 @@ func (l *lifecycle) delete(ctx workflow.Context, why string) {
 	l.deleted = true
 	for _, r := range l.replicas {
 		r.startOnExit = false
-		l.stop(r)
+		l.stop(ctx, r)
 	}
 	l.disarmDeadline()
 	l.ttl = nil
 	_ = workflow.UpsertMemo(ctx, map[string]interface{}{trainingv1.MemoDeleted: true})
 	l.publish(ctx, events.TrainingJobDeletedV1, trainingv1.JobEvent{Condition: "Deleted", Message: subjectOf(l.job) + " is deleted: " + why})
+	if meta := l.job.Meta(); l.version >= 1 && meta.UID != "" {
+		l.pubCh.Send(ctx, pubItem{purge: &PurgeInput{Namespace: meta.Namespace, JobName: meta.Name, UID: string(meta.UID)}})
+	}
 }
 
 // condState is a condition as seen before a change.
@@ -598,6 +797,9 @@ func (l *lifecycle) startPublisher(ctx workflow.Context) workflow.Future {
 			switch {
 			case item.publish != nil:
 				_ = workflow.ExecuteActivity(actx, (*Activities).Publish, *item.publish).Get(gctx, nil)
+			case item.purge != nil:
+				// After the replicas' watchers ended (delete waits for them via done()).
+				_ = workflow.ExecuteActivity(actx, (*Activities).PurgeJob, *item.purge).Get(gctx, nil)
 			case item.export != nil:
 				var out *trainingv1.ModelExported
 				if err := workflow.ExecuteActivity(actx, (*Activities).RecordExport, *item.export).Get(gctx, &out); err == nil && out != nil {
