@@ -67,10 +67,13 @@ func httpError(w http.ResponseWriter, err error) {
 	}
 }
 
+// maxJobBytes bounds a job document.
+const maxJobBytes = 8 << 20
+
 func (a *App) createJob(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(io.LimitReader(r.Body, 8<<20))
+	body, err := platform.ReadBody(w, r, maxJobBytes)
 	if err != nil {
-		httpError(w, err)
+		platform.WriteDecodeError(w, "create job", err) // 413 naming the limit, or 400
 		return
 	}
 	job, err := parse(body, r.PathValue("ns"))

@@ -19,6 +19,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
 
+	"github.com/sluice-ml/sluice/libs/platform"
+
 	"github.com/sluice-ml/sluice/services/training/api/trainingv1"
 )
 
@@ -66,6 +68,24 @@ type pytorchSpecDoc struct {
 	PyTorchReplicaSpecs map[string]json.RawMessage `json:"pytorchReplicaSpecs"`
 }
 
+// tfStrictDoc and pytorchStrictDoc are the full shapes of the documents, for finding unknown fields.
+type tfStrictDoc struct {
+	metav1.TypeMeta `json:",inline"`
+	Metadata        metav1.ObjectMeta `json:"metadata"`
+	Spec            struct {
+		trainingv1.TFJobSpec `json:",inline"`
+		v1beta2RunPolicy     `json:",inline"`
+	} `json:"spec"`
+	Status any `json:"status"`
+}
+
+type pytorchStrictDoc struct {
+	metav1.TypeMeta `json:",inline"`
+	Metadata        metav1.ObjectMeta         `json:"metadata"`
+	Spec            trainingv1.PyTorchJobSpec `json:"spec"`
+	Status          any                       `json:"status"`
+}
+
 // decode returns nil and the problems when the document cannot be read as a
 // job at all; otherwise the job (replica keys normalised) and any problems
 // found on the way.
@@ -105,6 +125,21 @@ func decode(doc []byte) (*trainingv1.Job, problems) {
 	}
 	if len(probs) > 0 {
 		return nil, probs
+	}
+	// Unknown fields are errors naming their path (as the API server's strict field validation answers),
+	// never silently dropped; a status (e.g. from kubectl get -o yaml) is ignored.
+	var tree any
+	if json.Unmarshal(js, &tree) == nil {
+		strict := reflect.TypeOf(tfStrictDoc{})
+		if env.Kind == trainingv1.KindPyTorchJob {
+			strict = reflect.TypeOf(pytorchStrictDoc{})
+		}
+		for _, path := range platform.UnknownFields(tree, strict) {
+			probs.add(path, "unknown field")
+		}
+		if len(probs) > 0 {
+			return nil, probs
+		}
 	}
 	if len(env.Spec) == 0 || string(env.Spec) == "null" {
 		env.Spec = json.RawMessage("{}")

@@ -201,6 +201,16 @@ func TestParseRejects(t *testing.T) {
 			doc:  tfDoc(`"Worker":{"template":{"spec":{"containers":[` + worker + `]}}},"worker":{"template":{"spec":{"containers":[` + worker + `]}}}`),
 			want: []jobspec.FieldError{{"spec.tfReplicaSpecs.worker", `duplicate replica type: "Worker" and "worker" both normalise to Worker`}},
 		},
+		// Case security/create-unknown-fields: never silently dropped.
+		"unknown top-level field is named": {
+			doc: `{"apiVersion":"kubeflow.org/v1","kind":"TFJob","metadata":{"name":"uf-job","namespace":"team-a"},"bogus_field":1,
+ "spec":{"tfReplicaSpecs":{"Worker":{"replicas":1,"template":{"spec":{"containers":[{"name":"tensorflow","image":"x","command":["true"]}]}}}}}}`,
+			want: []jobspec.FieldError{{"bogus_field", "unknown field"}},
+		},
+		"unknown field deep in a pod template is named": {
+			doc:  tfDoc(`"Worker":{"template":{"spec":{"containers":[{"name":"tensorflow","image":"x","imagePolicy":"Always"}]}}}`),
+			want: []jobspec.FieldError{{"spec.tfReplicaSpecs.Worker.template.spec.containers[0].imagePolicy", "unknown field"}},
+		},
 		"no containers": {
 			doc:  tfDoc(`"Worker":{"template":{"spec":{}}}`),
 			want: []jobspec.FieldError{{"spec.tfReplicaSpecs.Worker.template.spec.containers", "required (at least one container)"}},
