@@ -369,9 +369,12 @@ func (n *nativeParser) trainingJobComponent(name, tp string, t *nativeTask) *dag
 		Name: name, Kind: dag.KindTrainingJob, Path: tp,
 		Paths: dag.ComponentPaths{InputParams: tp + ".inputs", InputArtifacts: tp + ".inputs", OutputParams: tp + ".outputs.parameters", OutputArtifacts: tp + ".outputs.artifacts", TypeField: "type", DefaultField: "default"},
 	}
-	for field, set := range map[string]bool{"image": t.Image != "", "command": len(t.Command) > 0, "args": len(t.Args) > 0,
-		"env": len(t.Env) > 0, "forEach": t.ForEach != nil, "cache": t.Cache} {
-		if set {
+	for _, f := range []struct {
+		field string
+		set   bool
+	}{{"image", t.Image != ""}, {"command", len(t.Command) > 0}, {"args", len(t.Args) > 0},
+		{"env", len(t.Env) > 0}, {"forEach", t.ForEach != nil}, {"cache", t.Cache}} {
+		if field, set := f.field, f.set; set {
 			n.add(tp+"."+field, "not allowed with trainingJob (the job document defines what runs)")
 		}
 	}
@@ -404,8 +407,12 @@ func (n *nativeParser) trainingJobComponent(name, tp string, t *nativeTask) *dag
 // unknownOutputKeys reports keys of the map form of outputs that are not {type, description}; there is
 // no output default or any other field, so a typo is never silently dropped.
 func (n *nativeParser) unknownOutputKeys(tp string, t *nativeTask) {
-	for kind, list := range map[string]nameTypes{"parameters": t.Outputs.Parameters, "artifacts": t.Outputs.Artifacts} {
-		for _, o := range list {
+	for _, kl := range []struct {
+		kind string
+		list nameTypes
+	}{{"parameters", t.Outputs.Parameters}, {"artifacts", t.Outputs.Artifacts}} {
+		kind := kl.kind
+		for _, o := range kl.list {
 			for _, k := range o.Unknown {
 				p := tp + ".outputs." + kind + "." + o.Name
 				if k == "" {
