@@ -26,9 +26,10 @@ vet:
 
 test: deps vet workflowcheck ## go vet + all tests with -race across every module of the workspace (PostgreSQL started for the metadata suite)
 	@set -o pipefail; eval "$$(bash scripts/pg-test.sh start)"; trap 'bash scripts/pg-test.sh stop >/dev/null' EXIT; \
-	for m in $(MODULES); do echo "== go test -race $$m"; \
-		(cd $$m && $(GO) test -race -count=1 -timeout 20m ./...) || exit 1; done
-	$(MAKE) test-integration
+	fail=""; for m in $(MODULES); do echo "== go test -race $$m"; \
+		(cd $$m && $(GO) test -race -count=1 -timeout 20m ./...) || fail="$$fail $$m"; done; \
+	$(MAKE) test-integration || fail="$$fail tests/integration"; \
+	if [ -n "$$fail" ]; then echo "FAILED:$$fail"; exit 1; fi
 
 WORKFLOW_MODULES := services/pipelines services/training services/serving services/notebooks services/tuning
 workflowcheck: ## static determinism check of every Temporal workflow (go.temporal.io/sdk/contrib/tools/workflowcheck)

@@ -139,7 +139,7 @@ func TestTrainingJobTaskFailsWithJobMessage(t *testing.T) {
 	require.Equal(t, pipelinesv1.TaskFailed, tasks["train"].State)
 	name := dag.TrainingJobName("mnist-train", id, "train", 1)
 	// Both workers exit 1; whichever the training service saw first is named in its Failed condition.
-	require.Regexp(t, `training job `+ns+`/`+name+` failed: TFJob `+ns+`/`+name+` has failed because 1 Worker replica\(s\) failed: `+name+`-worker-[01] exited with code 1\.`, tasks["train"].Error)
+	require.Regexp(t, `training job `+ns+`/`+name+` failed: TFJob `+ns+`/`+name+` has failed because 1 Worker replica\(s\) failed: replica `+name+`-worker-[01] exited with code 1, reason Error\.`, tasks["train"].Error)
 	require.Equal(t, pipelinesv1.TaskOmitted, tasks["use"].State)
 }
 
