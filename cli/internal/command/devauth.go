@@ -32,7 +32,10 @@ func enableDevAuth(ctx context.Context, deps *platform.Deps, dataDir string) (st
 	}
 	deps.Guard().Authenticator().AddToken(tok, auth.Identity{Subject: auth.AdminSubject, Admin: true})
 	nbPath := notebooksapp.DevTokenPath(dataDir)
-	if err := os.MkdirAll(filepath.Dir(nbPath), 0o700); err == nil {
+	// 0711: the namespace users that run notebook servers under root must traverse this directory to
+	// reach their own servers/ dir; the token file itself stays 0600.
+	if err := os.MkdirAll(filepath.Dir(nbPath), 0o711); err == nil {
+		_ = os.Chmod(filepath.Dir(nbPath), 0o711)
 		_ = os.WriteFile(nbPath, []byte(tok+"\n"), 0o600)
 	}
 	return tok, nil

@@ -21,6 +21,8 @@ type Client struct {
 	base  string
 	model string
 	http  *http.Client
+	// Token, when set, is sent as "Authorization: Bearer <Token>" (every Sluice API needs one).
+	Token string
 }
 
 // NewClient returns a client of model at the API base URL.
@@ -57,6 +59,9 @@ func (c *Client) post(ctx context.Context, path string, body []byte, out any) er
 		return err
 	}
 	req.Header.Set("Content-Type", "application/json")
+	if c.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.Token)
+	}
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return err

@@ -16,6 +16,8 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/sluice-ml/sluice/examples/training/mnist/mnistdata"
@@ -27,10 +29,14 @@ func main() {
 	batch := flag.Int("batch", 100, "images per :predict request")
 	canary := flag.Int("canary-requests", 1000, "v2 /infer requests used to measure the traffic split (0 skips)")
 	dataDir := flag.String("data", "", "directory of the MNIST files (default: "+mnistdata.EnvDataDir+" or the GoMNIST module)")
+	token := flag.String("token", "", "API token (default: $SLUICE_TOKEN, else the admin token `sluice dev` keeps in .sluice/auth/admin-token)")
 	flag.Parse()
+	if *token == "" {
+		*token = defaultToken()
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	if err := run(ctx, *server, *model, *batch, *canary, *dataDir); err != nil {
+	if err := run(ctx, *server, *model, *batch, *canary, *dataDir, *token); err != nil {
 		fmt.Fprintln(os.Stderr, "serving-mnist:", err)
 		os.Exit(1)
 	}
@@ -43,7 +49,20 @@ func envOr(k, def string) string {
 	return def
 }
 
-func run(ctx context.Context, server, model string, batch, canary int, dataDir string) error {
+// defaultToken is $SLUICE_TOKEN, else the admin token of a `sluice dev` started in this directory
+// ($SLUICE_DATA_DIR or .sluice), else "".
+func defaultToken() string {
+	if t := os.Getenv("SLUICE_TOKEN"); t != "" {
+		return t
+	}
+	b, err := os.ReadFile(filepath.Join(envOr("SLUICE_DATA_DIR", ".sluice"), "auth", "admin-token"))
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
+}
+
+func run(ctx context.Context, server, model string, batch, canary int, dataDir, token string) error {
 	if dataDir == "" {
 		d, err := mnistdata.Dir()
 		if err != nil {
@@ -56,6 +75,7 @@ func run(ctx context.Context, server, model string, batch, canary int, dataDir s
 		return err
 	}
 	c := NewClient(server, model)
+	c.Token = token
 	start := time.Now()
 	res, err := c.Classify(ctx, test, batch)
 	if err != nil {
