@@ -79,6 +79,9 @@ func pidsIn(t *testing.T, path string) []int {
 // process the killed instance's replicas left (the PS's grandchild
 // included), the job recreates its lost replicas and succeeds, and no
 // process of any replica attempt is left.
+// adminToken is the static admin token given to the service binaries these tests start.
+const adminToken = "training-test-admin-token-0123456789"
+
 func TestCrashedServiceLeavesNoReplicaProcess(t *testing.T) {
 	st := devstacktest.Stack(t)
 	bin := filepath.Join(t.TempDir(), "training")
@@ -92,7 +95,8 @@ func TestCrashedServiceLeavesNoReplicaProcess(t *testing.T) {
 	svc.Env = append(os.Environ(), "SLUICE_HTTP_ADDR="+addr, "NATS_URL="+st.NATSURL, "TEMPORAL_ADDRESS="+st.TemporalAddress,
 		"TEMPORAL_NAMESPACE="+st.Namespace, "S3_ENDPOINT="+st.S3Endpoint, "S3_ACCESS_KEY="+st.S3AccessKey, "S3_SECRET_KEY="+st.S3SecretKey,
 		"S3_BUCKET="+st.S3Bucket, "S3_REGION="+st.S3Region, "SLUICE_DATA_DIR="+dataDir, "SLUICE_RUNTIME=local",
-		"SLUICE_TRAINING_HEARTBEAT_TIMEOUT=2s", "SLUICE_TRAINING_RESTART_BACKOFF=50ms", "SLUICE_LOG_LEVEL=warn")
+		"SLUICE_TRAINING_HEARTBEAT_TIMEOUT=2s", "SLUICE_TRAINING_RESTART_BACKOFF=50ms", "SLUICE_LOG_LEVEL=warn",
+		"SLUICE_AUTH_TOKENS="+adminToken+"=system:admin") // a service binary authenticates every API call
 	logf, err := os.Create(filepath.Join(t.TempDir(), "service.log"))
 	require.NoError(t, err)
 	defer logf.Close()
@@ -125,7 +129,11 @@ spec:
       restartPolicy: OnFailure
       template: {spec: {containers: [{name: tensorflow, image: busybox, command: [sh, -c, 'sleep 311 & echo $! >> %[2]s/ps.pids; wait']}]}}
 `, ns, side)
-	resp, err := http.Post(base+"/apis/training/v1/namespaces/"+ns+"/jobs", "application/yaml", strings.NewReader(doc))
+	req, err := http.NewRequest(http.MethodPost, base+"/apis/training/v1/namespaces/"+ns+"/jobs", strings.NewReader(doc))
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", "application/yaml")
+	req.Header.Set("Authorization", "Bearer "+adminToken)
+	resp, err := http.DefaultClient.Do(req)
 	require.NoError(t, err)
 	resp.Body.Close()
 	require.Equal(t, http.StatusCreated, resp.StatusCode)
