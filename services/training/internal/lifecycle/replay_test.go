@@ -14,6 +14,7 @@ import (
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
+	"github.com/sluice-ml/sluice/libs/workflow/replaytest"
 	"github.com/sluice-ml/sluice/services/training/api/trainingv1"
 	"github.com/sluice-ml/sluice/services/training/internal/lifecycle"
 )
@@ -25,16 +26,9 @@ import (
 // not guarded by GetVersion fails here with a non-determinism error.
 func TestReplayRecordedHistories(t *testing.T) {
 	t.Parallel()
-	files, err := filepath.Glob(filepath.Join("testdata", "histories", "*.json"))
-	require.NoError(t, err)
-	require.NotEmpty(t, files, "no recorded histories")
-	for _, f := range files {
-		t.Run(filepath.Base(f), func(t *testing.T) {
-			r := worker.NewWorkflowReplayer()
-			r.RegisterWorkflowWithOptions(lifecycle.JobWorkflow, workflow.RegisterOptions{Name: trainingv1.WorkflowType})
-			require.NoError(t, r.ReplayWorkflowHistoryFromJSONFile(nil, f))
-		})
-	}
+	replaytest.Replay(t, filepath.Join("testdata", "histories"), func(r worker.WorkflowReplayer) {
+		r.RegisterWorkflowWithOptions(lifecycle.JobWorkflow, workflow.RegisterOptions{Name: trainingv1.WorkflowType})
+	})
 }
 
 // TestRecordHistories records the histories TestReplayRecordedHistories
