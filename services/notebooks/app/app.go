@@ -21,6 +21,7 @@ import (
 	"go.temporal.io/sdk/worker"
 	sdkworkflow "go.temporal.io/sdk/workflow"
 
+	"github.com/sluice-ml/sluice/libs/auth"
 	"github.com/sluice-ml/sluice/libs/events"
 	"github.com/sluice-ml/sluice/libs/platform"
 	"github.com/sluice-ml/sluice/libs/runtime"
@@ -103,7 +104,7 @@ func New(ctx context.Context, d *platform.Deps) (*Service, error) {
 		Dir: filepath.Join(dir, "servers"), Jupyter: cfg.Jupyter, PATH: cfg.PATH, ReadyTimeout: cfg.ReadyTimeout,
 	}, rt, log)
 	if !cfg.TokensConfigured {
-		tok, err := access.DevToken(DevTokenPath(d.DataDir))
+		tok, err := auth.FileToken(DevTokenPath(d.DataDir))
 		if err != nil {
 			return nil, fmt.Errorf("notebooks: dev token: %w", err)
 		}

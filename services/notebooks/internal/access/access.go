@@ -4,14 +4,10 @@
 package access
 
 import (
-	"crypto/rand"
 	"crypto/subtle"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 )
@@ -65,36 +61,6 @@ func ParseTokens(s string) (Tokens, error) {
 // Single returns a set with one token allowed every namespace.
 func Single(token string) Tokens {
 	return Tokens{grants: []Grant{{Token: token, Namespaces: []string{"*"}}}}
-}
-
-// NewToken returns 32 random bytes hex-encoded.
-func NewToken() (string, error) {
-	b := make([]byte, 32)
-	if _, err := rand.Read(b); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(b), nil
-}
-
-// DevToken returns the token stored in path, creating it (mode 0600) when missing, so `sluice dev` keeps one
-// stable token across restarts and the CLI can read it.
-func DevToken(path string) (string, error) {
-	if b, err := os.ReadFile(path); err == nil {
-		if tok := strings.TrimSpace(string(b)); tok != "" {
-			return tok, nil
-		}
-	}
-	tok, err := NewToken()
-	if err != nil {
-		return "", err
-	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return "", err
-	}
-	if err := os.WriteFile(path, []byte(tok+"\n"), 0o600); err != nil {
-		return "", err
-	}
-	return tok, nil
 }
 
 // Presented returns the token a request carries (header, then query, then cookie) and where it came from
