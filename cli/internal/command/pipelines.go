@@ -274,6 +274,11 @@ func newRunCmd(o *Options) *cobra.Command {
 		}}
 	cancel := &cobra.Command{Use: "cancel RUN_ID", Short: "Cancel a run (exit handlers still run)", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			// Cancelling an ended run is a no-op on the API (as in KFP); say so instead of "cancelling".
+			if d, err := o.getRun(cmd.Context(), args[0]); err == nil && runDone[d.State] {
+				fmt.Fprintf(o.Out, "run %s already ended (%s); nothing to cancel\n", args[0], d.State)
+				return nil
+			}
 			if err := o.client().do(cmd.Context(), http.MethodPost, "/apis/v1/runs/"+url.PathEscape(args[0])+"/cancel", nil, nil, nil); err != nil {
 				return err
 			}
