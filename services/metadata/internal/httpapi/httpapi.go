@@ -484,6 +484,17 @@ func (s *Server) lineage(w http.ResponseWriter, r *http.Request) {
 	}
 	lq.ArtifactURIs = q["artifact_uri"]
 	rd := auth.ReadableNamespaces(r.Context())
+	if ns := q.Get("namespace"); ns != "" { // walk one namespace's records only
+		if err := auth.ValidNamespace(ns); err != nil {
+			s.fail(w, r, mlmd.Invalid("namespace", "%v", err))
+			return
+		}
+		if err := platform.AuthorizeIn(r, ns); err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		rd = auth.Readable{Namespaces: []string{ns}}
+	}
 	if !rd.All {
 		if err := s.readableStarts(r, rd, &lq); err != nil {
 			s.fail(w, r, err)
