@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -16,7 +17,9 @@ import (
 
 	"github.com/sluice-ml/sluice/libs/auth"
 	"github.com/sluice-ml/sluice/libs/devstack/devstacktest"
+	"github.com/sluice-ml/sluice/libs/events"
 	"github.com/sluice-ml/sluice/libs/platform"
+	"github.com/sluice-ml/sluice/services/pipelines/api/pipelinesv1"
 	"github.com/sluice-ml/sluice/services/pipelines/app"
 )
 
@@ -24,6 +27,7 @@ import (
 // team A owned by olivia (carl contributor, vera viewer), team B owned by mallory.
 type nsFixture struct {
 	t          *testing.T
+	deps       *platform.Deps
 	url        string
 	a, b       string
 	svcHeader  string
@@ -62,7 +66,7 @@ func newNSFixture(t *testing.T) *nsFixture {
 	t.Cleanup(srv.Close)
 
 	sfx := uuid.NewString()[:8]
-	f := &nsFixture{t: t, url: srv.URL, a: "team-a-" + sfx, b: "team-b-" + sfx, tokens: map[string]string{
+	f := &nsFixture{t: t, deps: deps, url: srv.URL, a: "team-a-" + sfx, b: "team-b-" + sfx, tokens: map[string]string{
 		"owner": nsOwnerTok, "contributor": nsContribTok, "viewer": nsViewerTok, "other namespace's owner": nsOtherTok, "admin": nsAdminTok}}
 	p := deps.Profiles()
 	_, err = p.Create(t.Context(), f.a, "olivia", time.Now())
@@ -298,4 +302,35 @@ func TestNamespaceIsolation(t *testing.T) {
 	f.must("contributor", "POST", "/apis/v1/runs", map[string]any{"spec": tiny, "experiment_id": f.expID}, 200, nil)
 	f.must("contributor", "DELETE", "/apis/v1/recurringruns/"+rrID, nil, 204, nil)
 	f.must("contributor", "GET", "/apis/v1/recurringruns/"+rrID, nil, 404, nil)
+
+	// events: B's run published its task and run events with B's namespace (the tail endpoint and the
+	// metadata service authorise by it); a run.requested event of B naming A's experiment is rejected.
+	var mu sync.Mutex
+	var seen []string
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	go func() {
+		_ = f.deps.Bus.Tail(ctx, "io.sluice.pipeline.*", true, func(r events.Received) {
+			if r.Err == nil {
+				mu.Lock()
+				seen = append(seen, r.Event.Type()+" "+string(r.Event.Data()))
+				mu.Unlock()
+			}
+		})
+	}()
+	ev, err := events.New("/test", events.PipelineRunRequestedV1, "", pipelinesv1.RunRequest{Spec: tiny, Namespace: f.b, ExperimentID: f.expID})
+	require.NoError(t, err)
+	require.NoError(t, f.deps.Bus.Publish(t.Context(), ev))
+	require.Eventually(t, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		var task, run, rejected bool
+		for _, s := range seen {
+			mine := strings.Contains(s, rc.RunID) && strings.Contains(s, `"namespace":"`+f.b+`"`)
+			task = task || strings.HasPrefix(s, events.PipelineTaskSucceededV1) && mine
+			run = run || strings.HasPrefix(s, events.PipelineRunSucceededV1) && mine
+			rejected = rejected || strings.HasPrefix(s, events.PipelineRunRejectedV1) && strings.Contains(s, ev.ID()) && strings.Contains(s, "experiment_id")
+		}
+		return task && run && rejected
+	}, 60*time.Second, 100*time.Millisecond)
 }
