@@ -280,6 +280,29 @@ func TestNamespaceIsolation(t *testing.T) {
 		code, body := f.do("other namespace's owner", "POST", "/apis/v1/runs", req)
 		require.Equal(t, http.StatusBadRequest, code, "%v: %s", req, body)
 	}
+	// a run creates its training jobs in its own namespace only
+	trainIn := func(ns string) string {
+		return `
+apiVersion: sluice.io/v1
+kind: Pipeline
+metadata: {name: train-elsewhere}
+spec:
+  tasks:
+    train:
+      trainingJob:
+        apiVersion: kubeflow.org/v1
+        kind: TFJob
+        metadata: {name: mnist, namespace: ` + ns + `}
+        spec:
+          tfReplicaSpecs:
+            Chief:
+              restartPolicy: Never
+              template: {spec: {containers: [{name: tensorflow, image: busybox, command: [sh, -c, 'exit 0']}]}}
+`
+	}
+	code, body = f.do("other namespace's owner", "POST", "/apis/v1/runs", map[string]any{"spec": trainIn(f.a), "namespace": f.b})
+	require.Equal(t, http.StatusBadRequest, code, body)
+	require.Contains(t, body, "trainingJob.metadata.namespace")
 	// a run of B in B, with B's default experiment; a shared pipeline runs anywhere
 	var rc app.RunCreated
 	f.must("other namespace's owner", "POST", "/apis/v1/runs", map[string]any{"pipeline_id": f.sharedID, "namespace": f.b}, 200, &rc)
