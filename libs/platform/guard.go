@@ -91,7 +91,7 @@ func (g *Guard) Decide(r *http.Request, pattern string) Decision {
 		return d
 	}
 	switch rule.Scope {
-	case ScopeAuthenticated:
+	case ScopeAuthenticated, ScopeResource: // the handler authorises per resource (see ScopeResource)
 		return d
 	case ScopeAdmin:
 		if id.Admin || id.Service {

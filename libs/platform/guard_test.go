@@ -2,6 +2,7 @@ package platform_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -39,14 +40,34 @@ const (
 )
 
 // stubRoutes registers every pattern of the table with a handler that answers 299, so the matrix sees
-// exactly what the guard let through.
+// exactly what the guard let through. A ScopeResource route's handler acts on a resource of team-a, as
+// the services do: platform.Authorize, then 404 (the answer for a missing resource) or 403.
 type stubRoutes struct{ rules []platform.Rule }
+
+var errStubNotFound = errors.New("resource not found")
+
+func stubResource(w http.ResponseWriter, r *http.Request) {
+	switch err := platform.Authorize(r, "team-a", errStubNotFound); {
+	case errors.Is(err, errStubNotFound):
+		platform.WriteError(w, http.StatusNotFound, err)
+	case errors.Is(err, platform.ErrForbidden):
+		platform.WriteError(w, http.StatusForbidden, err)
+	case err != nil:
+		platform.WriteError(w, http.StatusInternalServerError, err)
+	default:
+		w.WriteHeader(299)
+	}
+}
 
 func (s stubRoutes) Name() string { return "stub" }
 func (s stubRoutes) Routes(mux *http.ServeMux) {
 	for _, r := range s.rules {
 		if r.Pattern == "GET /healthz" || r.Pattern == "GET /readyz" || r.Pattern == "GET /metrics" {
 			continue // the platform handler registers these itself
+		}
+		if r.Scope == platform.ScopeResource {
+			mux.HandleFunc(r.Pattern, stubResource)
+			continue
 		}
 		mux.HandleFunc(r.Pattern, func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(299) })
 	}
@@ -95,7 +116,11 @@ func samplePath(pattern, ns string) (method, path string) {
 
 // TestAuthorizationMatrix is generated from platform.Rules: every route × {no token, a contributor of
 // another namespace, viewer, contributor, owner, service identity, admin}. A route added without an entry
-// is refused for everyone (TestRouteWithoutRuleIsRefused), so it cannot ship unnoticed.
+// is refused for everyone (TestRouteWithoutRuleIsRefused), so it cannot ship unnoticed. ScopeResource
+// routes (runs, experiments, pipelines, lineage) act on a team-a resource: a caller that may not read
+// team-a gets the resource's 404, a reader without the route's role 403. The services' own matrices
+// (pipelines TestNamespaceMatrix, metadata TestNamespaceMatrix) run the same callers against the real
+// handlers.
 func TestAuthorizationMatrix(t *testing.T) {
 	t.Parallel()
 	g, signer := newTestGuard(t)
@@ -147,6 +172,10 @@ func TestAuthorizationMatrix(t *testing.T) {
 					want = 299
 				case rule.Scope == platform.ScopeAdmin:
 					want = map[bool]int{true: 299, false: http.StatusForbidden}[c.priv]
+				case rule.Scope == platform.ScopeResource && c.role == auth.RoleNone:
+					want = http.StatusNotFound
+				case rule.Scope == platform.ScopeResource && c.role < rule.Role:
+					want = http.StatusForbidden
 				case c.role >= rule.Role:
 					want = 299
 				default:
@@ -233,6 +262,9 @@ func TestRulesAreUniqueAndComplete(t *testing.T) {
 		seen[r.Pattern] = true
 		if r.Verb == "" {
 			t.Errorf("%q: no verb", r.Pattern)
+		}
+		if r.Scope == platform.ScopeResource && r.Role == auth.RoleNone {
+			t.Errorf("%q: a resource rule needs a role", r.Pattern)
 		}
 		if (r.Scope == platform.ScopePath || r.Scope == platform.ScopeFixed) && (r.Role == auth.RoleNone || r.Namespace == "") {
 			t.Errorf("%q: a namespaced rule needs a role and a namespace", r.Pattern)

@@ -1,6 +1,10 @@
 package platform
 
 import (
+	"errors"
+	"fmt"
+	"net/http"
+
 	"github.com/sluice-ml/sluice/libs/auth"
 )
 
@@ -20,6 +24,12 @@ const (
 	ScopeFixed
 	// ScopeAdmin routes are for admins and services only.
 	ScopeAdmin
+	// ScopeResource routes act on resources whose namespace the route cannot show (a run, an experiment or
+	// a lineage record found by id; a create whose namespace is in the body): the guard authenticates,
+	// then the handler authorises Rule.Role in the resource's namespace with [Allowed], answering a
+	// resource the caller may not read exactly as one that does not exist (no existence oracle), and
+	// leaving out of lists what the caller may not read.
+	ScopeResource
 )
 
 // DefaultNamespace holds the resources of routes that carry no namespace (pipelines, runs, experiments).
@@ -41,8 +51,8 @@ func inPath(pattern, verb string, role auth.Role) Rule {
 	return Rule{Pattern: pattern, Verb: verb, Scope: ScopePath, Namespace: "ns", Role: role}
 }
 
-func inDefault(pattern, verb string, role auth.Role) Rule {
-	return Rule{Pattern: pattern, Verb: verb, Scope: ScopeFixed, Namespace: DefaultNamespace, Role: role}
+func inResource(pattern, verb string, role auth.Role) Rule {
+	return Rule{Pattern: pattern, Verb: verb, Scope: ScopeResource, Role: role}
 }
 
 func anyone(pattern, verb string) Rule {
@@ -79,28 +89,30 @@ var Rules = func() []Rule {
 		// events gateway: the handler allows request types only, into namespaces the caller may write
 		anyone("POST /apis/events/v1/publish", "publish events"),
 		anyone("GET /apis/events/v1/tail", "tail events"),
-		// pipelines (not namespaced yet: namespace "default")
-		inDefault("POST /apis/v1/pipelines", "create pipeline", c),
-		inDefault("GET /apis/v1/pipelines", "list pipelines", v),
-		inDefault("GET /apis/v1/pipelines/{id}", "get pipeline", v),
-		inDefault("POST /apis/v1/pipelines/{id}/versions", "create pipeline version", c),
-		inDefault("GET /apis/v1/pipelines/{id}/versions", "list pipeline versions", v),
-		inDefault("GET /apis/v1/pipelines/{id}/versions/{vid}", "get pipeline version", v),
-		inDefault("POST /apis/v1/runs", "create run", c),
-		inDefault("GET /apis/v1/runs", "list runs", v),
-		inDefault("GET /apis/v1/runs/{id}", "get run", v),
-		inDefault("POST /apis/v1/runs/{id}/cancel", "cancel run", c),
-		inDefault("POST /apis/v1/runs/{id}/retry", "retry run", c),
-		inDefault("GET /apis/v1/runs/{id}/logs", "get run logs", v),
-		inDefault("POST /apis/v1/experiments", "create experiment", c),
-		inDefault("GET /apis/v1/experiments", "list experiments", v),
-		inDefault("GET /apis/v1/experiments/{id}", "get experiment", v),
-		inDefault("POST /apis/v1/recurringruns", "create recurring run", c),
-		inDefault("GET /apis/v1/recurringruns", "list recurring runs", v),
-		inDefault("DELETE /apis/v1/recurringruns/{id}", "delete recurring run", c),
-		inDefault("GET /apis/v1/recurringruns/{id}", "get recurring run", v),
-		inDefault("POST /apis/v1/recurringruns/{idverb}", "enable or disable recurring run", c),
-		inDefault("POST /apis/v1/recurringruns/{idverb}/{verb}", "enable or disable recurring run", c),
+		// pipelines, runs, experiments, recurring runs: namespaced as in KFP v2 multi-user mode (a run's
+		// namespace is its experiment's; a pipeline with no namespace is shared, readable by every identity
+		// and written by admins); the handler authorises in the resource's namespace
+		inResource("POST /apis/v1/pipelines", "create pipeline", c),
+		inResource("GET /apis/v1/pipelines", "list pipelines", v),
+		inResource("GET /apis/v1/pipelines/{id}", "get pipeline", v),
+		inResource("POST /apis/v1/pipelines/{id}/versions", "create pipeline version", c),
+		inResource("GET /apis/v1/pipelines/{id}/versions", "list pipeline versions", v),
+		inResource("GET /apis/v1/pipelines/{id}/versions/{vid}", "get pipeline version", v),
+		inResource("POST /apis/v1/runs", "create run", c),
+		inResource("GET /apis/v1/runs", "list runs", v),
+		inResource("GET /apis/v1/runs/{id}", "get run", v),
+		inResource("POST /apis/v1/runs/{id}/cancel", "cancel run", c),
+		inResource("POST /apis/v1/runs/{id}/retry", "retry run", c),
+		inResource("GET /apis/v1/runs/{id}/logs", "get run logs", v),
+		inResource("POST /apis/v1/experiments", "create experiment", c),
+		inResource("GET /apis/v1/experiments", "list experiments", v),
+		inResource("GET /apis/v1/experiments/{id}", "get experiment", v),
+		inResource("POST /apis/v1/recurringruns", "create recurring run", c),
+		inResource("GET /apis/v1/recurringruns", "list recurring runs", v),
+		inResource("DELETE /apis/v1/recurringruns/{id}", "delete recurring run", c),
+		inResource("GET /apis/v1/recurringruns/{id}", "get recurring run", v),
+		inResource("POST /apis/v1/recurringruns/{idverb}", "enable or disable recurring run", c),
+		inResource("POST /apis/v1/recurringruns/{idverb}/{verb}", "enable or disable recurring run", c),
 		// training
 		inPath("POST "+jobs, "create job", c),
 		inPath("GET "+jobs, "list jobs", v),
@@ -146,20 +158,82 @@ var Rules = func() []Rule {
 		{Pattern: "GET " + tb + "data/plugin/scalars/tags", Verb: "read tensorboard data", Scope: ScopePath, Namespace: "ns", Role: v, Browser: true},
 		{Pattern: "GET " + tb + "data/plugin/scalars/scalars", Verb: "read tensorboard data", Scope: ScopePath, Namespace: "ns", Role: v, Browser: true},
 		{Pattern: "POST " + tb + "data/plugin/scalars/scalars_multirun", Verb: "read tensorboard data", Scope: ScopePath, Namespace: "ns", Role: v, Browser: true},
-		// metadata: lineage is readable by every identity (the store records no namespace yet); writes
-		// come from the services over the bus, or from admins
-		anyone("GET "+md+"/artifacts", "list artifacts"),
-		anyone("GET "+md+"/artifacts/{id}", "get artifact"),
-		anyone("GET "+md+"/artifacts/{id}/events", "list artifact events"),
-		anyone("GET "+md+"/executions", "list executions"),
+		// metadata: a lineage record belongs to the namespace of the run, job or deployment that produced
+		// it (custom property "namespace"); reads are authorised per record, lists hold only what the
+		// caller may read; writes come from the services over the bus, or from admins
+		inResource("GET "+md+"/artifacts", "list artifacts", v),
+		inResource("GET "+md+"/artifacts/{id}", "get artifact", v),
+		inResource("GET "+md+"/artifacts/{id}/events", "list artifact events", v),
+		inResource("GET "+md+"/executions", "list executions", v),
 		{Pattern: "POST " + md + "/executions", Verb: "put execution", Scope: ScopeAdmin},
-		anyone("GET "+md+"/executions/{id}", "get execution"),
-		anyone("GET "+md+"/executions/{id}/events", "list execution events"),
-		anyone("GET "+md+"/contexts", "list contexts"),
-		anyone("GET "+md+"/contexts/{id}", "get context"),
+		inResource("GET "+md+"/executions/{id}", "get execution", v),
+		inResource("GET "+md+"/executions/{id}/events", "list execution events", v),
+		inResource("GET "+md+"/contexts", "list contexts", v),
+		inResource("GET "+md+"/contexts/{id}", "get context", v),
 		anyone("GET "+md+"/types", "list types"),
 		{Pattern: "POST " + md + "/types", Verb: "put types", Scope: ScopeAdmin},
-		anyone("GET "+md+"/lineage", "get lineage"),
-		anyone("GET "+md+"/cache", "look up cache"),
+		inResource("GET "+md+"/lineage", "get lineage", v),
+		inResource("GET "+md+"/cache", "look up cache", v),
 	}
 }()
+
+var ruleIndex = func() map[string]Rule {
+	m := make(map[string]Rule, len(Rules))
+	for _, r := range Rules {
+		m[r.Pattern] = r
+	}
+	return m
+}()
+
+// Allowed reports whether the caller of r holds, in namespace ns, the role the route table gives the
+// route r was matched to (r.Pattern): the check of a [ScopeResource] handler once it knows the namespace
+// of the resource it acts on. A route without an entry allows nobody; without a gateway (no identity in
+// r's context, as in a service's unit tests) it allows, like [auth.Allowed].
+func Allowed(r *http.Request, ns string) bool {
+	rule, ok := ruleIndex[r.Pattern]
+	if !ok {
+		return false
+	}
+	if ns == "" {
+		ns = DefaultNamespace
+	}
+	return auth.Allowed(r.Context(), ns, rule.Role)
+}
+
+// RuleFor returns the route table entry of the route r was matched to.
+func RuleFor(r *http.Request) (Rule, bool) {
+	rule, ok := ruleIndex[r.Pattern]
+	return rule, ok
+}
+
+// ErrForbidden is a caller without the role a route needs in a namespace it may see (HTTP 403).
+var ErrForbidden = errors.New("forbidden")
+
+// AuthorizeIn checks that the caller of r holds the role of r's route in namespace ns (a create or a
+// list naming its namespace); the error wraps ErrForbidden and names the verb, the caller and the role,
+// as the guard's 403 does for namespaces in paths.
+func AuthorizeIn(r *http.Request, ns string) error {
+	if ns == "" {
+		ns = DefaultNamespace
+	}
+	if Allowed(r, ns) {
+		return nil
+	}
+	rule := ruleIndex[r.Pattern]
+	id, _ := auth.FromContext(r.Context())
+	return fmt.Errorf("%w: %s: %q may not %s in namespace %q (needs %s)", ErrForbidden, rule.Verb, id.Subject, rule.Verb, ns, rule.Role)
+}
+
+// Authorize checks the caller of r against a resource of namespace ns that the handler found by id: one
+// the caller may not read is answered with notFound, the very error of a resource that does not exist
+// (no existence oracle); one it may read but lacks the route's role for is an ErrForbidden (see
+// [AuthorizeIn]).
+func Authorize(r *http.Request, ns string, notFound error) error {
+	if ns == "" {
+		ns = DefaultNamespace
+	}
+	if !auth.Allowed(r.Context(), ns, auth.RoleViewer) {
+		return notFound
+	}
+	return AuthorizeIn(r, ns)
+}

@@ -27,9 +27,9 @@ func init() {
 func newLineageCmd(o *Options) *cobra.Command {
 	var up, down bool
 	var hops int
-	var format string
+	var format, ns string
 	cmd := &cobra.Command{
-		Use:   "lineage ARTIFACT-URI|ARTIFACT-ID [--up|--down] [--hops N] [--format tree|json|dot]",
+		Use:   "lineage ARTIFACT-URI|ARTIFACT-ID [--up|--down] [--hops N] [-n NAMESPACE] [--format tree|json|dot]",
 		Short: "Show what produced an artifact (--up), what it fed (--down), or both",
 		Long: "Walks the lineage graph of the metadata service from an artifact (by id or storage URI) through the\n" +
 			"executions that wrote and read it, up to --hops hops (artifact → execution is one hop). --format tree (default) prints an\n" +
@@ -51,6 +51,9 @@ func newLineageCmd(o *Options) *cobra.Command {
 				dir = metadatav1.DirectionDownstream
 			}
 			q := url.Values{"direction": {dir}, "hops": {strconv.Itoa(hops)}}
+			if ns != "" {
+				q.Set("namespace", ns)
+			}
 			ref := args[0]
 			id, idErr := strconv.ParseInt(ref, 10, 64)
 			if idErr == nil {
@@ -100,6 +103,7 @@ func newLineageCmd(o *Options) *cobra.Command {
 	cmd.Flags().BoolVar(&up, "up", false, "only upstream: the executions and inputs that produced the artifact")
 	cmd.Flags().BoolVar(&down, "down", false, "only downstream: the executions that read it and their outputs")
 	cmd.Flags().IntVar(&hops, "hops", 10, "maximum hops to walk (artifact → execution and execution → artifact are one hop each)")
+	cmd.Flags().StringVarP(&ns, "namespace", "n", "", "walk only this namespace's records (default: every namespace you may read)")
 	cmd.Flags().StringVar(&format, "format", "tree", "tree, json or dot")
 	return cmd
 }
@@ -342,7 +346,7 @@ func (f *mdListFlags) pageSize(have int) int {
 
 func newArtifactsCmd(o *Options) *cobra.Command {
 	cmd := &cobra.Command{Use: "artifacts", Aliases: []string{"artifact"}, Short: "Inspect artifacts in the metadata store"}
-	var typ, uri, state string
+	var typ, uri, state, ns string
 	var lf mdListFlags
 	list := &cobra.Command{
 		Use:   "list [--type T] [--uri U] [--state S]",
@@ -356,6 +360,7 @@ func newArtifactsCmd(o *Options) *cobra.Command {
 			mdSetQuery(q, "type", typ)
 			mdSetQuery(q, "uri", uri)
 			mdSetQuery(q, "state", state)
+			mdSetQuery(q, "namespace", ns)
 			all, err := mdListAll(cmd.Context(), o, lf, "/artifacts", q, func(p metadatav1.ListArtifactsResponse) ([]metadatav1.Artifact, string) {
 				return p.Artifacts, p.NextPageToken
 			})
@@ -376,6 +381,7 @@ func newArtifactsCmd(o *Options) *cobra.Command {
 	list.Flags().StringVar(&typ, "type", "", "artifact type, e.g. system.Dataset or system.Model")
 	list.Flags().StringVar(&uri, "uri", "", "storage URI")
 	list.Flags().StringVar(&state, "state", "", "LIVE, PENDING, DELETED, ...")
+	list.Flags().StringVarP(&ns, "namespace", "n", "", "only this namespace's artifacts (default: every namespace you may read)")
 	lf.add(list)
 	cmd.AddCommand(list)
 	return cmd
@@ -383,7 +389,7 @@ func newArtifactsCmd(o *Options) *cobra.Command {
 
 func newExecutionsCmd(o *Options) *cobra.Command {
 	cmd := &cobra.Command{Use: "executions", Aliases: []string{"execution"}, Short: "Inspect executions in the metadata store"}
-	var typ, state, name string
+	var typ, state, name, ns string
 	var lf mdListFlags
 	list := &cobra.Command{
 		Use:   "list [--type T] [--state S]",
@@ -397,6 +403,7 @@ func newExecutionsCmd(o *Options) *cobra.Command {
 			mdSetQuery(q, "type", typ)
 			mdSetQuery(q, "state", strings.ToUpper(state))
 			mdSetQuery(q, "name", name)
+			mdSetQuery(q, "namespace", ns)
 			all, err := mdListAll(cmd.Context(), o, lf, "/executions", q, func(p metadatav1.ListExecutionsResponse) ([]metadatav1.Execution, string) {
 				return p.Executions, p.NextPageToken
 			})
@@ -417,6 +424,7 @@ func newExecutionsCmd(o *Options) *cobra.Command {
 	list.Flags().StringVar(&typ, "type", "", "execution type, e.g. system.ContainerExecution or sluice.TrainingRun")
 	list.Flags().StringVar(&state, "state", "", "NEW, RUNNING, COMPLETE, FAILED, CACHED or CANCELED")
 	list.Flags().StringVar(&name, "name", "", "execution name, e.g. <run id>/<task path>")
+	list.Flags().StringVarP(&ns, "namespace", "n", "", "only this namespace's executions (default: every namespace you may read)")
 	lf.add(list)
 	cmd.AddCommand(list)
 	return cmd

@@ -48,9 +48,9 @@ func parseParams(src []byte, kvs []string) (map[string]any, error) {
 func newPipelineRunCmd(o *Options) *cobra.Command {
 	var params []string
 	var watch, noCache bool
-	var experiment, name string
+	var experiment, name, ns string
 	cmd := &cobra.Command{
-		Use:   "run FILE [-p name=value ...] [--watch]",
+		Use:   "run FILE [-p name=value ...] [-n NAMESPACE] [--watch]",
 		Short: "Start a run of a pipeline file; --watch follows every task until the run ends",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -62,12 +62,12 @@ func newPipelineRunCmd(o *Options) *cobra.Command {
 			if err != nil {
 				return usageError(err)
 			}
-			req := pipelinesv1.RunRequest{Spec: string(src), Parameters: p, ExperimentID: experiment, RunName: name, DisableCache: noCache}
+			req := pipelinesv1.RunRequest{Spec: string(src), Parameters: p, ExperimentID: experiment, RunName: name, DisableCache: noCache, Namespace: ns}
 			var created pipelinesapp.RunCreated
 			if err := o.client().do(cmd.Context(), http.MethodPost, "/apis/v1/runs", nil, req, &created); err != nil {
 				return err
 			}
-			fmt.Fprintf(o.Out, "run %s started (pipeline %s)\n", created.RunID, created.Pipeline)
+			fmt.Fprintf(o.Out, "run %s started (pipeline %s, namespace %s)\n", created.RunID, created.Pipeline, created.Namespace)
 			for _, w := range created.Warnings {
 				fmt.Fprintf(o.Err, "warning: %s\n", w)
 			}
@@ -82,6 +82,7 @@ func newPipelineRunCmd(o *Options) *cobra.Command {
 	cmd.Flags().StringArrayVarP(&params, "param", "p", nil, "run parameter name=value, converted by the input's declared type (STRING: the exact text; LIST/STRUCT: JSON)")
 	cmd.Flags().BoolVarP(&watch, "watch", "w", false, "follow the run's tasks until it ends")
 	cmd.Flags().StringVar(&experiment, "experiment", "", "experiment id")
+	cmd.Flags().StringVarP(&ns, "namespace", "n", "", "namespace of the run (default: the experiment's, else default)")
 	cmd.Flags().StringVar(&name, "name", "", "run name")
 	cmd.Flags().BoolVar(&noCache, "no-cache", false, "disable caching for this run")
 	return cmd
@@ -189,9 +190,9 @@ func sortedKeys[V any](m map[string]V) []string {
 }
 
 func newPipelineUploadCmd(o *Options) *cobra.Command {
-	var name string
+	var name, ns string
 	cmd := &cobra.Command{
-		Use:   "upload FILE [--name NAME]",
+		Use:   "upload FILE [--name NAME] [-n NAMESPACE]",
 		Short: "Upload a pipeline (validated first) to run it by name later",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -200,7 +201,7 @@ func newPipelineUploadCmd(o *Options) *cobra.Command {
 				return usageError(err)
 			}
 			var out map[string]any
-			body := map[string]string{"display_name": name, "spec": string(src)}
+			body := map[string]string{"display_name": name, "spec": string(src), "namespace": ns}
 			if err := o.client().do(cmd.Context(), http.MethodPost, "/apis/v1/pipelines", nil, body, &out); err != nil {
 				return err
 			}
@@ -210,27 +211,43 @@ func newPipelineUploadCmd(o *Options) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&name, "name", "", "pipeline name (default: the spec's name)")
+	cmd.Flags().StringVarP(&ns, "namespace", "n", "", "namespace of the pipeline (default: none, a pipeline shared with every namespace, which only an admin may upload)")
 	return cmd
 }
 
+// namespaceQuery is "?namespace=NS" for a list verb's -n, or "" (every namespace the caller may read).
+func namespaceQuery(ns string) string {
+	if ns == "" {
+		return ""
+	}
+	return "?" + url.Values{"namespace": {ns}}.Encode()
+}
+
 func newPipelineListCmd(o *Options) *cobra.Command {
-	return &cobra.Command{
-		Use: "list", Short: "List uploaded pipelines", Args: cobra.NoArgs,
+	var ns string
+	cmd := &cobra.Command{
+		Use: "list [-n NAMESPACE]", Short: "List uploaded pipelines (shared ones have no namespace)", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var out struct {
 				Pipelines []map[string]any `json:"pipelines"`
 			}
-			if err := o.client().do(cmd.Context(), http.MethodGet, "/apis/v1/pipelines", nil, nil, &out); err != nil {
+			if err := o.client().do(cmd.Context(), http.MethodGet, "/apis/v1/pipelines"+namespaceQuery(ns), nil, nil, &out); err != nil {
 				return err
 			}
 			tw := tabwriter.NewWriter(o.Out, 2, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "PIPELINE ID\tNAME\tCREATED")
+			fmt.Fprintln(tw, "PIPELINE ID\tNAMESPACE\tNAME\tCREATED")
 			for _, p := range out.Pipelines {
-				fmt.Fprintf(tw, "%v\t%v\t%v\n", p["pipeline_id"], p["display_name"], p["created_at"])
+				pns, _ := p["namespace"].(string)
+				if pns == "" {
+					pns = "(shared)"
+				}
+				fmt.Fprintf(tw, "%v\t%s\t%v\t%v\n", p["pipeline_id"], pns, p["display_name"], p["created_at"])
 			}
 			return tw.Flush()
 		},
 	}
+	cmd.Flags().StringVarP(&ns, "namespace", "n", "", "only this namespace's pipelines (default: every one you may read, and the shared ones)")
+	return cmd
 }
 
 func newRunCmd(o *Options) *cobra.Command {
@@ -257,21 +274,23 @@ func newRunCmd(o *Options) *cobra.Command {
 		o.printRun(d)
 		return nil
 	}
-	list := &cobra.Command{Use: "list", Short: "List runs, newest first", Args: cobra.NoArgs,
+	var listNS string
+	list := &cobra.Command{Use: "list [-n NAMESPACE]", Short: "List runs, newest first", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var out struct {
 				Runs []pipelinesapp.RunSummary `json:"runs"`
 			}
-			if err := o.client().do(cmd.Context(), http.MethodGet, "/apis/v1/runs", nil, nil, &out); err != nil {
+			if err := o.client().do(cmd.Context(), http.MethodGet, "/apis/v1/runs"+namespaceQuery(listNS), nil, nil, &out); err != nil {
 				return err
 			}
 			tw := tabwriter.NewWriter(o.Out, 2, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "RUN ID\tPIPELINE\tSTATE\tCREATED")
+			fmt.Fprintln(tw, "RUN ID\tNAMESPACE\tPIPELINE\tSTATE\tCREATED")
 			for _, r := range out.Runs {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r.RunID, r.Pipeline, r.State, r.CreatedAt.Local().Format(time.DateTime))
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.RunID, r.Namespace, r.Pipeline, r.State, r.CreatedAt.Local().Format(time.DateTime))
 			}
 			return tw.Flush()
 		}}
+	list.Flags().StringVarP(&listNS, "namespace", "n", "", "only this namespace's runs (default: every namespace you may read)")
 	cancel := &cobra.Command{Use: "cancel RUN_ID", Short: "Cancel a run (exit handlers still run)", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			// Cancelling an ended run is a no-op on the API (as in KFP); say so instead of "cancelling".

@@ -4,8 +4,12 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 
@@ -99,6 +103,75 @@ func TestRecurringRunVerbsUseTheKFPShapedAPI(t *testing.T) {
 	want := []string{"POST /apis/v1/recurringruns/recurring-1:disable", "POST /apis/v1/recurringruns/recurring-1:enable", "DELETE /apis/v1/recurringruns/recurring-1"}
 	if fmt.Sprint(calls) != fmt.Sprint(want) {
 		t.Fatalf("calls %v, want %v", calls, want)
+	}
+}
+
+// TestNamespaceFlags: -n/--namespace reaches the API as KFP v2 does (namespace query parameter on lists,
+// the namespace field of run, recurring run and pipeline bodies), as the training and notebook verbs' -n.
+func TestNamespaceFlags(t *testing.T) {
+	var mu sync.Mutex
+	var calls []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		var body struct {
+			Namespace string `json:"namespace"`
+			Run       struct {
+				Namespace string `json:"namespace"`
+			} `json:"run"`
+		}
+		_ = json.Unmarshal(b, &body)
+		mu.Lock()
+		calls = append(calls, strings.TrimSpace(r.Method+" "+r.URL.RequestURI()+" "+body.Namespace+body.Run.Namespace))
+		mu.Unlock()
+		switch {
+		case r.Method == http.MethodPost && r.URL.Path == "/apis/v1/runs":
+			_ = json.NewEncoder(w).Encode(pipelinesapp.RunCreated{RunID: "r1", Namespace: body.Namespace})
+		case r.URL.Path == "/apis/metadata/v1/lineage":
+			_, _ = io.WriteString(w, `{"artifacts":[{"id":1,"uri":"s3://b/k"}]}`)
+		default:
+			_, _ = io.WriteString(w, `{}`)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	file := filepath.Join(t.TempDir(), "p.yaml")
+	if err := os.WriteFile(file, []byte("apiVersion: sluice.io/v1\nkind: Pipeline\nmetadata: {name: p}\nspec:\n  tasks:\n    t: {image: alpine, command: [sh, -c, 'true']}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{
+		{"pipeline", "run", file, "-n", "team-a"},
+		{"pipeline", "upload", file, "--namespace", "team-a"},
+		{"pipeline", "list", "-n", "team-a"},
+		{"run", "list", "-n", "team-a"},
+		{"recurring-run", "create", file, "--cron", "@every 1h", "-n", "team-a"},
+		{"recurring-run", "list", "-n", "team-a"},
+		{"artifacts", "list", "-n", "team-a"},
+		{"executions", "list", "-n", "team-a"},
+		{"lineage", "1", "-n", "team-a", "--format", "json"},
+	} {
+		var out, errw bytes.Buffer
+		root := NewRoot(&out, &errw)
+		root.SetArgs(append([]string{"--server", srv.URL}, args...))
+		if err := root.Execute(); err != nil {
+			t.Fatalf("%v: %v (%s)", args, err, errw.String())
+		}
+	}
+	want := []string{
+		"POST /apis/v1/runs team-a",
+		"POST /apis/v1/pipelines team-a",
+		"GET /apis/v1/pipelines?namespace=team-a",
+		"GET /apis/v1/runs?namespace=team-a",
+		"POST /apis/v1/recurringruns team-a",
+		"GET /apis/v1/recurringruns?namespace=team-a",
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(calls) != len(want)+3 || fmt.Sprint(calls[:len(want)]) != fmt.Sprint(want) {
+		t.Fatalf("calls %q, want %q", calls, want)
+	}
+	for _, c := range calls[len(want):] {
+		if !strings.Contains(c, "namespace=team-a") {
+			t.Errorf("%s: no namespace=team-a", c)
+		}
 	}
 }
 

@@ -23,7 +23,7 @@ func newRecurringRunCmd(o *Options) *cobra.Command {
 	cmd := &cobra.Command{Use: "recurring-run", Aliases: []string{"recurring-runs", "schedule", "schedules"},
 		Short: "Run a pipeline on a cron schedule; list, disable (pause), enable (resume) and delete schedules"}
 	var params []string
-	var cronExpr, name, experiment string
+	var cronExpr, name, experiment, ns string
 	var paused bool
 	create := &cobra.Command{
 		Use:   "create FILE --cron EXPR [--name N] [-p name=value ...] [--paused]",
@@ -42,7 +42,7 @@ func newRecurringRunCmd(o *Options) *cobra.Command {
 				name = args[0]
 			}
 			req := pipelinesapp.RecurringRunRequest{Name: name, Cron: cronExpr, Paused: paused,
-				Run: pipelinesv1.RunRequest{Spec: string(src), Parameters: p, ExperimentID: experiment}}
+				Run: pipelinesv1.RunRequest{Spec: string(src), Parameters: p, ExperimentID: experiment, Namespace: ns}}
 			var out map[string]string
 			if err := o.client().do(cmd.Context(), http.MethodPost, "/apis/v1/recurringruns", nil, req, &out); err != nil {
 				return err
@@ -54,31 +54,34 @@ func newRecurringRunCmd(o *Options) *cobra.Command {
 	create.Flags().StringVar(&cronExpr, "cron", "", "cron expression (required)")
 	create.Flags().StringVar(&name, "name", "", "display name (default: the file name)")
 	create.Flags().StringVar(&experiment, "experiment", "", "experiment id")
+	create.Flags().StringVarP(&ns, "namespace", "n", "", "namespace of the recurring run and its runs (default: the experiment's, else default)")
 	create.Flags().StringArrayVarP(&params, "param", "p", nil, "run parameter name=value, converted by the input's declared type")
 	create.Flags().BoolVar(&paused, "paused", false, "create it disabled")
 	_ = create.MarkFlagRequired("cron")
 
+	var listNS string
 	list := &cobra.Command{
-		Use: "list", Short: "List recurring runs", Args: cobra.NoArgs,
+		Use: "list [-n NAMESPACE]", Short: "List recurring runs", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var out struct {
 				Runs []pipelinesapp.RecurringRun `json:"recurring_runs"`
 			}
-			if err := o.client().do(cmd.Context(), http.MethodGet, "/apis/v1/recurringruns", nil, nil, &out); err != nil {
+			if err := o.client().do(cmd.Context(), http.MethodGet, "/apis/v1/recurringruns"+namespaceQuery(listNS), nil, nil, &out); err != nil {
 				return err
 			}
 			tw := tabwriter.NewWriter(o.Out, 2, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tNAME\tPIPELINE\tCRON\tSTATUS\tNEXT RUN")
+			fmt.Fprintln(tw, "ID\tNAMESPACE\tNAME\tPIPELINE\tCRON\tSTATUS\tNEXT RUN")
 			for _, r := range out.Runs {
 				next := "-"
 				if r.NextRunTime != nil {
 					next = r.NextRunTime.Format("2006-01-02T15:04:05Z07:00")
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.DisplayName, r.PipelineName, r.Cron, r.Status, next)
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Namespace, r.DisplayName, r.PipelineName, r.Cron, r.Status, next)
 			}
 			return tw.Flush()
 		},
 	}
+	list.Flags().StringVarP(&listNS, "namespace", "n", "", "only this namespace's recurring runs (default: every namespace you may read)")
 	verb := func(use, short, method, suffix string) *cobra.Command {
 		return &cobra.Command{
 			Use: use + " ID", Short: short, Args: cobra.ExactArgs(1),

@@ -22,6 +22,7 @@ import (
 	"go.temporal.io/sdk/converter"
 
 	"github.com/sluice-ml/sluice/libs/artifacts"
+	"github.com/sluice-ml/sluice/libs/auth"
 	"github.com/sluice-ml/sluice/libs/platform"
 	"github.com/sluice-ml/sluice/services/pipelines/api/pipelinesv1"
 	"github.com/sluice-ml/sluice/services/pipelines/internal/catalog"
@@ -67,11 +68,13 @@ func httpError(w http.ResponseWriter, err error) {
 		platform.WriteJSON(w, http.StatusBadRequest, map[string]any{"error": ia.Error()})
 	case errors.As(err, &ce):
 		platform.WriteError(w, http.StatusConflict, err)
+	case errors.Is(err, platform.ErrForbidden):
+		platform.WriteError(w, http.StatusForbidden, err)
 	case errors.Is(err, platform.ErrBodyTooLarge):
 		platform.WriteError(w, http.StatusRequestEntityTooLarge, err)
 	case errors.As(err, &ie):
 		platform.WriteJSON(w, http.StatusBadRequest, map[string]any{"error": ie.Error(), "errors": ie.problems})
-	case errors.Is(err, catalog.ErrNotFound), errors.As(err, &nf), errors.Is(err, artifacts.ErrNotFound), errors.Is(err, errNoRecurringRun):
+	case errors.Is(err, catalog.ErrNotFound), errors.As(err, &nf), errors.Is(err, artifacts.ErrNotFound), errors.Is(err, errNoRecurringRun), errors.Is(err, errRunNotFound):
 		platform.WriteError(w, http.StatusNotFound, err)
 	case errors.Is(err, catalog.ErrExists):
 		platform.WriteError(w, http.StatusConflict, err)
@@ -102,7 +105,11 @@ func decode(r *http.Request, v any) error {
 type UploadRequest struct {
 	Name        string `json:"display_name"`
 	Description string `json:"description,omitempty"`
-	Spec        string `json:"spec"`
+	// Namespace is the new pipeline's namespace (KFP v2 Pipeline.namespace; ?namespace= works too); ""
+	// makes a shared pipeline, which only an admin may create. Ignored for a version, which is in its
+	// pipeline's namespace.
+	Namespace string `json:"namespace,omitempty"`
+	Spec      string `json:"spec"`
 }
 
 func (a *App) readUpload(r *http.Request) (UploadRequest, string, error) {
@@ -116,6 +123,15 @@ func (a *App) readUpload(r *http.Request) (UploadRequest, string, error) {
 		up = UploadRequest{Name: r.URL.Query().Get("name"), Spec: string(b)}
 	} else if err := decode(r, &up); err != nil {
 		return up, "", err
+	}
+	if up.Namespace == "" {
+		ns, err := namespaceParam(r)
+		if err != nil {
+			return up, "", err
+		}
+		up.Namespace = ns
+	} else if err := auth.ValidNamespace(up.Namespace); err != nil {
+		return up, "", &invalidError{problems: []string{"namespace: " + err.Error()}}
 	}
 	p, err := spec.Parse([]byte(up.Spec))
 	if err != nil {
@@ -136,7 +152,17 @@ func (a *App) uploadPipeline(w http.ResponseWriter, r *http.Request) {
 		httpError(w, err)
 		return
 	}
-	p, v, err := a.catalog.CreatePipeline(r.Context(), up.Name, up.Description, format, up.Spec)
+	if up.Namespace == "" && !sharedWriter(r.Context()) {
+		httpError(w, fmt.Errorf("%w: create pipeline: a pipeline without a namespace is shared with every namespace: only an admin may create one (give a namespace)", platform.ErrForbidden))
+		return
+	}
+	if up.Namespace != "" {
+		if err := platform.AuthorizeIn(r, up.Namespace); err != nil {
+			httpError(w, err)
+			return
+		}
+	}
+	p, v, err := a.catalog.CreatePipeline(r.Context(), up.Namespace, up.Name, up.Description, format, up.Spec)
 	if err != nil {
 		httpError(w, err)
 		return
@@ -150,6 +176,10 @@ func (a *App) uploadVersion(w http.ResponseWriter, r *http.Request) {
 		httpError(w, err)
 		return
 	}
+	if _, err := a.pipeline(r, r.PathValue("id")); err != nil {
+		httpError(w, err)
+		return
+	}
 	v, err := a.catalog.CreateVersion(r.Context(), r.PathValue("id"), up.Name, format, up.Spec)
 	if err != nil {
 		httpError(w, err)
@@ -158,17 +188,46 @@ func (a *App) uploadVersion(w http.ResponseWriter, r *http.Request) {
 	platform.WriteJSON(w, http.StatusCreated, v)
 }
 
+// pipeline returns pipeline id once the caller of r is authorised for r's route on it.
+func (a *App) pipeline(r *http.Request, id string) (catalog.Pipeline, error) {
+	notFound := fmt.Errorf("pipeline %q: %w", id, catalog.ErrNotFound)
+	p, err := a.catalog.Pipeline(r.Context(), id)
+	if errors.Is(err, catalog.ErrNotFound) {
+		return p, notFound
+	}
+	if err != nil {
+		return p, err
+	}
+	return p, authorizePipeline(r, p, notFound)
+}
+
+// listPipelines lists the pipelines of ?namespace= (KFP v2), or without it every pipeline the caller may
+// read: the shared ones and those of its namespaces.
 func (a *App) listPipelines(w http.ResponseWriter, r *http.Request) {
-	ps, err := a.catalog.Pipelines(r.Context())
+	ns, err := namespaceParam(r)
+	if err == nil && ns != "" {
+		err = platform.AuthorizeIn(r, ns)
+	}
 	if err != nil {
 		httpError(w, err)
 		return
+	}
+	all, err := a.catalog.Pipelines(r.Context())
+	if err != nil {
+		httpError(w, err)
+		return
+	}
+	ps := []catalog.Pipeline{}
+	for _, p := range all {
+		if (ns == "" && readable(r.Context(), p.Namespace)) || (ns != "" && p.Namespace == ns) {
+			ps = append(ps, p)
+		}
 	}
 	platform.WriteJSON(w, http.StatusOK, map[string]any{"pipelines": ps, "total_size": len(ps)})
 }
 
 func (a *App) getPipeline(w http.ResponseWriter, r *http.Request) {
-	p, err := a.catalog.Pipeline(r.Context(), r.PathValue("id"))
+	p, err := a.pipeline(r, r.PathValue("id"))
 	if err != nil {
 		httpError(w, err)
 		return
@@ -177,6 +236,10 @@ func (a *App) getPipeline(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *App) listVersions(w http.ResponseWriter, r *http.Request) {
+	if _, err := a.pipeline(r, r.PathValue("id")); err != nil {
+		httpError(w, err)
+		return
+	}
 	vs, err := a.catalog.Versions(r.Context(), r.PathValue("id"))
 	if err != nil {
 		httpError(w, err)
@@ -186,6 +249,10 @@ func (a *App) listVersions(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *App) getVersion(w http.ResponseWriter, r *http.Request) {
+	if _, err := a.pipeline(r, r.PathValue("id")); err != nil {
+		httpError(w, err)
+		return
+	}
 	v, err := a.catalog.Version(r.Context(), r.PathValue("id"), r.PathValue("vid"))
 	if err != nil {
 		httpError(w, err)
@@ -199,6 +266,8 @@ type RunCreated struct {
 	RunID      string `json:"run_id"`
 	RunName    string `json:"run_name"`
 	Pipeline   string `json:"pipeline_name"`
+	Namespace  string `json:"namespace"`
+	Experiment string `json:"experiment_id"`
 	TemporalID string `json:"workflow_id"`
 	// Warnings say what the run will not do as written (e.g. the local runtime ignores images).
 	Warnings []string `json:"warnings,omitempty"`
@@ -209,6 +278,14 @@ func (a *App) createRun(w http.ResponseWriter, r *http.Request) {
 	if err := decode(r, &req); err != nil {
 		httpError(w, err)
 		return
+	}
+	if req.Namespace == "" {
+		ns, err := namespaceParam(r)
+		if err != nil {
+			httpError(w, err)
+			return
+		}
+		req.Namespace = ns
 	}
 	runID := r.URL.Query().Get("run_id")
 	if runID == "" {
@@ -223,7 +300,8 @@ func (a *App) createRun(w http.ResponseWriter, r *http.Request) {
 		httpError(w, err)
 		return
 	}
-	platform.WriteJSON(w, http.StatusOK, RunCreated{RunID: in.RunID, RunName: in.RunName, Pipeline: p.Name, TemporalID: in.RunID, Warnings: a.warnings(p)})
+	platform.WriteJSON(w, http.StatusOK, RunCreated{RunID: in.RunID, RunName: in.RunName, Pipeline: p.Name, Namespace: in.Namespace,
+		Experiment: in.ExperimentID, TemporalID: in.RunID, Warnings: a.warnings(p)})
 }
 
 // warnings lists what a run of p will not do as written under this service's runtime.
@@ -254,6 +332,7 @@ type RunSummary struct {
 	RunName    string     `json:"run_name,omitempty"`
 	Pipeline   string     `json:"pipeline_name,omitempty"`
 	Experiment string     `json:"experiment_id,omitempty"`
+	Namespace  string     `json:"namespace"`
 	State      string     `json:"state"`
 	CreatedAt  time.Time  `json:"created_at"`
 	FinishedAt *time.Time `json:"finished_at,omitempty"`
@@ -294,6 +373,14 @@ func (a *App) listRuns(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	exp := r.URL.Query().Get("experiment_id")
+	ns, err := namespaceParam(r)
+	if err == nil && ns != "" {
+		err = platform.AuthorizeIn(r, ns)
+	}
+	if err != nil {
+		httpError(w, err)
+		return
+	}
 	runs := []RunSummary{}
 	next := ""
 	for {
@@ -326,8 +413,10 @@ func (a *App) listRuns(w http.ResponseWriter, r *http.Request) {
 				s.RunName = memoString(e.Memo, "run_name")
 				s.Pipeline = memoString(e.Memo, "pipeline_name")
 				s.Experiment = memoString(e.Memo, "experiment_id")
+				s.Namespace = memoString(e.Memo, "namespace")
 			}
-			if exp != "" && s.Experiment != exp {
+			s.Namespace = orDefault(s.Namespace)
+			if (exp != "" && s.Experiment != exp) || (ns != "" && s.Namespace != ns) || !readable(r.Context(), s.Namespace) {
 				continue
 			}
 			runs = append(runs, s)
@@ -369,17 +458,18 @@ func memoString(m *commonpb.Memo, key string) string {
 // RunDetail is GET /apis/v1/runs/{id}: the live state plus the Temporal status and UI path.
 type RunDetail struct {
 	pipelinesv1.RunState
+	Namespace      string `json:"namespace"`
 	WorkflowStatus string `json:"workflow_status"`
 }
 
 func (a *App) getRun(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	st, err := engine.State(r.Context(), a.tc, id)
+	desc, ns, err := a.authorizeRun(r, id)
 	if err != nil {
 		httpError(w, err)
 		return
 	}
-	desc, err := a.tc.DescribeWorkflowExecution(r.Context(), id, "")
+	st, err := engine.State(r.Context(), a.tc, id)
 	if err != nil {
 		httpError(w, err)
 		return
@@ -388,11 +478,11 @@ func (a *App) getRun(w http.ResponseWriter, r *http.Request) {
 	if st.State == pipelinesv1.RunRunning && status != enums.WORKFLOW_EXECUTION_STATUS_RUNNING {
 		st.State = runStateOf(status) // e.g. terminated
 	}
-	platform.WriteJSON(w, http.StatusOK, RunDetail{RunState: st, WorkflowStatus: status.String()})
+	platform.WriteJSON(w, http.StatusOK, RunDetail{RunState: st, Namespace: ns, WorkflowStatus: status.String()})
 }
 
 func (a *App) cancelRun(w http.ResponseWriter, r *http.Request) {
-	desc, err := a.tc.DescribeWorkflowExecution(r.Context(), r.PathValue("id"), "")
+	desc, _, err := a.authorizeRun(r, r.PathValue("id"))
 	if err != nil {
 		httpError(w, err)
 		return
@@ -414,6 +504,10 @@ func (a *App) cancelRun(w http.ResponseWriter, r *http.Request) {
 // succeeded, so only the failed part runs again (KFP retry / Metaflow resume).
 func (a *App) retryRun(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
+	if _, _, err := a.authorizeRun(r, id); err != nil {
+		httpError(w, err)
+		return
+	}
 	in, err := a.runInput(r.Context(), id)
 	if err != nil {
 		httpError(w, err)
@@ -468,6 +562,10 @@ func (a *App) runInput(ctx context.Context, id string) (pipelinesv1.RunInput, er
 
 // runLogs streams a task's step log (?task=<path>; default: every task's log, one after another).
 func (a *App) runLogs(w http.ResponseWriter, r *http.Request) {
+	if _, _, err := a.authorizeRun(r, r.PathValue("id")); err != nil {
+		httpError(w, err)
+		return
+	}
 	st, err := engine.State(r.Context(), a.tc, r.PathValue("id"))
 	if err != nil {
 		httpError(w, err)
@@ -505,6 +603,9 @@ func (a *App) runLogs(w http.ResponseWriter, r *http.Request) {
 type ExperimentRequest struct {
 	Name        string `json:"display_name"`
 	Description string `json:"description,omitempty"`
+	// Namespace is the experiment's namespace (KFP v2 Experiment.namespace; ?namespace= works too;
+	// default "default"); its runs belong to it.
+	Namespace string `json:"namespace,omitempty"`
 }
 
 func (a *App) createExperiment(w http.ResponseWriter, r *http.Request) {
@@ -517,7 +618,22 @@ func (a *App) createExperiment(w http.ResponseWriter, r *http.Request) {
 		httpError(w, &invalidError{problems: []string{"display_name: required"}})
 		return
 	}
-	e, err := a.catalog.CreateExperiment(r.Context(), req.Name, req.Description)
+	if req.Namespace == "" {
+		ns, err := namespaceParam(r)
+		if err != nil {
+			httpError(w, err)
+			return
+		}
+		req.Namespace = orDefault(ns)
+	} else if err := auth.ValidNamespace(req.Namespace); err != nil {
+		httpError(w, &invalidError{problems: []string{"namespace: " + err.Error()}})
+		return
+	}
+	if err := platform.AuthorizeIn(r, req.Namespace); err != nil {
+		httpError(w, err)
+		return
+	}
+	e, err := a.catalog.CreateExperiment(r.Context(), req.Namespace, req.Name, req.Description)
 	if err != nil {
 		httpError(w, err)
 		return
@@ -525,17 +641,41 @@ func (a *App) createExperiment(w http.ResponseWriter, r *http.Request) {
 	platform.WriteJSON(w, http.StatusCreated, e)
 }
 
+// listExperiments lists the experiments of ?namespace= (KFP v2), or without it those of every namespace
+// the caller may read.
 func (a *App) listExperiments(w http.ResponseWriter, r *http.Request) {
-	es, err := a.catalog.Experiments(r.Context())
+	ns, err := namespaceParam(r)
+	if err == nil && ns != "" {
+		err = platform.AuthorizeIn(r, ns)
+	}
 	if err != nil {
 		httpError(w, err)
 		return
+	}
+	all, err := a.catalog.Experiments(r.Context(), ns)
+	if err != nil {
+		httpError(w, err)
+		return
+	}
+	es := []catalog.Experiment{}
+	for _, e := range all {
+		if readable(r.Context(), e.Namespace) {
+			es = append(es, e)
+		}
 	}
 	platform.WriteJSON(w, http.StatusOK, map[string]any{"experiments": es, "total_size": len(es)})
 }
 
 func (a *App) getExperiment(w http.ResponseWriter, r *http.Request) {
-	e, err := a.catalog.Experiment(r.Context(), r.PathValue("id"))
+	id := r.PathValue("id")
+	notFound := fmt.Errorf("experiment %q: %w", id, catalog.ErrNotFound)
+	e, err := a.catalog.Experiment(r.Context(), id)
+	if errors.Is(err, catalog.ErrNotFound) {
+		err = notFound
+	}
+	if err == nil {
+		err = platform.Authorize(r, e.Namespace, notFound)
+	}
 	if err != nil {
 		httpError(w, err)
 		return
@@ -546,9 +686,12 @@ func (a *App) getExperiment(w http.ResponseWriter, r *http.Request) {
 // RecurringRunRequest is the body of POST /apis/v1/recurringruns: a cron schedule of a run request,
 // backed by a Temporal Schedule (visible in the Temporal UI).
 type RecurringRunRequest struct {
-	Name string                 `json:"display_name"`
-	Cron string                 `json:"cron"`
-	Run  pipelinesv1.RunRequest `json:"run"`
+	Name string `json:"display_name"`
+	// Namespace is the recurring run's namespace (KFP v2 RecurringRun.namespace), the same as its runs'
+	// (run.namespace, or the namespace of run.experiment_id).
+	Namespace string                 `json:"namespace,omitempty"`
+	Cron      string                 `json:"cron"`
+	Run       pipelinesv1.RunRequest `json:"run"`
 	// Paused creates the schedule paused.
 	Paused bool `json:"paused,omitempty"`
 }
@@ -571,6 +714,21 @@ func (a *App) createRecurringRun(w http.ResponseWriter, r *http.Request) {
 		httpError(w, &invalidError{problems: problems})
 		return
 	}
+	if req.Namespace != "" && req.Run.Namespace != "" && req.Namespace != req.Run.Namespace {
+		httpError(w, &invalidError{problems: []string{fmt.Sprintf("namespace: %q differs from run.namespace %q", req.Namespace, req.Run.Namespace)}})
+		return
+	}
+	if req.Run.Namespace == "" {
+		req.Run.Namespace = req.Namespace
+	}
+	if req.Run.Namespace == "" {
+		ns, err := namespaceParam(r)
+		if err != nil {
+			httpError(w, err)
+			return
+		}
+		req.Run.Namespace = ns
+	}
 	id := "recurring-" + uuid.Must(uuid.NewV7()).String()
 	in, _, err := a.prepare(r.Context(), req.Run, id)
 	if err != nil {
@@ -582,10 +740,10 @@ func (a *App) createRecurringRun(w http.ResponseWriter, r *http.Request) {
 		ID:     id,
 		Spec:   client.ScheduleSpec{CronExpressions: []string{cronExpr}},
 		Paused: req.Paused,
-		Memo:   map[string]any{"display_name": req.Name, "cron": strings.TrimSpace(req.Cron), "pipeline_name": in.PipelineName},
+		Memo:   map[string]any{"display_name": req.Name, "cron": strings.TrimSpace(req.Cron), "pipeline_name": in.PipelineName, "namespace": in.Namespace},
 		Action: &client.ScheduleWorkflowAction{
 			ID: id + "-run", Workflow: pipelinesv1.WorkflowType, Args: []any{in}, TaskQueue: pipelinesv1.TaskQueue,
-			Memo: map[string]any{"run_name": in.RunName, "experiment_id": in.ExperimentID, "pipeline_name": in.PipelineName},
+			Memo: map[string]any{"run_name": in.RunName, "experiment_id": in.ExperimentID, "pipeline_name": in.PipelineName, "namespace": in.Namespace},
 		},
 	})
 	if err != nil {
@@ -597,10 +755,18 @@ func (a *App) createRecurringRun(w http.ResponseWriter, r *http.Request) {
 		httpError(w, err)
 		return
 	}
-	platform.WriteJSON(w, http.StatusCreated, map[string]string{"recurring_run_id": id, "display_name": req.Name, "cron": req.Cron})
+	platform.WriteJSON(w, http.StatusCreated, map[string]string{"recurring_run_id": id, "display_name": req.Name, "cron": req.Cron, "namespace": in.Namespace})
 }
 
 func (a *App) listRecurringRuns(w http.ResponseWriter, r *http.Request) {
+	ns, err := namespaceParam(r)
+	if err == nil && ns != "" {
+		err = platform.AuthorizeIn(r, ns)
+	}
+	if err != nil {
+		httpError(w, err)
+		return
+	}
 	it, err := a.tc.ScheduleClient().List(r.Context(), client.ScheduleListOptions{PageSize: 100})
 	if err != nil {
 		httpError(w, err)
@@ -626,13 +792,16 @@ func (a *App) listRecurringRuns(w http.ResponseWriter, r *http.Request) {
 			httpError(w, err)
 			return
 		}
+		if (ns != "" && rr.Namespace != ns) || !readable(r.Context(), rr.Namespace) {
+			continue
+		}
 		out = append(out, rr)
 	}
 	platform.WriteJSON(w, http.StatusOK, map[string]any{"recurring_runs": out})
 }
 
 func (a *App) deleteRecurringRun(w http.ResponseWriter, r *http.Request) {
-	if _, err := a.describeRecurringRun(r, r.PathValue("id")); err != nil {
+	if _, err := a.recurringRun(r, r.PathValue("id")); err != nil {
 		httpError(w, err)
 		return
 	}

@@ -11,7 +11,9 @@ import (
 
 	"go.temporal.io/sdk/client"
 
+	"github.com/sluice-ml/sluice/libs/auth"
 	"github.com/sluice-ml/sluice/libs/events"
+	"github.com/sluice-ml/sluice/libs/platform"
 	"github.com/sluice-ml/sluice/services/pipelines/api/pipelinesv1"
 	"github.com/sluice-ml/sluice/services/pipelines/internal/catalog"
 	"github.com/sluice-ml/sluice/services/pipelines/internal/dag"
@@ -37,11 +39,35 @@ func invalid(err error) *invalidError {
 	return &invalidError{problems: []string{err.Error()}}
 }
 
-// prepare resolves what a request runs and validates it completely; nothing is created.
+// prepare resolves what a request runs and validates it completely; nothing is created. The run's
+// namespace is its experiment's (one the caller may not read, or of another namespace than
+// req.Namespace, is "no experiment"), else req.Namespace, else "default"; the caller of ctx must be a
+// contributor there (a forbidden error), and the pipeline must be the namespace's or shared.
 func (a *App) prepare(ctx context.Context, req pipelinesv1.RunRequest, runID string) (pipelinesv1.RunInput, *dag.Pipeline, error) {
 	in := pipelinesv1.RunInput{RunID: runID, RunName: req.RunName, ExperimentID: req.ExperimentID, Parameters: req.Parameters, DisableCache: req.DisableCache}
 	if err := pipelinesv1.ValidateRunID(runID); err != nil {
 		return in, nil, &invalidError{problems: []string{err.Error()}}
+	}
+	if req.Namespace != "" {
+		if err := auth.ValidNamespace(req.Namespace); err != nil {
+			return in, nil, &invalidError{problems: []string{"namespace: " + err.Error()}}
+		}
+	}
+	in.Namespace = req.Namespace
+	if req.ExperimentID != "" {
+		e, err := a.catalog.Experiment(ctx, req.ExperimentID)
+		if err != nil || !readable(ctx, e.Namespace) || (req.Namespace != "" && e.Namespace != req.Namespace) {
+			return in, nil, &invalidError{problems: []string{fmt.Sprintf("experiment_id: no experiment %q", req.ExperimentID)}}
+		}
+		in.Namespace = e.Namespace
+	}
+	in.Namespace = orDefault(in.Namespace)
+	if in.ExperimentID == "" {
+		in.ExperimentID = catalog.DefaultExperiment(in.Namespace).ID
+	}
+	if !auth.Allowed(ctx, in.Namespace, auth.RoleContributor) {
+		id, _ := auth.FromContext(ctx)
+		return in, nil, fmt.Errorf("%w: create run: %q may not create runs in namespace %q (needs contributor)", platform.ErrForbidden, id.Subject, in.Namespace)
 	}
 	refs := 0
 	for _, s := range []string{req.PipelineID, req.PipelineName, req.Spec} {
@@ -58,7 +84,7 @@ func (a *App) prepare(ctx context.Context, req pipelinesv1.RunRequest, runID str
 	default:
 		pid := req.PipelineID
 		if pid == "" {
-			p, err := a.catalog.PipelineByName(ctx, req.PipelineName)
+			p, err := a.catalog.PipelineByName(ctx, in.Namespace, req.PipelineName)
 			if errors.Is(err, catalog.ErrNotFound) {
 				return in, nil, &invalidError{problems: []string{fmt.Sprintf("pipeline_name: no pipeline %q", req.PipelineName)}}
 			}
@@ -66,6 +92,10 @@ func (a *App) prepare(ctx context.Context, req pipelinesv1.RunRequest, runID str
 				return in, nil, err
 			}
 			pid = p.ID
+		}
+		if p, err := a.catalog.Pipeline(ctx, pid); err == nil && p.Namespace != "" && p.Namespace != in.Namespace {
+			// another namespace's pipeline is not there for this run, whether or not the caller may read it
+			return in, nil, &invalidError{problems: []string{fmt.Sprintf("pipeline_id: no pipeline %q or version %q", pid, req.PipelineVersionID)}}
 		}
 		v, err := a.catalog.Version(ctx, pid, req.PipelineVersionID)
 		if errors.Is(err, catalog.ErrNotFound) {
@@ -75,13 +105,6 @@ func (a *App) prepare(ctx context.Context, req pipelinesv1.RunRequest, runID str
 			return in, nil, err
 		}
 		in.Spec, in.PipelineID, in.VersionID = v.Spec, pid, v.ID
-	}
-	if req.ExperimentID != "" {
-		if _, err := a.catalog.Experiment(ctx, req.ExperimentID); err != nil {
-			return in, nil, &invalidError{problems: []string{fmt.Sprintf("experiment_id: no experiment %q", req.ExperimentID)}}
-		}
-	} else {
-		in.ExperimentID = catalog.DefaultExperimentID
 	}
 	if req.CacheMaxStaleness != "" {
 		d, err := time.ParseDuration(req.CacheMaxStaleness)
@@ -105,6 +128,9 @@ func (a *App) prepare(ctx context.Context, req pipelinesv1.RunRequest, runID str
 	}
 	if _, err := p.ResolveInputs(in.Parameters); err != nil {
 		return in, nil, invalid(err)
+	}
+	if problems := trainingJobNamespaces(p, in.Namespace); len(problems) > 0 {
+		return in, nil, &invalidError{problems: problems}
 	}
 	var missing []string
 	for _, a := range p.Root.InputArtifacts {
@@ -149,7 +175,7 @@ func (a *App) start(ctx context.Context, in pipelinesv1.RunInput, p *dag.Pipelin
 		return nil, err
 	}
 	ev := pipelinesv1.RunEvent{RunID: in.RunID, RunName: in.RunName, PipelineName: p.Name, ExperimentID: in.ExperimentID,
-		State: pipelinesv1.RunRunning, Time: time.Now().UTC()}
+		Namespace: in.Namespace, State: pipelinesv1.RunRunning, Time: time.Now().UTC()}
 	if perr := a.acts.PublishRun(ctx, events.PipelineRunStartedV1, ev); perr != nil {
 		return run, perr
 	}
@@ -172,6 +198,9 @@ func (a *App) handleRunRequested(ctx context.Context, ev events.Event) error {
 		a.reject(ctx, ev.ID(), []string{"data: " + err.Error()})
 		return events.Permanent(fmt.Errorf("data: %w", err))
 	}
+	// The event gateway authorised the publisher in the event's namespace (events.Namespace: data.namespace,
+	// else the namespace extension, else "default"); the run is created there and nowhere else.
+	req.Namespace = events.Namespace(ev)
 	in, p, err := a.prepare(ctx, req, ev.ID())
 	var ie *invalidError
 	if errors.As(err, &ie) {
@@ -202,6 +231,33 @@ func (a *App) reject(ctx context.Context, requestID string, problems []string) {
 	if err != nil {
 		a.d.Log.WarnContext(ctx, "publish run.rejected", "event_id", requestID, "err", err)
 	}
+}
+
+// trainingJobNamespaces checks that every training job task of p creates its job in the run's namespace
+// ns (a job document naming none is created there).
+func trainingJobNamespaces(p *dag.Pipeline, ns string) []string {
+	names := make([]string, 0, len(p.Components))
+	for name := range p.Components {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	var problems []string
+	for _, name := range names {
+		c := p.Components[name]
+		if c == nil || len(c.TrainingJob) == 0 {
+			continue
+		}
+		var d struct {
+			Metadata struct {
+				Namespace string `json:"namespace"`
+			} `json:"metadata"`
+		}
+		_ = json.Unmarshal(c.TrainingJob, &d)
+		if d.Metadata.Namespace != "" && d.Metadata.Namespace != ns {
+			problems = append(problems, fmt.Sprintf("components.%s.trainingJob.metadata.namespace: %q is not the run's namespace %q: a run creates its training jobs in its own namespace", name, d.Metadata.Namespace, ns))
+		}
+	}
+	return problems
 }
 
 func sortedNames(m map[string]any) []string {

@@ -65,6 +65,8 @@ type RecurringRun struct {
 	NextRunTime *time.Time `json:"next_run_time,omitempty"`
 	// PipelineName is the pipeline each scheduled run runs.
 	PipelineName string `json:"pipeline_name,omitempty"`
+	// Namespace is the recurring run's namespace, its runs' ("default" for one created before namespaces).
+	Namespace string `json:"namespace"`
 }
 
 func (a *App) describeRecurringRun(r *http.Request, id string) (RecurringRun, error) {
@@ -84,7 +86,9 @@ func (a *App) describeRecurringRun(r *http.Request, id string) (RecurringRun, er
 		out.DisplayName = memoString(d.Memo, "display_name")
 		out.Cron = memoString(d.Memo, "cron")
 		out.PipelineName = memoString(d.Memo, "pipeline_name")
+		out.Namespace = memoString(d.Memo, "namespace")
 	}
+	out.Namespace = orDefault(out.Namespace)
 	if d.Schedule.State != nil && d.Schedule.State.Paused {
 		out.Status, out.Paused = RecurringDisabled, true
 	} else if len(d.Info.NextActionTimes) > 0 {
@@ -99,8 +103,18 @@ func (a *App) describeRecurringRun(r *http.Request, id string) (RecurringRun, er
 
 var errNoRecurringRun = errors.New("no such recurring run")
 
+// recurringRun describes recurring run id once the caller of r is authorised for r's route in its
+// namespace; one the caller may not read is answered as one that does not exist.
+func (a *App) recurringRun(r *http.Request, id string) (RecurringRun, error) {
+	rr, err := a.describeRecurringRun(r, id)
+	if err != nil {
+		return rr, err
+	}
+	return rr, platform.Authorize(r, rr.Namespace, fmt.Errorf("recurring run %q: %w", id, errNoRecurringRun))
+}
+
 func (a *App) getRecurringRun(w http.ResponseWriter, r *http.Request) {
-	rr, err := a.describeRecurringRun(r, r.PathValue("id"))
+	rr, err := a.recurringRun(r, r.PathValue("id"))
 	if err != nil {
 		httpError(w, err)
 		return
@@ -115,7 +129,7 @@ func (a *App) recurringRunVerb(w http.ResponseWriter, r *http.Request) {
 	if v := r.PathValue("verb"); v != "" {
 		verb = v
 	}
-	if _, err := a.describeRecurringRun(r, id); err != nil {
+	if _, err := a.recurringRun(r, id); err != nil {
 		httpError(w, err)
 		return
 	}

@@ -12,6 +12,13 @@ const (
 
 // Cache custom-property names stored on executions (per KFP's cache contract).
 const (
+	// NamespaceProperty is the custom property holding the namespace a node belongs to: the namespace of
+	// the run, training job or deployment that produced it (KFP records it on its pipeline run context).
+	// A node without it (recorded before namespaces) belongs to DefaultNamespace. It is set once: a later
+	// record of the same node from another namespace does not move it.
+	NamespaceProperty = "namespace"
+	// DefaultNamespace holds the nodes recorded without a namespace.
+	DefaultNamespace = "default"
 	// CacheFingerprintProperty holds hex(sha256(cache key)) on an execution.
 	CacheFingerprintProperty = "cache_fingerprint"
 	// CachedExecutionIDProperty holds the id of the execution a CACHED execution reused.

@@ -24,6 +24,11 @@
 //   - io.sluice.serving.* (metadatav1.ModelDeploymentEvent): context sluice.ModelDeployment
 //     "<namespace>/<name>" attributed to the served model artifact (by storage URI).
 //
+// Every node of a record carries the custom property "namespace" (metadatav1.NamespaceProperty): the
+// namespace of the run (data.namespace of run and task events; "default" when absent), training job or
+// deployment, and for a model export the namespace of its job. The pipeline context of a run outside
+// "default" is named "<namespace>/<pipeline name>", so namespaces never share one.
+//
 // Payloads are read as the producers' JSON (unknown fields ignored); a payload that cannot be
 // decoded or lacks its key fields is a *Malformed error, which the consumer dead-letters.
 package ingest
@@ -184,8 +189,43 @@ func Record(ev events.Event) (req mlmd.IngestRequest, ok bool, err error) {
 	if err != nil {
 		return mlmd.IngestRequest{}, true, err
 	}
+	ns := events.Namespace(ev)
+	if t == events.TrainingModelExportedV1 {
+		var m modelExported
+		_ = json.Unmarshal(ev.Data(), &m)
+		ns, _, _ = strings.Cut(m.Job, "/")
+	}
+	stampNamespace(&req, ns)
 	req.SourceID, req.SourceType = ev.ID(), t
 	return req, true, nil
+}
+
+// stampNamespace records ns on every node of req, and names a pipeline context outside the default
+// namespace "<ns>/<pipeline>".
+func stampNamespace(req *mlmd.IngestRequest, ns string) {
+	if ns == "" {
+		ns = v1.DefaultNamespace
+	}
+	set := func(p map[string]mlmd.Value) map[string]mlmd.Value {
+		if p == nil {
+			p = map[string]mlmd.Value{}
+		}
+		p[v1.NamespaceProperty] = v1.String(ns)
+		return p
+	}
+	for i := range req.Contexts {
+		c := &req.Contexts[i]
+		if c.Type == v1.ContextTypePipeline && ns != v1.DefaultNamespace {
+			c.Name = ns + "/" + c.Name
+		}
+		c.CustomProperties = set(c.CustomProperties)
+	}
+	if req.Execution != nil {
+		req.Execution.CustomProperties = set(req.Execution.CustomProperties)
+	}
+	for i := range req.Artifacts {
+		req.Artifacts[i].Artifact.CustomProperties = set(req.Artifacts[i].Artifact.CustomProperties)
+	}
 }
 
 func decode(ev events.Event, into any) error {

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/sluice-ml/sluice/services/metadata/api/metadatav1"
@@ -225,6 +226,14 @@ func (s *Store) writeProperties(ctx context.Context, tx *sql.Tx, k kindInfo, id 
 		}
 		for _, name := range mlmd.SortedKeys(props) {
 			v := props[name]
+			if merge && custom && name == metadatav1.NamespaceProperty {
+				// set once: a node keeps the namespace it was first recorded in
+				if _, err := tx.ExecContext(ctx, s.rebind(`INSERT INTO `+k.propTable+` (`+k.fk+`, name, is_custom, string_value) VALUES (?, ?, ?, ?) ON CONFLICT (`+k.fk+`, name, is_custom) DO NOTHING`),
+					id, name, custom, v.StringValue); err != nil {
+					return fmt.Errorf("metastore: write property %s: %w", name, s.classify(err))
+				}
+				continue
+			}
 			var structV, protoV any
 			if v.StructValue != nil {
 				structV = string(v.StructValue)
@@ -560,7 +569,29 @@ func (s *Store) filterSQL(k kindInfo, f mlmd.Filter) ([]string, []any, error) {
 		where = append(where, "EXISTS (SELECT 1 FROM "+k.propTable+" p WHERE p."+k.fk+" = n.id AND p.name = ? AND p.is_custom = ? AND p."+col+" "+string(p.Op)+" ?)")
 		args = append(args, p.Name, p.Custom, v)
 	}
+	if f.InNamespaces {
+		w, a := namespaceSQL(k, f.Namespaces)
+		where, args = append(where, w), append(args, a...)
+	}
 	return where, args, nil
+}
+
+// namespaceSQL keeps the nodes (alias n) of kind k in one of namespaces; a node without the namespace
+// property is in metadatav1.DefaultNamespace.
+func namespaceSQL(k kindInfo, namespaces []string) (string, []any) {
+	if len(namespaces) == 0 {
+		return "1 = 0", nil
+	}
+	args := []any{metadatav1.NamespaceProperty, true}
+	for _, ns := range namespaces {
+		args = append(args, ns)
+	}
+	w := "(EXISTS (SELECT 1 FROM " + k.propTable + " p WHERE p." + k.fk + " = n.id AND p.name = ? AND p.is_custom = ? AND p.string_value IN (" + placeholders(len(namespaces)) + "))"
+	if slices.Contains(namespaces, metadatav1.DefaultNamespace) {
+		w += " OR NOT EXISTS (SELECT 1 FROM " + k.propTable + " p WHERE p." + k.fk + " = n.id AND p.name = ? AND p.is_custom = ?)"
+		args = append(args, metadatav1.NamespaceProperty, true)
+	}
+	return w + ")", args
 }
 
 // ListArtifacts implements mlmd.Repo.
@@ -592,6 +623,11 @@ func (s *Store) GetExecutionByFingerprint(ctx context.Context, q mlmd.CacheQuery
 	if q.PipelineName != "" {
 		where += ` AND n.id IN (SELECT a.execution_id FROM association a JOIN context c ON c.id = a.context_id JOIN mlmd_type ct ON ct.id = c.type_id WHERE ct.name = 'system.Pipeline' AND c.name = ?)`
 		args = append(args, q.PipelineName)
+	}
+	if q.Namespace != "" {
+		w, a := namespaceSQL(executionKind, []string{q.Namespace})
+		where += " AND " + w
+		args = append(args, a...)
 	}
 	ns, err := s.selectNodes(ctx, executionKind, where, `ORDER BY n.create_time_ms DESC, n.id DESC LIMIT 1`, args...)
 	if err != nil {

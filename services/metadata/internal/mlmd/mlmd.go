@@ -116,6 +116,11 @@ type Filter struct {
 	// States filters artifacts by state or executions by last_known_state.
 	States     []string
 	Properties []PropertyPredicate
+	// InNamespaces, when set, keeps only nodes whose namespace (custom property
+	// metadatav1.NamespaceProperty; none = metadatav1.DefaultNamespace) is one of Namespaces; an empty
+	// Namespaces then matches nothing. Unset, every namespace matches.
+	InNamespaces bool
+	Namespaces   []string
 }
 
 // DefaultPageSize and MaxPageSize bound ListRequest.PageSize.
@@ -144,6 +149,8 @@ type Page[T any] struct {
 type CacheQuery struct {
 	Fingerprint  string
 	PipelineName string
+	// Namespace, when set, keeps to executions of that namespace (a run reuses only its own namespace's).
+	Namespace string
 }
 
 // PutExecutionRequest is the atomic MLMD PutExecution.

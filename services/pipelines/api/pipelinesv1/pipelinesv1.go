@@ -72,8 +72,12 @@ type RunRequest struct {
 	Spec string `json:"spec,omitempty"`
 	// Parameters are the run's input parameter values (JSON values).
 	Parameters map[string]any `json:"parameters,omitempty"`
-	// ExperimentID groups the run (default experiment "Default").
+	// ExperimentID groups the run (default: the "Default" experiment of the run's namespace).
 	ExperimentID string `json:"experiment_id,omitempty"`
+	// Namespace is where the run belongs (KFP v2 multi-user mode): the experiment's namespace when
+	// ExperimentID is set (a different one is refused), else this one, else "default". The event gateway
+	// authorises a run.requested event by it.
+	Namespace string `json:"namespace,omitempty"`
 	// CacheMaxStaleness ignores cache entries older than this (Go duration, e.g. "24h"); "" = no limit.
 	CacheMaxStaleness string `json:"cache_max_staleness,omitempty"`
 	// DisableCache turns caching off for the whole run.
@@ -85,8 +89,10 @@ type RunInput struct {
 	RunID        string `json:"run_id"`
 	RunName      string `json:"run_name"`
 	ExperimentID string `json:"experiment_id,omitempty"`
-	PipelineID   string `json:"pipeline_id,omitempty"`
-	VersionID    string `json:"version_id,omitempty"`
+	// Namespace is the run's namespace; "" (runs started before runs had one) is "default".
+	Namespace  string `json:"namespace,omitempty"`
+	PipelineID string `json:"pipeline_id,omitempty"`
+	VersionID  string `json:"version_id,omitempty"`
 	// PipelineName is the compiled pipeline's name (for listings; the workflow recompiles Spec).
 	PipelineName string `json:"pipeline_name,omitempty"`
 	// Spec is the pipeline source; the workflow compiles it (pure and deterministic).
@@ -156,19 +162,23 @@ type Artifact struct {
 
 // RunEvent is the data of io.sluice.pipeline.run.*.v1 events.
 type RunEvent struct {
-	RunID        string    `json:"run_id"`
-	RunName      string    `json:"run_name,omitempty"`
-	PipelineName string    `json:"pipeline_name"`
-	ExperimentID string    `json:"experiment_id,omitempty"`
-	State        string    `json:"state"`
-	Error        string    `json:"error,omitempty"`
-	Time         time.Time `json:"time"`
+	RunID        string `json:"run_id"`
+	RunName      string `json:"run_name,omitempty"`
+	PipelineName string `json:"pipeline_name"`
+	ExperimentID string `json:"experiment_id,omitempty"`
+	// Namespace is the run's namespace (events.Namespace reads it; "" is "default").
+	Namespace string    `json:"namespace,omitempty"`
+	State     string    `json:"state"`
+	Error     string    `json:"error,omitempty"`
+	Time      time.Time `json:"time"`
 }
 
 // TaskEvent is the data of io.sluice.pipeline.task.*.v1 events: enough for the metadata service to
 // record an execution with its input and output artifacts.
 type TaskEvent struct {
-	RunID        string              `json:"run_id"`
+	RunID string `json:"run_id"`
+	// Namespace is the run's namespace (events.Namespace reads it; "" is "default").
+	Namespace    string              `json:"namespace,omitempty"`
 	PipelineName string              `json:"pipeline_name"`
 	TaskPath     string              `json:"task_path"`
 	TaskName     string              `json:"task_name"`

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"path"
+	"regexp"
 	"sort"
 	"strings"
 	"time"
@@ -28,12 +29,36 @@ var ErrExists = errors.New("catalog: name already exists")
 
 const root = "_sluice/pipelines"
 
-// Pipeline is an uploaded pipeline (KFP API: Pipeline).
+// DefaultNamespace holds what was stored before resources had namespaces, and what names none.
+const DefaultNamespace = "default"
+
+// Pipeline is an uploaded pipeline (KFP API: Pipeline). Namespace "" is a shared pipeline, readable from
+// every namespace (KFP v2: "empty namespace means the pipeline is shared").
 type Pipeline struct {
 	ID          string    `json:"pipeline_id"`
 	Name        string    `json:"display_name"`
 	Description string    `json:"description,omitempty"`
+	Namespace   string    `json:"namespace"`
 	CreatedAt   time.Time `json:"created_at"`
+}
+
+// UnmarshalJSON reads a stored pipeline; one stored before pipelines had a namespace (no "namespace"
+// key) belongs to DefaultNamespace, not to everyone.
+func (p *Pipeline) UnmarshalJSON(b []byte) error {
+	type plain Pipeline
+	var v struct {
+		plain
+		Namespace *string `json:"namespace"`
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	*p = Pipeline(v.plain)
+	p.Namespace = DefaultNamespace
+	if v.Namespace != nil {
+		p.Namespace = *v.Namespace
+	}
+	return nil
 }
 
 // Version is one uploaded version of a pipeline (KFP API: PipelineVersion); Spec is its source text.
@@ -46,16 +71,27 @@ type Version struct {
 	CreatedAt  time.Time `json:"created_at"`
 }
 
-// Experiment groups runs (KFP API: Experiment).
+// Experiment groups runs (KFP API: Experiment); its runs belong to its namespace (KFP v2 multi-user).
+// One stored before experiments had a namespace belongs to DefaultNamespace.
 type Experiment struct {
 	ID          string    `json:"experiment_id"`
 	Name        string    `json:"display_name"`
 	Description string    `json:"description,omitempty"`
+	Namespace   string    `json:"namespace"`
 	CreatedAt   time.Time `json:"created_at"`
 }
 
-// DefaultExperimentID is the experiment of runs that name none.
+// DefaultExperimentID is the experiment of runs of DefaultNamespace that name none.
 const DefaultExperimentID = "default"
+
+// DefaultExperiment returns the experiment of runs of namespace ns that name none ("Default", as KFP
+// creates one per namespace): id "default" in DefaultNamespace, "default-<ns>" elsewhere.
+func DefaultExperiment(ns string) Experiment {
+	if ns == "" || ns == DefaultNamespace {
+		return Experiment{ID: DefaultExperimentID, Name: "Default", Namespace: DefaultNamespace}
+	}
+	return Experiment{ID: DefaultExperimentID + "-" + ns, Name: "Default", Namespace: ns}
+}
 
 // Catalog reads and writes the documents.
 type Catalog struct{ store *artifacts.Store }
@@ -109,12 +145,19 @@ func versionKey(pid, vid string) string {
 }
 func experimentKey(id string) string { return path.Join(root, "experiments", id+".json") }
 
-// CreatePipeline stores a new pipeline with its first version (spec already validated by the caller).
-func (c *Catalog) CreatePipeline(ctx context.Context, name, description, format, spec string) (Pipeline, Version, error) {
-	if _, err := c.PipelineByName(ctx, name); err == nil {
-		return Pipeline{}, Version{}, fmt.Errorf("%w: pipeline %q", ErrExists, name)
+// CreatePipeline stores a new pipeline with its first version (spec already validated by the caller) in
+// namespace ns ("" = shared); names are unique per namespace.
+func (c *Catalog) CreatePipeline(ctx context.Context, ns, name, description, format, spec string) (Pipeline, Version, error) {
+	ps, err := c.Pipelines(ctx)
+	if err != nil {
+		return Pipeline{}, Version{}, err
 	}
-	p := Pipeline{ID: newID(), Name: name, Description: description, CreatedAt: time.Now().UTC()}
+	for _, p := range ps {
+		if p.Name == name && p.Namespace == ns {
+			return Pipeline{}, Version{}, fmt.Errorf("%w: pipeline %q", ErrExists, name)
+		}
+	}
+	p := Pipeline{ID: newID(), Name: name, Description: description, Namespace: ns, CreatedAt: time.Now().UTC()}
 	if err := c.put(ctx, pipelineKey(p.ID), p); err != nil {
 		return Pipeline{}, Version{}, err
 	}
@@ -140,16 +183,25 @@ func (c *Catalog) Pipeline(ctx context.Context, id string) (Pipeline, error) {
 	return p, c.get(ctx, pipelineKey(id), &p)
 }
 
-// PipelineByName returns a pipeline by display name.
-func (c *Catalog) PipelineByName(ctx context.Context, name string) (Pipeline, error) {
+// PipelineByName returns a pipeline by display name as namespace ns sees it: its own pipeline of that
+// name, else a shared one.
+func (c *Catalog) PipelineByName(ctx context.Context, ns, name string) (Pipeline, error) {
 	ps, err := c.Pipelines(ctx)
 	if err != nil {
 		return Pipeline{}, err
 	}
-	for _, p := range ps {
-		if p.Name == name {
+	var shared *Pipeline
+	for i, p := range ps {
+		switch {
+		case p.Name != name:
+		case p.Namespace == ns:
 			return p, nil
+		case p.Namespace == "" && shared == nil:
+			shared = &ps[i]
 		}
+	}
+	if shared != nil {
+		return *shared, nil
 	}
 	return Pipeline{}, ErrNotFound
 }
@@ -209,9 +261,9 @@ func (c *Catalog) Version(ctx context.Context, pipelineID, versionID string) (Ve
 	return v, c.get(ctx, versionKey(pipelineID, versionID), &v)
 }
 
-// CreateExperiment stores a new experiment; names are unique.
-func (c *Catalog) CreateExperiment(ctx context.Context, name, description string) (Experiment, error) {
-	es, err := c.Experiments(ctx)
+// CreateExperiment stores a new experiment in namespace ns; names are unique per namespace.
+func (c *Catalog) CreateExperiment(ctx context.Context, ns, name, description string) (Experiment, error) {
+	es, err := c.Experiments(ctx, ns)
 	if err != nil {
 		return Experiment{}, err
 	}
@@ -220,31 +272,48 @@ func (c *Catalog) CreateExperiment(ctx context.Context, name, description string
 			return Experiment{}, fmt.Errorf("%w: experiment %q", ErrExists, name)
 		}
 	}
-	e := Experiment{ID: newID(), Name: name, Description: description, CreatedAt: time.Now().UTC()}
+	e := Experiment{ID: newID(), Name: name, Description: description, Namespace: ns, CreatedAt: time.Now().UTC()}
 	return e, c.put(ctx, experimentKey(e.ID), e)
 }
 
-// Experiment returns an experiment by id (the default experiment always exists).
+// Experiment returns an experiment by id (the default experiment of every namespace always exists).
 func (c *Catalog) Experiment(ctx context.Context, id string) (Experiment, error) {
 	if id == DefaultExperimentID {
-		return Experiment{ID: DefaultExperimentID, Name: "Default"}, nil
+		return DefaultExperiment(DefaultNamespace), nil
+	}
+	if ns, ok := strings.CutPrefix(id, DefaultExperimentID+"-"); ok && dns1123.MatchString(ns) && len(ns) <= 63 {
+		return DefaultExperiment(ns), nil
 	}
 	var e Experiment
 	if strings.ContainsAny(id, "/.") || id == "" {
 		return e, ErrNotFound
 	}
-	return e, c.get(ctx, experimentKey(id), &e)
+	if err := c.get(ctx, experimentKey(id), &e); err != nil {
+		return e, err
+	}
+	if e.Namespace == "" {
+		e.Namespace = DefaultNamespace
+	}
+	return e, nil
 }
 
-// Experiments lists experiments, the default one first.
-func (c *Catalog) Experiments(ctx context.Context) ([]Experiment, error) {
-	out := []Experiment{{ID: DefaultExperimentID, Name: "Default"}}
+var dns1123 = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
+
+// Experiments lists the experiments of namespace ns, its default one first; ns "" lists every
+// namespace's, with the default experiment of DefaultNamespace only.
+func (c *Catalog) Experiments(ctx context.Context, ns string) ([]Experiment, error) {
+	out := []Experiment{DefaultExperiment(ns)}
 	err := c.list(ctx, path.Join(root, "experiments"), func(key string) error {
 		var e Experiment
 		if err := c.get(ctx, key, &e); err != nil {
 			return err
 		}
-		out = append(out, e)
+		if e.Namespace == "" {
+			e.Namespace = DefaultNamespace
+		}
+		if ns == "" || e.Namespace == ns {
+			out = append(out, e)
+		}
 		return nil
 	})
 	return out, err

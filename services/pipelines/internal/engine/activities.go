@@ -97,7 +97,7 @@ func (a *Activities) taskEvent(ctx context.Context, typ string, in StepInput, ev
 
 // taskEventAsync publishes a task event with its deterministic id and returns the wait for its ack.
 func (a *Activities) taskEventAsync(ctx context.Context, typ string, in StepInput, ev pipelinesv1.TaskEvent) func(context.Context) error {
-	ev.RunID, ev.PipelineName, ev.TaskPath, ev.TaskName = in.RunID, in.PipelineName, in.TaskPath, in.TaskName
+	ev.RunID, ev.Namespace, ev.PipelineName, ev.TaskPath, ev.TaskName = in.RunID, in.Namespace, in.PipelineName, in.TaskPath, in.TaskName
 	ev.Component, ev.Image, ev.Attempt, ev.Fingerprint = in.Component, in.Image, in.Attempt, in.Fingerprint
 	ev.InputParams = in.Params
 	ev.Inputs = firstArtifacts(in.Artifacts)
@@ -178,14 +178,19 @@ type cacheEntry struct {
 	CreatedAt time.Time `json:"created_at"`
 }
 
-func cacheKey(pipeline, fingerprint string) string {
+// cacheKey is where a step's cache entry lives: per namespace, so a run never reuses the outputs of
+// another namespace's run ("default", and runs from before namespaces, keep the original layout).
+func cacheKey(ns, pipeline, fingerprint string) string {
+	if ns != "" && ns != "default" {
+		return path.Join("_cache", "namespaces", ns, pipeline, fingerprint+".json")
+	}
 	return path.Join("_cache", pipeline, fingerprint+".json")
 }
 
 // lookupCache returns a usable cache entry: recent enough and with every output object still present
 // with its recorded digest (a deleted or changed object is a miss).
 func (a *Activities) lookupCache(ctx context.Context, in StepInput) (*cacheEntry, error) {
-	rc, _, err := a.Store.Get(ctx, cacheKey(in.PipelineName, in.Fingerprint))
+	rc, _, err := a.Store.Get(ctx, cacheKey(in.Namespace, in.PipelineName, in.Fingerprint))
 	if errors.Is(err, artifacts.ErrNotFound) {
 		return nil, nil
 	}
@@ -306,7 +311,7 @@ func (a *Activities) RunStep(ctx context.Context, in StepInput) (StepResult, err
 	}
 	if in.Fingerprint != "" {
 		entry, _ := json.Marshal(cacheEntry{RunID: in.RunID, TaskPath: in.TaskPath, Outputs: res.Outputs, LogURI: res.LogURI, CreatedAt: time.Now().UTC()})
-		if _, err := a.Store.Put(ctx, cacheKey(in.PipelineName, in.Fingerprint), bytes.NewReader(entry), int64(len(entry))); err != nil {
+		if _, err := a.Store.Put(ctx, cacheKey(in.Namespace, in.PipelineName, in.Fingerprint), bytes.NewReader(entry), int64(len(entry))); err != nil {
 			return res, fmt.Errorf("cache write: %w", err)
 		}
 	}

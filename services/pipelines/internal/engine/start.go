@@ -45,7 +45,8 @@ func Start(ctx context.Context, c client.Client, in pipelinesv1.RunInput) (clien
 		WorkflowIDConflictPolicy: enums.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
 		// Without this the SDK silently returns the existing run and callers cannot tell a re-submission.
 		WorkflowExecutionErrorWhenAlreadyStarted: true,
-		Memo:                                     map[string]any{"run_name": in.RunName, "pipeline_name": in.PipelineName, "experiment_id": in.ExperimentID},
+		Memo: map[string]any{"run_name": in.RunName, "pipeline_name": in.PipelineName, "experiment_id": in.ExperimentID,
+			"namespace": in.Namespace},
 	}
 	run, err := c.ExecuteWorkflow(ctx, opts, pipelinesv1.WorkflowType, in)
 	var started *serviceerror.WorkflowExecutionAlreadyStarted

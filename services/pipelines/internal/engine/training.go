@@ -74,6 +74,11 @@ type TrainingJobInput struct {
 // policy, each attempt a new job named dag.TrainingJobName(...).
 func (r *runner) runTrainingJob(ctx workflow.Context, t *dag.Task, comp *dag.Component, path string) taskResult {
 	ns, base := dag.TrainingJobRef(comp.TrainingJob)
+	if r.in.Namespace != "" {
+		// A namespaced run creates its jobs in its own namespace: a document naming another one was
+		// refused when the run was created, so this only fills in one that names none.
+		ns = r.in.Namespace
+	}
 	maxRetries := 0
 	if t.Retry != nil {
 		maxRetries = t.Retry.MaxRetryCount
@@ -126,7 +131,7 @@ func (r *runner) runTrainingJob(ctx workflow.Context, t *dag.Task, comp *dag.Com
 // service's field errors in the message), a failed job with ErrTypeStepFailed and the Failed condition's
 // message; an unreachable training service is retried.
 func (a *Activities) RunTrainingJob(ctx context.Context, in TrainingJobInput) (StepResult, error) {
-	step := StepInput{RunID: in.RunID, PipelineName: in.PipelineName, TaskPath: in.TaskPath, TaskName: in.TaskName,
+	step := StepInput{RunID: in.RunID, Namespace: in.Namespace, PipelineName: in.PipelineName, TaskPath: in.TaskPath, TaskName: in.TaskName,
 		Component: in.Component, Attempt: in.Attempt}
 	started := a.taskEventAsync(ctx, events.PipelineTaskStartedV1, step, pipelinesv1.TaskEvent{State: pipelinesv1.TaskRunning})
 	res, jobErr := a.trainingJob(ctx, in)

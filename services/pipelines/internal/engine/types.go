@@ -94,7 +94,9 @@ type ScopeResult struct {
 
 // StepInput is one attempt of a container task.
 type StepInput struct {
-	RunID        string `json:"run_id"`
+	RunID string `json:"run_id"`
+	// Namespace is the run's namespace ("" = "default"): its events carry it, its cache is its own.
+	Namespace    string `json:"namespace,omitempty"`
 	PipelineName string `json:"pipeline_name"`
 	TaskPath     string `json:"task_path"`
 	TaskName     string `json:"task_name"`

@@ -239,12 +239,12 @@ func (r *runner) wait(ctx workflow.Context) {
 
 func (r *runner) notifyRun(ctx workflow.Context, typ, state, msg string) {
 	ev := &pipelinesv1.RunEvent{RunID: r.in.RunID, RunName: r.in.RunName, PipelineName: r.p.Name, ExperimentID: r.in.ExperimentID,
-		State: state, Error: msg, Time: workflow.Now(ctx)}
+		Namespace: r.in.Namespace, State: state, Error: msg, Time: workflow.Now(ctx)}
 	r.notify(ctx, NotifyInput{Run: ev, RunType: typ})
 }
 
 func (r *runner) notifyTask(ctx workflow.Context, typ string, ev pipelinesv1.TaskEvent) {
-	ev.RunID, ev.PipelineName, ev.Time = r.in.RunID, r.p.Name, workflow.Now(ctx)
+	ev.RunID, ev.Namespace, ev.PipelineName, ev.Time = r.in.RunID, r.in.Namespace, r.p.Name, workflow.Now(ctx)
 	r.notify(ctx, NotifyInput{Tasks: []pipelinesv1.TaskEvent{ev}, TaskType: typ})
 }
 
@@ -912,7 +912,7 @@ func (r *runner) runStep(ctx workflow.Context, name, path string, comp *dag.Comp
 func (r *runner) stepInput(name, path string, comp *dag.Component, enableCache bool, params map[string]any, arts map[string][]Artifact) StepInput {
 	ex := comp.Executor
 	in := StepInput{
-		RunID: r.in.RunID, PipelineName: r.p.Name, TaskPath: path, TaskName: name, Component: comp.Name,
+		RunID: r.in.RunID, Namespace: r.in.Namespace, PipelineName: r.p.Name, TaskPath: path, TaskName: name, Component: comp.Name,
 		Image: ex.Image, Command: ex.Command, Args: ex.Args, Params: params, Artifacts: arts,
 		OutputParams: map[string]string{}, OutputArtifacts: map[string]string{},
 	}
