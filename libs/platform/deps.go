@@ -120,6 +120,8 @@ func Main(name string, build Builder) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
 	}
+	// Decided before the service builds its runtime; logged plainly either way.
+	EnableLocalIsolation(cfg.DataDir, cfg.Runtime, log)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	deps, err := connectWithin(ctx, startupConnectTimeout, cfg, name, log)

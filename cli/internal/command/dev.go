@@ -86,6 +86,7 @@ Stop it with Ctrl-C; a second start reuses the data.`,
 				}
 				return ""
 			}
+			isolation := platform.EnableLocalIsolation(stack.DataDir, runtimeKind, log) // before services build runtimes
 			deps, err := platform.Connect(ctx, pcfg, "dev", log, getenv)
 			if err != nil {
 				return err
@@ -137,7 +138,7 @@ Stop it with Ctrl-C; a second start reuses the data.`,
 				S3SecretKey: stack.S3SecretKey, S3Bucket: stack.S3Bucket, DataDir: stack.DataDir, Namespace: stack.Namespace,
 			}
 			printDevEnv(o, env, time.Since(start))
-			printDevAuth(o, stack.DataDir, adminToken, runtimeKind)
+			printDevAuth(o, stack.DataDir, adminToken, runtimeKind, isolation)
 			errc := make(chan error, 1)
 			go func() { errc <- platform.ServeListener(ctx, ln, h, log) }()
 			if quickstart {
