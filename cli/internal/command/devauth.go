@@ -23,7 +23,9 @@ import (
 // <data-dir>/auth/admin-token (mode 0600) that the CLI finds by itself. The notebooks service's own
 // generated token is the same token.
 func enableDevAuth(ctx context.Context, deps *platform.Deps, dataDir string) (string, error) {
-	if err := deps.EnableAuth(ctx, auth.ConfigFromEnv(os.Getenv)); err != nil {
+	cfg := auth.ConfigFromEnv(os.Getenv)
+	cfg.Mode = auth.ModeDirect // sluice dev's one port is the gateway itself: it takes tokens
+	if err := deps.EnableAuth(ctx, cfg); err != nil {
 		return "", fmt.Errorf("auth: %w", err)
 	}
 	tok, err := auth.FileToken(auth.AdminTokenPath(dataDir))
