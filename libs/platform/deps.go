@@ -156,9 +156,21 @@ func Main(name string, build Builder) int {
 			}
 		}()
 	}
+	// The event gateway (HTTP publish and tail) talks to NATS as the gateway's user when one is configured
+	// (SLUICE_EVENTS_NATS_URL): NATS itself then lets it publish request types only.
+	gwBus := deps.Bus
+	if u := os.Getenv("SLUICE_EVENTS_NATS_URL"); u != "" {
+		b, err := events.Connect(ctx, u, "sluice-"+name+"-event-gateway", log)
+		if err != nil {
+			log.Error("SLUICE_EVENTS_NATS_URL", "err", err)
+			return 1
+		}
+		defer b.Close()
+		gwBus = b
+	}
 	log.Info("serving", "addr", cfg.HTTPAddr)
 	// With an admin port, /metrics is served there only.
-	h := NewHandler(HandlerConfig{Registry: deps.Metrics, Log: log, Checks: deps.Checks(), Guard: deps.Guard(), NoMetrics: adminAddr != ""}, svc, AuthService(deps), EventsGateway{deps.Bus})
+	h := NewHandler(HandlerConfig{Registry: deps.Metrics, Log: log, Checks: deps.Checks(), Guard: deps.Guard(), NoMetrics: adminAddr != ""}, svc, AuthService(deps), EventsGateway{gwBus})
 	if err := ListenAndServe(ctx, cfg.HTTPAddr, h, log); err != nil {
 		log.Error("http", "err", err)
 		return 1
