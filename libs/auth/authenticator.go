@@ -46,7 +46,18 @@ type Config struct {
 	// OIDCUsernameClaim names the claim that becomes the subject (SLUICE_OIDC_USERNAME_CLAIM, default
 	// "email"; "sub" when the claim is missing).
 	OIDCUsernameClaim string
+	// Mode is how a service's own API authenticates callers (SLUICE_AUTH_MODE): ModeDirect (the default:
+	// a bearer token or the gateway's signed identity header) or ModeGateway (only the signed identity
+	// header: the service sits behind a gateway, and a request that reaches it directly with a bearer
+	// token is refused).
+	Mode string
 }
+
+// Values of Config.Mode.
+const (
+	ModeDirect  = "direct"
+	ModeGateway = "gateway"
+)
 
 // ConfigFromEnv reads Config through getenv.
 func ConfigFromEnv(getenv func(string) string) Config {
@@ -55,12 +66,13 @@ func ConfigFromEnv(getenv func(string) string) Config {
 		Admins: getenv("SLUICE_AUTH_ADMINS"), Key: getenv("SLUICE_AUTH_KEY"),
 		OIDCIssuer: getenv("SLUICE_OIDC_ISSUER"), OIDCClientID: getenv("SLUICE_OIDC_CLIENT_ID"),
 		OIDCJWKSURL: getenv("SLUICE_OIDC_JWKS_URL"), OIDCUsernameClaim: getenv("SLUICE_OIDC_USERNAME_CLAIM"),
+		Mode: getenv("SLUICE_AUTH_MODE"),
 	}
 }
 
 // Env lists the variables ConfigFromEnv reads, for docs.
 var Env = []string{"SLUICE_AUTH_TOKENS", "SLUICE_NOTEBOOKS_TOKENS", "SLUICE_AUTH_ADMINS", "SLUICE_AUTH_KEY",
-	"SLUICE_OIDC_ISSUER", "SLUICE_OIDC_CLIENT_ID", "SLUICE_OIDC_JWKS_URL", "SLUICE_OIDC_USERNAME_CLAIM"}
+	"SLUICE_OIDC_ISSUER", "SLUICE_OIDC_CLIENT_ID", "SLUICE_OIDC_JWKS_URL", "SLUICE_OIDC_USERNAME_CLAIM", "SLUICE_AUTH_MODE"}
 
 // Authenticator turns a request's credential into an [Identity].
 type Authenticator struct {
@@ -70,6 +82,8 @@ type Authenticator struct {
 	signer *Signer
 	oidc   *oidc.IDTokenVerifier
 	claim  string
+	// gatewayOnly: Mode is ModeGateway.
+	gatewayOnly bool
 }
 
 // NewAuthenticator builds an Authenticator; every configuration error names its variable. OIDC discovery
@@ -85,6 +99,16 @@ func NewAuthenticator(ctx context.Context, cfg Config) (*Authenticator, error) {
 		}
 	}
 	var errs []error
+	switch cfg.Mode {
+	case "", ModeDirect:
+	case ModeGateway:
+		a.gatewayOnly = true
+		if cfg.Key == "" {
+			errs = append(errs, errors.New("SLUICE_AUTH_KEY: required with SLUICE_AUTH_MODE=gateway (the gateway signs identities with it)"))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("SLUICE_AUTH_MODE: %q is not %s or %s", cfg.Mode, ModeDirect, ModeGateway))
+	}
 	for i, e := range splitEntries(cfg.Tokens) {
 		tok, subj, ok := strings.Cut(e, "=")
 		tok, subj = strings.TrimSpace(tok), strings.TrimSpace(subj)
@@ -169,6 +193,9 @@ func (a *Authenticator) AddToken(tok string, id Identity) {
 	a.static[sha256.Sum256([]byte(tok))] = id
 	a.mu.Unlock()
 }
+
+// GatewayOnly reports whether the service accepts only the gateway's signed identity (ModeGateway).
+func (a *Authenticator) GatewayOnly() bool { return a.gatewayOnly }
 
 // Signer returns the signer of the identity header.
 func (a *Authenticator) Signer() *Signer { return a.signer }

@@ -60,8 +60,18 @@ func (g *Guard) identify(r *http.Request, browser bool) (auth.Identity, error) {
 		}
 		return id, nil
 	}
+	if g.auth.GatewayOnly() {
+		if auth.Presented(r, browser) == "" {
+			return auth.Identity{}, auth.ErrNoCredential
+		}
+		return auth.Identity{}, ErrGatewayOnly
+	}
 	return g.auth.Authenticate(r.Context(), auth.Presented(r, browser))
 }
+
+// ErrGatewayOnly refuses a bearer token presented to a service that accepts only the gateway's signed
+// identity (SLUICE_AUTH_MODE=gateway).
+var ErrGatewayOnly = fmt.Errorf("%w: this service accepts only the gateway's signed identity (SLUICE_AUTH_MODE=gateway): send the request through the gateway", auth.ErrBadCredential)
 
 // Decision is what the guard decided for one request.
 type Decision struct {

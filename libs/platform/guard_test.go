@@ -164,8 +164,10 @@ func TestAuthorizationMatrix(t *testing.T) {
 				resp.Body.Close()
 				var want int
 				switch {
-				case rule.Scope == platform.ScopePublic:
+				case rule.Scope == platform.ScopePublic && (rule.Pattern == "GET /healthz" || rule.Pattern == "GET /readyz"):
 					want = http.StatusOK
+				case rule.Scope == platform.ScopePublic:
+					want = 299 // let through to a route that authenticates by itself (the gateway's verify)
 				case !c.ok:
 					want = http.StatusUnauthorized
 				case rule.Scope == platform.ScopeAuthenticated:

@@ -82,6 +82,8 @@ var Rules = func() []Rule {
 		// auth: namespaces (profiles)
 		anyone("GET /apis/auth/v1/whoami", "whoami"),
 		anyone("GET /apis/auth/v1/check", "check"),
+		// the gateway's forward-auth endpoint authenticates the forwarded request itself (verify.go)
+		{Pattern: "GET " + VerifyPath, Verb: "verify (gateway forward auth)", Scope: ScopePublic},
 		anyone("GET "+nss, "list namespaces"),
 		anyone("POST "+nss, "create namespace"),
 		inPath("GET "+nss+"/{ns}", "get namespace", v),

@@ -76,8 +76,12 @@ type Spec struct {
 	Aliases  []string
 	Hostname string
 	// RunAs, for Local, runs the program as this Unix user and group (the host process must be root);
-	// nil keeps the host process's. See [EnsureUser] for per-namespace users.
+	// nil keeps the host process's, or, when Local isolates (LocalConfig.Isolate), the user of Namespace.
+	// See [EnsureUser] for per-namespace users.
 	RunAs *Credential
+	// Namespace is the Sluice namespace the program belongs to (DefaultNamespace when empty). A Local
+	// that isolates runs it as that namespace's Unix user ([NamespaceUser]); other runtimes ignore it.
+	Namespace string
 }
 
 // Credential is a Unix user and group id.

@@ -86,6 +86,7 @@ Stop it with Ctrl-C; a second start reuses the data.`,
 				}
 				return ""
 			}
+			isolation := platform.EnableLocalIsolation(stack.DataDir, runtimeKind, log) // before services build runtimes
 			deps, err := platform.Connect(ctx, pcfg, "dev", log, getenv)
 			if err != nil {
 				return err
@@ -121,7 +122,7 @@ Stop it with Ctrl-C; a second start reuses the data.`,
 				return err
 			}
 			defer gwBus.Close()
-			h := platform.NewHandler(platform.HandlerConfig{Registry: deps.Metrics, Log: log, Checks: deps.Checks(), Guard: deps.Guard()},
+			h := platform.NewHandler(platform.HandlerConfig{Registry: deps.Metrics, Log: log, Checks: deps.Checks(), Guard: deps.Guard(), NoMetrics: adminAddr != ""},
 				append(svcs, busService{gwBus}, platform.AuthService(deps))...)
 			apiHandler.set(h)
 			if adminAddr != "" {
@@ -137,7 +138,7 @@ Stop it with Ctrl-C; a second start reuses the data.`,
 				S3SecretKey: stack.S3SecretKey, S3Bucket: stack.S3Bucket, DataDir: stack.DataDir, Namespace: stack.Namespace,
 			}
 			printDevEnv(o, env, time.Since(start))
-			printDevAuth(o, stack.DataDir, adminToken, runtimeKind)
+			printDevAuth(o, stack.DataDir, adminToken, runtimeKind, isolation)
 			errc := make(chan error, 1)
 			go func() { errc <- platform.ServeListener(ctx, ln, h, log) }()
 			if quickstart {
@@ -159,7 +160,7 @@ Stop it with Ctrl-C; a second start reuses the data.`,
 	f := cmd.Flags()
 	f.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "where all state lives (NATS, Temporal, S3, services)")
 	f.StringVar(&httpAddr, "http-addr", "127.0.0.1:8080", "address of the one API port hosting every service")
-	f.StringVar(&adminAddr, "admin-addr", "", "address of the admin port serving /metrics without a token (empty: none; on the API port /metrics needs an admin token)")
+	f.StringVar(&adminAddr, "admin-addr", "", "address of the admin port serving /metrics without a token (then the API port serves none; empty: /metrics on the API port, for admins)")
 	f.IntVar(&cfg.NATSPort, "nats-port", cfg.NATSPort, "NATS port (0 = random)")
 	f.IntVar(&cfg.TemporalPort, "temporal-port", cfg.TemporalPort, "Temporal frontend port (0 = random)")
 	f.IntVar(&cfg.TemporalUIPort, "temporal-ui-port", cfg.TemporalUIPort, "Temporal Web UI port (0 = random)")

@@ -163,7 +163,8 @@ func (a *Activities) WatchReplica(ctx context.Context, in ReplicaRun) (ReplicaEx
 	if err := os.MkdirAll(filepath.Dir(logPath), 0o755); err != nil {
 		return ReplicaExit{}, err
 	}
-	logFile, err := os.Create(logPath)
+	// 0600: the log is the service's (replicas write it through a pipe); other users' programs cannot read it.
+	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
 	if err != nil {
 		return ReplicaExit{}, err
 	}
@@ -263,10 +264,10 @@ func (a *Activities) spec(in ReplicaRun, log io.Writer) (runtime.Spec, error) {
 	for k, v := range in.Env {
 		env[k] = v
 	}
-	workDir := in.WorkingDir
+	workDir, own := in.WorkingDir, false
 	if workDir == "" || a.Runtime.Name() == runtime.NameLocal {
 		if fi, err := os.Stat(workDir); workDir == "" || err != nil || !fi.IsDir() {
-			workDir = WorkDir(a.DataDir, in.Namespace, in.JobName, in.UID, in.LogName)
+			workDir, own = WorkDir(a.DataDir, in.Namespace, in.JobName, in.UID, in.LogName), true
 			if err := os.MkdirAll(workDir, 0o755); err != nil {
 				return runtime.Spec{}, err
 			}
@@ -283,9 +284,13 @@ func (a *Activities) spec(in ReplicaRun, log io.Writer) (runtime.Spec, error) {
 		for _, c := range in.Claims {
 			mounts = append(mounts, runtime.Mount{Volume: ClaimVolumeName(in.Namespace, c.Claim), ContainerPath: c.MountPath, ReadOnly: c.ReadOnly})
 		}
+	} else if own {
+		// The replica's own work dir: a local runtime that isolates namespaces makes it private (0700) to
+		// the namespace's user. A working dir the job names on the host is never handed over.
+		mounts = append(mounts, runtime.Mount{HostPath: workDir, ContainerPath: workDir})
 	}
 	return runtime.Spec{
-		Name: in.ProcessName, Image: in.Image, Command: in.Command, Args: in.Args, Env: env,
+		Name: in.ProcessName, Namespace: in.Namespace, Image: in.Image, Command: in.Command, Args: in.Args, Env: env,
 		InheritEnv: true, WorkDir: workDir, Stdout: log, Stderr: log, Mounts: mounts,
 		Network: network, Aliases: aliases, Hostname: hostnameOf(aliases),
 		Labels: a.labels(map[string]string{
