@@ -246,6 +246,10 @@ func (a *Activities) artifactPresent(ctx context.Context, art Artifact) (bool, e
 	return obj.Digest == art.Digest, nil
 }
 
+// DirDigest is the digest of a directory artifact whose objects (with digests) are objs under prefix, as
+// the engine records it for output directories.
+func DirDigest(prefix string, objs []artifacts.Object) string { return dirDigest(prefix, objs) }
+
 // isDirURI reports a directory artifact: its URI ends with "/".
 func isDirURI(uri string) bool { return strings.HasSuffix(uri, "/") }
 
