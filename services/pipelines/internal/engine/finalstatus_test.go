@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sluice-ml/sluice/services/pipelines/api/pipelinesv1"
+	"github.com/sluice-ml/sluice/services/pipelines/internal/engine/enginetest"
 )
 
 // subPipelineExit is KFP IR as kfp.compiler writes a pipeline whose sub-pipeline wraps a failing task in
@@ -115,6 +116,7 @@ func TestSubPipelineExitTaskGetsFinalStatus(t *testing.T) {
 			require.Equal(t, "exit-handler-1", fs.PipelineTaskName)
 			require.Equal(t, "sub-pipeline-exit-"+id, fs.PipelineJobResourceName)
 			require.Contains(t, fs.Error.Message, "fail-op")
+			enginetest.RecordHistory(t, e.tc, id, "kfp-sub-pipeline-exit-"+strings.ToLower(typ))
 		})
 	}
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/sluice-ml/sluice/libs/events"
 	"github.com/sluice-ml/sluice/services/pipelines/api/pipelinesv1"
+	"github.com/sluice-ml/sluice/services/pipelines/internal/engine/enginetest"
 )
 
 // taskEvents follows the bus and collects the task events of run id (for lineage assertions).
@@ -74,6 +75,7 @@ func TestCaseKFPImporter(t *testing.T) {
 	in, ok := find(id, events.PipelineTaskSucceededV1, "show")
 	require.True(t, ok)
 	require.Equal(t, obj.URI, in.Inputs["data"].URI, "the consumer's input is the imported artifact")
+	enginetest.RecordHistory(t, e.tc, id, "kfp-importer")
 }
 
 // An importer whose URI comes from a pipeline parameter (the SDK's artifactUri.runtimeParameter), with
