@@ -594,7 +594,20 @@ func (a *Activities) runProcess(ctx context.Context, in StepInput, st step, comm
 	}
 	if _, local := a.Runtime.(*runtime.Local); !local {
 		// KFP's executor derives s3://B/K → /s3/B/K: the staged artifacts are there in the container.
+		// A step without artifacts has no s3/ yet, and Docker refuses to bind a missing path.
+		if err := os.MkdirAll(filepath.Join(st.dir, "s3"), 0o755); err != nil {
+			return -1, err
+		}
 		spec.Mounts = append(spec.Mounts, runtime.Mount{HostPath: filepath.Join(st.dir, "s3"), ContainerPath: "/s3"})
+	}
+	// kfp-kubernetes pvcMount and podMetadata (accepted for the Docker runtime only; Local rejects volumes).
+	for _, v := range in.Volumes {
+		spec.Mounts = append(spec.Mounts, runtime.Mount{Volume: v.Name, ContainerPath: v.MountPath})
+	}
+	for k, v := range in.Labels {
+		if _, taken := spec.Labels[k]; !taken {
+			spec.Labels[k] = v
+		}
 	}
 	// Temporary files of the step (e.g. the KFP executor's ephemeral component dir from mktemp -d) live
 	// in the work dir and are removed with it.

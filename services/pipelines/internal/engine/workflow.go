@@ -936,6 +936,9 @@ func (r *runner) stepInput(name, path string, comp *dag.Component, enableCache b
 			in.Env[e.Name] = e.Value
 		}
 	}
+	if len(ex.Kubernetes) > 0 {
+		in.Volumes, in.Labels, _ = dag.KubernetesForDocker(ex.Kubernetes)
+	}
 	for _, op := range comp.OutputParams {
 		in.OutputParams[op.Name] = string(op.Type)
 	}

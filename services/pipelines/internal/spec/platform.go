@@ -86,7 +86,9 @@ var platformAdvice = map[string]string{
 // CheckRuntime reports what a run of p cannot do as written under the named runtime ("local",
 // "docker", "kubernetes"): every kfp-kubernetes platform setting (KFP's PlatformSpec document) and
 // every container resource (cpuLimit, memoryLimit, accelerator, ...) of an executor that a task uses,
-// as field errors naming the task and the setting, because Sluice's runtimes apply none of them yet.
+// as field errors naming the task and the setting. The docker runtime applies pvcMount with a constant
+// PVC name (a Docker named volume of that name), podMetadata labels and annotations (container labels)
+// and imagePullPolicy Never/IfNotPresent (it never pulls); nothing else is applied by any runtime yet.
 // Refusing them at upload and run creation is what keeps a setting from being silently ignored.
 // It returns nil or dag.FieldErrors.
 func CheckRuntime(p *dag.Pipeline, runtime string) error {
@@ -122,8 +124,21 @@ func CheckRuntime(p *dag.Pipeline, runtime string) error {
 			errs = append(errs, dag.FieldError{Path: ex.Path + ".resources." + key,
 				Message: fmt.Sprintf("task %s: container resource %s is not applied by the %s runtime (steps run without resource requests or limits); remove it (e.g. .set_cpu_limit(), .set_memory_limit(), .set_accelerator_type()) to run here", tasks, key, runtime)})
 		}
+		var dockerProblems map[string]string
+		if runtime == "docker" {
+			_, _, dockerProblems = dag.KubernetesForDocker(ex.Kubernetes)
+		}
 		for _, key := range sortedKeys(ex.Kubernetes) {
 			advice := platformAdvice[key]
+			if runtime == "docker" {
+				why, refused := dockerProblems[key]
+				if !refused {
+					continue // applied by the Docker runtime (see dag.KubernetesForDocker)
+				}
+				if why != "" {
+					advice = why
+				}
+			}
 			if advice == "" {
 				advice = "no runtime of Sluice applies it"
 			}

@@ -49,10 +49,16 @@ func TestDocumentedRefusals(t *testing.T) {
 	for _, f := range files {
 		src, err := os.ReadFile(f)
 		require.NoError(t, err)
-		lines := strings.SplitN(string(src), "\n", 3)
-		row, ok1 := strings.CutPrefix(lines[0], "# row: ")
-		expect, ok2 := strings.CutPrefix(lines[1], "# expect: ")
-		require.True(t, ok1 && ok2, "%s starts with # row: and # expect: lines", f)
+		headers := map[string]string{}
+		for _, line := range strings.Split(string(src), "\n") {
+			k, v, ok := strings.Cut(strings.TrimPrefix(line, "# "), ": ")
+			if !strings.HasPrefix(line, "# ") || !ok {
+				break
+			}
+			headers[k] = v
+		}
+		row, expect := headers["row"], headers["expect"]
+		require.True(t, row != "" && expect != "", "%s starts with # row: and # expect: lines", f)
 		matched := ""
 		for _, r := range rows {
 			if strings.HasPrefix(r, row) {
@@ -61,13 +67,25 @@ func TestDocumentedRefusals(t *testing.T) {
 		}
 		require.NotEmpty(t, matched, "%s: no refused row of the feature table starts with %q", f, row)
 		covered[matched]++
-		for _, runtime := range []string{"local", "docker", "kubernetes"} {
+		runtimes := strings.Fields(headers["runtimes"])
+		if len(runtimes) == 0 {
+			runtimes = []string{"local", "docker", "kubernetes"}
+		}
+		for _, runtime := range runtimes {
 			p, err := Parse(src)
 			if err == nil {
 				err = CheckRuntime(p, runtime)
 			}
 			require.Error(t, err, "%s is refused under the %s runtime", f, runtime)
 			require.Contains(t, err.Error(), expect, f)
+			if headers["runtimes"] != "" {
+				require.Contains(t, err.Error(), "the "+runtime+" runtime", f)
+			}
+		}
+		for _, runtime := range strings.Fields(headers["accepted"]) {
+			p, err := Parse(src)
+			require.NoError(t, err, f)
+			require.NoError(t, CheckRuntime(p, runtime), "%s is applied by the %s runtime", f, runtime)
 		}
 	}
 	for _, r := range rows {
