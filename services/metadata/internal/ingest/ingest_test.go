@@ -366,3 +366,34 @@ func TestRecordIgnoresUnmappedTypes(t *testing.T) {
 		assert.NotEmpty(t, cfg.FilterSubjects, fmt.Sprint(cfg.Stream))
 	}
 }
+
+// An importer task's events (execution_type system.ImporterExecution, as the pipelines engine publishes
+// them) are recorded as a system.ImporterExecution with its reimport setting, whose OUTPUT is the
+// imported artifact at its URI, with the artifact's metadata as custom properties.
+func TestRecordImporterExecution(t *testing.T) {
+	ev := newEvent(t, events.PipelineTaskSucceededV1, "runs/r1/tasks/importer", map[string]any{
+		"run_id": "r1", "pipeline_name": "p", "task_path": "importer", "task_name": "importer", "state": "SUCCEEDED",
+		"execution_type": "system.ImporterExecution", "reimport": true,
+		"output_artifacts": map[string]any{"artifact": map[string]any{"name": "artifact", "uri": "s3://b/data.csv", "digest": "sha256:x",
+			"schema_title": "system.Dataset", "metadata": map[string]any{"rows": 3.0, "source": "census"}}},
+	})
+	req, ok, err := ingest.Record(ev)
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.Equal(t, "system.ImporterExecution", req.Execution.Type)
+	require.Equal(t, v1.Bool(true), req.Execution.CustomProperties["reimport"])
+	require.Len(t, req.Artifacts, 1)
+	a := req.Artifacts[0]
+	require.Equal(t, "s3://b/data.csv", a.Artifact.URI)
+	require.Equal(t, "system.Dataset", a.Artifact.Type)
+	require.Equal(t, v1.EventOutput, a.Event.Type)
+	require.Equal(t, v1.Double(3), a.Artifact.CustomProperties["rows"])
+	require.Equal(t, v1.String("census"), a.Artifact.CustomProperties["source"])
+
+	// A container task stays a system.ContainerExecution.
+	ev = newEvent(t, events.PipelineTaskSucceededV1, "runs/r1/tasks/train", map[string]any{
+		"run_id": "r1", "pipeline_name": "p", "task_path": "train", "state": "SUCCEEDED"})
+	req, _, err = ingest.Record(ev)
+	require.NoError(t, err)
+	require.Equal(t, "system.ContainerExecution", req.Execution.Type)
+}

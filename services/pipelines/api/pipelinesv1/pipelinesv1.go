@@ -72,6 +72,11 @@ type RunRequest struct {
 	Spec string `json:"spec,omitempty"`
 	// Parameters are the run's input parameter values (JSON values).
 	Parameters map[string]any `json:"parameters,omitempty"`
+	// InputArtifacts supply the pipeline's own input artifacts (KFP root.inputDefinitions.artifacts) by
+	// URI: input name → an s3:// URI in the artifact store (an object, or a directory ending in "/").
+	// KFP's open-source API has no such field (its RuntimeConfig carries parameters only); the name
+	// follows Vertex AI's PipelineJob.RuntimeConfig.inputArtifacts.
+	InputArtifacts map[string]string `json:"input_artifacts,omitempty"`
 	// ExperimentID groups the run (default: the "Default" experiment of the run's namespace).
 	ExperimentID string `json:"experiment_id,omitempty"`
 	// Namespace is where the run belongs (KFP v2 multi-user mode): the experiment's namespace when
@@ -98,6 +103,9 @@ type RunInput struct {
 	// Spec is the pipeline source; the workflow compiles it (pure and deterministic).
 	Spec       string         `json:"spec"`
 	Parameters map[string]any `json:"parameters,omitempty"`
+	// InputArtifacts are the pipeline's input artifacts, resolved from RunRequest.InputArtifacts at run
+	// creation (URI, digest, size, type).
+	InputArtifacts map[string]Artifact `json:"input_artifacts,omitempty"`
 	// CacheMaxStaleness in nanoseconds; 0 = no limit. DisableCache turns caching off.
 	CacheMaxStaleness time.Duration `json:"cache_max_staleness,omitempty"`
 	DisableCache      bool          `json:"disable_cache,omitempty"`
@@ -197,8 +205,16 @@ type TaskEvent struct {
 	// "outputs.<name>" → the s3:// URI of the value's JSON; the value in InputParams/OutputParams is then
 	// a short text saying so.
 	ParamRefs map[string]string `json:"param_refs,omitempty"`
-	Time      time.Time         `json:"time"`
+	// ExecutionType is the MLMD execution type of the task when it is not a container step:
+	// ExecutionTypeImporter for an importer task ("" = system.ContainerExecution).
+	ExecutionType string `json:"execution_type,omitempty"`
+	// Reimport is an importer task's reimport setting (KFP ImporterSpec.reimport).
+	Reimport *bool     `json:"reimport,omitempty"`
+	Time     time.Time `json:"time"`
 }
+
+// ExecutionTypeImporter is the execution type of an importer task, as KFP records it in MLMD.
+const ExecutionTypeImporter = "system.ImporterExecution"
 
 // MaxParamBytes is the largest parameter value (its JSON encoding), input or output, a run accepts:
 // 16 MiB. Values over ClaimCheckBytes never ride in NATS messages or Temporal payloads; they are stored

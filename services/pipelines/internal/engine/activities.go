@@ -251,6 +251,10 @@ func (a *Activities) artifactPresent(ctx context.Context, art Artifact) (bool, e
 	return obj.Digest == art.Digest, nil
 }
 
+// DirDigest is the digest of a directory artifact whose objects (with digests) are objs under prefix, as
+// the engine records it for output directories.
+func DirDigest(prefix string, objs []artifacts.Object) string { return dirDigest(prefix, objs) }
+
 // isDirURI reports a directory artifact: its URI ends with "/".
 func isDirURI(uri string) bool { return strings.HasSuffix(uri, "/") }
 
@@ -595,7 +599,20 @@ func (a *Activities) runProcess(ctx context.Context, in StepInput, st step, comm
 	}
 	if _, local := a.Runtime.(*runtime.Local); !local {
 		// KFP's executor derives s3://B/K → /s3/B/K: the staged artifacts are there in the container.
+		// A step without artifacts has no s3/ yet, and Docker refuses to bind a missing path.
+		if err := os.MkdirAll(filepath.Join(st.dir, "s3"), 0o755); err != nil {
+			return -1, err
+		}
 		spec.Mounts = append(spec.Mounts, runtime.Mount{HostPath: filepath.Join(st.dir, "s3"), ContainerPath: "/s3"})
+	}
+	// kfp-kubernetes pvcMount and podMetadata (accepted for the Docker runtime only; Local rejects volumes).
+	for _, v := range in.Volumes {
+		spec.Mounts = append(spec.Mounts, runtime.Mount{Volume: v.Name, ContainerPath: v.MountPath})
+	}
+	for k, v := range in.Labels {
+		if _, taken := spec.Labels[k]; !taken {
+			spec.Labels[k] = v
+		}
 	}
 	// Temporary files of the step (e.g. the KFP executor's ephemeral component dir from mktemp -d) live
 	// in the work dir and are removed with it.

@@ -5,6 +5,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -71,4 +73,69 @@ spec:
 	require.NoError(t, err, "%+v", e.state(t, id))
 	require.Equal(t, pipelinesv1.RunSucceeded, res.State)
 	require.Equal(t, "from Linux container\nread\n", e.read(t, res.Tasks["read"].Artifacts["out"].URI))
+}
+
+// kfp-kubernetes pvcMount with a constant PVC name runs under the Docker runtime as the named volume of
+// that name: what one step writes at the mount path the next step (another container) reads there.
+func TestDockerRuntimeMountsPVCAsNamedVolume(t *testing.T) {
+	buildStepImage(t)
+	e := newEnv(t)
+	rt, err := docker.New(docker.Config{})
+	require.NoError(t, err)
+	e.acts.Runtime = rt
+	e.acts.WorkDir = filepath.Join(t.TempDir(), "work")
+	e.startWorker(t)
+	vol := "sluice-test-pvc-" + strings.ToLower(strings.ReplaceAll(t.Name(), "/", "-"))[:12] + "-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	t.Cleanup(func() { _ = exec.Command("docker", "volume", "rm", "-f", vol).Run() })
+	spec := `
+components:
+  comp-write:
+    executorLabel: exec-write
+  comp-read:
+    executorLabel: exec-read
+    outputDefinitions:
+      parameters:
+        Output: {parameterType: STRING}
+deploymentSpec:
+  executors:
+    exec-write:
+      container:
+        image: ` + stepImage + `
+        command: [sh, -c, 'printf shared > /data/file']
+    exec-read:
+      container:
+        image: ` + stepImage + `
+        command: [sh, -c, 'busybox cat /data/file > "$0"', "{{$.outputs.parameters['Output'].output_file}}"]
+pipelineInfo:
+  name: pvc-docker
+root:
+  dag:
+    tasks:
+      write:
+        componentRef: {name: comp-write}
+        taskInfo: {name: write}
+      read:
+        componentRef: {name: comp-read}
+        dependentTasks: [write]
+        taskInfo: {name: read}
+schemaVersion: 2.1.0
+---
+platforms:
+  kubernetes:
+    deploymentSpec:
+      executors:
+        exec-write:
+          pvcMount:
+          - {constant: ` + vol + `, mountPath: /data}
+          podMetadata: {labels: {team: ml}}
+        exec-read:
+          pvcMount:
+          - pvcNameParameter: {runtimeValue: {constant: ` + vol + `}}
+            mountPath: /data
+          imagePullPolicy: IfNotPresent
+`
+	id, run := e.start(t, spec, nil)
+	res, err := e.wait(t, run)
+	require.NoError(t, err, "%+v", e.state(t, id))
+	require.Equal(t, "shared", res.Tasks["read"].Parameters["Output"])
 }

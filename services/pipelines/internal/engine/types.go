@@ -107,6 +107,10 @@ type StepInput struct {
 	Command []string          `json:"command,omitempty"`
 	Args    []string          `json:"args,omitempty"`
 	Env     map[string]string `json:"env,omitempty"`
+	// Volumes and Labels are the executor's kfp-kubernetes pvcMount and podMetadata settings as the
+	// Docker runtime applies them (named volumes, container labels); see dag.KubernetesForDocker.
+	Volumes []dag.DockerVolume `json:"volumes,omitempty"`
+	Labels  map[string]string  `json:"labels,omitempty"`
 	// Params and Artifacts are the resolved inputs.
 	Params    map[string]any        `json:"params,omitempty"`
 	Artifacts map[string][]Artifact `json:"artifacts,omitempty"`

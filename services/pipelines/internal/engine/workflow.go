@@ -115,7 +115,7 @@ func RunWorkflow(ctx workflow.Context, in pipelinesv1.RunInput) (pipelinesv1.Run
 	}
 	r.notifyRun(ctx, events.PipelineRunStartedV1, pipelinesv1.RunRunning, "")
 
-	st, msg, _ := r.runDAG(ctx, scope{Comp: p.Root, Params: params})
+	st, msg, _ := r.runDAG(ctx, scope{Comp: p.Root, Params: params, Arts: rootArtifacts(in.InputArtifacts)})
 
 	now := workflow.Now(ctx)
 	r.state.FinishedAt = &now
@@ -512,6 +512,18 @@ func (r *runner) resolveInputs(sc scope, t *dag.Task, results map[string]*taskRe
 	return params, arts, nil
 }
 
+// rootArtifacts are the pipeline's input artifacts given at run creation (nil when none were).
+func rootArtifacts(m map[string]Artifact) map[string][]Artifact {
+	if len(m) == 0 {
+		return nil
+	}
+	out := map[string][]Artifact{}
+	for _, k := range sortedKeys(m) {
+		out[k] = []Artifact{m[k]}
+	}
+	return out
+}
+
 func isLoopOutput(res *taskResult) bool { return res.Outputs.Artifacts != nil }
 
 // finalStatusState is the state a PipelineTaskFinalStatus carries: as KFP's open-source backend
@@ -619,6 +631,8 @@ func (r *runner) runTask(ctx workflow.Context, sc scope, t *dag.Task, path strin
 		return r.finish(ctx, path, t.Name, taskResult{State: taskStateOf(res.State), Error: res.Error, Outputs: res.Outputs})
 	case comp.Kind == dag.KindTrainingJob:
 		return r.finish(ctx, path, t.Name, r.runTrainingJob(ctx, t, comp, path))
+	case comp.Kind == dag.KindImporter:
+		return r.finish(ctx, path, t.Name, r.runImport(ctx, t, comp, path, params))
 	default:
 		return r.finish(ctx, path, t.Name, r.runStep(ctx, t.Name, path, comp, t.Retry, t.EnableCache, params, arts))
 	}
@@ -921,6 +935,9 @@ func (r *runner) stepInput(name, path string, comp *dag.Component, enableCache b
 		for _, e := range ex.Env {
 			in.Env[e.Name] = e.Value
 		}
+	}
+	if len(ex.Kubernetes) > 0 {
+		in.Volumes, in.Labels, _ = dag.KubernetesForDocker(ex.Kubernetes)
 	}
 	for _, op := range comp.OutputParams {
 		in.OutputParams[op.Name] = string(op.Type)
