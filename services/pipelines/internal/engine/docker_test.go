@@ -17,7 +17,10 @@ import (
 // stepImage is a FROM-scratch image with a static busybox as /bin/sh, built locally (no registry).
 const stepImage = "sluice-test/pipeline-step:busybox"
 
-func buildStepImage(t *testing.T, extra ...string) {
+func buildStepImage(t *testing.T) { buildImage(t, stepImage) }
+
+// buildImage builds the busybox step image as tag, with extra Dockerfile lines.
+func buildImage(t *testing.T, tag string, extra ...string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -39,7 +42,7 @@ func buildStepImage(t *testing.T, extra ...string) {
 		dockerfile += line + "\n"
 	}
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte(dockerfile), 0o644))
-	out, err := exec.Command("docker", "build", "-q", "-t", stepImage, dir).CombinedOutput()
+	out, err := exec.Command("docker", "build", "-q", "-t", tag, dir).CombinedOutput()
 	require.NoError(t, err, "%s", out)
 }
 
@@ -81,7 +84,8 @@ spec:
 // resolves to, and the step runs that ID: the same tag rebuilt with other content is a cache miss, an
 // unchanged image a hit.
 func TestDockerCacheKeyPinsTheImageID(t *testing.T) {
-	buildStepImage(t)
+	const image = "sluice-test/pipeline-step:cache-key" // its own tag: this test rebuilds it
+	buildImage(t, image)
 	e := newEnv(t)
 	rt, err := docker.New(docker.Config{})
 	require.NoError(t, err)
@@ -95,7 +99,7 @@ metadata: {name: docker-cache}
 spec:
   tasks:
     probe:
-      image: ` + stepImage + `
+      image: ` + image + `
       command: [sh, -c, 'if [ -e /marker ]; then echo rebuilt > "$0"; else echo original > "$0"; fi']
       args: ["{{outputs.out}}"]
       outputs: {artifacts: [out]}
@@ -112,7 +116,7 @@ spec:
 	require.Equal(t, "original\n", e.read(t, first.Outputs.Artifacts["out"].URI))
 	require.Equal(t, pipelinesv1.TaskCached, runOnce().State, "same image: a hit")
 
-	buildStepImage(t, "COPY busybox /marker")
+	buildImage(t, image, "COPY busybox /marker")
 	rebuilt := runOnce()
 	require.Equal(t, pipelinesv1.TaskSucceeded, rebuilt.State, "the tag now names another image: a miss")
 	require.Equal(t, "rebuilt\n", e.read(t, rebuilt.Outputs.Artifacts["out"].URI))
