@@ -115,6 +115,15 @@ type Runtime interface {
 	Start(ctx context.Context, s Spec) (Process, error)
 }
 
+// ImageResolver is implemented by runtimes that can pin an image reference to content before running
+// it: ImageID returns the identity of what a program started now with Spec.Image = ref would run (Docker:
+// the local image's ID, the sha256 of its config). Running Spec.Image = that ID runs exactly it. Callers
+// key caches on it (a moved tag is a different image). Local has no images; Kubernetes resolves tags on
+// the node, after the pod is created, so neither implements it.
+type ImageResolver interface {
+	ImageID(ctx context.Context, ref string) (string, error)
+}
+
 // Process is one started program.
 type Process interface {
 	// ID identifies the program in its runtime: the pid (Local), the container ID (Docker), or

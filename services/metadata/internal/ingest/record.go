@@ -395,11 +395,16 @@ func taskArtifacts(field string, m map[string]artifactRef, typ v1.EventType) ([]
 		}
 		a := modelArtifact(k.ref.URI, k.ref.SchemaTitle)
 		p := props{}
+		// As KFP's launcher records an artifact: each metadata field is a custom property (a Metrics
+		// artifact's logged metrics, a Dataset's own fields); Sluice's digest and size come after.
+		for _, mk := range sortedKeys(k.ref.Metadata) {
+			p.metric(mk, k.ref.Metadata[mk])
+		}
 		p.str("digest", k.ref.Digest)
 		if k.ref.Size > 0 {
 			p["size"] = v1.Int(k.ref.Size)
 		}
-		if typ == v1.EventOutput {
+		if typ == v1.EventOutput && !hasKey(p, "display_name") {
 			p.str("display_name", k.name)
 			for _, mk := range sortedMetaKeys(k.ref.Metadata) {
 				if _, taken := p[mk]; !taken {

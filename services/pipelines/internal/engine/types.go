@@ -122,6 +122,9 @@ type StepInput struct {
 	MaxStaleness int64  `json:"max_staleness_ns,omitempty"`
 	// LastAttempt tells the activity to publish task.failed (not a retryable failure) when the step fails.
 	LastAttempt bool `json:"last_attempt"`
+	// KFP applies KFP's launcher rules to the outputs (a KFP IR pipeline): a declared output artifact the
+	// executor did not write is recorded without an object instead of failing the step.
+	KFP bool `json:"kfp,omitempty"`
 }
 
 // StepResult is a finished step attempt.

@@ -57,9 +57,15 @@ type scope struct {
 // did not succeed stays unbound (so its default applies).
 const versionEdgeSemantics = "edge-semantics"
 
+// versionKFPOutputs is the workflow.GetVersion change id (asked only by KFP IR runs) of steps applying
+// KFP's launcher rules to their outputs (StepInput.KFP).
+const versionKFPOutputs = "kfp-launcher-outputs"
+
 type runner struct {
 	// v is the workflow.GetVersion of versionEdgeSemantics for this execution.
-	v        workflow.Version
+	v workflow.Version
+	// kfp is set for KFP IR runs started since versionKFPOutputs.
+	kfp      bool
 	in       pipelinesv1.RunInput
 	p        *dag.Pipeline
 	state    pipelinesv1.RunState
@@ -106,6 +112,7 @@ func RunWorkflow(ctx workflow.Context, in pipelinesv1.RunInput) (pipelinesv1.Run
 	}
 	r := newRunner(in, p)
 	r.v = v
+	r.kfp = kfpOutputs(ctx, p)
 	r.state.State = pipelinesv1.RunRunning
 	r.state.CreatedAt = workflow.Now(ctx)
 	if err := workflow.SetQueryHandler(ctx, pipelinesv1.QueryState, func() (pipelinesv1.RunState, error) {
@@ -162,6 +169,7 @@ func DAGWorkflow(ctx workflow.Context, in ScopeInput) (ScopeResult, error) {
 	}
 	r := newRunner(in.Run, p)
 	r.v = v
+	r.kfp = kfpOutputs(ctx, p)
 	if err := workflow.SetQueryHandler(ctx, pipelinesv1.QueryState, func() (pipelinesv1.RunState, error) {
 		return r.snapshot(), nil
 	}); err != nil {
@@ -178,6 +186,12 @@ func DAGWorkflow(ctx workflow.Context, in ScopeInput) (ScopeResult, error) {
 	r.wait(dctx)
 	res.Tasks = r.state.Tasks
 	return res, nil
+}
+
+// kfpOutputs reports whether the steps of a KFP IR run apply KFP's launcher output rules (runs started
+// before versionKFPOutputs keep failing on an unwritten output artifact).
+func kfpOutputs(ctx workflow.Context, p *dag.Pipeline) bool {
+	return p.Format == dag.FormatKFP && workflow.GetVersion(ctx, versionKFPOutputs, workflow.DefaultVersion, 1) >= 1
 }
 
 func newRunner(in pipelinesv1.RunInput, p *dag.Pipeline) *runner {
@@ -928,7 +942,7 @@ func (r *runner) stepInput(name, path string, comp *dag.Component, enableCache b
 	in := StepInput{
 		RunID: r.in.RunID, Namespace: r.in.Namespace, PipelineName: r.p.Name, TaskPath: path, TaskName: name, Component: comp.Name,
 		Image: ex.Image, Command: ex.Command, Args: ex.Args, Params: params, Artifacts: arts,
-		OutputParams: map[string]string{}, OutputArtifacts: map[string]string{},
+		OutputParams: map[string]string{}, OutputArtifacts: map[string]string{}, KFP: r.kfp,
 	}
 	if len(ex.Env) > 0 {
 		in.Env = map[string]string{}
