@@ -221,7 +221,7 @@ func TestRESTLifecycle(t *testing.T) {
 	require.Equal(t, 202, e.do(http.MethodPost, e.jobs()+"/hello/resume", "", nil))
 	v := e.waitState("hello", trainingv1.JobRunning)
 	require.Equal(t, 2, v.Replicas[0].Attempt)
-	workDir := e.deps.DataDir + "/training/work/" + e.ns + "/hello/" + string(v.Job.Meta().UID) + "/worker-0"
+	workDir := e.deps.DataDir + "/training/work/" + e.ns + "/tfjob/hello/" + string(v.Job.Meta().UID) + "/worker-0"
 	require.NoError(t, os.WriteFile(workDir+"/go", nil, 0o644))
 	e.waitState("hello", trainingv1.JobSucceeded)
 
