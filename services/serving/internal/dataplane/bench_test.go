@@ -52,8 +52,10 @@ func BenchmarkMNIST(b *testing.B) {
 	defer bare.Close()
 	rest := httptest.NewServer(s)
 	defer rest.Close()
-	product := grpcServerB(b, s.RegisterGRPC)
-	bareG := grpcServerB(b, func(g grpc.ServiceRegistrar) { tfservingpb.RegisterPredictionServiceServer(g, bareGRPC{sv: sv}) })
+	product := grpcServerB(b, s.NewGRPCServer())
+	bareGS := grpc.NewServer()
+	tfservingpb.RegisterPredictionServiceServer(bareGS, bareGRPC{sv: sv})
+	bareG := grpcServerB(b, bareGS)
 	dial := func(addr string) tfservingpb.PredictionServiceClient {
 		conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 		must(b, err)
@@ -100,11 +102,9 @@ func timed(b *testing.B, f func() error) {
 	}
 }
 
-func grpcServerB(b *testing.B, register func(grpc.ServiceRegistrar)) string {
+func grpcServerB(b *testing.B, g *grpc.Server) string {
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	must(b, err)
-	g := grpc.NewServer()
-	register(g)
 	go func() { _ = g.Serve(lis) }()
 	b.Cleanup(g.Stop)
 	return lis.Addr().String()
