@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
 )
@@ -84,6 +85,8 @@ type Authenticator struct {
 	claim  string
 	// gatewayOnly: Mode is ModeGateway.
 	gatewayOnly bool
+
+	verified verifiedCache // OIDC ID tokens that verified
 }
 
 // NewAuthenticator builds an Authenticator; every configuration error names its variable. OIDC discovery
@@ -233,6 +236,10 @@ func (a *Authenticator) Authenticate(ctx context.Context, token string) (Identit
 		return id, nil
 	}
 	if a.oidc != nil && strings.Count(token, ".") == 2 {
+		now := time.Now()
+		if id, ok := a.verified.get(token, now); ok {
+			return id, nil
+		}
 		idt, err := a.oidc.Verify(ctx, token)
 		if err != nil {
 			return Identity{}, fmt.Errorf("%w: %v", ErrBadCredential, err)
@@ -245,7 +252,9 @@ func (a *Authenticator) Authenticate(ctx context.Context, token string) (Identit
 		if subj == "" {
 			subj = idt.Subject
 		}
-		return Identity{Subject: subj, Admin: a.admins[subj]}, nil
+		id := Identity{Subject: subj, Admin: a.admins[subj]}
+		a.verified.put(token, id, idt.Expiry, now)
+		return id, nil
 	}
 	return Identity{}, ErrBadCredential
 }
