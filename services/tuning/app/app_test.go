@@ -279,7 +279,7 @@ func names(l tuningv1.ExperimentList) []string {
 func TestRESTErrors(t *testing.T) {
 	e := newEnv(t)
 	doc := experiment("errs", "random", "", "/bin/true", 2)
-	code, body := e.do(http.MethodPost, e.experiments(), strings.Replace(doc, "algorithmName: random", "algorithmName: bayesianoptimization", 1), nil)
+	code, body := e.do(http.MethodPost, e.experiments(), strings.Replace(doc, "algorithmName: random", "algorithmName: hyperband", 1), nil)
 	require.Equal(t, http.StatusBadRequest, code)
 	require.Contains(t, body, `"field":"spec.algorithm.algorithmName"`)
 	code, body = e.do(http.MethodPost, e.experiments(), strings.Replace(doc, "parallelTrialCount: 2", "parallelTrialCount: 2\n  earlyStopping: {algorithmName: hyperband}", 1), nil)

@@ -58,7 +58,8 @@ func TestValidationNamesTheField(t *testing.T) {
 		old, new, field string
 	}{
 		"unknown algorithm":        {"algorithmName: random", "algorithmName: hyperband", "spec.algorithm.algorithmName"},
-		"bayesian refused":         {"algorithmName: random", "algorithmName: bayesianoptimization", "spec.algorithm.algorithmName"},
+		"bayesian acq_func":        {"algorithmName: random", "algorithmName: bayesianoptimization\n    algorithmSettings: [{name: acq_func, value: EIps}]", "spec.algorithm.algorithmSettings[0].value"},
+		"bayesian estimator":       {"algorithmName: random", "algorithmName: bayesianoptimization\n    algorithmSettings: [{name: base_estimator, value: RF}]", "spec.algorithm.algorithmSettings[0].value"},
 		"min above max":            {`min: "0.01"`, `min: "0.09"`, "spec.parameters[0].feasibleSpace.max"},
 		"int min not an integer":   {`min: "100"`, `min: "1.5"`, "spec.parameters[1].feasibleSpace.min"},
 		"bad parameter type":       {"parameterType: int", "parameterType: integer", "spec.parameters[1].parameterType"},
