@@ -28,6 +28,7 @@ import (
 	"github.com/sluice-ml/sluice/libs/events"
 	"github.com/sluice-ml/sluice/libs/platform"
 	wf "github.com/sluice-ml/sluice/libs/workflow"
+	"github.com/sluice-ml/sluice/services/training/api/trainingv1"
 	trainingapp "github.com/sluice-ml/sluice/services/training/app"
 	"github.com/sluice-ml/sluice/services/tuning/api/tuningv1"
 	"github.com/sluice-ml/sluice/services/tuning/app"
@@ -265,6 +266,60 @@ func TestExperimentEndToEnd(t *testing.T) {
 			}
 		})
 	}
+}
+
+// Issue item 4, plain batch Job trials: Katib's random.yaml shape (a batch/v1 Job whose one container
+// runs the training program, restartPolicy Never, default success condition Complete), with the test
+// trainer as the program. Each trial runs through the training service as a one-Worker TFJob; the
+// experiment runs three trials at a time and ends Succeeded with the best observed trial optimal.
+func TestBatchJobTrialsEndToEnd(t *testing.T) {
+	e := newEnv(t)
+	trainer := buildTrainer(t)
+	src, err := os.ReadFile("../internal/expspec/testdata/random-batch-job.yaml")
+	require.NoError(t, err)
+	doc := strings.NewReplacer("namespace: kubeflow", "namespace: "+e.ns,
+		"objectiveMetricName: Validation-accuracy", "objectiveMetricName: accuracy", "- Train-accuracy", "- loss",
+		"maxTrialCount: 12", "maxTrialCount: 6",
+		`- "python3"`+"\n                  - \"/opt/mxnet-mnist/mnist.py\"", "- "+strconv.Quote(trainer)).Replace(string(src))
+	require.Contains(t, doc, trainer)
+	code, body := e.do(http.MethodPost, e.experiments(), doc, nil)
+	require.Equal(t, http.StatusCreated, code, body)
+	var v tuningv1.ExperimentView
+	maxRunning := int32(0)
+	require.Eventually(t, func() bool {
+		code, _ := e.do(http.MethodGet, e.experiments()+"/random", "", &v)
+		maxRunning = max(maxRunning, v.Status.TrialsRunning)
+		return code == http.StatusOK && (v.State() == tuningv1.ConditionSucceeded || v.State() == tuningv1.ConditionFailed)
+	}, 4*time.Minute, 100*time.Millisecond)
+	require.Equal(t, tuningv1.ConditionSucceeded, v.State(), "%+v %+v", v.Status, v.TrialsView)
+	require.LessOrEqual(t, maxRunning, int32(3))
+	require.Contains(t, []string{tuningv1.ReasonExperimentMaxTrialsReached, tuningv1.ReasonExperimentGoalReached},
+		cond(v.Status.Conditions, tuningv1.ConditionSucceeded).Reason)
+	o := tuningv1.ObjectiveSpec{Type: tuningv1.ObjectiveMaximize, ObjectiveMetricName: "accuracy"}
+	best, bestAcc := "", -1.0
+	for _, tr := range v.TrialsView {
+		if tr.State() == tuningv1.ConditionKilled {
+			continue // still running when the goal was reached
+		}
+		require.Equal(t, tuningv1.ConditionSucceeded, tr.State(), "%+v", tr)
+		acc, ok := collect.Objective(o, tr.Observation)
+		require.True(t, ok)
+		if acc > bestAcc {
+			best, bestAcc = tr.Name, acc
+		}
+	}
+	require.NotNil(t, v.Status.CurrentOptimalTrial)
+	require.Equal(t, best, v.Status.CurrentOptimalTrial.BestTrialName)
+
+	// The trial ran as a TFJob of the training service with one Worker running the Job's container.
+	var jv trainingv1.JobView
+	code, body = e.do(http.MethodGet, "/apis/training/v1/namespaces/"+e.ns+"/jobs/"+best, "", &jv)
+	require.Equal(t, http.StatusOK, code, body)
+	require.Equal(t, "TFJob", jv.Kind, body)
+	require.Equal(t, []trainingv1.ReplicaType{trainingv1.ReplicaTypeWorker}, jv.Job.ReplicaTypes())
+	w := jv.Job.ReplicaSpecs()[trainingv1.ReplicaTypeWorker].Template.Spec.Containers[0]
+	require.Equal(t, "tensorflow", w.Name)
+	require.Equal(t, trainer, w.Command[0])
 }
 
 func names(l tuningv1.ExperimentList) []string {

@@ -207,6 +207,11 @@ func Default(e *tuningv1.Experiment) {
 		s.ResumePolicy = "Never"
 	}
 	if t := s.TrialTemplate; t != nil {
+		var head struct{ APIVersion, Kind string }
+		_ = json.Unmarshal(t.TrialSpec, &head)
+		if t.SuccessCondition == "" && isBatchJob(head.APIVersion, head.Kind) {
+			t.SuccessCondition = jobSuccessCondition
+		}
 		if t.SuccessCondition == "" {
 			t.SuccessCondition = `status.conditions.#(type=="Succeeded")#|#(status=="True")#`
 		}
