@@ -38,7 +38,7 @@ import (
 func TestMain(m *testing.M) { os.Exit(devstacktest.Run(m)) }
 
 type env struct {
-	t    *testing.T
+	t    testing.TB
 	srv  *httptest.Server
 	deps *platform.Deps
 	ns   string
@@ -49,7 +49,11 @@ type env struct {
 func newEnv(t *testing.T) *env { return newEnvWith(t, nil) }
 
 // newEnvWith passes extra variables to the services (e.g. SLUICE_TRAINING_BIN_DIR).
-func newEnvWith(t *testing.T, vars map[string]string) *env {
+func newEnvWith(t testing.TB, vars map[string]string) *env { return newEnvConfig(t, vars, nil) }
+
+// newEnvConfig lets the caller adjust the tuning service's configuration (after the tests' short poll
+// interval and trials per run are set).
+func newEnvConfig(t testing.TB, vars map[string]string, adjust func(*app.Config)) *env {
 	st := devstacktest.Stack(t)
 	ctx := t.Context()
 	bus, err := events.Connect(ctx, st.NATSURL, "tuning-app-test", nil)
@@ -92,6 +96,9 @@ func newEnvWith(t *testing.T, vars map[string]string) *env {
 	cfg.TaskQueue = "tuning-test-" + id
 	cfg.PollInterval = 100 * time.Millisecond
 	cfg.TrialsPerRun = 4 // six or more trials continue as new at least once
+	if adjust != nil {
+		adjust(&cfg)
+	}
 	svc := app.New(cfg, deps)
 	require.NoError(t, svc.Start(ctx))
 	t.Cleanup(func() { _ = svc.Close() })
@@ -117,7 +124,7 @@ func (e *env) do(method, path, body string, out any) (int, string) {
 func (e *env) experiments() string { return "/apis/tuning/v1/namespaces/" + e.ns + "/experiments" }
 
 // buildTrainer compiles testdata/trainer into a temporary directory.
-func buildTrainer(t *testing.T) string {
+func buildTrainer(t testing.TB) string {
 	bin := filepath.Join(t.TempDir(), "trainer")
 	cmd := exec.Command("go", "build", "-o", bin, "./testdata/trainer")
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
