@@ -27,6 +27,7 @@ benches=(
 "services/training;./app/;^BenchmarkEventToAllReplicasRunning$;20x;Training: event to all replicas running;4-replica TFJob: published event to every replica running, p50/p99, local runtime (processes) beside Docker runtime (one container per replica on the job's network). Goal: p50 <= 500 ms (local)."
 "services/training;./app/;^BenchmarkDeleteToReplicasStopped$;10x;Training: delete to replicas stopped;Running 4-replica TFJob (local runtime): delete signal to every replica process exited, p50/p99. Goal: p50 <= 1 s."
 "services/notebooks;./app/;^BenchmarkSpawn$;5x;Notebooks: spawn to ready;Request to Jupyter answering /api/status, one notebook and 10 concurrent, p50/p99. Goal: p50 <= 2 s."
+"services/tuning;./app/;^BenchmarkExperimentOverhead$;1x;Tuning: trials per minute and controller overhead;A random-search Katib Experiment of 12 trials, 3 in parallel, each a one-Worker TFJob of a toy trainer (3 epochs of 150 ms) through the tuning and training services with production settings (1 s status poll), vs the same 12 programs with the same arguments run by hand as processes, 3 at a time: trials/min of both, and overhead-ms/trial = (experiment wall - by-hand wall) x 3 / 12, the orchestration time each trial slot spends beyond running its program."
 )
 
 {
@@ -50,7 +51,7 @@ for b in "${benches[@]}"; do
 	echo
 	echo "$what"
 	echo
-	python3 scripts/benchtable.py "$raw"
+	python3 scripts/benchtable.py "$raw" | tee /dev/stderr
 	echo
 	echo "Command: \`cd $mod && go test -run '^\$' -bench '$re' -benchtime $times $pkg\`"
 	echo
