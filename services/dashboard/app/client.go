@@ -36,15 +36,10 @@ type caller struct {
 // callerFor builds the caller of r. base is SLUICE_DASHBOARD_API_URL; empty means the APIs are served on
 // the address the request arrived at (sluice dev hosts every API on the dashboard's port).
 func (a *App) callerFor(r *http.Request) (*caller, error) {
-	base := a.apiURL
-	if base == "" {
-		la, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
-		if !ok {
-			return nil, errors.New("dashboard: no API address (set SLUICE_DASHBOARD_API_URL)")
-		}
-		base = "http://" + la.String()
+	c, err := a.callerWith(r, auth.Presented(r, true))
+	if err != nil {
+		return nil, err
 	}
-	c := &caller{base: strings.TrimSuffix(base, "/"), token: auth.Presented(r, true), hc: a.hc}
 	if c.token == "" && a.signer != nil {
 		id, ok := auth.FromContext(r.Context())
 		if !ok {
@@ -57,6 +52,19 @@ func (a *App) callerFor(r *http.Request) (*caller, error) {
 		c.header = h
 	}
 	return c, nil
+}
+
+// callerWith is a caller presenting token (none when empty).
+func (a *App) callerWith(r *http.Request, token string) (*caller, error) {
+	base := a.apiURL
+	if base == "" {
+		la, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
+		if !ok {
+			return nil, errors.New("dashboard: no API address (set SLUICE_DASHBOARD_API_URL)")
+		}
+		base = "http://" + la.String()
+	}
+	return &caller{base: strings.TrimSuffix(base, "/"), token: token, hc: a.hc}, nil
 }
 
 func (c *caller) do(ctx context.Context, method, path, contentType string, body []byte) (*http.Response, error) {

@@ -168,12 +168,11 @@ func (a *App) login(w http.ResponseWriter, r *http.Request) {
 		a.render(w, r, http.StatusBadRequest, "login", view{Title: "Sign in", Error: "token: required", Data: loginData{Next: next}})
 		return
 	}
-	c, err := a.callerFor(r)
+	c, err := a.callerWith(r, tok)
 	if err != nil {
 		a.fail(w, r, "Sign in", err)
 		return
 	}
-	c.token, c.header = tok, ""
 	var id auth.Identity
 	if err := c.getJSON(r.Context(), "/apis/auth/v1/whoami", &id); err != nil {
 		var ae *apiError
