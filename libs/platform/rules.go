@@ -172,6 +172,7 @@ var Rules = func() []Rule {
 		{Pattern: "POST /login", Verb: "sign in", Scope: ScopePublic},
 		{Pattern: "POST /logout", Verb: "sign out", Scope: ScopePublic},
 		{Pattern: "GET /ui/static/{file}", Verb: "dashboard assets", Scope: ScopePublic},
+		{Pattern: "GET /favicon.ico", Verb: "dashboard icon", Scope: ScopePublic},
 		page("GET /{$}", "dashboard home"),
 		page("GET /ui/runs", "dashboard runs"),
 		page("GET /ui/runs/{id}", "dashboard run"),

@@ -105,6 +105,7 @@ func (a *App) Routes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /login", a.login)
 	mux.HandleFunc("POST /logout", a.logout)
 	mux.HandleFunc("GET /ui/static/{file}", a.static)
+	mux.HandleFunc("GET /favicon.ico", a.favicon)
 	mux.HandleFunc("GET /{$}", a.home)
 	mux.HandleFunc("GET /ui/runs", a.runs)
 	mux.HandleFunc("GET /ui/runs/{id}", a.run)
@@ -135,7 +136,15 @@ func (a *App) static(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/css; charset=utf-8")
 	case strings.HasSuffix(name, ".js"):
 		w.Header().Set("Content-Type", "text/javascript; charset=utf-8")
+	case strings.HasSuffix(name, ".svg"):
+		w.Header().Set("Content-Type", "image/svg+xml")
 	}
 	w.Header().Set("Cache-Control", "public, max-age=300")
 	_, _ = w.Write(b)
+}
+
+// favicon answers the browser's own /favicon.ico request (text pages such as logs have no icon link).
+func (a *App) favicon(w http.ResponseWriter, r *http.Request) {
+	r.SetPathValue("file", "icon.svg")
+	a.static(w, r)
 }
