@@ -283,6 +283,9 @@ func TestDashboardInABrowser(t *testing.T) {
 			nodes.length === 4 && nodes.every(n => n.classList.contains('st-succeeded'));
 	})()`, 4*time.Minute)
 	b.checkPage("run", token)
+	if fill := eval[string](b, `getComputedStyle(document.querySelector('#graph g.node path')).fill`); fill != "rgb(143, 209, 158)" {
+		t.Errorf("a succeeded node is filled %s, want the succeeded colour rgb(143, 209, 158)", fill)
+	}
 	if got := eval[string](b, `document.querySelector('#row-2 [data-cell=iterations]').textContent`); got != "3 of 3 ended" {
 		t.Errorf("the loop row says %q, want 3 of 3 ended", got)
 	}
