@@ -3,10 +3,12 @@ package app
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -194,4 +196,53 @@ func BenchmarkRunPage1000Tasks(b *testing.B) {
 	}
 	slices.Sort(took)
 	b.ReportMetric(float64(took[len(took)*95/100].Microseconds())/1000, "p95-ms")
+}
+
+// The live stream sends the run's state on every change and "done" once the run ended.
+func TestRunLiveStreamsChangesUntilDone(t *testing.T) {
+	var calls atomic.Int32
+	g := pipelinesv1.Graph{Tasks: []pipelinesv1.GraphTask{{Path: "a", Name: "a"}, {Path: "l", Name: "l", Loop: true, DependsOn: []string{"a"}}}}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /apis/v1/runs/{id}/graph", func(w http.ResponseWriter, r *http.Request) { _ = json.NewEncoder(w).Encode(g) })
+	mux.HandleFunc("GET /apis/v1/runs/{id}", func(w http.ResponseWriter, r *http.Request) {
+		n := calls.Add(1)
+		st := runDetail{RunState: pipelinesv1.RunState{RunID: "r", State: pipelinesv1.RunRunning,
+			Tasks: []pipelinesv1.TaskState{{Path: "a", State: pipelinesv1.TaskRunning}}}}
+		if n >= 3 {
+			st.Tasks = []pipelinesv1.TaskState{{Path: "a", State: pipelinesv1.TaskSucceeded}, {Path: "l/0", State: pipelinesv1.TaskSucceeded}, {Path: "l/1", State: pipelinesv1.TaskRunning}}
+		}
+		if n >= 5 {
+			st.State = pipelinesv1.RunSucceeded
+			st.Tasks[2].State = pipelinesv1.TaskSucceeded
+		}
+		_ = json.NewEncoder(w).Encode(st)
+	})
+	api := httptest.NewServer(mux)
+	t.Cleanup(api.Close)
+	a, err := New(&platform.Deps{Namespace: "sluice"}, Config{APIURL: api.URL, Poll: 5 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dmux := http.NewServeMux()
+	a.Routes(dmux)
+	srv := httptest.NewServer(dmux)
+	t.Cleanup(srv.Close)
+	resp, err := http.Get(srv.URL + "/ui/runs/r/live")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if ct := resp.Header.Get("Content-Type"); ct != "text/event-stream" {
+		t.Fatalf("content type %q", ct)
+	}
+	b, _ := io.ReadAll(resp.Body) // the server ends the stream after "done"
+	s := string(b)
+	if n := strings.Count(s, "event: state\n"); n != 3 {
+		t.Errorf("%d state events, want 3 (one per change):\n%s", n, s)
+	}
+	for _, want := range []string{`"a":{"state":"RUNNING"}`, `"loops":{"l":[2,1]}`, `"loops":{"l":[2,2]}`, "event: done\ndata: \"SUCCEEDED\""} {
+		if !strings.Contains(s, want) {
+			t.Errorf("stream lacks %s:\n%s", want, s)
+		}
+	}
 }
