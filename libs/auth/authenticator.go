@@ -25,7 +25,8 @@ var (
 	ErrBadCredential = errors.New("the API token is not valid")
 )
 
-// CookieName is the cookie a browser keeps its Sluice token in once it opened a notebook with ?token=.
+// CookieName is the cookie a browser keeps its Sluice token in once it opened a notebook with ?token=
+// or signed in to the dashboard (HttpOnly, SameSite=Strict; the notebook proxy strips it).
 const CookieName = "sluice-notebook-token"
 
 // Config configures an [Authenticator]. [ConfigFromEnv] reads it from SLUICE_AUTH_* and SLUICE_OIDC_*.

@@ -89,7 +89,7 @@ func (g *Guard) Decide(r *http.Request, pattern string) Decision {
 	}
 	id, err := g.identify(r, rule.Browser)
 	if err != nil {
-		return Decision{Code: http.StatusUnauthorized, Err: err}
+		return Decision{Code: http.StatusUnauthorized, Err: err, Rule: rule}
 	}
 	d := Decision{Identity: id, Rule: rule}
 	if pattern == "" {
@@ -130,6 +130,10 @@ func (g *Guard) serve(mux *http.ServeMux, pattern string, w http.ResponseWriter,
 	switch d.Code {
 	case 0:
 	case http.StatusUnauthorized:
+		if d.Rule.LoginPage != "" && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
+			http.Redirect(w, r, d.Rule.LoginPage+"?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
+			return
+		}
 		w.Header().Set("WWW-Authenticate", `Bearer realm="sluice"`)
 		WriteError(w, d.Code, d.Err)
 		return

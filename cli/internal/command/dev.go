@@ -84,6 +84,9 @@ Stop it with Ctrl-C; a second start reuses the data.`,
 				if k == "SLUICE_HTTP_ADDR" {
 					return httpAddr
 				}
+				if k == "SLUICE_TEMPORAL_UI_URL" { // the dashboard links runs to their workflows
+					return stack.TemporalUIURL
+				}
 				return ""
 			}
 			isolation := platform.EnableLocalIsolation(stack.DataDir, runtimeKind, log) // before services build runtimes
@@ -174,6 +177,7 @@ Stop it with Ctrl-C; a second start reuses the data.`,
 
 func printDevEnv(o *Options, e DevEnv, took time.Duration) {
 	fmt.Fprintf(o.Out, `Sluice dev is up (%.1fs).
+  Dashboard            %s/  (sign in with the admin token below)
   API (all services)   %s      e.g. curl %s/readyz
   Temporal Web UI      %s  (namespace %s)
   Temporal frontend    %s
@@ -181,7 +185,7 @@ func printDevEnv(o *Options, e DevEnv, took time.Duration) {
   S3 endpoint          %s  bucket %s  access key %s  secret key %s
   Data dir             %s
 Press Ctrl-C to stop; data survives restarts.
-`, took.Seconds(), e.API, e.API, e.TemporalUI, e.Namespace, e.Temporal, redacted(e.NATS), e.S3Endpoint, e.S3Bucket, e.S3AccessKey, e.S3SecretKey, e.DataDir)
+`, took.Seconds(), e.API, e.API, e.API, e.TemporalUI, e.Namespace, e.Temporal, redacted(e.NATS), e.S3Endpoint, e.S3Bucket, e.S3AccessKey, e.S3SecretKey, e.DataDir)
 }
 
 // busService hosts the event gateway (publish/tail over HTTP) next to the services.

@@ -229,3 +229,49 @@ type RunRejected struct {
 	RequestID string   `json:"request_id"`
 	Errors    []string `json:"errors"`
 }
+
+// Graph is the static DAG of a pipeline: GET /apis/v1/runs/{id}/graph (the spec the run was started
+// with) and GET /apis/v1/pipelines/{id}/graph (a version's spec; ?version_id=, default the latest). It is
+// what a UI draws: one node per task of the root DAG and of every nested DAG that is not a loop, with
+// the paths a [RunState] uses for the same tasks; loop iterations appear only in the run state (paths
+// "<loop task path>/<index>").
+type Graph struct {
+	PipelineName string       `json:"pipeline_name"`
+	DisplayName  string       `json:"display_name,omitempty"`
+	Description  string       `json:"description,omitempty"`
+	Inputs       []GraphInput `json:"inputs,omitempty"`
+	Tasks        []GraphTask  `json:"tasks"`
+}
+
+// GraphInput is one run parameter of a pipeline (the root component's input parameters).
+type GraphInput struct {
+	Name string `json:"name"`
+	// Type is the KFP parameter type: STRING, NUMBER_INTEGER, NUMBER_DOUBLE, BOOLEAN, LIST or STRUCT.
+	Type        string `json:"type"`
+	Default     any    `json:"default,omitempty"`
+	HasDefault  bool   `json:"has_default,omitempty"`
+	Optional    bool   `json:"optional,omitempty"`
+	Description string `json:"description,omitempty"`
+}
+
+// GraphTask is one node of a [Graph].
+type GraphTask struct {
+	// Path is the task's path in the run state: its name in the root DAG, "<parent path>/<name>" inside
+	// a nested DAG.
+	Path        string `json:"path"`
+	Name        string `json:"name"`
+	DisplayName string `json:"display_name,omitempty"`
+	// Parent is the path of the DAG task this task is nested in ("" in the root DAG).
+	Parent string `json:"parent,omitempty"`
+	// DependsOn lists the paths of the upstream tasks in the same DAG.
+	DependsOn []string `json:"depends_on,omitempty"`
+	// Kind is the component kind: container, dag or trainingJob.
+	Kind      string `json:"kind"`
+	Component string `json:"component,omitempty"`
+	// Loop: the task fans out over items (KFP ParallelFor); its iterations run as "<path>/<index>".
+	Loop bool `json:"loop,omitempty"`
+	// Condition is the CEL condition the task runs under (KFP dsl.If), empty when unconditional.
+	Condition string `json:"condition,omitempty"`
+	// ExitHandler: the task runs once its upstream tasks ended in any state (KFP dsl.ExitHandler).
+	ExitHandler bool `json:"exit_handler,omitempty"`
+}
