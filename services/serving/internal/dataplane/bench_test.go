@@ -17,6 +17,9 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/encoding"
+	"google.golang.org/grpc/mem"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/sluice-ml/sluice/libs/auth"
 	"github.com/sluice-ml/sluice/libs/platform"
@@ -36,7 +39,7 @@ import (
 //   - rest: the product's TF Serving REST path (:predict, row format) as the binary serves it:
 //     platform handler (metrics) and guard (static bearer token) in front of the data plane;
 //   - grpc-bare: a minimal gRPC PredictionService handler around the same call (float_val in and out,
-//     no checks);
+//     no checks), with the product's codec;
 //   - grpc: the product's TF Serving gRPC Predict.
 //
 // HTTP and gRPC use real loopback connections in this process. Each reports ns/op and p50-us
@@ -55,7 +58,7 @@ func BenchmarkMNIST(b *testing.B) {
 	rest := httptest.NewServer(productHandler(b, s))
 	defer rest.Close()
 	product := grpcServerB(b, s.NewGRPCServer())
-	bareGS := grpc.NewServer()
+	bareGS := grpc.NewServer(grpc.ForceServerCodecV2(dataplane.GRPCCodec())) // the product's codec: fair
 	tfservingpb.RegisterPredictionServiceServer(bareGS, bareGRPC{sv: sv})
 	bareG := grpcServerB(b, bareGS)
 	dial := func(addr string) tfservingpb.PredictionServiceClient {
@@ -188,4 +191,29 @@ func benchPost(b *testing.B, c *http.Client, url string, body []byte) {
 		}
 		return nil
 	})
+}
+
+// BenchmarkGRPCUnmarshal decodes a batch-32 MNIST PredictRequest (100 KiB, received as 16 KiB
+// frames) with gRPC's proto codec and with the data plane's codec (GRPCCodec).
+func BenchmarkGRPCUnmarshal(b *testing.B) {
+	x := onnxtest.RandomBatch(1, 32, 784)
+	wire, err := proto.Marshal(&tfservingpb.PredictRequest{ModelSpec: &tfservingpb.ModelSpec{Name: "mnist"}, Inputs: map[string]*tfservingpb.TensorProto{"input": {
+		Dtype: tfservingpb.DataType_DT_FLOAT, FloatVal: x,
+		TensorShape: &tfservingpb.TensorShapeProto{Dim: []*tfservingpb.TensorShapeProto_Dim{{Size: 32}, {Size: 784}}}}}})
+	must(b, err)
+	var frames mem.BufferSlice
+	for off := 0; off < len(wire); off += 16 << 10 {
+		frames = append(frames, mem.SliceBuffer(wire[off:min(off+16<<10, len(wire))]))
+	}
+	for name, c := range map[string]encoding.CodecV2{"grpc-proto": encoding.GetCodecV2("proto"), "dataplane": dataplane.GRPCCodec()} {
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				var req tfservingpb.PredictRequest
+				if err := c.Unmarshal(frames, &req); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }

@@ -7,8 +7,8 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/encoding"
-	"google.golang.org/grpc/encoding/proto"
 	"google.golang.org/grpc/mem"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/sluice-ml/sluice/services/serving/api/inferencepb"
 	"github.com/sluice-ml/sluice/services/serving/api/tfservingpb"
@@ -26,7 +26,7 @@ func (s *Server) NewGRPCServer(opts ...grpc.ServerOption) *grpc.Server {
 	base := []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(int(min(s.opts.MaxBodyBytes, math.MaxInt32))),
 		grpc.MaxSendMsgSize(math.MaxInt32),
-		grpc.ForceServerCodecV2(budgetCodec{proto: encoding.GetCodecV2(proto.Name)}),
+		grpc.ForceServerCodecV2(GRPCCodec()),
 	}
 	g := grpc.NewServer(append(base, opts...)...)
 	s.RegisterGRPC(g)
@@ -89,25 +89,45 @@ type wireMessage struct {
 	refused error
 }
 
-// budgetCodec is gRPC's proto codec, except that a *wireMessage is charged its wire size before
-// its value is unmarshalled.
+// GRPCCodec is the codec of NewGRPCServer: gRPC's proto codec, except that a request is
+// unmarshalled from the received frames copied into a recycled buffer (gRPC's own codec takes a
+// pooled buffer of the next size class, up to 1 MiB, and zeroes all of it for every message), and a
+// request decoded through registerCharged is charged its wire size before it is unmarshalled.
+func GRPCCodec() encoding.CodecV2 { return budgetCodec{proto: encoding.GetCodecV2(protoName)} }
+
+const protoName = "proto"
+
 type budgetCodec struct{ proto encoding.CodecV2 }
 
 func (c budgetCodec) Marshal(v any) (mem.BufferSlice, error) { return c.proto.Marshal(v) }
 
 func (c budgetCodec) Unmarshal(data mem.BufferSlice, v any) error {
-	w, ok := v.(*wireMessage)
+	if w, ok := v.(*wireMessage); ok {
+		if err := w.lease.grow(int64(data.Len())); err != nil {
+			w.refused = err
+			return err
+		}
+		v = w.msg
+	}
+	m, ok := v.(proto.Message)
 	if !ok {
 		return c.proto.Unmarshal(data, v)
 	}
-	if err := w.lease.grow(int64(data.Len())); err != nil {
-		w.refused = err
-		return err
+	if len(data) == 1 {
+		return unmarshal(data[0].ReadOnlyData(), m)
 	}
-	if err := c.proto.Unmarshal(data, w.msg); err != nil {
-		return fmt.Errorf("%T: %w", w.msg, err)
+	buf := getBody(data.Len())[:data.Len()]
+	data.CopyTo(buf)
+	err := unmarshal(buf, m) // proto.Unmarshal copies what it keeps
+	putBody(buf)
+	return err
+}
+
+func unmarshal(b []byte, m proto.Message) error {
+	if err := proto.Unmarshal(b, m); err != nil {
+		return fmt.Errorf("%T: %w", m, err)
 	}
 	return nil
 }
 
-func (budgetCodec) Name() string { return proto.Name }
+func (budgetCodec) Name() string { return protoName }

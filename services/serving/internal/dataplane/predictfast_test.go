@@ -60,6 +60,12 @@ var fastSeeds = []string{
 	`{"instances":[[1,2,3]`,
 	`{"instances":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}`,
 	`{"other":1,"instances":[[1,2,3]]}`,
+	`{"instances":[[1,2,[3]]]}`,
+	`{"instances":[[1,2,]]}`,
+	`{"instances":[[1,-]]}`,
+	`{"instances":[[1,2],[3,4,5]]}`,
+	`{"instances":[[1,2,3],[4,5]]}`,
+	`{"instances":[[1,2,3,"x"]]}`,
 	`{}`,
 	`[]`,
 	``,
@@ -125,6 +131,57 @@ func TestFastTFPredictMatchesGeneric(t *testing.T) {
 			want := i < accepted && j < 2
 			if ok != want {
 				t.Errorf("%s with specs %d: fast path ok=%v, want %v", s, j, ok, want)
+			}
+		}
+	}
+}
+
+// TestFastTFPredictRandomBodies decodes random row bodies — compact or spaced, rectangular or
+// ragged, with random literals (some invalid) — and checks that the fast path agrees bit for bit
+// with the generic parser whenever it accepts, and accepts every well-formed rectangular one.
+func TestFastTFPredictRandomBodies(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 7))
+	lits := []string{"0", "-0", "1", "12345678", "0.84291387", "123456789012", "1e5", "2.5E-3", "-7.25e+2",
+		"16777217", "0.30000000000000004", "1e-46", "3.4028235e38"}
+	bad := []string{"01", "1.", "-", "1e", "+1", ".5", "1e999", "NaN", "[1]", "", `"1"`}
+	for i := range 3000 {
+		rows, width := 1+rng.IntN(4), 1+rng.IntN(12)
+		spaced, ragged, invalid := rng.IntN(4) == 0, rng.IntN(8) == 0, rng.IntN(8) == 0
+		sep := ","
+		if spaced {
+			sep = []string{", ", " ,", " , ", ",\n"}[rng.IntN(4)]
+		}
+		var sb strings.Builder
+		sb.WriteString(`{"instances":[`)
+		for r := range rows {
+			if r > 0 {
+				sb.WriteString(sep)
+			}
+			w := width
+			if ragged && r == rows-1 {
+				w += 1 + rng.IntN(2) - 2*rng.IntN(2)
+			}
+			sb.WriteByte('[')
+			for c := range max(w, 1) {
+				if c > 0 {
+					sb.WriteString(sep)
+				}
+				lit := lits[rng.IntN(len(lits))]
+				if rng.IntN(3) == 0 {
+					lit = strconv.FormatFloat(float64(rng.Float32()), 'g', -1, 32)
+				}
+				if invalid && rng.IntN(width*rows) == 0 {
+					lit = bad[rng.IntN(len(bad))]
+				}
+				sb.WriteString(lit)
+			}
+			sb.WriteByte(']')
+		}
+		sb.WriteString(`]}`)
+		body := []byte(strings.ReplaceAll(sb.String(), `\n`, "\n"))
+		for j, specs := range fastSpecSets[:2] {
+			if ok := checkFast(t, body, specs); !ok && !invalid && !ragged {
+				t.Fatalf("case %d specs %d: a well-formed rectangular body was refused by the fast path: %s", i, j, body)
 			}
 		}
 	}
