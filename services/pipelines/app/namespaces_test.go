@@ -21,6 +21,7 @@ import (
 	"github.com/sluice-ml/sluice/libs/platform"
 	"github.com/sluice-ml/sluice/services/pipelines/api/pipelinesv1"
 	"github.com/sluice-ml/sluice/services/pipelines/app"
+	"github.com/sluice-ml/sluice/services/pipelines/internal/engine/enginetest"
 )
 
 // nsFixture is the pipelines service behind the gateway's guard, with namespace profiles in NATS KV:
@@ -356,4 +357,5 @@ spec:
 		}
 		return task && run && rejected
 	}, 60*time.Second, 100*time.Millisecond)
+	enginetest.RecordHistory(t, f.deps.Temporal, rc.RunID, "namespaced-run")
 }
