@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -317,6 +318,34 @@ spec:
 	require.Len(t, listed.Runs, 1)
 	require.Equal(t, rc.RunID, listed.Runs[0].RunID)
 	f.must("other namespace's owner", "GET", "/apis/v1/runs?namespace="+f.a, nil, 403, nil)
+
+	// a recurring run of B starts runs in B, readable by id by B only
+	var rrb struct {
+		ID        string `json:"recurring_run_id"`
+		Namespace string `json:"namespace"`
+	}
+	f.must("other namespace's owner", "POST", "/apis/v1/recurringruns", map[string]any{"display_name": "every-second", "cron": "* * * * * *",
+		"namespace": f.b, "run": map[string]any{"pipeline_id": f.sharedID}}, 201, &rrb)
+	require.Equal(t, f.b, rrb.Namespace)
+	var scheduled string
+	require.Eventually(t, func() bool {
+		var l struct {
+			Runs []app.RunSummary `json:"runs"`
+		}
+		f.must("other namespace's owner", "GET", "/apis/v1/runs?namespace="+f.b, nil, 200, &l)
+		for _, r := range l.Runs {
+			if strings.HasPrefix(r.RunID, rrb.ID) {
+				scheduled = r.RunID
+				return true
+			}
+		}
+		return false
+	}, 60*time.Second, 200*time.Millisecond)
+	f.must("other namespace's owner", "DELETE", "/apis/v1/recurringruns/"+rrb.ID, nil, 204, nil)
+	var sd app.RunDetail
+	f.must("other namespace's owner", "GET", "/apis/v1/runs/"+url.PathEscape(scheduled), nil, 200, &sd)
+	require.Equal(t, f.b, sd.Namespace)
+	f.must("viewer", "GET", "/apis/v1/runs/"+url.PathEscape(scheduled), nil, 404, nil)
 
 	// viewer: read only; contributor: create and delete
 	f.must("viewer", "GET", "/apis/v1/runs/"+f.runID, nil, 200, nil)
