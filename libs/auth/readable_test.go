@@ -27,7 +27,7 @@ func TestReadableNamespaces(t *testing.T) {
 		all  bool
 		want []string
 	}{
-		"outside a gateway everything":    {ctx: context.Background(), all: true},
+		"outside a gateway everything":     {ctx: context.Background(), all: true},
 		"an identity without decider none": {ctx: WithIdentity(context.Background(), Identity{Subject: "vera"})},
 		"admin everything":                 {ctx: in(Identity{Subject: AdminSubject, Admin: true}), all: true},
 		"service everything":               {ctx: in(Identity{Subject: ServiceSubject("x"), Service: true}), all: true},
