@@ -23,10 +23,11 @@ benches=(
 "services/metadata;./internal/metastore/;^BenchmarkIngest$;3x;Metadata: batched ingest;Records/s written in batches."
 "services/metadata;./internal/ingest/;^BenchmarkIngestEvents$;3x;Metadata: event ingest;Pipeline task events turned into executions, artifacts and lineage edges (one transaction per event, idempotent by CE id): by the handler directly and through JetStream."
 "services/serving;./internal/modelruntime/;^BenchmarkONNXPredict$;200x;Serving: in-process runtime;The MNIST MLP (784-128-10) called in process (gonnx), batch 1 and 32: the baseline for the REST figures."
-"services/serving;./internal/dataplane/;^BenchmarkMNIST$;200x;Serving: REST and gRPC vs bare servers vs in-process;In one process over loopback, batch 1 and 32: the TF Serving REST path and gRPC Predict side by side, each beside a minimal well-written bare server around the same runtime call (rest-bare: pooled body, in-place strconv scan; grpc-bare: float_val in/out, no checks), and the call in process; ns/op and p50-us. Goals: gRPC batch-32 p50 <= in-process + 0.3 ms, REST batch-32 p50 <= in-process + 1 ms."
+"services/serving;./internal/dataplane/;^BenchmarkMNIST$;200x;Serving: REST and gRPC vs bare servers vs in-process;In one process over loopback, batch 1 and 32: the TF Serving REST path and gRPC Predict side by side, each beside a minimal well-written bare server around the same runtime call (rest-bare: dataplane.BareHandler — pooled buffers, the product's numeric scanner, strconv output, no routing/budget/auth; grpc-bare: float_val in/out, no checks; rest runs behind the platform handler and guard as the binary serves it), and the call in process; ns/op and p50-us. Goals: gRPC batch-32 p50 <= in-process + 0.3 ms, REST batch-32 p50 <= in-process + 1 ms."
 "services/training;./app/;^BenchmarkEventToAllReplicasRunning$;20x;Training: event to all replicas running;4-replica TFJob: published event to every replica running, p50/p99, local runtime (processes) beside Docker runtime (one container per replica on the job's network). Goal: p50 <= 500 ms (local)."
 "services/training;./app/;^BenchmarkDeleteToReplicasStopped$;10x;Training: delete to replicas stopped;Running 4-replica TFJob (local runtime): delete signal to every replica process exited, p50/p99. Goal: p50 <= 1 s."
 "services/notebooks;./app/;^BenchmarkSpawn$;5x;Notebooks: spawn to ready;Request to Jupyter answering /api/status, one notebook and 10 concurrent, p50/p99. Goal: p50 <= 2 s."
+"services/tuning;./app/;^BenchmarkExperimentOverhead$;1x;Tuning: trials per minute and controller overhead;A random-search Katib Experiment of 12 trials, 3 in parallel, each a one-Worker TFJob of a toy trainer (3 epochs of 150 ms) through the tuning and training services with production settings (1 s status poll), vs the same 12 programs with the same arguments run by hand as processes, 3 at a time: trials/min of both, and overhead-ms/trial = (experiment wall - by-hand wall) x 3 / 12, the orchestration time each trial slot spends beyond running its program."
 )
 
 {
@@ -50,7 +51,7 @@ for b in "${benches[@]}"; do
 	echo
 	echo "$what"
 	echo
-	python3 scripts/benchtable.py "$raw"
+	python3 scripts/benchtable.py "$raw" | tee /dev/stderr
 	echo
 	echo "Command: \`cd $mod && go test -run '^\$' -bench '$re' -benchtime $times $pkg\`"
 	echo

@@ -6,6 +6,8 @@ need=()
 command -v busybox >/dev/null 2>&1 || need+=(busybox-static)
 # notebooks: Debian's Jupyter Notebook 6 and the Python kernel (services/notebooks tests run real servers).
 { [ -x /usr/bin/jupyter ] && python3 -c 'import ipykernel' >/dev/null 2>&1; } || need+=(jupyter-notebook python3-ipykernel)
+# dashboard: Debian's chromium, driven over the DevTools protocol by chromedp (cli/internal/command browser test).
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
 	if [ "$(id -u)" = 0 ]; then
 		apt-get update -qq >/dev/null

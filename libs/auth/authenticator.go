@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
 )
@@ -24,7 +25,8 @@ var (
 	ErrBadCredential = errors.New("the API token is not valid")
 )
 
-// CookieName is the cookie a browser keeps its Sluice token in once it opened a notebook with ?token=.
+// CookieName is the cookie a browser keeps its Sluice token in once it opened a notebook with ?token=
+// or signed in to the dashboard (HttpOnly, SameSite=Strict; the notebook proxy strips it).
 const CookieName = "sluice-notebook-token"
 
 // Config configures an [Authenticator]. [ConfigFromEnv] reads it from SLUICE_AUTH_* and SLUICE_OIDC_*.
@@ -46,7 +48,18 @@ type Config struct {
 	// OIDCUsernameClaim names the claim that becomes the subject (SLUICE_OIDC_USERNAME_CLAIM, default
 	// "email"; "sub" when the claim is missing).
 	OIDCUsernameClaim string
+	// Mode is how a service's own API authenticates callers (SLUICE_AUTH_MODE): ModeDirect (the default:
+	// a bearer token or the gateway's signed identity header) or ModeGateway (only the signed identity
+	// header: the service sits behind a gateway, and a request that reaches it directly with a bearer
+	// token is refused).
+	Mode string
 }
+
+// Values of Config.Mode.
+const (
+	ModeDirect  = "direct"
+	ModeGateway = "gateway"
+)
 
 // ConfigFromEnv reads Config through getenv.
 func ConfigFromEnv(getenv func(string) string) Config {
@@ -55,12 +68,13 @@ func ConfigFromEnv(getenv func(string) string) Config {
 		Admins: getenv("SLUICE_AUTH_ADMINS"), Key: getenv("SLUICE_AUTH_KEY"),
 		OIDCIssuer: getenv("SLUICE_OIDC_ISSUER"), OIDCClientID: getenv("SLUICE_OIDC_CLIENT_ID"),
 		OIDCJWKSURL: getenv("SLUICE_OIDC_JWKS_URL"), OIDCUsernameClaim: getenv("SLUICE_OIDC_USERNAME_CLAIM"),
+		Mode: getenv("SLUICE_AUTH_MODE"),
 	}
 }
 
 // Env lists the variables ConfigFromEnv reads, for docs.
 var Env = []string{"SLUICE_AUTH_TOKENS", "SLUICE_NOTEBOOKS_TOKENS", "SLUICE_AUTH_ADMINS", "SLUICE_AUTH_KEY",
-	"SLUICE_OIDC_ISSUER", "SLUICE_OIDC_CLIENT_ID", "SLUICE_OIDC_JWKS_URL", "SLUICE_OIDC_USERNAME_CLAIM"}
+	"SLUICE_OIDC_ISSUER", "SLUICE_OIDC_CLIENT_ID", "SLUICE_OIDC_JWKS_URL", "SLUICE_OIDC_USERNAME_CLAIM", "SLUICE_AUTH_MODE"}
 
 // Authenticator turns a request's credential into an [Identity].
 type Authenticator struct {
@@ -70,6 +84,10 @@ type Authenticator struct {
 	signer *Signer
 	oidc   *oidc.IDTokenVerifier
 	claim  string
+	// gatewayOnly: Mode is ModeGateway.
+	gatewayOnly bool
+
+	verified verifiedCache // OIDC ID tokens that verified
 }
 
 // NewAuthenticator builds an Authenticator; every configuration error names its variable. OIDC discovery
@@ -85,6 +103,16 @@ func NewAuthenticator(ctx context.Context, cfg Config) (*Authenticator, error) {
 		}
 	}
 	var errs []error
+	switch cfg.Mode {
+	case "", ModeDirect:
+	case ModeGateway:
+		a.gatewayOnly = true
+		if cfg.Key == "" {
+			errs = append(errs, errors.New("SLUICE_AUTH_KEY: required with SLUICE_AUTH_MODE=gateway (the gateway signs identities with it)"))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("SLUICE_AUTH_MODE: %q is not %s or %s", cfg.Mode, ModeDirect, ModeGateway))
+	}
 	for i, e := range splitEntries(cfg.Tokens) {
 		tok, subj, ok := strings.Cut(e, "=")
 		tok, subj = strings.TrimSpace(tok), strings.TrimSpace(subj)
@@ -170,6 +198,9 @@ func (a *Authenticator) AddToken(tok string, id Identity) {
 	a.mu.Unlock()
 }
 
+// GatewayOnly reports whether the service accepts only the gateway's signed identity (ModeGateway).
+func (a *Authenticator) GatewayOnly() bool { return a.gatewayOnly }
+
 // Signer returns the signer of the identity header.
 func (a *Authenticator) Signer() *Signer { return a.signer }
 
@@ -206,6 +237,10 @@ func (a *Authenticator) Authenticate(ctx context.Context, token string) (Identit
 		return id, nil
 	}
 	if a.oidc != nil && strings.Count(token, ".") == 2 {
+		now := time.Now()
+		if id, ok := a.verified.get(token, now); ok {
+			return id, nil
+		}
 		idt, err := a.oidc.Verify(ctx, token)
 		if err != nil {
 			return Identity{}, fmt.Errorf("%w: %v", ErrBadCredential, err)
@@ -218,7 +253,9 @@ func (a *Authenticator) Authenticate(ctx context.Context, token string) (Identit
 		if subj == "" {
 			subj = idt.Subject
 		}
-		return Identity{Subject: subj, Admin: a.admins[subj]}, nil
+		id := Identity{Subject: subj, Admin: a.admins[subj]}
+		a.verified.put(token, id, idt.Expiry, now)
+		return id, nil
 	}
 	return Identity{}, ErrBadCredential
 }

@@ -22,8 +22,12 @@ const (
 	headerAudience = "sluice"
 )
 
-// Signer signs and verifies identity headers with one HMAC key.
-type Signer struct{ key []byte }
+// Signer signs and verifies identity headers with one HMAC key; verified headers are remembered
+// (see [VerifiedTTL]).
+type Signer struct {
+	key      []byte
+	verified verifiedCache
+}
 
 // NewSigner uses key (at least 32 bytes); an empty key gets 32 random bytes.
 func NewSigner(key string) (*Signer, error) {
@@ -58,6 +62,10 @@ func (s *Signer) Sign(id Identity, now time.Time) (string, error) {
 // Verify returns the identity a header value states, or an error when it is not signed with this key,
 // expired, or not meant for Sluice.
 func (s *Signer) Verify(v string) (Identity, error) {
+	now := time.Now()
+	if id, ok := s.verified.get(v, now); ok {
+		return id, nil
+	}
 	var c identityClaims
 	_, err := jwt.ParseWithClaims(v, &c, func(*jwt.Token) (any, error) { return s.key, nil },
 		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}), jwt.WithIssuer(headerIssuer),
@@ -68,5 +76,6 @@ func (s *Signer) Verify(v string) (Identity, error) {
 	if c.Identity.Subject == "" {
 		return Identity{}, fmt.Errorf("%s: no subject", IdentityHeader)
 	}
+	s.verified.put(v, c.Identity, c.ExpiresAt.Time, now)
 	return c.Identity, nil
 }

@@ -8,12 +8,15 @@ import (
 
 	natsserver "github.com/nats-io/nats-server/v2/server"
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/sluice-ml/sluice/libs/events"
 )
 
 // NATS users of the embedded server (NATS's own authorization, not Sluice code): anonymous clients are
-// refused; the services' user may publish and subscribe to everything; the event gateway's user may
-// publish request types only (sluice.<domain>[.<entity>].requested.v<major>) and read streams, so an event
-// that reaches the bus from outside can never be an internal type (task, job, model state, dead letters).
+// refused; the services' user may publish and subscribe to everything (`sluice dev` hosts every service
+// on one connection; the compose deployment gives each service its own user, events.ServicePermissions);
+// the event gateway's user has events.GatewayPermissions: it may publish request types only and read
+// streams, so an event that reaches the bus from outside can never be an internal type.
 const (
 	NATSServiceUser = "sluice-service"
 	NATSGatewayUser = "sluice-gateway"
@@ -30,15 +33,6 @@ var natsPasswords = sync.OnceValue(func() [2]string {
 	return p
 })
 
-// GatewayPublishSubjects are the subjects the gateway's user may publish: request types and the
-// JetStream API calls a publisher and an ordered consumer (tail) need.
-var GatewayPublishSubjects = []string{
-	"sluice.*.requested.*", "sluice.*.*.requested.*",
-	"$JS.API.INFO", "$JS.API.STREAM.INFO.*", "$JS.API.STREAM.NAMES", "$JS.API.STREAM.LIST",
-	"$JS.API.CONSUMER.CREATE.>", "$JS.API.CONSUMER.DELETE.>", "$JS.API.CONSUMER.INFO.>",
-	"$JS.API.CONSUMER.MSG.NEXT.>", "$JS.ACK.>", "$JS.FC.>",
-}
-
 func natsUsers() []*natsserver.User {
 	pw := natsPasswords()
 	// The server keeps bcrypt hashes only.
@@ -49,11 +43,12 @@ func natsUsers() []*natsserver.User {
 		}
 		return string(h)
 	}
+	gw := events.GatewayPermissions() // the same permissions as the compose deployment's gateway user
 	return []*natsserver.User{
 		{Username: NATSServiceUser, Password: hash(pw[0])},
 		{Username: NATSGatewayUser, Password: hash(pw[1]), Permissions: &natsserver.Permissions{
-			Publish:   &natsserver.SubjectPermission{Allow: GatewayPublishSubjects},
-			Subscribe: &natsserver.SubjectPermission{Allow: []string{"_INBOX.>"}},
+			Publish:   &natsserver.SubjectPermission{Allow: gw.Publish},
+			Subscribe: &natsserver.SubjectPermission{Allow: gw.Subscribe},
 		}},
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/sluice-ml/sluice/libs/auth"
@@ -15,6 +16,9 @@ import (
 //	GET  /apis/auth/v1/whoami                    the caller's identity
 //	GET  /apis/auth/v1/check                     200 with the signed X-Sluice-Identity header (a reverse
 //	                                             proxy's forward-auth endpoint, e.g. Caddy forward_auth)
+//	GET  /apis/auth/v1/verify                    the gateway's forward-auth endpoint ([Verify]): the signed
+//	                                             X-Sluice-Identity header of the request named by
+//	                                             X-Forwarded-Method and X-Forwarded-Uri
 //	GET  /apis/auth/v1/namespaces                the namespaces the caller is a member of (all for admins)
 //	POST /apis/auth/v1/namespaces                {"name": "team-a", "owner": "alice"} → 201; the owner is
 //	                                             the caller unless an admin names one; 409 when taken
@@ -47,6 +51,14 @@ func (a authService) Routes(mux *http.ServeMux) {
 		}
 		w.Header().Set(auth.IdentityHeader, h)
 		WriteJSON(w, http.StatusOK, id)
+	})
+	verify := sync.OnceValue(func() http.Handler { return Verify(a.d.guard.auth, Rules) })
+	mux.HandleFunc("GET "+VerifyPath, func(w http.ResponseWriter, r *http.Request) {
+		if a.d.guard == nil {
+			WriteError(w, http.StatusServiceUnavailable, errors.New("verify: authentication is not enabled"))
+			return
+		}
+		verify().ServeHTTP(w, r)
 	})
 	mux.HandleFunc("GET /apis/auth/v1/namespaces", a.list)
 	mux.HandleFunc("POST /apis/auth/v1/namespaces", a.create)

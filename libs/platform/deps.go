@@ -120,6 +120,8 @@ func Main(name string, build Builder) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
 	}
+	// Decided before the service builds its runtime; logged plainly either way.
+	EnableLocalIsolation(cfg.DataDir, cfg.Runtime, log)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	deps, err := connectWithin(ctx, startupConnectTimeout, cfg, name, log)
@@ -128,6 +130,14 @@ func Main(name string, build Builder) int {
 		return 1
 	}
 	defer deps.Close()
+	// Before the service is built, so the clients it makes for other services' APIs sign their calls
+	// (Deps.ServiceClient). Every request needs a credential: the signed identity header of the gateway
+	// in front, or (unless SLUICE_AUTH_MODE=gateway) a token of SLUICE_AUTH_TOKENS or an OIDC ID token;
+	// /metrics is open only on SLUICE_ADMIN_ADDR, and then not served on the API port at all.
+	if err := deps.EnableAuth(ctx, auth.ConfigFromEnv(os.Getenv)); err != nil {
+		log.Error("auth", "err", err)
+		return 2
+	}
 	svc, err := build(ctx, deps)
 	if err != nil {
 		log.Error("build service", "err", err)
@@ -138,21 +148,29 @@ func Main(name string, build Builder) int {
 		log.Error("start service", "err", err)
 		return 1
 	}
-	// Every request needs a credential: the signed identity header of the gateway in front, or a token
-	// of SLUICE_AUTH_TOKENS (or an OIDC ID token); /metrics is open only on SLUICE_ADMIN_ADDR.
-	if err := deps.EnableAuth(ctx, auth.ConfigFromEnv(os.Getenv)); err != nil {
-		log.Error("auth", "err", err)
-		return 2
-	}
-	if addr := os.Getenv("SLUICE_ADMIN_ADDR"); addr != "" {
+	adminAddr := os.Getenv("SLUICE_ADMIN_ADDR")
+	if addr := adminAddr; addr != "" {
 		go func() {
 			if err := ListenAndServe(ctx, addr, AdminHandler(deps.Metrics), log); err != nil {
 				log.Error("admin http", "err", err)
 			}
 		}()
 	}
+	// The event gateway (HTTP publish and tail) talks to NATS as the gateway's user when one is configured
+	// (SLUICE_EVENTS_NATS_URL): NATS itself then lets it publish request types only.
+	gwBus := deps.Bus
+	if u := os.Getenv("SLUICE_EVENTS_NATS_URL"); u != "" {
+		b, err := events.Connect(ctx, u, "sluice-"+name+"-event-gateway", log)
+		if err != nil {
+			log.Error("SLUICE_EVENTS_NATS_URL", "err", err)
+			return 1
+		}
+		defer b.Close()
+		gwBus = b
+	}
 	log.Info("serving", "addr", cfg.HTTPAddr)
-	h := NewHandler(HandlerConfig{Registry: deps.Metrics, Log: log, Checks: deps.Checks(), Guard: deps.Guard()}, svc, AuthService(deps), EventsGateway{deps.Bus})
+	// With an admin port, /metrics is served there only.
+	h := NewHandler(HandlerConfig{Registry: deps.Metrics, Log: log, Checks: deps.Checks(), Guard: deps.Guard(), NoMetrics: adminAddr != ""}, svc, AuthService(deps), EventsGateway{gwBus})
 	if err := ListenAndServe(ctx, cfg.HTTPAddr, h, log); err != nil {
 		log.Error("http", "err", err)
 		return 1

@@ -60,8 +60,18 @@ func (g *Guard) identify(r *http.Request, browser bool) (auth.Identity, error) {
 		}
 		return id, nil
 	}
+	if g.auth.GatewayOnly() {
+		if auth.Presented(r, browser) == "" {
+			return auth.Identity{}, auth.ErrNoCredential
+		}
+		return auth.Identity{}, ErrGatewayOnly
+	}
 	return g.auth.Authenticate(r.Context(), auth.Presented(r, browser))
 }
+
+// ErrGatewayOnly refuses a bearer token presented to a service that accepts only the gateway's signed
+// identity (SLUICE_AUTH_MODE=gateway).
+var ErrGatewayOnly = fmt.Errorf("%w: this service accepts only the gateway's signed identity (SLUICE_AUTH_MODE=gateway): send the request through the gateway", auth.ErrBadCredential)
 
 // Decision is what the guard decided for one request.
 type Decision struct {
@@ -79,7 +89,7 @@ func (g *Guard) Decide(r *http.Request, pattern string) Decision {
 	}
 	id, err := g.identify(r, rule.Browser)
 	if err != nil {
-		return Decision{Code: http.StatusUnauthorized, Err: err}
+		return Decision{Code: http.StatusUnauthorized, Err: err, Rule: rule}
 	}
 	d := Decision{Identity: id, Rule: rule}
 	if pattern == "" {
@@ -120,6 +130,10 @@ func (g *Guard) serve(mux *http.ServeMux, pattern string, w http.ResponseWriter,
 	switch d.Code {
 	case 0:
 	case http.StatusUnauthorized:
+		if d.Rule.LoginPage != "" && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
+			http.Redirect(w, r, d.Rule.LoginPage+"?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
+			return
+		}
 		w.Header().Set("WWW-Authenticate", `Bearer realm="sluice"`)
 		WriteError(w, d.Code, d.Err)
 		return

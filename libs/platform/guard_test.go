@@ -114,6 +114,9 @@ func samplePath(pattern, ns string) (method, path string) {
 	return method, path
 }
 
+// noRedirect is a client that shows redirects instead of following them.
+var noRedirect = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+
 // TestAuthorizationMatrix is generated from platform.Rules: every route × {no token, a contributor of
 // another namespace, viewer, contributor, owner, service identity, admin}. A route added without an entry
 // is refused for everyone (TestRouteWithoutRuleIsRefused), so it cannot ship unnoticed. ScopeResource
@@ -156,7 +159,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 				method, path := samplePath(rule.Pattern, "team-a")
 				req, _ := http.NewRequest(method, srv.URL+path, nil)
 				c.set(req)
-				resp, err := http.DefaultClient.Do(req)
+				resp, err := noRedirect.Do(req)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -164,8 +167,15 @@ func TestAuthorizationMatrix(t *testing.T) {
 				resp.Body.Close()
 				var want int
 				switch {
-				case rule.Scope == platform.ScopePublic:
+				case rule.Scope == platform.ScopePublic && (rule.Pattern == "GET /healthz" || rule.Pattern == "GET /readyz"):
 					want = http.StatusOK
+				case rule.Scope == platform.ScopePublic:
+					want = 299 // let through to a route that authenticates by itself (the gateway's verify)
+				case !c.ok && rule.LoginPage != "" && method == http.MethodGet:
+					want = http.StatusSeeOther // a browser page sends the browser to sign in
+					if loc := resp.Header.Get("Location"); loc != rule.LoginPage+"?next="+url.QueryEscape(path) {
+						t.Errorf("redirected to %q, want %s?next=%s", loc, rule.LoginPage, url.QueryEscape(path))
+					}
 				case !c.ok:
 					want = http.StatusUnauthorized
 				case rule.Scope == platform.ScopeAuthenticated:

@@ -77,3 +77,31 @@ func TestHandlerServesHealthReadinessMetricsAndRoutes(t *testing.T) {
 	require.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
 	require.Contains(t, string(b), "model not loaded")
 }
+
+// Steps and replicas inherit the service's environment without its secrets: the token table, the
+// identity header's key, the NATS credentials (in NATS_URL) and the artifact store's credentials.
+func TestChildEnvironDropsSluiceSecrets(t *testing.T) {
+	secrets := map[string]string{
+		"SLUICE_AUTH_TOKENS": "tok-0123456789abcdef=system:admin", "SLUICE_AUTH_KEY": "k-0123456789abcdef0123456789abcdef",
+		"SLUICE_NOTEBOOKS_TOKENS": "nbtok-0123456789ab=*", "NATS_URL": "nats://sluice-service:pw@127.0.0.1:4222",
+		"S3_SECRET_KEY": "s3-secret", "METADATA_DATABASE_URL": "postgres://u:pw@db/metadata",
+		"SLUICE_PIPELINES_TRAINING_URL": "http://127.0.0.1:1/_service/secret",
+	}
+	for k, v := range secrets {
+		t.Setenv(k, v)
+	}
+	t.Setenv("STEP_VISIBLE", "yes")
+	got := map[string]string{}
+	for _, kv := range platform.ChildEnviron() {
+		k, v, _ := strings.Cut(kv, "=")
+		got[k] = v
+	}
+	for k := range secrets {
+		if _, ok := got[k]; ok {
+			t.Errorf("%s is inherited by steps and replicas", k)
+		}
+	}
+	if got["STEP_VISIBLE"] != "yes" || got["PATH"] == "" {
+		t.Errorf("ordinary variables are not inherited: %v", got)
+	}
+}

@@ -45,6 +45,9 @@ type Rule struct {
 	Role      auth.Role
 	// Browser routes also accept the token as a "token" query parameter or the notebook cookie.
 	Browser bool
+	// LoginPage, on a browser page, sends a GET or HEAD without a valid credential there (303, with the
+	// page in ?next=) instead of answering 401.
+	LoginPage string
 }
 
 func inPath(pattern, verb string, role auth.Role) Rule {
@@ -82,6 +85,8 @@ var Rules = func() []Rule {
 		// auth: namespaces (profiles)
 		anyone("GET /apis/auth/v1/whoami", "whoami"),
 		anyone("GET /apis/auth/v1/check", "check"),
+		// the gateway's forward-auth endpoint authenticates the forwarded request itself (verify.go)
+		{Pattern: "GET " + VerifyPath, Verb: "verify (gateway forward auth)", Scope: ScopePublic},
 		anyone("GET "+nss, "list namespaces"),
 		anyone("POST "+nss, "create namespace"),
 		inPath("GET "+nss+"/{ns}", "get namespace", v),
@@ -98,12 +103,14 @@ var Rules = func() []Rule {
 		inResource("POST /apis/v1/pipelines/{id}/versions", "create pipeline version", c),
 		inResource("GET /apis/v1/pipelines/{id}/versions", "list pipeline versions", v),
 		inResource("GET /apis/v1/pipelines/{id}/versions/{vid}", "get pipeline version", v),
+		inResource("GET /apis/v1/pipelines/{id}/graph", "get pipeline graph", v),
 		inResource("POST /apis/v1/runs", "create run", c),
 		inResource("GET /apis/v1/runs", "list runs", v),
 		inResource("GET /apis/v1/runs/{id}", "get run", v),
 		inResource("POST /apis/v1/runs/{id}/cancel", "cancel run", c),
 		inResource("POST /apis/v1/runs/{id}/retry", "retry run", c),
 		inResource("GET /apis/v1/runs/{id}/logs", "get run logs", v),
+		inResource("GET /apis/v1/runs/{id}/graph", "get run graph", v),
 		inResource("POST /apis/v1/experiments", "create experiment", c),
 		inResource("GET /apis/v1/experiments", "list experiments", v),
 		inResource("GET /apis/v1/experiments/{id}", "get experiment", v),
@@ -174,6 +181,29 @@ var Rules = func() []Rule {
 		{Pattern: "POST " + md + "/types", Verb: "put types", Scope: ScopeAdmin},
 		inResource("GET "+md+"/lineage", "get lineage", v),
 		inResource("GET "+md+"/cache", "look up cache", v),
+		// dashboard: its pages call the APIs above with the caller's credential, so the pages themselves
+		// only need an identity; sign-in and the static assets are public
+		{Pattern: "GET /login", Verb: "sign-in page", Scope: ScopePublic},
+		{Pattern: "POST /login", Verb: "sign in", Scope: ScopePublic},
+		{Pattern: "POST /logout", Verb: "sign out", Scope: ScopePublic},
+		{Pattern: "GET /ui/static/{file}", Verb: "dashboard assets", Scope: ScopePublic},
+		{Pattern: "GET /favicon.ico", Verb: "dashboard icon", Scope: ScopePublic},
+		page("GET /{$}", "dashboard home"),
+		page("GET /ui/runs", "dashboard runs"),
+		page("GET /ui/runs/{id}", "dashboard run"),
+		page("GET /ui/runs/{id}/live", "dashboard run updates"),
+		page("GET /ui/runs/{id}/logs", "dashboard task log"),
+		page("POST /ui/runs/{id}/{action}", "dashboard run action"),
+		page("GET /ui/pipelines", "dashboard pipelines"),
+		page("POST /ui/pipelines", "dashboard pipeline upload"),
+		page("GET /ui/pipelines/{id}", "dashboard pipeline"),
+		page("POST /ui/pipelines/{id}/runs", "dashboard run form"),
+		page("GET /ui/jobs", "dashboard training jobs"),
+		page("GET /ui/jobs/{ns}/{name}", "dashboard training job"),
+		page("GET /ui/jobs/{ns}/{name}/logs", "dashboard replica log"),
+		page("GET /ui/notebooks", "dashboard notebooks"),
+		page("POST /ui/notebooks", "dashboard notebook create"),
+		page("POST /ui/notebooks/{ns}/{name}/{action}", "dashboard notebook action"),
 	}
 }()
 
@@ -236,4 +266,10 @@ func Authorize(r *http.Request, ns string, notFound error) error {
 		return notFound
 	}
 	return AuthorizeIn(r, ns)
+}
+
+// page is a dashboard page: any identity (the APIs it calls authorise the data), the sluice cookie
+// accepted, and a browser without one sent to the sign-in page.
+func page(pattern, verb string) Rule {
+	return Rule{Pattern: pattern, Verb: verb, Scope: ScopeAuthenticated, Browser: true, LoginPage: "/login"}
 }

@@ -64,6 +64,9 @@ type HandlerConfig struct {
 	// Guard authenticates and authorises every request ([Deps.EnableAuth]); nil serves without (service
 	// unit tests only: every process that listens for users has a guard).
 	Guard *Guard
+	// NoMetrics leaves /metrics off this handler: the process serves it on a separate admin port
+	// ([AdminHandler], SLUICE_ADMIN_ADDR) only.
+	NoMetrics bool
 }
 
 // NewHandler is [Handler] with a guard in front of every route. Every answer carries
@@ -97,7 +100,9 @@ func NewHandler(hc HandlerConfig, svcs ...Service) http.Handler {
 		}
 		WriteJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 	})
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	if !hc.NoMetrics {
+		mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	}
 
 	requests := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "sluice_http_requests_total", Help: "HTTP requests by route pattern and status code.",

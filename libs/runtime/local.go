@@ -34,6 +34,13 @@ type LocalConfig struct {
 	// LedgerDir records the process groups this Local runs, so a later Local (after the host process was
 	// killed, even with SIGKILL) ends every process they left (default: DefaultLedgerDir).
 	LedgerDir string
+	// Isolate runs every program whose Spec has no RunAs as the Unix user of its Spec.Namespace
+	// ([NamespaceUser], created when missing), with its read-write mounts private to that user: each
+	// mount's tree is handed to the user and the mount dir made mode 0700 ([PrivateDir]), and HOME is
+	// the work dir unless Spec.Env sets it. Programs of different namespaces then cannot read each
+	// other's files, nor signal or inspect each other's processes (/proc/<pid>/environ). Requires root
+	// ([CanIsolate]); Start fails without it.
+	Isolate bool
 }
 
 // Local runs programs as host processes, like kfp.local's subprocess runner: Spec.Image is recorded
@@ -72,6 +79,12 @@ func (l *Local) Name() string { return NameLocal }
 func (l *Local) Start(ctx context.Context, s Spec) (Process, error) {
 	if err := l.validate(s); err != nil {
 		return nil, err
+	}
+	if l.cfg.Isolate && s.RunAs == nil {
+		var err error
+		if s, err = l.isolate(s); err != nil {
+			return nil, fmt.Errorf("runtime: start %s: %w", s.Name, err)
+		}
 	}
 	env := l.environment(s)
 	exe, err := lookPath(s.Command[0], env, s.WorkDir)
@@ -134,6 +147,42 @@ func (l *Local) validate(s Spec) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// isolate gives s the user of its namespace and its read-write mounts to that user (LocalConfig.Isolate).
+func (l *Local) isolate(s Spec) (Spec, error) {
+	if !CanIsolate() {
+		return s, errors.New("isolating namespaces needs root: the local runtime cannot run programs as other users")
+	}
+	ns := s.Namespace
+	if ns == "" {
+		ns = DefaultNamespace
+	}
+	cred, err := EnsureUser(NamespaceUser(ns))
+	if err != nil {
+		return s, err
+	}
+	for _, m := range s.Mounts {
+		if m.ReadOnly {
+			continue
+		}
+		if err := giveTree(m.HostPath, cred); err != nil {
+			return s, err
+		}
+		if err := PrivateDir(m.HostPath, cred); err != nil {
+			return s, err
+		}
+	}
+	if _, ok := s.Env["HOME"]; !ok && s.WorkDir != "" {
+		env := make(map[string]string, len(s.Env)+1)
+		for k, v := range s.Env {
+			env[k] = v
+		}
+		env["HOME"] = s.WorkDir
+		s.Env = env
+	}
+	s.RunAs = &cred
+	return s, nil
 }
 
 // environment is the inherited environment (if asked) overridden by s.Env, plus PATH, sorted by name.

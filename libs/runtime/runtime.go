@@ -76,8 +76,12 @@ type Spec struct {
 	Aliases  []string
 	Hostname string
 	// RunAs, for Local, runs the program as this Unix user and group (the host process must be root);
-	// nil keeps the host process's. See [EnsureUser] for per-namespace users.
+	// nil keeps the host process's, or, when Local isolates (LocalConfig.Isolate), the user of Namespace.
+	// See [EnsureUser] for per-namespace users.
 	RunAs *Credential
+	// Namespace is the Sluice namespace the program belongs to (DefaultNamespace when empty). A Local
+	// that isolates runs it as that namespace's Unix user ([NamespaceUser]); other runtimes ignore it.
+	Namespace string
 }
 
 // Credential is a Unix user and group id.
@@ -109,6 +113,15 @@ type Runtime interface {
 	// after the runtime's grace period) and Wait reports ReasonCanceled. Pass context.WithoutCancel(ctx)
 	// for a program that must outlive the caller (a notebook server, a training replica).
 	Start(ctx context.Context, s Spec) (Process, error)
+}
+
+// ImageResolver is implemented by runtimes that can pin an image reference to content before running
+// it: ImageID returns the identity of what a program started now with Spec.Image = ref would run (Docker:
+// the local image's ID, the sha256 of its config). Running Spec.Image = that ID runs exactly it. Callers
+// key caches on it (a moved tag is a different image). Local has no images; Kubernetes resolves tags on
+// the node, after the pod is created, so neither implements it.
+type ImageResolver interface {
+	ImageID(ctx context.Context, ref string) (string, error)
 }
 
 // Process is one started program.

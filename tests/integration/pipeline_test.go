@@ -119,7 +119,9 @@ func connectNATS(t testing.TB) (*nats.Conn, jetstream.JetStream) {
 	var nc *nats.Conn
 	waitFor(t, 2*time.Minute, "NATS to accept a client", func() (bool, string) {
 		var err error
-		nc, err = nats.Connect("nats://"+st.endpoint(t, "nats", "4222/tcp"), nats.Timeout(10*time.Second))
+		// As the event gateway's NATS user: it may publish request types and read the streams.
+		nc, err = nats.Connect("nats://"+st.endpoint(t, "nats", "4222/tcp"), nats.Timeout(10*time.Second),
+			nats.UserInfo("gateway", natsPasswords["gateway"]))
 		if err != nil {
 			return false, err.Error()
 		}

@@ -225,8 +225,16 @@ func (s *stack) startNATS(ctx context.Context) error {
 	s.mu.Lock()
 	s.volumes = append(s.volumes, vol)
 	s.mu.Unlock()
+	// The compose deployment's configuration: one NATS user per service and the event gateway's, with
+	// per-subject permissions (rendered from libs/events/natsusers.go), passwords from the environment.
+	env := map[string]string{}
+	for user, pw := range natsPasswords {
+		env["NATS_"+strings.ToUpper(user)+"_PASSWORD"] = pw
+	}
 	return s.run(ctx, "nats", natsImage,
-		testcontainers.WithCmd("--jetstream", "--store_dir", "/data", "--http_port", "8222"),
+		testcontainers.WithCmd("--jetstream", "--store_dir", "/data", "--http_port", "8222", "--config", "/nats.conf"),
+		testcontainers.WithFiles(testcontainers.ContainerFile{HostFilePath: "../../deploy/nats/nats.conf", ContainerFilePath: "/nats.conf", FileMode: 0o644}),
+		testcontainers.WithEnv(env),
 		testcontainers.WithMounts(testcontainers.VolumeMount(vol, "/data")),
 		testcontainers.WithExposedPorts("4222/tcp"),
 		testcontainers.WithWaitStrategyAndDeadline(startupDeadline, wait.ForLog("Server is ready").WithStartupTimeout(startupDeadline)))
@@ -252,6 +260,18 @@ func (s *stack) startTemporal(ctx context.Context) error {
 
 // authKey and adminToken are this run's identity-header key and admin token (README "Trust model").
 var authKey, adminToken = randomToken(), randomToken()
+
+// natsPasswords are this run's NATS passwords, per user of deploy/nats/nats.conf.
+var natsPasswords = func() map[string]string {
+	pw := map[string]string{}
+	for _, u := range []string{"pipelines", "training", "serving", "notebooks", "metadata", "tuning", "gateway"} {
+		pw[u] = randomToken()
+	}
+	return pw
+}()
+
+// natsURL is the NATS URL of user inside the stack's network.
+func natsURL(user string) string { return "nats://" + user + ":" + natsPasswords[user] + "@nats:4222" }
 
 func randomToken() string {
 	b := make([]byte, 32)
@@ -285,12 +305,13 @@ func serviceEnv(extra map[string]string) map[string]string {
 
 // startService runs the image of service as container alias (several aliases may run one service).
 func (s *stack) startService(ctx context.Context, alias, service string, extra map[string]string) error {
-	env := map[string]string{}
+	env := map[string]string{"NATS_URL": natsURL(service)}
 	switch service {
 	case "metadata":
 		env["METADATA_DATABASE_URL"] = "postgres://metadata:metadata@metadata-postgresql:5432/metadata?sslmode=disable"
 	case "pipelines":
 		env["SLUICE_PIPELINES_TRAINING_URL"] = "http://training:8080"
+		env["SLUICE_EVENTS_NATS_URL"] = natsURL("gateway")
 	case "notebooks":
 		env["SLUICE_NOTEBOOKS_TOKENS"] = "integration-token-0123456789=*"
 	}

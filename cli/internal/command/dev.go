@@ -84,8 +84,12 @@ Stop it with Ctrl-C; a second start reuses the data.`,
 				if k == "SLUICE_HTTP_ADDR" {
 					return httpAddr
 				}
+				if k == "SLUICE_TEMPORAL_UI_URL" { // the dashboard links runs to their workflows
+					return stack.TemporalUIURL
+				}
 				return ""
 			}
+			isolation := platform.EnableLocalIsolation(stack.DataDir, runtimeKind, log) // before services build runtimes
 			deps, err := platform.Connect(ctx, pcfg, "dev", log, getenv)
 			if err != nil {
 				return err
@@ -121,7 +125,7 @@ Stop it with Ctrl-C; a second start reuses the data.`,
 				return err
 			}
 			defer gwBus.Close()
-			h := platform.NewHandler(platform.HandlerConfig{Registry: deps.Metrics, Log: log, Checks: deps.Checks(), Guard: deps.Guard()},
+			h := platform.NewHandler(platform.HandlerConfig{Registry: deps.Metrics, Log: log, Checks: deps.Checks(), Guard: deps.Guard(), NoMetrics: adminAddr != ""},
 				append(svcs, busService{gwBus}, platform.AuthService(deps))...)
 			apiHandler.set(h)
 			if adminAddr != "" {
@@ -137,7 +141,7 @@ Stop it with Ctrl-C; a second start reuses the data.`,
 				S3SecretKey: stack.S3SecretKey, S3Bucket: stack.S3Bucket, DataDir: stack.DataDir, Namespace: stack.Namespace,
 			}
 			printDevEnv(o, env, time.Since(start))
-			printDevAuth(o, stack.DataDir, adminToken, runtimeKind)
+			printDevAuth(o, stack.DataDir, adminToken, runtimeKind, isolation)
 			errc := make(chan error, 1)
 			go func() { errc <- platform.ServeListener(ctx, ln, h, log) }()
 			if quickstart {
@@ -159,7 +163,7 @@ Stop it with Ctrl-C; a second start reuses the data.`,
 	f := cmd.Flags()
 	f.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "where all state lives (NATS, Temporal, S3, services)")
 	f.StringVar(&httpAddr, "http-addr", "127.0.0.1:8080", "address of the one API port hosting every service")
-	f.StringVar(&adminAddr, "admin-addr", "", "address of the admin port serving /metrics without a token (empty: none; on the API port /metrics needs an admin token)")
+	f.StringVar(&adminAddr, "admin-addr", "", "address of the admin port serving /metrics without a token (then the API port serves none; empty: /metrics on the API port, for admins)")
 	f.IntVar(&cfg.NATSPort, "nats-port", cfg.NATSPort, "NATS port (0 = random)")
 	f.IntVar(&cfg.TemporalPort, "temporal-port", cfg.TemporalPort, "Temporal frontend port (0 = random)")
 	f.IntVar(&cfg.TemporalUIPort, "temporal-ui-port", cfg.TemporalUIPort, "Temporal Web UI port (0 = random)")
@@ -173,6 +177,7 @@ Stop it with Ctrl-C; a second start reuses the data.`,
 
 func printDevEnv(o *Options, e DevEnv, took time.Duration) {
 	fmt.Fprintf(o.Out, `Sluice dev is up (%.1fs).
+  Dashboard            %s/  (sign in with the admin token below)
   API (all services)   %s      e.g. curl %s/readyz
   Temporal Web UI      %s  (namespace %s)
   Temporal frontend    %s
@@ -180,7 +185,7 @@ func printDevEnv(o *Options, e DevEnv, took time.Duration) {
   S3 endpoint          %s  bucket %s  access key %s  secret key %s
   Data dir             %s
 Press Ctrl-C to stop; data survives restarts.
-`, took.Seconds(), e.API, e.API, e.TemporalUI, e.Namespace, e.Temporal, redacted(e.NATS), e.S3Endpoint, e.S3Bucket, e.S3AccessKey, e.S3SecretKey, e.DataDir)
+`, took.Seconds(), e.API, e.API, e.API, e.TemporalUI, e.Namespace, e.Temporal, redacted(e.NATS), e.S3Endpoint, e.S3Bucket, e.S3AccessKey, e.S3SecretKey, e.DataDir)
 }
 
 // busService hosts the event gateway (publish/tail over HTTP) next to the services.

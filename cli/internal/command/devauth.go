@@ -23,7 +23,9 @@ import (
 // <data-dir>/auth/admin-token (mode 0600) that the CLI finds by itself. The notebooks service's own
 // generated token is the same token.
 func enableDevAuth(ctx context.Context, deps *platform.Deps, dataDir string) (string, error) {
-	if err := deps.EnableAuth(ctx, auth.ConfigFromEnv(os.Getenv)); err != nil {
+	cfg := auth.ConfigFromEnv(os.Getenv)
+	cfg.Mode = auth.ModeDirect // sluice dev's one port is the gateway itself: it takes tokens
+	if err := deps.EnableAuth(ctx, cfg); err != nil {
 		return "", fmt.Errorf("auth: %w", err)
 	}
 	tok, err := auth.FileToken(auth.AdminTokenPath(dataDir))
@@ -41,16 +43,16 @@ func enableDevAuth(ctx context.Context, deps *platform.Deps, dataDir string) (st
 	return tok, nil
 }
 
-func printDevAuth(o *Options, dataDir, token, runtimeKind string) {
+func printDevAuth(o *Options, dataDir, token, runtimeKind, cannotIsolate string) {
 	fmt.Fprintf(o.Out, "  Admin token          %s  (the CLI reads it from there; `sluice login` stores another)\n", auth.AdminTokenPath(dataDir))
 	if runtimeKind == "local" || runtimeKind == "" {
-		if os.Geteuid() == 0 {
-			fmt.Fprintln(o.Out, "  Isolation            local runtime as root: each namespace's notebook servers run as their own Unix user with\n"+
-				"                       0700 dirs; pipeline steps and training replicas still run as root (use --runtime docker)")
+		if cannotIsolate == "" {
+			fmt.Fprintln(o.Out, "  Isolation            local runtime as root: each namespace's notebook servers, pipeline steps and training\n"+
+				"                       replicas run as its own Unix user (sluice-<namespace>) with 0700 work dirs")
 		} else {
-			fmt.Fprintln(o.Out, "  Isolation            NONE between namespaces: the local runtime runs all user code as this Unix user, so any\n"+
-				"                       notebook or step can read the others' files and tokens. Run as root (per-namespace users) or\n"+
-				"                       use --runtime docker for isolation.")
+			fmt.Fprintf(o.Out, "  Isolation            NONE between namespaces: %s.\n"+
+				"                       Any notebook or step can read the others' files and tokens. Run as root with a data dir\n"+
+				"                       others may traverse (per-namespace users), or use --runtime docker for isolation.\n", cannotIsolate)
 		}
 	}
 }

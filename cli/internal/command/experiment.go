@@ -42,8 +42,8 @@ func newExperimentCmd(o *Options) *cobra.Command {
 		Aliases: []string{"experiments", "exp"},
 		Short:   "Hyperparameter tuning: create, watch, list and delete Katib Experiments (kubeflow.org/v1beta1)",
 		Long: `An Experiment (Katib's kubeflow.org/v1beta1 YAML, unmodified) searches its parameters with the random,
-grid or tpe algorithm; every trial is a TFJob or PyTorchJob of the training service built from
-spec.trialTemplate, and its metrics come from the primary replica's log (StdOut collector, "name=value"
+grid, tpe or bayesianoptimization algorithm; every trial is a TFJob or PyTorchJob of the training service
+built from spec.trialTemplate (a plain batch/v1 Job runs as a one-Worker TFJob), and its metrics come from the primary replica's log (StdOut collector, "name=value"
 lines) or from TensorFlow event files (TensorFlowEvent collector).`,
 	}
 	cmd.PersistentFlags().StringVarP(&ns, "namespace", "n", "", "namespace (create: default the document's metadata.namespace, else default)")

@@ -45,12 +45,28 @@ func parseParams(src []byte, kvs []string) (map[string]any, error) {
 	return pipelinesapp.TypedParameters(src, texts)
 }
 
+// parseArtifacts reads -a name=uri flags (the pipeline's input artifacts, by s3:// URI).
+func parseArtifacts(kvs []string) (map[string]string, error) {
+	if len(kvs) == 0 {
+		return nil, nil
+	}
+	out := map[string]string{}
+	for _, kv := range kvs {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" || v == "" {
+			return nil, fmt.Errorf("-a %q: want name=s3://bucket/key", kv)
+		}
+		out[k] = v
+	}
+	return out, nil
+}
+
 func newPipelineRunCmd(o *Options) *cobra.Command {
-	var params []string
+	var params, arts []string
 	var watch, noCache bool
 	var experiment, name, ns string
 	cmd := &cobra.Command{
-		Use:   "run FILE [-p name=value ...] [-n NAMESPACE] [--watch]",
+		Use:   "run FILE [-p name=value ...] [-a name=s3://bucket/key ...] [-n NAMESPACE] [--watch]",
 		Short: "Start a run of a pipeline file; --watch follows every task until the run ends",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -62,7 +78,11 @@ func newPipelineRunCmd(o *Options) *cobra.Command {
 			if err != nil {
 				return usageError(err)
 			}
-			req := pipelinesv1.RunRequest{Spec: string(src), Parameters: p, ExperimentID: experiment, RunName: name, DisableCache: noCache, Namespace: ns}
+			a, err := parseArtifacts(arts)
+			if err != nil {
+				return usageError(err)
+			}
+			req := pipelinesv1.RunRequest{Spec: string(src), Parameters: p, InputArtifacts: a, ExperimentID: experiment, RunName: name, DisableCache: noCache, Namespace: ns}
 			var created pipelinesapp.RunCreated
 			if err := o.client().do(cmd.Context(), http.MethodPost, "/apis/v1/runs", nil, req, &created); err != nil {
 				return err
@@ -80,6 +100,7 @@ func newPipelineRunCmd(o *Options) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringArrayVarP(&params, "param", "p", nil, "run parameter name=value, converted by the input's declared type (STRING: the exact text; LIST/STRUCT: JSON)")
+	cmd.Flags().StringArrayVarP(&arts, "artifact", "a", nil, "pipeline input artifact name=s3://bucket/key (a directory: end the URI with /)")
 	cmd.Flags().BoolVarP(&watch, "watch", "w", false, "follow the run's tasks until it ends")
 	cmd.Flags().StringVar(&experiment, "experiment", "", "experiment id")
 	cmd.Flags().StringVarP(&ns, "namespace", "n", "", "namespace of the run (default: the experiment's, else default)")
@@ -293,6 +314,11 @@ func newRunCmd(o *Options) *cobra.Command {
 	list.Flags().StringVarP(&listNS, "namespace", "n", "", "only this namespace's runs (default: every namespace you may read)")
 	cancel := &cobra.Command{Use: "cancel RUN_ID", Short: "Cancel a run (exit handlers still run)", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			// Cancelling an ended run is a no-op on the API (as in KFP); say so instead of "cancelling".
+			if d, err := o.getRun(cmd.Context(), args[0]); err == nil && runDone[d.State] {
+				fmt.Fprintf(o.Out, "run %s already ended (%s); nothing to cancel\n", args[0], d.State)
+				return nil
+			}
 			if err := o.client().do(cmd.Context(), http.MethodPost, "/apis/v1/runs/"+url.PathEscape(args[0])+"/cancel", nil, nil, nil); err != nil {
 				return err
 			}

@@ -174,3 +174,42 @@ func TestNamespaceFlags(t *testing.T) {
 		}
 	}
 }
+
+// `run cancel` of a run that already ended says so (the API answers a cancel of an ended run idempotently, as
+// KFP does) and does not claim to be cancelling; a running run is cancelled through the API.
+func TestRunCancelSaysWhenTheRunAlreadyEnded(t *testing.T) {
+	var mu sync.Mutex
+	state := pipelinesv1.RunSucceeded
+	var cancels int
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		if r.Method == http.MethodPost {
+			cancels++
+			w.WriteHeader(http.StatusOK)
+			return
+		}
+		var d pipelinesapp.RunDetail
+		d.RunID, d.State = "r1", state
+		_ = json.NewEncoder(w).Encode(d)
+	}))
+	t.Cleanup(srv.Close)
+	run := func() string {
+		var out, errw bytes.Buffer
+		root := NewRoot(&out, &errw)
+		root.SetArgs([]string{"--server", srv.URL, "run", "cancel", "r1"})
+		if err := root.Execute(); err != nil {
+			t.Fatalf("run cancel: %v (%s)", err, errw.String())
+		}
+		return out.String()
+	}
+	if got := run(); got != "run r1 already ended (SUCCEEDED); nothing to cancel\n" || cancels != 0 {
+		t.Fatalf("ended run: printed %q, %d cancel calls", got, cancels)
+	}
+	mu.Lock()
+	state = pipelinesv1.RunRunning
+	mu.Unlock()
+	if got := run(); got != "run r1 cancelling\n" || cancels != 1 {
+		t.Fatalf("running run: printed %q, %d cancel calls", got, cancels)
+	}
+}

@@ -34,6 +34,40 @@ func jobsPath(ns string, parts ...string) string {
 	return p
 }
 
+// jobRef splits a job argument, NAME or KIND/NAME (tfjob/mnist,
+// PyTorchJob/mnist), with --kind as the default kind. The kind is part of
+// a job's identity: a TFJob and a PyTorchJob may share a name.
+func jobRef(arg, kindFlag string) (kind, name string, err error) {
+	kind = kindFlag
+	name = arg
+	if k, n, ok := strings.Cut(arg, "/"); ok {
+		kind, name = k, n
+	}
+	if kind == "" {
+		return "", name, nil
+	}
+	k := trainingv1.KindOf(kind)
+	if k == "" {
+		return "", "", usageError(fmt.Errorf("kind %q: want TFJob or PyTorchJob", kind))
+	}
+	return k, name, nil
+}
+
+// withKind adds ?kind= to a job path when kind is set (extra holds more query values).
+func withKind(p, kind string, extra url.Values) string {
+	q := url.Values{}
+	for k, v := range extra {
+		q[k] = v
+	}
+	if kind != "" {
+		q.Set("kind", kind)
+	}
+	if len(q) == 0 {
+		return p
+	}
+	return p + "?" + q.Encode()
+}
+
 func newTrainCmd(o *Options) *cobra.Command {
 	var file, ns string
 	var watch bool
@@ -76,7 +110,7 @@ func newTrainCmd(o *Options) *cobra.Command {
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			return o.watchJob(ctx, created.Namespace, created.Name)
+			return o.watchJob(ctx, created.Kind, created.Namespace, created.Name)
 		},
 	}
 	cmd.Flags().StringVarP(&file, "filename", "f", "", "job file (YAML or JSON; - for stdin)")
@@ -85,9 +119,9 @@ func newTrainCmd(o *Options) *cobra.Command {
 	return cmd
 }
 
-func (o *Options) getJob(ctx context.Context, ns, name string) (trainingv1.JobView, error) {
+func (o *Options) getJob(ctx context.Context, kind, ns, name string) (trainingv1.JobView, error) {
 	var v trainingv1.JobView
-	err := o.client().do(ctx, http.MethodGet, jobsPath(ns, name), nil, nil, &v)
+	err := o.client().do(ctx, http.MethodGet, withKind(jobsPath(ns, name), kind, nil), nil, nil, &v)
 	return v, err
 }
 
@@ -101,18 +135,37 @@ func isTerminal(w io.Writer) bool {
 }
 
 // watchJob redraws the replica table (in place on a terminal, else each
-// time it changes) until the job succeeds or fails.
-func (o *Options) watchJob(ctx context.Context, ns, name string) error {
+// time it changes) until the job succeeds or fails. The last table shows
+// the replicas' final states: once the job has finished, it waits (up to
+// settleTimeout) for replicas its cleanPodPolicy stops to leave Running.
+func (o *Options) watchJob(ctx context.Context, kind, ns, name string) error {
 	tty := isTerminal(o.Out)
 	start := time.Now()
 	last, lines := "", 0
+	var finishedAt time.Time
 	for {
-		v, err := o.getJob(ctx, ns, name)
+		v, err := o.getJob(ctx, kind, ns, name)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
 			return err
+		}
+		if kind == "" {
+			kind = v.Kind
+		}
+		finished := v.State == trainingv1.JobSucceeded || v.State == trainingv1.JobFailed
+		if finished && finishedAt.IsZero() {
+			finishedAt = time.Now()
+		}
+		settling := finished && replicasRunning(v) && time.Since(finishedAt) < settleTimeout
+		if settling {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(200 * time.Millisecond):
+			}
+			continue
 		}
 		var buf bytes.Buffer
 		fmt.Fprintf(&buf, "%s %s/%s  %s  (%.0fs)\n", v.Kind, v.Namespace, v.Name, stateOrPending(v.State), time.Since(start).Seconds())
@@ -152,6 +205,20 @@ func (o *Options) watchJob(ctx context.Context, ns, name string) error {
 	}
 }
 
+// settleTimeout bounds how long a finished job's watch waits for replicas
+// stopped by cleanPodPolicy to leave Running (with cleanPodPolicy None they
+// keep running, and are shown so).
+const settleTimeout = 5 * time.Second
+
+func replicasRunning(v trainingv1.JobView) bool {
+	for _, r := range v.Replicas {
+		if r.State == trainingv1.ReplicaRunning {
+			return true
+		}
+	}
+	return false
+}
+
 func stateOrPending(s trainingv1.JobConditionType) string {
 	if s == "" {
 		return "Pending"
@@ -176,14 +243,21 @@ func writeReplicaTable(w io.Writer, v trainingv1.JobView) {
 }
 
 func newJobsCmd(o *Options) *cobra.Command {
-	var ns string
-	cmd := &cobra.Command{Use: "jobs", Aliases: []string{"job"}, Short: "Inspect and control training jobs (TFJob, PyTorchJob)"}
+	var ns, kindFlag string
+	cmd := &cobra.Command{Use: "jobs", Aliases: []string{"job"}, Short: "Inspect and control training jobs (TFJob, PyTorchJob)",
+		Long: "Inspect and control training jobs. A job is named NAME, or KIND/NAME (tfjob/mnist, pytorchjob/mnist) when a TFJob\n" +
+			"and a PyTorchJob share the name (the kind is part of a job's identity, as in Kubernetes); --kind does the same."}
 	cmd.PersistentFlags().StringVarP(&ns, "namespace", "n", "default", "namespace")
+	cmd.PersistentFlags().StringVar(&kindFlag, "kind", "", "job kind, TFJob or PyTorchJob (needed when both kinds have a job of that name; filters list)")
 
 	list := &cobra.Command{Use: "list", Short: "List the namespace's jobs", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			kind, _, err := jobRef("", kindFlag)
+			if err != nil {
+				return err
+			}
 			var out trainingapp.JobList
-			if err := o.client().do(cmd.Context(), http.MethodGet, jobsPath(ns), nil, nil, &out); err != nil {
+			if err := o.client().do(cmd.Context(), http.MethodGet, withKind(jobsPath(ns), kind, nil), nil, nil, &out); err != nil {
 				return err
 			}
 			tw := tabwriter.NewWriter(o.Out, 2, 4, 2, ' ', 0)
@@ -201,14 +275,18 @@ func newJobsCmd(o *Options) *cobra.Command {
 		}}
 
 	var watch bool
-	get := &cobra.Command{Use: "get NAME", Short: "Show a job's conditions and replicas", Args: cobra.ExactArgs(1),
+	get := &cobra.Command{Use: "get [KIND/]NAME", Short: "Show a job's conditions and replicas", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			kind, name, err := jobRef(args[0], kindFlag)
+			if err != nil {
+				return err
+			}
 			if watch {
 				ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 				defer stop()
-				return o.watchJob(ctx, ns, args[0])
+				return o.watchJob(ctx, kind, ns, name)
 			}
-			v, err := o.getJob(cmd.Context(), ns, args[0])
+			v, err := o.getJob(cmd.Context(), kind, ns, name)
 			if err != nil {
 				return err
 			}
@@ -238,29 +316,41 @@ func newJobsCmd(o *Options) *cobra.Command {
 
 	var replica string
 	var attempt int
-	logs := &cobra.Command{Use: "logs NAME --replica worker-0", Short: "Print a replica's log (latest attempt unless --attempt)", Args: cobra.ExactArgs(1),
+	logs := &cobra.Command{Use: "logs [KIND/]NAME --replica worker-0", Short: "Print a replica's log (latest attempt unless --attempt)", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			kind, name, err := jobRef(args[0], kindFlag)
+			if err != nil {
+				return err
+			}
 			q := url.Values{"replica": {replica}}
 			if attempt > 0 {
 				q.Set("attempt", fmt.Sprint(attempt))
 			}
-			return o.client().do(cmd.Context(), http.MethodGet, jobsPath(ns, args[0], "logs")+"?"+q.Encode(), nil, nil, o.Out)
+			return o.client().do(cmd.Context(), http.MethodGet, withKind(jobsPath(ns, name, "logs"), kind, q), nil, nil, o.Out)
 		}}
 	logs.Flags().StringVarP(&replica, "replica", "r", "", "replica, e.g. chief-0, worker-1 (required)")
 	logs.Flags().IntVar(&attempt, "attempt", 0, "attempt number (default: latest)")
 	_ = logs.MarkFlagRequired("replica")
 
 	action := func(use, short, method, suffix, done string) *cobra.Command {
-		return &cobra.Command{Use: use + " NAME", Short: short, Args: cobra.ExactArgs(1),
+		return &cobra.Command{Use: use + " [KIND/]NAME", Short: short, Args: cobra.ExactArgs(1),
 			RunE: func(cmd *cobra.Command, args []string) error {
-				p := jobsPath(ns, args[0])
+				kind, name, err := jobRef(args[0], kindFlag)
+				if err != nil {
+					return err
+				}
+				p := jobsPath(ns, name)
 				if suffix != "" {
 					p += "/" + suffix
 				}
-				if err := o.client().do(cmd.Context(), method, p, nil, nil, nil); err != nil {
+				if err := o.client().do(cmd.Context(), method, withKind(p, kind, nil), nil, nil, nil); err != nil {
 					return err
 				}
-				fmt.Fprintf(o.Out, "job %s/%s %s\n", ns, args[0], done)
+				what := "job"
+				if kind != "" {
+					what = kind
+				}
+				fmt.Fprintf(o.Out, "%s %s/%s %s\n", what, ns, name, done)
 				return nil
 			}}
 	}

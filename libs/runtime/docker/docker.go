@@ -43,6 +43,22 @@ type Config struct {
 	KeepExited bool
 }
 
+var _ runtime.ImageResolver = (*Runtime)(nil)
+
+// ImageID returns the ID of the local image ref (sha256 of its config: what a container created now
+// from ref runs). An image that is not present is an error wrapping runtime.ErrInvalidSpec, since this
+// runtime never pulls.
+func (r *Runtime) ImageID(ctx context.Context, ref string) (string, error) {
+	img, err := r.cli.ImageInspect(ctx, ref)
+	if cerrdefs.IsNotFound(err) {
+		return "", fmt.Errorf("%w: spec.image: %s is not present on the Docker host (this runtime never pulls)", runtime.ErrInvalidSpec, ref)
+	}
+	if err != nil {
+		return "", fmt.Errorf("docker: inspect image %s: %w", ref, err)
+	}
+	return img.ID, nil
+}
+
 // Runtime starts containers on one Docker daemon.
 type Runtime struct {
 	cli   *client.Client

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"sync"
 	"time"
@@ -104,6 +105,11 @@ func New(ctx context.Context, d *platform.Deps) (*Service, error) {
 		Dir: filepath.Join(dir, "servers"), Jupyter: cfg.Jupyter, PATH: cfg.PATH, ReadyTimeout: cfg.ReadyTimeout,
 	}, rt, log)
 	if !cfg.TokensConfigured {
+		// 0711 before the token file is made (auth.FileToken would create the directory 0700): as root, the
+		// namespace users running notebook servers must traverse it to reach servers/; the file stays 0600.
+		if err := os.MkdirAll(filepath.Dir(DevTokenPath(d.DataDir)), 0o711); err != nil {
+			return nil, fmt.Errorf("notebooks: dev token: %w", err)
+		}
 		tok, err := auth.FileToken(DevTokenPath(d.DataDir))
 		if err != nil {
 			return nil, fmt.Errorf("notebooks: dev token: %w", err)

@@ -533,6 +533,37 @@ func TestCaseRootInputArtifactIsRefused(t *testing.T) {
 	require.Zero(t, runsWithID(t, d, id))
 }
 
+// Root input artifacts supplied by URI at run creation (input_artifacts) reach the tasks that bind
+// them: the case's pipeline runs and its step reads the object. An unknown name, a missing object or a
+// URI outside the artifact store is a 400 naming the input; nothing is created.
+func TestRootInputArtifactByURI(t *testing.T) {
+	d, srv := newService(t)
+	c := apiClient{t, srv.URL}
+	obj, err := d.Artifacts.Put(t.Context(), "inputs/"+uuid.NewString()+"/data.txt", strings.NewReader("root artifact\n"), 14)
+	require.NoError(t, err)
+	id := "rootart-ok-" + uuid.NewString()[:8]
+	code, out := c.do(http.MethodPost, "/apis/v1/runs?run_id="+id, pipelinesv1.RunRequest{Spec: caseSpec(t, "kfp", "root-input-artifact"),
+		InputArtifacts: map[string]string{"data": obj.URI}})
+	require.Equal(t, http.StatusOK, code, out)
+	res := waitRun(t, d, id)
+	require.Equal(t, pipelinesv1.RunSucceeded, res.State, res.Error)
+	show := taskState(t, c, id)["show"]
+	require.Equal(t, "root artifact\n", readObject(t, d, show.LogURI))
+	for given, msg := range map[string]string{
+		`{"data": "` + d.Artifacts.URI("inputs/none.txt") + `"}`:  "input_artifacts.data: no object at",
+		`{"data": "s3://elsewhere/x.txt"}`:                        "input_artifacts.data: ",
+		`{"data": "` + obj.URI + `", "other": "` + obj.URI + `"}`: `input_artifacts.other: the pipeline has no input artifact \"other\"`,
+	} {
+		var m map[string]string
+		require.NoError(t, json.Unmarshal([]byte(given), &m))
+		id := "rootart-bad-" + uuid.NewString()[:8]
+		code, out := c.do(http.MethodPost, "/apis/v1/runs?run_id="+id, pipelinesv1.RunRequest{Spec: caseSpec(t, "kfp", "root-input-artifact"), InputArtifacts: m})
+		require.Equal(t, http.StatusBadRequest, code, out)
+		require.Contains(t, out, msg)
+		require.Zero(t, runsWithID(t, d, id))
+	}
+}
+
 // The local runtime ignores images: the run is created with a warning saying so and how to run images.
 func TestLocalRuntimeWarnsThatImagesAreIgnored(t *testing.T) {
 	_, srv := newService(t)
@@ -599,4 +630,22 @@ func TestCaseExperimentFilterBeforePaging(t *testing.T) {
 		q = "experiment_id=" + exp + "&page_size=1&page_token=" + p.Next
 	}
 	require.ElementsMatch(t, mine, seen)
+}
+
+// kfp-kubernetes platform settings and container resources are never silently ignored: a pipeline
+// upload and a run request carrying one are refused with a 400 naming the task and the setting.
+func TestPlatformSettingsAreRefusedAtUploadAndRun(t *testing.T) {
+	d, srv := newService(t)
+	c := apiClient{t, srv.URL}
+	src, err := os.ReadFile("../internal/spec/testdata/refused/k8s-secretAsEnv.yaml")
+	require.NoError(t, err)
+	code, out := c.do(http.MethodPost, "/apis/v1/pipelines", app.UploadRequest{Name: "platform-" + uuid.NewString()[:8], Spec: string(src)})
+	require.Equal(t, http.StatusBadRequest, code, out)
+	require.Contains(t, out, "platforms.kubernetes.deploymentSpec.executors.exec-a.secretAsEnv")
+	require.Contains(t, out, "task a: kfp-kubernetes secretAsEnv is not supported by the local runtime")
+	id := "platform-" + uuid.NewString()[:8]
+	code, out = c.do(http.MethodPost, "/apis/v1/runs?run_id="+id, pipelinesv1.RunRequest{Spec: string(src)})
+	require.Equal(t, http.StatusBadRequest, code, out)
+	require.Contains(t, out, "secretAsEnv")
+	require.Zero(t, runsWithID(t, d, id))
 }

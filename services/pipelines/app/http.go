@@ -40,12 +40,14 @@ func (a *App) Routes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /apis/v1/pipelines/{id}/versions", a.uploadVersion)
 	mux.HandleFunc("GET /apis/v1/pipelines/{id}/versions", a.listVersions)
 	mux.HandleFunc("GET /apis/v1/pipelines/{id}/versions/{vid}", a.getVersion)
+	mux.HandleFunc("GET /apis/v1/pipelines/{id}/graph", a.pipelineGraph)
 	mux.HandleFunc("POST /apis/v1/runs", a.createRun)
 	mux.HandleFunc("GET /apis/v1/runs", a.listRuns)
 	mux.HandleFunc("GET /apis/v1/runs/{id}", a.getRun)
 	mux.HandleFunc("POST /apis/v1/runs/{id}/cancel", a.cancelRun)
 	mux.HandleFunc("POST /apis/v1/runs/{id}/retry", a.retryRun)
 	mux.HandleFunc("GET /apis/v1/runs/{id}/logs", a.runLogs)
+	mux.HandleFunc("GET /apis/v1/runs/{id}/graph", a.runGraph)
 	mux.HandleFunc("POST /apis/v1/experiments", a.createExperiment)
 	mux.HandleFunc("GET /apis/v1/experiments", a.listExperiments)
 	mux.HandleFunc("GET /apis/v1/experiments/{id}", a.getExperiment)
@@ -133,9 +135,9 @@ func (a *App) readUpload(r *http.Request) (UploadRequest, string, error) {
 	} else if err := auth.ValidNamespace(up.Namespace); err != nil {
 		return up, "", &invalidError{problems: []string{"namespace: " + err.Error()}}
 	}
-	p, err := spec.Parse([]byte(up.Spec))
+	p, err := a.parse(up.Spec)
 	if err != nil {
-		return up, "", invalid(err)
+		return up, "", err
 	}
 	if up.Name == "" {
 		up.Name = p.Name
@@ -302,6 +304,20 @@ func (a *App) createRun(w http.ResponseWriter, r *http.Request) {
 	}
 	platform.WriteJSON(w, http.StatusOK, RunCreated{RunID: in.RunID, RunName: in.RunName, Pipeline: p.Name, Namespace: in.Namespace,
 		Experiment: in.ExperimentID, TemporalID: in.RunID, Warnings: a.warnings(p)})
+}
+
+// parse parses and compiles a spec and checks it against this service's runtime (spec.CheckRuntime:
+// platform settings and container resources the runtime does not apply are refused, never ignored).
+// Every problem is an *invalidError (HTTP 400).
+func (a *App) parse(src string) (*dag.Pipeline, error) {
+	p, err := spec.Parse([]byte(src))
+	if err != nil {
+		return nil, invalid(err)
+	}
+	if err := spec.CheckRuntime(p, a.d.RuntimeKind); err != nil {
+		return nil, invalid(err)
+	}
+	return p, nil
 }
 
 // warnings lists what a run of p will not do as written under this service's runtime.

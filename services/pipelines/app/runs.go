@@ -11,6 +11,7 @@ import (
 
 	"go.temporal.io/sdk/client"
 
+	"github.com/sluice-ml/sluice/libs/artifacts"
 	"github.com/sluice-ml/sluice/libs/auth"
 	"github.com/sluice-ml/sluice/libs/events"
 	"github.com/sluice-ml/sluice/libs/platform"
@@ -18,7 +19,6 @@ import (
 	"github.com/sluice-ml/sluice/services/pipelines/internal/catalog"
 	"github.com/sluice-ml/sluice/services/pipelines/internal/dag"
 	"github.com/sluice-ml/sluice/services/pipelines/internal/engine"
-	"github.com/sluice-ml/sluice/services/pipelines/internal/spec"
 )
 
 // invalidError is a run request that can never start (HTTP 400, CLI exit 2, run.rejected event).
@@ -122,9 +122,9 @@ func (a *App) prepare(ctx context.Context, req pipelinesv1.RunRequest, runID str
 	if len(tooLarge) > 0 {
 		return in, nil, &invalidError{problems: tooLarge}
 	}
-	p, err := spec.Parse([]byte(in.Spec))
+	p, err := a.parse(in.Spec)
 	if err != nil {
-		return in, nil, invalid(err)
+		return in, nil, err
 	}
 	if _, err := p.ResolveInputs(in.Parameters); err != nil {
 		return in, nil, invalid(err)
@@ -132,20 +132,98 @@ func (a *App) prepare(ctx context.Context, req pipelinesv1.RunRequest, runID str
 	if problems := trainingJobNamespaces(p, in.Namespace); len(problems) > 0 {
 		return in, nil, &invalidError{problems: problems}
 	}
-	var missing []string
-	for _, a := range p.Root.InputArtifacts {
-		if !a.Optional {
-			missing = append(missing, fmt.Sprintf("root.inputDefinitions.artifacts.%s: the pipeline's input artifact %q has no value (pipeline-level input artifacts cannot be supplied to a run yet: pass its URI as a parameter)", a.Name, a.Name))
-		}
+	arts, err := a.inputArtifacts(ctx, p, req.InputArtifacts)
+	if err != nil {
+		return in, nil, err
 	}
-	if len(missing) > 0 {
-		return in, nil, &invalidError{problems: missing}
-	}
+	in.InputArtifacts = arts
 	in.PipelineName = p.Name
 	if in.RunName == "" {
 		in.RunName = p.Name + " " + runID
 	}
 	return in, p, nil
+}
+
+// inputArtifacts resolves the pipeline's input artifacts given by URI (RunRequest.InputArtifacts): each
+// must be declared in root.inputDefinitions.artifacts and name an object (or, ending in "/", a directory)
+// of the artifact store, whose digest and size are recorded; every required one must be given. Problems
+// are an *invalidError naming them.
+func (a *App) inputArtifacts(ctx context.Context, p *dag.Pipeline, given map[string]string) (map[string]pipelinesv1.Artifact, error) {
+	var problems []string
+	out := map[string]pipelinesv1.Artifact{}
+	for _, name := range sortedNames(anyMap(given)) {
+		uri := given[name]
+		def, ok := p.Root.InputArtifact(name)
+		if !ok {
+			problems = append(problems, fmt.Sprintf("input_artifacts.%s: the pipeline has no input artifact %q", name, name))
+			continue
+		}
+		art, err := a.resolveArtifact(ctx, uri)
+		if err != nil {
+			problems = append(problems, fmt.Sprintf("input_artifacts.%s: %v", name, err))
+			continue
+		}
+		art.Name, art.SchemaTitle = name, def.SchemaTitle
+		out[name] = art
+	}
+	for _, def := range p.Root.InputArtifacts {
+		if _, ok := given[def.Name]; !ok && !def.Optional {
+			problems = append(problems, fmt.Sprintf("root.inputDefinitions.artifacts.%s: the pipeline's input artifact %q has no value (give its URI in input_artifacts, e.g. sluice pipeline run -a %s=s3://...)", def.Name, def.Name, def.Name))
+		}
+	}
+	if len(problems) > 0 {
+		return nil, &invalidError{problems: problems}
+	}
+	if len(out) == 0 {
+		return nil, nil
+	}
+	return out, nil
+}
+
+// resolveArtifact reads the digest and size of the object (or directory, URI ending in "/") at an s3://
+// URI of the artifact store.
+func (a *App) resolveArtifact(ctx context.Context, uri string) (pipelinesv1.Artifact, error) {
+	store := a.d.Artifacts
+	key, err := store.KeyOf(uri)
+	if err != nil {
+		return pipelinesv1.Artifact{}, fmt.Errorf("%q is not an s3:// URI of the artifact store (bucket %q): %v", uri, store.Bucket(), err)
+	}
+	if !strings.HasSuffix(uri, "/") {
+		obj, err := store.Stat(ctx, key)
+		if err != nil {
+			if errors.Is(err, artifacts.ErrNotFound) {
+				return pipelinesv1.Artifact{}, fmt.Errorf("no object at %s (end a directory's URI with \"/\")", uri)
+			}
+			return pipelinesv1.Artifact{}, err
+		}
+		return pipelinesv1.Artifact{URI: store.URI(key), Digest: obj.Digest, Size: obj.Size}, nil
+	}
+	objs, err := store.List(ctx, key)
+	if err != nil {
+		return pipelinesv1.Artifact{}, err
+	}
+	if len(objs) == 0 {
+		return pipelinesv1.Artifact{}, fmt.Errorf("no objects under %s", uri)
+	}
+	art := pipelinesv1.Artifact{URI: store.URI(key) + "/"}
+	for i, o := range objs {
+		st, err := store.Stat(ctx, o.Key)
+		if err != nil {
+			return pipelinesv1.Artifact{}, err
+		}
+		objs[i] = st
+		art.Size += st.Size
+	}
+	art.Digest = engine.DirDigest(key, objs)
+	return art, nil
+}
+
+func anyMap(m map[string]string) map[string]any {
+	out := make(map[string]any, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
 }
 
 // conflictError is a run id that already names a run started from a different request (HTTP 409).

@@ -9,7 +9,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"net"
 	"strings"
 	"time"
@@ -182,8 +181,7 @@ func (a *App) startGRPC(ctx context.Context) {
 		a.d.Log.ErrorContext(ctx, "gRPC data plane not started", "addr", a.cfg.GRPCAddr, "err", err)
 		return
 	}
-	a.grpc = grpc.NewServer(grpc.MaxRecvMsgSize(dataplane.DefaultMaxBodyBytes), grpc.MaxSendMsgSize(math.MaxInt32))
-	a.server.RegisterGRPC(a.grpc)
+	a.grpc = a.server.NewGRPCServer()
 	a.grpcAddr = lis.Addr().String()
 	go func() { _ = a.grpc.Serve(lis) }()
 	a.d.Log.InfoContext(ctx, "gRPC data plane listening", "addr", a.grpcAddr)

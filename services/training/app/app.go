@@ -46,6 +46,11 @@ type Config struct {
 	// (SLUICE_TRAINING_RESTART_BACKOFF initial delay, default 10s, and
 	// SLUICE_TRAINING_RESTART_BACKOFF_MAX, default 5m).
 	RestartBackoff trainingv1.Backoff
+	// HistoryLimit is the workflow history length past which a job's run
+	// continues as new, handing running replicas to the next run
+	// (SLUICE_TRAINING_HISTORY_LIMIT, default 0: 2,000 events or
+	// Temporal's suggestion; at least 50).
+	HistoryLimit int
 	// Consumers is how many job requests are handled at once
 	// (SLUICE_TRAINING_CONSUMERS, default 4).
 	Consumers int
@@ -88,6 +93,13 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	if c.RestartBackoff.Max < c.RestartBackoff.Initial {
 		return c, fmt.Errorf("SLUICE_TRAINING_RESTART_BACKOFF_MAX: %v is less than the initial backoff %v", c.RestartBackoff.Max, c.RestartBackoff.Initial)
 	}
+	if v := getenv("SLUICE_TRAINING_HISTORY_LIMIT"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 50 {
+			return c, fmt.Errorf("SLUICE_TRAINING_HISTORY_LIMIT: %q is not an integer of at least 50", v)
+		}
+		c.HistoryLimit = n
+	}
 	if v := getenv("SLUICE_TRAINING_CONSUMERS"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 {
@@ -107,6 +119,8 @@ type App struct {
 	sub     *events.Subscription
 	dataDir string
 	owner   string
+	// closeRelay ends the S3 relay for containers (Docker runtime).
+	closeRelay func()
 }
 
 // OwnerEnv is set in every replica's environment to a digest of the
@@ -208,6 +222,15 @@ func (a *App) Start(ctx context.Context) error {
 			a.d.Log.InfoContext(ctx, "removed orphaned replica containers of an earlier instance", "service", Name, "containers", n)
 		}
 	}
+	if rt, ok := a.acts.Runtime.(*docker.Runtime); ok && a.acts.Env["S3_ENDPOINT"] != "" {
+		// A container's loopback is its own: replicas get an S3 endpoint
+		// they can reach (see containerEndpoint).
+		ep, closeRelay, err := containerEndpoint(ctx, rt, a.acts.Env["S3_ENDPOINT"], a.d.Getenv(ContainerS3EndpointEnv))
+		if err != nil {
+			a.d.Log.WarnContext(ctx, "replica containers may not reach S3", "service", Name, "err", err)
+		}
+		a.acts.Env["S3_ENDPOINT"], a.closeRelay = ep, closeRelay
+	}
 	if err := a.worker.Start(); err != nil {
 		return fmt.Errorf("training worker: %w", err)
 	}
@@ -249,5 +272,8 @@ func (a *App) Close() error {
 		a.sub.Stop()
 	}
 	a.worker.Stop()
+	if a.closeRelay != nil {
+		a.closeRelay()
+	}
 	return nil
 }

@@ -37,6 +37,7 @@ type env struct {
 	deps  *platform.Deps
 	app   *app.App
 	ns    string
+	queue string
 	mu    sync.Mutex
 	evs   []events.Event
 	store *artifacts.Store
@@ -92,7 +93,7 @@ func newEnvOn(t testing.TB, dataDir, queue, kind string) *env {
 	a.Routes(mux)
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
-	e := &env{t: t, srv: srv, deps: deps, app: a, ns: "t" + uuid.NewString()[:8], store: store}
+	e := &env{t: t, srv: srv, deps: deps, app: a, ns: "t" + uuid.NewString()[:8], store: store, queue: queue}
 	sub, err := bus.Conn().Subscribe("sluice.training.>", func(m *nats.Msg) {
 		ev, err := events.Decode(context.Background(), m.Header, m.Data)
 		if err != nil {
@@ -220,7 +221,7 @@ func TestRESTLifecycle(t *testing.T) {
 	require.Equal(t, 202, e.do(http.MethodPost, e.jobs()+"/hello/resume", "", nil))
 	v := e.waitState("hello", trainingv1.JobRunning)
 	require.Equal(t, 2, v.Replicas[0].Attempt)
-	workDir := e.deps.DataDir + "/training/work/" + e.ns + "/hello/" + string(v.Job.Meta().UID) + "/worker-0"
+	workDir := e.deps.DataDir + "/training/work/" + e.ns + "/tfjob/hello/" + string(v.Job.Meta().UID) + "/worker-0"
 	require.NoError(t, os.WriteFile(workDir+"/go", nil, 0o644))
 	e.waitState("hello", trainingv1.JobSucceeded)
 
@@ -237,7 +238,7 @@ func TestRESTLifecycle(t *testing.T) {
 
 	require.Equal(t, 200, e.do(http.MethodDelete, e.jobs()+"/hello", "", nil))
 	require.Equal(t, 404, e.do(http.MethodGet, e.jobs()+"/hello", "", nil))
-	e.waitEvent(events.TrainingJobDeletedV1, "jobs/"+e.ns+"/hello")
+	e.waitEvent(events.TrainingJobDeletedV1, "jobs/"+e.ns+"/tfjob/hello")
 	require.Equal(t, 201, e.do(http.MethodPost, e.jobs(), job("hello", "", "true", ""), nil), "a deleted job's name can be reused")
 	e.waitState("hello", trainingv1.JobSucceeded)
 }
@@ -252,7 +253,7 @@ func TestRequestedEventIsIdempotent(t *testing.T) {
 	require.NoError(t, ev.SetData("application/yaml", []byte(doc)))
 	require.NoError(t, e.deps.Bus.Publish(t.Context(), ev))
 	e.waitState("evjob", trainingv1.JobSucceeded)
-	desc, err := e.deps.Temporal.DescribeWorkflowExecution(t.Context(), trainingv1.WorkflowID(e.ns, "evjob"), "")
+	desc, err := e.deps.Temporal.DescribeWorkflowExecution(t.Context(), trainingv1.WorkflowID(trainingv1.KindTFJob, e.ns, "evjob"), "")
 	require.NoError(t, err)
 	firstRun := desc.WorkflowExecutionInfo.Execution.RunId
 
@@ -261,7 +262,7 @@ func TestRequestedEventIsIdempotent(t *testing.T) {
 	dup := ev.Clone()
 	require.NoError(t, e.deps.Bus.PublishOn(t.Context(), events.SubjectFor(events.TrainingJobRequestedV1), dup))
 	require.NoError(t, e.app.HandleJobRequested(t.Context(), dup))
-	desc, err = e.deps.Temporal.DescribeWorkflowExecution(t.Context(), trainingv1.WorkflowID(e.ns, "evjob"), "")
+	desc, err = e.deps.Temporal.DescribeWorkflowExecution(t.Context(), trainingv1.WorkflowID(trainingv1.KindTFJob, e.ns, "evjob"), "")
 	require.NoError(t, err)
 	require.Equal(t, firstRun, desc.WorkflowExecutionInfo.Execution.RunId)
 
@@ -270,7 +271,7 @@ func TestRequestedEventIsIdempotent(t *testing.T) {
 	other.SetID(uuid.NewString())
 	err = e.app.HandleJobRequested(t.Context(), other)
 	require.True(t, events.IsPermanent(err), "%v", err)
-	rej := e.waitEvent(events.TrainingJobRejectedV1, "jobs/"+e.ns+"/evjob")
+	rej := e.waitEvent(events.TrainingJobRejectedV1, "jobs/"+e.ns+"/tfjob/evjob")
 	require.Contains(t, string(rej.Data()), "already exists")
 
 	// An invalid document is rejected naming the field.
@@ -297,7 +298,7 @@ func TestModelExportedOnSuccess(t *testing.T) {
 	require.NoError(t, err)
 	extra := fmt.Sprintf("              env: [{name: exportDir, value: %q}]\n", e.store.URI(prefix))
 	require.Equal(t, 201, e.do(http.MethodPost, e.jobs(), job("export", "", "true", extra), nil))
-	ev := e.waitEvent(events.TrainingModelExportedV1, "jobs/"+e.ns+"/export")
+	ev := e.waitEvent(events.TrainingModelExportedV1, "jobs/"+e.ns+"/tfjob/export")
 	var me trainingv1.ModelExported
 	require.NoError(t, ev.DataAs(&me))
 	require.Equal(t, e.ns+"/export", me.Job)

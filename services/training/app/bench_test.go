@@ -155,13 +155,13 @@ func benchAllRunning(b *testing.B, e *env, img, command string) {
 			lat = append(lat, last.Sub(t0))
 		}
 		if testing.Verbose() {
-			d, err := e.deps.Temporal.DescribeWorkflowExecution(context.Background(), trainingv1.WorkflowID(e.ns, name), "")
+			d, err := e.deps.Temporal.DescribeWorkflowExecution(context.Background(), trainingv1.WorkflowID(trainingv1.KindTFJob, e.ns, name), "")
 			if err == nil {
 				b.Logf("%s: workflow started +%v, all running +%v", name, d.WorkflowExecutionInfo.StartTime.AsTime().Sub(t0), last.Sub(t0))
 			}
 		}
 		b.StopTimer()
-		_ = e.deps.Temporal.SignalWorkflow(context.Background(), trainingv1.WorkflowID(e.ns, name), "", trainingv1.SignalDelete, nil)
+		_ = e.deps.Temporal.SignalWorkflow(context.Background(), trainingv1.WorkflowID(trainingv1.KindTFJob, e.ns, name), "", trainingv1.SignalDelete, nil)
 		b.StartTimer()
 	}
 	b.StopTimer()
@@ -206,7 +206,7 @@ func BenchmarkDeleteToReplicasStopped(b *testing.B) {
 		}
 		b.StartTimer()
 		t0 := time.Now()
-		if err := e.deps.Temporal.SignalWorkflow(context.Background(), trainingv1.WorkflowID(e.ns, name), "", trainingv1.SignalDelete, nil); err != nil {
+		if err := e.deps.Temporal.SignalWorkflow(context.Background(), trainingv1.WorkflowID(trainingv1.KindTFJob, e.ns, name), "", trainingv1.SignalDelete, nil); err != nil {
 			b.Fatal(err)
 		}
 		for deadline := time.Now().Add(time.Minute); ; time.Sleep(2 * time.Millisecond) {

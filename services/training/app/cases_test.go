@@ -45,7 +45,7 @@ func TestReusedNameNeverServesOldLogs(t *testing.T) {
 		}
 	}
 	require.Equal(t, "NEW-RUN-OUTPUT\n", logs)
-	objs, err := e.store.List(t.Context(), lifecycle.JobKeyPrefix(e.ns, "lc-k", oldUID))
+	objs, err := e.store.List(t.Context(), lifecycle.JobKeyPrefix(e.ns, "tfjob", "lc-k", oldUID))
 	require.NoError(t, err)
 	require.Empty(t, objs, "the deleted job's logs are removed")
 }

@@ -40,6 +40,11 @@ type JobList struct {
 // Routes registers the REST API under /apis/training/v1/namespaces/{ns}/jobs:
 // POST (a TFJob or PyTorchJob, YAML or JSON), GET list, GET/DELETE /{name},
 // POST /{name}/suspend, POST /{name}/resume, GET /{name}/logs?replica=worker-0[&attempt=N].
+//
+// The kind is part of a job's identity (a TFJob and a PyTorchJob may share
+// a name): every /{name} route takes ?kind=TFJob|PyTorchJob (also tfjob,
+// pytorchjob), needed only when both kinds have a job of that name (409
+// otherwise); GET list takes it as a filter.
 func (a *App) Routes(mux *http.ServeMux) {
 	mux.HandleFunc("POST "+prefix, a.createJob)
 	mux.HandleFunc("GET "+prefix, a.listJobs)
@@ -60,7 +65,7 @@ func httpError(w http.ResponseWriter, err error) {
 		platform.WriteJSON(w, http.StatusBadRequest, map[string]any{"error": inv.Error(), "errors": inv.Errors})
 	case errors.Is(err, ErrNotFound), errors.As(err, &nf), errors.Is(err, artifacts.ErrNotFound), errors.Is(err, os.ErrNotExist):
 		platform.WriteError(w, http.StatusNotFound, err)
-	case errors.Is(err, ErrExists), errors.Is(err, ErrFinished):
+	case errors.Is(err, ErrExists), errors.Is(err, ErrFinished), errors.Is(err, ErrAmbiguous):
 		platform.WriteError(w, http.StatusConflict, err)
 	default:
 		platform.WriteError(w, http.StatusInternalServerError, err)
@@ -87,11 +92,29 @@ func (a *App) createJob(w http.ResponseWriter, r *http.Request) {
 	}
 	meta := job.Meta()
 	platform.WriteJSON(w, http.StatusCreated, JobCreated{Kind: job.Kind(), Namespace: meta.Namespace, Name: meta.Name,
-		WorkflowID: trainingv1.WorkflowID(meta.Namespace, meta.Name)})
+		WorkflowID: trainingv1.WorkflowID(job.Kind(), meta.Namespace, meta.Name)})
+}
+
+// kindParam is the request's ?kind= (KindTFJob, KindPyTorchJob or "").
+func kindParam(r *http.Request) (string, error) {
+	s := r.URL.Query().Get("kind")
+	if s == "" {
+		return "", nil
+	}
+	if k := trainingv1.KindOf(s); k != "" {
+		return k, nil
+	}
+	return "", &jobspec.InvalidError{Kind: "", Name: r.PathValue("name"), Errors: []jobspec.FieldError{{Field: "kind",
+		Detail: fmt.Sprintf("%q is not a job kind (want TFJob or PyTorchJob)", s)}}}
 }
 
 func (a *App) getJob(w http.ResponseWriter, r *http.Request) {
-	v, err := a.get(r.Context(), r.PathValue("ns"), r.PathValue("name"))
+	kind, err := kindParam(r)
+	if err != nil {
+		httpError(w, err)
+		return
+	}
+	v, err := a.get(r.Context(), kind, r.PathValue("ns"), r.PathValue("name"))
 	if err != nil {
 		httpError(w, err)
 		return
@@ -102,7 +125,12 @@ func (a *App) getJob(w http.ResponseWriter, r *http.Request) {
 // listJobs lists the namespace's jobs that are not deleted, newest first.
 func (a *App) listJobs(w http.ResponseWriter, r *http.Request) {
 	ns := r.PathValue("ns")
-	idPrefix := trainingv1.WorkflowID(ns, "")
+	kind, err := kindParam(r)
+	if err != nil {
+		httpError(w, err)
+		return
+	}
+	idPrefix := trainingv1.LegacyWorkflowID(ns, "")
 	seen := map[string]bool{}
 	out := JobList{Jobs: []trainingv1.JobView{}}
 	var token []byte
@@ -121,8 +149,16 @@ func (a *App) listJobs(w http.ResponseWriter, r *http.Request) {
 				continue
 			}
 			seen[id] = true
-			v, err := a.get(r.Context(), ns, strings.TrimPrefix(id, idPrefix))
-			if err != nil {
+			_, _, name, ok := trainingv1.ParseWorkflowID(id)
+			if !ok {
+				continue
+			}
+			rec, err := a.describe(r.Context(), id, ns, name)
+			if err != nil || rec == nil || rec.deleted || (kind != "" && rec.kind != "" && rec.kind != kind) {
+				continue
+			}
+			v, err := a.view(r.Context(), rec)
+			if err != nil || (kind != "" && v.Kind != kind) {
 				continue // deleted, or gone since listed
 			}
 			out.Jobs = append(out.Jobs, v)
@@ -132,23 +168,38 @@ func (a *App) listJobs(w http.ResponseWriter, r *http.Request) {
 			break
 		}
 	}
-	sort.SliceStable(out.Jobs, func(i, j int) bool { return out.Jobs[i].Name < out.Jobs[j].Name })
+	sort.SliceStable(out.Jobs, func(i, j int) bool {
+		if out.Jobs[i].Name != out.Jobs[j].Name {
+			return out.Jobs[i].Name < out.Jobs[j].Name
+		}
+		return out.Jobs[i].Kind < out.Jobs[j].Kind
+	})
 	platform.WriteJSON(w, http.StatusOK, out)
 }
 
 func (a *App) deleteJob(w http.ResponseWriter, r *http.Request) {
 	ns, name := r.PathValue("ns"), r.PathValue("name")
-	if err := a.remove(r.Context(), ns, name); err != nil {
+	kind, err := kindParam(r)
+	if err != nil {
 		httpError(w, err)
 		return
 	}
-	platform.WriteJSON(w, http.StatusOK, map[string]any{"namespace": ns, "name": name, "deleted": true})
+	if err := a.remove(r.Context(), kind, ns, name); err != nil {
+		httpError(w, err)
+		return
+	}
+	platform.WriteJSON(w, http.StatusOK, map[string]any{"namespace": ns, "name": name, "kind": kind, "deleted": true})
 }
 
 func (a *App) control(sig string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		ns, name := r.PathValue("ns"), r.PathValue("name")
-		if err := a.signal(r.Context(), ns, name, sig); err != nil {
+		kind, err := kindParam(r)
+		if err != nil {
+			httpError(w, err)
+			return
+		}
+		if err := a.signal(r.Context(), kind, ns, name, sig); err != nil {
 			httpError(w, err)
 			return
 		}
@@ -157,11 +208,21 @@ func (a *App) control(sig string) http.HandlerFunc {
 }
 
 // jobLogs serves one replica attempt's log as text/plain: the stored object
-// training/<ns>/<job>/<replica>/attempt-N.log, or while the attempt runs
+// lifecycle.LogKey, or while the attempt runs
 // the local file being written. attempt defaults to the replica's latest.
 func (a *App) jobLogs(w http.ResponseWriter, r *http.Request) {
 	ns, name := r.PathValue("ns"), r.PathValue("name")
-	v, err := a.get(r.Context(), ns, name)
+	kind, err := kindParam(r)
+	if err != nil {
+		httpError(w, err)
+		return
+	}
+	rec, err := a.resolve(r.Context(), kind, ns, name)
+	if err != nil {
+		httpError(w, err)
+		return
+	}
+	v, err := a.view(r.Context(), rec)
 	if err != nil {
 		httpError(w, err)
 		return
@@ -196,9 +257,10 @@ func (a *App) jobLogs(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	uid := string(v.Job.Meta().UID)
-	rc, _, err := a.d.Artifacts.Get(r.Context(), lifecycle.LogKey(ns, name, uid, rep.LogName(), attempt))
+	ks := rec.kindSegment()
+	rc, _, err := a.d.Artifacts.Get(r.Context(), lifecycle.LogKey(ns, ks, name, uid, rep.LogName(), attempt))
 	if errors.Is(err, artifacts.ErrNotFound) {
-		f, ferr := os.Open(lifecycle.LocalLogPath(a.dataDir, ns, name, uid, rep.LogName(), attempt))
+		f, ferr := os.Open(lifecycle.LocalLogPath(a.dataDir, ns, ks, name, uid, rep.LogName(), attempt))
 		if ferr != nil {
 			httpError(w, fmt.Errorf("%w: no log for %s attempt %d (the latest %d attempts' logs are kept)", ErrNotFound, rep.LogName(), attempt, lifecycle.KeepAttemptLogs))
 			return

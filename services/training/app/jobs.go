@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path"
 	"strings"
 	"time"
 
@@ -31,6 +32,9 @@ var (
 	ErrExists = errors.New("training: job already exists")
 	// ErrFinished: the job can no longer be suspended or resumed. HTTP 409.
 	ErrFinished = errors.New("training: job is no longer running")
+	// ErrAmbiguous: a TFJob and a PyTorchJob share the name and the request
+	// did not say which kind it means. HTTP 409.
+	ErrAmbiguous = errors.New("training: ambiguous job name")
 )
 
 // parse reads a TFJob/PyTorchJob document. When ns is set (REST path),
@@ -64,10 +68,25 @@ func parse(doc []byte, ns string) (*trainingv1.Job, error) {
 
 // jobRecord is what Temporal knows of a job's latest workflow run.
 type jobRecord struct {
+	// id is the job's workflow ID (kind-qualified, or legacy).
+	id        string
+	kind      string
+	ns, name  string
 	runID     string
 	running   bool
 	deleted   bool
 	requestID string
+}
+
+// legacy reports a job created before the kind was part of its identity.
+func (r *jobRecord) legacy() bool { return r.id == trainingv1.LegacyWorkflowID(r.ns, r.name) }
+
+// kindSegment is the kind in the job's store keys ("" for the legacy layout).
+func (r *jobRecord) kindSegment() string {
+	if r.legacy() {
+		return ""
+	}
+	return trainingv1.KindSegment(r.kind)
 }
 
 func memoValue(m *commonpb.Memo, key string, v any) {
@@ -79,9 +98,9 @@ func memoValue(m *commonpb.Memo, key string, v any) {
 	}
 }
 
-// lookup describes the latest run of the job's workflow (nil when none).
-func (a *App) lookup(ctx context.Context, ns, name string) (*jobRecord, error) {
-	desc, err := a.d.Temporal.DescribeWorkflowExecution(ctx, trainingv1.WorkflowID(ns, name), "")
+// describe describes the latest run of workflow id, the job ns/name (nil when none).
+func (a *App) describe(ctx context.Context, id, ns, name string) (*jobRecord, error) {
+	desc, err := a.d.Temporal.DescribeWorkflowExecution(ctx, id, "")
 	var nf *serviceerror.NotFound
 	if errors.As(err, &nf) {
 		return nil, nil
@@ -90,11 +109,12 @@ func (a *App) lookup(ctx context.Context, ns, name string) (*jobRecord, error) {
 		return nil, err
 	}
 	info := desc.WorkflowExecutionInfo
-	r := &jobRecord{runID: info.Execution.RunId, running: info.Status == enums.WORKFLOW_EXECUTION_STATUS_RUNNING}
+	r := &jobRecord{id: id, ns: ns, name: name, runID: info.Execution.RunId, running: info.Status == enums.WORKFLOW_EXECUTION_STATUS_RUNNING}
 	memoValue(info.Memo, trainingv1.MemoDeleted, &r.deleted)
 	memoValue(info.Memo, trainingv1.MemoRequestID, &r.requestID)
+	memoValue(info.Memo, trainingv1.MemoKind, &r.kind)
 	if !r.deleted && !r.running {
-		ok, err := a.d.Artifacts.Exists(ctx, tombstoneKey(ns, name, r.runID))
+		ok, err := a.d.Artifacts.Exists(ctx, tombstoneKey(r))
 		if err != nil {
 			return nil, err
 		}
@@ -103,19 +123,75 @@ func (a *App) lookup(ctx context.Context, ns, name string) (*jobRecord, error) {
 	return r, nil
 }
 
+// lookup describes the latest run of the job kind ns/name: its
+// kind-qualified workflow, else a legacy workflow of that kind (nil when
+// neither exists).
+func (a *App) lookup(ctx context.Context, kind, ns, name string) (*jobRecord, error) {
+	r, err := a.describe(ctx, trainingv1.WorkflowID(kind, ns, name), ns, name)
+	if err != nil || (r != nil && !r.deleted) {
+		if r != nil && r.kind == "" {
+			r.kind = kind
+		}
+		return r, err
+	}
+	old, err := a.describe(ctx, trainingv1.LegacyWorkflowID(ns, name), ns, name)
+	if err != nil {
+		return nil, err
+	}
+	if old != nil && (old.kind == "" || old.kind == kind) && (r == nil || !old.deleted) {
+		if old.kind == "" {
+			old.kind = kind
+		}
+		return old, nil
+	}
+	return r, nil
+}
+
+// resolve finds the live (not deleted) job ns/name. kind may be empty when
+// only one kind has a job of that name; with both it is ErrAmbiguous.
+func (a *App) resolve(ctx context.Context, kind, ns, name string) (*jobRecord, error) {
+	kinds := trainingv1.Kinds
+	if kind != "" {
+		kinds = []string{kind}
+	}
+	var found []*jobRecord
+	for _, k := range kinds {
+		r, err := a.lookup(ctx, k, ns, name)
+		if err != nil {
+			return nil, err
+		}
+		if r != nil && !r.deleted && (len(found) == 0 || found[0].id != r.id) {
+			found = append(found, r)
+		}
+	}
+	switch len(found) {
+	case 0:
+		what := "job"
+		if kind != "" {
+			what = kind
+		}
+		return nil, fmt.Errorf("%w: %s %s/%s", ErrNotFound, what, ns, name)
+	case 1:
+		return found[0], nil
+	}
+	return nil, fmt.Errorf("%w: both a %s and a %s are named %s/%s; say which with ?kind= (sluice jobs --kind)",
+		ErrAmbiguous, found[0].kind, found[1].kind, ns, name)
+}
+
 // tombstoneKey marks a finished job's run as deleted. Temporal deletes
 // closed executions asynchronously (and lazily on a dev server), so the
 // tombstone is what makes the deletion visible at once.
-func tombstoneKey(ns, name, runID string) string {
-	return "training/" + ns + "/" + name + "/deleted/" + runID
+func tombstoneKey(r *jobRecord) string {
+	return path.Join("training", r.ns, r.kindSegment(), r.name, "deleted", r.runID)
 }
 
-// create starts the job's lifecycle unless a job of that name exists (a
-// deleted job's name may be reused). A requestID already used by the
-// existing job is a duplicate: created reports false and no error.
+// create starts the job's lifecycle unless a job of that kind and name
+// exists (a deleted job's name may be reused; a TFJob and a PyTorchJob
+// may share a name). A requestID already used by the existing job is a
+// duplicate: created reports false and no error.
 func (a *App) create(ctx context.Context, job *trainingv1.Job, requestID string) (created bool, err error) {
 	meta := job.Meta()
-	rec, err := a.lookup(ctx, meta.Namespace, meta.Name)
+	rec, err := a.lookup(ctx, job.Kind(), meta.Namespace, meta.Name)
 	if err != nil {
 		return false, err
 	}
@@ -133,9 +209,9 @@ func (a *App) create(ctx context.Context, job *trainingv1.Job, requestID string)
 	// of a job re-created under the same name never mix with the old one's.
 	job.Meta().UID = types.UID(uuid.NewString())
 	_, err = lifecycle.StartOn(ctx, a.d.Temporal, a.cfg.TaskQueue, trainingv1.JobInput{Job: *job, RequestID: requestID, HeartbeatTimeout: a.cfg.HeartbeatTimeout,
-		RestartBackoff: a.cfg.RestartBackoff, Network: a.network()})
+		RestartBackoff: a.cfg.RestartBackoff, HistoryLimit: a.cfg.HistoryLimit, Network: a.network()})
 	if errors.Is(err, lifecycle.ErrJobExists) {
-		if rec, lerr := a.lookup(ctx, meta.Namespace, meta.Name); lerr == nil && rec != nil && rec.requestID == requestID {
+		if rec, lerr := a.lookup(ctx, job.Kind(), meta.Namespace, meta.Name); lerr == nil && rec != nil && rec.requestID == requestID {
 			return false, nil
 		}
 		return false, fmt.Errorf("%w: %s %s", ErrExists, job.Kind(), job.Key())
@@ -152,52 +228,48 @@ func (a *App) network() string {
 	return trainingv1.NetworkDNS
 }
 
-// get returns the live view of a job that exists and is not deleted.
-func (a *App) get(ctx context.Context, ns, name string) (trainingv1.JobView, error) {
-	rec, err := a.lookup(ctx, ns, name)
+// get returns the live view of a job that exists and is not deleted (kind
+// may be empty, see resolve).
+func (a *App) get(ctx context.Context, kind, ns, name string) (trainingv1.JobView, error) {
+	rec, err := a.resolve(ctx, kind, ns, name)
 	if err != nil {
 		return trainingv1.JobView{}, err
 	}
-	if rec == nil || rec.deleted {
-		return trainingv1.JobView{}, fmt.Errorf("%w: %s/%s", ErrNotFound, ns, name)
-	}
-	v, err := lifecycle.Query(ctx, a.d.Temporal, trainingv1.WorkflowID(ns, name))
+	return a.view(ctx, rec)
+}
+
+func (a *App) view(ctx context.Context, rec *jobRecord) (trainingv1.JobView, error) {
+	v, err := lifecycle.Query(ctx, a.d.Temporal, rec.id)
 	if err != nil {
 		return v, err
 	}
 	if v.Deleted {
-		return trainingv1.JobView{}, fmt.Errorf("%w: %s/%s", ErrNotFound, ns, name)
+		return trainingv1.JobView{}, fmt.Errorf("%w: %s %s/%s", ErrNotFound, rec.kind, rec.ns, rec.name)
 	}
 	return v, nil
 }
 
 // signal sends a control signal to a running job.
-func (a *App) signal(ctx context.Context, ns, name, sig string) error {
-	rec, err := a.lookup(ctx, ns, name)
+func (a *App) signal(ctx context.Context, kind, ns, name, sig string) error {
+	rec, err := a.resolve(ctx, kind, ns, name)
 	if err != nil {
 		return err
 	}
-	if rec == nil || rec.deleted {
-		return fmt.Errorf("%w: %s/%s", ErrNotFound, ns, name)
-	}
 	if !rec.running {
-		return fmt.Errorf("%w: %s/%s has finished", ErrFinished, ns, name)
+		return fmt.Errorf("%w: %s %s/%s has finished", ErrFinished, rec.kind, ns, name)
 	}
-	return a.d.Temporal.SignalWorkflow(ctx, trainingv1.WorkflowID(ns, name), rec.runID, sig, nil)
+	return a.d.Temporal.SignalWorkflow(ctx, rec.id, rec.runID, sig, nil)
 }
 
 // remove deletes a job: a running lifecycle terminates its replicas and
 // ends; a finished one has its workflow execution deleted, and the deleted
 // event is published here (same deterministic id the workflow would use).
-func (a *App) remove(ctx context.Context, ns, name string) error {
-	rec, err := a.lookup(ctx, ns, name)
+func (a *App) remove(ctx context.Context, kind, ns, name string) error {
+	rec, err := a.resolve(ctx, kind, ns, name)
 	if err != nil {
 		return err
 	}
-	if rec == nil || rec.deleted {
-		return fmt.Errorf("%w: %s/%s", ErrNotFound, ns, name)
-	}
-	id := trainingv1.WorkflowID(ns, name)
+	kind, id := rec.kind, rec.id
 	if rec.running {
 		// The workflow terminates the replicas, publishes job.deleted and
 		// ends; wait for that, so a later GET answers 404.
@@ -209,18 +281,21 @@ func (a *App) remove(ctx context.Context, ns, name string) error {
 		wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		_ = a.d.Temporal.GetWorkflow(wctx, id, rec.runID).Get(wctx, nil)
 		cancel()
-		if rec, err = a.lookup(ctx, ns, name); err != nil || rec == nil || rec.deleted {
+		if rec, err = a.describe(ctx, id, ns, name); err != nil || rec == nil || rec.deleted {
 			return err
 		}
+		if rec.kind == "" {
+			rec.kind = kind
+		}
 		if rec.running {
-			return fmt.Errorf("training: job %s/%s is still stopping its replicas", ns, name)
+			return fmt.Errorf("training: %s %s/%s is still stopping its replicas", kind, ns, name)
 		}
 		// It was finishing when the signal came: delete the finished run.
 	}
 	view, _ := lifecycle.Query(ctx, a.d.Temporal, id)
-	ev := trainingv1.JobEvent{Kind: view.Kind, Namespace: ns, Name: name, Condition: "Deleted",
-		Message: fmt.Sprintf("%s %s/%s is deleted: deleted by request", view.Kind, ns, name)}
-	out, err := events.New("/sluice/"+Name, events.TrainingJobDeletedV1, "jobs/"+ns+"/"+name, ev)
+	ev := trainingv1.JobEvent{Kind: kind, Namespace: ns, Name: name, Condition: "Deleted",
+		Message: fmt.Sprintf("%s %s/%s is deleted: deleted by request", kind, ns, name)}
+	out, err := events.New("/sluice/"+Name, events.TrainingJobDeletedV1, trainingv1.EventSubject(rec.kindSegment(), ns, name), ev)
 	if err != nil {
 		return err
 	}
@@ -228,12 +303,12 @@ func (a *App) remove(ctx context.Context, ns, name string) error {
 	if err := a.d.Bus.Publish(ctx, out); err != nil {
 		return err
 	}
-	if _, err := a.d.Artifacts.Put(ctx, tombstoneKey(ns, name, rec.runID), strings.NewReader(""), 0); err != nil {
+	if _, err := a.d.Artifacts.Put(ctx, tombstoneKey(rec), strings.NewReader(""), 0); err != nil {
 		return err
 	}
 	if uid := string(view.Job.Meta().UID); uid != "" {
-		if err := a.acts.PurgeJob(ctx, lifecycle.PurgeInput{Namespace: ns, JobName: name, UID: uid}); err != nil {
-			a.d.Log.WarnContext(ctx, "remove deleted job's logs", "trainjob", ns+"/"+name, "err", err)
+		if err := a.acts.PurgeJob(ctx, lifecycle.PurgeInput{Namespace: ns, Kind: rec.kindSegment(), JobName: name, UID: uid}); err != nil {
+			a.d.Log.WarnContext(ctx, "remove deleted job's logs", "trainjob", id, "err", err)
 		}
 	}
 	if _, err := a.d.Temporal.WorkflowService().DeleteWorkflowExecution(ctx, deleteRequest(a.d.Namespace, id, rec.runID)); err != nil {
@@ -278,7 +353,7 @@ func (a *App) reject(ctx context.Context, requestID string, job *trainingv1.Job,
 	subject := "requests/" + requestID
 	if job != nil {
 		r.Kind, r.Namespace, r.Name = job.Kind(), job.Meta().Namespace, job.Meta().Name
-		subject = "jobs/" + job.Key()
+		subject = trainingv1.EventSubject(job.Kind(), r.Namespace, r.Name)
 	}
 	out, err := events.New("/sluice/"+Name, events.TrainingJobRejectedV1, subject, r)
 	if err == nil {

@@ -40,7 +40,11 @@ func writeMetrics(path string, m Metrics) error {
 
 // WriteONNX writes params as an ONNX model (Gemm+Relu, Gemm+Softmax).
 func WriteONNX(path string, params []float32) error {
-	w1, b1, w2, b2 := mlp.Layers(params)
+	net, err := mlp.NetFor(len(params))
+	if err != nil {
+		return err
+	}
+	w1, b1, w2, b2 := net.Layers(params)
 	var buf bytes.Buffer
 	layers := []onnxmodel.Dense{
 		{W: w1, B: b1, Activation: onnxmodel.ActivationReLU},

@@ -55,12 +55,24 @@ type Config struct {
 
 	Steps           int64   // synchronous steps (default 600)
 	BatchSize       int     // examples per worker per step (default 64)
+	Hidden          int     // hidden-layer width (default mlp.Hidden, 128); every replica needs the same
 	LearningRate    float32 // default 0.3
 	Momentum        float32 // SGD momentum in [0,1); 0 (default) is plain SGD
 	CheckpointEvery int64   // default 100
 	Seed            uint64  // parameter initialisation seed (default 1)
 	// StartupTimeout bounds the wait for the other replicas (default 2m).
 	StartupTimeout time.Duration
+
+	// LogDir, when set, receives TensorFlow event files: each replica that
+	// trains writes <LogDir>/<task type>-<index>/events.out.tfevents.* with
+	// the scalars loss and accuracy (its mini-batch's, before the update) at
+	// every step, as tf.summary.scalar does. A local directory, or an
+	// s3://bucket/prefix URI (written locally, uploaded through Uploader
+	// every LogUploadEvery steps and at the end).
+	LogDir string
+	// LogUploadEvery is the number of steps between uploads of an s3://
+	// LogDir (default 50).
+	LogUploadEvery int64
 
 	// Out receives the result lines ("accuracy=0.9xxx").
 	Out io.Writer
@@ -89,6 +101,12 @@ func (c *Config) defaults() {
 	}
 	if c.CheckpointEvery <= 0 {
 		c.CheckpointEvery = 100
+	}
+	if c.Hidden <= 0 {
+		c.Hidden = mlp.Hidden
+	}
+	if c.LogUploadEvery <= 0 {
+		c.LogUploadEvery = 50
 	}
 	if c.Seed == 0 {
 		c.Seed = 1
@@ -119,13 +137,14 @@ func Run(ctx context.Context, cfg Config) error {
 		tc = &TFConfig{Cluster: map[string][]string{"chief": {"local"}}}
 		tc.Task.Type = "chief"
 	}
-	r := &run{cfg: cfg, tc: tc, log: cfg.Log.With("task", fmt.Sprintf("%s:%d", tc.Task.Type, tc.Task.Index))}
+	r := &run{cfg: cfg, tc: tc, net: mlp.Net{Hidden: cfg.Hidden}, log: cfg.Log.With("task", fmt.Sprintf("%s:%d", tc.Task.Type, tc.Task.Index))}
 	return r.start(ctx)
 }
 
 type run struct {
 	cfg Config
 	tc  *TFConfig
+	net mlp.Net
 	log *slog.Logger
 
 	coordinator, servesPS, computes, evaluates bool
@@ -282,8 +301,8 @@ func (r *run) waitStatus(ctx context.Context, shards []paramserver.Shard, needIn
 
 // pullAll pulls every shard at step >= minStep and concatenates them; ok is
 // false when the shards are not all initialised at one (epoch-set, step).
-func pullAll(shards []paramserver.Shard, minStep int64, wait time.Duration) (params []float32, sts []paramserver.Status, ok bool, err error) {
-	params = make([]float32, 0, mlp.NumParams)
+func pullAll(shards []paramserver.Shard, numParams int, minStep int64, wait time.Duration) (params []float32, sts []paramserver.Status, ok bool, err error) {
+	params = make([]float32, 0, numParams)
 	for _, s := range shards {
 		rep, err := s.Pull(paramserver.PullArgs{MinStep: minStep, WaitMillis: int(wait / time.Millisecond)})
 		if err != nil {
@@ -297,7 +316,7 @@ func pullAll(shards []paramserver.Shard, minStep int64, wait time.Duration) (par
 			return params, sts, false, nil
 		}
 	}
-	return params, sts, len(params) == mlp.NumParams, nil
+	return params, sts, len(params) == numParams, nil
 }
 
 func epochKey(sts []paramserver.Status) string {
@@ -311,7 +330,7 @@ func epochKey(sts []paramserver.Status) string {
 // initShards initialises every shard from the latest checkpoint, or from
 // fresh parameters, under a new epoch.
 func (r *run) initShards(shards []paramserver.Shard) (int64, error) {
-	params := mlp.Init(r.cfg.Seed)
+	params := r.net.Init(r.cfg.Seed)
 	step := int64(0)
 	idx, ok, err := latestCheckpoint(r.cfg.ModelDir)
 	if err != nil {
@@ -322,11 +341,14 @@ func (r *run) initShards(shards []paramserver.Shard) (int64, error) {
 		if err != nil {
 			return 0, err
 		}
+		if len(p) != r.net.NumParams() {
+			return 0, fmt.Errorf("trainer: the checkpoint in %s has %d parameters, a hidden width of %d needs %d", r.cfg.ModelDir, len(p), r.cfg.Hidden, r.net.NumParams())
+		}
 		params, step = p, idx.Step
 		r.log.Info("resuming from checkpoint", "step", step)
 	}
 	epoch := time.Now().UnixNano() ^ rand.Int64()
-	for i, rg := range paramserver.Ranges(mlp.NumParams, len(shards)) {
+	for i, rg := range paramserver.Ranges(r.net.NumParams(), len(shards)) {
 		_, err := shards[i].Init(paramserver.InitArgs{
 			Epoch: epoch, Params: params[rg[0]:rg[1]], Step: step, Steps: r.cfg.Steps,
 			Workers: r.workers, LR: r.cfg.LearningRate, Momentum: r.cfg.Momentum,
@@ -367,7 +389,7 @@ func (r *run) coordinate(ctx context.Context) error {
 		if step >= r.cfg.Steps {
 			next = r.cfg.Steps
 		}
-		params, sts, ok, err := pullAll(shards, next, 2*time.Second)
+		params, sts, ok, err := pullAll(shards, r.net.NumParams(), next, 2*time.Second)
 		if err != nil {
 			r.log.Warn("pull failed; retrying", "err", err)
 			time.Sleep(200 * time.Millisecond)
@@ -409,7 +431,7 @@ func (r *run) finish(ctx context.Context, params []float32) error {
 	if err != nil {
 		return err
 	}
-	acc := accuracy(params, test)
+	acc := r.accuracy(params, test)
 	m := Metrics{Accuracy: acc, TestExamples: test.Len(), Steps: r.cfg.Steps, Workers: r.workers, BatchSize: r.cfg.BatchSize}
 	if r.cfg.ExportDir != "" {
 		uri, err := r.export(ctx, params, m)
@@ -423,12 +445,12 @@ func (r *run) finish(ctx context.Context, params []float32) error {
 	return nil
 }
 
-func accuracy(params []float32, set *mnistdata.Set) float64 {
+func (r *run) accuracy(params []float32, set *mnistdata.Set) float64 {
 	x := make([]float32, mlp.Inputs)
 	correct := 0
 	for i, img := range set.Images {
 		mlp.Pixels(img, x)
-		if mlp.Predict(params, x) == set.Labels[i] {
+		if r.net.Predict(params, x) == set.Labels[i] {
 			correct++
 		}
 	}
@@ -491,14 +513,19 @@ func (r *run) work(ctx context.Context) error {
 	if _, err := r.waitStatus(ctx, shards, true); err != nil {
 		return err
 	}
+	summaries, err := r.openSummaries(ctx)
+	if err != nil {
+		return err
+	}
+	defer summaries.close(context.WithoutCancel(ctx))
 	b := newBatcher(train, r.workerIndex, r.workers, r.cfg.Seed+uint64(r.workerIndex)+1)
-	ranges := paramserver.Ranges(mlp.NumParams, len(shards))
+	ranges := paramserver.Ranges(r.net.NumParams(), len(shards))
 	lastEpochs, lastStep := "", int64(-1)
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		params, sts, ok, err := pullAll(shards, lastStep+1, 2*time.Second)
+		params, sts, ok, err := pullAll(shards, r.net.NumParams(), lastStep+1, 2*time.Second)
 		if err != nil {
 			r.log.Warn("pull failed; retrying", "err", err)
 			time.Sleep(200 * time.Millisecond)
@@ -510,14 +537,17 @@ func (r *run) work(ctx context.Context) error {
 		step, epochs := sts[0].Step, epochKey(sts)
 		if step >= sts[0].Steps {
 			r.log.Info("training done", "steps", step)
-			return nil
+			return summaries.close(ctx)
 		}
 		if epochs == lastEpochs && step <= lastStep {
 			continue // still waiting for the other workers
 		}
 		xs, ys := b.batch(step, r.cfg.BatchSize)
-		grad, loss, err := mlp.Gradient(params, xs, ys)
+		grad, loss, correct, err := r.net.Gradient(params, xs, ys)
 		if err != nil {
+			return err
+		}
+		if err := summaries.add(ctx, step, loss, float64(correct)/float64(len(ys))); err != nil {
 			return err
 		}
 		for i, s := range shards {
@@ -551,7 +581,7 @@ func (r *run) evaluate(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
-			acc := accuracy(params, test)
+			acc := r.accuracy(params, test)
 			last = idx.Step
 			fmt.Fprintf(r.cfg.Out, "step=%d accuracy=%.4f\n", idx.Step, acc)
 			m := Metrics{Accuracy: acc, TestExamples: test.Len(), Steps: idx.Step}

@@ -14,6 +14,7 @@ const (
 	ExecutionTypeContainer   = "system.ContainerExecution" // one pipeline task, name = "<run id>/<task path>"
 	ExecutionTypeDAG         = "system.DAGExecution"       // one pipeline run, name = run id
 	ExecutionTypeTrainingRun = "sluice.TrainingRun"        // one training job, name = "<namespace>/<name>"
+	ExecutionTypeImporter    = "system.ImporterExecution"  // one importer task (KFP dsl.importer), name = "<run id>/<task path>"
 
 	// ArtifactTypeDefault is used when an event names no schema title; exported models are
 	// ArtifactTypeModel.

@@ -366,3 +366,70 @@ func TestRecordIgnoresUnmappedTypes(t *testing.T) {
 		assert.NotEmpty(t, cfg.FilterSubjects, fmt.Sprint(cfg.Stream))
 	}
 }
+
+// An importer task's events (execution_type system.ImporterExecution, as the pipelines engine publishes
+// them) are recorded as a system.ImporterExecution with its reimport setting, whose OUTPUT is the
+// imported artifact at its URI, with the artifact's metadata as custom properties.
+func TestRecordImporterExecution(t *testing.T) {
+	ev := newEvent(t, events.PipelineTaskSucceededV1, "runs/r1/tasks/importer", map[string]any{
+		"run_id": "r1", "pipeline_name": "p", "task_path": "importer", "task_name": "importer", "state": "SUCCEEDED",
+		"execution_type": "system.ImporterExecution", "reimport": true,
+		"output_artifacts": map[string]any{"artifact": map[string]any{"name": "artifact", "uri": "s3://b/data.csv", "digest": "sha256:x",
+			"schema_title": "system.Dataset", "metadata": map[string]any{"rows": 3.0, "source": "census"}}},
+	})
+	req, ok, err := ingest.Record(ev)
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.Equal(t, "system.ImporterExecution", req.Execution.Type)
+	require.Equal(t, v1.Bool(true), req.Execution.CustomProperties["reimport"])
+	require.Len(t, req.Artifacts, 1)
+	a := req.Artifacts[0]
+	require.Equal(t, "s3://b/data.csv", a.Artifact.URI)
+	require.Equal(t, "system.Dataset", a.Artifact.Type)
+	require.Equal(t, v1.EventOutput, a.Event.Type)
+	require.Equal(t, v1.Double(3), a.Artifact.CustomProperties["rows"])
+	require.Equal(t, v1.String("census"), a.Artifact.CustomProperties["source"])
+
+	// A container task stays a system.ContainerExecution.
+	ev = newEvent(t, events.PipelineTaskSucceededV1, "runs/r1/tasks/train", map[string]any{
+		"run_id": "r1", "pipeline_name": "p", "task_path": "train", "state": "SUCCEEDED"})
+	req, _, err = ingest.Record(ev)
+	require.NoError(t, err)
+	require.Equal(t, "system.ContainerExecution", req.Execution.Type)
+}
+
+// Case kfp-backend/artifact-metadata-dropped (lineage part): the metadata a step's executor output
+// gave an artifact (a Dataset's own fields, a Metrics artifact's logged metrics) becomes the
+// artifact's custom properties, as KFP's launcher records it; numbers are double_value so they can be
+// filtered. A Metrics artifact that only logged metrics has no object, so no digest or size.
+func TestArtifactMetadataBecomesCustomProperties(t *testing.T) {
+	metastoretest.Each(t, func(t *testing.T, s *metastore.Store) {
+		bus := startNATS(t)
+		startConsumers(t, bus, s, "metadata")
+		const run = "0199bbbb-run-md"
+		d := pipelinesv1.Artifact{Name: "d", URI: "s3://sluice/probe/" + run + "/produce/d", Digest: "sha256:abcd", Size: 5,
+			SchemaTitle: "system.Dataset", Metadata: map[string]any{"rows": 3.0, "source": "probe"}}
+		m := pipelinesv1.Artifact{Name: "metrics", URI: "s3://sluice/probe/" + run + "/produce/metrics",
+			SchemaTitle: "system.Metrics", Metadata: map[string]any{"accuracy": 0.92, "display_name": "eval metrics"}}
+		ev := pipelinesv1.TaskEvent{RunID: run, PipelineName: "probe", TaskPath: "produce", TaskName: "produce", State: "SUCCEEDED",
+			Attempt: 1, Outputs: map[string]pipelinesv1.Artifact{"d": d, "metrics": m}, Time: time.Now().UTC()}
+		require.NoError(t, bus.Publish(context.Background(), newEvent(t, events.PipelineTaskSucceededV1, "runs/"+run+"/tasks/produce", ev)))
+		drain(t, bus, "metadata")
+		arts, err := s.ListArtifacts(context.Background(), mlmd.ListRequest{PageSize: mlmd.MaxPageSize})
+		require.NoError(t, err)
+		got := map[string]mlmd.Artifact{}
+		for _, a := range arts.Items {
+			got[a.Type] = a
+		}
+		ds, mt := got["system.Dataset"], got["system.Metrics"]
+		require.NotNil(t, ds.CustomProperties["rows"].DoubleValue, "%v", ds.CustomProperties)
+		assert.InDelta(t, 3, *ds.CustomProperties["rows"].DoubleValue, 1e-9)
+		assert.Equal(t, "probe", *ds.CustomProperties["source"].StringValue)
+		assert.Equal(t, "sha256:abcd", *ds.CustomProperties["digest"].StringValue)
+		assert.Equal(t, "d", *ds.CustomProperties["display_name"].StringValue)
+		require.NotNil(t, mt.CustomProperties["accuracy"].DoubleValue, "%v", mt.CustomProperties)
+		assert.InDelta(t, 0.92, *mt.CustomProperties["accuracy"].DoubleValue, 1e-9)
+		assert.Equal(t, "eval metrics", *mt.CustomProperties["display_name"].StringValue, "the executor's display_name is kept")
+		assert.NotContains(t, mt.CustomProperties, "digest")
+	})
+}

@@ -13,7 +13,10 @@
 //     values), error, cache_fingerprint (on COMPLETE) and cached_from_run (on CACHED); an
 //     artifact per input/output URI (type = schema title, custom property digest) with INPUT
 //     events at path [{key: name}] or [{key: name}, {index: i}] for list element "name[i]",
-//     and OUTPUT events at [{key: name}]; all attributed/associated to the run and pipeline.
+//     and OUTPUT events at [{key: name}] (an output's KFP metadata becomes custom properties);
+//     all attributed/associated to the run and pipeline. An importer task (execution_type
+//     system.ImporterExecution) is recorded as a system.ImporterExecution with custom property
+//     reimport and the imported artifact (its URI) as its OUTPUT, as KFP's importer does.
 //   - io.sluice.training.job.*.v1 (trainingv1.JobEvent): context sluice.TrainingJob and
 //     execution sluice.TrainingRun, both named "<namespace>/<name>" (created NEW;
 //     running, restarting, resumed RUNNING; succeeded COMPLETE; failed FAILED; deleted
@@ -70,6 +73,8 @@ type artifactRef struct {
 	Digest      string `json:"digest"`
 	Size        int64  `json:"size"`
 	SchemaTitle string `json:"schema_title"`
+	// Metadata is the artifact's KFP metadata (executor output, importer metadata).
+	Metadata map[string]any `json:"metadata"`
 }
 
 // runEvent is pipelinesv1.RunEvent as this service reads it.
@@ -99,6 +104,9 @@ type taskEvent struct {
 	Inputs       map[string]artifactRef `json:"input_artifacts"`
 	OutputParams map[string]any         `json:"output_parameters"`
 	Outputs      map[string]artifactRef `json:"output_artifacts"`
+	// ExecutionType is set for tasks that are not container steps (system.ImporterExecution).
+	ExecutionType string `json:"execution_type"`
+	Reimport      *bool  `json:"reimport"`
 }
 
 // jobEvent is trainingv1.JobEvent as this service reads it.
@@ -325,8 +333,15 @@ func recordTask(ev events.Event) (mlmd.IngestRequest, error) {
 		p.str("task_state", t.State) // SKIPPED or OMITTED
 		p.str("error", t.Error)
 	}
+	execType := v1.ExecutionTypeContainer
+	if t.ExecutionType == v1.ExecutionTypeImporter {
+		execType = v1.ExecutionTypeImporter
+		if t.Reimport != nil {
+			p["reimport"] = v1.Bool(*t.Reimport)
+		}
+	}
 	req := mlmd.IngestRequest{
-		Execution: &mlmd.Execution{Type: v1.ExecutionTypeContainer, Name: t.RunID + "/" + t.TaskPath,
+		Execution: &mlmd.Execution{Type: execType, Name: t.RunID + "/" + t.TaskPath,
 			ExternalID: v1.ExternalIDPipelineTask + t.RunID + "/" + t.TaskPath, LastKnownState: state, CustomProperties: p},
 	}
 	req.Contexts, req.ParentContexts = pipelineContexts(t.PipelineName, t.RunID)
@@ -380,17 +395,36 @@ func taskArtifacts(field string, m map[string]artifactRef, typ v1.EventType) ([]
 		}
 		a := modelArtifact(k.ref.URI, k.ref.SchemaTitle)
 		p := props{}
+		// As KFP's launcher records an artifact: each metadata field is a custom property (a Metrics
+		// artifact's logged metrics, a Dataset's own fields); Sluice's digest and size come after.
+		for _, mk := range sortedKeys(k.ref.Metadata) {
+			p.metric(mk, k.ref.Metadata[mk])
+		}
 		p.str("digest", k.ref.Digest)
 		if k.ref.Size > 0 {
 			p["size"] = v1.Int(k.ref.Size)
 		}
-		if typ == v1.EventOutput {
+		if typ == v1.EventOutput && !hasKey(p, "display_name") {
 			p.str("display_name", k.name)
+			for _, mk := range sortedMetaKeys(k.ref.Metadata) {
+				if _, taken := p[mk]; !taken {
+					p.metric(mk, k.ref.Metadata[mk])
+				}
+			}
 		}
 		a.CustomProperties = p
 		out = append(out, mlmd.IngestArtifact{Artifact: a, Event: &mlmd.Event{Type: typ, Path: &v1.EventPath{Steps: steps}}})
 	}
 	return out, nil
+}
+
+func sortedMetaKeys(m map[string]any) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }
 
 // NormalizeURI is the artifact identity of a storage URI: surrounding spaces and trailing

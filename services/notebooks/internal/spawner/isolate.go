@@ -12,7 +12,7 @@ import (
 // Isolated reports whether servers of different namespaces run as different Unix users: only when the
 // service runs as root (it creates one system user per namespace, sluice-<namespace>). Otherwise every
 // server and kernel runs as the service's own user and can read the others' files.
-func Isolated() bool { return os.Geteuid() == 0 }
+func Isolated() bool { return runtime.CanIsolate() }
 
 // isolate prepares dir for a server of namespace ns: as root, the namespace's Unix user owns dir (mode
 // 0700) and the namespace directory above it is 0711 (traversable, not listable), and the returned
@@ -33,25 +33,10 @@ func (s *Spawner) isolate(ns, dir string) (*runtime.Credential, error) {
 			return nil, fmt.Errorf("spawner: %w", err)
 		}
 	}
-	// The namespace's user must be able to walk down to its directory.
-	for d := filepath.Dir(s.cfg.Dir); ; d = filepath.Dir(d) {
-		fi, err := os.Stat(d)
-		if err != nil {
-			return nil, fmt.Errorf("spawner: %w", err)
-		}
-		if fi.Mode().Perm()&0o001 == 0 {
-			return nil, fmt.Errorf("spawner: %s (mode %04o) cannot be traversed by the namespace user %s: choose a data dir whose parents others may traverse (o+x)",
-				d, fi.Mode().Perm(), runtime.NamespaceUser(ns))
-		}
-		if d == filepath.Dir(d) {
-			break
-		}
-	}
-	if err := os.Chmod(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("spawner: %w", err)
-	}
-	if err := chownTo(dir, &cred); err != nil {
-		return nil, err
+	// The namespace's user owns dir (0700) and must be able to walk down to it; what the service writes
+	// into dir itself (server.json, server.log) stays the service's.
+	if err := runtime.PrivateDir(dir, cred); err != nil {
+		return nil, fmt.Errorf("spawner: namespace user %s: %w", runtime.NamespaceUser(ns), err)
 	}
 	return &cred, nil
 }

@@ -72,6 +72,11 @@ type RunRequest struct {
 	Spec string `json:"spec,omitempty"`
 	// Parameters are the run's input parameter values (JSON values).
 	Parameters map[string]any `json:"parameters,omitempty"`
+	// InputArtifacts supply the pipeline's own input artifacts (KFP root.inputDefinitions.artifacts) by
+	// URI: input name → an s3:// URI in the artifact store (an object, or a directory ending in "/").
+	// KFP's open-source API has no such field (its RuntimeConfig carries parameters only); the name
+	// follows Vertex AI's PipelineJob.RuntimeConfig.inputArtifacts.
+	InputArtifacts map[string]string `json:"input_artifacts,omitempty"`
 	// ExperimentID groups the run (default: the "Default" experiment of the run's namespace).
 	ExperimentID string `json:"experiment_id,omitempty"`
 	// Namespace is where the run belongs (KFP v2 multi-user mode): the experiment's namespace when
@@ -98,6 +103,9 @@ type RunInput struct {
 	// Spec is the pipeline source; the workflow compiles it (pure and deterministic).
 	Spec       string         `json:"spec"`
 	Parameters map[string]any `json:"parameters,omitempty"`
+	// InputArtifacts are the pipeline's input artifacts, resolved from RunRequest.InputArtifacts at run
+	// creation (URI, digest, size, type).
+	InputArtifacts map[string]Artifact `json:"input_artifacts,omitempty"`
 	// CacheMaxStaleness in nanoseconds; 0 = no limit. DisableCache turns caching off.
 	CacheMaxStaleness time.Duration `json:"cache_max_staleness,omitempty"`
 	DisableCache      bool          `json:"disable_cache,omitempty"`
@@ -197,8 +205,16 @@ type TaskEvent struct {
 	// "outputs.<name>" → the s3:// URI of the value's JSON; the value in InputParams/OutputParams is then
 	// a short text saying so.
 	ParamRefs map[string]string `json:"param_refs,omitempty"`
-	Time      time.Time         `json:"time"`
+	// ExecutionType is the MLMD execution type of the task when it is not a container step:
+	// ExecutionTypeImporter for an importer task ("" = system.ContainerExecution).
+	ExecutionType string `json:"execution_type,omitempty"`
+	// Reimport is an importer task's reimport setting (KFP ImporterSpec.reimport).
+	Reimport *bool     `json:"reimport,omitempty"`
+	Time     time.Time `json:"time"`
 }
+
+// ExecutionTypeImporter is the execution type of an importer task, as KFP records it in MLMD.
+const ExecutionTypeImporter = "system.ImporterExecution"
 
 // MaxParamBytes is the largest parameter value (its JSON encoding), input or output, a run accepts:
 // 16 MiB. Values over ClaimCheckBytes never ride in NATS messages or Temporal payloads; they are stored
@@ -212,4 +228,50 @@ const ClaimCheckBytes = 64 << 10
 type RunRejected struct {
 	RequestID string   `json:"request_id"`
 	Errors    []string `json:"errors"`
+}
+
+// Graph is the static DAG of a pipeline: GET /apis/v1/runs/{id}/graph (the spec the run was started
+// with) and GET /apis/v1/pipelines/{id}/graph (a version's spec; ?version_id=, default the latest). It is
+// what a UI draws: one node per task of the root DAG and of every nested DAG that is not a loop, with
+// the paths a [RunState] uses for the same tasks; loop iterations appear only in the run state (paths
+// "<loop task path>/<index>").
+type Graph struct {
+	PipelineName string       `json:"pipeline_name"`
+	DisplayName  string       `json:"display_name,omitempty"`
+	Description  string       `json:"description,omitempty"`
+	Inputs       []GraphInput `json:"inputs,omitempty"`
+	Tasks        []GraphTask  `json:"tasks"`
+}
+
+// GraphInput is one run parameter of a pipeline (the root component's input parameters).
+type GraphInput struct {
+	Name string `json:"name"`
+	// Type is the KFP parameter type: STRING, NUMBER_INTEGER, NUMBER_DOUBLE, BOOLEAN, LIST or STRUCT.
+	Type        string `json:"type"`
+	Default     any    `json:"default,omitempty"`
+	HasDefault  bool   `json:"has_default,omitempty"`
+	Optional    bool   `json:"optional,omitempty"`
+	Description string `json:"description,omitempty"`
+}
+
+// GraphTask is one node of a [Graph].
+type GraphTask struct {
+	// Path is the task's path in the run state: its name in the root DAG, "<parent path>/<name>" inside
+	// a nested DAG.
+	Path        string `json:"path"`
+	Name        string `json:"name"`
+	DisplayName string `json:"display_name,omitempty"`
+	// Parent is the path of the DAG task this task is nested in ("" in the root DAG).
+	Parent string `json:"parent,omitempty"`
+	// DependsOn lists the paths of the upstream tasks in the same DAG.
+	DependsOn []string `json:"depends_on,omitempty"`
+	// Kind is the component kind: container, dag or trainingJob.
+	Kind      string `json:"kind"`
+	Component string `json:"component,omitempty"`
+	// Loop: the task fans out over items (KFP ParallelFor); its iterations run as "<path>/<index>".
+	Loop bool `json:"loop,omitempty"`
+	// Condition is the CEL condition the task runs under (KFP dsl.If), empty when unconditional.
+	Condition string `json:"condition,omitempty"`
+	// ExitHandler: the task runs once its upstream tasks ended in any state (KFP dsl.ExitHandler).
+	ExitHandler bool `json:"exit_handler,omitempty"`
 }

@@ -90,6 +90,8 @@ func (c *compiler) component(comp *Component, root bool) {
 		c.dag(comp)
 	case KindTrainingJob:
 		c.trainingJob(comp)
+	case KindImporter:
+		c.importer(comp)
 	default:
 		c.errs.add(comp.Path, "component has neither an executor nor a dag")
 	}
@@ -178,6 +180,145 @@ func (c *compiler) container(comp *Component) {
 	}
 	check("command", ex.Command)
 	check("args", ex.Args)
+}
+
+// importer checks an importer executor: one output artifact, the URI source,
+// and the placeholders of its metadata (input parameters of the component only).
+func (c *compiler) importer(comp *Component) {
+	im := comp.Importer
+	if im == nil {
+		c.errs.add(comp.Path, "importer component has no importer spec")
+		return
+	}
+	if len(comp.OutputArtifacts) != 1 || len(comp.OutputParams) != 0 {
+		c.errs.add(comp.Path+".outputDefinitions", "an importer component has exactly one output artifact and no output parameters")
+	} else if out := comp.OutputArtifacts[0]; !schemaCompatible(im.SchemaTitle, out.SchemaTitle) {
+		c.errs.add(im.Path+".typeSchema.schemaTitle", "type mismatch: the importer imports %s, its output artifact %q is %s", im.SchemaTitle, out.Name, out.SchemaTitle)
+	}
+	switch {
+	case im.URIParam != "":
+		def, ok := comp.InputParam(im.URIParam)
+		switch {
+		case !ok:
+			c.errs.add(im.Path+".artifactUri.runtimeParameter", "unknown input parameter %q of component %q", im.URIParam, comp.Name)
+		case def.Type != ParamString:
+			c.errs.add(im.Path+".artifactUri.runtimeParameter", "input parameter %q is %s; an artifact URI is a STRING", im.URIParam, def.Type)
+		}
+	case im.URI != "":
+		if err := CheckImportURI(im.URI); err != nil {
+			c.errs.add(im.Path+".artifactUri.constant", "%v", err)
+		}
+	}
+	walkStrings(im.Metadata, func(s string) {
+		phs, err := Placeholders(s)
+		if err != nil {
+			c.errs.add(im.Path+".metadata", "%v", err)
+			return
+		}
+		for _, ph := range phs {
+			if ph.Kind != PhInputParameter {
+				c.errs.add(im.Path+".metadata", "placeholder %s is not allowed in importer metadata (only input parameters)", ph.Raw)
+			} else if _, ok := comp.InputParam(ph.Name); !ok {
+				c.errs.add(im.Path+".metadata", "placeholder %s refers to unknown input parameter %q", ph.Raw, ph.Name)
+			}
+		}
+	})
+}
+
+// CheckImportURI says whether an importer can import uri: an s3:// URI (KFP also
+// writes minio:// for the same store). Steps read imported artifacts from
+// Sluice's artifact store, so gs://, https://, oci:// and huggingface:// URIs
+// cannot be read and are refused.
+func CheckImportURI(uri string) error {
+	scheme, rest, ok := strings.Cut(uri, "://")
+	if !ok || (scheme != "s3" && scheme != "minio") || strings.Trim(rest, "/") == "" || !strings.Contains(strings.Trim(rest, "/"), "/") {
+		return fmt.Errorf("importer artifact URI %q: only s3://<bucket>/<key> URIs of the artifact store can be imported (steps read their input artifacts from it; gs://, https://, oci:// and huggingface:// objects cannot be read)", uri)
+	}
+	return nil
+}
+
+// walkStrings calls f for every string (map keys included) in a JSON value.
+func walkStrings(v any, f func(string)) {
+	switch x := v.(type) {
+	case string:
+		f(x)
+	case []any:
+		for _, e := range x {
+			walkStrings(e, f)
+		}
+	case map[string]any:
+		for _, k := range sortedKeys(x) {
+			f(k)
+			walkStrings(x[k], f)
+		}
+	}
+}
+
+// ResolveImporterMetadata substitutes the input parameter placeholders of an
+// importer's metadata, as KFP's importer launcher does: a string that is
+// exactly one placeholder takes the parameter's value (any JSON type), other
+// strings (keys included) get the values' text.
+func ResolveImporterMetadata(meta map[string]any, params map[string]any) (map[string]any, error) {
+	if meta == nil {
+		return nil, nil
+	}
+	v, err := resolveMeta(meta, params)
+	if err != nil {
+		return nil, err
+	}
+	m, _ := v.(map[string]any)
+	return m, nil
+}
+
+func resolveMeta(v any, params map[string]any) (any, error) {
+	switch x := v.(type) {
+	case string:
+		phs, err := Placeholders(x)
+		if err != nil || len(phs) == 0 {
+			return x, err
+		}
+		if len(phs) == 1 && phs[0].Raw == x && phs[0].Kind == PhInputParameter {
+			pv, ok := params[phs[0].Name]
+			if !ok {
+				return nil, fmt.Errorf("metadata: input parameter %q has no value", phs[0].Name)
+			}
+			return pv, nil
+		}
+		return RenderString(x, ExecutorContext{Parameters: params})
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			r, err := resolveMeta(e, params)
+			if err != nil {
+				return nil, err
+			}
+			out[i] = r
+		}
+		return out, nil
+	case map[string]any:
+		out := map[string]any{}
+		for _, k := range sortedKeys(x) {
+			key, err := resolveMeta(k, params)
+			if err != nil {
+				return nil, err
+			}
+			ks, ok := key.(string)
+			if !ok {
+				text, err := ParamText(key)
+				if err != nil {
+					return nil, err
+				}
+				ks = text
+			}
+			r, err := resolveMeta(x[k], params)
+			if err != nil {
+				return nil, err
+			}
+			out[ks] = r
+		}
+		return out, nil
+	}
+	return v, nil
 }
 
 func componentPlaceholderProblem(comp *Component, ph Placeholder) string {
@@ -344,6 +485,9 @@ func (c *compiler) task(parent *Component, t *Task, byName map[string]*Task) {
 	}
 	if t.Iterator != nil {
 		c.iterator(t, comp, bound)
+		if comp != nil && comp.Kind == KindImporter {
+			c.errs.add(orDefault(t.Paths.Iterator, t.Path+".parameterIterator"), "an importer task cannot iterate; put it inside a loop's DAG")
+		}
 	}
 	if t.Retry != nil {
 		c.retry(t)
@@ -514,8 +658,10 @@ func (c *compiler) binding(parent *Component, t *Task, comp *Component, b *Bindi
 			c.errs.add(b.Path, "type mismatch: a task final status cannot feed artifact input %q", b.Name)
 			return
 		}
-		if comp != nil && target.Type != ParamTaskFinalStatus {
-			c.errs.add(b.Path, "type mismatch: task final status bound to input %q of type %s (want %s)", b.Name, target.Type, ParamTaskFinalStatus)
+		// The SDK types a dsl.PipelineTaskFinalStatus input TASK_FINAL_STATUS, or (kfp 2.0-2.4 compilers)
+		// STRUCT with isOptional; KFP's driver passes the same PipelineTaskFinalStatus struct to either.
+		if comp != nil && target.Type != ParamTaskFinalStatus && target.Type != ParamStruct {
+			c.errs.add(b.Path, "type mismatch: task final status bound to input %q of type %s (want %s or %s)", b.Name, target.Type, ParamTaskFinalStatus, ParamStruct)
 		}
 	default:
 		c.errs.add(b.Path, "input has no source")

@@ -50,6 +50,10 @@ const (
 	// to the training service and waits for it to finish (native format
 	// `trainingJob:` tasks).
 	KindTrainingJob ComponentKind = "trainingJob"
+	// KindImporter imports an existing object as the component's one output
+	// artifact (KFP dsl.importer, PipelineDeploymentConfig.ImporterSpec); no
+	// container runs.
+	KindImporter ComponentKind = "importer"
 )
 
 // TriggerStrategy is when a task becomes ready, per KFP
@@ -113,6 +117,14 @@ type Pipeline struct {
 	// Root is the pipeline's top-level DAG component, named "root". Its
 	// InputParams are the run parameters.
 	Root *Component `json:"root"`
+	// Platforms lists the platform sections of KFP's PlatformSpec document that came with the IR
+	// (e.g. "kubernetes"); PlatformError says why that document could not be read. The kubernetes
+	// settings themselves are on each Container.
+	Platforms     []string `json:"platforms,omitempty"`
+	PlatformError string   `json:"platformError,omitempty"`
+	// KubernetesPipelineConfig is the PlatformSpec's platforms.kubernetes.pipelineConfig (e.g. the
+	// pipeline workspace), as written.
+	KubernetesPipelineConfig map[string]any `json:"kubernetesPipelineConfig,omitempty"`
 	// Components holds every other component by name (KFP components map
 	// keys, e.g. "comp-producer"). Use [Pipeline.Component] and
 	// [Pipeline.ComponentNames] for deterministic access.
@@ -200,6 +212,8 @@ type Component struct {
 	// PyTorchJob document as a JSON object, per training-operator v1. The
 	// engine submits it under a per-run name (see [TrainingJobName]).
 	TrainingJob json.RawMessage `json:"trainingJob,omitempty"`
+	// Importer is set for KindImporter.
+	Importer *Importer `json:"importer,omitempty"`
 	// Paths locate the interface in the source spec, for errors.
 	Paths ComponentPaths `json:"-"`
 }
@@ -261,6 +275,35 @@ type Container struct {
 	Command []string `json:"command,omitempty"`
 	Args    []string `json:"args,omitempty"`
 	Env     []EnvVar `json:"env,omitempty"`
+	// Resources is the executor's container.resources as written (cpuLimit, memoryLimit,
+	// accelerator, ...); see spec.CheckRuntime for what each runtime does with it.
+	Resources map[string]any `json:"resources,omitempty"`
+	// Kubernetes is the executor's kfp-kubernetes platform config as written (KFP PlatformSpec
+	// platforms.kubernetes.deploymentSpec.executors.<label>: secretAsEnv, pvcMount, nodeSelector, ...),
+	// kept for a runtime that can apply it; see spec.CheckRuntime.
+	Kubernetes map[string]any `json:"kubernetes,omitempty"`
+	// Path is the executor's field path in the source spec, used in errors.
+	Path string `json:"path,omitempty"`
+}
+
+// Importer is an importer executor, per KFP ImporterSpec: it registers the
+// object at an artifact URI as the component's single output artifact.
+type Importer struct {
+	// URI is the constant artifact URI (artifactUri.constant); URIParam names
+	// the component input parameter that holds it (artifactUri.runtimeParameter).
+	// Exactly one is set.
+	URI      string `json:"uri,omitempty"`
+	URIParam string `json:"uriParam,omitempty"`
+	// SchemaTitle and SchemaVersion are typeSchema (the artifact type).
+	SchemaTitle   string `json:"schemaTitle,omitempty"`
+	SchemaVersion string `json:"schemaVersion,omitempty"`
+	// Metadata is the artifact's metadata; strings may hold
+	// `{{$.inputs.parameters['x']}}` placeholders (the SDK's metadata inputs),
+	// resolved by [ResolveImporterMetadata].
+	Metadata map[string]any `json:"metadata,omitempty"`
+	// Reimport, per ImporterSpec.reimport: record a new import of the URI
+	// even when it was imported before.
+	Reimport bool `json:"reimport,omitempty"`
 	// Path is the executor's field path in the source spec, used in errors.
 	Path string `json:"path,omitempty"`
 }

@@ -156,3 +156,31 @@ func TestFieldErrorsIsInvalidSpec(t *testing.T) {
 		t.Errorf("Error() = %q", err.Error())
 	}
 }
+
+func TestKubernetesForDocker(t *testing.T) {
+	vols, labels, problems := KubernetesForDocker(map[string]any{
+		"pvcMount": []any{
+			map[string]any{"constant": "data-vol", "mountPath": "/data"},
+			map[string]any{"pvcNameParameter": map[string]any{"runtimeValue": map[string]any{"constant": "b"}}, "mountPath": "/b"},
+		},
+		"podMetadata":     map[string]any{"labels": map[string]any{"team": "ml"}, "annotations": map[string]any{"note": "x"}},
+		"imagePullPolicy": "Never",
+		"secretAsEnv":     []any{},
+	})
+	if len(vols) != 2 || vols[0] != (DockerVolume{Name: "b", MountPath: "/b"}) || vols[1] != (DockerVolume{Name: "data-vol", MountPath: "/data"}) {
+		t.Fatalf("volumes: %+v", vols)
+	}
+	if labels["team"] != "ml" || labels["note"] != "x" {
+		t.Fatalf("labels: %v", labels)
+	}
+	if _, ok := problems["secretAsEnv"]; !ok || len(problems) != 1 {
+		t.Fatalf("problems: %v", problems)
+	}
+	_, _, problems = KubernetesForDocker(map[string]any{
+		"pvcMount":        []any{map[string]any{"taskOutputParameter": map[string]any{"producerTask": "createpvc"}, "mountPath": "/d"}},
+		"imagePullPolicy": "Always",
+	})
+	if problems["pvcMount"] == "" || problems["imagePullPolicy"] == "" {
+		t.Fatalf("problems: %v", problems)
+	}
+}

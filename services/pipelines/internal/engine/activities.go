@@ -220,8 +220,11 @@ func (a *Activities) lookupCache(ctx context.Context, in StepInput) (*cacheEntry
 }
 
 func (a *Activities) artifactPresent(ctx context.Context, art Artifact) (bool, error) {
-	_, key, err := artifacts.ParseURI(art.URI)
-	if err != nil || key == "" {
+	if art.Digest == "" {
+		return true, nil // recorded without an object (never written, or a reference): nothing to check
+	}
+	key, err := a.Store.KeyOf(art.URI)
+	if err != nil {
 		return false, nil
 	}
 	if isDirURI(art.URI) {
@@ -251,6 +254,10 @@ func (a *Activities) artifactPresent(ctx context.Context, art Artifact) (bool, e
 	return obj.Digest == art.Digest, nil
 }
 
+// DirDigest is the digest of a directory artifact whose objects (with digests) are objs under prefix, as
+// the engine records it for output directories.
+func DirDigest(prefix string, objs []artifacts.Object) string { return dirDigest(prefix, objs) }
+
 // isDirURI reports a directory artifact: its URI ends with "/".
 func isDirURI(uri string) bool { return strings.HasSuffix(uri, "/") }
 
@@ -274,7 +281,12 @@ func dirDigest(prefix string, objs []artifacts.Object) string {
 // A non-zero exit or a missing declared output fails with a non-retryable error (the workflow applies the
 // task's retry policy); infrastructure errors are retried by Temporal.
 func (a *Activities) RunStep(ctx context.Context, in StepInput) (StepResult, error) {
+	image := in.Image
 	if in.Fingerprint != "" {
+		var err error
+		if in.Fingerprint, image, err = a.stepFingerprint(ctx, in); err != nil {
+			return StepResult{}, err
+		}
 		hit, err := a.lookupCache(ctx, in)
 		if err != nil {
 			return StepResult{}, fmt.Errorf("cache lookup: %w", err)
@@ -295,7 +307,7 @@ func (a *Activities) RunStep(ctx context.Context, in StepInput) (StepResult, err
 	}
 	// task.started is stored while the step runs; its ack is awaited before the activity completes.
 	started := a.taskEventAsync(ctx, events.PipelineTaskStartedV1, in, pipelinesv1.TaskEvent{State: pipelinesv1.TaskRunning})
-	res, stepErr := a.execute(ctx, in)
+	res, stepErr := a.execute(ctx, in, image)
 	stepErr = withLog(stepErr, res.LogURI)
 	if err := started(ctx); err != nil && stepErr == nil {
 		if rerr := a.recordResult(ctx, in, res); rerr != nil {
@@ -309,21 +321,78 @@ func (a *Activities) RunStep(ctx context.Context, in StepInput) (StepResult, err
 		}
 		return res, stepErr
 	}
-	if in.Fingerprint != "" {
+	// The cache entry and the result record are written side by side; task.succeeded goes out only once
+	// the result is recorded, so a retry after the event never runs the step again.
+	cacheDone := make(chan error, 1)
+	go func() {
+		if in.Fingerprint == "" {
+			cacheDone <- nil
+			return
+		}
 		entry, _ := json.Marshal(cacheEntry{RunID: in.RunID, TaskPath: in.TaskPath, Outputs: res.Outputs, LogURI: res.LogURI, CreatedAt: time.Now().UTC()})
 		if _, err := a.Store.Put(ctx, cacheKey(in.Namespace, in.PipelineName, in.Fingerprint), bytes.NewReader(entry), int64(len(entry))); err != nil {
-			return res, fmt.Errorf("cache write: %w", err)
+			cacheDone <- fmt.Errorf("cache write: %w", err)
+			return
 		}
-	}
+		cacheDone <- nil
+	}()
 	if err := a.recordResult(ctx, in, res); err != nil {
+		<-cacheDone
 		return res, err
 	}
-	return res, a.publishSucceeded(ctx, in, res)
+	succeeded := a.publishSucceededAsync(ctx, in, res)
+	cacheErr := <-cacheDone
+	if err := succeeded(ctx); err != nil {
+		return res, err
+	}
+	return res, cacheErr
+}
+
+// stepFingerprint is the cache key of a step attempt: the workflow's fingerprint (component, parameter
+// values, input artifact digests: dag.Fingerprint) extended with what only the worker knows — the image
+// ID the runtime pins the task's image reference to (Docker: a rebuilt or moved tag is a miss), and the
+// URIs of input artifacts recorded without a digest (references Sluice did not store, which digests
+// cannot tell apart). It also returns the image to run: the pinned ID when there is one, so the step runs
+// exactly what the key names. Without either, the key is the workflow's fingerprint unchanged.
+func (a *Activities) stepFingerprint(ctx context.Context, in StepInput) (fingerprint, image string, err error) {
+	var extra []string
+	image = in.Image
+	if r, ok := a.Runtime.(runtime.ImageResolver); ok && in.Image != "" {
+		id, err := r.ImageID(ctx, in.Image)
+		if errors.Is(err, runtime.ErrInvalidSpec) {
+			return "", "", wf.NonRetryable(wf.ErrTypeInvalidSpec, err)
+		}
+		if err != nil {
+			return "", "", fmt.Errorf("cache key: %w", err)
+		}
+		image = id
+		extra = append(extra, "image\x00"+id)
+	}
+	for _, name := range sortedKeys(in.Artifacts) {
+		for i, art := range in.Artifacts[name] {
+			if art.Digest == "" {
+				extra = append(extra, fmt.Sprintf("uri\x00%s\x00%d\x00%s", name, i, art.URI))
+			}
+		}
+	}
+	if len(extra) == 0 {
+		return in.Fingerprint, image, nil
+	}
+	h := sha256.New()
+	h.Write([]byte(in.Fingerprint))
+	for _, e := range extra {
+		h.Write([]byte("\n" + e))
+	}
+	return hex.EncodeToString(h.Sum(nil)), image, nil
 }
 
 func (a *Activities) publishSucceeded(ctx context.Context, in StepInput, res StepResult) error {
+	return a.publishSucceededAsync(ctx, in, res)(ctx)
+}
+
+func (a *Activities) publishSucceededAsync(ctx context.Context, in StepInput, res StepResult) func(context.Context) error {
 	ev := pipelinesv1.TaskEvent{State: pipelinesv1.TaskSucceeded, OutputParams: res.Outputs.Params, Outputs: firstArtifacts(res.Outputs.Artifacts)}
-	return a.taskEvent(ctx, events.PipelineTaskSucceededV1, in, ev)
+	return a.taskEventAsync(ctx, events.PipelineTaskSucceededV1, in, ev)
 }
 
 func resultKey(in StepInput) string {
@@ -392,14 +461,37 @@ func isBusinessFailure(err error) bool {
 type step struct {
 	dir, logPath, outputFile string
 	bucket                   string
+	// image is what the runtime runs: the task's image, or the image ID the cache key pinned it to.
+	image string
 }
 
 func (s step) local(bucket, key string) string {
 	return filepath.Join(s.dir, "s3", bucket, filepath.FromSlash(key))
 }
 
-func (a *Activities) execute(ctx context.Context, in StepInput) (StepResult, error) {
-	st := step{dir: filepath.Join(a.WorkDir, in.RunID, filepath.FromSlash(in.TaskPath), fmt.Sprintf("attempt-%d", in.Attempt)), bucket: a.Store.Bucket()}
+// localFor is where an s3:// URI's object is staged: <dir>/s3/<bucket>/<key>.
+func (s step) localFor(uri string) (string, error) {
+	bucket, key, err := artifacts.ParseURI(uri)
+	if err != nil {
+		return "", err
+	}
+	return s.local(bucket, key), nil
+}
+
+// kfpLocalPath is the local path KFP's executor derives from an artifact URI (gs:// → /gcs/,
+// minio:// → /minio/, s3:// → /s3/; any other URI is the path itself).
+func kfpLocalPath(uri string) string {
+	for _, m := range [][2]string{{"gs://", "/gcs/"}, {"minio://", "/minio/"}, {"s3://", "/s3/"}} {
+		if rest, ok := strings.CutPrefix(uri, m[0]); ok {
+			return m[1] + rest
+		}
+	}
+	return uri
+}
+
+// execute runs one attempt in image (in.Image, or the ID the cache key pinned it to).
+func (a *Activities) execute(ctx context.Context, in StepInput, image string) (StepResult, error) {
+	st := step{dir: filepath.Join(a.WorkDir, in.RunID, filepath.FromSlash(in.TaskPath), fmt.Sprintf("attempt-%d", in.Attempt)), bucket: a.Store.Bucket(), image: image}
 	// Absolute, since the step runs in this directory and reads every path of its executor input.
 	if abs, err := filepath.Abs(st.dir); err == nil {
 		st.dir = abs
@@ -428,36 +520,53 @@ func (a *Activities) execute(ctx context.Context, in StepInput) (StepResult, err
 	for _, name := range sortedKeys(in.Artifacts) {
 		ectx.InputArtifacts[name] = []dag.RuntimeArtifact{} // an empty list (a loop of 0 iterations) is [] in {{$}}
 		for _, art := range in.Artifacts[name] {
-			bucket, key, err := artifacts.ParseURI(art.URI)
+			ra := dag.RuntimeArtifact{Name: name, SchemaTitle: art.SchemaTitle, URI: art.URI, Metadata: art.Metadata}
+			local, err := st.localFor(art.URI)
+			key := ""
+			if err == nil {
+				key, err = a.Store.KeyOf(art.URI)
+			}
+			if err != nil && art.Digest == "" {
+				// A reference Sluice never stored (an executor reported its own URI outside the store):
+				// not fetched, as KFP's launcher skips URIs it cannot fetch; .path is where KFP's
+				// executor would look for it.
+				ra.Path = kfpLocalPath(art.URI)
+				ectx.InputArtifacts[name] = append(ectx.InputArtifacts[name], ra)
+				continue
+			}
 			if err != nil {
 				return StepResult{}, wf.NonRetryable(wf.ErrTypeInvalidSpec, fmt.Errorf("input artifact %q: %w", name, err))
 			}
-			local := st.local(bucket, key)
 			if isDirURI(art.URI) {
 				_, err = a.Store.GetDir(ctx, key, local)
 			} else {
 				_, err = a.Store.GetFile(ctx, key, local)
 			}
-			if errors.Is(err, artifacts.ErrNotFound) {
+			switch {
+			case errors.Is(err, artifacts.ErrNotFound) && art.Digest == "":
+				// An output its producer never wrote (no digest): consumers find no file, as under KFP.
+			case errors.Is(err, artifacts.ErrNotFound):
 				return StepResult{}, wf.NonRetryable(wf.ErrTypeNotFound, fmt.Errorf("input artifact %q: %s no longer exists", name, art.URI))
-			}
-			if err != nil {
+			case err != nil:
 				return StepResult{}, fmt.Errorf("download input %q: %w", name, err)
 			}
-			ectx.InputArtifacts[name] = append(ectx.InputArtifacts[name], dag.RuntimeArtifact{Name: name, SchemaTitle: art.SchemaTitle, URI: art.URI, Path: local,
-				Metadata: art.Metadata, ExecutorURI: a.executorURI(local)})
+			ra.Path, ra.ExecutorURI = local, a.executorURI(local)
+			ectx.InputArtifacts[name] = append(ectx.InputArtifacts[name], ra)
 		}
 	}
 	for _, name := range sortedKeys(in.OutputParams) {
 		ectx.OutputParameterFiles[name] = filepath.Join(st.dir, "outputs", "parameters", name)
 	}
 	for _, name := range sortedKeys(in.OutputArtifacts) {
-		key := path.Join(prefix, name)
-		local := st.local(st.bucket, key)
+		uri := a.Store.URI(path.Join(prefix, name))
+		local, err := st.localFor(uri) // the store's key prefix included, as the executor derives it
+		if err != nil {
+			return StepResult{}, err
+		}
 		if err := os.MkdirAll(filepath.Dir(local), 0o755); err != nil {
 			return StepResult{}, err
 		}
-		ectx.OutputArtifacts[name] = []dag.RuntimeArtifact{{Name: name, SchemaTitle: in.OutputArtifacts[name], URI: a.Store.URI(key), Path: local,
+		ectx.OutputArtifacts[name] = []dag.RuntimeArtifact{{Name: name, SchemaTitle: in.OutputArtifacts[name], URI: uri, Path: local,
 			ExecutorURI: a.executorURI(local)}}
 	}
 	command, err := dag.Render(in.Command, ectx)
@@ -510,7 +619,7 @@ func (a *Activities) execute(ctx context.Context, in StepInput) (StepResult, err
 	if err := confineFile(st.dir, st.outputFile); err != nil {
 		return res, wf.NonRetryable(wf.ErrTypeStepFailed, fmt.Errorf("executor output file: %w", err))
 	}
-	executorOut, artMeta, err := readExecutorOutput(st.outputFile)
+	executorOut, eoArts, err := readExecutorOutput(st.outputFile)
 	if err != nil {
 		return res, wf.NonRetryable(wf.ErrTypeMissingOutput, err)
 	}
@@ -542,40 +651,9 @@ func (a *Activities) execute(ctx context.Context, in StepInput) (StepResult, err
 		out.Params[name] = v
 	}
 	for _, name := range sortedKeys(in.OutputArtifacts) {
-		ra := ectx.OutputArtifacts[name][0]
-		key := path.Join(prefix, name)
-		if _, err := os.Lstat(ra.Path); errors.Is(err, os.ErrNotExist) {
-			return res, wf.NonRetryable(wf.ErrTypeMissingOutput, fmt.Errorf("declared output artifact %q was not produced (expected %s)", name, ra.Path))
-		}
-		if err := confine(st.dir, ra.Path); err != nil {
-			if errors.Is(err, errEscapes) {
-				return res, wf.NonRetryable(wf.ErrTypeStepFailed, fmt.Errorf("output artifact %q: %w", name, err))
-			}
-			return res, err
-		}
-		fi, err := os.Stat(ra.Path)
+		art, err := a.outputArtifact(ctx, in, st, name, ectx.OutputArtifacts[name][0], eoArts[name])
 		if err != nil {
 			return res, err
-		}
-		art := Artifact{Name: name, SchemaTitle: in.OutputArtifacts[name], Metadata: artMeta[name]}
-		if fi.IsDir() {
-			objs, err := a.Store.PutDir(ctx, key, ra.Path)
-			if err != nil {
-				return res, fmt.Errorf("upload output %q: %w", name, err)
-			}
-			if len(objs) == 0 {
-				return res, wf.NonRetryable(wf.ErrTypeMissingOutput, fmt.Errorf("declared output artifact %q is an empty directory", name))
-			}
-			art.URI, art.Digest = a.Store.URI(key)+"/", dirDigest(key, objs)
-			for _, o := range objs {
-				art.Size += o.Size
-			}
-		} else {
-			obj, err := a.Store.PutFile(ctx, key, ra.Path)
-			if err != nil {
-				return res, fmt.Errorf("upload output %q: %w", name, err)
-			}
-			art.URI, art.Digest, art.Size = obj.URI, obj.Digest, obj.Size
 		}
 		out.Artifacts[name] = []Artifact{art}
 	}
@@ -588,14 +666,27 @@ func (a *Activities) execute(ctx context.Context, in StepInput) (StepResult, err
 func (a *Activities) runProcess(ctx context.Context, in StepInput, st step, command, args []string, log io.Writer) (int, error) {
 	name := fmt.Sprintf("step-%s-a%d", shortHash(in.RunID+"/"+in.TaskPath), in.Attempt)
 	spec := runtime.Spec{
-		Name: name, Image: in.Image, Command: command, Args: args, Env: in.Env, InheritEnv: true,
+		Name: name, Image: st.image, Command: command, Args: args, Env: in.Env, InheritEnv: true,
 		WorkDir: st.dir, Stdout: log, Stderr: log,
 		Labels: map[string]string{"sluice.io/run-id": in.RunID, "sluice.io/task": shortHash(in.TaskPath)},
 		Mounts: []runtime.Mount{{HostPath: st.dir, ContainerPath: st.dir}},
 	}
 	if _, local := a.Runtime.(*runtime.Local); !local {
 		// KFP's executor derives s3://B/K → /s3/B/K: the staged artifacts are there in the container.
+		// A step without artifacts has no s3/ yet, and Docker refuses to bind a missing path.
+		if err := os.MkdirAll(filepath.Join(st.dir, "s3"), 0o755); err != nil {
+			return -1, err
+		}
 		spec.Mounts = append(spec.Mounts, runtime.Mount{HostPath: filepath.Join(st.dir, "s3"), ContainerPath: "/s3"})
+	}
+	// kfp-kubernetes pvcMount and podMetadata (accepted for the Docker runtime only; Local rejects volumes).
+	for _, v := range in.Volumes {
+		spec.Mounts = append(spec.Mounts, runtime.Mount{Volume: v.Name, ContainerPath: v.MountPath})
+	}
+	for k, v := range in.Labels {
+		if _, taken := spec.Labels[k]; !taken {
+			spec.Labels[k] = v
+		}
 	}
 	// Temporary files of the step (e.g. the KFP executor's ephemeral component dir from mktemp -d) live
 	// in the work dir and are removed with it.
@@ -610,10 +701,13 @@ func (a *Activities) runProcess(ctx context.Context, in StepInput, st step, comm
 		}
 		return -1, wf.NonRetryable(wf.ErrTypeStepFailed, fmt.Errorf("start step %s: %w", in.TaskPath, err))
 	}
-	tick := time.NewTicker(200 * time.Millisecond) // RecordHeartbeat is throttled; see WorkerOptions
+	// The first heartbeat goes out at the first tick, not at once: the SDK sends a first heartbeat
+	// synchronously (a round trip to the history service, which writes it), and a short step — most
+	// steps, every no-op — completes without needing one. A cancel reaches a running step at its first
+	// tick, then within the heartbeat throttle (see WorkerOptions).
+	tick := time.NewTicker(200 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		activity.RecordHeartbeat(ctx, in.Attempt)
 		select {
 		case <-proc.Done():
 			status, err := proc.Wait(context.WithoutCancel(ctx))
@@ -629,6 +723,7 @@ func (a *Activities) runProcess(ctx context.Context, in StepInput, st step, comm
 			<-proc.Done()
 			return -1, ctx.Err()
 		case <-tick.C:
+			activity.RecordHeartbeat(ctx, in.Attempt)
 		}
 	}
 }
@@ -653,13 +748,20 @@ func (a *Activities) uploadLog(ctx context.Context, prefix string, attempt int, 
 	return obj.URI, nil
 }
 
+// executorArtifact is one output artifact of KFP's ExecutorOutput file ("artifacts": {"<name>":
+// {"artifacts": [{"name", "uri", "metadata"}]}}): the URI the executor reports (the one it was given, or
+// its own) and the metadata it set (a Metrics artifact's logged metrics among them).
+type executorArtifact struct {
+	URI      string         `json:"uri"`
+	Metadata map[string]any `json:"metadata"`
+}
+
 // readExecutorOutput reads KFP's ExecutorOutput file when the step wrote one: the output parameter
-// values ("parameterValues") and each output artifact's metadata ("artifacts": {"<name>": {"artifacts":
-// [{"name", "uri", "metadata"}]}}), which goes into lineage and the next steps' executor input.
-func readExecutorOutput(p string) (map[string]any, map[string]map[string]any, error) {
+// values ("parameterValues") and the first artifact of each output artifact list.
+func readExecutorOutput(p string) (map[string]any, map[string]executorArtifact, error) {
 	b, err := os.ReadFile(p)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil, nil
+	if errors.Is(err, os.ErrNotExist) || (err == nil && len(bytes.TrimSpace(b)) == 0) {
+		return nil, nil, nil // KFP's launcher treats a missing or empty file as no executor output
 	}
 	if err != nil {
 		return nil, nil, err
@@ -667,21 +769,124 @@ func readExecutorOutput(p string) (map[string]any, map[string]map[string]any, er
 	var eo struct {
 		ParameterValues map[string]any `json:"parameterValues"`
 		Artifacts       map[string]struct {
-			Artifacts []struct {
-				Metadata map[string]any `json:"metadata"`
-			} `json:"artifacts"`
+			Artifacts []executorArtifact `json:"artifacts"`
 		} `json:"artifacts"`
 	}
 	if err := json.Unmarshal(b, &eo); err != nil {
 		return nil, nil, fmt.Errorf("executor output %s: %w", p, err)
 	}
-	meta := map[string]map[string]any{}
+	arts := map[string]executorArtifact{}
 	for name, l := range eo.Artifacts {
-		if len(l.Artifacts) > 0 && len(l.Artifacts[0].Metadata) > 0 {
-			meta[name] = l.Artifacts[0].Metadata
+		if len(l.Artifacts) > 0 {
+			ea := l.Artifacts[0]
+			if len(ea.Metadata) == 0 {
+				ea.Metadata = nil
+			}
+			arts[name] = ea
 		}
 	}
-	return eo.ParameterValues, meta, nil
+	return eo.ParameterValues, arts, nil
+}
+
+// outputArtifact records one declared output artifact after the step ran, following KFP's launcher
+// (uploadOutputArtifacts and mergeRuntimeArtifacts in the KFP v2 backend): the executor output's
+// metadata is kept, and a URI it reports that differs from the one Sluice gave replaces it:
+//   - an s3:// URI in the store's bucket (under the local runtime also its local form, a path inside
+//     the work dir's s3/ tree) is uploaded from the local path the executor derives from it, when it
+//     lies under the run's own prefix <pipeline>/<run>/; elsewhere in the bucket it is recorded as a
+//     reference to the object there (KFP allows uploads anywhere under the pipeline root; Sluice never
+//     lets a step write outside its run, and a step that wrote such a file fails naming the output);
+//   - gs:// and minio:// URIs and s3:// URIs of another bucket fail the step, as the launcher fails a
+//     URI outside the pipeline root;
+//   - any other URI (https://, a path outside the work dir) is recorded as given, nothing uploaded
+//     (the launcher's "not a recognized storage URI").
+//
+// An output the executor did not write (a Metrics artifact that only logged metrics) is recorded
+// without an object — no digest, consumers find no file — in KFP pipelines, as the launcher allows;
+// native Sluice pipelines fail the step (wf.ErrTypeMissingOutput).
+func (a *Activities) outputArtifact(ctx context.Context, in StepInput, st step, name string, ra dag.RuntimeArtifact, eo executorArtifact) (Artifact, error) {
+	art := Artifact{Name: name, SchemaTitle: in.OutputArtifacts[name], URI: ra.URI, Metadata: eo.Metadata}
+	key, err := a.Store.KeyOf(ra.URI)
+	if err != nil {
+		return art, err
+	}
+	local := ra.Path
+	if eo.URI != "" && eo.URI != ra.URI && eo.URI != ra.ExecutorURI {
+		uri := eo.URI
+		if _, isLocal := a.Runtime.(*runtime.Local); isLocal && filepath.IsAbs(uri) {
+			// The local form of an s3:// URI: <work dir>/s3/<bucket>/<key>.
+			if rel, err := filepath.Rel(filepath.Join(st.dir, "s3"), filepath.Clean(uri)); err == nil && rel != "." && !strings.HasPrefix(rel, "..") {
+				uri = artifacts.URIScheme + filepath.ToSlash(rel)
+			}
+		}
+		switch {
+		case strings.HasPrefix(uri, artifacts.URIScheme):
+			k, err := a.Store.KeyOf(uri)
+			if err != nil {
+				return art, wf.NonRetryable(wf.ErrTypeStepFailed, fmt.Errorf("output artifact %q: the executor reported URI %q, outside the pipeline root %s", name, eo.URI, a.Store.URI("")))
+			}
+			key, art.URI = k, a.Store.URI(k)
+			if local, err = st.localFor(art.URI); err != nil {
+				return art, wf.NonRetryable(wf.ErrTypeStepFailed, fmt.Errorf("output artifact %q: %w", name, err))
+			}
+			if runPrefix := path.Join(in.PipelineName, in.RunID) + "/"; !strings.HasPrefix(k, runPrefix) {
+				if _, err := os.Lstat(local); err == nil {
+					return art, wf.NonRetryable(wf.ErrTypeStepFailed, fmt.Errorf("output artifact %q: the executor wrote it for URI %q; a step's outputs are uploaded only under %s", name, eo.URI, a.Store.URI(runPrefix)))
+				}
+				obj, err := a.Store.Stat(ctx, k) // a reference to an existing object keeps its digest
+				if err == nil {
+					art.Digest, art.Size = obj.Digest, obj.Size
+				} else if !errors.Is(err, artifacts.ErrNotFound) {
+					return art, err
+				}
+				return art, nil
+			}
+		case strings.HasPrefix(uri, "gs://") || strings.HasPrefix(uri, "minio://"):
+			return art, wf.NonRetryable(wf.ErrTypeStepFailed, fmt.Errorf("output artifact %q: the executor reported URI %q, outside the pipeline root %s", name, eo.URI, a.Store.URI("")))
+		default:
+			art.URI = eo.URI
+			return art, nil
+		}
+	}
+	if _, err := os.Lstat(local); errors.Is(err, os.ErrNotExist) {
+		if in.KFP {
+			return art, nil
+		}
+		return art, wf.NonRetryable(wf.ErrTypeMissingOutput, fmt.Errorf("declared output artifact %q was not produced (expected %s)", name, local))
+	}
+	if err := confine(st.dir, local); err != nil {
+		if errors.Is(err, errEscapes) {
+			return art, wf.NonRetryable(wf.ErrTypeStepFailed, fmt.Errorf("output artifact %q: %w", name, err))
+		}
+		return art, err
+	}
+	fi, err := os.Stat(local)
+	if err != nil {
+		return art, err
+	}
+	if fi.IsDir() {
+		objs, err := a.Store.PutDir(ctx, key, local)
+		if err != nil {
+			return art, fmt.Errorf("upload output %q: %w", name, err)
+		}
+		if len(objs) == 0 {
+			if in.KFP {
+				return art, nil // nothing to upload, as for an output never written
+			}
+			return art, wf.NonRetryable(wf.ErrTypeMissingOutput, fmt.Errorf("declared output artifact %q is an empty directory", name))
+		}
+		art.URI, art.Digest = a.Store.URI(key)+"/", dirDigest(key, objs)
+		for _, o := range objs {
+			art.Size += o.Size
+		}
+		return art, nil
+	}
+	obj, err := a.Store.PutFile(ctx, key, local)
+	if err != nil {
+		return art, fmt.Errorf("upload output %q: %w", name, err)
+	}
+	art.URI, art.Digest, art.Size = obj.URI, obj.Digest, obj.Size
+	return art, nil
 }
 
 // executorURI is the URI the executor input shows for an artifact staged at local: under the local

@@ -260,3 +260,67 @@ func TestCasesKFPPlaceholders(t *testing.T) {
 		})
 	}
 }
+
+// Issue #21, executor output (KFP launcher rules, uploadOutputArtifacts): an output artifact the
+// executor reports with its own URI is uploaded from the path derived from that URI and recorded and
+// passed on with it; a Metrics output that only logged metrics succeeds with its metrics as metadata
+// and no object; an output never written is recorded without an object (the consumer finds no file); a
+// pythonic return of an artifact with an external URI is recorded as given. The consumer step checks
+// all of it in its own {{$}}.
+func TestKFPExecutorOutputArtifacts(t *testing.T) {
+	standinEnv(t)
+	e := newEnv(t)
+	e.startWorker(t)
+	src, err := os.ReadFile(filepath.Join("testdata", "kfp", "executor-outputs.yaml"))
+	require.NoError(t, err)
+	id, run := e.start(t, string(src), nil)
+	_, err = e.wait(t, run)
+	require.NoError(t, err, "%v", e.state(t, id))
+	st := e.state(t, id)
+	own := st["own-uri"].Outputs.Artifacts["d"]
+	require.Equal(t, e.store.URI("executor-outputs/"+id+"/own-uri/d-custom"), own.URI, "the executor's own URI, in s3:// form")
+	require.Equal(t, "custom place", e.read(t, own.URI))
+	require.NotEmpty(t, own.Digest)
+	require.Equal(t, map[string]any{"where": "custom"}, own.Metadata)
+	_, err = e.store.Stat(t.Context(), "executor-outputs/"+id+"/own-uri/d")
+	require.ErrorIs(t, err, artifacts.ErrNotFound, "nothing is uploaded at the URI Sluice assigned")
+
+	m := st["evaluate"].Outputs.Artifacts["m"]
+	require.Equal(t, map[string]any{"accuracy": 0.92}, m.Metadata)
+	require.Empty(t, m.Digest, "a Metrics output that only logged metrics has no object")
+	require.Equal(t, "system.Metrics", m.SchemaTitle)
+	lazy := st["lazy"].Outputs.Artifacts["d"]
+	require.Equal(t, e.store.URI("executor-outputs/"+id+"/lazy/d"), lazy.URI)
+	require.Empty(t, lazy.Digest)
+	ref := st["reference"].Outputs.Artifacts["Output"]
+	require.Equal(t, "https://example.com/data.csv", ref.URI)
+	require.Equal(t, map[string]any{"origin": "web"}, ref.Metadata)
+	require.Equal(t, "ok", st["consume"].Outputs.Parameters["Output"])
+	enginetest.RecordHistory(t, e.tc, id, "kfp-executor-outputs")
+
+	// URIs KFP's launcher refuses, and a file written for a URI outside the run: the step fails naming
+	// the output.
+	bucket := e.store.Bucket()
+	for name, code := range map[string]string{
+		"outside the pipeline root": `d.uri = 'gs://elsewhere/data'`,
+		"uploaded only under":       `d.uri = d.uri[:d.uri.rindex('/s3/` + bucket + `/')] + '/s3/` + bucket + `/other-pipeline/run/x'`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			spec := strings.Replace(string(src), `d.uri = d.uri + '-custom'`, code, 1)
+			require.NotEqual(t, string(src), spec)
+			if name == "outside the pipeline root" { // nothing may be written at /gcs on the host
+				spec = strings.Replace(spec, `with open(d.path, 'w') as f:\n        f.write('custom place')`, `pass`, 1)
+				spec = strings.Replace(spec, `os.makedirs(os.path.dirname(d.path), exist_ok=True)`, `pass`, 1)
+			}
+			id, run := e.start(t, spec, nil)
+			_, err := e.wait(t, run)
+			require.Error(t, err)
+			ts := e.state(t, id)["own-uri"]
+			require.Equal(t, pipelinesv1.TaskFailed, ts.State)
+			require.Contains(t, ts.Error, `output artifact "d"`)
+			require.Contains(t, ts.Error, name)
+		})
+	}
+	_, err = os.Stat("/gcs/elsewhere")
+	require.ErrorIs(t, err, os.ErrNotExist)
+}

@@ -107,6 +107,10 @@ type StepInput struct {
 	Command []string          `json:"command,omitempty"`
 	Args    []string          `json:"args,omitempty"`
 	Env     map[string]string `json:"env,omitempty"`
+	// Volumes and Labels are the executor's kfp-kubernetes pvcMount and podMetadata settings as the
+	// Docker runtime applies them (named volumes, container labels); see dag.KubernetesForDocker.
+	Volumes []dag.DockerVolume `json:"volumes,omitempty"`
+	Labels  map[string]string  `json:"labels,omitempty"`
 	// Params and Artifacts are the resolved inputs.
 	Params    map[string]any        `json:"params,omitempty"`
 	Artifacts map[string][]Artifact `json:"artifacts,omitempty"`
@@ -118,6 +122,9 @@ type StepInput struct {
 	MaxStaleness int64  `json:"max_staleness_ns,omitempty"`
 	// LastAttempt tells the activity to publish task.failed (not a retryable failure) when the step fails.
 	LastAttempt bool `json:"last_attempt"`
+	// KFP applies KFP's launcher rules to the outputs (a KFP IR pipeline): a declared output artifact the
+	// executor did not write is recorded without an object instead of failing the step.
+	KFP bool `json:"kfp,omitempty"`
 }
 
 // StepResult is a finished step attempt.

@@ -57,9 +57,15 @@ type scope struct {
 // did not succeed stays unbound (so its default applies).
 const versionEdgeSemantics = "edge-semantics"
 
+// versionKFPOutputs is the workflow.GetVersion change id (asked only by KFP IR runs) of steps applying
+// KFP's launcher rules to their outputs (StepInput.KFP).
+const versionKFPOutputs = "kfp-launcher-outputs"
+
 type runner struct {
 	// v is the workflow.GetVersion of versionEdgeSemantics for this execution.
-	v        workflow.Version
+	v workflow.Version
+	// kfp is set for KFP IR runs started since versionKFPOutputs.
+	kfp      bool
 	in       pipelinesv1.RunInput
 	p        *dag.Pipeline
 	state    pipelinesv1.RunState
@@ -106,6 +112,7 @@ func RunWorkflow(ctx workflow.Context, in pipelinesv1.RunInput) (pipelinesv1.Run
 	}
 	r := newRunner(in, p)
 	r.v = v
+	r.kfp = kfpOutputs(ctx, p)
 	r.state.State = pipelinesv1.RunRunning
 	r.state.CreatedAt = workflow.Now(ctx)
 	if err := workflow.SetQueryHandler(ctx, pipelinesv1.QueryState, func() (pipelinesv1.RunState, error) {
@@ -115,7 +122,7 @@ func RunWorkflow(ctx workflow.Context, in pipelinesv1.RunInput) (pipelinesv1.Run
 	}
 	r.notifyRun(ctx, events.PipelineRunStartedV1, pipelinesv1.RunRunning, "")
 
-	st, msg, _ := r.runDAG(ctx, scope{Comp: p.Root, Params: params})
+	st, msg, _ := r.runDAG(ctx, scope{Comp: p.Root, Params: params, Arts: rootArtifacts(in.InputArtifacts)})
 
 	now := workflow.Now(ctx)
 	r.state.FinishedAt = &now
@@ -162,6 +169,7 @@ func DAGWorkflow(ctx workflow.Context, in ScopeInput) (ScopeResult, error) {
 	}
 	r := newRunner(in.Run, p)
 	r.v = v
+	r.kfp = kfpOutputs(ctx, p)
 	if err := workflow.SetQueryHandler(ctx, pipelinesv1.QueryState, func() (pipelinesv1.RunState, error) {
 		return r.snapshot(), nil
 	}); err != nil {
@@ -178,6 +186,12 @@ func DAGWorkflow(ctx workflow.Context, in ScopeInput) (ScopeResult, error) {
 	r.wait(dctx)
 	res.Tasks = r.state.Tasks
 	return res, nil
+}
+
+// kfpOutputs reports whether the steps of a KFP IR run apply KFP's launcher output rules (runs started
+// before versionKFPOutputs keep failing on an unwritten output artifact).
+func kfpOutputs(ctx workflow.Context, p *dag.Pipeline) bool {
+	return p.Format == dag.FormatKFP && workflow.GetVersion(ctx, versionKFPOutputs, workflow.DefaultVersion, 1) >= 1
 }
 
 func newRunner(in pipelinesv1.RunInput, p *dag.Pipeline) *runner {
@@ -512,6 +526,18 @@ func (r *runner) resolveInputs(sc scope, t *dag.Task, results map[string]*taskRe
 	return params, arts, nil
 }
 
+// rootArtifacts are the pipeline's input artifacts given at run creation (nil when none were).
+func rootArtifacts(m map[string]Artifact) map[string][]Artifact {
+	if len(m) == 0 {
+		return nil
+	}
+	out := map[string][]Artifact{}
+	for _, k := range sortedKeys(m) {
+		out[k] = []Artifact{m[k]}
+	}
+	return out
+}
+
 func isLoopOutput(res *taskResult) bool { return res.Outputs.Artifacts != nil }
 
 // finalStatusState is the state a PipelineTaskFinalStatus carries: as KFP's open-source backend
@@ -619,6 +645,8 @@ func (r *runner) runTask(ctx workflow.Context, sc scope, t *dag.Task, path strin
 		return r.finish(ctx, path, t.Name, taskResult{State: taskStateOf(res.State), Error: res.Error, Outputs: res.Outputs})
 	case comp.Kind == dag.KindTrainingJob:
 		return r.finish(ctx, path, t.Name, r.runTrainingJob(ctx, t, comp, path))
+	case comp.Kind == dag.KindImporter:
+		return r.finish(ctx, path, t.Name, r.runImport(ctx, t, comp, path, params))
 	default:
 		return r.finish(ctx, path, t.Name, r.runStep(ctx, t.Name, path, comp, t.Retry, t.EnableCache, params, arts))
 	}
@@ -914,13 +942,16 @@ func (r *runner) stepInput(name, path string, comp *dag.Component, enableCache b
 	in := StepInput{
 		RunID: r.in.RunID, Namespace: r.in.Namespace, PipelineName: r.p.Name, TaskPath: path, TaskName: name, Component: comp.Name,
 		Image: ex.Image, Command: ex.Command, Args: ex.Args, Params: params, Artifacts: arts,
-		OutputParams: map[string]string{}, OutputArtifacts: map[string]string{},
+		OutputParams: map[string]string{}, OutputArtifacts: map[string]string{}, KFP: r.kfp,
 	}
 	if len(ex.Env) > 0 {
 		in.Env = map[string]string{}
 		for _, e := range ex.Env {
 			in.Env[e.Name] = e.Value
 		}
+	}
+	if len(ex.Kubernetes) > 0 {
+		in.Volumes, in.Labels, _ = dag.KubernetesForDocker(ex.Kubernetes)
 	}
 	for _, op := range comp.OutputParams {
 		in.OutputParams[op.Name] = string(op.Type)

@@ -169,16 +169,37 @@ type kfpExecutor struct {
 			Name  string `yaml:"name"`
 			Value string `yaml:"value"`
 		} `yaml:"env"`
+		Resources yaml.Node `yaml:"resources"`
 	} `yaml:"container"`
-	Importer  yaml.Node `yaml:"importer"`
-	Resolver  yaml.Node `yaml:"resolver"`
-	CustomJob yaml.Node `yaml:"customJob"`
+	Importer  *kfpImporter `yaml:"importer"`
+	Resolver  yaml.Node    `yaml:"resolver"`
+	CustomJob yaml.Node    `yaml:"customJob"`
+}
+
+// kfpImporter is ImporterSpec (pipeline_spec.proto PipelineDeploymentConfig).
+type kfpImporter struct {
+	ArtifactURI *struct {
+		Constant         yaml.Node `yaml:"constant"`
+		RuntimeParameter string    `yaml:"runtimeParameter"`
+	} `yaml:"artifactUri"`
+	TypeSchema struct {
+		SchemaTitle    string `yaml:"schemaTitle"`
+		SchemaVersion  string `yaml:"schemaVersion"`
+		InstanceSchema string `yaml:"instanceSchema"`
+	} `yaml:"typeSchema"`
+	Metadata            yaml.Node `yaml:"metadata"`
+	Properties          yaml.Node `yaml:"properties"`
+	CustomProperties    yaml.Node `yaml:"customProperties"`
+	Reimport            bool      `yaml:"reimport"`
+	DownloadToWorkspace bool      `yaml:"downloadToWorkspace"`
 }
 
 // kfpParser turns a decoded IR into the dag model, collecting problems.
 type kfpParser struct {
 	spec *kfpSpec
-	errs dag.FieldErrors
+	// platform is the kfp-kubernetes config per executor label (the PlatformSpec document).
+	platform map[string]map[string]any
+	errs     dag.FieldErrors
 }
 
 func (k *kfpParser) add(path, format string, args ...any) {
@@ -186,7 +207,8 @@ func (k *kfpParser) add(path, format string, args ...any) {
 }
 
 // ParseKFP parses a KFP v2 IR PipelineSpec YAML (the first YAML document;
-// a second document, KFP's PlatformSpec, is ignored) and compiles it. Errors
+// a later document, KFP's PlatformSpec, is kept on the executors and the
+// pipeline for [CheckRuntime]) and compiles it. Errors
 // are [dag.FieldErrors] with IR field paths.
 func ParseKFP(data []byte) (*dag.Pipeline, error) {
 	doc, err := firstDocument(data)
@@ -197,8 +219,10 @@ func ParseKFP(data []byte) (*dag.Pipeline, error) {
 	if err := doc.Decode(&s); err != nil {
 		return nil, yamlError(err)
 	}
-	k := &kfpParser{spec: &s}
+	names, kube, config, problem := readPlatforms(data)
+	k := &kfpParser{spec: &s, platform: kube}
 	p := k.pipeline()
+	p.Platforms, p.PlatformError, p.KubernetesPipelineConfig = names, problem, config
 	if err := dag.Compile(p); err != nil {
 		k.errs = append(k.errs, dag.AsFieldErrors(err)...)
 	}
@@ -263,6 +287,10 @@ func (k *kfpParser) component(name, path string, c *kfpComponent) *dag.Component
 	case c.ExecutorLabel != "":
 		out.Kind = dag.KindContainer
 		out.ExecutorLabel = c.ExecutorLabel
+		if imp := k.importer(c.ExecutorLabel); imp != nil {
+			out.Kind, out.Importer = dag.KindImporter, imp
+			break
+		}
 		out.Executor = k.executor(path, c.ExecutorLabel)
 	default:
 		k.add(path, "component has neither dag nor executorLabel")
@@ -286,19 +314,71 @@ func (k *kfpParser) executor(compPath, label string) *dag.Container {
 		for _, e := range ex.Container.Env {
 			c.Env = append(c.Env, dag.EnvVar{Name: e.Name, Value: e.Value})
 		}
+		if ex.Container.Resources.Kind != 0 {
+			if v, err := nodeValue(&ex.Container.Resources); err == nil {
+				c.Resources, _ = v.(map[string]any)
+			}
+		}
+		c.Kubernetes = k.platform[label]
 		return c
 	}
 	kind := "unknown"
 	switch {
-	case ex.Importer.Kind != 0:
-		kind = "importer"
 	case ex.Resolver.Kind != 0:
 		kind = "resolver"
 	case ex.CustomJob.Kind != 0:
 		kind = "customJob"
 	}
-	k.add(path, "unsupported executor kind %s (only container executors are supported)", kind)
+	k.add(path, "unsupported executor kind %s (only container and importer executors are supported)", kind)
 	return &dag.Container{Image: "unsupported", Path: path}
+}
+
+// importer returns the importer executor named label, or nil when it is not one.
+func (k *kfpParser) importer(label string) *dag.Importer {
+	if k.spec.DeploymentSpec == nil {
+		return nil
+	}
+	ex := k.spec.DeploymentSpec.Executors[label]
+	if ex == nil || ex.Importer == nil || ex.Container != nil {
+		return nil
+	}
+	im, path := ex.Importer, "deploymentSpec.executors."+label+".importer"
+	out := &dag.Importer{SchemaTitle: im.TypeSchema.SchemaTitle, SchemaVersion: im.TypeSchema.SchemaVersion, Reimport: im.Reimport, Path: path}
+	switch u := im.ArtifactURI; {
+	case u == nil:
+		k.add(path+".artifactUri", "artifactUri is required")
+	case u.RuntimeParameter != "" && u.Constant.Kind != 0:
+		k.add(path+".artifactUri", "exactly one of constant and runtimeParameter is allowed")
+	case u.RuntimeParameter != "":
+		out.URIParam = u.RuntimeParameter
+	case u.Constant.Kind != 0:
+		v, err := nodeValue(&u.Constant)
+		if s, ok := v.(string); err == nil && ok {
+			out.URI = s
+		} else {
+			k.add(path+".artifactUri.constant", "the artifact URI must be a string")
+		}
+	default:
+		k.add(path+".artifactUri", "artifactUri needs constant or runtimeParameter")
+	}
+	if im.Metadata.Kind != 0 {
+		v, err := nodeValue(&im.Metadata)
+		m, ok := v.(map[string]any)
+		if err != nil || !ok {
+			k.add(path+".metadata", "metadata must be a mapping")
+		}
+		out.Metadata = m
+	}
+	if im.TypeSchema.InstanceSchema != "" {
+		k.add(path+".typeSchema.instanceSchema", "artifact types given by instanceSchema are not supported (use schemaTitle)")
+	}
+	if im.Properties.Kind != 0 || im.CustomProperties.Kind != 0 {
+		k.add(path, "the deprecated importer properties/customProperties are not supported (use metadata)")
+	}
+	if im.DownloadToWorkspace {
+		k.add(path+".downloadToWorkspace", "importer downloadToWorkspace is not supported: steps download imported artifacts themselves")
+	}
+	return out
 }
 
 func (k *kfpParser) paramDefs(m map[string]kfpParamSpec, path string) []dag.ParamDef {

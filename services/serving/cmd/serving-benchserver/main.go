@@ -2,9 +2,10 @@
 // comes from a second process (serving-loadgen):
 //
 //   - -mode rest: the real data plane (TF Serving REST + KServe v2) behind the same platform
-//     handler (metrics, routing) the serving binary and `sluice dev` use;
-//   - -mode bare: a minimal net/http handler that decodes the row JSON with encoding/json and calls
-//     the same runtime Predict;
+//     handler (metrics, routing) and guard the serving binary uses; clients send the bearer token
+//     of $SLUICE_TOKEN (default "bench-token-0123456789abcdef");
+//   - -mode bare: dataplane.BareHandler, a minimal hand-written handler around the same runtime
+//     Predict (pooled buffers, the product's numeric scanner, strconv output): the fair baseline;
 //   - -mode runtime: no server; calls Predict in-process -n times at -batch and prints p50/p99 as JSON.
 //
 // The model is the trainer's architecture (784→128→10 MLP, input "input", output "probabilities"),
@@ -25,6 +26,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/sluice-ml/sluice/libs/auth"
 	"github.com/sluice-ml/sluice/libs/platform"
 	"github.com/sluice-ml/sluice/services/serving/internal/dataplane"
 	"github.com/sluice-ml/sluice/services/serving/internal/modelrepo"
@@ -106,30 +108,20 @@ func run(mode, addr, modelDir string, batch, n int) error {
 		if err := s.SetModel("mnist", dataplane.Backend{Manager: m}); err != nil {
 			return err
 		}
-		h := platform.Handler(platform.NewRegistry(), log, nil, service{s})
+		tok := os.Getenv("SLUICE_TOKEN")
+		if tok == "" {
+			tok = "bench-token-0123456789abcdef"
+		}
+		a, err := auth.NewAuthenticator(ctx, auth.Config{Tokens: tok + "=system:admin"})
+		if err != nil {
+			return err
+		}
+		g := platform.NewGuard(a, (*auth.Profiles)(nil), platform.Rules, log)
+		h := platform.NewHandler(platform.HandlerConfig{Registry: platform.NewRegistry(), Log: log, Guard: g}, service{s})
 		fmt.Fprintf(os.Stderr, "rest: POST http://%s/v1/models/mnist:predict\n", addr)
 		return platform.ListenAndServe(ctx, addr, h, log)
 	case "bare":
-		h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			var req struct {
-				Instances [][]float32 `json:"instances"`
-			}
-			if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
-				http.Error(w, err.Error(), http.StatusBadRequest)
-				return
-			}
-			flat := make([]float32, 0, len(req.Instances)*784)
-			for _, row := range req.Instances {
-				flat = append(flat, row...)
-			}
-			out, err := sv.Predict(r.Context(), map[string]modelruntime.Tensor{"input": {DataType: modelruntime.FP32, Shape: []int64{int64(len(req.Instances)), 784}, Data: flat}})
-			if err != nil {
-				http.Error(w, err.Error(), http.StatusInternalServerError)
-				return
-			}
-			w.Header().Set("Content-Type", "application/json")
-			_ = json.NewEncoder(w).Encode(map[string]any{"predictions": out["probabilities"].Data})
-		})
+		h := dataplane.BareHandler(sv)
 		fmt.Fprintf(os.Stderr, "bare: POST http://%s/v1/models/mnist:predict\n", addr)
 		return platform.ListenAndServe(ctx, addr, h, log)
 	}

@@ -28,6 +28,7 @@ func main() {
 	dur := flag.Duration("d", 10*time.Second, "duration")
 	warm := flag.Duration("warmup", time.Second, "warm-up before measuring")
 	label := flag.String("label", "", "label copied into the output")
+	token := flag.String("token", os.Getenv("SLUICE_TOKEN"), "bearer token sent with every request (default $SLUICE_TOKEN)")
 	flag.Parse()
 
 	body := rows(*batch, *width)
@@ -35,7 +36,15 @@ func main() {
 	client := &http.Client{Transport: tr, Timeout: 30 * time.Second}
 	send := func() (time.Duration, bool) {
 		t0 := time.Now()
-		resp, err := client.Post(*url, "application/json", bytes.NewReader(body))
+		req, err := http.NewRequest(http.MethodPost, *url, bytes.NewReader(body))
+		if err != nil {
+			return time.Since(t0), false
+		}
+		req.Header.Set("Content-Type", "application/json")
+		if *token != "" {
+			req.Header.Set("Authorization", "Bearer "+*token)
+		}
+		resp, err := client.Do(req)
 		if err != nil {
 			return time.Since(t0), false
 		}

@@ -5,22 +5,22 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"slices"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
-	"unsafe"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/sluice-ml/sluice/libs/auth"
+	"github.com/sluice-ml/sluice/libs/platform"
 	"github.com/sluice-ml/sluice/services/serving/api/tfservingpb"
-
 	"github.com/sluice-ml/sluice/services/serving/internal/dataplane"
 	"github.com/sluice-ml/sluice/services/serving/internal/modelrepo"
 	"github.com/sluice-ml/sluice/services/serving/internal/modelruntime"
@@ -29,10 +29,12 @@ import (
 
 // BenchmarkMNIST compares, for the MNIST-shaped MLP (784→128→10) at batch 1 and 32, in one run:
 //   - runtime: the in-process Predict call (the floor);
-//   - rest-bare: a minimal, well-written net/http handler around the same call (body read into a
-//     pooled buffer, numbers scanned in place with strconv, output appended with strconv) — what a
-//     hand-written single-model server costs, without validation, errors or routing;
-//   - rest: the product's TF Serving REST path (:predict, row format);
+//   - rest-bare: dataplane.BareHandler, a minimal hand-written net/http handler around the same call
+//     (pooled body buffer, the product's own numeric scanner, output appended with strconv) — what a
+//     single-model server costs without routing, budget, validation, auth or metrics; never slower
+//     than the product at decoding;
+//   - rest: the product's TF Serving REST path (:predict, row format) as the binary serves it:
+//     platform handler (metrics) and guard (static bearer token) in front of the data plane;
 //   - grpc-bare: a minimal gRPC PredictionService handler around the same call (float_val in and out,
 //     no checks);
 //   - grpc: the product's TF Serving gRPC Predict.
@@ -48,12 +50,14 @@ func BenchmarkMNIST(b *testing.B) {
 	sv, err := m.Snapshot().Latest()
 	must(b, err)
 
-	bare := httptest.NewServer(bareREST(sv))
+	bare := httptest.NewServer(dataplane.BareHandler(sv))
 	defer bare.Close()
-	rest := httptest.NewServer(s)
+	rest := httptest.NewServer(productHandler(b, s))
 	defer rest.Close()
-	product := grpcServerB(b, s.RegisterGRPC)
-	bareG := grpcServerB(b, func(g grpc.ServiceRegistrar) { tfservingpb.RegisterPredictionServiceServer(g, bareGRPC{sv: sv}) })
+	product := grpcServerB(b, s.NewGRPCServer())
+	bareGS := grpc.NewServer()
+	tfservingpb.RegisterPredictionServiceServer(bareGS, bareGRPC{sv: sv})
+	bareG := grpcServerB(b, bareGS)
 	dial := func(addr string) tfservingpb.PredictionServiceClient {
 		conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 		must(b, err)
@@ -84,6 +88,25 @@ func BenchmarkMNIST(b *testing.B) {
 	}
 }
 
+const benchToken = "bench-token-0123456789abcdef"
+
+// productHandler serves s as the serving binary does: behind the platform handler (metrics,
+// nosniff) with the guard authenticating a static bearer token.
+func productHandler(b *testing.B, s *dataplane.Server) http.Handler {
+	a, err := auth.NewAuthenticator(b.Context(), auth.Config{Tokens: benchToken + "=system:admin"})
+	must(b, err)
+	g := platform.NewGuard(a, (*auth.Profiles)(nil), platform.Rules, nil)
+	return platform.NewHandler(platform.HandlerConfig{Registry: platform.NewRegistry(), Log: slog.New(slog.DiscardHandler), Guard: g}, benchService{s})
+}
+
+type benchService struct{ s *dataplane.Server }
+
+func (benchService) Name() string                { return "serving" }
+func (x benchService) Routes(mux *http.ServeMux) { x.s.Routes(mux) }
+func (benchService) Start(context.Context) error { return nil }
+func (benchService) Ready(context.Context) error { return nil }
+func (benchService) Close() error                { return nil }
+
 // timed runs f per iteration and reports the median latency as p50-us.
 func timed(b *testing.B, f func() error) {
 	var lat []time.Duration
@@ -100,11 +123,9 @@ func timed(b *testing.B, f func() error) {
 	}
 }
 
-func grpcServerB(b *testing.B, register func(grpc.ServiceRegistrar)) string {
+func grpcServerB(b *testing.B, g *grpc.Server) string {
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	must(b, err)
-	g := grpc.NewServer()
-	register(g)
 	go func() { _ = g.Serve(lis) }()
 	b.Cleanup(g.Stop)
 	return lis.Addr().String()
@@ -126,66 +147,6 @@ func (g bareGRPC) Predict(ctx context.Context, req *tfservingpb.PredictRequest) 
 	y := out["probabilities"]
 	return &tfservingpb.PredictResponse{Outputs: map[string]*tfservingpb.TensorProto{"probabilities": {Dtype: tfservingpb.DataType_DT_FLOAT, FloatVal: y.Data.([]float32),
 		TensorShape: &tfservingpb.TensorShapeProto{Dim: []*tfservingpb.TensorShapeProto_Dim{{Size: y.Shape[0]}, {Size: y.Shape[1]}}}}}}, nil
-}
-
-// bareREST is the minimal REST baseline: it trusts the body to be {"instances":[[784 numbers],...]}.
-func bareREST(sv *modelrepo.Servable) http.Handler {
-	pool := sync.Pool{New: func() any { return new(bytes.Buffer) }}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		buf := pool.Get().(*bytes.Buffer)
-		defer pool.Put(buf)
-		buf.Reset()
-		if _, err := buf.ReadFrom(r.Body); err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		data := buf.Bytes()
-		x := make([]float32, 0, bytes.Count(data, []byte{','})+1)
-		for i := 0; i < len(data); {
-			c := data[i]
-			if c == '-' || (c >= '0' && c <= '9') {
-				j := i + 1
-				for j < len(data) && (data[j] == '.' || data[j] == 'e' || data[j] == 'E' || data[j] == '-' || data[j] == '+' || (data[j] >= '0' && data[j] <= '9')) {
-					j++
-				}
-				f, err := strconv.ParseFloat(unsafe.String(&data[i], j-i), 32)
-				if err != nil {
-					http.Error(w, err.Error(), http.StatusBadRequest)
-					return
-				}
-				x = append(x, float32(f))
-				i = j
-				continue
-			}
-			i++
-		}
-		n := len(x) / 784
-		out, err := sv.Predict(r.Context(), map[string]modelruntime.Tensor{"input": {DataType: modelruntime.FP32, Shape: []int64{int64(n), 784}, Data: x}})
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusInternalServerError)
-			return
-		}
-		y := out["probabilities"].Data.([]float32)
-		resp := make([]byte, 0, 16+len(y)*12)
-		resp = append(resp, `{"predictions":[`...)
-		for r := range n {
-			if r > 0 {
-				resp = append(resp, ',')
-			}
-			resp = append(resp, '[')
-			for i, v := range y[r*10 : (r+1)*10] {
-				if i > 0 {
-					resp = append(resp, ',')
-				}
-				resp = strconv.AppendFloat(resp, float64(v), 'g', -1, 32)
-			}
-			resp = append(resp, ']')
-		}
-		resp = append(resp, "]}"...)
-		w.Header().Set("Content-Type", "application/json")
-		w.Header().Set("Content-Length", strconv.Itoa(len(resp)))
-		_, _ = w.Write(resp)
-	})
 }
 
 func rowBody(x []float32, n, width int) []byte {
@@ -210,7 +171,13 @@ func rowBody(x []float32, n, width int) []byte {
 
 func benchPost(b *testing.B, c *http.Client, url string, body []byte) {
 	timed(b, func() error {
-		resp, err := c.Post(url, "application/json", bytes.NewReader(body))
+		req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
+		if err != nil {
+			return err
+		}
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+benchToken)
+		resp, err := c.Do(req)
 		if err != nil {
 			return err
 		}

@@ -7,7 +7,6 @@ import (
 	"math"
 	"strconv"
 
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/anypb"
@@ -18,15 +17,6 @@ import (
 	"github.com/sluice-ml/sluice/services/serving/internal/modelrepo"
 	"github.com/sluice-ml/sluice/services/serving/internal/modelruntime"
 )
-
-// RegisterGRPC registers the gRPC data plane on g: TF Serving's tensorflow.serving.PredictionService
-// (Predict, GetModelMetadata) and ModelService (GetModelStatus), and KServe v2's
-// inference.GRPCInferenceService. Errors carry the same canonical codes and messages as REST.
-func (s *Server) RegisterGRPC(g grpc.ServiceRegistrar) {
-	tfservingpb.RegisterPredictionServiceServer(g, tfPredictionService{s: s})
-	tfservingpb.RegisterModelServiceServer(g, tfModelService{s: s})
-	inferencepb.RegisterGRPCInferenceServiceServer(g, v2Service{s: s})
-}
 
 // grpcErr turns an error into a gRPC status with its canonical code.
 func grpcErr(err error) error {
@@ -113,7 +103,7 @@ func (p tfPredictionService) Predict(ctx context.Context, req *tfservingpb.Predi
 	for _, tp := range req.GetInputs() {
 		size += tensorProtoSize(tp)
 	}
-	l := &lease{b: &p.s.budget}
+	l := requestLease(ctx, &p.s.budget)
 	defer l.release()
 	sv, out, err := p.s.run(ctx, l, t, size, func(specs []modelruntime.TensorSpec) (map[string]modelruntime.Tensor, error) {
 		in := make(map[string]modelruntime.Tensor, len(specs))
@@ -660,7 +650,7 @@ func (v v2Service) ModelInfer(ctx context.Context, req *inferencepb.ModelInferRe
 			size += int64(len(b)) + 24
 		}
 	}
-	l := &lease{b: &v.s.budget}
+	l := requestLease(ctx, &v.s.budget)
 	defer l.release()
 	sv, out, err := v.s.run(ctx, l, t, size, func(specs []modelruntime.TensorSpec) (map[string]modelruntime.Tensor, error) {
 		return decodeV2Inputs(req, specs)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"sync"
 	"sync/atomic"
 
 	"github.com/sluice-ml/sluice/services/serving/internal/modelruntime"
@@ -86,7 +87,7 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, *leas
 			writeErr(w, err)
 			return nil, l, false
 		}
-		buf = make([]byte, 0, r.ContentLength+1)
+		buf = getBody(int(r.ContentLength) + 1)
 	}
 	const chunk = 64 << 10
 	for {
@@ -133,4 +134,30 @@ func (l *lease) chargeResponse(out map[string]modelruntime.Tensor) error {
 		n += int64(modelruntime.DataLen(t.Data)) * int64(max(t.DataType.Size(), 8)+responseTextBytes)
 	}
 	return l.grow(n)
+}
+
+// bodyPool recycles request body buffers of up to maxPooledBody bytes, so a busy server does not
+// allocate and zero a buffer per request. Idle buffers are not charged to the budget; the pool
+// drops them within two garbage collections.
+var bodyPool sync.Pool // of *[]byte
+
+const maxPooledBody = 1 << 20
+
+// getBody returns an empty buffer of capacity at least n.
+func getBody(n int) []byte {
+	if n <= maxPooledBody {
+		if p, ok := bodyPool.Get().(*[]byte); ok && cap(*p) >= n {
+			return (*p)[:0]
+		}
+	}
+	return make([]byte, 0, n)
+}
+
+// putBody recycles a buffer from readBody once nothing refers to it any more (decoders copy what
+// they keep).
+func putBody(b []byte) {
+	if c := cap(b); c > 0 && c <= maxPooledBody {
+		b = b[:0]
+		bodyPool.Put(&b)
+	}
 }

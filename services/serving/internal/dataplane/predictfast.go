@@ -2,6 +2,7 @@ package dataplane
 
 import (
 	"bytes"
+	"encoding/binary"
 	"math"
 	"strconv"
 	"unsafe"
@@ -227,30 +228,26 @@ func (p *fastParser) number() bool {
 	}
 	var mant uint64 // decimal mantissa, exact while nd <= 19
 	nd := 0         // mantissa digits read
-	digits := func() int {
-		start := i
-		for i < len(data) && data[i] >= '0' && data[i] <= '9' {
-			mant = mant*10 + uint64(data[i]-'0')
-			nd++
-			i++
-		}
-		return i - start
-	}
 	switch {
 	case i < len(data) && data[i] == '0':
 		i++
 		nd++
-	case digits() == 0:
-		return false
+	default:
+		start := i
+		if i, mant = digits(data, i, mant); i == start {
+			return false
+		}
+		nd += i - start
 	}
 	exp := 0
 	if i < len(data) && data[i] == '.' {
 		i++
-		n := digits()
-		if n == 0 {
+		start := i
+		if i, mant = digits(data, i, mant); i == start {
 			return false
 		}
-		exp = -n
+		nd += i - start
+		exp = -(i - start)
 	}
 	if i < len(data) && (data[i] == 'e' || data[i] == 'E') {
 		i++
@@ -342,6 +339,28 @@ func (p *fastParser) number() bool {
 	p.pos = i
 	p.f64 = append(p.f64, f)
 	return true
+}
+
+// digits accumulates the decimal digits at data[i:] into mant (wrapping past 19 digits; callers
+// count them) and returns the index after them. Runs of eight digits are converted at once with the
+// SWAR technique of simdjson / fast_float (eight ASCII digits as one little-endian word).
+func digits(data []byte, i int, mant uint64) (int, uint64) {
+	for i+8 <= len(data) {
+		v := binary.LittleEndian.Uint64(data[i:])
+		if (v&0xF0F0F0F0F0F0F0F0)|(((v+0x0606060606060606)&0xF0F0F0F0F0F0F0F0)>>4) != 0x3333333333333333 {
+			break
+		}
+		v -= 0x3030303030303030
+		v = v*10 + v>>8 // pairs: each 16-bit lane's low byte holds two digits' value
+		v = ((v&0x000000FF000000FF)*(100+1000000<<32) + (v>>16&0x000000FF000000FF)*(1+10000<<32)) >> 32
+		mant = mant*100000000 + v
+		i += 8
+	}
+	for i < len(data) && data[i]-'0' <= 9 {
+		mant = mant*10 + uint64(data[i]-'0')
+		i++
+	}
+	return i, mant
 }
 
 // parse32 is strconv.ParseFloat(lit, 32) without copying lit.

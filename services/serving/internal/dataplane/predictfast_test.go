@@ -180,3 +180,34 @@ func TestFastNumberMatchesStrconv(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkFastTFPredict decodes a batch-32 MNIST-shaped row body (32x784 float32 literals as
+// strconv's shortest form writes them): the REST path's decoding cost.
+func BenchmarkFastTFPredict(b *testing.B) {
+	rng := rand.New(rand.NewPCG(1, 1))
+	var sb strings.Builder
+	sb.WriteString(`{"instances":[`)
+	for r := range 32 {
+		if r > 0 {
+			sb.WriteByte(',')
+		}
+		sb.WriteByte('[')
+		for i := range 784 {
+			if i > 0 {
+				sb.WriteByte(',')
+			}
+			sb.WriteString(strconv.FormatFloat(float64(rng.Float32()), 'g', -1, 32))
+		}
+		sb.WriteByte(']')
+	}
+	sb.WriteString(`]}`)
+	body := []byte(sb.String())
+	specs := []modelruntime.TensorSpec{{Name: "input", DataType: modelruntime.FP32, Shape: []int64{-1, 784}}}
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, ok := fastTFPredict(body, specs); !ok {
+			b.Fatal("not decoded")
+		}
+	}
+}

@@ -41,10 +41,11 @@ type Options struct {
 	Seed uint64
 	// MaxBodyBytes limits one request body (default 64 MiB; larger bodies get 413).
 	MaxBodyBytes int64
-	// MaxInflightBytes caps the request bytes held by all requests in flight (default 256 MiB): a
-	// body's bytes plus, when it needs the generic JSON parser, 8x its size. Past the cap a
-	// request is refused at once with 429 (gRPC RESOURCE_EXHAUSTED). Peak heap stays within about
-	// 2x this cap plus the loaded models (see the service README).
+	// MaxInflightBytes caps the request bytes held by all requests in flight (default 256 MiB):
+	// REST, a body's bytes plus what decoding and the response cost (limit.go); gRPC, a message's
+	// wire size, charged before it is unmarshalled (NewGRPCServer), plus its decoded tensors. Past
+	// the cap a request is refused at once with 429 (gRPC RESOURCE_EXHAUSTED). Peak heap stays
+	// within about 3x this cap plus the loaded models (see the service README).
 	MaxInflightBytes int64
 	Log              *slog.Logger
 	// StartUnready makes the server report not ready (v2 server/model readiness) until SetReady

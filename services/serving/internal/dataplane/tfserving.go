@@ -208,6 +208,7 @@ func (s *Server) tfPredict(w http.ResponseWriter, r *http.Request, t target) {
 	if !ok {
 		return
 	}
+	defer putBody(body) // both decoders copy what they keep
 	// Resolve first for the input signature; predict re-resolves only if the version is
 	// unloaded in between.
 	sv, err := s.resolve(t)

@@ -1,13 +1,14 @@
 package trainingv1
 
 import (
+	"strings"
 	"time"
 
 	"github.com/sluice-ml/sluice/libs/events"
 )
 
 // Temporal names of the job lifecycle. One workflow runs per job, with
-// workflow ID WorkflowID(namespace, name), on TaskQueue.
+// workflow ID WorkflowID(kind, namespace, name), on TaskQueue.
 const (
 	// TaskQueue is the Temporal task queue of the training service.
 	TaskQueue = "sluice-training"
@@ -38,10 +39,66 @@ const (
 	MemoKind = "kind"
 )
 
-// WorkflowID is the business-key workflow ID of a job:
-// "trainjob/<namespace>/<name>".
-func WorkflowID(namespace, name string) string {
+// WorkflowID is the business-key workflow ID of a job. The kind is part of
+// a job's identity (as in Kubernetes, where a TFJob and a PyTorchJob may
+// share a name): "trainjob/<namespace>/<kind>/<name>", kind lower-case
+// (KindSegment), e.g. "trainjob/default/tfjob/mnist".
+func WorkflowID(kind, namespace, name string) string {
+	return "trainjob/" + namespace + "/" + KindSegment(kind) + "/" + name
+}
+
+// LegacyWorkflowID is the workflow ID of jobs created before the kind was
+// part of their identity, "trainjob/<namespace>/<name>". Such jobs are
+// still found (their workflow memo holds the kind), suspended and deleted.
+func LegacyWorkflowID(namespace, name string) string {
 	return "trainjob/" + namespace + "/" + name
+}
+
+// ParseWorkflowID splits a job workflow ID of either form. kind is the
+// lower-case KindSegment, "" for a legacy ID; ok is false for another ID.
+func ParseWorkflowID(id string) (namespace, kind, name string, ok bool) {
+	rest, found := strings.CutPrefix(id, "trainjob/")
+	if !found {
+		return "", "", "", false
+	}
+	parts := strings.Split(rest, "/")
+	switch len(parts) {
+	case 2:
+		return parts[0], "", parts[1], parts[0] != "" && parts[1] != ""
+	case 3:
+		return parts[0], parts[1], parts[2], parts[0] != "" && parts[2] != "" && KindOf(parts[1]) != ""
+	}
+	return "", "", "", false
+}
+
+// KindSegment is a kind as it appears in identifiers (workflow IDs, event
+// subjects, store keys, Docker names): lower-case, "tfjob" or "pytorchjob".
+func KindSegment(kind string) string { return strings.ToLower(kind) }
+
+// KindOf parses a kind as users write it (TFJob, tfjob, tfjobs, PyTorchJob,
+// pytorchjob, pytorchjobs; case-insensitive) into KindTFJob or
+// KindPyTorchJob; "" when it is neither.
+func KindOf(s string) string {
+	switch strings.TrimSuffix(strings.ToLower(strings.TrimSpace(s)), "s") {
+	case "tfjob":
+		return KindTFJob
+	case "pytorchjob":
+		return KindPyTorchJob
+	}
+	return ""
+}
+
+// Kinds lists the job kinds in a fixed order.
+var Kinds = []string{KindTFJob, KindPyTorchJob}
+
+// EventSubject is the CloudEvents subject of a job's events,
+// "jobs/<namespace>/<kind>/<name>" (KindSegment), or "jobs/<namespace>/<name>"
+// for a job with a legacy workflow ID (kind "").
+func EventSubject(kind, namespace, name string) string {
+	if kind == "" {
+		return "jobs/" + namespace + "/" + name
+	}
+	return "jobs/" + namespace + "/" + KindSegment(kind) + "/" + name
 }
 
 // JobInput starts the lifecycle workflow of one job.
@@ -59,9 +116,9 @@ type JobInput struct {
 	// 10 s) after the first crash, doubling up to Max (default 5 min); it
 	// resets once an attempt ran for 2×Max.
 	RestartBackoff Backoff `json:"restartBackoff,omitempty"`
-	// HistoryLimit is the history length past which a run whose replicas
-	// are all stopped or waiting to restart continues as new (0: 2000
-	// events, or Temporal's continue-as-new suggestion).
+	// HistoryLimit is the history length past which a run continues as new
+	// (0: 2000 events, or Temporal's continue-as-new suggestion). Replicas
+	// still running are handed over to the next run, which adopts them.
 	HistoryLimit int `json:"historyLimit,omitempty"`
 	// Network is how replicas address each other: "" gives every replica
 	// its own loopback port (local processes); NetworkDNS gives each job a
@@ -120,6 +177,11 @@ type CarriedReplica struct {
 	Phase string      `json:"phase"`
 	// Crashes counts consecutive restarts (the backoff exponent).
 	Crashes int `json:"crashes,omitempty"`
+	// Running is set when the replica's current attempt was still running
+	// when the run continued as new: the next run follows (adopts) that
+	// process, named ProcessName, instead of starting another.
+	Running     bool   `json:"running,omitempty"`
+	ProcessName string `json:"processName,omitempty"`
 }
 
 // JobResult is the workflow's result: the job as it finished.

@@ -76,6 +76,7 @@ func TestMNISTDistributedOnLoopback(t *testing.T) {
 		t.Fatal(err)
 	}
 	modelDir, exportDir := filepath.Join(t.TempDir(), "model"), filepath.Join(t.TempDir(), "export")
+	logDir := filepath.Join(t.TempDir(), "logs") // the YAML's s3:// log dir, kept local like exportDir
 
 	type proc struct {
 		r    clusterspec.Replica
@@ -109,6 +110,8 @@ func TestMNISTDistributedOnLoopback(t *testing.T) {
 				e.Value = modelDir
 			case "exportDir":
 				e.Value = exportDir
+			case "logDir":
+				e.Value = logDir
 			case clusterspec.EnvTFConfig:
 				tfConfig = e.Value
 			}

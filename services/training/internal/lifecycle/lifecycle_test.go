@@ -203,10 +203,10 @@ func (e *env) waitEvent(typ string) events.Event {
 
 func (e *env) readLog(ns, job, replica string, attempt int) string {
 	e.t.Helper()
-	v := e.view(trainingv1.WorkflowID(ns, job))
+	v := e.view(trainingv1.WorkflowID(trainingv1.KindTFJob, ns, job))
 	uid := string(v.Job.Meta().UID)
 	require.NotEmpty(e.t, uid, "every job has a UID")
-	rc, _, err := e.store.Get(e.t.Context(), lifecycle.LogKey(ns, job, uid, replica, attempt))
+	rc, _, err := e.store.Get(e.t.Context(), lifecycle.LogKey(ns, "tfjob", job, uid, replica, attempt))
 	require.NoError(e.t, err)
 	defer rc.Close()
 	b, err := io.ReadAll(rc)

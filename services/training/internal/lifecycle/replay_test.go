@@ -22,7 +22,8 @@ import (
 // TestReplayRecordedHistories replays every history in
 // testdata/histories against the current JobWorkflow: v0-*.json were
 // recorded before restart backoff (workflow.GetVersion "restart-backoff"
-// absent), v1-*.json with it. A change to the workflow's commands that is
+// absent), v1-*.json with it, v2-*.json with "adopt-running-replicas"
+// (kind-qualified workflow IDs; continue-as-new while replicas run). A change to the workflow's commands that is
 // not guarded by GetVersion fails here with a non-determinism error.
 func TestReplayRecordedHistories(t *testing.T) {
 	t.Parallel()
@@ -103,4 +104,25 @@ func TestRecordHistories(t *testing.T) {
 	wait(run.GetID())
 	save("continue-as-new-first", run.GetID(), run.GetRunID())
 	save("continue-as-new-next", run.GetID(), next)
+
+	// Version 2 ("adopt-running-replicas") only: a run continues as new
+	// while its PS runs, and the next run adopts the PS.
+	e.historyLimit = 60
+	_, run = e.submit(tfjob("adopt", "", replicaSpec("PS", 1, "Never", `exec sleep 300`), replicaSpec("Worker", 1, "OnFailure", `exit 1`)))
+	next = ""
+	for deadline := time.Now().Add(2 * time.Minute); next == ""; time.Sleep(50 * time.Millisecond) {
+		require.True(t, time.Now().Before(deadline), "no continue-as-new")
+		d, err := e.tc.DescribeWorkflowExecution(t.Context(), run.GetID(), "")
+		require.NoError(t, err)
+		if id := d.WorkflowExecutionInfo.Execution.RunId; id != run.GetRunID() {
+			next = id
+		}
+	}
+	e.waitFor(run.GetID(), "PS adopted in the next run", func(v trainingv1.JobView) bool {
+		return replicaOf(v, "ps-0").State == trainingv1.ReplicaRunning && replicaOf(v, "ps-0").Attempt == 1
+	})
+	require.NoError(t, e.tc.SignalWorkflow(t.Context(), run.GetID(), next, trainingv1.SignalDelete, nil))
+	wait(run.GetID())
+	save("adopt-running-first", run.GetID(), run.GetRunID())
+	save("adopt-running-next", run.GetID(), next)
 }

@@ -35,7 +35,7 @@ func Register(w worker.Worker, a *Activities) {
 var ErrJobExists = errors.New("lifecycle: job already exists")
 
 // Start starts the lifecycle of in.Job with workflow ID
-// trainingv1.WorkflowID(ns, name). While a workflow with that ID runs, a
+// trainingv1.WorkflowID(kind, ns, name). While a workflow with that ID runs, a
 // second Start fails with ErrJobExists (and never starts a second job); a
 // closed one (deleted, or finished) may be followed by a new run.
 func Start(ctx context.Context, c client.Client, in trainingv1.JobInput) (client.WorkflowRun, error) {
@@ -45,7 +45,7 @@ func Start(ctx context.Context, c client.Client, in trainingv1.JobInput) (client
 // StartOn is Start on another task queue (tests run one worker per queue).
 func StartOn(ctx context.Context, c client.Client, queue string, in trainingv1.JobInput) (client.WorkflowRun, error) {
 	meta := in.Job.Meta()
-	id := trainingv1.WorkflowID(meta.Namespace, meta.Name)
+	id := trainingv1.WorkflowID(in.Job.Kind(), meta.Namespace, meta.Name)
 	opts := client.StartWorkflowOptions{
 		ID:                       id,
 		TaskQueue:                queue,

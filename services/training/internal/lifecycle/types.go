@@ -30,19 +30,29 @@ type ReplicaRun struct {
 	// UID is the job's metadata.uid; logs and work dirs are keyed by it
 	// (empty for runs started before job UIDs).
 	UID string `json:"uid,omitempty"`
+	// Kind is the job's trainingv1.KindSegment ("tfjob", "pytorchjob");
+	// store keys, work dirs and Docker names are qualified by it. Empty
+	// for jobs with a legacy workflow ID (created before the kind was part
+	// of a job's identity), which keep their unqualified layout.
+	Kind string `json:"kind,omitempty"`
 	// Replica is the replica's type and index; Name its pod-style name.
 	Replica clusterspec.Replica `json:"replica"`
 	Name    string              `json:"name"`
 	// LogName is "<type>-<index>", used in log keys.
 	LogName string `json:"logName"`
 	Attempt int    `json:"attempt"`
-	// ProcessName is the runtime Spec.Name (unique per workflow run and attempt).
-	ProcessName string            `json:"processName"`
-	Image       string            `json:"image"`
-	Command     []string          `json:"command"`
-	Args        []string          `json:"args,omitempty"`
-	Env         map[string]string `json:"env,omitempty"`
-	WorkingDir  string            `json:"workingDir,omitempty"`
+	// ProcessName is the runtime Spec.Name (unique per job and attempt; it
+	// keeps the name given by the workflow run that started the attempt).
+	ProcessName string `json:"processName"`
+	// Adopt: the attempt was started by an earlier run of the workflow,
+	// which continued as new while it ran; the watcher follows the running
+	// process instead of starting one (Lost when this worker has none).
+	Adopt      bool              `json:"adopt,omitempty"`
+	Image      string            `json:"image"`
+	Command    []string          `json:"command"`
+	Args       []string          `json:"args,omitempty"`
+	Env        map[string]string `json:"env,omitempty"`
+	WorkingDir string            `json:"workingDir,omitempty"`
 	// Network is JobInput.Network.
 	Network string `json:"network,omitempty"`
 	// Claims are the default container's volumeMounts of
@@ -67,6 +77,10 @@ const (
 	ReasonStartError = "StartError"
 	// ReasonTerminated: the service stopped the replica.
 	ReasonTerminated = "Terminated"
+	// ReasonDetached: the watcher's workflow run continued as new while the
+	// replica ran; the process was left to the next run's watcher (the
+	// result goes nowhere).
+	ReasonDetached = "Detached"
 )
 
 // ReplicaExit is how one attempt ended.
@@ -84,8 +98,10 @@ type ReplicaExit struct {
 // PurgeInput names a deleted job whose logs and work dirs are removed.
 type PurgeInput struct {
 	Namespace string `json:"namespace"`
-	JobName   string `json:"jobName"`
-	UID       string `json:"uid"`
+	// Kind is ReplicaRun.Kind ("" for the legacy layout).
+	Kind    string `json:"kind,omitempty"`
+	JobName string `json:"jobName"`
+	UID     string `json:"uid"`
 }
 
 // PublishInput is one event to publish with a deterministic id.
@@ -103,6 +119,8 @@ type ExportInput struct {
 	Kind      string `json:"kind"`
 	ExportDir string `json:"exportDir"`
 	EventID   string `json:"eventId"`
+	// Subject is the event's subject (default "jobs/<Job>").
+	Subject string `json:"subject,omitempty"`
 }
 
 // jobKey is "<namespace>/<name>" of a job.

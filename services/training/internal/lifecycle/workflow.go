@@ -43,6 +43,11 @@ const defaultHistoryLimit = 2000
 // permanent start failures, continue-as-new and job UIDs.
 const versionBackoff = "restart-backoff"
 
+// versionAdopt is the workflow.GetVersion change id of continuing as new
+// while replicas run: the next run adopts their processes (version 1).
+// Runs without it continue as new only when no replica runs.
+const versionAdopt = "adopt-running-replicas"
+
 // replica is the workflow's record of one replica.
 type replica struct {
 	r      clusterspec.Replica
@@ -56,6 +61,9 @@ type replica struct {
 	// startOnExit: start again once the stopping attempt has exited.
 	startOnExit bool
 	cancel      workflow.CancelFunc
+	// fut is the current attempt's watcher; process its ProcessName.
+	fut     workflow.Future
+	process string
 	// crashes counts consecutive policy restarts (the backoff exponent);
 	// backoff is the pending CrashLoopBackOff timer.
 	crashes       int
@@ -77,10 +85,13 @@ type pubItem struct {
 }
 
 type lifecycle struct {
-	in        trainingv1.JobInput
-	job       *trainingv1.Job
-	wfID      string
-	runID     string
+	in    trainingv1.JobInput
+	job   *trainingv1.Job
+	wfID  string
+	runID string
+	// kind is the trainingv1.KindSegment of a kind-qualified workflow ID
+	// ("" for a legacy ID: unqualified names, keys and subjects).
+	kind      string
 	net       clusterspec.Loopback
 	replicas  []*replica
 	byName    map[string]*replica
@@ -100,6 +111,8 @@ type lifecycle struct {
 	failed         error
 	// version is the GetVersion of versionBackoff (0 for older histories).
 	version workflow.Version
+	// adoptVersion is the GetVersion of versionAdopt.
+	adoptVersion workflow.Version
 }
 
 // JobWorkflow runs one training job from creation to deletion; see the
@@ -118,7 +131,11 @@ func JobWorkflow(ctx workflow.Context, in trainingv1.JobInput) (trainingv1.JobRe
 		byName: map[string]*replica{}, evCount: map[string]int{},
 		exitCh: workflow.NewChannel(ctx), pubCh: workflow.NewBufferedChannel(ctx, 1024),
 	}
+	_, l.kind, _, _ = trainingv1.ParseWorkflowID(l.wfID)
 	l.version = workflow.GetVersion(ctx, versionBackoff, workflow.DefaultVersion, 1)
+	if l.version >= 1 {
+		l.adoptVersion = workflow.GetVersion(ctx, versionAdopt, workflow.DefaultVersion, 1)
+	}
 	if l.version >= 1 && job.Meta().UID == "" {
 		var uid string
 		if err := workflow.SideEffect(ctx, func(workflow.Context) any { return uuid.NewString() }).Get(&uid); err != nil {
@@ -132,6 +149,9 @@ func JobWorkflow(ctx workflow.Context, in trainingv1.JobInput) (trainingv1.JobRe
 		rep.view.Attempt = 0
 		if carry != nil && i < len(carry.Replicas) && carry.Replicas[i].View.Name == rep.view.Name {
 			rep.view, rep.phase, rep.crashes = carry.Replicas[i].View, jobstatus.ReplicaPhase(carry.Replicas[i].Phase), carry.Replicas[i].Crashes
+			if carry.Replicas[i].Running {
+				rep.process = carry.Replicas[i].ProcessName
+			}
 		}
 		l.replicas = append(l.replicas, rep)
 		l.byName[rep.view.Name] = rep
@@ -155,7 +175,8 @@ func JobWorkflow(ctx workflow.Context, in trainingv1.JobInput) (trainingv1.JobRe
 	}
 
 	if carry != nil {
-		// Every replica was stopped or waiting to restart when the run continued as new.
+		// Replicas were stopped, waiting to restart, or (versionAdopt)
+		// running when the run continued as new.
 		l.resumeCarried(ctx, carry)
 	} else if err := l.allocateNetwork(ctx); err != nil {
 		l.fail(ctx, "cannot allocate replica addresses: "+err.Error())
@@ -317,10 +338,14 @@ func (l *lifecycle) replicaRun(r *replica) (ReplicaRun, error) {
 	if len(runPart) > 8 {
 		runPart = runPart[:8]
 	}
+	process := strings.ToLower(fmt.Sprintf("%s.%s.%s.a%d", r.view.Name, meta.Namespace, runPart, r.view.Attempt))
+	if l.kind != "" {
+		process = strings.ToLower(fmt.Sprintf("%s.%s.%s.%s.a%d", r.view.Name, l.kind, meta.Namespace, runPart, r.view.Attempt))
+	}
 	return ReplicaRun{
-		Namespace: meta.Namespace, JobName: meta.Name, UID: string(meta.UID), Replica: r.r, Name: r.view.Name, LogName: r.view.LogName(),
+		Namespace: meta.Namespace, JobName: meta.Name, UID: string(meta.UID), Kind: l.kind, Replica: r.r, Name: r.view.Name, LogName: r.view.LogName(),
 		Attempt: r.view.Attempt, Image: c.Image, Command: c.Command, Args: c.Args, Env: env, WorkingDir: c.WorkingDir, Network: l.in.Network, Claims: claims,
-		ProcessName: strings.ToLower(fmt.Sprintf("%s.%s.%s.a%d", r.view.Name, meta.Namespace, runPart, r.view.Attempt)),
+		ProcessName: process,
 	}, nil
 }
 
@@ -337,13 +362,32 @@ func (l *lifecycle) startReplica(ctx workflow.Context, r *replica) {
 		l.fail(ctx, fmt.Sprintf("%s has failed: replica %s: %v", subjectOf(l.job), r.view.Name, err))
 		return
 	}
+	l.watch(ctx, r, run)
+}
+
+// adoptReplica follows r's attempt that an earlier run started and left
+// running when it continued as new (process r.process).
+func (l *lifecycle) adoptReplica(ctx workflow.Context, r *replica) {
+	run, err := l.replicaRun(r)
+	if err != nil {
+		l.fail(ctx, fmt.Sprintf("%s has failed: replica %s: %v", subjectOf(l.job), r.view.Name, err))
+		return
+	}
+	run.ProcessName, run.Adopt = r.process, true
+	l.watch(ctx, r, run)
+}
+
+// watch runs the watcher activity of run, r's current attempt.
+func (l *lifecycle) watch(ctx workflow.Context, r *replica, run ReplicaRun) {
 	cctx, cancel := workflow.WithCancel(ctx)
 	opts := wf.LongActivity(l.heartbeatTimeout(), 30*24*time.Hour)
 	actx := workflow.WithActivityOptions(cctx, opts)
 	r.active, r.stopping, r.cancel = true, false, cancel
+	r.process = run.ProcessName
 	l.watchers++
 	name, attempt := r.view.Name, r.view.Attempt
 	fut := workflow.ExecuteActivity(actx, (*Activities).WatchReplica, run)
+	r.fut = fut
 	workflow.Go(ctx, func(gctx workflow.Context) {
 		var res ReplicaExit
 		err := fut.Get(gctx, &res)
@@ -503,11 +547,31 @@ func (l *lifecycle) onBackoffDone(ctx workflow.Context, r *replica) {
 	l.startReplica(ctx, r)
 }
 
-// shouldContinueAsNew: the run is long enough to hand over and no
-// watcher runs (every replica is finished or waiting to restart).
+// shouldContinueAsNew: the run is long enough to hand over, and every
+// replica is finished, waiting to restart or (versionAdopt) running with
+// no exit or stop pending (its process is handed to the next run).
+// Without versionAdopt no watcher may run.
 func (l *lifecycle) shouldContinueAsNew(ctx workflow.Context) bool {
-	if l.watchers > 0 || l.deleted || jobstatus.IsFinished(l.job.Status()) {
+	if l.deleted || jobstatus.IsFinished(l.job.Status()) {
 		return false
+	}
+	if l.watchers > 0 {
+		if l.adoptVersion < 1 {
+			return false
+		}
+		active := 0
+		for _, r := range l.replicas {
+			if !r.active {
+				continue
+			}
+			if r.stopping || r.startOnExit || r.fut == nil || r.fut.IsReady() {
+				return false
+			}
+			active++
+		}
+		if active != l.watchers {
+			return false // an earlier attempt's exit is still to be received
+		}
 	}
 	info := workflow.GetInfo(ctx)
 	limit := l.in.HistoryLimit
@@ -547,7 +611,11 @@ func (l *lifecycle) continuation(ctx workflow.Context) trainingv1.JobInput {
 	in.Job = *l.job
 	c := &trainingv1.Carry{Restarts: l.restarts, Suspended: l.suspended, Ports: l.net.Ports, NetMode: l.net.Mode}
 	for _, r := range l.replicas {
-		c.Replicas = append(c.Replicas, trainingv1.CarriedReplica{View: r.view, Phase: string(r.phase), Crashes: r.crashes})
+		cr := trainingv1.CarriedReplica{View: r.view, Phase: string(r.phase), Crashes: r.crashes}
+		if r.active {
+			cr.Running, cr.ProcessName = true, r.process
+		}
+		c.Replicas = append(c.Replicas, cr)
 	}
 	in.Carry = c
 	return in
@@ -557,6 +625,11 @@ func (l *lifecycle) continuation(ctx workflow.Context) trainingv1.JobInput {
 // addresses, the deadline, and the backoff timers still pending.
 func (l *lifecycle) resumeCarried(ctx workflow.Context, c *trainingv1.Carry) {
 	l.restarts, l.suspended, l.net = c.Restarts, c.Suspended, clusterspec.Loopback{Ports: c.Ports, Mode: c.NetMode}
+	for _, r := range l.replicas {
+		if r.process != "" {
+			l.adoptReplica(ctx, r)
+		}
+	}
 	if l.suspended {
 		return
 	}
@@ -656,7 +729,7 @@ func (l *lifecycle) onFinished(ctx workflow.Context) {
 	}
 	if jobstatus.IsSucceeded(l.job.Status()) {
 		if dir := l.job.ExportDir(); strings.HasPrefix(dir, "s3://") {
-			l.pubCh.Send(ctx, pubItem{export: &ExportInput{Job: jobKey(l.job), Kind: l.job.Kind(), ExportDir: dir,
+			l.pubCh.Send(ctx, pubItem{export: &ExportInput{Job: jobKey(l.job), Kind: l.job.Kind(), ExportDir: dir, Subject: l.subject(),
 				EventID: EventID(l.wfID, l.runID, events.TrainingModelExportedV1)}})
 		}
 	}
@@ -733,7 +806,7 @@ func (l *lifecycle) delete(ctx workflow.Context, why string) {
 	_ = workflow.UpsertMemo(ctx, map[string]interface{}{trainingv1.MemoDeleted: true})
 	l.publish(ctx, events.TrainingJobDeletedV1, trainingv1.JobEvent{Condition: "Deleted", Message: subjectOf(l.job) + " is deleted: " + why})
 	if meta := l.job.Meta(); l.version >= 1 && meta.UID != "" {
-		l.pubCh.Send(ctx, pubItem{purge: &PurgeInput{Namespace: meta.Namespace, JobName: meta.Name, UID: string(meta.UID)}})
+		l.pubCh.Send(ctx, pubItem{purge: &PurgeInput{Namespace: meta.Namespace, Kind: l.kind, JobName: meta.Name, UID: string(meta.UID)}})
 	}
 }
 
@@ -778,8 +851,15 @@ func (l *lifecycle) publish(ctx workflow.Context, typ string, ev trainingv1.JobE
 	}
 	l.evCount[typ]++
 	in := PublishInput{Type: typ, ID: EventID(l.wfID, l.runID, typ, strconv.Itoa(l.evCount[typ])),
-		Subject: "jobs/" + jobKey(l.job), Data: data}
+		Subject: l.subject(), Data: data}
 	l.pubCh.Send(ctx, pubItem{publish: &in})
+}
+
+// subject is the CloudEvents subject of the job's events
+// (trainingv1.EventSubject; kind-qualified unless the workflow ID is legacy).
+func (l *lifecycle) subject() string {
+	meta := l.job.Meta()
+	return trainingv1.EventSubject(l.kind, meta.Namespace, meta.Name)
 }
 
 // startPublisher publishes events one at a time, in order, off the main

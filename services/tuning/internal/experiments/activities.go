@@ -141,6 +141,7 @@ func (a *Activities) RunTrial(ctx context.Context, in RunTrialInput) (TrialOutco
 	}
 	okType, _ := expspec.ConditionTypeOf(e.Spec.TrialTemplate.SuccessCondition)
 	failType, _ := expspec.ConditionTypeOf(e.Spec.TrialTemplate.FailureCondition)
+	okType, failType = expspec.JobConditionType(job.Kind, okType), expspec.JobConditionType(job.Kind, failType)
 	poll := in.PollInterval
 	if poll <= 0 {
 		poll = time.Second

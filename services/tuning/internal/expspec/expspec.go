@@ -56,7 +56,7 @@ func (p *problems) err() error {
 }
 
 // Algorithms lists the supported algorithm names.
-var Algorithms = []string{"random", "grid", "tpe"}
+var Algorithms = []string{"random", "grid", "tpe", "bayesianoptimization"}
 
 // locate completes an unknown-field error with the field's path in doc (json's error names the key only).
 func locate(err error, doc []byte) error {
@@ -207,6 +207,11 @@ func Default(e *tuningv1.Experiment) {
 		s.ResumePolicy = "Never"
 	}
 	if t := s.TrialTemplate; t != nil {
+		var head struct{ APIVersion, Kind string }
+		_ = json.Unmarshal(t.TrialSpec, &head)
+		if t.SuccessCondition == "" && isBatchJob(head.APIVersion, head.Kind) {
+			t.SuccessCondition = jobSuccessCondition
+		}
 		if t.SuccessCondition == "" {
 			t.SuccessCondition = `status.conditions.#(type=="Succeeded")#|#(status=="True")#`
 		}
@@ -354,6 +359,8 @@ var algorithmSettings = map[string][]string{
 	"random": {"random_state"},
 	"grid":   {},
 	"tpe":    {"random_state", "n_startup_trials", "n_EI_candidates", "gamma", "prior_weight"},
+	// Katib's skopt service settings (pkg/suggestion/v1beta1/skopt/service.py).
+	"bayesianoptimization": {"random_state", "base_estimator", "n_initial_points", "acq_func", "acq_optimizer"},
 }
 
 func validateAlgorithm(p *problems, a *tuningv1.AlgorithmSpec, params []tuningv1.ParameterSpec) {
@@ -363,9 +370,6 @@ func validateAlgorithm(p *problems, a *tuningv1.AlgorithmSpec, params []tuningv1
 	}
 	allowed, ok := algorithmSettings[a.AlgorithmName]
 	switch {
-	case a.AlgorithmName == "bayesianoptimization":
-		p.add("spec.algorithm.algorithmName", "bayesianoptimization (Gaussian-process) is not supported; use tpe, Sluice's model-based optimizer")
-		return
 	case !ok:
 		p.add("spec.algorithm.algorithmName", "%q is not supported; use one of %s", a.AlgorithmName, strings.Join(Algorithms, ", "))
 		return
@@ -377,7 +381,19 @@ func validateAlgorithm(p *problems, a *tuningv1.AlgorithmSpec, params []tuningv1
 			continue
 		}
 		switch st.Name {
-		case "random_state", "n_startup_trials", "n_EI_candidates":
+		case "base_estimator":
+			if st.Value != "GP" {
+				p.add(f+".value", "base_estimator %q is not supported; Sluice's bayesianoptimization is a Gaussian process (GP)", st.Value)
+			}
+		case "acq_func":
+			if !slices.Contains([]string{"gp_hedge", "EI", "PI", "LCB"}, st.Value) {
+				p.add(f+".value", "acq_func must be gp_hedge, EI, PI or LCB, got %q (EIps/PIps need a trial duration metric, which Sluice does not collect)", st.Value)
+			}
+		case "acq_optimizer":
+			if !slices.Contains([]string{"auto", "sampling"}, st.Value) {
+				p.add(f+".value", "acq_optimizer must be auto or sampling (the acquisition is maximised over random candidates), got %q", st.Value)
+			}
+		case "random_state", "n_startup_trials", "n_EI_candidates", "n_initial_points":
 			if n, err := strconv.Atoi(st.Value); err != nil || n < 0 || (st.Name == "n_EI_candidates" && n < 1) {
 				p.add(f+".value", "%s must be a non-negative integer, got %q", st.Name, st.Value)
 			}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/sluice-ml/sluice/services/training/api/trainingv1"
 	"github.com/sluice-ml/sluice/services/tuning/api/tuningv1"
 	"github.com/sluice-ml/sluice/services/tuning/internal/expspec"
 )
@@ -58,7 +59,8 @@ func TestValidationNamesTheField(t *testing.T) {
 		old, new, field string
 	}{
 		"unknown algorithm":        {"algorithmName: random", "algorithmName: hyperband", "spec.algorithm.algorithmName"},
-		"bayesian refused":         {"algorithmName: random", "algorithmName: bayesianoptimization", "spec.algorithm.algorithmName"},
+		"bayesian acq_func":        {"algorithmName: random", "algorithmName: bayesianoptimization\n    algorithmSettings: [{name: acq_func, value: EIps}]", "spec.algorithm.algorithmSettings[0].value"},
+		"bayesian estimator":       {"algorithmName: random", "algorithmName: bayesianoptimization\n    algorithmSettings: [{name: base_estimator, value: RF}]", "spec.algorithm.algorithmSettings[0].value"},
 		"min above max":            {`min: "0.01"`, `min: "0.09"`, "spec.parameters[0].feasibleSpace.max"},
 		"int min not an integer":   {`min: "100"`, `min: "1.5"`, "spec.parameters[1].feasibleSpace.min"},
 		"bad parameter type":       {"parameterType: int", "parameterType: integer", "spec.parameters[1].parameterType"},
@@ -70,7 +72,7 @@ func TestValidationNamesTheField(t *testing.T) {
 		"medianstop setting":       {"  parallelTrialCount: 3", "  earlyStopping: {algorithmName: medianstop, algorithmSettings: [{name: start_step, value: \"0\"}]}\n  parallelTrialCount: 3", "spec.earlyStopping.algorithmSettings[0].value"},
 		"unknown field":            {"maxTrialCount: 12", "maxTrialCount: 12\n  maxTrials: 3", "spec.maxTrials"},
 		"wrong type":               {"maxTrialCount: 12", "maxTrialCount: twelve", "spec.maxTrialCount"},
-		"batch Job refused":        {"kind: TFJob", "kind: Job", "spec.trialTemplate.trialSpec.kind"},
+		"not a job":                {"kind: TFJob", "kind: Deployment", "spec.trialTemplate.trialSpec.kind"},
 		"typo in the trial job":    {"restartPolicy: OnFailure", "restartPolicy: OnFailure\n            replica: 2", "spec.trialTemplate.trialSpec.spec.tfReplicaSpecs.Worker.replica"},
 		"normal distribution":      {`max: "0.05"`, "max: \"0.05\"\n        distribution: normal", "spec.parameters[0].feasibleSpace.distribution"},
 		"bad primary replica":      {"replica-type: worker", "replica-type: chief", "spec.trialTemplate.primaryPodLabels"},
@@ -83,6 +85,56 @@ func TestValidationNamesTheField(t *testing.T) {
 			require.NotEqual(t, base, doc)
 			_, err := expspec.Parse([]byte(doc), "default")
 			require.ErrorIs(t, err, expspec.ErrInvalid)
+			var inv *expspec.InvalidError
+			require.ErrorAs(t, err, &inv)
+			var fields []string
+			for _, f := range inv.Errors {
+				fields = append(fields, f.Field)
+			}
+			require.Contains(t, fields, c.field, err.Error())
+		})
+	}
+}
+
+// A batch/v1 Job trial (Katib's random.yaml shape) runs as a one-Worker TFJob: the primary container
+// becomes the replica's "tensorflow" container with its command, parameters substituted; the Job's
+// Complete condition is the training job's Succeeded; a failed pod is retried up to backoffLimit (6).
+func TestBatchJobTrial(t *testing.T) {
+	e, err := expspec.Parse(load(t, "random-batch-job.yaml"), "default")
+	require.NoError(t, err)
+	require.Equal(t, `status.conditions.#(type=="Complete")#|#(status=="True")#`, e.Spec.TrialTemplate.SuccessCondition)
+	job, err := expspec.RenderTrial(e, "random-abc", []tuningv1.ParameterAssignment{{Name: "lr", Value: "0.02"}, {Name: "num-layers", Value: "3"}, {Name: "optimizer", Value: "adam"}})
+	require.NoError(t, err)
+	require.Equal(t, "Job", job.Kind)
+	require.Equal(t, "worker-0", job.PrimaryReplica)
+	require.Equal(t, "Succeeded", expspec.JobConditionType(job.Kind, "Complete"))
+	require.Equal(t, "Failed", expspec.JobConditionType(job.Kind, "Failed"))
+	var tf trainingv1.TFJob
+	require.NoError(t, json.Unmarshal(job.Document, &tf))
+	require.Equal(t, "TFJob", tf.Kind)
+	require.Equal(t, "random-abc", tf.Name)
+	require.Equal(t, "random-abc", tf.Labels["katib.kubeflow.org/trial"])
+	require.Len(t, tf.Spec.TFReplicaSpecs, 1)
+	w := tf.Spec.TFReplicaSpecs[trainingv1.ReplicaTypeWorker]
+	require.NotNil(t, w)
+	require.Equal(t, int32(1), *w.Replicas)
+	require.Equal(t, trainingv1.RestartPolicyOnFailure, w.RestartPolicy)
+	require.Equal(t, int32(6), *tf.Spec.RunPolicy.BackoffLimit)
+	c := w.Template.Spec.Containers[0]
+	require.Equal(t, "tensorflow", c.Name)
+	require.Equal(t, []string{"python3", "/opt/mxnet-mnist/mnist.py", "--batch-size=64", "--lr=0.02", "--num-layers=3", "--optimizer=adam"}, c.Command)
+
+	base := string(load(t, "random-batch-job.yaml"))
+	for name, c := range map[string]struct{ old, new, field string }{
+		"two completions":   {"      spec:\n        template:", "      spec:\n        completions: 2\n        template:", "spec.trialTemplate.trialSpec.spec.completions"},
+		"primary missing":   {"primaryContainerName: training-container", "primaryContainerName: main", "spec.trialTemplate.primaryContainerName"},
+		"typo in the Job":   {"restartPolicy: Never", "restartPolicy: Never\n            restartPolicies: x", "spec.trialTemplate.trialSpec.spec.template.spec.restartPolicies"},
+		"always restarting": {"restartPolicy: Never", "restartPolicy: Always", "spec.trialTemplate.trialSpec.spec.template.spec.restartPolicy"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			doc := strings.Replace(base, c.old, c.new, 1)
+			require.NotEqual(t, base, doc)
+			_, err := expspec.Parse([]byte(doc), "default")
 			var inv *expspec.InvalidError
 			require.ErrorAs(t, err, &inv)
 			var fields []string

@@ -13,7 +13,7 @@ import (
 
 // TrialJob is a trial's rendered training job.
 type TrialJob struct {
-	// Kind is TFJob or PyTorchJob.
+	// Kind is the trialSpec's kind: TFJob, PyTorchJob or Job (a batch/v1 Job, run as a one-Worker TFJob).
 	Kind string
 	// Document is the kubeflow.org/v1 job as JSON, named after the trial, ready for the training
 	// service's POST /apis/training/v1/namespaces/{ns}/jobs.
@@ -55,10 +55,11 @@ func renderJob(t *tuningv1.TrialTemplate, trialName, experiment, ns string, valu
 		} `json:"metadata"`
 	}
 	if err := json.Unmarshal(t.TrialSpec, &head); err != nil {
-		return TrialJob{}, &InvalidError{[]FieldError{{f, "must be a TFJob or PyTorchJob object: " + err.Error()}}}
+		return TrialJob{}, &InvalidError{[]FieldError{{f, "must be a TFJob, PyTorchJob or batch/v1 Job object: " + err.Error()}}}
 	}
-	if head.APIVersion != "kubeflow.org/v1" || (head.Kind != trainingv1.KindTFJob && head.Kind != trainingv1.KindPyTorchJob) {
-		return TrialJob{}, &InvalidError{[]FieldError{{f + ".kind", fmt.Sprintf("trials run kubeflow.org/v1 TFJob or PyTorchJob, got %s %s", head.APIVersion, head.Kind)}}}
+	batch := isBatchJob(head.APIVersion, head.Kind)
+	if !batch && (head.APIVersion != "kubeflow.org/v1" || (head.Kind != trainingv1.KindTFJob && head.Kind != trainingv1.KindPyTorchJob)) {
+		return TrialJob{}, &InvalidError{[]FieldError{{f + ".kind", fmt.Sprintf("trials run kubeflow.org/v1 TFJob or PyTorchJob, or a batch/v1 Job, got %s %s", head.APIVersion, head.Kind)}}}
 	}
 	meta := func(ref string) (string, bool) {
 		switch ref {
@@ -111,6 +112,13 @@ func renderJob(t *tuningv1.TrialTemplate, trialName, experiment, ns string, valu
 	if err != nil {
 		return TrialJob{}, err
 	}
+	kind := head.Kind
+	if batch {
+		if out, err = batchJobAsTFJob(out, t.PrimaryContainerName); err != nil {
+			return TrialJob{}, err
+		}
+		head.Kind = trainingv1.KindTFJob
+	}
 	// Decode strictly into the training contract so that typos surface now, with their path.
 	dec := json.NewDecoder(bytes.NewReader(out))
 	dec.DisallowUnknownFields()
@@ -136,11 +144,13 @@ func renderJob(t *tuningv1.TrialTemplate, trialName, experiment, ns string, valu
 	if len(specs) == 0 {
 		return TrialJob{}, &InvalidError{[]FieldError{{f + ".spec", "has no replica specs"}}}
 	}
-	primary, err := primaryReplica(t, head.Kind, specs)
-	if err != nil {
-		return TrialJob{}, err
+	primary := trainingv1.ReplicaView{Type: trainingv1.ReplicaTypeWorker}.LogName()
+	if !batch {
+		if primary, err = primaryReplica(t, head.Kind, specs); err != nil {
+			return TrialJob{}, err
+		}
 	}
-	return TrialJob{Kind: head.Kind, Document: out, PrimaryReplica: primary}, nil
+	return TrialJob{Kind: kind, Document: out, PrimaryReplica: primary}, nil
 }
 
 // primaryReplica maps primaryPodLabels to a replica: training.kubeflow.org/replica-type (+ replica-index),

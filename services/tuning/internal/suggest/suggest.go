@@ -1,5 +1,5 @@
-// Package suggest proposes parameter assignments for new trials: random search, grid search and TPE
-// (Bergstra et al. 2011). Every algorithm is a pure function of the experiment's search space, its
+// Package suggest proposes parameter assignments for new trials: random search, grid search, TPE
+// (Bergstra et al. 2011) and Gaussian-process Bayesian optimization. Every algorithm is a pure function of the experiment's search space, its
 // settings, the seed and the observed history, so a workflow may call it from an activity and get the
 // same answer on retry.
 package suggest
@@ -62,6 +62,8 @@ func Suggest(req Request) (Response, error) {
 		return grid(sp, req)
 	case "tpe":
 		return tpe(sp, req)
+	case "bayesianoptimization":
+		return bayes(sp, req)
 	}
 	return Response{}, fmt.Errorf("%w: %q", ErrUnknownAlgorithm, req.Algorithm.AlgorithmName)
 }

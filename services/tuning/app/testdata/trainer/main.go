@@ -21,6 +21,8 @@ func main() {
 	logdir := flag.String("logdir", "", "write TensorFlow event files here")
 	delay := flag.Duration("epoch-delay", 0, "sleep after each epoch (lets early stopping see a running trial)")
 	delayPerLoss := flag.Duration("epoch-delay-per-loss", 0, "also sleep this long per unit of final loss after each epoch (bad trials run long)")
+	flag.Int("batch-size", 64, "accepted and ignored (Katib's random.yaml passes it)")
+	flag.Int("num-layers", 2, "accepted and ignored (Katib's random.yaml passes it)")
 	flag.Parse()
 	loss := math.Pow(math.Log10(*lr)+2, 2)
 	if *opt != "adam" {

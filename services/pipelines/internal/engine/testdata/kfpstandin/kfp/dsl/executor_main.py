@@ -44,7 +44,11 @@ def main():
     result = fn(**kwargs)
 
     out = {}
-    if result is not None and "Output" in outputs.get("parameters", {}):
+    if isinstance(result, dsl.Artifact) and "Output" in outputs.get("artifacts", {}):
+        # A pythonic artifact return (-> Dataset): the returned artifact, with its own URI, is the output.
+        result.name = outputs["artifacts"]["Output"]["artifacts"][0].get("name", "Output")
+        out_arts["Output"] = result
+    elif result is not None and "Output" in outputs.get("parameters", {}):
         out["parameterValues"] = {"Output": result}
     if out_arts:
         out["artifacts"] = {n: {"artifacts": [{"name": a.name, "uri": a.uri, "metadata": a.metadata}]} for n, a in out_arts.items()}

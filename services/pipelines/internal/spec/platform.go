@@ -1,0 +1,189 @@
+package spec
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/sluice-ml/sluice/services/pipelines/internal/dag"
+)
+
+// platformDoc is KFP's PlatformSpec (api/v2alpha1/pipeline_spec.proto), the YAML document kfp.compiler
+// writes after the PipelineSpec when a pipeline uses kfp-kubernetes.
+type platformDoc struct {
+	Platforms map[string]struct {
+		DeploymentSpec struct {
+			Executors map[string]map[string]any `yaml:"executors"`
+		} `yaml:"deploymentSpec"`
+		PipelineConfig map[string]any `yaml:"pipelineConfig"`
+	} `yaml:"platforms"`
+}
+
+// readPlatforms reads the documents after the first: the platform names of a PlatformSpec, the
+// kubernetes settings per executor label, and why a document could not be read.
+func readPlatforms(data []byte) (names []string, kube map[string]map[string]any, config map[string]any, problem string) {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var first yaml.Node
+	if dec.Decode(&first) != nil {
+		return nil, nil, nil, ""
+	}
+	for {
+		var doc platformDoc
+		err := dec.Decode(&doc)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return names, kube, config, fmt.Sprintf("the PlatformSpec document (after the pipeline) cannot be read: %v", strings.TrimPrefix(err.Error(), "yaml: "))
+		}
+		for name, pl := range doc.Platforms {
+			names = append(names, name)
+			if name != "kubernetes" {
+				continue
+			}
+			if len(pl.PipelineConfig) > 0 {
+				config, _ = dag.NormalizeValue(pl.PipelineConfig).(map[string]any)
+			}
+			for label, settings := range pl.DeploymentSpec.Executors {
+				if kube == nil {
+					kube = map[string]map[string]any{}
+				}
+				m, _ := dag.NormalizeValue(map[string]any(settings)).(map[string]any)
+				kube[label] = m
+			}
+		}
+	}
+	sort.Strings(names)
+	return names, kube, config, problem
+}
+
+// platformAdvice says what a user can do instead of a setting no runtime of Sluice applies yet.
+var platformAdvice = map[string]string{
+	"secretAsEnv":            "Sluice has no secret store: pass the value as a run parameter",
+	"secretAsVolume":         "Sluice has no secret store: pass the file as an input artifact",
+	"configMapAsEnv":         "Sluice has no config maps: set the variables in the component or pass run parameters",
+	"configMapAsVolume":      "Sluice has no config maps: pass the files as input artifacts",
+	"pvcMount":               "pass data between tasks as artifacts",
+	"nodeSelector":           "node scheduling needs a Kubernetes runtime",
+	"tolerations":            "node scheduling needs a Kubernetes runtime",
+	"nodeAffinity":           "node scheduling needs a Kubernetes runtime",
+	"podAffinity":            "pod scheduling needs a Kubernetes runtime",
+	"podMetadata":            "pod labels and annotations need a Kubernetes runtime",
+	"imagePullPolicy":        "images are pulled when missing",
+	"imagePullSecret":        "images are pulled with the runtime's own credentials",
+	"fieldPathAsEnv":         "there is no pod to read fields from",
+	"activeDeadlineSeconds":  "bound the step's time in its own command",
+	"emptyDirMounts":         "use the step's work dir (TMPDIR) for scratch space",
+	"enabledSharedMemory":    "shared memory size is the runtime's default",
+	"genericEphemeralVolume": "use the step's work dir (TMPDIR) for scratch space",
+}
+
+// CheckRuntime reports what a run of p cannot do as written under the named runtime ("local",
+// "docker", "kubernetes"): every kfp-kubernetes platform setting (KFP's PlatformSpec document) and
+// every container resource (cpuLimit, memoryLimit, accelerator, ...) of an executor that a task uses,
+// as field errors naming the task and the setting. The docker runtime applies pvcMount with a constant
+// PVC name (a Docker named volume of that name), podMetadata labels and annotations (container labels)
+// and imagePullPolicy Never/IfNotPresent (it never pulls); nothing else is applied by any runtime yet.
+// Refusing them at upload and run creation is what keeps a setting from being silently ignored.
+// It returns nil or dag.FieldErrors.
+func CheckRuntime(p *dag.Pipeline, runtime string) error {
+	if runtime == "" {
+		runtime = "local"
+	}
+	var errs dag.FieldErrors
+	if p.PlatformError != "" {
+		errs = append(errs, dag.FieldError{Path: "platforms", Message: p.PlatformError})
+	}
+	for _, name := range p.Platforms {
+		if name != "kubernetes" {
+			errs = append(errs, dag.FieldError{Path: "platforms." + name, Message: fmt.Sprintf("platform %q is not supported (only kubernetes platform settings are read)", name)})
+		}
+	}
+	for _, key := range sortedKeys(p.KubernetesPipelineConfig) {
+		msg := fmt.Sprintf("kfp-kubernetes pipelineConfig.%s is not supported by the %s runtime", key, runtime)
+		if key == "workspace" {
+			msg = fmt.Sprintf("the pipeline workspace is not supported by the %s runtime (no runtime of Sluice provides {{$.workspace_path}} yet): pass data between tasks as artifacts", runtime)
+		}
+		errs = append(errs, dag.FieldError{Path: "platforms.kubernetes.pipelineConfig." + key, Message: msg})
+	}
+	users := executorTasks(p)
+	labels := make([]string, 0, len(users))
+	for l := range users {
+		labels = append(labels, l)
+	}
+	sort.Strings(labels)
+	for _, label := range labels {
+		ex := users[label].executor
+		tasks := strings.Join(users[label].tasks, ", ")
+		for _, key := range sortedKeys(ex.Resources) {
+			errs = append(errs, dag.FieldError{Path: ex.Path + ".resources." + key,
+				Message: fmt.Sprintf("task %s: container resource %s is not applied by the %s runtime (steps run without resource requests or limits); remove it (e.g. .set_cpu_limit(), .set_memory_limit(), .set_accelerator_type()) to run here", tasks, key, runtime)})
+		}
+		var dockerProblems map[string]string
+		if runtime == "docker" {
+			_, _, dockerProblems = dag.KubernetesForDocker(ex.Kubernetes)
+		}
+		for _, key := range sortedKeys(ex.Kubernetes) {
+			advice := platformAdvice[key]
+			if runtime == "docker" {
+				why, refused := dockerProblems[key]
+				if !refused {
+					continue // applied by the Docker runtime (see dag.KubernetesForDocker)
+				}
+				if why != "" {
+					advice = why
+				}
+			}
+			if advice == "" {
+				advice = "no runtime of Sluice applies it"
+			}
+			errs = append(errs, dag.FieldError{Path: "platforms.kubernetes.deploymentSpec.executors." + label + "." + key,
+				Message: fmt.Sprintf("task %s: kfp-kubernetes %s is not supported by the %s runtime (%s)", tasks, key, runtime, advice)})
+		}
+	}
+	if len(errs) == 0 {
+		return nil
+	}
+	return errs
+}
+
+type executorUse struct {
+	executor *dag.Container
+	tasks    []string
+}
+
+// executorTasks maps each executor label with resources or platform settings to the tasks (their task
+// names, sorted) that run it.
+func executorTasks(p *dag.Pipeline) map[string]*executorUse {
+	out := map[string]*executorUse{}
+	visit := func(c *dag.Component) {
+		if c == nil || c.DAG == nil {
+			return
+		}
+		for _, t := range c.DAG.Tasks {
+			tc, ok := p.TaskComponent(t)
+			if !ok || tc.Executor == nil || (len(tc.Executor.Resources) == 0 && len(tc.Executor.Kubernetes) == 0) {
+				continue
+			}
+			u := out[tc.ExecutorLabel]
+			if u == nil {
+				u = &executorUse{executor: tc.Executor}
+				out[tc.ExecutorLabel] = u
+			}
+			u.tasks = append(u.tasks, t.Name)
+		}
+	}
+	visit(p.Root)
+	for _, n := range p.ComponentNames() {
+		visit(p.Components[n])
+	}
+	for _, u := range out {
+		sort.Strings(u.tasks)
+	}
+	return out
+}
