@@ -245,7 +245,7 @@ func TestNamespaceMatrix(t *testing.T) {
 			}
 		}
 	}
-	require.Equal(t, 21, n, "every pipelines route is in the matrix")
+	require.GreaterOrEqual(t, n, 23, "every pipelines route is in the matrix")
 }
 
 // TestNamespaceIsolation: team A's runs, experiments, pipelines and recurring runs are invisible to team
