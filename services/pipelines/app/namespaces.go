@@ -74,10 +74,11 @@ func authorizePipeline(r *http.Request, p catalog.Pipeline, notFound error) erro
 	return nil
 }
 
-// describeRun reads run id's workflow and its namespace; errRunNotFound unless it is a pipeline run.
+// describeRun reads run id's workflow and its namespace; errRunNotFound unless it is a pipeline run (a
+// run id, or the workflow ID a recurring run gave one of its runs; not a nested DAG's child workflow).
 func (a *App) describeRun(ctx context.Context, id string) (*workflowservice.DescribeWorkflowExecutionResponse, string, error) {
-	if pipelinesv1.ValidateRunID(id) != nil {
-		return nil, "", runNotFound(id) // e.g. the id of a child workflow ("<run id>/<task path>")
+	if id == "" || len(id) > 1000 {
+		return nil, "", runNotFound(id)
 	}
 	desc, err := a.tc.DescribeWorkflowExecution(ctx, id, "")
 	var nf *serviceerror.NotFound

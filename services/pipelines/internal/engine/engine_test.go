@@ -357,6 +357,20 @@ func TestCacheHitMissAndChangedInputArtifact(t *testing.T) {
 	require.Equal(t, pipelinesv1.TaskCached, second.State, "same inputs: cache hit")
 	require.Equal(t, first.Outputs.Artifacts["out"].URI, second.Outputs.Artifacts["out"].URI)
 
+	// The cache is per namespace: a run of another namespace never reuses these outputs, its own are
+	// reused by its next run.
+	inNamespace := func(ns string) pipelinesv1.TaskState {
+		id := uuid.NewString()
+		run, err := engine.Start(t.Context(), e.tc, pipelinesv1.RunInput{RunID: id, RunName: t.Name(), Spec: cached, Namespace: ns})
+		require.NoError(t, err)
+		_, err = e.wait(t, run)
+		require.NoError(t, err)
+		return e.state(t, id)["consume"]
+	}
+	ns := "team-" + uuid.NewString()[:8]
+	require.Equal(t, pipelinesv1.TaskSucceeded, inNamespace(ns).State, "another namespace's cache entry is a miss")
+	require.Equal(t, pipelinesv1.TaskCached, inNamespace(ns).State, "the namespace's own entry is a hit")
+
 	_, changed := runOnce(map[string]any{"text": "changed content"})
 	require.Equal(t, pipelinesv1.TaskSucceeded, changed.State, "a changed input artifact is a miss")
 	_, param := runOnce(map[string]any{"salt": "b"})
