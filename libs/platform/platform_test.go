@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -103,5 +105,41 @@ func TestChildEnvironDropsSluiceSecrets(t *testing.T) {
 	}
 	if got["STEP_VISIBLE"] != "yes" || got["PATH"] == "" {
 		t.Errorf("ordinary variables are not inherited: %v", got)
+	}
+}
+
+// As root, turning isolation on makes the data dir traversable but closes what is not a service's work
+// area (the embedded servers' stores) to other users.
+func TestEnableLocalIsolationClosesTheDataDir(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("not root")
+	}
+	defer platform.DisableLocalIsolation()
+	dir := t.TempDir()
+	for d := dir; d != filepath.Dir(d); d = filepath.Dir(d) {
+		fi, err := os.Stat(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(d, fi.Mode().Perm()|0o001); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, sub := range []string{"s3", "pipelines"} {
+		if err := os.Mkdir(filepath.Join(dir, sub), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if reason := platform.EnableLocalIsolation(dir, "local", slog.New(slog.DiscardHandler)); reason != "" {
+		t.Fatal(reason)
+	}
+	for sub, want := range map[string]os.FileMode{".": 0o711, "s3": 0o750, "pipelines": 0o755} {
+		fi, err := os.Stat(filepath.Join(dir, sub))
+		if err != nil || fi.Mode().Perm() != want {
+			t.Errorf("%s: %v %v, want mode %04o", sub, fi.Mode().Perm(), err, want)
+		}
+	}
+	if reason := platform.EnableLocalIsolation(filepath.Join(dir, "s3", "x"), "local", slog.New(slog.DiscardHandler)); reason == "" {
+		t.Error("isolation enabled below a dir others cannot traverse")
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 
@@ -60,10 +61,26 @@ func EnableLocalIsolation(dataDir, runtimeKind string, log *slog.Logger) (reason
 		log.Warn("the local runtime CANNOT isolate namespaces: "+reason+" (run as root with a traversable data dir, or use SLUICE_RUNTIME=docker)", "isolation", false)
 		return reason
 	}
+	// Per-namespace users reach their work dirs under the services' dirs; everything else in the data dir
+	// (the embedded servers' stores, the admin token) is closed to them.
+	if entries, err := os.ReadDir(dataDir); err == nil {
+		for _, e := range entries {
+			if runtimeDirs[e.Name()] || e.Type()&os.ModeSymlink != 0 {
+				continue
+			}
+			if fi, err := e.Info(); err == nil {
+				_ = os.Chmod(filepath.Join(dataDir, e.Name()), fi.Mode().Perm()&^0o007)
+			}
+		}
+	}
 	localIsolation.Store(true)
 	log.Info("the local runtime isolates namespaces: each namespace's steps, replicas and notebook servers run as its own Unix user (sluice-<namespace>) with 0700 work dirs", "isolation", true)
 	return ""
 }
+
+// runtimeDirs are the services' dirs in a data dir that hold the work dirs of programs run as
+// per-namespace users; they stay traversable.
+var runtimeDirs = map[string]bool{"pipelines": true, "training": true, "notebooks": true}
 
 // DisableLocalIsolation undoes [EnableLocalIsolation] for runtimes built afterwards (tests).
 func DisableLocalIsolation() { localIsolation.Store(false) }
