@@ -5,7 +5,7 @@ BIN := $(CURDIR)/bin
 MODULES := libs cli deploy/images services/pipelines services/training services/serving services/notebooks services/metadata services/tuning services/dashboard examples/training/mnist examples/serving
 export GOFLAGS := -buildvcs=false
 
-.PHONY: build run test test-integration vet bench deps clean workflowcheck images images-services images-base images-infra images-compose compose-plugin compose-up compose-down
+.PHONY: build run test test-integration vet bench deps clean workflowcheck images images-services images-base images-infra images-compose compose-plugin caddy compose-up compose-down
 
 build: ## build the sluice binary and every service binary into ./bin
 	@mkdir -p $(BIN)
@@ -24,8 +24,9 @@ deps: ## install what the tests need (Debian packages); fails under CI=true when
 vet:
 	@for m in $(MODULES); do echo "go vet $$m"; (cd $$m && $(GO) vet ./...) || exit 1; done
 
-test: deps vet workflowcheck ## go vet + all tests with -race across every module of the workspace (PostgreSQL started for the metadata suite)
+test: deps vet workflowcheck caddy ## go vet + all tests with -race across every module of the workspace (PostgreSQL started for the metadata suite; the real Caddy for the gateway test)
 	@set -o pipefail; eval "$$(bash scripts/pg-test.sh start)"; trap 'bash scripts/pg-test.sh stop >/dev/null' EXIT; \
+	export SLUICE_CADDY=$(BIN)/tools/caddy-$(CADDY_VERSION); \
 	fail=""; for m in $(MODULES); do echo "== go test -race $$m"; \
 		(cd $$m && $(GO) test -race -count=1 -timeout 20m ./...) || fail="$$fail $$m"; done; \
 	$(MAKE) test-integration || fail="$$fail tests/integration"; \
@@ -117,11 +118,14 @@ ifeq ($(INFRA),local)
 	$(call image,deploy/images/postgres.Dockerfile,$(POSTGRES_IMAGE),deploy/images/postgres-entrypoint.sh,--build-arg BASE=$(LOCAL_BASE_IMAGE))
 endif
 
-images-compose: images ## images + the entry point (Caddy built from its Go module with deploy/caddy/Caddyfile)
-	@mkdir -p $(BIN)/static $(BIN)/tools
+caddy: ## the entry point's Caddy, built from its Go module (bin/tools/caddy-$(CADDY_VERSION))
+	@mkdir -p $(BIN)/tools
 	@[ -x $(BIN)/tools/caddy-$(CADDY_VERSION) ] || { GOWORK=off GOTOOLCHAIN=local CGO_ENABLED=0 GOBIN=$(BIN)/tools \
 		$(GO) install -trimpath -ldflags='-s -w' github.com/caddyserver/caddy/v2/cmd/caddy@$(CADDY_VERSION) && \
 		mv $(BIN)/tools/caddy $(BIN)/tools/caddy-$(CADDY_VERSION); }
+
+images-compose: images caddy ## images + the entry point (Caddy built from its Go module with deploy/caddy/Caddyfile)
+	@mkdir -p $(BIN)/static
 	cp $(BIN)/tools/caddy-$(CADDY_VERSION) $(BIN)/static/caddy
 	$(call image,deploy/images/caddy.Dockerfile,$(SLUICE_IMAGE_PREFIX)entrypoint:$(SLUICE_IMAGE_TAG),bin/static/caddy deploy/etc deploy/caddy)
 

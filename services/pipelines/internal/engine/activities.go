@@ -666,7 +666,7 @@ func (a *Activities) execute(ctx context.Context, in StepInput, image string) (S
 func (a *Activities) runProcess(ctx context.Context, in StepInput, st step, command, args []string, log io.Writer) (int, error) {
 	name := fmt.Sprintf("step-%s-a%d", shortHash(in.RunID+"/"+in.TaskPath), in.Attempt)
 	spec := runtime.Spec{
-		Name: name, Image: st.image, Command: command, Args: args, Env: in.Env, InheritEnv: true,
+		Name: name, Namespace: in.Namespace, Image: st.image, Command: command, Args: args, Env: in.Env, InheritEnv: true,
 		WorkDir: st.dir, Stdout: log, Stderr: log,
 		Labels: map[string]string{"sluice.io/run-id": in.RunID, "sluice.io/task": shortHash(in.TaskPath)},
 		Mounts: []runtime.Mount{{HostPath: st.dir, ContainerPath: st.dir}},
