@@ -3,6 +3,7 @@ package app
 import (
 	"bytes"
 	"errors"
+	"strings"
 	"fmt"
 	"html/template"
 	"net/http"
@@ -32,7 +33,7 @@ func dotLineage(g metadatav1.LineageGraph, root func(metadatav1.Artifact) bool) 
 	for _, a := range g.Artifacts {
 		label := a.Name
 		if label == "" {
-			label = a.URI
+			label = shortTail(a.URI, 2)
 		}
 		cls := "artifact"
 		if root(a) {
@@ -43,7 +44,7 @@ func dotLineage(g metadatav1.LineageGraph, root func(metadatav1.Artifact) bool) 
 		classes = append(classes, cls)
 	}
 	for _, e := range g.Executions {
-		label := e.Name
+		label := shortTail(e.Name, 1) // "<run id>/<task path>": the task
 		if label == "" {
 			label = fmt.Sprintf("execution %d", e.ID)
 		}
@@ -122,3 +123,12 @@ func (a *App) lineage(w http.ResponseWriter, r *http.Request) {
 }
 
 func asAPI(err error, target **apiError) bool { return errors.As(err, target) }
+
+// shortTail keeps the last n '/'-separated segments of s (a URI or an execution name) for a node label.
+func shortTail(s string, n int) string {
+	parts := strings.Split(strings.TrimRight(s, "/"), "/")
+	if len(parts) <= n {
+		return s
+	}
+	return "…/" + strings.Join(parts[len(parts)-n:], "/")
+}
