@@ -3,12 +3,12 @@ package app
 import (
 	"bytes"
 	"errors"
-	"strings"
 	"fmt"
 	"html/template"
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 
 	"github.com/sluice-ml/sluice/services/metadata/api/metadatav1"
 )
