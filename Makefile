@@ -10,7 +10,7 @@ export GOFLAGS := -buildvcs=false
 build: ## build the sluice binary and every service binary into ./bin
 	@mkdir -p $(BIN)
 	cd cli && $(GO) build -o $(BIN)/sluice ./cmd/sluice
-	@for s in pipelines training serving notebooks metadata tuning; do \
+	@for s in pipelines training serving notebooks metadata tuning dashboard; do \
 		(cd services/$$s && $(GO) build -o $(BIN)/$$s ./cmd/$$s) || exit 1; done
 	cd examples/training/mnist && $(GO) build -o $(BIN)/mnist-trainer ./cmd/mnist-trainer
 	cd examples/serving && $(GO) build -o $(BIN)/serving-mnist ./mnist
@@ -94,10 +94,10 @@ images: images-services images-infra ## build every image: services, sluice CLI,
 images-services: images-base ## one image per service (FROM scratch; pipelines on the step image), the sluice CLI and mnist-trainer
 	@mkdir -p $(BIN)/static
 	cd cli && $(STATIC_GO) -o $(BIN)/static/sluice ./cmd/sluice
-	@for s in pipelines training serving notebooks metadata tuning; do \
+	@for s in pipelines training serving notebooks metadata tuning dashboard; do \
 		(cd services/$$s && $(STATIC_GO) -o $(BIN)/static/$$s ./cmd/$$s) || exit 1; done
 	cd examples/training/mnist && $(STATIC_GO) -o $(BIN)/static/mnist-trainer ./cmd/mnist-trainer
-	@for s in training serving notebooks metadata tuning sluice mnist-trainer; do \
+	@for s in training serving notebooks metadata tuning dashboard sluice mnist-trainer; do \
 		$(call image,deploy/Dockerfile,$(SLUICE_IMAGE_PREFIX)$$s:$(SLUICE_IMAGE_TAG),bin/static/$$s deploy/etc,--build-arg SERVICE=$$s) || exit 1; done
 	$(call image,deploy/images/service-debian.Dockerfile,$(SLUICE_IMAGE_PREFIX)pipelines:$(SLUICE_IMAGE_TAG),bin/static/pipelines,--build-arg STEP_IMAGE=$(STEP_IMAGE) --build-arg SERVICE=pipelines)
 

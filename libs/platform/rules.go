@@ -201,6 +201,7 @@ var Rules = func() []Rule {
 		page("GET /ui/jobs", "dashboard training jobs"),
 		page("GET /ui/jobs/{ns}/{name}", "dashboard training job"),
 		page("GET /ui/jobs/{ns}/{name}/logs", "dashboard replica log"),
+		page("GET /ui/lineage", "dashboard lineage"),
 		page("GET /ui/notebooks", "dashboard notebooks"),
 		page("POST /ui/notebooks", "dashboard notebook create"),
 		page("POST /ui/notebooks/{ns}/{name}/{action}", "dashboard notebook action"),

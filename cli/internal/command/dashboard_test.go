@@ -177,6 +177,32 @@ func (b *browser) waitFor(what, expr string, d time.Duration) {
 	}
 }
 
+// reloadUntil opens url until expr is true on the loaded page, failing after d.
+func (b *browser) reloadUntil(what, url, expr string, d time.Duration) {
+	b.t.Helper()
+	deadline := time.Now().Add(d)
+	tick := time.NewTicker(500 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
+		ok, err := chromedp.Run(ctx, func(ctx context.Context, t *chromedp.Target) (bool, error) {
+			if err := chromedp.Do(ctx, chromedp.Navigate(url)); err != nil {
+				return false, err
+			}
+			return chromedp.Evaluate[bool](expr)(ctx, t)
+		})
+		cancel()
+		if err == nil && ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			b.shot("timeout-" + strings.ReplaceAll(what, " ", "-"))
+			b.t.Fatalf("%s: not true after %s (last error %v)", what, d, err)
+		}
+		<-tick.C
+	}
+}
+
 func (b *browser) shot(name string) {
 	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
 	defer cancel()
@@ -292,6 +318,15 @@ func TestDashboardInABrowser(t *testing.T) {
 	if got := eval[string](b, `document.body.innerText`); !strings.Contains(got, "lines") || !strings.Contains(got, `"3"`) {
 		t.Errorf("the run page does not show count's output parameter lines = \"3\":\n%s", got)
 	}
+	// The lineage explorer: make's output artifact, made by make and read by count (the metadata service
+	// records it from the run's events, so the page is reloaded until it shows both).
+	artifact := eval[string](b, `document.querySelector('#row-0 a[href^="/ui/lineage"]').getAttribute('href')`)
+	b.reloadUntil("lineage of make.text", base+artifact, `(() => {
+		const t = document.body.innerText;
+		return document.querySelectorAll('#lineage-graph g.node').length >= 3 && t.includes('make') && t.includes('count') &&
+			document.querySelectorAll('#lineage-graph g.node.st-root').length === 1;
+	})()`, 2*time.Minute)
+	b.checkPage("lineage", token)
 	// A task's log opens as text.
 	b.do("task log", chromedp.Navigate(base+runURL+"/logs?task=report"), chromedp.WaitReady(chromedp.CSS("body")))
 	if got := eval[string](b, "document.body.innerText"); !strings.Contains(got, "lines=3 squares=[1,4,9]") {

@@ -119,6 +119,7 @@ func (a *App) Routes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /ui/jobs", a.jobs)
 	mux.HandleFunc("GET /ui/jobs/{ns}/{name}", a.job)
 	mux.HandleFunc("GET /ui/jobs/{ns}/{name}/logs", a.jobLogs)
+	mux.HandleFunc("GET /ui/lineage", a.lineage)
 	mux.HandleFunc("GET /ui/notebooks", a.notebooks)
 	mux.HandleFunc("POST /ui/notebooks", a.createNotebook)
 	mux.HandleFunc("POST /ui/notebooks/{ns}/{name}/{action}", a.notebookAction)

@@ -127,7 +127,12 @@ func dotQuote(s string) string {
 
 // svg returns the laid-out SVG of g (cached under key while g is unchanged), split for colour.
 func (l *layouter) svg(ctx context.Context, key string, g pipelinesv1.Graph) (*layout, error) {
-	dot := dotOf(g)
+	return l.svgDOT(ctx, key, dotOf(g))
+}
+
+// svgDOT lays out a DOT graph whose nodes carry the class placeholders T<i>_ (cached under key while the
+// DOT text is unchanged).
+func (l *layouter) svgDOT(ctx context.Context, key string, dot []byte) (*layout, error) {
 	sum := sha256.Sum256(dot)
 	l.mu.Lock()
 	defer l.mu.Unlock()

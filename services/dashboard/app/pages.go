@@ -54,7 +54,6 @@ var funcs = template.FuncMap{
 		b, _ := json.Marshal(v)
 		return string(b)
 	},
-	"pathq": url.QueryEscape,
 	"deref": func(p *int32) string {
 		if p == nil {
 			return ""
