@@ -282,15 +282,12 @@ func (a *Activities) WatchReplica(ctx context.Context, in ReplicaRun) (ReplicaEx
 		logFile.Close()
 		return ReplicaExit{}, err
 	}
-	if spec.Network != "" {
-		if nw, ok := a.Runtime.(networker); ok {
-			if err := nw.EnsureNetwork(ctx, spec.Network, map[string]string{LabelJobUID: in.UID}); err != nil {
-				logFile.Close()
-				return ReplicaExit{}, err
-			}
-		}
+	proc, err := a.start(ctx, in, spec)
+	var netErr *networkError
+	if errors.As(err, &netErr) {
+		logFile.Close()
+		return ReplicaExit{}, netErr.err
 	}
-	proc, err := a.Runtime.Start(context.WithoutCancel(ctx), spec)
 	if err != nil {
 		fmt.Fprintf(lw, "sluice: cannot start replica %s: %v\n", in.Name, err)
 		logFile.Close()
@@ -308,6 +305,49 @@ func (a *Activities) WatchReplica(ctx context.Context, in ReplicaRun) (ReplicaEx
 		a.Log.WarnContext(ctx, "signal replica started", "replica", in.Name, "err", err)
 	}
 	return a.follow(ctx, info, in, rp, me)
+}
+
+// networkError is a failure to create the job's network (retried by
+// Temporal, unlike a replica that cannot start).
+type networkError struct{ err error }
+
+func (e *networkError) Error() string { return e.err.Error() }
+
+// start creates the job's network (container runtimes) and starts the
+// process, heartbeating meanwhile: pulling an image or starting a
+// container may take longer than the heartbeat timeout.
+func (a *Activities) start(ctx context.Context, in ReplicaRun, spec runtime.Spec) (runtime.Process, error) {
+	type result struct {
+		p   runtime.Process
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		if spec.Network != "" {
+			if nw, ok := a.Runtime.(networker); ok {
+				if err := nw.EnsureNetwork(context.WithoutCancel(ctx), spec.Network, map[string]string{LabelJobUID: in.UID}); err != nil {
+					done <- result{err: &networkError{err}}
+					return
+				}
+			}
+		}
+		p, err := a.Runtime.Start(context.WithoutCancel(ctx), spec)
+		done <- result{p, err}
+	}()
+	every := a.HeartbeatEvery
+	if every <= 0 {
+		every = 250 * time.Millisecond
+	}
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		activity.RecordHeartbeat(ctx, in.Attempt)
+		select {
+		case r := <-done:
+			return r.p, r.err
+		case <-tick.C:
+		}
+	}
 }
 
 func (a *Activities) removeNetwork(ctx context.Context, name string) {

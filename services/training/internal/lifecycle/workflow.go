@@ -548,8 +548,9 @@ func (l *lifecycle) onBackoffDone(ctx workflow.Context, r *replica) {
 }
 
 // shouldContinueAsNew: the run is long enough to hand over, and every
-// replica is finished, waiting to restart or (versionAdopt) running with
-// no exit or stop pending (its process is handed to the next run).
+// replica is finished, waiting to restart or (versionAdopt) running (its
+// start signalled) with no exit or stop pending: its process is handed to
+// the next run.
 // Without versionAdopt no watcher may run.
 func (l *lifecycle) shouldContinueAsNew(ctx workflow.Context) bool {
 	if l.deleted || jobstatus.IsFinished(l.job.Status()) {
@@ -564,7 +565,10 @@ func (l *lifecycle) shouldContinueAsNew(ctx workflow.Context) bool {
 			if !r.active {
 				continue
 			}
-			if r.stopping || r.startOnExit || r.fut == nil || r.fut.IsReady() {
+			// Only a process known to run (its start signalled) is handed
+			// over: a watcher still starting it would leave the next run's
+			// watcher nothing to adopt.
+			if r.stopping || r.startOnExit || r.fut == nil || r.fut.IsReady() || r.phase != jobstatus.PhaseRunning {
 				return false
 			}
 			active++

@@ -97,4 +97,3 @@ func MNIST(t testing.TB, rt *docker.Runtime) string {
 	})
 	return tag
 }
-
