@@ -138,7 +138,7 @@ func TestTensorboardOverMNISTJob(t *testing.T) {
 		a0, a1 := mean(acc[:25]), mean(acc[len(acc)-25:])
 		t.Logf("%s: %d points; mean loss of the first 25 %.3f, of the last 25 %.3f; accuracy %.3f -> %.3f", run, len(loss), first, last, a0, a1)
 		require.Less(t, last, first*0.5, "%s: the loss falls", run)
-		require.Greater(t, a1, a0+0.3, "%s: the accuracy rises", run)
+		require.Greater(t, a1, a0+0.15, "%s: the accuracy rises", run)
 	}
 	code, _, b := h.raw("GET", base, tokenA, "", nil)
 	require.Equal(t, 200, code)
