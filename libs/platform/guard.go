@@ -51,22 +51,31 @@ func (g *Guard) Rule(pattern string) (Rule, bool) {
 	return r, ok
 }
 
-// identify returns the caller's identity: the verified identity header, else the bearer token.
-func (g *Guard) identify(r *http.Request, browser bool) (auth.Identity, error) {
-	if h := r.Header.Get(auth.IdentityHeader); h != "" {
-		id, err := g.auth.Signer().Verify(h)
+// Credentials are what a caller presents: the gateway's signed identity header ([auth.IdentityHeader])
+// and a bearer token. Over HTTP they come from the request's headers (and, on browser routes, the token
+// query parameter or cookie); over gRPC from the call's metadata ([GRPCCredentials]).
+type Credentials struct {
+	IdentityHeader string
+	Bearer         string
+}
+
+// identify returns the caller's identity: the verified identity header, else the bearer token (refused
+// when the service accepts only the gateway's signed identity, SLUICE_AUTH_MODE=gateway).
+func (g *Guard) identify(ctx context.Context, c Credentials) (auth.Identity, error) {
+	if c.IdentityHeader != "" {
+		id, err := g.auth.Signer().Verify(c.IdentityHeader)
 		if err != nil {
 			return auth.Identity{}, fmt.Errorf("%w: %v", auth.ErrBadCredential, err)
 		}
 		return id, nil
 	}
 	if g.auth.GatewayOnly() {
-		if auth.Presented(r, browser) == "" {
+		if c.Bearer == "" {
 			return auth.Identity{}, auth.ErrNoCredential
 		}
 		return auth.Identity{}, ErrGatewayOnly
 	}
-	return g.auth.Authenticate(r.Context(), auth.Presented(r, browser))
+	return g.auth.Authenticate(ctx, c.Bearer)
 }
 
 // ErrGatewayOnly refuses a bearer token presented to a service that accepts only the gateway's signed
@@ -83,11 +92,30 @@ type Decision struct {
 
 // Decide authorises r for the route pattern the mux matched ("" when none matched).
 func (g *Guard) Decide(r *http.Request, pattern string) Decision {
+	return g.decide(r.Context(), pattern, func(browser bool) Credentials {
+		return Credentials{IdentityHeader: r.Header.Get(auth.IdentityHeader), Bearer: auth.Presented(r, browser)}
+	}, func(name string) string { return PathValues(pattern, r.URL)[name] })
+}
+
+// DecideCall authorises a call that does not come through the mux (a gRPC call) exactly as a request
+// of the REST route pattern that does the same, with the credentials c and, for a [ScopePath] route,
+// the wildcard values pathValues: the same rule, identity and answer (Code 401, 403 or 404 as HTTP).
+// Unlike [Guard.Decide], an empty or unknown pattern is refused (403): a call always names its method.
+func (g *Guard) DecideCall(ctx context.Context, pattern string, c Credentials, pathValues map[string]string) Decision {
+	if pattern == "" {
+		pattern = "(no route)"
+	}
+	return g.decide(ctx, pattern, func(bool) Credentials { return c }, func(name string) string { return pathValues[name] })
+}
+
+// decide is Decide over the credentials creds returns (browser: the rule accepts browser credentials)
+// and the path wildcard values pathValue returns.
+func (g *Guard) decide(ctx context.Context, pattern string, creds func(browser bool) Credentials, pathValue func(string) string) Decision {
 	rule, known := g.rules[pattern]
 	if known && rule.Scope == ScopePublic {
 		return Decision{Rule: rule}
 	}
-	id, err := g.identify(r, rule.Browser)
+	id, err := g.identify(ctx, creds(rule.Browser))
 	if err != nil {
 		return Decision{Code: http.StatusUnauthorized, Err: err, Rule: rule}
 	}
@@ -112,7 +140,7 @@ func (g *Guard) Decide(r *http.Request, pattern string) Decision {
 	}
 	ns := rule.Namespace
 	if rule.Scope == ScopePath {
-		ns = PathValues(pattern, r.URL)[rule.Namespace]
+		ns = pathValue(rule.Namespace)
 		if err := auth.ValidNamespace(ns); err != nil {
 			d.Code, d.Err = http.StatusNotFound, fmt.Errorf("%s: %w", rule.Verb, err)
 			return d

@@ -170,10 +170,19 @@ func (a *App) Start(ctx context.Context) error {
 	return nil
 }
 
-// startGRPC serves the gRPC data plane on cfg.GRPCAddr. A port that cannot be bound is logged and
-// leaves REST serving (the process keeps its control plane and REST data plane).
+// startGRPC serves the gRPC data plane on cfg.GRPCAddr, every call authorised by the process's
+// guard exactly as the REST data plane route it shares (dataplane.GRPCRoute: any valid identity,
+// from "authorization: Bearer <token>" or, behind a gateway, the signed "x-sluice-identity"
+// metadata; UNAUTHENTICATED otherwise). Without a guard (platform.Deps.EnableAuth was not called)
+// it is not started. A port that cannot be bound is logged and leaves REST serving (the process
+// keeps its control plane and REST data plane).
 func (a *App) startGRPC(ctx context.Context) {
 	if a.cfg.GRPCAddr == "" || a.cfg.GRPCAddr == "off" {
+		return
+	}
+	guard := a.d.Guard()
+	if guard == nil {
+		a.d.Log.ErrorContext(ctx, "gRPC data plane not started: the process has no guard to authenticate calls (platform.Deps.EnableAuth)", "addr", a.cfg.GRPCAddr)
 		return
 	}
 	lis, err := net.Listen("tcp", a.cfg.GRPCAddr)
@@ -181,7 +190,9 @@ func (a *App) startGRPC(ctx context.Context) {
 		a.d.Log.ErrorContext(ctx, "gRPC data plane not started", "addr", a.cfg.GRPCAddr, "err", err)
 		return
 	}
-	a.grpc = a.server.NewGRPCServer()
+	a.grpc = a.server.NewGRPCServer(func(ctx context.Context, method string) (context.Context, error) {
+		return guard.AuthorizeGRPC(ctx, dataplane.GRPCRoute(method))
+	})
 	a.grpcAddr = lis.Addr().String()
 	go func() { _ = a.grpc.Serve(lis) }()
 	a.d.Log.InfoContext(ctx, "gRPC data plane listening", "addr", a.grpcAddr)

@@ -44,7 +44,8 @@ type env struct {
 	evs   []events.Event
 }
 
-func newEnv(t *testing.T) *env {
+// newEnv starts a serving app on the test stack; setup runs on its deps first (e.g. EnableAuth).
+func newEnv(t *testing.T, setup ...func(*platform.Deps)) *env {
 	t.Helper()
 	st := devstacktest.Stack(t)
 	ctx := t.Context()
@@ -67,6 +68,9 @@ func newEnv(t *testing.T) *env {
 	e.cfg.LoadTimeout = 5 * time.Second
 	e.cfg.TaskQueue = "serving-test-" + e.ns
 	e.cfg.GRPCAddr = "127.0.0.1:0"
+	for _, f := range setup {
+		f(e.deps)
+	}
 	e.start()
 	sub, err := bus.Conn().Subscribe("sluice.serving.>", func(m *nats.Msg) {
 		ev, err := events.Decode(context.Background(), m.Header, m.Data)

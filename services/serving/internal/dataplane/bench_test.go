@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/encoding"
 	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/proto"
@@ -57,15 +56,12 @@ func BenchmarkMNIST(b *testing.B) {
 	defer bare.Close()
 	rest := httptest.NewServer(productHandler(b, s))
 	defer rest.Close()
-	product := grpcServerB(b, s.NewGRPCServer())
+	product := grpcServerB(b, s.NewGRPCServer(guardAuthorizer(benchGuard(b))))
 	bareGS := grpc.NewServer(grpc.ForceServerCodecV2(dataplane.GRPCCodec())) // the product's codec: fair
 	tfservingpb.RegisterPredictionServiceServer(bareGS, bareGRPC{sv: sv})
 	bareG := grpcServerB(b, bareGS)
-	dial := func(addr string) tfservingpb.PredictionServiceClient {
-		conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-		must(b, err)
-		b.Cleanup(func() { _ = conn.Close() })
-		return tfservingpb.NewPredictionServiceClient(conn)
+	dial := func(addr string) tfservingpb.PredictionServiceClient { // both send the token (bare ignores it)
+		return tfservingpb.NewPredictionServiceClient(dialGRPC(b, addr, benchToken))
 	}
 	productC, bareC := dial(product), dial(bareG)
 
@@ -96,10 +92,14 @@ const benchToken = "bench-token-0123456789abcdef"
 // productHandler serves s as the serving binary does: behind the platform handler (metrics,
 // nosniff) with the guard authenticating a static bearer token.
 func productHandler(b *testing.B, s *dataplane.Server) http.Handler {
+	return platform.NewHandler(platform.HandlerConfig{Registry: platform.NewRegistry(), Log: slog.New(slog.DiscardHandler), Guard: benchGuard(b)}, benchService{s})
+}
+
+// benchGuard is the guard of the product's REST and gRPC servers: benchToken is an admin token.
+func benchGuard(b *testing.B) *platform.Guard {
 	a, err := auth.NewAuthenticator(b.Context(), auth.Config{Tokens: benchToken + "=system:admin"})
 	must(b, err)
-	g := platform.NewGuard(a, (*auth.Profiles)(nil), platform.Rules, nil)
-	return platform.NewHandler(platform.HandlerConfig{Registry: platform.NewRegistry(), Log: slog.New(slog.DiscardHandler), Guard: g}, benchService{s})
+	return platform.NewGuard(a, (*auth.Profiles)(nil), platform.Rules, nil)
 }
 
 type benchService struct{ s *dataplane.Server }

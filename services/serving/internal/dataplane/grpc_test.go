@@ -3,7 +3,6 @@ package dataplane_test
 import (
 	"context"
 	"encoding/json"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -14,25 +13,20 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
+	"github.com/sluice-ml/sluice/libs/auth"
 	"github.com/sluice-ml/sluice/services/serving/api/inferencepb"
 	"github.com/sluice-ml/sluice/services/serving/api/tfservingpb"
 	"github.com/sluice-ml/sluice/services/serving/internal/dataplane"
 )
 
-// grpcServer serves s's gRPC data plane on a free loopback port.
+// grpcServer serves s's gRPC data plane on a free loopback port behind the platform guard (calls
+// need a credential, e.g. grpcToken).
 func grpcServer(t *testing.T, s *dataplane.Server) string {
 	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	g := s.NewGRPCServer()
-	go func() { _ = g.Serve(lis) }()
-	t.Cleanup(g.Stop)
-	return lis.Addr().String()
+	return serveGRPC(t, s.NewGRPCServer(guardAuthorizer(testGuard(t, auth.ModeDirect))))
 }
 
 // restPredict returns the REST :predict predictions of mlp for rows of [0.1, 0.2, 0.3, 0.4].
@@ -50,9 +44,7 @@ func restPredict(t *testing.T, s *dataplane.Server, rows int) [][]float32 {
 func TestGRPCDataPlane(t *testing.T) {
 	s := testServer(t)
 	addr := grpcServer(t, s)
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = conn.Close() })
+	conn := dialGRPC(t, addr, grpcToken)
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	tf := tfservingpb.NewPredictionServiceClient(conn)
@@ -122,7 +114,7 @@ func TestPythonGRPCClient(t *testing.T) {
 	addr := grpcServer(t, s)
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, py, "testdata/grpc_client.py", addr, stubs)
+	cmd := exec.CommandContext(ctx, py, "testdata/grpc_client.py", addr, stubs, grpcToken)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	stdout, err := cmd.Output()
@@ -163,9 +155,13 @@ func TestPythonGRPCClient(t *testing.T) {
 		} `json:"v2_infer_typed"`
 		V2InferRaw map[string][]float32                      `json:"v2_infer_raw"`
 		V2Errors   map[string]struct{ Code, Details string } `json:"v2_errors"`
+		Auth       map[string]struct{ Code, Details string } `json:"auth"`
 	}
 	require.NoError(t, json.Unmarshal(stdout, &res), "%s", stdout)
 
+	require.Equal(t, "UNAUTHENTICATED", res.Auth["no_token"].Code, "a call without a token is refused")
+	require.Contains(t, res.Auth["no_token"].Details, "Authorization: Bearer")
+	require.Equal(t, "UNAUTHENTICATED", res.Auth["wrong_token"].Code, "a call with an unknown token is refused")
 	rest := restPredict(t, s, 2)
 	require.Equal(t, int64(2), res.TFPredict.Version)
 	require.Equal(t, []int64{2, 3}, res.TFPredict.Shape)

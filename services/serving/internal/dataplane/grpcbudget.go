@@ -4,56 +4,102 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"strings"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/encoding"
 	"google.golang.org/grpc/mem"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/sluice-ml/sluice/services/serving/api/inferencepb"
 	"github.com/sluice-ml/sluice/services/serving/api/tfservingpb"
 )
 
+// GRPCAuthorizer authorises one gRPC call of the data plane before its request message is read:
+// fullMethod is "/package.Service/Method"; it returns the context to serve the call with, or a
+// status error to answer (platform.Guard.AuthorizeGRPC over [GRPCRoute] is the one a service uses).
+type GRPCAuthorizer func(ctx context.Context, fullMethod string) (context.Context, error)
+
+// GRPCRoute returns the REST route pattern (as Routes registers it, and as libs/platform's route
+// table names it) whose authorization a gRPC method of the data plane shares: "/v1/" for TF
+// Serving's tensorflow.serving services (REST /v1/models/...), "/v2/" for KServe v2's
+// inference.GRPCInferenceService (REST /v2/..., health included); "" for any other method.
+func GRPCRoute(fullMethod string) string {
+	switch {
+	case strings.HasPrefix(fullMethod, "/"+tfservingpb.PredictionService_ServiceDesc.ServiceName+"/"),
+		strings.HasPrefix(fullMethod, "/"+tfservingpb.ModelService_ServiceDesc.ServiceName+"/"):
+		return "/v1/"
+	case strings.HasPrefix(fullMethod, "/"+inferencepb.GRPCInferenceService_ServiceDesc.ServiceName+"/"):
+		return "/v2/"
+	}
+	return ""
+}
+
 // NewGRPCServer returns a gRPC server carrying the data plane (see RegisterGRPC) on which every
-// request message is charged to the in-flight byte budget (Options.MaxInflightBytes) with its size
-// on the wire before it is unmarshalled: a message that does not fit is refused at once with
-// RESOURCE_EXHAUSTED, without building its Go value. Messages are capped at Options.MaxBodyBytes
-// (gRPC refuses larger ones with RESOURCE_EXHAUSTED before reading them). opts are appended.
+// call is first authorised by authorize (before its request is read, as the HTTP guard runs before
+// a body is read; nil authorises nothing: tests and benchmarks only), then its request message is
+// charged to the in-flight byte budget (Options.MaxInflightBytes) with its size on the wire before
+// it is unmarshalled: a message that does not fit is refused at once with RESOURCE_EXHAUSTED,
+// without building its Go value. Messages are capped at Options.MaxBodyBytes (gRPC refuses larger
+// ones with RESOURCE_EXHAUSTED before reading them). A method the server does not have is answered
+// UNAUTHENTICATED without a valid credential, else UNIMPLEMENTED. opts are appended.
 //
 // gRPC itself holds a message's wire bytes (at most MaxBodyBytes per stream) while it reads them;
 // the budget sees them as soon as they are read and releases them when the handler returns.
-func (s *Server) NewGRPCServer(opts ...grpc.ServerOption) *grpc.Server {
+func (s *Server) NewGRPCServer(authorize GRPCAuthorizer, opts ...grpc.ServerOption) *grpc.Server {
 	base := []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(int(min(s.opts.MaxBodyBytes, math.MaxInt32))),
 		grpc.MaxSendMsgSize(math.MaxInt32),
 		grpc.ForceServerCodecV2(GRPCCodec()),
 	}
+	if authorize != nil {
+		base = append(base, grpc.UnknownServiceHandler(func(_ any, stream grpc.ServerStream) error {
+			m, _ := grpc.MethodFromServerStream(stream)
+			if _, err := authorize(stream.Context(), m); status.Code(err) == codes.Unauthenticated {
+				return err
+			}
+			return status.Errorf(codes.Unimplemented, "unknown method %s", m)
+		}))
+	}
 	g := grpc.NewServer(append(base, opts...)...)
-	s.RegisterGRPC(g)
+	s.RegisterGRPC(g, authorize)
 	return g
 }
 
 // RegisterGRPC registers the gRPC data plane on g: TF Serving's tensorflow.serving.PredictionService
 // (Predict, GetModelMetadata) and ModelService (GetModelStatus), and KServe v2's
-// inference.GRPCInferenceService. Errors carry the same canonical codes and messages as REST.
+// inference.GRPCInferenceService. Errors carry the same canonical codes and messages as REST. Each
+// call is authorised by authorize (when not nil) before its request is read.
 //
 // g must use the budget codec (a server from NewGRPCServer): each method decodes its request
 // through it, and a server with the default codec answers every call INTERNAL.
-func (s *Server) RegisterGRPC(g grpc.ServiceRegistrar) {
-	s.registerCharged(g, &tfservingpb.PredictionService_ServiceDesc, tfPredictionService{s: s})
-	s.registerCharged(g, &tfservingpb.ModelService_ServiceDesc, tfModelService{s: s})
-	s.registerCharged(g, &inferencepb.GRPCInferenceService_ServiceDesc, v2Service{s: s})
+func (s *Server) RegisterGRPC(g grpc.ServiceRegistrar, authorize GRPCAuthorizer) {
+	s.registerCharged(g, &tfservingpb.PredictionService_ServiceDesc, tfPredictionService{s: s}, authorize)
+	s.registerCharged(g, &tfservingpb.ModelService_ServiceDesc, tfModelService{s: s}, authorize)
+	s.registerCharged(g, &inferencepb.GRPCInferenceService_ServiceDesc, v2Service{s: s}, authorize)
 }
 
-// registerCharged registers desc's unary methods behind a decoder that charges the request's wire
-// size to a lease before unmarshalling; the lease travels in the context to the method (which adds
-// what decoding its tensors costs) and is released when the method returns.
-func (s *Server) registerCharged(g grpc.ServiceRegistrar, desc *grpc.ServiceDesc, impl any) {
+// registerCharged registers desc's unary methods behind authorize and a decoder that charges the
+// request's wire size to a lease before unmarshalling; the lease travels in the context to the
+// method (which adds what decoding its tensors costs) and is released when the method returns.
+func (s *Server) registerCharged(g grpc.ServiceRegistrar, desc *grpc.ServiceDesc, impl any, authorize GRPCAuthorizer) {
+	if len(desc.Streams) > 0 {
+		panic("dataplane: " + desc.ServiceName + " has streaming methods, which registerCharged neither charges nor authorises")
+	}
 	d := *desc
 	d.Methods = make([]grpc.MethodDesc, len(desc.Methods))
 	for i, m := range desc.Methods {
 		h := m.Handler
+		full := "/" + desc.ServiceName + "/" + m.MethodName
 		d.Methods[i] = grpc.MethodDesc{MethodName: m.MethodName, Handler: func(srv any, ctx context.Context, dec func(any) error, ic grpc.UnaryServerInterceptor) (any, error) {
+			if authorize != nil {
+				var err error
+				if ctx, err = authorize(ctx, full); err != nil {
+					return nil, err
+				}
+			}
 			l := &lease{b: &s.budget}
 			defer l.release()
 			charged := func(v any) error {

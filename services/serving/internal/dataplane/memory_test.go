@@ -17,7 +17,6 @@ import (
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
@@ -142,10 +141,7 @@ func TestGRPCPeakHeapWithinBudget(t *testing.T) {
 	s := dataplane.NewServer(dataplane.Options{MaxInflightBytes: capBytes})
 	must(t, s.SetModel("m", dataplane.Backend{Manager: manager(t, "m", filepath.Join(root, "m"), &modelruntime.ONNXLoader{Instances: 2}, modelrepo.Policy{}, nil)}))
 	addr := grpcServer(t, s)
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDefaultCallOptions(grpc.ForceCodecV2(rawCodec{}), grpc.MaxCallSendMsgSize(64<<20)))
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = conn.Close() })
+	conn := dialGRPC(t, addr, grpcToken, grpc.WithDefaultCallOptions(grpc.ForceCodecV2(rawCodec{}), grpc.MaxCallSendMsgSize(64<<20)))
 	msg, err := proto.Marshal(&tfservingpb.PredictRequest{ModelSpec: &tfservingpb.ModelSpec{Name: "m"}, Inputs: map[string]*tfservingpb.TensorProto{"input": {
 		Dtype: tfservingpb.DataType_DT_FLOAT, FloatVal: onnxtest.RandomBatch(1, rows, width),
 		TensorShape: &tfservingpb.TensorShapeProto{Dim: []*tfservingpb.TensorShapeProto_Dim{{Size: rows}, {Size: width}}}}}})
