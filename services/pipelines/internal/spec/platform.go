@@ -105,11 +105,22 @@ func CheckRuntime(p *dag.Pipeline, runtime string) error {
 		}
 	}
 	for _, key := range sortedKeys(p.KubernetesPipelineConfig) {
-		msg := fmt.Sprintf("kfp-kubernetes pipelineConfig.%s is not supported by the %s runtime", key, runtime)
-		if key == "workspace" {
-			msg = fmt.Sprintf("the pipeline workspace is not supported by the %s runtime (no runtime of Sluice provides {{$.workspace_path}} yet): pass data between tasks as artifacts", runtime)
+		if key != "workspace" {
+			errs = append(errs, dag.FieldError{Path: "platforms.kubernetes.pipelineConfig." + key,
+				Message: fmt.Sprintf("kfp-kubernetes pipelineConfig.%s is not supported by the %s runtime", key, runtime)})
+			continue
 		}
-		errs = append(errs, dag.FieldError{Path: "platforms.kubernetes.pipelineConfig." + key, Message: msg})
+		ws, _ := p.KubernetesPipelineConfig[key].(map[string]any)
+		for _, wk := range sortedKeys(ws) {
+			if wk == "size" && runtime != "kubernetes" {
+				continue // the workspace is a host directory or a Docker volume: no size to request
+			}
+			errs = append(errs, dag.FieldError{Path: "platforms.kubernetes.pipelineConfig.workspace." + wk,
+				Message: fmt.Sprintf("the pipeline workspace's %s is not supported by the %s runtime", wk, runtime)})
+		}
+	}
+	if runtime == "kubernetes" && dag.UsesWorkspace(p) {
+		errs = append(errs, dag.FieldError{Path: "root", Message: "{{$.workspace_path}}: the pipeline workspace is not supported by the kubernetes runtime yet (use the local or docker runtime)"})
 	}
 	users := executorTasks(p)
 	labels := make([]string, 0, len(users))
