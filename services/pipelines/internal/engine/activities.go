@@ -616,6 +616,9 @@ func (a *Activities) runProcess(ctx context.Context, in StepInput, st step, comm
 			spec.Mounts = append(spec.Mounts, runtime.Mount{Volume: workspaceVolume(in.RunID), ContainerPath: WorkspaceMountPath})
 		}
 	}
+	if in.Resources != nil { // container resources (accepted for the Docker runtime only; Local rejects limits)
+		spec.CPULimit, spec.MemoryLimit = in.Resources.CPULimit, in.Resources.MemoryLimit
+	}
 	// kfp-kubernetes pvcMount and podMetadata (accepted for the Docker runtime only; Local rejects volumes).
 	for _, v := range in.Volumes {
 		spec.Mounts = append(spec.Mounts, runtime.Mount{Volume: v.Name, ContainerPath: v.MountPath})

@@ -951,6 +951,10 @@ func (r *runner) stepInput(name, path string, comp *dag.Component, enableCache b
 		in.Volumes, in.Labels, _ = dag.KubernetesForDocker(ex.Kubernetes)
 	}
 	in.Workspace = dag.UsesWorkspace(r.p)
+	if len(ex.Resources) > 0 {
+		res, _ := dag.ResourcesForDocker(ex.Resources)
+		in.Resources = &res
+	}
 	for _, op := range comp.OutputParams {
 		in.OutputParams[op.Name] = string(op.Type)
 	}
