@@ -54,8 +54,8 @@ func KubernetesForDocker(k map[string]any) (vols []DockerVolume, labels map[stri
 			m, _ := v.(map[string]any)
 			for _, part := range []string{"labels", "annotations"} {
 				kv, _ := m[part].(map[string]any)
-				for lk, lv := range kv {
-					s, ok := lv.(string)
+				for _, lk := range sortedKeys(kv) {
+					s, ok := kv[lk].(string)
 					if !ok {
 						problems[key] = fmt.Sprintf("podMetadata.%s.%s: want a string", part, lk)
 						continue
@@ -66,7 +66,7 @@ func KubernetesForDocker(k map[string]any) (vols []DockerVolume, labels map[stri
 					labels[lk] = s
 				}
 			}
-			for other := range m {
+			for _, other := range sortedKeys(m) {
 				if other != "labels" && other != "annotations" {
 					problems[key] = fmt.Sprintf("podMetadata.%s is not supported", other)
 				}

@@ -43,7 +43,8 @@ func readPlatforms(data []byte) (names []string, kube map[string]map[string]any,
 		if err != nil {
 			return names, kube, config, fmt.Sprintf("the PlatformSpec document (after the pipeline) cannot be read: %v", strings.TrimPrefix(err.Error(), "yaml: "))
 		}
-		for name, pl := range doc.Platforms {
+		for _, name := range sortedKeys(doc.Platforms) {
+			pl := doc.Platforms[name]
 			names = append(names, name)
 			if name != "kubernetes" {
 				continue
@@ -51,7 +52,8 @@ func readPlatforms(data []byte) (names []string, kube map[string]map[string]any,
 			if len(pl.PipelineConfig) > 0 {
 				config, _ = dag.NormalizeValue(pl.PipelineConfig).(map[string]any)
 			}
-			for label, settings := range pl.DeploymentSpec.Executors {
+			for _, label := range sortedKeys(pl.DeploymentSpec.Executors) {
+				settings := pl.DeploymentSpec.Executors[label]
 				if kube == nil {
 					kube = map[string]map[string]any{}
 				}
