@@ -136,6 +136,9 @@ func (l *Local) validate(s Spec) error {
 	if len(s.Command) == 0 {
 		errs = append(errs, fmt.Errorf("%w: spec.command: required by the local runtime", ErrInvalidSpec))
 	}
+	if s.CPULimit != 0 || s.MemoryLimit != 0 {
+		errs = append(errs, fmt.Errorf("%w: spec.cpuLimit/memoryLimit: the local runtime cannot enforce resource limits", ErrInvalidSpec))
+	}
 	for i, m := range s.Mounts {
 		if m.Volume != "" {
 			errs = append(errs, fmt.Errorf("%w: spec.mounts[%d].volume: the local runtime has no named volumes", ErrInvalidSpec, i))

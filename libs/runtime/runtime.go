@@ -75,6 +75,10 @@ type Spec struct {
 	Network  string
 	Aliases  []string
 	Hostname string
+	// CPULimit caps the program's CPU time in cores (Docker: NanoCPUs) and MemoryLimit its memory in
+	// bytes (Docker: Memory); 0 means no limit. Local rejects them: it cannot enforce them.
+	CPULimit    float64
+	MemoryLimit int64
 	// RunAs, for Local, runs the program as this Unix user and group (the host process must be root);
 	// nil keeps the host process's, or, when Local isolates (LocalConfig.Isolate), the user of Namespace.
 	// See [EnsureUser] for per-namespace users.

@@ -213,3 +213,31 @@ func TestRunCancelSaysWhenTheRunAlreadyEnded(t *testing.T) {
 		t.Fatalf("running run: printed %q, %d cancel calls", got, cancels)
 	}
 }
+
+// `sluice pipeline run FILE -a name=uri` sends the pipeline's input artifacts by URI (input_artifacts);
+// a flag without name=uri is a usage error.
+func TestPipelineRunSendsInputArtifacts(t *testing.T) {
+	var got pipelinesv1.RunRequest
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := json.NewDecoder(r.Body).Decode(&got); err != nil {
+			t.Error(err)
+		}
+		_ = json.NewEncoder(w).Encode(pipelinesapp.RunCreated{RunID: "r", Pipeline: "p"})
+	}))
+	t.Cleanup(srv.Close)
+	file := "../../../services/pipelines/testdata/cases/kfp/root-input-artifact/pipeline.yaml"
+	var out, errw bytes.Buffer
+	root := NewRoot(&out, &errw)
+	root.SetArgs([]string{"--server", srv.URL, "pipeline", "run", file, "-a", "data=s3://sluice/in/data.txt"})
+	if err := root.Execute(); err != nil {
+		t.Fatalf("%v (%s)", err, errw.String())
+	}
+	if got.InputArtifacts["data"] != "s3://sluice/in/data.txt" || len(got.InputArtifacts) != 1 {
+		t.Fatalf("input_artifacts sent: %v", got.InputArtifacts)
+	}
+	root = NewRoot(&out, &errw)
+	root.SetArgs([]string{"--server", srv.URL, "pipeline", "run", file, "-a", "data"})
+	if err := root.Execute(); err == nil || !strings.Contains(err.Error(), "want name=s3://bucket/key") {
+		t.Fatalf("-a data: %v", err)
+	}
+}

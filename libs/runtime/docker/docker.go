@@ -161,6 +161,8 @@ func (r *Runtime) create(ctx context.Context, s runtime.Spec) (string, *output, 
 	}
 	useInit := true
 	host := &container.HostConfig{Init: &useInit, NetworkMode: container.NetworkMode(r.cfg.NetworkMode)}
+	host.Resources.NanoCPUs = int64(s.CPULimit * 1e9)
+	host.Resources.Memory = s.MemoryLimit
 	var netCfg *network.NetworkingConfig
 	if s.Network != "" {
 		host.NetworkMode = container.NetworkMode(s.Network)

@@ -225,6 +225,39 @@ func (c *compiler) importer(comp *Component) {
 	})
 }
 
+// UsesWorkspace reports whether a run of p needs KFP's shared workspace: a `{{$.workspace_path}}`
+// placeholder in a container's command or args or in a task's constant input.
+func UsesWorkspace(p *Pipeline) bool {
+	has := func(s string) bool { return strings.Contains(s, WorkspacePlaceholder) }
+	comps := append([]*Component{p.Root}, make([]*Component, 0, len(p.Components))...)
+	for _, n := range p.ComponentNames() {
+		comps = append(comps, p.Components[n])
+	}
+	for _, c := range comps {
+		if c == nil {
+			continue
+		}
+		if c.Executor != nil {
+			for _, s := range append(append([]string(nil), c.Executor.Command...), c.Executor.Args...) {
+				if has(s) {
+					return true
+				}
+			}
+		}
+		if c.DAG == nil {
+			continue
+		}
+		for _, t := range c.DAG.Tasks {
+			for _, b := range t.Inputs {
+				if s, ok := b.Source.Constant.(string); ok && b.Source.Kind == SourceConstant && has(s) {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
 // CheckImportURI says whether an importer can import uri: an s3:// URI (KFP also
 // writes minio:// for the same store). Steps read imported artifacts from
 // Sluice's artifact store, so gs://, https://, oci:// and huggingface:// URIs
@@ -722,7 +755,7 @@ func (c *compiler) templated(t *Task) {
 		}
 		for _, ph := range phs {
 			switch ph.Kind {
-			case PhPipeline:
+			case PhPipeline, PhWorkspace:
 			case PhInputParameter:
 				if t.Iterator != nil && ph.Name == t.Iterator.ItemInput {
 					continue

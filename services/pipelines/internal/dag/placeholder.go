@@ -42,7 +42,13 @@ const (
 	// pipeline_task_uuid, pipeline_root, pipeline_job_create_time_utc,
 	// pipeline_job_schedule_time_utc).
 	PhPipeline PlaceholderKind = "pipeline"
+	// PhWorkspace is `{{$.workspace_path}}`: the run's shared workspace directory (KFP's
+	// WORKSPACE_PATH_PLACEHOLDER, /kfp-workspace in KFP's pods); see JobContext.WorkspacePath.
+	PhWorkspace PlaceholderKind = "workspacePath"
 )
+
+// WorkspacePlaceholder is the text of KFP's workspace placeholder.
+const WorkspacePlaceholder = "{{$.workspace_path}}"
 
 // Placeholder is one parsed `{{$...}}` occurrence.
 type Placeholder struct {
@@ -121,6 +127,9 @@ func parsePlaceholder(body string) (Placeholder, error) {
 	}
 	if pipelinePlaceholders[rest] {
 		return Placeholder{Kind: PhPipeline, Name: rest}, nil
+	}
+	if rest == "workspace_path" {
+		return Placeholder{Kind: PhWorkspace}, nil
 	}
 	if rest == "outputs.output_file" {
 		return Placeholder{Kind: PhOutputMetadataFile}, nil
@@ -216,6 +225,10 @@ type JobContext struct {
 	Root            string // {{$.pipeline_root}}
 	CreateTimeUTC   string // {{$.pipeline_job_create_time_utc}}
 	ScheduleTimeUTC string // {{$.pipeline_job_schedule_time_utc}}
+	// WorkspacePath is {{$.workspace_path}}, the run's workspace directory as the step sees it. Empty
+	// (in the workflow, which does not know where the step runs) keeps the placeholder as text, for the
+	// step's activity to substitute.
+	WorkspacePath string
 }
 
 func (j JobContext) field(name string) string {
@@ -350,6 +363,11 @@ func (ctx ExecutorContext) resolve(p Placeholder, eiJSON string) (string, error)
 			return "", fmt.Errorf("no output metadata file")
 		}
 		return ctx.OutputFile, nil
+	case PhWorkspace:
+		if ctx.Job.WorkspacePath == "" {
+			return p.Raw, nil
+		}
+		return ctx.Job.WorkspacePath, nil
 	case PhPipeline:
 		return ctx.Job.field(p.Name), nil
 	}

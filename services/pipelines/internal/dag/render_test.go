@@ -184,3 +184,24 @@ func TestKubernetesForDocker(t *testing.T) {
 		t.Fatalf("problems: %v", problems)
 	}
 }
+
+func TestResourcesForDocker(t *testing.T) {
+	res, problems := ResourcesForDocker(map[string]any{"cpuLimit": 0.5, "memoryLimit": 4.294967296, "cpuRequest": 0.25,
+		"resourceMemoryRequest": "512Mi", "accelerator": map[string]any{"type": "NVIDIA_TESLA_K80", "count": "1"}})
+	if res.CPULimit != 0.5 || res.MemoryLimit != 4294967296 || res.CPURequest != 0.25 || res.MemoryRequest != 512<<20 {
+		t.Fatalf("resources: %+v", res)
+	}
+	if len(problems) != 1 || problems["accelerator"] == "" {
+		t.Fatalf("problems: %v", problems)
+	}
+	for in, want := range map[string]float64{"500m": 0.5, "2": 2, "1.5": 1.5, "4Gi": 4 << 30, "512M": 512e6, "1k": 1000} {
+		if got, err := ParseQuantity(in); err != nil || got != want {
+			t.Errorf("ParseQuantity(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "x", "-1", "{{$.inputs.parameters['pipelinechannel--cpu']}}"} {
+		if _, err := ParseQuantity(bad); err == nil {
+			t.Errorf("ParseQuantity(%q) accepted", bad)
+		}
+	}
+}

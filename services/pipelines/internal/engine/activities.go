@@ -507,6 +507,14 @@ func (a *Activities) execute(ctx context.Context, in StepInput, image string) (S
 	st.outputFile = filepath.Join(st.dir, "outputs", "executor_output.json")
 	prefix := path.Join(in.PipelineName, in.RunID, in.TaskPath)
 
+	if in.Workspace {
+		ws, err := a.workspace(in.RunID)
+		if err != nil {
+			return StepResult{}, err
+		}
+		// As KFP's driver, {{$.workspace_path}} in constant inputs becomes the workspace path.
+		in.Params = withWorkspace(in.Params, ws)
+	}
 	ectx := dag.ExecutorContext{
 		Parameters:           in.Params,
 		InputArtifacts:       map[string][]dag.RuntimeArtifact{},
@@ -515,6 +523,9 @@ func (a *Activities) execute(ctx context.Context, in StepInput, image string) (S
 		OutputFile:           st.outputFile,
 		Job: dag.JobContext{JobName: in.PipelineName, JobResourceName: JobResourceName(in.PipelineName, in.RunID), JobUUID: in.RunID, TaskName: in.TaskName,
 			TaskUUID: in.TaskPath, Root: "s3://" + st.bucket},
+	}
+	if in.Workspace {
+		ectx.Job.WorkspacePath, _ = a.workspace(in.RunID)
 	}
 	// Inputs: download each artifact to <dir>/s3/<bucket>/<key>, as KFP's launcher maps s3:// URIs.
 	for _, name := range sortedKeys(in.Artifacts) {
@@ -678,6 +689,14 @@ func (a *Activities) runProcess(ctx context.Context, in StepInput, st step, comm
 			return -1, err
 		}
 		spec.Mounts = append(spec.Mounts, runtime.Mount{HostPath: filepath.Join(st.dir, "s3"), ContainerPath: "/s3"})
+	}
+	if in.Workspace {
+		if _, local := a.Runtime.(*runtime.Local); !local {
+			spec.Mounts = append(spec.Mounts, runtime.Mount{Volume: workspaceVolume(in.RunID), ContainerPath: WorkspaceMountPath})
+		}
+	}
+	if in.Resources != nil { // container resources (accepted for the Docker runtime only; Local rejects limits)
+		spec.CPULimit, spec.MemoryLimit = in.Resources.CPULimit, in.Resources.MemoryLimit
 	}
 	// kfp-kubernetes pvcMount and podMetadata (accepted for the Docker runtime only; Local rejects volumes).
 	for _, v := range in.Volumes {

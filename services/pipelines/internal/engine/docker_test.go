@@ -189,3 +189,58 @@ spec:
 	require.Equal(t, "rebuilt\n", e.read(t, rebuilt.Outputs.Artifacts["out"].URI))
 	require.Equal(t, pipelinesv1.TaskCached, runOnce().State)
 }
+
+// Container resources under the Docker runtime: cpuLimit and memoryLimit (as the kfp 2.0-2.3 compilers
+// write them: cores and GB) and resourceMemoryLimit (a quantity) become the container's cgroup limits.
+func TestDockerRuntimeAppliesResourceLimits(t *testing.T) {
+	buildStepImage(t)
+	e := newEnv(t)
+	rt, err := docker.New(docker.Config{})
+	require.NoError(t, err)
+	e.acts.Runtime = rt
+	e.acts.WorkDir = filepath.Join(t.TempDir(), "work")
+	e.startWorker(t)
+	const read = `m=$(busybox cat /sys/fs/cgroup/memory.max 2>/dev/null || busybox cat /sys/fs/cgroup/memory/memory.limit_in_bytes); c=$(busybox cat /sys/fs/cgroup/cpu.max 2>/dev/null || busybox cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us); printf "%s %s" "$m" "$c" > "$0"`
+	spec := `
+components:
+  comp-a:
+    executorLabel: exec-a
+    outputDefinitions:
+      parameters:
+        Output: {parameterType: STRING}
+  comp-b:
+    executorLabel: exec-b
+    outputDefinitions:
+      parameters:
+        Output: {parameterType: STRING}
+deploymentSpec:
+  executors:
+    exec-a:
+      container:
+        image: ` + stepImage + `
+        command: [sh, -c, '` + read + `', "{{$.outputs.parameters['Output'].output_file}}"]
+        resources: {cpuLimit: 0.5, memoryLimit: 0.268435456}
+    exec-b:
+      container:
+        image: ` + stepImage + `
+        command: [sh, -c, '` + read + `', "{{$.outputs.parameters['Output'].output_file}}"]
+        resources: {resourceCpuLimit: 250m, resourceMemoryLimit: 128Mi, resourceMemoryRequest: 64Mi}
+pipelineInfo:
+  name: resources-docker
+root:
+  dag:
+    tasks:
+      a:
+        componentRef: {name: comp-a}
+        taskInfo: {name: a}
+      b:
+        componentRef: {name: comp-b}
+        taskInfo: {name: b}
+schemaVersion: 2.1.0
+`
+	id, run := e.start(t, spec, nil)
+	res, err := e.wait(t, run)
+	require.NoError(t, err, "%+v", e.state(t, id))
+	require.Regexp(t, `^268435456 50000( 100000)?$`, res.Tasks["a"].Parameters["Output"])
+	require.Regexp(t, `^134217728 25000( 100000)?$`, res.Tasks["b"].Parameters["Output"])
+}

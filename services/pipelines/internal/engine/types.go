@@ -111,6 +111,11 @@ type StepInput struct {
 	// Docker runtime applies them (named volumes, container labels); see dag.KubernetesForDocker.
 	Volumes []dag.DockerVolume `json:"volumes,omitempty"`
 	Labels  map[string]string  `json:"labels,omitempty"`
+	// Workspace says the run uses KFP's shared workspace ({{$.workspace_path}}): the step gets the run's
+	// workspace directory (see Activities.workspace).
+	Workspace bool `json:"workspace,omitempty"`
+	// Resources are the executor's container resources as the Docker runtime applies them (limits).
+	Resources *dag.DockerResources `json:"resources,omitempty"`
 	// Params and Artifacts are the resolved inputs.
 	Params    map[string]any        `json:"params,omitempty"`
 	Artifacts map[string][]Artifact `json:"artifacts,omitempty"`

@@ -61,6 +61,10 @@ const versionEdgeSemantics = "edge-semantics"
 // KFP's launcher rules to their outputs (StepInput.KFP).
 const versionKFPOutputs = "kfp-launcher-outputs"
 
+// versionWorkspace is the workflow.GetVersion change id of removing a run's workspace when it ends; it is
+// only asked for by runs of pipelines that use {{$.workspace_path}} (refused before it existed).
+const versionWorkspace = "kfp-workspace"
+
 type runner struct {
 	// v is the workflow.GetVersion of versionEdgeSemantics for this execution.
 	v workflow.Version
@@ -134,6 +138,13 @@ func RunWorkflow(ctx workflow.Context, in pipelinesv1.RunInput) (pipelinesv1.Run
 		}
 	}
 	dctx, _ := workflow.NewDisconnectedContext(ctx)
+	if dag.UsesWorkspace(p) && workflow.GetVersion(ctx, versionWorkspace, workflow.DefaultVersion, 1) >= 1 {
+		// The run's workspace lives as long as the run: removed once every task has ended.
+		var a *Activities
+		if err := workflow.ExecuteActivity(workflow.WithActivityOptions(dctx, wf.ShortActivity()), a.RemoveWorkspace, in.RunID).Get(dctx, nil); err != nil {
+			workflow.GetLogger(ctx).Warn("remove the run's workspace", "error", err)
+		}
+	}
 	if r.v >= 1 {
 		r.wait(dctx) // the run's final event comes after every task event
 	}
@@ -952,6 +963,11 @@ func (r *runner) stepInput(name, path string, comp *dag.Component, enableCache b
 	}
 	if len(ex.Kubernetes) > 0 {
 		in.Volumes, in.Labels, _ = dag.KubernetesForDocker(ex.Kubernetes)
+	}
+	in.Workspace = dag.UsesWorkspace(r.p)
+	if len(ex.Resources) > 0 {
+		res, _ := dag.ResourcesForDocker(ex.Resources)
+		in.Resources = &res
 	}
 	for _, op := range comp.OutputParams {
 		in.OutputParams[op.Name] = string(op.Type)

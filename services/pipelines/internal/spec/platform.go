@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	goruntime "runtime"
 	"sort"
 	"strings"
 
@@ -41,7 +43,8 @@ func readPlatforms(data []byte) (names []string, kube map[string]map[string]any,
 		if err != nil {
 			return names, kube, config, fmt.Sprintf("the PlatformSpec document (after the pipeline) cannot be read: %v", strings.TrimPrefix(err.Error(), "yaml: "))
 		}
-		for name, pl := range doc.Platforms {
+		for _, name := range sortedKeys(doc.Platforms) {
+			pl := doc.Platforms[name]
 			names = append(names, name)
 			if name != "kubernetes" {
 				continue
@@ -49,7 +52,8 @@ func readPlatforms(data []byte) (names []string, kube map[string]map[string]any,
 			if len(pl.PipelineConfig) > 0 {
 				config, _ = dag.NormalizeValue(pl.PipelineConfig).(map[string]any)
 			}
-			for label, settings := range pl.DeploymentSpec.Executors {
+			for _, label := range sortedKeys(pl.DeploymentSpec.Executors) {
+				settings := pl.DeploymentSpec.Executors[label]
 				if kube == nil {
 					kube = map[string]map[string]any{}
 				}
@@ -105,11 +109,22 @@ func CheckRuntime(p *dag.Pipeline, runtime string) error {
 		}
 	}
 	for _, key := range sortedKeys(p.KubernetesPipelineConfig) {
-		msg := fmt.Sprintf("kfp-kubernetes pipelineConfig.%s is not supported by the %s runtime", key, runtime)
-		if key == "workspace" {
-			msg = fmt.Sprintf("the pipeline workspace is not supported by the %s runtime (no runtime of Sluice provides {{$.workspace_path}} yet): pass data between tasks as artifacts", runtime)
+		if key != "workspace" {
+			errs = append(errs, dag.FieldError{Path: "platforms.kubernetes.pipelineConfig." + key,
+				Message: fmt.Sprintf("kfp-kubernetes pipelineConfig.%s is not supported by the %s runtime", key, runtime)})
+			continue
 		}
-		errs = append(errs, dag.FieldError{Path: "platforms.kubernetes.pipelineConfig." + key, Message: msg})
+		ws, _ := p.KubernetesPipelineConfig[key].(map[string]any)
+		for _, wk := range sortedKeys(ws) {
+			if wk == "size" && runtime != "kubernetes" {
+				continue // the workspace is a host directory or a Docker volume: no size to request
+			}
+			errs = append(errs, dag.FieldError{Path: "platforms.kubernetes.pipelineConfig.workspace." + wk,
+				Message: fmt.Sprintf("the pipeline workspace's %s is not supported by the %s runtime", wk, runtime)})
+		}
+	}
+	if runtime == "kubernetes" && dag.UsesWorkspace(p) {
+		errs = append(errs, dag.FieldError{Path: "root", Message: "{{$.workspace_path}}: the pipeline workspace is not supported by the kubernetes runtime yet (use the local or docker runtime)"})
 	}
 	users := executorTasks(p)
 	labels := make([]string, 0, len(users))
@@ -120,9 +135,34 @@ func CheckRuntime(p *dag.Pipeline, runtime string) error {
 	for _, label := range labels {
 		ex := users[label].executor
 		tasks := strings.Join(users[label].tasks, ", ")
+		var resProblems map[string]string
+		if runtime == "docker" {
+			var res dag.DockerResources
+			res, resProblems = dag.ResourcesForDocker(ex.Resources)
+			cpus, mem := hostCapacity()
+			for _, key := range []string{"cpuRequest", "resourceCpuRequest"} {
+				if _, set := ex.Resources[key]; set && resProblems[key] == "" && res.CPURequest > cpus {
+					resProblems[key] = fmt.Sprintf("the step requests %g CPUs; this host has %g", res.CPURequest, cpus)
+				}
+			}
+			for _, key := range []string{"memoryRequest", "resourceMemoryRequest"} {
+				if _, set := ex.Resources[key]; set && resProblems[key] == "" && mem > 0 && res.MemoryRequest > mem {
+					resProblems[key] = fmt.Sprintf("the step requests %d bytes of memory; this host has %d", res.MemoryRequest, mem)
+				}
+			}
+		}
 		for _, key := range sortedKeys(ex.Resources) {
+			if runtime == "docker" {
+				why, refused := resProblems[key]
+				if !refused {
+					continue // applied by the Docker runtime (see dag.ResourcesForDocker)
+				}
+				errs = append(errs, dag.FieldError{Path: ex.Path + ".resources." + key,
+					Message: fmt.Sprintf("task %s: container resource %s is not applied by the docker runtime: %s", tasks, key, why)})
+				continue
+			}
 			errs = append(errs, dag.FieldError{Path: ex.Path + ".resources." + key,
-				Message: fmt.Sprintf("task %s: container resource %s is not applied by the %s runtime (steps run without resource requests or limits); remove it (e.g. .set_cpu_limit(), .set_memory_limit(), .set_accelerator_type()) to run here", tasks, key, runtime)})
+				Message: fmt.Sprintf("task %s: container resource %s is not applied by the %s runtime (steps run without resource requests or limits); remove it (e.g. .set_cpu_limit(), .set_memory_limit(), .set_accelerator_type()) or run with --runtime docker", tasks, key, runtime)})
 		}
 		var dockerProblems map[string]string
 		if runtime == "docker" {
@@ -150,6 +190,25 @@ func CheckRuntime(p *dag.Pipeline, runtime string) error {
 		return nil
 	}
 	return errs
+}
+
+// hostCapacity is the CPUs and memory (bytes; 0 when unknown) of this host, which a Docker step's
+// resource requests must fit in, as a pod's must fit a node.
+var hostCapacity = func() (float64, int64) {
+	cpus := float64(goruntime.NumCPU())
+	b, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return cpus, 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "MemTotal:"); ok {
+			var kb int64
+			if _, err := fmt.Sscanf(strings.TrimSpace(rest), "%d kB", &kb); err == nil {
+				return cpus, kb * 1024
+			}
+		}
+	}
+	return cpus, 0
 }
 
 type executorUse struct {
