@@ -268,7 +268,9 @@ func dirDigest(prefix string, objs []artifacts.Object) string {
 }
 
 // RunStep runs one attempt of a container step: cache lookup, input download, the process (heartbeating
-// every second; cancellation kills it), output upload with digests, log upload, task events, cache write.
+// from its first 200 ms tick on; cancellation kills it), output upload with digests, log upload, task
+// events, cache write. A no-op step's synchronous cost is the process, one S3 PUT (the result record,
+// with the cache entry beside it) and task.succeeded's ack (task.started's overlaps the process).
 // A non-zero exit or a missing declared output fails with a non-retryable error (the workflow applies the
 // task's retry policy); infrastructure errors are retried by Temporal.
 func (a *Activities) RunStep(ctx context.Context, in StepInput) (StepResult, error) {
