@@ -277,10 +277,13 @@ func dirDigest(prefix string, objs []artifacts.Object) string {
 }
 
 // RunStep runs one attempt of a container step: cache lookup, input download, the process (heartbeating
-// every second; cancellation kills it), output upload with digests, log upload, task events, cache write.
+// from its first 200 ms tick on; cancellation kills it), output upload with digests, log upload, task
+// events, cache write. A no-op step's synchronous cost is the process, one S3 PUT (the result record,
+// with the cache entry beside it) and task.succeeded's ack (task.started's overlaps the process).
 // A non-zero exit or a missing declared output fails with a non-retryable error (the workflow applies the
 // task's retry policy); infrastructure errors are retried by Temporal.
 func (a *Activities) RunStep(ctx context.Context, in StepInput) (StepResult, error) {
+	defer heartbeatFromFirstTick(ctx, in.Attempt)()
 	image := in.Image
 	if in.Fingerprint != "" {
 		var err error
@@ -720,12 +723,7 @@ func (a *Activities) runProcess(ctx context.Context, in StepInput, st step, comm
 		}
 		return -1, wf.NonRetryable(wf.ErrTypeStepFailed, fmt.Errorf("start step %s: %w", in.TaskPath, err))
 	}
-	// The first heartbeat goes out at the first tick, not at once: the SDK sends a first heartbeat
-	// synchronously (a round trip to the history service, which writes it), and a short step — most
-	// steps, every no-op — completes without needing one. A cancel reaches a running step at its first
-	// tick, then within the heartbeat throttle (see WorkerOptions).
-	tick := time.NewTicker(200 * time.Millisecond)
-	defer tick.Stop()
+	// RunStep heartbeats while this waits (heartbeatFromFirstTick); a cancel arrives as ctx.Done.
 	for {
 		select {
 		case <-proc.Done():
@@ -741,10 +739,39 @@ func (a *Activities) runProcess(ctx context.Context, in StepInput, st step, comm
 			_ = proc.Kill()
 			<-proc.Done()
 			return -1, ctx.Err()
-		case <-tick.C:
-			activity.RecordHeartbeat(ctx, in.Attempt)
 		}
 	}
+}
+
+// heartbeatFromFirstTick heartbeats the activity every 200 ms until the returned stop is called, the
+// first time at the first tick, not at once: the SDK sends a first heartbeat synchronously (a round
+// trip to the history service, which writes it), and a short step — most steps, every no-op —
+// completes without needing one. It covers the whole attempt (cache lookup, image resolution, input
+// downloads, a slow container start), so a loaded runtime never lets the heartbeat timeout retry a
+// step that is still starting. A cancel reaches the step at its first tick, then within the heartbeat
+// throttle (see WorkerOptions). Outside an activity (direct calls) it does nothing.
+func heartbeatFromFirstTick(ctx context.Context, details any) (stop func()) {
+	if !activity.IsActivity(ctx) {
+		return func() {}
+	}
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		tick := time.NewTicker(200 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+				activity.RecordHeartbeat(ctx, details)
+			}
+		}
+	}()
+	return func() { close(done); <-finished }
 }
 
 func withEnv(env map[string]string, k, v string) map[string]string {

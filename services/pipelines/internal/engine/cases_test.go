@@ -200,6 +200,11 @@ func standinEnv(t *testing.T) {
 	dir, err := filepath.Abs(filepath.Join("testdata", "kfpstandin"))
 	require.NoError(t, err)
 	t.Setenv("PYTHONPATH", dir)
+	// The interpreter itself first on PATH: a version manager's shim (pyenv) would take a machine-wide
+	// lock to rehash after every `python3 -m pip install` the components run.
+	exe, err := exec.Command("python3", "-c", "import sys; print(sys.executable)").Output()
+	require.NoError(t, err)
+	t.Setenv("PATH", filepath.Dir(strings.TrimSpace(string(exe)))+string(os.PathListSeparator)+os.Getenv("PATH"))
 }
 
 // Case kfp-backend/artifact-output-path: a lightweight Python component writes its output artifact at
