@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -300,5 +301,53 @@ func TestRunActionsAndCrossSiteRefusal(t *testing.T) {
 	}
 	if len(posted) != 2 || posted[0][len(posted[0])-10:] != "Bearer tok" {
 		t.Errorf("API calls: %q, want cancel and retry with the caller's token", posted)
+	}
+}
+
+// The overview pages cover the caller's profiles plus "default" and "kubeflow" (which need no profile: the
+// README tour's TFJob runs in kubeflow) and a namespace named by ?namespace=; a well-known namespace the
+// caller may not read is not reported as a problem, one asked for by name is.
+func TestJobsPageCoversWellKnownAndAskedNamespaces(t *testing.T) {
+	var mu sync.Mutex
+	asked := map[string]bool{}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /apis/auth/v1/namespaces", func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, `{"namespaces":[{"name":"team-a"}]}`)
+	})
+	mux.HandleFunc("GET /apis/training/v1/namespaces/{ns}/jobs", func(w http.ResponseWriter, r *http.Request) {
+		ns := r.PathValue("ns")
+		mu.Lock()
+		asked[ns] = true
+		mu.Unlock()
+		if ns == "default" || ns == "secret" {
+			w.WriteHeader(http.StatusForbidden)
+			_, _ = io.WriteString(w, `{"error":"forbidden"}`)
+			return
+		}
+		_, _ = io.WriteString(w, `{"jobs":[]}`)
+	})
+	api := httptest.NewServer(mux)
+	t.Cleanup(api.Close)
+	h := newTestApp(t, api.URL)
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/ui/jobs", nil))
+	if rec.Code != http.StatusOK {
+		t.Fatalf("jobs page: %d %s", rec.Code, rec.Body)
+	}
+	for _, ns := range []string{"team-a", "default", "kubeflow"} {
+		if !asked[ns] {
+			t.Errorf("namespace %s was not listed (asked: %v)", ns, asked)
+		}
+	}
+	if strings.Contains(rec.Body.String(), "forbidden") {
+		t.Errorf("a well-known namespace the caller may not read is shown as a problem:\n%s", rec.Body)
+	}
+	if !strings.Contains(rec.Body.String(), "sluice train -f") {
+		t.Errorf("the empty page should name the real submit command:\n%s", rec.Body)
+	}
+	rec = httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/ui/jobs?namespace=secret", nil))
+	if !asked["secret"] || !strings.Contains(rec.Body.String(), "secret: 403") {
+		t.Errorf("?namespace=secret: asked %v, page:\n%s", asked, rec.Body)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"path"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -228,7 +229,14 @@ type namespaceList struct {
 	} `json:"namespaces"`
 }
 
-// namespaces lists the namespaces the caller may see (at most 20, for the overview pages).
+// wellKnownNamespaces are shown on the overview pages beside the caller's profiles although they need
+// no profile: "default" (where Sluice puts what names no namespace) and "kubeflow" (the namespace of
+// Kubeflow's published examples, which the README tour uses). A caller that may not read one simply
+// sees nothing from it.
+var wellKnownNamespaces = []string{"default", "kubeflow"}
+
+// namespaces lists the namespaces of the overview pages: the caller's profiles (at most 20), the well-known
+// namespaces, and the one named by ?namespace= (to look at any other namespace the caller may read).
 func (a *App) namespaces(r *http.Request, c *caller) ([]string, error) {
 	var nl namespaceList
 	if err := c.getJSON(r.Context(), "/apis/auth/v1/namespaces", &nl); err != nil {
@@ -242,7 +250,23 @@ func (a *App) namespaces(r *http.Request, c *caller) ([]string, error) {
 	if len(out) > 20 {
 		out = out[:20]
 	}
+	extra := wellKnownNamespaces
+	if ns := r.URL.Query().Get("namespace"); ns != "" && auth.ValidNamespace(ns) == nil {
+		extra = append([]string{ns}, extra...)
+	}
+	for _, ns := range extra {
+		if !slices.Contains(out, ns) {
+			out = append(out, ns)
+		}
+	}
 	return out, nil
+}
+
+// implicitDenied reports whether err is a namespace the caller may not read among the well-known ones
+// added by namespaces (not a problem worth showing).
+func implicitDenied(ns string, err error) bool {
+	var ae *apiError
+	return slices.Contains(wellKnownNamespaces, ns) && errors.As(err, &ae) && (ae.Code == http.StatusForbidden || ae.Code == http.StatusNotFound)
 }
 
 func (a *App) home(w http.ResponseWriter, r *http.Request) {
@@ -857,7 +881,9 @@ func (a *App) jobs(w http.ResponseWriter, r *http.Request) {
 			Jobs []trainingv1.JobView `json:"jobs"`
 		}
 		if err := c.getJSON(r.Context(), "/apis/training/v1/namespaces/"+url.PathEscape(ns)+"/jobs", &jl); err != nil {
-			d.Problems = append(d.Problems, ns+": "+err.Error())
+			if !implicitDenied(ns, err) {
+				d.Problems = append(d.Problems, ns+": "+err.Error())
+			}
 			continue
 		}
 		d.Jobs = append(d.Jobs, jl.Jobs...)
@@ -926,7 +952,9 @@ func (a *App) notebooks(w http.ResponseWriter, r *http.Request) {
 	for _, ns := range nss {
 		var nl notebooksv1.NotebookList
 		if err := c.getJSON(r.Context(), "/apis/notebooks/v1/namespaces/"+url.PathEscape(ns)+"/notebooks", &nl); err != nil {
-			d.Problems = append(d.Problems, ns+": "+err.Error())
+			if !implicitDenied(ns, err) {
+				d.Problems = append(d.Problems, ns+": "+err.Error())
+			}
 			continue
 		}
 		d.Notebooks = append(d.Notebooks, nl.Items...)
