@@ -198,7 +198,7 @@ func BenchmarkDeleteToReplicasStopped(b *testing.B) {
 			}
 			pids = pids[:0]
 			for _, r := range v.Replicas {
-				data, err := os.ReadFile(filepath.Join(e.deps.DataDir, "training", "work", e.ns, name, string(v.Job.Meta().UID), r.LogName(), "pid"))
+				data, err := os.ReadFile(filepath.Join(e.deps.DataDir, "training", "work", e.ns, "tfjob", name, string(v.Job.Meta().UID), r.LogName(), "pid"))
 				if pid, perr := strconv.Atoi(strings.TrimSpace(string(data))); err == nil && perr == nil && r.State == trainingv1.ReplicaRunning {
 					pids = append(pids, pid)
 				}

@@ -38,7 +38,7 @@ func TestReplicasOfOtherNamespacesCannotReadEachOther(t *testing.T) {
 
 	require.Equal(t, 201, e.do(http.MethodPost, e.jobs(), job("a", "", `echo secret-a > secret; while [ ! -f go ]; do sleep 0.05; done`, ""), nil))
 	v := e.waitState("a", trainingv1.JobRunning)
-	workA := filepath.Join(dataDir, "training", "work", e.ns, "a", string(v.Job.Meta().UID), "worker-0")
+	workA := filepath.Join(dataDir, "training", "work", e.ns, "tfjob", "a", string(v.Job.Meta().UID), "worker-0")
 	require.Eventually(t, func() bool { _, err := os.Stat(filepath.Join(workA, "secret")); return err == nil }, 60e9, 50e6)
 
 	nsB := "t" + uuid.NewString()[:8]

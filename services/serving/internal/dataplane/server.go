@@ -196,9 +196,23 @@ func (s *Server) backends(model string) ([]Backend, bool) {
 	return b, ok
 }
 
-// resolve picks the servable for t; default requests go through the traffic split.
+// resolve picks the servable for t; default requests go through the traffic split. A default request
+// that read the split just before a rollout replaced it may find its version already unloaded (the
+// registry swaps the split first, then unloads what nothing routes to): the split has then changed, so
+// it resolves again against the new one instead of answering 404 (availability-preserving rollouts).
 func (s *Server) resolve(t target) (*modelrepo.Servable, error) {
-	backends, ok := s.backends(t.model)
+	for attempt := 0; ; attempt++ {
+		models := s.models.Load()
+		sv, err := s.resolveIn(*models, t)
+		if err != nil && attempt < 3 && !t.hasVer && t.label == "" && s.models.Load() != models {
+			continue
+		}
+		return sv, err
+	}
+}
+
+func (s *Server) resolveIn(models map[string][]Backend, t target) (*modelrepo.Servable, error) {
+	backends, ok := models[t.model]
 	if !ok {
 		return nil, statusf(codes.NotFound, "Servable not found for request: %s", t)
 	}
