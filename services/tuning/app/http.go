@@ -85,10 +85,24 @@ func (s *Service) Create(ctx context.Context, e tuningv1.Experiment) error {
 // Get returns the live experiment and its trials; ErrNotFound when none exists (or it was deleted).
 func (s *Service) Get(ctx context.Context, ns, name string) (tuningv1.ExperimentView, error) {
 	var v tuningv1.ExperimentView
-	resp, err := s.d.Temporal.QueryWorkflowWithOptions(ctx, &client.QueryWorkflowWithOptionsRequest{
-		WorkflowID: tuningv1.WorkflowID(ns, name), QueryType: tuningv1.QueryExperiment,
-		QueryRejectCondition: enums.QUERY_REJECT_CONDITION_NOT_OPEN,
-	})
+	var resp *client.QueryWorkflowWithOptionsResponse
+	var err error
+	// An experiment continues as new to bound its history: a query that lands on the run that just
+	// closed is rejected (CONTINUED_AS_NEW) or finds the next run before its first workflow task; both
+	// are the same experiment, so ask again rather than answer 404.
+	for attempt := 0; ; attempt++ {
+		resp, err = s.d.Temporal.QueryWorkflowWithOptions(ctx, &client.QueryWorkflowWithOptionsRequest{
+			WorkflowID: tuningv1.WorkflowID(ns, name), QueryType: tuningv1.QueryExperiment,
+			QueryRejectCondition: enums.QUERY_REJECT_CONDITION_NOT_OPEN,
+		})
+		var notReady *serviceerror.WorkflowNotReady
+		transient := errors.As(err, &notReady) ||
+			(err == nil && resp.QueryRejected != nil && resp.QueryRejected.Status == enums.WORKFLOW_EXECUTION_STATUS_CONTINUED_AS_NEW)
+		if !transient || attempt >= 50 || ctx.Err() != nil {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	var nf *serviceerror.NotFound
 	switch {
 	case errors.As(err, &nf), err == nil && resp.QueryRejected != nil:
