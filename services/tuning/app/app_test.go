@@ -296,7 +296,17 @@ func TestBatchJobTrialsEndToEnd(t *testing.T) {
 	require.Eventually(t, func() bool {
 		code, _ := e.do(http.MethodGet, e.experiments()+"/random", "", &v)
 		maxRunning = max(maxRunning, v.Status.TrialsRunning)
-		return code == http.StatusOK && (v.State() == tuningv1.ConditionSucceeded || v.State() == tuningv1.ConditionFailed)
+		if code != http.StatusOK || (v.State() != tuningv1.ConditionSucceeded && v.State() != tuningv1.ConditionFailed) {
+			return false
+		}
+		// When the goal is reached, the trials still running are stopped and turn Killed once their jobs
+		// are deleted (as in Katib): wait for that too.
+		for _, tr := range v.TrialsView {
+			if tr.State() == tuningv1.ConditionRunning {
+				return false
+			}
+		}
+		return true
 	}, 4*time.Minute, 100*time.Millisecond)
 	require.Equal(t, tuningv1.ConditionSucceeded, v.State(), "%+v %+v", v.Status, v.TrialsView)
 	require.LessOrEqual(t, maxRunning, int32(3))
