@@ -206,10 +206,7 @@ func (a *App) pipeline(r *http.Request, id string) (catalog.Pipeline, error) {
 // listPipelines lists the pipelines of ?namespace= (KFP v2), or without it every pipeline the caller may
 // read: the shared ones and those of its namespaces.
 func (a *App) listPipelines(w http.ResponseWriter, r *http.Request) {
-	ns, err := namespaceParam(r)
-	if err == nil && ns != "" {
-		err = platform.AuthorizeIn(r, ns)
-	}
+	ns, err := listNamespace(r)
 	if err != nil {
 		httpError(w, err)
 		return
@@ -389,10 +386,7 @@ func (a *App) listRuns(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	exp := r.URL.Query().Get("experiment_id")
-	ns, err := namespaceParam(r)
-	if err == nil && ns != "" {
-		err = platform.AuthorizeIn(r, ns)
-	}
+	ns, err := listNamespace(r)
 	if err != nil {
 		httpError(w, err)
 		return
@@ -660,10 +654,7 @@ func (a *App) createExperiment(w http.ResponseWriter, r *http.Request) {
 // listExperiments lists the experiments of ?namespace= (KFP v2), or without it those of every namespace
 // the caller may read.
 func (a *App) listExperiments(w http.ResponseWriter, r *http.Request) {
-	ns, err := namespaceParam(r)
-	if err == nil && ns != "" {
-		err = platform.AuthorizeIn(r, ns)
-	}
+	ns, err := listNamespace(r)
 	if err != nil {
 		httpError(w, err)
 		return
@@ -775,10 +766,7 @@ func (a *App) createRecurringRun(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *App) listRecurringRuns(w http.ResponseWriter, r *http.Request) {
-	ns, err := namespaceParam(r)
-	if err == nil && ns != "" {
-		err = platform.AuthorizeIn(r, ns)
-	}
+	ns, err := listNamespace(r)
 	if err != nil {
 		httpError(w, err)
 		return

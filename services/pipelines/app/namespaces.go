@@ -35,6 +35,16 @@ func orDefault(ns string) string {
 }
 
 // namespaceParam reads the optional ?namespace= of a list or create (KFP v2's namespace query parameter).
+// listNamespace is the ?namespace= of a list request, checked against the caller's role for the route in
+// that namespace ("" lists everything the caller may read).
+func listNamespace(r *http.Request) (string, error) {
+	ns, err := namespaceParam(r)
+	if err == nil && ns != "" {
+		err = platform.AuthorizeIn(r, ns)
+	}
+	return ns, err
+}
+
 func namespaceParam(r *http.Request) (string, error) {
 	ns := r.URL.Query().Get("namespace")
 	if ns == "" {
