@@ -22,6 +22,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"syscall"
 	"time"
@@ -40,11 +41,32 @@ func main() {
 	modelDir := flag.String("model-dir", "", "model base path (default: a generated MNIST-shaped model)")
 	batch := flag.Int("batch", 1, "runtime mode: batch size")
 	n := flag.Int("n", 2000, "runtime mode: calls")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	flag.Parse()
+	if *cpuprofile != "" {
+		stop, err := startCPUProfile(*cpuprofile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "serving-benchserver:", err)
+			os.Exit(1)
+		}
+		defer stop()
+	}
 	if err := run(*mode, *addr, *modelDir, *batch, *n); err != nil {
 		fmt.Fprintln(os.Stderr, "serving-benchserver:", err)
 		os.Exit(1)
 	}
+}
+
+func startCPUProfile(path string) (func(), error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
 
 type service struct{ s *dataplane.Server }
