@@ -12,8 +12,8 @@ import (
 // BareHandler is the serving benchmark's baseline, not a product path: a minimal, hand-written
 // TF Serving :predict server for one servable with a single FP32 input and a single FP32 output of
 // shape [batch, k]. It reads the body into a pooled buffer, decodes the row-format tensor with the
-// same numeric scanner as the product (so the baseline is never slower at decoding), calls Predict
-// and appends the predictions with strconv into a pooled buffer. It has no routing, model lookup,
+// same numeric scanner as the product into a recycled tensor (so the baseline is never slower at
+// decoding), calls Predict and appends the predictions with strconv into a pooled buffer. It has no routing, model lookup,
 // traffic split, in-flight budget, validation beyond the decoder, or error shapes: anything it
 // cannot decode is a bare 400. The product's latency over this handler is what Server itself adds.
 func BareHandler(sv *modelrepo.Servable) http.Handler {
@@ -35,6 +35,7 @@ func BareHandler(sv *modelrepo.Servable) http.Handler {
 			http.Error(w, "bare: not a numeric row-format body for this model", http.StatusBadRequest)
 			return
 		}
+		defer req.recycle() // as the product does, after the response is written
 		res, err := sv.Predict(r.Context(), req.inputs)
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusInternalServerError)

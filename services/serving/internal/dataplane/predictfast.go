@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"math"
 	"strconv"
+	"sync"
 	"unsafe"
 
 	"github.com/sluice-ml/sluice/services/serving/internal/modelruntime"
@@ -99,7 +100,7 @@ func fastTFPredict(body []byte, specs []modelruntime.TensorSpec) (*tfPredictRequ
 	if int64(modelruntime.DataLen(t.Data)) != modelruntime.NumElements(shape) {
 		return nil, false // unreachable for rectangular lists; kept as a guard
 	}
-	return &tfPredictRequest{row: row, rows: shape[0], inputs: map[string]modelruntime.Tensor{spec.Name: t}}, true
+	return &tfPredictRequest{row: row, rows: shape[0], inputs: map[string]modelruntime.Tensor{spec.Name: t}, pooled: p.f32}, true
 }
 
 // fastParser scans one numeric tensor. shape[d] is the length of every list at depth d (0 until
@@ -162,8 +163,26 @@ func (p *fastParser) sizeHint() {
 	if p.fp64 {
 		p.f64 = make([]float64, 0, n)
 	} else {
-		p.f32 = make([]float32, 0, n)
+		p.f32 = getFloat32s(n)
 	}
+}
+
+// float32Pool recycles the element slices of decoded FP32 request tensors (a batch-32 MNIST
+// request decodes into 100 KiB that would otherwise be allocated and zeroed per request); see
+// tfPredictRequest.recycle.
+var float32Pool sync.Pool // of *[]float32
+
+// getFloat32s returns an empty slice of capacity at least n: a recycled one when the last one
+// recycled holds n with at most 25% to spare (so a decoded tensor stays within the budget's
+// fastParseFactor), else a new one.
+func getFloat32s(n int) []float32 {
+	if s, ok := float32Pool.Get().(*[]float32); ok {
+		if c := cap(*s); c >= n && c <= n+n/4 {
+			return (*s)[:0]
+		}
+		float32Pool.Put(s) // for requests of its own size
+	}
+	return make([]float32, 0, n)
 }
 
 // list reads the list starting at p.pos, at nesting depth d (0 = the tensor itself).
@@ -172,6 +191,20 @@ func (p *fastParser) list(d int) bool {
 		return false
 	}
 	p.pos++ // [
+	p.ws()
+	if p.pos < len(p.data) {
+		if c := p.data[p.pos]; c == '-' || (c >= '0' && c <= '9') {
+			// A list of numbers: every element must be a number at this depth (a list or
+			// anything else after a number fails below too).
+			if p.leafDepth < 0 {
+				p.leafDepth = d + 1
+			} else if p.leafDepth != d+1 {
+				return false
+			}
+			n, ok := p.leaves()
+			return ok && p.closed(d, n)
+		}
+	}
 	var n int64
 	for {
 		p.ws()
@@ -206,51 +239,131 @@ func (p *fastParser) list(d int) bool {
 		if !p.consume(']') {
 			return false
 		}
-		switch p.shape[d] {
-		case 0:
-			p.shape[d] = n
-		case n:
-		default:
-			return false
-		}
-		return true
+		return p.closed(d, n)
 	}
 }
 
-// number reads an RFC 8259 number and appends its value, correctly rounded (once) to the
+// closed records that a list at depth d had n elements: the first such list sets the length of
+// depth d, every later one must match it.
+func (p *fastParser) closed(d int, n int64) bool {
+	switch p.shape[d] {
+	case 0:
+		p.shape[d] = n
+	case n:
+	default:
+		return false
+	}
+	return true
+}
+
+// leaves reads a list of numbers from its first number (at p.pos) through its closing ']' and
+// returns its length. It keeps its position and the values in locals: this loop runs once per
+// element of a tensor body.
+func (p *fastParser) leaves() (int64, bool) {
+	data, i := p.data, p.pos
+	var n int64
+	f32, f64 := p.f32, p.f64
+	for {
+		var ok bool
+		if p.fp64 {
+			var f float64
+			if f, i, ok = number64(data, i); !ok {
+				return 0, false
+			}
+			f64 = append(f64, f)
+		} else {
+			var f float32
+			if f, i, ok = number32(data, i); !ok {
+				return 0, false
+			}
+			f32 = append(f32, f)
+		}
+		n++
+		i = skipWS(data, i)
+		if i >= len(data) {
+			return 0, false
+		}
+		switch data[i] {
+		case ',':
+			i = skipWS(data, i+1)
+			if i < len(data) && (data[i] == '-' || (data[i] >= '0' && data[i] <= '9')) {
+				continue
+			}
+			return 0, false // ']' after ',', a list after a number, strings, literals, ...
+		case ']':
+			p.pos, p.f32, p.f64 = i+1, f32, f64
+			return n, true
+		default:
+			return 0, false
+		}
+	}
+}
+
+func skipWS(data []byte, i int) int {
+	for i < len(data) && (data[i] == ' ' || data[i] == '\t' || data[i] == '\n' || data[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// number reads an RFC 8259 number at p.pos and appends its value, correctly rounded (once) to the
 // tensor's type exactly as strconv.ParseFloat(literal, 64 or 32) would round it.
 func (p *fastParser) number() bool {
-	data, i := p.data, p.pos
-	neg := data[i] == '-'
+	if p.fp64 {
+		f, i, ok := number64(p.data, p.pos)
+		if ok {
+			p.pos, p.f64 = i, append(p.f64, f)
+		}
+		return ok
+	}
+	f, i, ok := number32(p.data, p.pos)
+	if ok {
+		p.pos, p.f32 = i, append(p.f32, f)
+	}
+	return ok
+}
+
+// scanNumber reads the RFC 8259 number starting at data[i] (a '-' or a digit): its decimal
+// mantissa (exact while nd <= 19 digits), the power of ten it is scaled by, its sign, and the
+// index after it; ok is false for a malformed number. The digit loops are written out: they run
+// once per byte of a tensor body.
+func scanNumber(data []byte, i int) (mant uint64, nd, exp int, neg bool, end int, ok bool) {
+	neg = data[i] == '-'
 	if neg {
 		i++
 	}
-	var mant uint64 // decimal mantissa, exact while nd <= 19
-	nd := 0         // mantissa digits read
-	digits := func() int {
-		start := i
-		for i < len(data) && data[i] >= '0' && data[i] <= '9' {
-			mant = mant*10 + uint64(data[i]-'0')
-			nd++
-			i++
-		}
-		return i - start
-	}
-	switch {
-	case i < len(data) && data[i] == '0':
+	if i < len(data) && data[i] == '0' {
 		i++
-		nd++
-	case digits() == 0:
-		return false
+		nd = 1
+	} else {
+		start := i
+		for ; i < len(data); i++ {
+			c := data[i] - '0'
+			if c > 9 {
+				break
+			}
+			mant = mant*10 + uint64(c)
+		}
+		if i == start {
+			return 0, 0, 0, false, 0, false
+		}
+		nd = i - start
 	}
-	exp := 0
 	if i < len(data) && data[i] == '.' {
 		i++
-		n := digits()
-		if n == 0 {
-			return false
+		start := i
+		for ; i < len(data); i++ {
+			c := data[i] - '0'
+			if c > 9 {
+				break
+			}
+			mant = mant*10 + uint64(c)
 		}
-		exp = -n
+		if i == start {
+			return 0, 0, 0, false, 0, false
+		}
+		nd += i - start
+		exp = start - i
 	}
 	if i < len(data) && (data[i] == 'e' || data[i] == 'E') {
 		i++
@@ -267,81 +380,84 @@ func (p *fastParser) number() bool {
 			i++
 		}
 		if i == start {
-			return false
+			return 0, 0, 0, false, 0, false
 		}
 		if eneg {
 			e = -e
 		}
 		exp += e
 	}
-	if !p.fp64 {
-		var f float32
-		switch {
-		case nd <= 19 && mant <= 1<<24 && exp >= -10 && exp <= 10:
-			// float32 counterpart of the fast path below: mant and 10^|exp| are exact float32
-			// values, so one float32 operation rounds once.
-			f = float32(mant)
-			if exp >= 0 {
-				f *= float32pow10[exp]
-			} else {
-				f /= float32pow10[-exp]
-			}
-			if neg {
-				f = -f
-			}
-		case nd <= 19 && mant <= 1<<53 && exp >= -22 && exp <= 22:
-			// Round to float64 once (exact), then to float32. Every float32 midpoint is a float64,
-			// so the second rounding is wrong only when the first landed exactly on one (its 29
-			// low mantissa bits are 1000...0); those rare literals take strconv.
-			d := float64(mant)
-			if exp >= 0 {
-				d *= float64pow10[exp]
-			} else {
-				d /= float64pow10[-exp]
-			}
-			if math.Float64bits(d)&(1<<29-1) == 1<<28 {
-				var ok bool
-				if f, ok = parse32(data[p.pos:i]); !ok {
-					return false
-				}
-				break
-			}
-			f = float32(d)
-			if neg {
-				f = -f
-			}
-		default:
-			var ok bool
-			if f, ok = parse32(data[p.pos:i]); !ok {
-				return false // out of range: the generic path reports it
-			}
-		}
-		p.pos = i
-		p.f32 = append(p.f32, f)
-		return true
+	return mant, nd, exp, neg, i, true
+}
+
+// number32 reads the number at data[start] rounded once to float32, as
+// strconv.ParseFloat(literal, 32), and returns the index after it; ok is false for a malformed
+// or out-of-range number (the generic path reports it).
+func number32(data []byte, start int) (float32, int, bool) {
+	mant, nd, exp, neg, i, ok := scanNumber(data, start)
+	if !ok {
+		return 0, 0, false
 	}
-	var f float64
-	if nd <= 19 && mant <= 1<<53 && exp >= -22 && exp <= 22 {
-		// Both mant and 10^|exp| are exact float64 values, so one IEEE multiply or divide is
-		// the correctly rounded result (Clinger's fast path, as strconv uses).
-		f = float64(mant)
+	var f float32
+	switch {
+	case nd <= 19 && mant <= 1<<24 && exp >= -10 && exp <= 10:
+		// float32 counterpart of number64's fast path: mant and 10^|exp| are exact float32
+		// values, so one float32 operation rounds once.
+		f = float32(mant)
 		if exp >= 0 {
-			f *= float64pow10[exp]
+			f *= float32pow10[exp]
 		} else {
-			f /= float64pow10[-exp]
+			f /= float32pow10[-exp]
 		}
-		if neg {
-			f = -f
+	case nd <= 19 && mant <= 1<<53 && exp >= -22 && exp <= 22:
+		// Round to float64 once (exact), then to float32. Every float32 midpoint is a float64,
+		// so the second rounding is wrong only when the first landed exactly on one (its 29
+		// low mantissa bits are 1000...0); those rare literals take strconv.
+		d := float64(mant)
+		if exp >= 0 {
+			d *= float64pow10[exp]
+		} else {
+			d /= float64pow10[-exp]
 		}
-	} else {
-		var err error
-		if f, err = strconv.ParseFloat(string(data[p.pos:i]), 64); err != nil {
-			return false // out of range: the generic path reports it
+		if math.Float64bits(d)&(1<<29-1) == 1<<28 {
+			f, ok = parse32(data[start:i])
+			return f, i, ok
 		}
+		f = float32(d)
+	default:
+		f, ok = parse32(data[start:i])
+		return f, i, ok
 	}
-	p.pos = i
-	p.f64 = append(p.f64, f)
-	return true
+	if neg {
+		f = -f
+	}
+	return f, i, true
+}
+
+// number64 reads the number at data[start] rounded once to float64, as
+// strconv.ParseFloat(literal, 64), and returns the index after it; ok is false for a malformed
+// or out-of-range number.
+func number64(data []byte, start int) (float64, int, bool) {
+	mant, nd, exp, neg, i, ok := scanNumber(data, start)
+	if !ok {
+		return 0, 0, false
+	}
+	if nd > 19 || mant > 1<<53 || exp < -22 || exp > 22 {
+		f, err := strconv.ParseFloat(unsafe.String(unsafe.SliceData(data[start:i]), i-start), 64)
+		return f, i, err == nil
+	}
+	// Both mant and 10^|exp| are exact float64 values, so one IEEE multiply or divide is the
+	// correctly rounded result (Clinger's fast path, as strconv uses).
+	f := float64(mant)
+	if exp >= 0 {
+		f *= float64pow10[exp]
+	} else {
+		f /= float64pow10[-exp]
+	}
+	if neg {
+		f = -f
+	}
+	return f, i, true
 }
 
 // parse32 is strconv.ParseFloat(lit, 32) without copying lit.

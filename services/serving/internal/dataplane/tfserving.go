@@ -247,7 +247,7 @@ func (s *Server) tfPredict(w http.ResponseWriter, r *http.Request, t target) {
 		writeErr(w, err)
 		return
 	}
-	req = nil // the inputs are garbage from here on
+	defer req.recycle() // after the response is written: an output may share an input's memory
 	if err := l.chargeResponse(out); err != nil {
 		writeErr(w, err)
 		return
@@ -265,6 +265,20 @@ type tfPredictRequest struct {
 	// rows is the number of instances of a row-format request.
 	rows   int64
 	inputs map[string]modelruntime.Tensor
+	// pooled is the element slice (full capacity) of an FP32 input from float32Pool
+	// (fastTFPredict), or nil.
+	pooled []float32
+}
+
+// recycle returns the request's pooled element slice to float32Pool. Call it only once nothing
+// refers to it any more, not even an output that might share an input's memory: after the
+// response is written.
+func (r *tfPredictRequest) recycle() {
+	if cap(r.pooled) > 0 {
+		s := r.pooled[:0]
+		r.pooled = nil
+		float32Pool.Put(&s)
+	}
 }
 
 // rowOutputsBatched refuses the row format for a model with an output whose declared shape has
