@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Serving benchmark with load from a second process: the MNIST MLP (784-128-10) through the full REST data
 # plane (platform handler + guard, as the serving binary) vs the fair bare handler (dataplane.BareHandler)
-# wrapping the same runtime call, plus the runtime called in process.
+# wrapping the same runtime call, plus the runtime called in process. Both servers see the same client:
+# serving-loadgen writes each request in one write on a keep-alive connection.
 # Appends a section to docs/benchmarks.md (or to $1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,7 +30,8 @@ echo "MNIST MLP (784-128-10, ONNX via gonnx). \`rest\` is the real data plane (T
 echo "platform handler and guard (bearer token), \`bare\` the fair baseline dataplane.BareHandler (pooled buffers,"
 echo "the product's numeric scanner, strconv output, no routing/budget/auth) wrapping the same Predict call,"
 echo "\`runtime\` the call in process; load from \`serving-loadgen\` in another process over loopback keep-alive"
-echo "connections, 5 s per row. Goals: REST batch-32 adds <= 1 ms p50 over in-process; REST throughput >= 90% of bare."
+echo "connections (each request, headers and body, leaves in one write), 5 s per row. Goals: REST batch-32 adds"
+echo "<= 1 ms p50 over in-process; REST throughput >= 90% of bare."
 echo
 echo "| path | batch | clients | requests | p50 ms | p99 ms | req/s |"
 echo "|---|---|---|---|---|---|---|"
