@@ -197,14 +197,17 @@ func (c budgetCodec) Marshal(v any) (mem.BufferSlice, error) {
 		messagePool.Put(buf)
 		return nil, err
 	}
-	if len(b) != size || &b[0] != &(*buf)[0] { // the message changed under us: not recyclable
+	if len(b) != size || &b[0] != &(*buf)[0] {
+		// The message changed between Size and Marshal: keep a copy (b may share buf's memory).
+		b = append([]byte(nil), b...)
 		messagePool.Put(buf)
 		return mem.BufferSlice{mem.SliceBuffer(b)}, nil
 	}
 	return mem.BufferSlice{mem.NewBuffer(buf, messagePool)}, nil
 }
 
-// maxPooledMessage is the largest marshalled message whose buffer is recycled.
+// maxPooledMessage is the largest marshalled message whose buffer is recycled (size class
+// maxPooledClass).
 const (
 	maxPooledClass   = 22
 	maxPooledMessage = 1 << maxPooledClass // 4 MiB
