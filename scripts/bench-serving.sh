@@ -28,7 +28,7 @@ echo "## Serving: REST data plane vs bare handler vs in-process (load from a sec
 echo
 echo "MNIST MLP (784-128-10, ONNX via gonnx). \`rest\` is the real data plane (TF Serving :predict) behind the"
 echo "platform handler and guard (bearer token), \`bare\` the fair baseline dataplane.BareHandler (pooled buffers,"
-echo "the product's numeric scanner, strconv output, no routing/budget/auth) wrapping the same Predict call,"
+echo "the product's numeric scanner into a recycled tensor, strconv output, no routing/budget/auth) wrapping the same Predict call,"
 echo "\`runtime\` the call in process; load from \`serving-loadgen\` in another process over loopback keep-alive"
 echo "connections (each request, headers and body, leaves in one write), 5 s per row. Goals: REST batch-32 adds"
 echo "<= 1 ms p50 over in-process; REST throughput >= 90% of bare."
