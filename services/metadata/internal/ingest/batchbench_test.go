@@ -170,7 +170,9 @@ func BenchmarkIngestBatch(b *testing.B) {
 		b.ReportMetric(float64(b.N)/el, "events/s")
 		b.ReportMetric(float64(b.N*recordsPerTaskEvent)/el, "records/s")
 		sort.Slice(lags, func(i, j int) bool { return lags[i] < lags[j] })
-		q := func(p float64) float64 { return float64(lags[min(len(lags)-1, int(p*float64(len(lags))))].Microseconds()) / 1000 }
+		q := func(p float64) float64 {
+			return float64(lags[min(len(lags)-1, int(p*float64(len(lags))))].Microseconds()) / 1000
+		}
 		b.ReportMetric(q(0.5), "lag-p50-ms")
 		b.ReportMetric(q(0.95), "lag-p95-ms")
 	})
