@@ -18,9 +18,9 @@ import (
 // beside raw baselines of the same run:
 //
 //   - "raw-insert": the floor of the store: the same number of rows per event (recordsPerTaskEvent
-//     plus the source id) written with bare multi-row INSERTs into a scratch table, 256 events per
+//     plus the source id) written with bare multi-row INSERTs into a scratch table, events.DefaultMaxBatch events per
 //     transaction, no lookups, upserts or properties.
-//   - "batch": HandleBatch called directly with 256 events at a time (decode, map, one transaction).
+//   - "batch": HandleBatch called directly with events.DefaultMaxBatch events at a time (decode, map, one transaction).
 //   - "nats-raw": the bus's floor: b.N events published in a burst and consumed in batches by a
 //     handler that only acknowledges.
 //   - "nats": the same burst through the service's durable consumers into PostgreSQL, with the
@@ -30,7 +30,7 @@ import (
 //
 // Ratios (events/s of batch or nats over raw-insert) compare figures of one run.
 func BenchmarkIngestBatch(b *testing.B) {
-	const batch = 256
+	const batch = events.DefaultMaxBatch
 	b.Run("raw-insert/postgres", func(b *testing.B) {
 		s := metastoretest.Postgres(b)
 		db := s.DB()

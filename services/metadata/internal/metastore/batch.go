@@ -52,13 +52,14 @@ func (s *Store) IngestBatch(ctx context.Context, reqs []mlmd.IngestRequest) ([]m
 		seen[r.SourceID] = true
 		prep[i], live[i] = p, true
 	}
+	learned := map[string]int64{}
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		types := s.newTypeCache(tx)
 		for i := range reqs {
 			if !live[i] {
 				continue
 			}
-			if err := prep[i].resolveTypes(ctx, types); err != nil {
+			if err := prep[i].resolveTypes(ctx, s, types, learned); err != nil {
 				if !errors.Is(err, mlmd.ErrInvalidArgument) {
 					return err
 				}
@@ -92,6 +93,9 @@ func (s *Store) IngestBatch(ctx context.Context, reqs []mlmd.IngestRequest) ([]m
 	if err != nil {
 		return nil, nil, err
 	}
+	for k, id := range learned { // committed: safe to reuse
+		s.typeIDs.Store(k, id)
+	}
 	return res, errs, nil
 }
 
@@ -112,12 +116,25 @@ func (p ingestNodes) byID() bool {
 	return false
 }
 
-// resolveTypes checks every node as putNode does and sets its TypeID.
-func (p *ingestNodes) resolveTypes(ctx context.Context, types *typeCache) error {
+// resolveTypes checks every node as putNode does and sets its TypeID. A node naming its type
+// by name without declared properties takes the id from s.typeIDs when known; ids resolved
+// here are added to learned, for s.typeIDs once the transaction commits.
+func (p *ingestNodes) resolveTypes(ctx context.Context, s *Store, types *typeCache, learned map[string]int64) error {
 	one := func(k kindInfo, field string, n *node) error {
 		if err := n.validate(field); err != nil {
 			return err
 		}
+		if k != contextKind && n.ExternalID == "" {
+			return mlmd.Invalid(field+".external_id", "must be set")
+		}
+		key := string(k.kind) + "\x00" + n.Type
+		if n.TypeID == 0 && n.Type != "" && len(n.Properties) == 0 {
+			if id, ok := s.typeIDs.Load(key); ok {
+				n.TypeID = id.(int64)
+				return nil
+			}
+		}
+		byName := n.TypeID == 0
 		t, err := types.resolve(ctx, field, k.kind, n.TypeID, n.Type)
 		if err != nil {
 			return err
@@ -125,10 +142,10 @@ func (p *ingestNodes) resolveTypes(ctx context.Context, types *typeCache) error 
 		if err := t.checkProperties(field, n.Properties); err != nil {
 			return err
 		}
-		if k != contextKind && n.ExternalID == "" {
-			return mlmd.Invalid(field+".external_id", "must be set")
-		}
 		n.TypeID = t.id
+		if byName {
+			learned[key] = t.id
+		}
 		return nil
 	}
 	for i := range p.ctxs {
@@ -485,6 +502,9 @@ func (s *Store) execRows(ctx context.Context, tx *sql.Tx, head string, rows [][]
 		return nil
 	}
 	cols := len(rows[0])
+	if s.dialect == dialectPostgres {
+		return s.execUnnest(ctx, tx, head, rows, tail, scan)
+	}
 	per := max(1, maxBatchParams/cols)
 	one := "(" + placeholders(cols) + ")"
 	for lo := 0; lo < len(rows); lo += per {
@@ -526,4 +546,123 @@ func (s *Store) execRows(ctx context.Context, tx *sql.Tx, head string, rows [][]
 		rs.Close()
 	}
 	return nil
+}
+
+// execUnnest is execRows on PostgreSQL: one statement per call whatever the number of rows,
+// INSERT ... SELECT * FROM unnest($1::bigint[], $2::text[], ...), one array parameter per
+// column, so the statement text is the same for every batch (prepared once per connection,
+// planned in constant time) instead of a VALUES list of thousands of parameters.
+func (s *Store) execUnnest(ctx context.Context, tx *sql.Tx, head string, rows [][]any, tail string, scan func(*sql.Rows) error) error {
+	cols := len(rows[0])
+	args := make([]any, cols)
+	casts := make([]string, cols)
+	for c := range cols {
+		kind := "text"
+		for _, r := range rows {
+			if k := pgArrayKind(r[c]); k != "" {
+				kind = k
+				break
+			}
+		}
+		casts[c] = fmt.Sprintf("$%d::%s[]", c+1, kind)
+		var err error
+		if args[c], err = pgColumn(kind, rows, c); err != nil {
+			return fmt.Errorf("metastore: %s column %d: %w", head, c, err)
+		}
+	}
+	q := head + " SELECT * FROM unnest(" + strings.Join(casts, ", ") + ") " + tail
+	if scan == nil {
+		_, err := tx.ExecContext(ctx, q, args...)
+		return s.classify(err)
+	}
+	rs, err := tx.QueryContext(ctx, q, args...)
+	if err != nil {
+		return s.classify(err)
+	}
+	defer rs.Close()
+	for rs.Next() {
+		if err := scan(rs); err != nil {
+			return err
+		}
+	}
+	return s.classify(rs.Err())
+}
+
+// pgArrayKind names the PostgreSQL element type of a column value ("" for an untyped nil).
+func pgArrayKind(v any) string {
+	switch v.(type) {
+	case int, int64, *int64:
+		return "bigint"
+	case bool, *bool:
+		return "boolean"
+	case float64, *float64:
+		return "double precision"
+	case string, *string:
+		return "text"
+	}
+	return ""
+}
+
+// pgColumn gathers column c of rows into a slice of pointers (nil = NULL) of kind.
+func pgColumn(kind string, rows [][]any, c int) (any, error) {
+	switch kind {
+	case "bigint":
+		out := make([]*int64, len(rows))
+		for i, r := range rows {
+			switch v := r[c].(type) {
+			case int:
+				n := int64(v)
+				out[i] = &n
+			case int64:
+				out[i] = &v
+			case *int64:
+				out[i] = v
+			case nil:
+			default:
+				return nil, fmt.Errorf("%T in a bigint column", v)
+			}
+		}
+		return out, nil
+	case "boolean":
+		out := make([]*bool, len(rows))
+		for i, r := range rows {
+			switch v := r[c].(type) {
+			case bool:
+				out[i] = &v
+			case *bool:
+				out[i] = v
+			case nil:
+			default:
+				return nil, fmt.Errorf("%T in a boolean column", v)
+			}
+		}
+		return out, nil
+	case "double precision":
+		out := make([]*float64, len(rows))
+		for i, r := range rows {
+			switch v := r[c].(type) {
+			case float64:
+				out[i] = &v
+			case *float64:
+				out[i] = v
+			case nil:
+			default:
+				return nil, fmt.Errorf("%T in a double column", v)
+			}
+		}
+		return out, nil
+	}
+	out := make([]*string, len(rows))
+	for i, r := range rows {
+		switch v := r[c].(type) {
+		case string:
+			out[i] = &v
+		case *string:
+			out[i] = v
+		case nil:
+		default:
+			return nil, fmt.Errorf("%T in a text column", v)
+		}
+	}
+	return out, nil
 }
