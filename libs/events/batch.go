@@ -53,7 +53,15 @@ func (b *Bus) ConsumeBatch(ctx context.Context, cfg ConsumerConfig, maxBatch int
 			case m := <-ch:
 				batch = append(batch, m)
 			case <-hctx.Done():
-				return
+				// Stopping: what was pulled but not handled is handed back at once rather than after AckWait.
+				for {
+					select {
+					case m := <-ch:
+						_ = m.Nak()
+					default:
+						return
+					}
+				}
 			}
 		fill:
 			for len(batch) < maxBatch {
