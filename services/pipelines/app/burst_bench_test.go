@@ -44,10 +44,10 @@ func newServiceEnv(tb testing.TB, env map[string]string) *platform.Deps {
 // workflow started), p50/p95/max, and runs started per second; every request must start exactly
 // one run (a missing or second run.started for a request fails the benchmark). Its baseline in
 // the same run is idle-p50-ms: 20 requests one at a time before the burst, on the same service.
-// Sub-benchmarks run the service with the old default of 8 concurrent run-request handlers
-// and with the current default, one after the other on the same dev stack.
+// Sub-benchmarks run the service with 8 concurrent run-request handlers (the default) and with
+// 64, one after the other on the same dev stack, each waiting for its runs to finish.
 func BenchmarkRunRequestBurst(b *testing.B) {
-	for _, c := range []struct{ name, consumers string }{{"consumers=8", "8"}, {"consumers=default", ""}} {
+	for _, c := range []struct{ name, consumers string }{{"consumers=8", "8"}, {"consumers=64", "64"}} {
 		b.Run(c.name, func(b *testing.B) {
 			env := map[string]string{}
 			if c.consumers != "" {
@@ -71,6 +71,23 @@ func BenchmarkRunRequestBurst(b *testing.B) {
 							started[re.RunID] = r.Stored
 						}
 						mu.Unlock()
+					}
+				})
+			}()
+			finished := map[string]bool{}
+			go func() {
+				_ = d.Bus.Tail(ctx, "io.sluice.pipeline.run.*", false, func(r events.Received) {
+					if r.Err != nil {
+						return
+					}
+					switch r.Event.Type() {
+					case events.PipelineRunSucceededV1, events.PipelineRunFailedV1:
+						var re pipelinesv1.RunEvent
+						if r.Event.DataAs(&re) == nil {
+							mu.Lock()
+							finished[re.RunID] = true
+							mu.Unlock()
+						}
 					}
 				})
 			}()
@@ -146,6 +163,17 @@ func BenchmarkRunRequestBurst(b *testing.B) {
 			}
 			dup := dups
 			mu.Unlock()
+			// Let the burst's runs finish, so the next sub-benchmark starts on a quiet service.
+			deadline := time.Now().Add(10 * time.Minute)
+			for {
+				mu.Lock()
+				n := len(finished)
+				mu.Unlock()
+				if n >= b.N+20 || time.Now().After(deadline) {
+					break
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
 			if dup != 0 {
 				b.Fatalf("%d run.started events for a request already started", dup)
 			}
