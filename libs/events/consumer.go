@@ -103,6 +103,30 @@ func (s *Subscription) Stop() {
 // acks: Ack on nil, Term plus a dead letter on a [Permanent] error, a malformed CloudEvent or the last
 // allowed delivery, NakWithDelay otherwise.
 func (b *Bus) Consume(ctx context.Context, cfg ConsumerConfig, h Handler) (*Subscription, error) {
+	cons, err := b.durable(ctx, &cfg)
+	if err != nil {
+		return nil, err
+	}
+	hctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	sem := make(chan struct{}, cfg.Concurrency)
+	wg := &sync.WaitGroup{}
+	cc, err := cons.Consume(func(m jetstream.Msg) {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			b.handle(hctx, cfg, m, h)
+		}()
+	}, jetstream.PullMaxMessages(max(64, cfg.Concurrency*2)))
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("events: consume %s: %w", cfg.Durable, err)
+	}
+	return &Subscription{cc: cc, wg: wg, stop: cancel}, nil
+}
+
+// durable applies cfg's defaults and creates (or updates) its durable pull consumer.
+func (b *Bus) durable(ctx context.Context, cfg *ConsumerConfig) (jetstream.Consumer, error) {
 	cfg.defaults()
 	if cfg.Stream == "" || cfg.Durable == "" {
 		return nil, fmt.Errorf("events: consumer needs Stream and Durable")
@@ -124,22 +148,7 @@ func (b *Bus) Consume(ctx context.Context, cfg ConsumerConfig, h Handler) (*Subs
 	if err != nil {
 		return nil, fmt.Errorf("events: consumer %s on %s: %w", cfg.Durable, cfg.Stream, err)
 	}
-	hctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	sem := make(chan struct{}, cfg.Concurrency)
-	wg := &sync.WaitGroup{}
-	cc, err := cons.Consume(func(m jetstream.Msg) {
-		sem <- struct{}{}
-		wg.Add(1)
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			b.handle(hctx, cfg, m, h)
-		}()
-	}, jetstream.PullMaxMessages(max(64, cfg.Concurrency*2)))
-	if err != nil {
-		cancel()
-		return nil, fmt.Errorf("events: consume %s: %w", cfg.Durable, err)
-	}
-	return &Subscription{cc: cc, wg: wg, stop: cancel}, nil
+	return cons, nil
 }
 
 func (b *Bus) handle(ctx context.Context, cfg ConsumerConfig, m jetstream.Msg, h Handler) {
@@ -152,7 +161,12 @@ func (b *Bus) handle(ctx context.Context, cfg ConsumerConfig, m jetstream.Msg, h
 		b.deadLetter(ctx, cfg, m, nil, deliveries, fmt.Sprintf("malformed CloudEvent: %v", err))
 		return
 	}
-	herr := safeHandle(ctx, h, ev)
+	b.settle(ctx, cfg, m, ev, deliveries, safeHandle(ctx, h, ev))
+}
+
+// settle acknowledges m by the handler's result herr: Ack on nil, a dead letter on a
+// [Permanent] error or the last allowed delivery, NakWithDelay otherwise.
+func (b *Bus) settle(ctx context.Context, cfg ConsumerConfig, m jetstream.Msg, ev Event, deliveries uint64, herr error) {
 	switch {
 	case herr == nil:
 		if err := m.Ack(); err != nil {

@@ -12,6 +12,10 @@ import (
 
 // Consumer applies bus events to an mlmd.Ingester.
 type Consumer struct {
+	// MaxBatch bounds the events written per transaction (0: events.DefaultMaxBatch; 1 writes
+	// one transaction per event).
+	MaxBatch int
+
 	repo mlmd.Ingester
 	log  *slog.Logger
 }
@@ -48,6 +52,49 @@ func (c *Consumer) Handle(ctx context.Context, ev events.Event) error {
 	return nil
 }
 
+// HandleBatch is the events.BatchHandler of every ingest consumer: the events' records are
+// written in one transaction (mlmd.Ingester.IngestBatch) and each event gets the error Handle
+// would give it. When the batch transaction fails (a record the store refuses, a lost
+// connection), the events are applied one by one with Handle instead, so one poison event is
+// dead-lettered with its reason and the others are still recorded.
+func (c *Consumer) HandleBatch(ctx context.Context, evs []events.Event) []error {
+	errs := make([]error, len(evs))
+	reqs := make([]mlmd.IngestRequest, 0, len(evs))
+	idx := make([]int, 0, len(evs))
+	for i, ev := range evs {
+		req, ok, err := Record(ev)
+		switch {
+		case err != nil:
+			errs[i] = events.Permanent(fmt.Errorf("%s %s: %w", ev.Type(), ev.ID(), err))
+		case ok:
+			reqs, idx = append(reqs, req), append(idx, i)
+		}
+	}
+	if len(reqs) == 0 {
+		return errs
+	}
+	res, rerrs, err := c.repo.IngestBatch(ctx, reqs)
+	if err != nil {
+		c.log.WarnContext(ctx, "batch not recorded, recording its events one by one", "events", len(reqs), "err", err)
+		for _, i := range idx {
+			errs[i] = c.Handle(ctx, evs[i])
+		}
+		return errs
+	}
+	applied := 0
+	for j, i := range idx {
+		if rerrs[j] != nil {
+			errs[i] = events.Permanent(fmt.Errorf("%s %s: %w", evs[i].Type(), evs[i].ID(), rerrs[j]))
+			continue
+		}
+		if res[j].Applied {
+			applied++
+		}
+	}
+	c.log.DebugContext(ctx, "batch recorded", "events", len(evs), "applied", applied)
+	return errs
+}
+
 // Consumers returns the durable consumers of the ingest, one per stream, named
 // "<prefix>-pipeline", "<prefix>-training" and "<prefix>-serving" (the service uses prefix
 // "metadata"), each filtered to the event types Record maps.
@@ -68,12 +115,12 @@ func Consumers(prefix string) []events.ConsumerConfig {
 	return out
 }
 
-// Start runs the consumers of Consumers(prefix) on bus until the returned subscriptions are
+// Start runs the consumers of Consumers(prefix) on bus, in batches (HandleBatch), until the returned subscriptions are
 // stopped. On error the consumers already started are stopped.
 func (c *Consumer) Start(ctx context.Context, bus *events.Bus, prefix string) ([]*events.Subscription, error) {
 	var subs []*events.Subscription
 	for _, cfg := range Consumers(prefix) {
-		sub, err := bus.Consume(ctx, cfg, c.Handle)
+		sub, err := bus.ConsumeBatch(ctx, cfg, c.MaxBatch, c.HandleBatch)
 		if err != nil {
 			for _, s := range subs {
 				s.Stop()

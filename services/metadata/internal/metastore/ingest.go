@@ -11,53 +11,14 @@ import (
 // Ingest implements mlmd.Ingester: the source id is claimed first, so a redelivered event
 // stops there, and everything else is written in the same transaction.
 func (s *Store) Ingest(ctx context.Context, req mlmd.IngestRequest) (mlmd.IngestResult, error) {
-	if req.SourceID == "" {
-		return mlmd.IngestResult{}, mlmd.Invalid("source_id", "must be set")
+	in, err := prepareIngest(req)
+	if err != nil {
+		return mlmd.IngestResult{}, err
 	}
-	var exec *node
-	if req.Execution != nil {
-		n, err := executionNode("execution", *req.Execution)
-		if err != nil {
-			return mlmd.IngestResult{}, err
-		}
-		exec = &n
-	}
-	arts := make([]node, len(req.Artifacts))
-	for i, a := range req.Artifacts {
-		f := fmt.Sprintf("artifacts[%d]", i)
-		n, err := artifactNode(f+".artifact", a.Artifact)
-		if err != nil {
-			return mlmd.IngestResult{}, err
-		}
-		arts[i] = n
-		if a.Event != nil {
-			if exec == nil {
-				return mlmd.IngestResult{}, mlmd.Invalid(f+".event", "needs an execution")
-			}
-			if _, err := mlmd.EventTypeCode(f+".event.type", a.Event.Type); err != nil {
-				return mlmd.IngestResult{}, err
-			}
-			if err := mlmd.ValidatePath(f+".event.path", a.Event.Path); err != nil {
-				return mlmd.IngestResult{}, err
-			}
-		}
-	}
-	ctxs := make([]node, len(req.Contexts))
-	for i, c := range req.Contexts {
-		n, err := contextNode(fmt.Sprintf("contexts[%d]", i), c)
-		if err != nil {
-			return mlmd.IngestResult{}, err
-		}
-		ctxs[i] = n
-	}
-	for i, l := range req.ParentContexts {
-		if l.Child < 0 || l.Child >= len(ctxs) || l.Parent < 0 || l.Parent >= len(ctxs) || l.Child == l.Parent {
-			return mlmd.IngestResult{}, mlmd.Invalid(fmt.Sprintf("parent_contexts[%d]", i), "child %d and parent %d must be distinct indices into contexts", l.Child, l.Parent)
-		}
-	}
+	exec, arts, ctxs := in.exec, in.arts, in.ctxs
 
 	var res mlmd.IngestResult
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
 		r, err := tx.ExecContext(ctx, s.rebind(`INSERT INTO ingested_event (ce_id, type, received_ms) VALUES (?, ?, ?) ON CONFLICT (ce_id) DO NOTHING`),
 			req.SourceID, req.SourceType, nowMillis())
 		if err != nil {
@@ -126,4 +87,60 @@ func (s *Store) IngestedCount(ctx context.Context) (int64, error) {
 		return 0, fmt.Errorf("metastore: count ingested events: %w", err)
 	}
 	return n, nil
+}
+
+// ingestNodes is an IngestRequest checked and converted to rows (before any type lookup).
+type ingestNodes struct {
+	exec *node
+	arts []node
+	ctxs []node
+}
+
+// prepareIngest checks the parts of req that need no database and converts its nodes.
+func prepareIngest(req mlmd.IngestRequest) (ingestNodes, error) {
+	if req.SourceID == "" {
+		return ingestNodes{}, mlmd.Invalid("source_id", "must be set")
+	}
+	var exec *node
+	if req.Execution != nil {
+		n, err := executionNode("execution", *req.Execution)
+		if err != nil {
+			return ingestNodes{}, err
+		}
+		exec = &n
+	}
+	arts := make([]node, len(req.Artifacts))
+	for i, a := range req.Artifacts {
+		f := fmt.Sprintf("artifacts[%d]", i)
+		n, err := artifactNode(f+".artifact", a.Artifact)
+		if err != nil {
+			return ingestNodes{}, err
+		}
+		arts[i] = n
+		if a.Event != nil {
+			if exec == nil {
+				return ingestNodes{}, mlmd.Invalid(f+".event", "needs an execution")
+			}
+			if _, err := mlmd.EventTypeCode(f+".event.type", a.Event.Type); err != nil {
+				return ingestNodes{}, err
+			}
+			if err := mlmd.ValidatePath(f+".event.path", a.Event.Path); err != nil {
+				return ingestNodes{}, err
+			}
+		}
+	}
+	ctxs := make([]node, len(req.Contexts))
+	for i, c := range req.Contexts {
+		n, err := contextNode(fmt.Sprintf("contexts[%d]", i), c)
+		if err != nil {
+			return ingestNodes{}, err
+		}
+		ctxs[i] = n
+	}
+	for i, l := range req.ParentContexts {
+		if l.Child < 0 || l.Child >= len(ctxs) || l.Parent < 0 || l.Parent >= len(ctxs) || l.Child == l.Parent {
+			return ingestNodes{}, mlmd.Invalid(fmt.Sprintf("parent_contexts[%d]", i), "child %d and parent %d must be distinct indices into contexts", l.Child, l.Parent)
+		}
+	}
+	return ingestNodes{exec: exec, arts: arts, ctxs: ctxs}, nil
 }

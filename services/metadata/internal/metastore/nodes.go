@@ -234,14 +234,7 @@ func (s *Store) writeProperties(ctx context.Context, tx *sql.Tx, k kindInfo, id 
 				}
 				continue
 			}
-			var structV, protoV any
-			if v.StructValue != nil {
-				structV = string(v.StructValue)
-			}
-			if v.ProtoValue != nil {
-				b, _ := json.Marshal(v.ProtoValue)
-				protoV = string(b)
-			}
+			structV, protoV := encodedValues(v)
 			if _, err := stmt.ExecContext(ctx, id, name, custom, v.IntValue, v.DoubleValue, v.StringValue, v.BoolValue, structV, protoV); err != nil {
 				return fmt.Errorf("metastore: write property %s: %w", name, s.classify(err))
 			}
@@ -637,4 +630,16 @@ func (s *Store) GetExecutionByFingerprint(ctx context.Context, q mlmd.CacheQuery
 		return mlmd.Execution{}, fmt.Errorf("%w: no COMPLETE execution with cache fingerprint %q", mlmd.ErrNotFound, q.Fingerprint)
 	}
 	return ns[0].execution(), nil
+}
+
+// encodedValues returns the struct_value and proto_value columns of v (JSON text or NULL).
+func encodedValues(v mlmd.Value) (structV, protoV any) {
+	if v.StructValue != nil {
+		structV = string(v.StructValue)
+	}
+	if v.ProtoValue != nil {
+		b, _ := json.Marshal(v.ProtoValue)
+		protoV = string(b)
+	}
+	return structV, protoV
 }

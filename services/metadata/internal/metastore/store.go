@@ -13,6 +13,7 @@ import (
 	"io/fs"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -40,6 +41,9 @@ type Store struct {
 	dialect dialect
 	w       *sql.DB // transactions that write
 	r       *sql.DB // reads
+	// typeIDs caches the ids of types named by kind and name (version ""), for IngestBatch:
+	// types are never deleted or renamed, so an id once committed stays valid.
+	typeIDs sync.Map // string -> int64
 }
 
 var _ mlmd.Repo = (*Store)(nil)

@@ -271,6 +271,13 @@ type Ingester interface {
 	// changes nothing (Applied = false). Invalid requests are ErrInvalidArgument naming the
 	// field path.
 	Ingest(ctx context.Context, req IngestRequest) (IngestResult, error)
+	// IngestBatch records the requests of one batch in one transaction, with the records and
+	// results Ingest would give them applied one by one in order (a SourceID repeated in the
+	// batch or already recorded is not applied again). errs[i] is the ErrInvalidArgument of a
+	// request refused on its own, which is not recorded while the rest are; err is non-nil when
+	// nothing was recorded (the caller may then apply the requests one by one with Ingest to
+	// find the one the store refuses).
+	IngestBatch(ctx context.Context, reqs []IngestRequest) (res []IngestResult, errs []error, err error)
 	// IngestedCount returns how many source events have been applied.
 	IngestedCount(ctx context.Context) (int64, error)
 }

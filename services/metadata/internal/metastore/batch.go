@@ -1,0 +1,668 @@
+package metastore
+
+import (
+	"cmp"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/sluice-ml/sluice/services/metadata/api/metadatav1"
+	"github.com/sluice-ml/sluice/services/metadata/internal/mlmd"
+)
+
+// maxBatchParams bounds the bind parameters of one multi-row statement (PostgreSQL allows
+// 65535, SQLite 32766).
+const maxBatchParams = 30000
+
+// ErrBatchByID is returned by IngestBatch for a request naming a node by id: such requests are
+// applied one at a time with Ingest.
+var ErrBatchByID = errors.New("metastore: ingest batch: nodes addressed by id are applied one by one")
+
+// IngestBatch implements mlmd.Ingester. The whole batch is one transaction of set-based
+// statements (one multi-row statement per table, whatever the batch size): source ids are
+// claimed first with a single INSERT ... ON CONFLICT DO NOTHING RETURNING, so a redelivered
+// event stops there; nodes recorded by several events of the batch are folded in event order
+// with the rules Ingest applies row by row (first record's type, name and uri; execution
+// states move forward, terminal states are final; artifacts take the last state that is not
+// UNKNOWN; properties merged with new values winning, the namespace kept from the first
+// record), so a batch leaves the same records as its events ingested one by one. Rows are
+// written in key order so concurrent batches of several replicas lock them in the same order.
+func (s *Store) IngestBatch(ctx context.Context, reqs []mlmd.IngestRequest) ([]mlmd.IngestResult, []error, error) {
+	res := make([]mlmd.IngestResult, len(reqs))
+	errs := make([]error, len(reqs))
+	prep := make([]ingestNodes, len(reqs))
+	live := make([]bool, len(reqs))
+	seen := make(map[string]bool, len(reqs))
+	for i, r := range reqs {
+		p, err := prepareIngest(r)
+		if err != nil {
+			errs[i] = err
+			continue
+		}
+		if p.byID() {
+			return nil, nil, ErrBatchByID
+		}
+		if seen[r.SourceID] {
+			continue // the same event twice in one batch: the second is a redelivery
+		}
+		seen[r.SourceID] = true
+		prep[i], live[i] = p, true
+	}
+	learned := map[string]int64{}
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		types := s.newTypeCache(tx)
+		for i := range reqs {
+			if !live[i] {
+				continue
+			}
+			if err := prep[i].resolveTypes(ctx, s, types, learned); err != nil {
+				if !errors.Is(err, mlmd.ErrInvalidArgument) {
+					return err
+				}
+				errs[i], live[i] = err, false
+			}
+		}
+		applied, err := s.claim(ctx, tx, reqs, live)
+		if err != nil {
+			return err
+		}
+		b := newBatchFold()
+		for i := range reqs {
+			if applied[i] {
+				b.add(prep[i])
+			}
+		}
+		if err := b.write(ctx, s, tx); err != nil {
+			return err
+		}
+		for i := range reqs {
+			if !applied[i] {
+				continue
+			}
+			res[i], err = b.link(reqs[i], prep[i])
+			if err != nil {
+				return err
+			}
+		}
+		return b.writeEdges(ctx, s, tx)
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	for k, id := range learned { // committed: safe to reuse
+		s.typeIDs.Store(k, id)
+	}
+	return res, errs, nil
+}
+
+func (p ingestNodes) byID() bool {
+	if p.exec != nil && p.exec.ID != 0 {
+		return true
+	}
+	for _, n := range p.arts {
+		if n.ID != 0 {
+			return true
+		}
+	}
+	for _, n := range p.ctxs {
+		if n.ID != 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// resolveTypes checks every node as putNode does and sets its TypeID. A node naming its type
+// by name without declared properties takes the id from s.typeIDs when known; ids resolved
+// here are added to learned, for s.typeIDs once the transaction commits.
+func (p *ingestNodes) resolveTypes(ctx context.Context, s *Store, types *typeCache, learned map[string]int64) error {
+	one := func(k kindInfo, field string, n *node) error {
+		if err := n.validate(field); err != nil {
+			return err
+		}
+		if k != contextKind && n.ExternalID == "" {
+			return mlmd.Invalid(field+".external_id", "must be set")
+		}
+		key := string(k.kind) + "\x00" + n.Type
+		if n.TypeID == 0 && n.Type != "" && len(n.Properties) == 0 {
+			if id, ok := s.typeIDs.Load(key); ok {
+				n.TypeID = id.(int64)
+				return nil
+			}
+		}
+		byName := n.TypeID == 0
+		t, err := types.resolve(ctx, field, k.kind, n.TypeID, n.Type)
+		if err != nil {
+			return err
+		}
+		if err := t.checkProperties(field, n.Properties); err != nil {
+			return err
+		}
+		n.TypeID = t.id
+		if byName {
+			learned[key] = t.id
+		}
+		return nil
+	}
+	for i := range p.ctxs {
+		if err := one(contextKind, fmt.Sprintf("contexts[%d]", i), &p.ctxs[i]); err != nil {
+			return err
+		}
+	}
+	if p.exec != nil {
+		if err := one(executionKind, "execution", p.exec); err != nil {
+			return err
+		}
+	}
+	for i := range p.arts {
+		if err := one(artifactKind, fmt.Sprintf("artifacts[%d].artifact", i), &p.arts[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// claim records the source ids of the live requests and reports which were new.
+func (s *Store) claim(ctx context.Context, tx *sql.Tx, reqs []mlmd.IngestRequest, live []bool) ([]bool, error) {
+	now := nowMillis()
+	var rows [][]any
+	for i, r := range reqs {
+		if live[i] {
+			rows = append(rows, []any{r.SourceID, r.SourceType, now})
+		}
+	}
+	claimed := make(map[string]bool, len(rows))
+	err := s.execRows(ctx, tx, `INSERT INTO ingested_event (ce_id, type, received_ms)`, rows, `ON CONFLICT (ce_id) DO NOTHING RETURNING ce_id`,
+		func(rs *sql.Rows) error {
+			var id string
+			if err := rs.Scan(&id); err != nil {
+				return err
+			}
+			claimed[id] = true
+			return nil
+		})
+	if err != nil {
+		return nil, fmt.Errorf("metastore: record source events: %w", err)
+	}
+	applied := make([]bool, len(reqs))
+	for i, r := range reqs {
+		applied[i] = live[i] && claimed[r.SourceID]
+	}
+	return applied, nil
+}
+
+type propKey struct {
+	name   string
+	custom bool
+}
+
+// folded is one node as the events of a batch leave it.
+type folded struct {
+	key   string
+	n     node // the first record, with the folded state and external id
+	props map[propKey]mlmd.Value
+	ns    *mlmd.Value // the first namespace custom property
+	id    int64
+}
+
+func (f *folded) merge(k kindInfo, n node) {
+	switch k {
+	case executionKind:
+		if f.n.State < 3 && min(n.State, 3) >= f.n.State {
+			f.n.State = n.State
+		}
+	case artifactKind:
+		if n.State != 0 {
+			f.n.State = n.State
+		}
+	case contextKind:
+		if n.ExternalID != "" {
+			f.n.ExternalID = n.ExternalID
+		}
+	}
+	f.mergeProps(n)
+}
+
+func (f *folded) mergeProps(n node) {
+	for name, v := range n.Properties {
+		f.props[propKey{name, false}] = v
+	}
+	for name, v := range n.CustomProperties {
+		if name == metadatav1.NamespaceProperty {
+			if f.ns == nil {
+				v := v
+				f.ns = &v
+			}
+			continue
+		}
+		f.props[propKey{name, true}] = v
+	}
+}
+
+type foldSet struct {
+	k     kindInfo
+	byKey map[string]*folded
+}
+
+func (fs *foldSet) add(key string, n node) {
+	if f, ok := fs.byKey[key]; ok {
+		f.merge(fs.k, n)
+		return
+	}
+	f := &folded{key: key, n: n, props: map[propKey]mlmd.Value{}}
+	f.mergeProps(n)
+	fs.byKey[key] = f
+}
+
+func (fs *foldSet) sorted() []*folded {
+	out := make([]*folded, 0, len(fs.byKey))
+	for _, f := range fs.byKey {
+		out = append(out, f)
+	}
+	slices.SortFunc(out, func(a, b *folded) int { return strings.Compare(a.key, b.key) })
+	return out
+}
+
+// batchFold collects the nodes and edges of the applied events of one batch.
+type batchFold struct {
+	ctxs, execs, arts foldSet
+	parents           map[[2]int64]bool // child, parent
+	assocs            map[[2]int64]bool // context, execution
+	attribs           map[[2]int64]bool // context, artifact
+	events            map[[3]int64][]any
+}
+
+func newBatchFold() *batchFold {
+	return &batchFold{
+		ctxs:    foldSet{contextKind, map[string]*folded{}},
+		execs:   foldSet{executionKind, map[string]*folded{}},
+		arts:    foldSet{artifactKind, map[string]*folded{}},
+		parents: map[[2]int64]bool{}, assocs: map[[2]int64]bool{}, attribs: map[[2]int64]bool{},
+		events: map[[3]int64][]any{},
+	}
+}
+
+func contextKey(n node) string { return fmt.Sprintf("%d\x00%s", n.TypeID, n.Name) }
+
+func (b *batchFold) add(p ingestNodes) {
+	for _, n := range p.ctxs {
+		b.ctxs.add(contextKey(n), n)
+	}
+	if p.exec != nil {
+		b.execs.add(p.exec.ExternalID, *p.exec)
+	}
+	for _, n := range p.arts {
+		b.arts.add(n.ExternalID, n)
+	}
+}
+
+// write upserts the folded nodes and their properties and sets their ids.
+func (b *batchFold) write(ctx context.Context, s *Store, tx *sql.Tx) error {
+	now := nowMillis()
+	ctxs := b.ctxs.sorted()
+	rows := make([][]any, len(ctxs))
+	for i, f := range ctxs {
+		rows[i] = []any{f.n.TypeID, f.n.Name, nullString(f.n.ExternalID), now, now}
+	}
+	err := s.execRows(ctx, tx, `INSERT INTO context (type_id, name, external_id, create_time_ms, last_update_time_ms)`, rows,
+		`ON CONFLICT (type_id, name) DO UPDATE SET external_id = COALESCE(excluded.external_id, context.external_id), last_update_time_ms = excluded.last_update_time_ms RETURNING id, type_id, name`,
+		func(rs *sql.Rows) error {
+			var n node
+			if err := rs.Scan(&n.ID, &n.TypeID, &n.Name); err != nil {
+				return err
+			}
+			if f := b.ctxs.byKey[contextKey(n)]; f != nil {
+				f.id = n.ID
+			}
+			return nil
+		})
+	if err != nil {
+		return fmt.Errorf("contexts: %w", err)
+	}
+	for _, fs := range []*foldSet{&b.execs, &b.arts} {
+		nodes := fs.sorted()
+		rows := make([][]any, len(nodes))
+		cols := "type_id, name, external_id, last_known_state"
+		if fs.k == artifactKind {
+			cols = "type_id, name, external_id, uri, state"
+		}
+		for i, f := range nodes {
+			rows[i] = []any{f.n.TypeID, nullString(f.n.Name), f.n.ExternalID}
+			if fs.k == artifactKind {
+				rows[i] = append(rows[i], f.n.URI)
+			}
+			rows[i] = append(rows[i], f.n.State, now, now)
+		}
+		err := s.execRows(ctx, tx, `INSERT INTO `+fs.k.table+` (`+cols+`, create_time_ms, last_update_time_ms)`, rows,
+			`ON CONFLICT (external_id) DO UPDATE SET last_update_time_ms = excluded.last_update_time_ms, `+forwardState[fs.k.table]+` RETURNING id, external_id`,
+			func(rs *sql.Rows) error {
+				var id int64
+				var ext string
+				if err := rs.Scan(&id, &ext); err != nil {
+					return err
+				}
+				if f := fs.byKey[ext]; f != nil {
+					f.id = id
+				}
+				return nil
+			})
+		if err != nil {
+			return fmt.Errorf("%s: %w", fs.k.list, err)
+		}
+	}
+	for _, fs := range []*foldSet{&b.ctxs, &b.execs, &b.arts} {
+		if err := b.writeProps(ctx, s, tx, fs); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (b *batchFold) writeProps(ctx context.Context, s *Store, tx *sql.Tx, fs *foldSet) error {
+	var rows, ns [][]any
+	for _, f := range fs.sorted() {
+		if f.id == 0 {
+			return fmt.Errorf("metastore: ingest batch: no id returned for %s %q", fs.k.table, f.key)
+		}
+		keys := make([]propKey, 0, len(f.props))
+		for k := range f.props {
+			keys = append(keys, k)
+		}
+		slices.SortFunc(keys, func(a, b propKey) int {
+			if c := strings.Compare(a.name, b.name); c != 0 {
+				return c
+			}
+			return cmp.Compare(btoi(a.custom), btoi(b.custom))
+		})
+		for _, k := range keys {
+			v := f.props[k]
+			structV, protoV := encodedValues(v)
+			rows = append(rows, []any{f.id, k.name, k.custom, v.IntValue, v.DoubleValue, v.StringValue, v.BoolValue, structV, protoV})
+		}
+		if f.ns != nil {
+			ns = append(ns, []any{f.id, metadatav1.NamespaceProperty, true, f.ns.StringValue})
+		}
+	}
+	k := fs.k
+	err := s.execRows(ctx, tx, `INSERT INTO `+k.propTable+` (`+k.fk+`, name, is_custom, int_value, double_value, string_value, bool_value, struct_value, proto_value)`, rows,
+		`ON CONFLICT (`+k.fk+`, name, is_custom) DO UPDATE SET int_value = excluded.int_value, double_value = excluded.double_value, string_value = excluded.string_value, bool_value = excluded.bool_value, struct_value = excluded.struct_value, proto_value = excluded.proto_value`, nil)
+	if err == nil {
+		// set once: a node keeps the namespace it was first recorded in
+		err = s.execRows(ctx, tx, `INSERT INTO `+k.propTable+` (`+k.fk+`, name, is_custom, string_value)`, ns,
+			`ON CONFLICT (`+k.fk+`, name, is_custom) DO NOTHING`, nil)
+	}
+	if err != nil {
+		return fmt.Errorf("metastore: write %s properties: %w", k.table, err)
+	}
+	return nil
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// link collects the edges of one applied request (ids known after write) and returns its result.
+func (b *batchFold) link(req mlmd.IngestRequest, p ingestNodes) (mlmd.IngestResult, error) {
+	r := mlmd.IngestResult{Applied: true, ArtifactIDs: make([]int64, len(p.arts)), ContextIDs: make([]int64, len(p.ctxs))}
+	for i, n := range p.ctxs {
+		r.ContextIDs[i] = b.ctxs.byKey[contextKey(n)].id
+	}
+	for _, l := range req.ParentContexts {
+		b.parents[[2]int64{r.ContextIDs[l.Child], r.ContextIDs[l.Parent]}] = true
+	}
+	if p.exec != nil {
+		r.ExecutionID = b.execs.byKey[p.exec.ExternalID].id
+		for _, cid := range r.ContextIDs {
+			b.assocs[[2]int64{cid, r.ExecutionID}] = true
+		}
+	}
+	for i, n := range p.arts {
+		aid := b.arts.byKey[n.ExternalID].id
+		r.ArtifactIDs[i] = aid
+		if ev := req.Artifacts[i].Event; ev != nil {
+			code, err := mlmd.EventTypeCode(fmt.Sprintf("artifacts[%d].event.type", i), ev.Type)
+			if err != nil {
+				return mlmd.IngestResult{}, err
+			}
+			key := [3]int64{aid, r.ExecutionID, int64(code)}
+			if _, ok := b.events[key]; !ok { // the first record of an event is kept
+				var path any
+				if ev.Path != nil && len(ev.Path.Steps) > 0 {
+					j, _ := json.Marshal(ev.Path)
+					path = string(j)
+				}
+				t := ev.MillisecondsSinceEpoch
+				if t == 0 {
+					t = nowMillis()
+				}
+				b.events[key] = []any{aid, r.ExecutionID, code, t, path}
+			}
+		}
+		for _, cid := range r.ContextIDs {
+			b.attribs[[2]int64{cid, aid}] = true
+		}
+	}
+	return r, nil
+}
+
+// writeEdges inserts the collected links and events, keeping those already recorded.
+func (b *batchFold) writeEdges(ctx context.Context, s *Store, tx *sql.Tx) error {
+	pairs := func(m map[[2]int64]bool) [][]any {
+		keys := make([][2]int64, 0, len(m))
+		for k := range m {
+			keys = append(keys, k)
+		}
+		slices.SortFunc(keys, func(a, b [2]int64) int { return cmp.Or(cmp.Compare(a[0], b[0]), cmp.Compare(a[1], b[1])) })
+		rows := make([][]any, len(keys))
+		for i, k := range keys {
+			rows[i] = []any{k[0], k[1]}
+		}
+		return rows
+	}
+	for _, e := range []struct {
+		table, a, b string
+		m           map[[2]int64]bool
+	}{
+		{"parent_context", "child_id", "parent_id", b.parents},
+		{"association", "context_id", "execution_id", b.assocs},
+		{"attribution", "context_id", "artifact_id", b.attribs},
+	} {
+		if err := s.execRows(ctx, tx, `INSERT INTO `+e.table+` (`+e.a+`, `+e.b+`)`, pairs(e.m), `ON CONFLICT (`+e.a+`, `+e.b+`) DO NOTHING`, nil); err != nil {
+			return fmt.Errorf("metastore: write %s: %w", e.table, err)
+		}
+	}
+	keys := make([][3]int64, 0, len(b.events))
+	for k := range b.events {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b [3]int64) int {
+		return cmp.Or(cmp.Compare(a[0], b[0]), cmp.Compare(a[1], b[1]), cmp.Compare(a[2], b[2]))
+	})
+	rows := make([][]any, len(keys))
+	for i, k := range keys {
+		rows[i] = b.events[k]
+	}
+	if err := s.execRows(ctx, tx, `INSERT INTO event (artifact_id, execution_id, type, time_ms, path)`, rows, `ON CONFLICT (artifact_id, execution_id, type) DO NOTHING`, nil); err != nil {
+		return fmt.Errorf("metastore: write events: %w", err)
+	}
+	return nil
+}
+
+// execRows runs head VALUES (row), (row)... tail over rows in statements of at most
+// maxBatchParams parameters, calling scan for every returned row when scan is set.
+func (s *Store) execRows(ctx context.Context, tx *sql.Tx, head string, rows [][]any, tail string, scan func(*sql.Rows) error) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	cols := len(rows[0])
+	if s.dialect == dialectPostgres {
+		return s.execUnnest(ctx, tx, head, rows, tail, scan)
+	}
+	per := max(1, maxBatchParams/cols)
+	one := "(" + placeholders(cols) + ")"
+	for lo := 0; lo < len(rows); lo += per {
+		part := rows[lo:min(lo+per, len(rows))]
+		var q strings.Builder
+		q.Grow(len(head) + len(tail) + len(part)*(len(one)+2) + 16)
+		q.WriteString(head)
+		q.WriteString(" VALUES ")
+		args := make([]any, 0, len(part)*cols)
+		for i, r := range part {
+			if i > 0 {
+				q.WriteString(", ")
+			}
+			q.WriteString(one)
+			args = append(args, r...)
+		}
+		q.WriteString(" ")
+		q.WriteString(tail)
+		if scan == nil {
+			if _, err := tx.ExecContext(ctx, s.rebind(q.String()), args...); err != nil {
+				return s.classify(err)
+			}
+			continue
+		}
+		rs, err := tx.QueryContext(ctx, s.rebind(q.String()), args...)
+		if err != nil {
+			return s.classify(err)
+		}
+		for rs.Next() {
+			if err := scan(rs); err != nil {
+				rs.Close()
+				return err
+			}
+		}
+		if err := rs.Err(); err != nil {
+			rs.Close()
+			return s.classify(err)
+		}
+		rs.Close()
+	}
+	return nil
+}
+
+// execUnnest is execRows on PostgreSQL: one statement per call whatever the number of rows,
+// INSERT ... SELECT * FROM unnest($1::bigint[], $2::text[], ...), one array parameter per
+// column, so the statement text is the same for every batch (prepared once per connection,
+// planned in constant time) instead of a VALUES list of thousands of parameters.
+func (s *Store) execUnnest(ctx context.Context, tx *sql.Tx, head string, rows [][]any, tail string, scan func(*sql.Rows) error) error {
+	cols := len(rows[0])
+	args := make([]any, cols)
+	casts := make([]string, cols)
+	for c := range cols {
+		kind := "text"
+		for _, r := range rows {
+			if k := pgArrayKind(r[c]); k != "" {
+				kind = k
+				break
+			}
+		}
+		casts[c] = fmt.Sprintf("$%d::%s[]", c+1, kind)
+		var err error
+		if args[c], err = pgColumn(kind, rows, c); err != nil {
+			return fmt.Errorf("metastore: %s column %d: %w", head, c, err)
+		}
+	}
+	q := head + " SELECT * FROM unnest(" + strings.Join(casts, ", ") + ") " + tail
+	if scan == nil {
+		_, err := tx.ExecContext(ctx, q, args...)
+		return s.classify(err)
+	}
+	rs, err := tx.QueryContext(ctx, q, args...)
+	if err != nil {
+		return s.classify(err)
+	}
+	defer rs.Close()
+	for rs.Next() {
+		if err := scan(rs); err != nil {
+			return err
+		}
+	}
+	return s.classify(rs.Err())
+}
+
+// pgArrayKind names the PostgreSQL element type of a column value ("" for an untyped nil).
+func pgArrayKind(v any) string {
+	switch v.(type) {
+	case int, int64, *int64:
+		return "bigint"
+	case bool, *bool:
+		return "boolean"
+	case float64, *float64:
+		return "double precision"
+	case string, *string:
+		return "text"
+	}
+	return ""
+}
+
+// pgColumn gathers column c of rows into a slice of pointers (nil = NULL) of kind.
+func pgColumn(kind string, rows [][]any, c int) (any, error) {
+	switch kind {
+	case "bigint":
+		out := make([]*int64, len(rows))
+		for i, r := range rows {
+			switch v := r[c].(type) {
+			case int:
+				n := int64(v)
+				out[i] = &n
+			case int64:
+				out[i] = &v
+			case *int64:
+				out[i] = v
+			case nil:
+			default:
+				return nil, fmt.Errorf("%T in a bigint column", v)
+			}
+		}
+		return out, nil
+	case "boolean":
+		out := make([]*bool, len(rows))
+		for i, r := range rows {
+			switch v := r[c].(type) {
+			case bool:
+				out[i] = &v
+			case *bool:
+				out[i] = v
+			case nil:
+			default:
+				return nil, fmt.Errorf("%T in a boolean column", v)
+			}
+		}
+		return out, nil
+	case "double precision":
+		out := make([]*float64, len(rows))
+		for i, r := range rows {
+			switch v := r[c].(type) {
+			case float64:
+				out[i] = &v
+			case *float64:
+				out[i] = v
+			case nil:
+			default:
+				return nil, fmt.Errorf("%T in a double column", v)
+			}
+		}
+		return out, nil
+	}
+	out := make([]*string, len(rows))
+	for i, r := range rows {
+		switch v := r[c].(type) {
+		case string:
+			out[i] = &v
+		case *string:
+			out[i] = v
+		case nil:
+		default:
+			return nil, fmt.Errorf("%T in a text column", v)
+		}
+	}
+	return out, nil
+}
