@@ -23,7 +23,7 @@ func TestUnmatchedPathIsNotFoundWithoutCredential(t *testing.T) {
 		{"/no/such/page", "", http.StatusNotFound},
 		{"/ui/no-such-page", "", http.StatusNotFound},
 		{"/no/such/page", contributorTok, http.StatusNotFound},
-		{"/ui/runs", "", http.StatusSeeOther},        // a known page still sends the browser to sign in
+		{"/ui/runs", "", http.StatusSeeOther},          // a known page still sends the browser to sign in
 		{"/apis/v1/runs", "", http.StatusUnauthorized}, // a known API still wants a credential
 	} {
 		req, _ := http.NewRequest(http.MethodGet, srv.URL+c.path, nil)
