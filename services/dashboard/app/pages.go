@@ -221,17 +221,17 @@ type runSummary struct {
 }
 
 type homeData struct {
-	Runs       []runSummary
-	Failures   []runSummary
-	Jobs       []trainingv1.JobView
-	Notebooks  []notebooksv1.Notebook
-	Deploys    []servingv1.DeploymentView
+	Runs      []runSummary
+	Failures  []runSummary
+	Jobs      []trainingv1.JobView
+	Notebooks []notebooksv1.Notebook
+	Deploys   []servingv1.DeploymentView
 	// FailedJobs, FailedDeploys and FailedNotebooks join the failed runs in the failures card.
 	FailedJobs      []trainingv1.JobView
 	FailedDeploys   []servingv1.DeploymentView
 	FailedNotebooks []notebookRow
-	Namespaces []string
-	Problems   []string
+	Namespaces      []string
+	Problems        []string
 }
 
 type namespaceList struct {
