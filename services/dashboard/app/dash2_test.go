@@ -298,3 +298,64 @@ func TestEventTailLinesAndFilter(t *testing.T) {
 		t.Error("an error line decoded as an event")
 	}
 }
+
+// The home page lists deployments (the serving list's "deployments" key) and notebooks with a connect
+// link through the dashboard, and its failures card joins failed training jobs, deployments whose model
+// failed to load and crashed notebooks to the failed runs.
+func TestHomeShowsDeploymentsNotebooksAndFailures(t *testing.T) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /apis/v1/runs", func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, `{"runs":[{"run_id":"r1","run_name":"nightly","state":"FAILED","created_at":"2026-01-01T00:00:00Z"}]}`)
+	})
+	mux.HandleFunc("GET /apis/auth/v1/namespaces", func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, `{"namespaces":[{"name":"team-a"}]}`)
+	})
+	mux.HandleFunc("GET /apis/training/v1/namespaces/{ns}/jobs", func(w http.ResponseWriter, r *http.Request) {
+		if r.PathValue("ns") != "team-a" {
+			w.WriteHeader(http.StatusForbidden)
+			_, _ = io.WriteString(w, `{"error":"forbidden"}`)
+			return
+		}
+		_, _ = io.WriteString(w, `{"jobs":[{"kind":"TFJob","namespace":"team-a","name":"bad-job","state":"Failed","job":{"tfJob":{}},"replicas":[]}]}`)
+	})
+	mux.HandleFunc("GET /apis/notebooks/v1/namespaces/{ns}/notebooks", func(w http.ResponseWriter, r *http.Request) {
+		if r.PathValue("ns") != "team-a" {
+			_, _ = io.WriteString(w, `{"items":[]}`)
+			return
+		}
+		_, _ = io.WriteString(w, `{"items":[{"metadata":{"name":"nb1","namespace":"team-a"},"spec":{"template":{"spec":{"containers":[{"image":"i"}]}}},
+			"status":{"url":"/notebook/team-a/nb1/","readyReplicas":1,"conditions":[{"type":"Running","status":"True"}]}},
+			{"metadata":{"name":"nb2","namespace":"team-a"},"spec":{"template":{"spec":{"containers":[{"image":"i"}]}}},
+			"status":{"readyReplicas":0,"conditions":[{"type":"Terminated","status":"True","reason":"Error","message":"exit 1"}]}}]}`)
+	})
+	mux.HandleFunc("GET /apis/serving/v1/namespaces/{ns}/deployments", func(w http.ResponseWriter, r *http.Request) {
+		if r.PathValue("ns") != "team-a" {
+			_, _ = io.WriteString(w, `{"deployments":[]}`)
+			return
+		}
+		_, _ = io.WriteString(w, `{"deployments":[{"namespace":"team-a","name":"mnist","spec":{"modelName":"mnist"},"ready":false,
+			"status":{"conditions":[],"modelStatus":{"transitionStatus":"BlockedByFailedLoad","states":{"activeModelState":"FailedToLoad"},
+			"lastFailureInfo":{"reason":"ModelLoadFailed","message":"no model.onnx","time":"2026-01-01T00:00:00Z"}},"components":{"predictor":{"traffic":[]}}}}]}`)
+	})
+	api := httptest.NewServer(mux)
+	t.Cleanup(api.Close)
+	h := newTestApp(t, api.URL)
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
+	body := rec.Body.String()
+	if rec.Code != 200 {
+		t.Fatalf("%d %s", rec.Code, body)
+	}
+	for _, want := range []string{`href="/ui/models/team-a/mnist"`, "ModelLoadFailed: no model.onnx", `href="/ui/jobs/team-a/bad-job"`,
+		`href="/ui/notebooks/team-a/nb1/connect"`, "team-a/nb2 Error exit 1", `href="/ui/runs/r1"`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("home lacks %s", want)
+		}
+	}
+	if strings.Contains(body, "forbidden") {
+		t.Error("a well-known namespace the caller may not read is shown as a problem on home")
+	}
+	if strings.Contains(body, `href="/notebook/`) {
+		t.Error("home links the notebook proxy directly instead of the dashboard's connect")
+	}
+}
