@@ -13,7 +13,7 @@ new() { head -c 48 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 43; }
 [ -s "$dir/compose-key" ] || (umask 077 && new > "$dir/compose-key")
 echo "export SLUICE_AUTH_KEY=$(tr -d '[:space:]' < "$dir/compose-key")"
 echo "export SLUICE_AUTH_TOKENS=$(tr -d '[:space:]' < "$dir/admin-token")=system:admin"
-for user in pipelines training serving notebooks metadata tuning gateway; do
+for user in pipelines training serving notebooks metadata tuning dashboard gateway; do
 	f="$dir/nats-$user-password"
 	[ -s "$f" ] || (umask 077 && new > "$f")
 	echo "export NATS_$(echo "$user" | tr '[:lower:]' '[:upper:]')_PASSWORD=$(tr -d '[:space:]' < "$f")"

@@ -46,6 +46,9 @@ var ServiceEvents = map[string][]string{
 	"notebooks": {"sluice.notebook.>"},
 	"metadata":  {"sluice.metadata.>"},
 	"tuning":    {"sluice.tuning.>"},
+	// The dashboard emits no events of its own (its pages call the other services' APIs); it connects
+	// as every service process does (streams, namespace profiles in KV) and may only dead-letter.
+	"dashboard": nil,
 }
 
 // ServicePermissions are a service's own: its domain's events, dead letters, and the JetStream client

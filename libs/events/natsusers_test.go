@@ -95,6 +95,10 @@ func TestComposeNATSConfigPermissions(t *testing.T) {
 	}
 	gw := connect(events.GatewayUser)
 	pipelines := connect("pipelines")
+	dashboard := connect("dashboard")
+	if err := dashboard.EnsureStreams(ctx); err != nil {
+		t.Fatalf("the dashboard connects as a service process does: %v", err)
+	}
 	for _, c := range []struct {
 		who  string
 		bus  *events.Bus
@@ -108,6 +112,8 @@ func TestComposeNATSConfigPermissions(t *testing.T) {
 		{"gateway", gw, events.PipelineRunRequestedV1, true},
 		{"gateway", gw, events.TrainingJobRequestedV1, true},
 		{"gateway", gw, events.TrainingModelExportedV1, false},
+		{"dashboard", dashboard, events.TrainingModelExportedV1, false},
+		{"dashboard", dashboard, events.PipelineRunRequestedV1, false},
 		{"gateway", gw, events.PipelineTaskSucceededV1, false},
 	} {
 		err := publish(c.bus, c.typ)

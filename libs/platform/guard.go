@@ -115,14 +115,17 @@ func (g *Guard) decide(ctx context.Context, pattern string, creds func(browser b
 	if known && rule.Scope == ScopePublic {
 		return Decision{Rule: rule}
 	}
+	if pattern == "" {
+		// No route matched: the mux answers 404 (or 405) whoever asks. A credential would change nothing
+		// (no handler runs), and a sign-in redirect or 401 there would make every mistyped URL look like a
+		// page behind a login.
+		return Decision{}
+	}
 	id, err := g.identify(ctx, creds(rule.Browser))
 	if err != nil {
 		return Decision{Code: http.StatusUnauthorized, Err: err, Rule: rule}
 	}
 	d := Decision{Identity: id, Rule: rule}
-	if pattern == "" {
-		return d // the mux answers 404 or 405
-	}
 	if !known {
 		g.log.Error("route has no authorization rule; refused", "route", pattern)
 		d.Code, d.Err = http.StatusForbidden, fmt.Errorf("route %q has no authorization rule", pattern)

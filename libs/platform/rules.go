@@ -205,6 +205,12 @@ var Rules = func() []Rule {
 		page("GET /ui/notebooks", "dashboard notebooks"),
 		page("POST /ui/notebooks", "dashboard notebook create"),
 		page("POST /ui/notebooks/{ns}/{name}/{action}", "dashboard notebook action"),
+		page("GET /ui/models", "dashboard models"),
+		page("GET /ui/models/{ns}/{name}", "dashboard deployment"),
+		page("POST /ui/models/{ns}/{name}/{action}", "dashboard deployment action"),
+		page("GET /ui/notebooks/{ns}/{name}/connect", "dashboard notebook connect"),
+		page("GET /ui/events", "dashboard events"),
+		page("GET /ui/events/live", "dashboard events tail"),
 	}
 }()
 

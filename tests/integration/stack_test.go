@@ -264,7 +264,7 @@ var authKey, adminToken = randomToken(), randomToken()
 // natsPasswords are this run's NATS passwords, per user of deploy/nats/nats.conf.
 var natsPasswords = func() map[string]string {
 	pw := map[string]string{}
-	for _, u := range []string{"pipelines", "training", "serving", "notebooks", "metadata", "tuning", "gateway"} {
+	for _, u := range []string{"pipelines", "training", "serving", "notebooks", "metadata", "tuning", "dashboard", "gateway"} {
 		pw[u] = randomToken()
 	}
 	return pw

@@ -123,6 +123,17 @@ func (a *App) Routes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /ui/notebooks", a.notebooks)
 	mux.HandleFunc("POST /ui/notebooks", a.createNotebook)
 	mux.HandleFunc("POST /ui/notebooks/{ns}/{name}/{action}", a.notebookAction)
+	a.routesDash2(mux)
+}
+
+// routesDash2 registers models and deployments, notebook connect and the events tail.
+func (a *App) routesDash2(mux *http.ServeMux) {
+	mux.HandleFunc("GET /ui/models", a.deployments)
+	mux.HandleFunc("GET /ui/models/{ns}/{name}", a.deployment)
+	mux.HandleFunc("POST /ui/models/{ns}/{name}/{action}", a.deploymentAction)
+	mux.HandleFunc("GET /ui/notebooks/{ns}/{name}/connect", a.notebookConnect)
+	mux.HandleFunc("GET /ui/events", a.eventsPage)
+	mux.HandleFunc("GET /ui/events/live", a.eventsLive)
 }
 
 func (a *App) static(w http.ResponseWriter, r *http.Request) {

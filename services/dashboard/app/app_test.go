@@ -173,38 +173,6 @@ func TestRunPageShowsEveryTaskAndLinksTemporal(t *testing.T) {
 	}
 }
 
-// BenchmarkRunPage1000Tasks renders the page of a running 1,000-task run (task table plus the coloured
-// graph; the layout is cached after the first render) and reports the p95 render time. The pipelines
-// API is a local fake serving the run's state and graph, so the figure is the dashboard's own work
-// plus two loopback HTTP calls.
-func BenchmarkRunPage1000Tasks(b *testing.B) {
-	h := newTestApp(b, fakeRuns(b, 1000).URL)
-	warm := time.Now()
-	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, httptest.NewRequest("GET", "/ui/runs/big-run", nil))
-	if rec.Code != 200 {
-		b.Fatalf("%d %s", rec.Code, rec.Body.String())
-	}
-	b.ReportMetric(float64(time.Since(warm).Milliseconds()), "first-render-ms")
-	var took []time.Duration
-	cpu0 := processCPU()
-	for b.Loop() {
-		start := time.Now()
-		rec := httptest.NewRecorder()
-		h.ServeHTTP(rec, httptest.NewRequest("GET", "/ui/runs/big-run", nil))
-		took = append(took, time.Since(start))
-		if rec.Code != 200 {
-			b.Fatal(rec.Code)
-		}
-	}
-	cpu := processCPU() - cpu0
-	slices.Sort(took)
-	b.ReportMetric(float64(took[len(took)*95/100].Microseconds())/1000, "p95-ms")
-	// CPU time per render (the process's user+system time, the fake API included): on a shared, loaded
-	// machine this is the fair figure; wall-clock percentiles there mostly measure waiting for a core.
-	b.ReportMetric(float64(cpu.Microseconds())/1000/float64(len(took)), "cpu-ms/op")
-}
-
 func processCPU() time.Duration {
 	var ru syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)

@@ -79,11 +79,7 @@ func (c *caller) do(ctx context.Context, method, path, contentType string, body 
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
 	}
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
-	} else if c.header != "" {
-		req.Header.Set(auth.IdentityHeader, c.header)
-	}
+	c.authorize(req)
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		return nil, err
@@ -136,4 +132,13 @@ func (c *caller) sendJSON(ctx context.Context, method, path string, body, v any)
 		return nil
 	}
 	return json.NewDecoder(resp.Body).Decode(v)
+}
+
+// authorize adds the caller's credential to req.
+func (c *caller) authorize(req *http.Request) {
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	} else if c.header != "" {
+		req.Header.Set(auth.IdentityHeader, c.header)
+	}
 }

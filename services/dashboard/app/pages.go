@@ -20,6 +20,7 @@ import (
 	"github.com/sluice-ml/sluice/libs/auth"
 	"github.com/sluice-ml/sluice/services/notebooks/api/notebooksv1"
 	"github.com/sluice-ml/sluice/services/pipelines/api/pipelinesv1"
+	"github.com/sluice-ml/sluice/services/serving/api/servingv1"
 	"github.com/sluice-ml/sluice/services/training/api/trainingv1"
 )
 
@@ -54,6 +55,12 @@ var funcs = template.FuncMap{
 	"json": func(v any) string {
 		b, _ := json.Marshal(v)
 		return string(b)
+	},
+	"deref32": func(p *int) string {
+		if p == nil {
+			return ""
+		}
+		return strconv.Itoa(*p)
 	},
 	"deref": func(p *int32) string {
 		if p == nil {
@@ -214,13 +221,17 @@ type runSummary struct {
 }
 
 type homeData struct {
-	Runs       []runSummary
-	Failures   []runSummary
-	Jobs       []trainingv1.JobView
-	Notebooks  []notebooksv1.Notebook
-	Deploys    []map[string]any
-	Namespaces []string
-	Problems   []string
+	Runs      []runSummary
+	Failures  []runSummary
+	Jobs      []trainingv1.JobView
+	Notebooks []notebooksv1.Notebook
+	Deploys   []servingv1.DeploymentView
+	// FailedJobs, FailedDeploys and FailedNotebooks join the failed runs in the failures card.
+	FailedJobs      []trainingv1.JobView
+	FailedDeploys   []servingv1.DeploymentView
+	FailedNotebooks []notebookRow
+	Namespaces      []string
+	Problems        []string
 }
 
 type namespaceList struct {
@@ -305,24 +316,23 @@ func (a *App) home(w http.ResponseWriter, r *http.Request) {
 		}
 		if err := c.getJSON(r.Context(), "/apis/training/v1/namespaces/"+url.PathEscape(ns)+"/jobs", &jl); err == nil {
 			d.Jobs = append(d.Jobs, jl.Jobs...)
-		} else {
+		} else if !implicitDenied(ns, err) {
 			d.Problems = append(d.Problems, "training jobs in "+ns+": "+err.Error())
 		}
 		var nl notebooksv1.NotebookList
 		if err := c.getJSON(r.Context(), "/apis/notebooks/v1/namespaces/"+url.PathEscape(ns)+"/notebooks", &nl); err == nil {
 			d.Notebooks = append(d.Notebooks, nl.Items...)
-		} else {
+		} else if !implicitDenied(ns, err) {
 			d.Problems = append(d.Problems, "notebooks in "+ns+": "+err.Error())
 		}
-		var dl struct {
-			Items []map[string]any `json:"items"`
-		}
-		if err := c.getJSON(r.Context(), "/apis/serving/v1/namespaces/"+url.PathEscape(ns)+"/deployments", &dl); err == nil {
-			d.Deploys = append(d.Deploys, dl.Items...)
-		} else {
+		var dl servingv1.DeploymentList
+		if err := c.getJSON(r.Context(), deploymentsPath(ns), &dl); err == nil {
+			d.Deploys = append(d.Deploys, dl.Deployments...)
+		} else if !implicitDenied(ns, err) {
 			d.Problems = append(d.Problems, "deployments in "+ns+": "+err.Error())
 		}
 	}
+	d.homeFailures()
 	a.render(w, r, http.StatusOK, "home", view{Title: "Home", Nav: "home", Data: d})
 }
 
@@ -903,7 +913,7 @@ func (a *App) job(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, "Training job "+name, err)
 		return
 	}
-	a.render(w, r, http.StatusOK, "job", view{Title: "Training job " + ns + "/" + name, Nav: "jobs", Data: jv})
+	a.render(w, r, http.StatusOK, "job", view{Title: "Training job " + ns + "/" + name, Nav: "jobs", Data: jobPage(jv)})
 }
 
 func (a *App) jobLogs(w http.ResponseWriter, r *http.Request) {
@@ -932,7 +942,7 @@ func (a *App) jobLogs(w http.ResponseWriter, r *http.Request) {
 // ---- notebooks ----
 
 type notebooksData struct {
-	Notebooks  []notebooksv1.Notebook
+	Notebooks  []notebookRow
 	Namespaces []string
 	Problems   []string
 }
@@ -957,7 +967,9 @@ func (a *App) notebooks(w http.ResponseWriter, r *http.Request) {
 			}
 			continue
 		}
-		d.Notebooks = append(d.Notebooks, nl.Items...)
+		for _, nb := range nl.Items {
+			d.Notebooks = append(d.Notebooks, rowOf(nb))
+		}
 	}
 	a.render(w, r, http.StatusOK, "notebooks", view{Title: "Notebooks", Nav: "notebooks", Data: d})
 }
@@ -981,9 +993,19 @@ func (a *App) createNotebook(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, "Create notebook", err)
 		return
 	}
+	container := map[string]any{"name": name, "image": image}
+	requests := map[string]string{}
+	for _, k := range []string{"cpu", "memory"} {
+		if v := strings.TrimSpace(r.PostFormValue(k)); v != "" {
+			requests[k] = v
+		}
+	}
+	if len(requests) > 0 {
+		container["resources"] = map[string]any{"requests": requests}
+	}
 	doc := map[string]any{"apiVersion": notebooksv1.APIVersion, "kind": "Notebook",
 		"metadata": map[string]any{"name": name, "namespace": ns},
-		"spec":     map[string]any{"template": map[string]any{"spec": map[string]any{"containers": []any{map[string]any{"name": name, "image": image}}}}}}
+		"spec":     map[string]any{"template": map[string]any{"spec": map[string]any{"containers": []any{container}}}}}
 	if err := c.sendJSON(r.Context(), http.MethodPost, "/apis/notebooks/v1/namespaces/"+url.PathEscape(ns)+"/notebooks", doc, nil); err != nil {
 		a.fail(w, r, "Create notebook", err)
 		return

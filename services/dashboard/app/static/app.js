@@ -35,3 +35,38 @@
   });
   es.addEventListener("done", function () { es.close(); window.location.reload(); });
 })();
+
+// The events page: rows for the server-sent "cloudevent" events of the filtered tail, newest first.
+(function () {
+  "use strict";
+  var table = document.getElementById("event-tail");
+  if (!table || !table.dataset.live || !window.EventSource) return;
+  var body = table.querySelector("tbody"), status = document.getElementById("tail-status");
+  function cell(tr, text, code) {
+    var td = document.createElement("td");
+    if (code) { var c = document.createElement("code"); c.textContent = text; td.appendChild(c); } else td.textContent = text;
+    tr.appendChild(td);
+  }
+  var es = new EventSource(table.dataset.live);
+  es.onopen = function () { status.textContent = "live"; status.className = "badge st-running"; };
+  es.onerror = function () { status.textContent = "reconnecting"; status.className = "badge st-pending"; };
+  es.addEventListener("problem", function (ev) { status.textContent = JSON.parse(ev.data); status.className = "badge st-failed"; });
+  es.addEventListener("cloudevent", function (ev) {
+    var e = JSON.parse(ev.data), tr = document.createElement("tr");
+    tr.className = "event";
+    tr.dataset.type = e.type;
+    cell(tr, e.time || ""); cell(tr, e.type, true); cell(tr, e.source); cell(tr, e.subject || ""); cell(tr, e.namespace || "");
+    var td = document.createElement("td"), det = document.createElement("details"), sum = document.createElement("summary"), pre = document.createElement("pre");
+    sum.textContent = e.id; pre.textContent = e.data || ""; det.appendChild(sum); det.appendChild(pre); td.appendChild(det); tr.appendChild(td);
+    body.insertBefore(tr, body.firstChild);
+    while (body.rows.length > 500) body.deleteRow(body.rows.length - 1);
+  });
+})();
+
+// The notebooks page reloads while a server is starting or restarting, to show it running.
+(function () {
+  "use strict";
+  if (document.querySelector("#nb-table tr[data-state=Starting], #nb-table tr[data-state=Restarting]")) {
+    window.setTimeout(function () { window.location.reload(); }, 2000);
+  }
+})();

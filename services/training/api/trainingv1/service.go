@@ -226,6 +226,10 @@ type ReplicaView struct {
 	// RestartAt is when a replica waiting in CrashLoopBackOff (Reason of
 	// the last exit kept) starts again; nil otherwise.
 	RestartAt *time.Time `json:"restartAt,omitempty"`
+	// TFConfig is the TF_CONFIG value the replica's process gets, exactly
+	// as training-operator v1.9 sets it (TFJobs with more than one replica;
+	// "" otherwise). Filled by QueryJob, not kept in workflow state.
+	TFConfig string `json:"tfConfig,omitempty"`
 }
 
 // LogName is the replica's short name in log keys and the logs endpoint,

@@ -157,7 +157,9 @@ func JobWorkflow(ctx workflow.Context, in trainingv1.JobInput) (trainingv1.JobRe
 		l.byName[rep.view.Name] = rep
 	}
 	if err := workflow.SetQueryHandler(ctx, trainingv1.QueryJob, func() (trainingv1.JobView, error) {
-		return l.viewOf(), nil
+		v := l.viewOf()
+		l.addTFConfig(&v)
+		return v, nil
 	}); err != nil {
 		return trainingv1.JobResult{}, err
 	}
@@ -894,6 +896,22 @@ func (l *lifecycle) startPublisher(ctx workflow.Context) workflow.Future {
 		set.Set(nil, nil)
 	})
 	return fut
+}
+
+// addTFConfig fills each replica's TF_CONFIG in v (a query answer: computed from the job and its
+// network, never stored, so no command or history changes).
+func (l *lifecycle) addTFConfig(v *trainingv1.JobView) {
+	if l.job.TFJob == nil {
+		return
+	}
+	for i, r := range l.replicas {
+		if i >= len(v.Replicas) {
+			break
+		}
+		if tc, err := clusterspec.TFConfigJSON(l.job, r.r, l.net); err == nil {
+			v.Replicas[i].TFConfig = tc
+		}
+	}
 }
 
 func (l *lifecycle) viewOf() trainingv1.JobView {
