@@ -5,6 +5,7 @@ package catalog
 
 import (
 	"bytes"
+	"crypto/cipher"
 	"context"
 	"encoding/json"
 	"errors"
@@ -94,7 +95,10 @@ func DefaultExperiment(ns string) Experiment {
 }
 
 // Catalog reads and writes the documents.
-type Catalog struct{ store *artifacts.Store }
+type Catalog struct {
+	store *artifacts.Store
+	aead  cipher.AEAD // seals stored secrets and config maps (WithSealer); nil stores them as plain JSON
+}
 
 // New returns a catalog over store.
 func New(store *artifacts.Store) *Catalog { return &Catalog{store: store} }

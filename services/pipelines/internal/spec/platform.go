@@ -68,11 +68,11 @@ func readPlatforms(data []byte) (names []string, kube map[string]map[string]any,
 
 // platformAdvice says what a user can do instead of a setting no runtime of Sluice applies yet.
 var platformAdvice = map[string]string{
-	"secretAsEnv":            "Sluice has no secret store: pass the value as a run parameter",
-	"secretAsVolume":         "Sluice has no secret store: pass the file as an input artifact",
-	"configMapAsEnv":         "Sluice has no config maps: set the variables in the component or pass run parameters",
-	"configMapAsVolume":      "Sluice has no config maps: pass the files as input artifacts",
-	"pvcMount":               "pass data between tasks as artifacts",
+	"secretAsEnv":            "secrets of the namespace's store (sluice secret create) are applied by the docker runtime: run with --runtime docker",
+	"secretAsVolume":         "secrets of the namespace's store (sluice secret create) are applied by the docker runtime: run with --runtime docker",
+	"configMapAsEnv":         "config maps of the namespace's store (sluice configmap create) are applied by the docker runtime: run with --runtime docker",
+	"configMapAsVolume":      "config maps of the namespace's store (sluice configmap create) are applied by the docker runtime: run with --runtime docker",
+	"pvcMount":               "PVCs are Docker named volumes of the docker runtime: run with --runtime docker, or pass data between tasks as artifacts",
 	"nodeSelector":           "node scheduling needs a Kubernetes runtime",
 	"tolerations":            "node scheduling needs a Kubernetes runtime",
 	"nodeAffinity":           "node scheduling needs a Kubernetes runtime",
@@ -90,9 +90,12 @@ var platformAdvice = map[string]string{
 // CheckRuntime reports what a run of p cannot do as written under the named runtime ("local",
 // "docker", "kubernetes"): every kfp-kubernetes platform setting (KFP's PlatformSpec document) and
 // every container resource (cpuLimit, memoryLimit, accelerator, ...) of an executor that a task uses,
-// as field errors naming the task and the setting. The docker runtime applies pvcMount with a constant
-// PVC name (a Docker named volume of that name), podMetadata labels and annotations (container labels)
-// and imagePullPolicy Never/IfNotPresent (it never pulls); nothing else is applied by any runtime yet.
+// and every task of a kfp-kubernetes CreatePVC/DeletePVC stub executor, as field errors naming the task
+// and the setting. The docker runtime applies CreatePVC/DeletePVC and pvcMount (Docker named volumes),
+// secretAsEnv/secretAsVolume/configMapAsEnv/configMapAsVolume (from the namespace's secret and config
+// map store), podMetadata labels and annotations (container labels) and imagePullPolicy
+// Never/IfNotPresent (it never pulls); see dag.KubernetesForDocker. Nothing else is applied by any
+// runtime yet.
 // Refusing them at upload and run creation is what keeps a setting from being silently ignored.
 // It returns nil or dag.FieldErrors.
 func CheckRuntime(p *dag.Pipeline, runtime string) error {
@@ -135,6 +138,10 @@ func CheckRuntime(p *dag.Pipeline, runtime string) error {
 	for _, label := range labels {
 		ex := users[label].executor
 		tasks := strings.Join(users[label].tasks, ", ")
+		if op := dag.PVCOperation(ex); op != "" && runtime != "docker" {
+			errs = append(errs, dag.FieldError{Path: ex.Path + ".image",
+				Message: fmt.Sprintf("task %s: kfp-kubernetes %s (stub executor %s) is not supported by the %s runtime: PVCs are Docker named volumes of the docker runtime (run with --runtime docker)", tasks, op, ex.Image, runtime)})
+		}
 		var resProblems map[string]string
 		if runtime == "docker" {
 			var res dag.DockerResources
@@ -166,7 +173,7 @@ func CheckRuntime(p *dag.Pipeline, runtime string) error {
 		}
 		var dockerProblems map[string]string
 		if runtime == "docker" {
-			_, _, dockerProblems = dag.KubernetesForDocker(ex.Kubernetes)
+			_, dockerProblems = dag.KubernetesForDocker(ex.Kubernetes, nil)
 		}
 		for _, key := range sortedKeys(ex.Kubernetes) {
 			advice := platformAdvice[key]
@@ -216,7 +223,7 @@ type executorUse struct {
 	tasks    []string
 }
 
-// executorTasks maps each executor label with resources or platform settings to the tasks (their task
+// executorTasks maps each executor label with resources, platform settings or a PVC stub image to the tasks (their task
 // names, sorted) that run it.
 func executorTasks(p *dag.Pipeline) map[string]*executorUse {
 	out := map[string]*executorUse{}
@@ -226,7 +233,7 @@ func executorTasks(p *dag.Pipeline) map[string]*executorUse {
 		}
 		for _, t := range c.DAG.Tasks {
 			tc, ok := p.TaskComponent(t)
-			if !ok || tc.Executor == nil || (len(tc.Executor.Resources) == 0 && len(tc.Executor.Kubernetes) == 0) {
+			if !ok || tc.Executor == nil || (len(tc.Executor.Resources) == 0 && len(tc.Executor.Kubernetes) == 0 && dag.PVCOperation(tc.Executor) == "") {
 				continue
 			}
 			u := out[tc.ExecutorLabel]
