@@ -5,8 +5,8 @@ package catalog
 
 import (
 	"bytes"
-	"crypto/cipher"
 	"context"
+	"crypto/cipher"
 	"encoding/json"
 	"errors"
 	"fmt"

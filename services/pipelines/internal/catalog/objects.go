@@ -54,7 +54,9 @@ func (c *Catalog) WithSealer(aead cipher.AEAD) *Catalog {
 	return c
 }
 
-func objectKey(ns, kind, name string) string { return path.Join(root, "objects", ns, kind, name+".json") }
+func objectKey(ns, kind, name string) string {
+	return path.Join(root, "objects", ns, kind, name+".json")
+}
 
 // CreateObject stores a new secret or config map; ErrExists when the name is taken in its namespace and
 // kind. The caller validates names and keys.
