@@ -112,7 +112,7 @@ func (c *Catalog) Object(ctx context.Context, ns, kind, name string) (Object, er
 // Objects lists a namespace's objects of kind, by name.
 func (c *Catalog) Objects(ctx context.Context, ns, kind string) ([]Object, error) {
 	var out []Object
-	err := c.list(ctx, path.Join(root, "objects", ns, kind)+"/", func(key string) error {
+	err := c.list(ctx, path.Join(root, "objects", ns, kind), func(key string) error {
 		name := strings.TrimSuffix(path.Base(key), ".json")
 		o, err := c.Object(ctx, ns, kind, name)
 		if errors.Is(err, ErrNotFound) {
