@@ -48,10 +48,10 @@ use_config_map_as_volume) read when its steps run with --runtime docker. Values 
 	cmd.PersistentFlags().StringVarP(&ns, "namespace", "n", "default", "namespace")
 	var literals, files []string
 	create := &cobra.Command{
-		Use:   "create NAME [--from-literal KEY=VALUE]... [--from-file [KEY=]PATH]...",
-		Short: "Create a " + strings.TrimSuffix(title, "s") + " from literal values and files",
+		Use:     "create NAME [--from-literal KEY=VALUE]... [--from-file [KEY=]PATH]...",
+		Short:   "Create a " + strings.TrimSuffix(title, "s") + " from literal values and files",
 		Example: fmt.Sprintf(`  sluice %s create db-creds -n team-a --from-literal user=alice --from-file password=./pw.txt`, kind),
-		Args:  cobra.ExactArgs(1),
+		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, argv []string) error {
 			data := map[string][]byte{}
 			for _, l := range literals {

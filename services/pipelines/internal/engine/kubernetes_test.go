@@ -3,6 +3,7 @@ package engine_test
 import (
 	"context"
 	"errors"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -244,4 +245,21 @@ platforms:
 	require.Equal(t, pipelinesv1.TaskFailed, a.State)
 	require.Contains(t, a.Error, `secret "never-created" (used as a volume at /etc/s) not found in namespace "default"`)
 	require.Contains(t, a.Error, "sluice secret create never-created -n default")
+}
+
+// Case kfp/pvc-stub-executor: the case's CreatePVC task (image argostub/createpvc, no command) runs on
+// Docker as KFP's driver intercepts it: no container, a named volume <uuid>-my-pvc, output "name".
+func TestCasePVCStubExecutorRunsOnDocker(t *testing.T) {
+	e, _ := dockerObjectsEnv(t)
+	src, err := os.ReadFile("../../testdata/cases/kfp/pvc-stub-executor/pipeline.yaml")
+	require.NoError(t, err)
+	id, run := e.start(t, string(src), nil)
+	res, err := e.wait(t, run)
+	require.NoError(t, err, "%+v", e.state(t, id))
+	name, _ := res.Tasks["createpvc"].Parameters["name"].(string)
+	t.Cleanup(func() { _ = exec.Command("docker", "volume", "rm", "-f", name).Run() })
+	require.True(t, strings.HasSuffix(name, "-my-pvc"), name)
+	out, err := exec.Command("docker", "volume", "inspect", "--format", `{{index .Labels "sluice.io/pvc-size"}} {{index .Labels "sluice.io/run-id"}}`, name).CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	require.Equal(t, "5Mi "+id, strings.TrimSpace(string(out)))
 }
