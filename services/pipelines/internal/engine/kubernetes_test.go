@@ -16,6 +16,7 @@ import (
 	"github.com/sluice-ml/sluice/services/pipelines/api/pipelinesv1"
 	"github.com/sluice-ml/sluice/services/pipelines/internal/catalog"
 	"github.com/sluice-ml/sluice/services/pipelines/internal/engine/enginetest"
+	"github.com/sluice-ml/sluice/services/pipelines/internal/spec"
 )
 
 // catalogObjects is the pipelines service's secret and config map store (catalog objects in S3) as the
@@ -177,6 +178,12 @@ func TestDockerRuntimeCreatesMountsDeletesPVC(t *testing.T) {
 		err = nil
 	}
 	require.NoError(t, err)
+
+	// Upload and run creation accept it for the docker runtime and refuse it for the local one.
+	p, err := spec.Parse([]byte(pvcSecretsSpec))
+	require.NoError(t, err)
+	require.NoError(t, spec.CheckRuntime(p, "docker"))
+	require.ErrorContains(t, spec.CheckRuntime(p, "local"), "task producer: kfp-kubernetes secretAsEnv is not supported by the local runtime")
 
 	id, run := e.start(t, pvcSecretsSpec, nil)
 	res, err := e.wait(t, run)

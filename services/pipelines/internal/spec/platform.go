@@ -129,6 +129,7 @@ func CheckRuntime(p *dag.Pipeline, runtime string) error {
 	if runtime == "kubernetes" && dag.UsesWorkspace(p) {
 		errs = append(errs, dag.FieldError{Path: "root", Message: "{{$.workspace_path}}: the pipeline workspace is not supported by the kubernetes runtime yet (use the local or docker runtime)"})
 	}
+	errs = append(errs, checkKubeNameRefs(p)...)
 	users := executorTasks(p)
 	labels := make([]string, 0, len(users))
 	for l := range users {
@@ -252,4 +253,79 @@ func executorTasks(p *dag.Pipeline) map[string]*executorUse {
 		sort.Strings(u.tasks)
 	}
 	return out
+}
+
+// checkKubeNameRefs refuses kfp-kubernetes object names (a pvcMount's PVC, a secret or config map) that
+// come from what the task cannot have when it starts: an output of a task that is not an upstream task
+// of the same DAG, an output the producer does not declare, or an input the enclosing DAG does not
+// declare. KFP's driver would fail the task; Sluice says so at upload, naming the task and the setting.
+func checkKubeNameRefs(p *dag.Pipeline) dag.FieldErrors {
+	var errs dag.FieldErrors
+	visit := func(c *dag.Component) {
+		if c == nil || c.DAG == nil {
+			return
+		}
+		for _, t := range c.DAG.Tasks {
+			tc, ok := p.TaskComponent(t)
+			if !ok || tc.Executor == nil {
+				continue
+			}
+			refs := dag.KubernetesNameRefs(tc.Executor.Kubernetes)
+			for _, ref := range sortedKeys(refs) {
+				src := refs[ref]
+				path := "platforms.kubernetes.deploymentSpec.executors." + tc.ExecutorLabel + "." + ref
+				var problem string
+				switch src.Kind {
+				case dag.SourceComponentInput:
+					if _, ok := c.InputParam(src.Input); !ok {
+						problem = fmt.Sprintf("the name comes from input %q, which the enclosing DAG does not declare", src.Input)
+					}
+				case dag.SourceTaskOutputParameter:
+					producer, ok := c.DAG.Task(src.Task)
+					switch {
+					case !ok:
+						problem = fmt.Sprintf("the name comes from task %q, which is not in the same DAG", src.Task)
+					case !upstream(c.DAG, t, src.Task):
+						problem = fmt.Sprintf("the name comes from task %q, which is not upstream of it (add it to dependentTasks / .after())", src.Task)
+					default:
+						if pc, ok := p.TaskComponent(producer); ok && pc.Kind != dag.KindDAG {
+							if _, ok := pc.OutputParam(src.Output); !ok {
+								problem = fmt.Sprintf("the name comes from output %q of task %q, which it does not declare", src.Output, src.Task)
+							}
+						}
+					}
+				}
+				if problem != "" {
+					errs = append(errs, dag.FieldError{Path: path, Message: fmt.Sprintf("task %s: kfp-kubernetes %s: %s", t.Name, ref, problem)})
+				}
+			}
+		}
+	}
+	visit(p.Root)
+	for _, n := range p.ComponentNames() {
+		visit(p.Components[n])
+	}
+	return errs
+}
+
+// upstream reports whether task name is a direct or transitive dependency of t in d.
+func upstream(d *dag.DAG, t *dag.Task, name string) bool {
+	seen := map[string]bool{}
+	var walk func(*dag.Task) bool
+	walk = func(x *dag.Task) bool {
+		for _, dep := range x.DependsOn {
+			if dep == name {
+				return true
+			}
+			if seen[dep] {
+				continue
+			}
+			seen[dep] = true
+			if y, ok := d.Task(dep); ok && walk(y) {
+				return true
+			}
+		}
+		return false
+	}
+	return walk(t)
 }
