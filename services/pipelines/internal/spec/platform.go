@@ -275,12 +275,14 @@ func checkKubeNameRefs(p *dag.Pipeline) dag.FieldErrors {
 				src := refs[ref]
 				path := "platforms.kubernetes.deploymentSpec.executors." + tc.ExecutorLabel + "." + ref
 				var problem string
-				switch src.Kind {
-				case dag.SourceComponentInput:
+				switch {
+				case t.Iterator != nil:
+					problem = "a name from a parameter is not supported on a task with its own iterator (the KFP compiler puts a ParallelFor body in a DAG component, where it is)"
+				case src.Kind == dag.SourceComponentInput:
 					if _, ok := c.InputParam(src.Input); !ok {
 						problem = fmt.Sprintf("the name comes from input %q, which the enclosing DAG does not declare", src.Input)
 					}
-				case dag.SourceTaskOutputParameter:
+				case src.Kind == dag.SourceTaskOutputParameter:
 					producer, ok := c.DAG.Task(src.Task)
 					switch {
 					case !ok:
