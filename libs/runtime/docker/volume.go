@@ -25,3 +25,15 @@ func (r *Runtime) CreateVolume(ctx context.Context, name string, labels map[stri
 	}
 	return nil
 }
+
+// VolumeLabels returns the labels of the named volume; found is false when there is no such volume.
+func (r *Runtime) VolumeLabels(ctx context.Context, name string) (labels map[string]string, found bool, err error) {
+	v, err := r.cli.VolumeInspect(ctx, name)
+	if cerrdefs.IsNotFound(err) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("docker: inspect volume %s: %w", name, err)
+	}
+	return v.Labels, true, nil
+}

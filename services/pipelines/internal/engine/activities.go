@@ -712,6 +712,9 @@ func (a *Activities) runProcess(ctx context.Context, in StepInput, st step, comm
 	}
 	// kfp-kubernetes pvcMount and podMetadata (accepted for the Docker runtime only; Local rejects volumes).
 	for _, v := range in.Volumes {
+		if err := a.checkPVCNamespace(ctx, in, "pvcMount at "+v.MountPath, v.Name); err != nil {
+			return -1, err
+		}
 		spec.Mounts = append(spec.Mounts, runtime.Mount{Volume: v.Name, ContainerPath: v.MountPath})
 	}
 	// secretAsEnv/configMapAsEnv and secretAsVolume/configMapAsVolume, from the namespace's store. The

@@ -27,6 +27,28 @@ type ObjectSource interface {
 type volumeManager interface {
 	volumeRemover
 	CreateVolume(ctx context.Context, name string, labels map[string]string) error
+	VolumeLabels(ctx context.Context, name string) (labels map[string]string, found bool, err error)
+}
+
+// pvcNamespaceLabel records the namespace of the run whose CreatePVC made a volume.
+const pvcNamespaceLabel = "sluice.io/namespace"
+
+// checkPVCNamespace refuses a volume that a CreatePVC of another namespace made: PVCs are namespaced in
+// Kubernetes, Docker volumes are not, so the label keeps one namespace's runs out of another's PVCs. A
+// volume without the label (made by hand, or by a constant pvcMount) is usable by every namespace.
+func (a *Activities) checkPVCNamespace(ctx context.Context, in StepInput, what, name string) error {
+	vm, ok := a.Runtime.(volumeManager)
+	if !ok {
+		return nil
+	}
+	labels, found, err := vm.VolumeLabels(ctx, name)
+	if err != nil || !found {
+		return err
+	}
+	if owner := labels[pvcNamespaceLabel]; owner != "" && owner != orDefaultNS(in.Namespace) {
+		return wf.NonRetryable(wf.ErrTypeStepFailed, fmt.Errorf("%s: PVC %s belongs to namespace %q, not to this run's namespace %q", what, name, owner, orDefaultNS(in.Namespace)))
+	}
+	return nil
 }
 
 // pvcNamespace makes the generated part of a CreatePVC name: KFP's driver uses a random UUID; Sluice
@@ -52,6 +74,9 @@ func (a *Activities) pvcStep(ctx context.Context, in StepInput, op string) (Step
 		name := str("pvc_name")
 		if name == "" {
 			return fail("required parameter pvc_name not provided")
+		}
+		if err := a.checkPVCNamespace(ctx, in, op, name); err != nil {
+			return StepResult{}, err
 		}
 		if err := vm.RemoveVolume(ctx, name); err != nil {
 			return fail("delete PVC %s: %v", name, err)
@@ -90,8 +115,11 @@ func (a *Activities) pvcStep(ctx context.Context, in StepInput, op string) (Step
 		return fail("PVC name %q is not a valid Kubernetes object name", name)
 	}
 	labels := map[string]string{
-		"sluice.io/pvc": name, "sluice.io/namespace": in.Namespace, "sluice.io/run-id": in.RunID,
+		"sluice.io/pvc": name, pvcNamespaceLabel: orDefaultNS(in.Namespace), "sluice.io/run-id": in.RunID,
 		"sluice.io/pvc-size": size, "sluice.io/pvc-access-modes": strings.Join(modeNames, ","),
+	}
+	if err := a.checkPVCNamespace(ctx, in, op, name); err != nil { // an existing volume is returned as it is
+		return StepResult{}, err
 	}
 	if err := vm.CreateVolume(ctx, name, labels); err != nil {
 		return fail("create PVC %s: %v", name, err)

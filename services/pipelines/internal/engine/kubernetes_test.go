@@ -9,12 +9,14 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/api/enums/v1"
 
 	"github.com/sluice-ml/sluice/libs/runtime/docker"
 	"github.com/sluice-ml/sluice/services/pipelines/api/pipelinesv1"
 	"github.com/sluice-ml/sluice/services/pipelines/internal/catalog"
+	"github.com/sluice-ml/sluice/services/pipelines/internal/engine"
 	"github.com/sluice-ml/sluice/services/pipelines/internal/engine/enginetest"
 	"github.com/sluice-ml/sluice/services/pipelines/internal/spec"
 )
@@ -269,4 +271,40 @@ func TestCasePVCStubExecutorRunsOnDocker(t *testing.T) {
 	out, err := exec.Command("docker", "volume", "inspect", "--format", `{{index .Labels "sluice.io/pvc-size"}} {{index .Labels "sluice.io/run-id"}}`, name).CombinedOutput()
 	require.NoError(t, err, "%s", out)
 	require.Equal(t, "5Mi "+id, strings.TrimSpace(string(out)))
+
+	// PVCs are namespaced: a run of another namespace cannot mount the volume (Docker's are not).
+	other := strings.NewReplacer("IMAGE", stepImage, "VOL", name).Replace(`
+components:
+  comp-a:
+    executorLabel: exec-a
+deploymentSpec:
+  executors:
+    exec-a:
+      container:
+        image: IMAGE
+        command: [sh, -c, 'busybox ls /data']
+pipelineInfo:
+  name: other-namespace
+root:
+  dag:
+    tasks:
+      a:
+        componentRef: {name: comp-a}
+        taskInfo: {name: a}
+schemaVersion: 2.1.0
+---
+platforms:
+  kubernetes:
+    deploymentSpec:
+      executors:
+        exec-a:
+          pvcMount:
+          - {constant: VOL, mountPath: /data}
+`)
+	oid := uuid.NewString()
+	orun, err := engine.Start(t.Context(), e.tc, pipelinesv1.RunInput{RunID: oid, RunName: t.Name(), Namespace: "team-x", Spec: other})
+	require.NoError(t, err)
+	_, err = e.wait(t, orun)
+	require.Error(t, err)
+	require.Contains(t, e.state(t, oid)["a"].Error, `pvcMount at /data: PVC `+name+` belongs to namespace "default", not to this run's namespace "team-x"`)
 }
