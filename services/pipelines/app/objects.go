@@ -15,6 +15,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/sluice-ml/sluice/libs/auth"
 	"github.com/sluice-ml/sluice/libs/platform"
 	"github.com/sluice-ml/sluice/services/pipelines/internal/catalog"
 	"github.com/sluice-ml/sluice/services/pipelines/internal/dag"
@@ -129,9 +130,22 @@ func objectData(kind string, b ObjectBody) (map[string][]byte, []string) {
 	return data, problems
 }
 
+// objectNS is the path's namespace, checked (the guard checks it too when auth is on).
+func objectNS(r *http.Request) (string, error) {
+	ns := r.PathValue("ns")
+	if err := auth.ValidNamespace(ns); err != nil {
+		return "", &invalidError{problems: []string{"namespace: " + err.Error()}}
+	}
+	return ns, nil
+}
+
 func (a *App) createObject(kind string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		ns := r.PathValue("ns")
+		ns, err := objectNS(r)
+		if err != nil {
+			httpError(w, err)
+			return
+		}
 		var b ObjectBody
 		if err := decode(r, &b); err != nil {
 			httpError(w, err)
@@ -201,7 +215,11 @@ func put(m *map[string]string, k, v string) {
 
 func (a *App) listObjects(kind string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		ns := r.PathValue("ns")
+		ns, err := objectNS(r)
+		if err != nil {
+			httpError(w, err)
+			return
+		}
 		objs, err := a.catalog.Objects(r.Context(), ns, kind)
 		if err != nil {
 			httpError(w, err)
@@ -217,7 +235,12 @@ func (a *App) listObjects(kind string) http.HandlerFunc {
 
 func (a *App) getObject(kind string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		o, err := a.catalog.Object(r.Context(), r.PathValue("ns"), kind, r.PathValue("name"))
+		ns, err := objectNS(r)
+		if err != nil {
+			httpError(w, err)
+			return
+		}
+		o, err := a.catalog.Object(r.Context(), ns, kind, r.PathValue("name"))
 		if err != nil {
 			httpError(w, objectErr(kind, r, err))
 			return
@@ -228,7 +251,12 @@ func (a *App) getObject(kind string) http.HandlerFunc {
 
 func (a *App) deleteObject(kind string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if err := a.catalog.DeleteObject(r.Context(), r.PathValue("ns"), kind, r.PathValue("name")); err != nil {
+		ns, err := objectNS(r)
+		if err != nil {
+			httpError(w, err)
+			return
+		}
+		if err := a.catalog.DeleteObject(r.Context(), ns, kind, r.PathValue("name")); err != nil {
 			httpError(w, objectErr(kind, r, err))
 			return
 		}

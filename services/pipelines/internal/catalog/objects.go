@@ -88,7 +88,7 @@ func (c *Catalog) CreateObject(ctx context.Context, o Object) (Object, error) {
 // Object returns a secret or config map by namespace, kind and name (ErrNotFound when there is none).
 func (c *Catalog) Object(ctx context.Context, ns, kind, name string) (Object, error) {
 	var o Object
-	if name == "" || strings.ContainsAny(name, "/") || strings.ContainsAny(ns, "/") {
+	if name == "" || ns == "" || strings.ContainsAny(name+ns, "/") || strings.HasPrefix(name, ".") || strings.HasPrefix(ns, ".") {
 		return o, ErrNotFound
 	}
 	key := objectKey(ns, kind, name)
