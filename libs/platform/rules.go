@@ -120,6 +120,15 @@ var Rules = func() []Rule {
 		inResource("GET /apis/v1/recurringruns/{id}", "get recurring run", v),
 		inResource("POST /apis/v1/recurringruns/{idverb}", "enable or disable recurring run", c),
 		inResource("POST /apis/v1/recurringruns/{idverb}/{verb}", "enable or disable recurring run", c),
+		// secrets and config maps read by kfp-kubernetes settings: a secret's values need a contributor
+		inPath("POST /apis/v1/namespaces/{ns}/secrets", "create secret", c),
+		inPath("GET /apis/v1/namespaces/{ns}/secrets", "list secrets (names and keys)", v),
+		inPath("GET /apis/v1/namespaces/{ns}/secrets/{name}", "get secret", c),
+		inPath("DELETE /apis/v1/namespaces/{ns}/secrets/{name}", "delete secret", c),
+		inPath("POST /apis/v1/namespaces/{ns}/configmaps", "create config map", c),
+		inPath("GET /apis/v1/namespaces/{ns}/configmaps", "list config maps", v),
+		inPath("GET /apis/v1/namespaces/{ns}/configmaps/{name}", "get config map", v),
+		inPath("DELETE /apis/v1/namespaces/{ns}/configmaps/{name}", "delete config map", c),
 		// training
 		inPath("POST "+jobs, "create job", c),
 		inPath("GET "+jobs, "list jobs", v),

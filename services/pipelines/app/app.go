@@ -99,12 +99,18 @@ func New(cfg Config, d *platform.Deps) (*App, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pipelines temporal client: %w", err)
 	}
-	a := &App{cfg: cfg, d: d, tc: tc, catalog: catalog.New(d.Artifacts)}
+	aead, err := objectsKey(d.Getenv, d.DataDir)
+	if err != nil {
+		return nil, fmt.Errorf("pipelines secrets key: %w", err)
+	}
+	a := &App{cfg: cfg, d: d, tc: tc, catalog: catalog.New(d.Artifacts).WithSealer(aead)}
 	a.acts = &engine.Activities{
 		Store: d.Artifacts, Runtime: rt, Bus: d.Bus, Log: d.Log.With("service", Name),
 		WorkDir: filepath.Join(d.DataDir, Name, "work"), Source: "/sluice/" + Name, TrainingURL: cfg.TrainingURL,
 		// Calls to the training API carry the pipelines service's signed identity (libs/platform guard).
 		HTTP: d.ServiceClient(Name),
+		// kfp-kubernetes secrets and config maps (objects.go).
+		Objects: objectSource{a.catalog},
 	}
 	opts := engine.WorkerOptions(wf.WorkerOptions())
 	opts.MaxConcurrentActivityExecutionSize = cfg.MaxConcurrentSteps

@@ -177,6 +177,25 @@ func TestNamespaceMatrix(t *testing.T) {
 	targetOf := func(rule platform.Rule) target {
 		method, p, _ := strings.Cut(rule.Pattern, " ")
 		switch {
+		case strings.HasPrefix(p, "/apis/v1/namespaces/"): // secrets and config maps (objects.go)
+			kind := strings.TrimSuffix(strings.Split(p, "/")[5], "s")
+			body := func() map[string]any {
+				b := map[string]any{"metadata": map[string]any{"name": "o-" + uuid.NewString()[:8]}, "data": map[string]any{"k": "dg=="}}
+				if kind == "configmap" {
+					b["data"] = map[string]any{"k": "v"}
+				}
+				return b
+			}
+			p = strings.Replace(p, "{ns}", f.a, 1)
+			if !strings.Contains(p, "{name}") {
+				if method == "POST" {
+					return target{path: p, body: body()}
+				}
+				return target{path: p}
+			}
+			b := body()
+			f.must("owner", "POST", strings.TrimSuffix(p, "/{name}"), b, 201, nil)
+			return target{path: strings.Replace(p, "{name}", b["metadata"].(map[string]any)["name"].(string), 1)}
 		case p == "/apis/v1/pipelines" && method == "POST":
 			return target{path: p, body: map[string]any{"display_name": "p-" + uuid.NewString()[:8], "namespace": f.a, "spec": tiny}}
 		case p == "/apis/v1/runs" && method == "POST":
@@ -223,13 +242,20 @@ func TestNamespaceMatrix(t *testing.T) {
 			continue
 		}
 		n++
-		require.Equal(t, platform.ScopeResource, rule.Scope, rule.Pattern)
+		inPath := strings.HasPrefix(p, "/apis/v1/namespaces/{ns}/")
+		if inPath {
+			require.Equal(t, platform.ScopePath, rule.Scope, rule.Pattern)
+		} else {
+			require.Equal(t, platform.ScopeResource, rule.Scope, rule.Pattern)
+		}
 		for _, c := range callers {
 			tg := targetOf(rule)
 			code, body := f.do(c.name, method, tg.path, tg.body)
 			switch {
 			case c.name == "no token":
 				require.Equal(t, http.StatusUnauthorized, code, "%s as %s: %s", tg.path, c.name, body)
+			case inPath && c.role < rule.Role: // the guard refuses from the path's namespace
+				require.Equal(t, http.StatusForbidden, code, "%s %s as %s: %s", method, tg.path, c.name, body)
 			case c.role == auth.RoleNone && tg.missing != "":
 				mcode, mbody := f.do(c.name, method, tg.missing, tg.body)
 				require.Equal(t, http.StatusNotFound, code, "%s %s as %s: %s", method, tg.path, c.name, body)

@@ -6,6 +6,7 @@ package catalog
 import (
 	"bytes"
 	"context"
+	"crypto/cipher"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -94,7 +95,10 @@ func DefaultExperiment(ns string) Experiment {
 }
 
 // Catalog reads and writes the documents.
-type Catalog struct{ store *artifacts.Store }
+type Catalog struct {
+	store *artifacts.Store
+	aead  cipher.AEAD // seals stored secrets and config maps (WithSealer); nil stores them as plain JSON
+}
 
 // New returns a catalog over store.
 func New(store *artifacts.Store) *Catalog { return &Catalog{store: store} }

@@ -144,9 +144,9 @@ func (c *compiler) container(comp *Component) {
 	if strings.TrimSpace(ex.Image) == "" {
 		c.errs.add(ex.Path+".image", "image is required")
 	}
-	if stub := strings.TrimPrefix(ex.Image, "argostub/"); stub != ex.Image && len(ex.Command) == 0 && len(ex.Args) == 0 {
-		// kfp-kubernetes CreatePVC/DeletePVC compile to stub executors that KFP's driver intercepts.
-		c.errs.add(ex.Path+".image", "kfp-kubernetes %s (stub executor %s) is not supported: PVCs cannot be created or deleted by a run; mount an existing volume instead", stub, ex.Image)
+	if stub := strings.TrimPrefix(ex.Image, "argostub/"); stub != ex.Image && PVCOperation(ex) == "" {
+		// KFP's driver knows only argostub/createpvc and argostub/deletepvc (see PVCOperation).
+		c.errs.add(ex.Path+".image", "stub executor %s is not supported: KFP's backend intercepts only argostub/createpvc and argostub/deletepvc", ex.Image)
 	}
 	check := func(field string, list []string) {
 		for i, s := range list {

@@ -17,37 +17,163 @@ type DockerVolume struct {
 	MountPath string `json:"mount_path"`
 }
 
-var volumeNameRe = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`)
+// Kinds of namespaced objects a step reads values from (DockerEnvFrom.Kind, DockerObjectVolume.Kind).
+const (
+	ObjectSecret    = "secret"
+	ObjectConfigMap = "configmap"
+)
+
+// DockerEnvFrom is one environment variable of a kfp-kubernetes secretAsEnv or configMapAsEnv entry: Env
+// is set to the value of Key of the secret or config map Name of the run's namespace. Optional (KFP's
+// "optional") leaves Env unset when the object or the key is missing instead of failing the step.
+type DockerEnvFrom struct {
+	Kind     string `json:"kind"`
+	Name     string `json:"name"`
+	Key      string `json:"key"`
+	Env      string `json:"env"`
+	Optional bool   `json:"optional,omitempty"`
+}
+
+// DockerObjectVolume is a kfp-kubernetes secretAsVolume or configMapAsVolume entry: every key of the
+// object Name becomes a read-only file of that name under MountPath (as a Kubernetes secret or configMap
+// volume). Optional mounts an empty directory when the object is missing.
+type DockerObjectVolume struct {
+	Kind      string `json:"kind"`
+	Name      string `json:"name"`
+	MountPath string `json:"mount_path"`
+	Optional  bool   `json:"optional,omitempty"`
+}
+
+// DockerKubernetes is what the Docker runtime applies of an executor's kfp-kubernetes settings.
+type DockerKubernetes struct {
+	// Volumes are pvcMount entries (Docker named volumes), sorted by mount path.
+	Volumes []DockerVolume `json:"volumes,omitempty"`
+	// Labels are podMetadata labels and annotations (container labels).
+	Labels map[string]string `json:"labels,omitempty"`
+	// EnvFrom are secretAsEnv and configMapAsEnv variables; ObjectVolumes secretAsVolume and
+	// configMapAsVolume mounts. Only names are carried: values are read when the step starts.
+	EnvFrom       []DockerEnvFrom      `json:"env_from,omitempty"`
+	ObjectVolumes []DockerObjectVolume `json:"object_volumes,omitempty"`
+}
+
+var (
+	volumeNameRe = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`)
+	// objectNameRe is a Kubernetes object name (DNS-1123 subdomain), as secret and config map names are.
+	objectNameRe = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`)
+)
+
+// ValidObjectName reports whether name is a valid secret or config map name (a Kubernetes DNS-1123
+// subdomain: lowercase letters, digits, '-' and '.', at most 253 characters).
+func ValidObjectName(name string) bool { return len(name) <= 253 && objectNameRe.MatchString(name) }
+
+// nameFields are, per kfp-kubernetes setting whose entries name an object, the entry's name parameter
+// (an InputParameterSpec) and its deprecated plain-name field (kubernetes_executor_config.proto).
+var nameFields = map[string][2]string{
+	"pvcMount":          {"pvcNameParameter", "constant"},
+	"secretAsEnv":       {"secretNameParameter", "secretName"},
+	"secretAsVolume":    {"secretNameParameter", "secretName"},
+	"configMapAsEnv":    {"configMapNameParameter", "configMapName"},
+	"configMapAsVolume": {"configMapNameParameter", "configMapName"},
+}
+
+// kubeNameSource reads where the object name of entry m of setting key comes from: the name parameter
+// (runtimeValue.constant, componentInputParameter or taskOutputParameter) when set, else the deprecated
+// fields (pvcMount also has taskOutputParameter and componentInputParameter), as KFP's driver does.
+func kubeNameSource(key string, m map[string]any) (Source, bool) {
+	f := nameFields[key]
+	spec, _ := m[f[0]].(map[string]any)
+	if spec == nil {
+		spec = map[string]any{}
+		if s, ok := m[f[1]].(string); ok && s != "" {
+			spec["runtimeValue"] = map[string]any{"constant": s}
+		}
+		if key == "pvcMount" {
+			for _, k := range []string{"taskOutputParameter", "componentInputParameter"} {
+				if v, ok := m[k]; ok {
+					spec[k] = v
+				}
+			}
+		}
+	}
+	if rv, ok := spec["runtimeValue"].(map[string]any); ok {
+		if s, ok := rv["constant"].(string); ok {
+			return Source{Kind: SourceConstant, Constant: s}, true
+		}
+	}
+	if s, ok := spec["componentInputParameter"].(string); ok && s != "" {
+		return Source{Kind: SourceComponentInput, Input: s}, true
+	}
+	if to, ok := spec["taskOutputParameter"].(map[string]any); ok {
+		task, _ := to["producerTask"].(string)
+		out, _ := to["outputParameterKey"].(string)
+		if task != "" && out != "" {
+			return Source{Kind: SourceTaskOutputParameter, Task: task, Output: out}, true
+		}
+	}
+	return Source{}, false
+}
+
+// KubernetesNameRefs returns, keyed "<setting>[<index>]" (e.g. "pvcMount[0]"), every object name of an
+// executor's kfp-kubernetes settings that comes from a component input or an upstream task's output
+// parameter (e.g. a CreatePVC task's "name"): the engine resolves them where the task runs and passes
+// them to KubernetesForDocker.
+func KubernetesNameRefs(k map[string]any) map[string]Source {
+	out := map[string]Source{}
+	for _, key := range sortedKeys(k) {
+		if _, named := nameFields[key]; !named {
+			continue
+		}
+		list, _ := k[key].([]any)
+		for i, e := range list {
+			m, _ := e.(map[string]any)
+			if src, ok := kubeNameSource(key, m); ok && src.Kind != SourceConstant {
+				out[fmt.Sprintf("%s[%d]", key, i)] = src
+			}
+		}
+	}
+	return out
+}
 
 // KubernetesForDocker returns what the Docker runtime applies of an executor's kfp-kubernetes settings
-// (Container.Kubernetes): pvcMount entries with a constant PVC name as named volumes, and podMetadata
-// labels and annotations as container labels. problems names, per setting, what it cannot apply
-// (spec.CheckRuntime refuses those at upload); imagePullPolicy Never and IfNotPresent are applied as
-// they are (the Docker runtime never pulls).
-func KubernetesForDocker(k map[string]any) (vols []DockerVolume, labels map[string]string, problems map[string]string) {
+// (Container.Kubernetes): pvcMount entries as named volumes, secretAsEnv/configMapAsEnv as variables and
+// secretAsVolume/configMapAsVolume as read-only file mounts of the run namespace's secrets and config
+// maps (see the pipelines secret store), and podMetadata labels and annotations as container labels.
+// names holds the object names that come from a parameter (KubernetesNameRefs keys); with nil names
+// (checking a spec at upload) such entries are left out and not reported. problems names, per setting,
+// what it cannot apply (spec.CheckRuntime refuses those at upload); imagePullPolicy Never and
+// IfNotPresent are applied as they are (the Docker runtime never pulls).
+func KubernetesForDocker(k map[string]any, names map[string]string) (out DockerKubernetes, problems map[string]string) {
 	problems = map[string]string{}
 	for _, key := range sortedKeys(k) {
 		switch v := k[key]; key {
-		case "pvcMount":
-			list, _ := v.([]any)
+		case "pvcMount", "secretAsEnv", "secretAsVolume", "configMapAsEnv", "configMapAsVolume":
+			list, ok := v.([]any)
+			if !ok {
+				problems[key] = "want a list"
+				continue
+			}
 			for i, e := range list {
+				ref := fmt.Sprintf("%s[%d]", key, i)
 				m, _ := e.(map[string]any)
-				name, _ := m["constant"].(string)
-				if p, ok := m["pvcNameParameter"].(map[string]any); ok && name == "" {
-					if rv, ok := p["runtimeValue"].(map[string]any); ok {
-						name, _ = rv["constant"].(string)
-					}
+				src, ok := kubeNameSource(key, m)
+				if !ok {
+					problems[key] = ref + ": no name given (" + nameFields[key][0] + ")"
+					continue
 				}
-				path, _ := m["mountPath"].(string)
-				switch {
-				case name == "":
-					problems[key] = fmt.Sprintf("pvcMount[%d]: only a PVC given by a constant name can be mounted (as the Docker named volume of that name); a name from a task output or a parameter (e.g. CreatePVC) is not supported", i)
-				case !volumeNameRe.MatchString(name):
-					problems[key] = fmt.Sprintf("pvcMount[%d]: PVC name %q is not a valid Docker volume name", i, name)
-				case len(path) == 0 || path[0] != '/':
-					problems[key] = fmt.Sprintf("pvcMount[%d]: mountPath %q must be an absolute path", i, path)
-				default:
-					vols = append(vols, DockerVolume{Name: name, MountPath: path})
+				name, _ := src.Constant.(string)
+				if src.Kind != SourceConstant {
+					if names == nil {
+						continue // resolved when the task runs
+					}
+					resolved, ok := names[ref]
+					if !ok {
+						problems[key] = ref + ": the name from " + describeSource(src) + " was not resolved"
+						continue
+					}
+					name = resolved
+				}
+				if msg := kubeEntry(&out, key, ref, name, m); msg != "" {
+					problems[key] = msg
 				}
 			}
 		case "podMetadata":
@@ -60,10 +186,10 @@ func KubernetesForDocker(k map[string]any) (vols []DockerVolume, labels map[stri
 						problems[key] = fmt.Sprintf("podMetadata.%s.%s: want a string", part, lk)
 						continue
 					}
-					if labels == nil {
-						labels = map[string]string{}
+					if out.Labels == nil {
+						out.Labels = map[string]string{}
 					}
-					labels[lk] = s
+					out.Labels[lk] = s
 				}
 			}
 			for _, other := range sortedKeys(m) {
@@ -79,8 +205,89 @@ func KubernetesForDocker(k map[string]any) (vols []DockerVolume, labels map[stri
 			problems[key] = ""
 		}
 	}
-	sort.Slice(vols, func(i, j int) bool { return vols[i].MountPath < vols[j].MountPath })
-	return vols, labels, problems
+	sort.Slice(out.Volumes, func(i, j int) bool { return out.Volumes[i].MountPath < out.Volumes[j].MountPath })
+	return out, problems
+}
+
+func describeSource(s Source) string {
+	if s.Kind == SourceTaskOutputParameter {
+		return fmt.Sprintf("output %q of task %q", s.Output, s.Task)
+	}
+	return fmt.Sprintf("input %q", s.Input)
+}
+
+// kubeEntry adds entry m (named name) of setting key to out, or says what is wrong with it.
+func kubeEntry(out *DockerKubernetes, key, ref, name string, m map[string]any) string {
+	path, _ := m["mountPath"].(string)
+	optional, _ := m["optional"].(bool)
+	kind := ObjectSecret
+	if strings.HasPrefix(key, "configMap") {
+		kind = ObjectConfigMap
+	}
+	switch key {
+	case "pvcMount":
+		switch {
+		case !volumeNameRe.MatchString(name):
+			return fmt.Sprintf("%s: PVC name %q is not a valid Docker volume name", ref, name)
+		case len(path) == 0 || path[0] != '/':
+			return fmt.Sprintf("%s: mountPath %q must be an absolute path", ref, path)
+		case m["subPath"] != nil && m["subPath"] != "":
+			return fmt.Sprintf("%s: subPath is not supported by the docker runtime (a named volume is mounted whole)", ref)
+		}
+		out.Volumes = append(out.Volumes, DockerVolume{Name: name, MountPath: path})
+	case "secretAsVolume", "configMapAsVolume":
+		switch {
+		case !ValidObjectName(name):
+			return fmt.Sprintf("%s: %q is not a valid %s name", ref, name, kind)
+		case len(path) == 0 || path[0] != '/':
+			return fmt.Sprintf("%s: mountPath %q must be an absolute path", ref, path)
+		}
+		out.ObjectVolumes = append(out.ObjectVolumes, DockerObjectVolume{Kind: kind, Name: name, MountPath: path, Optional: optional})
+	default: // secretAsEnv, configMapAsEnv
+		if !ValidObjectName(name) {
+			return fmt.Sprintf("%s: %q is not a valid %s name", ref, name, kind)
+		}
+		keyField := "secretKey"
+		if kind == ObjectConfigMap {
+			keyField = "configMapKey"
+		}
+		list, _ := m["keyToEnv"].([]any)
+		if len(list) == 0 {
+			return fmt.Sprintf("%s: keyToEnv is empty", ref)
+		}
+		for j, e := range list {
+			km, _ := e.(map[string]any)
+			k, _ := km[keyField].(string)
+			env, _ := km["envVar"].(string)
+			if k == "" || env == "" || strings.ContainsAny(env, "=\x00") {
+				return fmt.Sprintf("%s.keyToEnv[%d]: want %s and a valid envVar", ref, j, keyField)
+			}
+			out.EnvFrom = append(out.EnvFrom, DockerEnvFrom{Kind: kind, Name: name, Key: k, Env: env, Optional: optional})
+		}
+	}
+	return ""
+}
+
+// Operations of the kfp-kubernetes stub executors (PVCOperation).
+const (
+	PVCCreate = "createpvc"
+	PVCDelete = "deletepvc"
+)
+
+// PVCOperation returns PVCCreate or PVCDelete for the stub executors kfp-kubernetes CreatePVC and
+// DeletePVC compile to (image argostub/createpvc or argostub/deletepvc; KFP's driver intercepts them by
+// image and runs no container), else "".
+func PVCOperation(ex *Container) string {
+	if ex == nil {
+		return ""
+	}
+	switch ex.Image {
+	case "argostub/" + PVCCreate:
+		return PVCCreate
+	case "argostub/" + PVCDelete:
+		return PVCDelete
+	}
+	return ""
 }
 
 // DockerResources is what the Docker runtime applies of an executor's container resources.

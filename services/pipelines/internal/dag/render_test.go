@@ -158,29 +158,61 @@ func TestFieldErrorsIsInvalidSpec(t *testing.T) {
 }
 
 func TestKubernetesForDocker(t *testing.T) {
-	vols, labels, problems := KubernetesForDocker(map[string]any{
+	k, problems := KubernetesForDocker(map[string]any{
 		"pvcMount": []any{
 			map[string]any{"constant": "data-vol", "mountPath": "/data"},
 			map[string]any{"pvcNameParameter": map[string]any{"runtimeValue": map[string]any{"constant": "b"}}, "mountPath": "/b"},
 		},
 		"podMetadata":     map[string]any{"labels": map[string]any{"team": "ml"}, "annotations": map[string]any{"note": "x"}},
 		"imagePullPolicy": "Never",
-		"secretAsEnv":     []any{},
-	})
-	if len(vols) != 2 || vols[0] != (DockerVolume{Name: "b", MountPath: "/b"}) || vols[1] != (DockerVolume{Name: "data-vol", MountPath: "/data"}) {
-		t.Fatalf("volumes: %+v", vols)
+		"secretAsEnv": []any{map[string]any{"secretName": "creds", "keyToEnv": []any{
+			map[string]any{"secretKey": "user", "envVar": "USER_NAME"}}}},
+		"configMapAsVolume": []any{map[string]any{"configMapNameParameter": map[string]any{"runtimeValue": map[string]any{"constant": "cfg"}},
+			"mountPath": "/etc/cfg", "optional": true}},
+		"nodeSelector": map[string]any{"labels": map[string]any{"disk": "ssd"}},
+	}, nil)
+	if len(k.Volumes) != 2 || k.Volumes[0] != (DockerVolume{Name: "b", MountPath: "/b"}) || k.Volumes[1] != (DockerVolume{Name: "data-vol", MountPath: "/data"}) {
+		t.Fatalf("volumes: %+v", k.Volumes)
 	}
-	if labels["team"] != "ml" || labels["note"] != "x" {
-		t.Fatalf("labels: %v", labels)
+	if k.Labels["team"] != "ml" || k.Labels["note"] != "x" {
+		t.Fatalf("labels: %v", k.Labels)
 	}
-	if _, ok := problems["secretAsEnv"]; !ok || len(problems) != 1 {
+	if len(k.EnvFrom) != 1 || k.EnvFrom[0] != (DockerEnvFrom{Kind: ObjectSecret, Name: "creds", Key: "user", Env: "USER_NAME"}) {
+		t.Fatalf("env from: %+v", k.EnvFrom)
+	}
+	if len(k.ObjectVolumes) != 1 || k.ObjectVolumes[0] != (DockerObjectVolume{Kind: ObjectConfigMap, Name: "cfg", MountPath: "/etc/cfg", Optional: true}) {
+		t.Fatalf("object volumes: %+v", k.ObjectVolumes)
+	}
+	if _, ok := problems["nodeSelector"]; !ok || len(problems) != 1 {
 		t.Fatalf("problems: %v", problems)
 	}
-	_, _, problems = KubernetesForDocker(map[string]any{
-		"pvcMount":        []any{map[string]any{"taskOutputParameter": map[string]any{"producerTask": "createpvc"}, "mountPath": "/d"}},
+	// A name from a task output: left out at upload (names nil), applied once resolved, a problem when not.
+	dyn := map[string]any{
+		"pvcMount": []any{map[string]any{"taskOutputParameter": map[string]any{"producerTask": "createpvc", "outputParameterKey": "name"}, "mountPath": "/d"}},
+		"secretAsVolume": []any{map[string]any{"secretNameParameter": map[string]any{"componentInputParameter": "pipelinechannel--secret"},
+			"mountPath": "/s"}},
+	}
+	refs := KubernetesNameRefs(dyn)
+	if len(refs) != 2 || refs["pvcMount[0]"] != (Source{Kind: SourceTaskOutputParameter, Task: "createpvc", Output: "name"}) ||
+		refs["secretAsVolume[0]"] != (Source{Kind: SourceComponentInput, Input: "pipelinechannel--secret"}) {
+		t.Fatalf("refs: %+v", refs)
+	}
+	if k, problems = KubernetesForDocker(dyn, nil); len(problems) != 0 || len(k.Volumes) != 0 {
+		t.Fatalf("at upload: %+v %v", k, problems)
+	}
+	k, problems = KubernetesForDocker(dyn, map[string]string{"pvcMount[0]": "0190-my-pvc", "secretAsVolume[0]": "s3-creds"})
+	if len(problems) != 0 || k.Volumes[0].Name != "0190-my-pvc" || k.ObjectVolumes[0].Name != "s3-creds" {
+		t.Fatalf("resolved: %+v %v", k, problems)
+	}
+	if _, problems = KubernetesForDocker(dyn, map[string]string{}); problems["pvcMount"] == "" || problems["secretAsVolume"] == "" {
+		t.Fatalf("unresolved: %v", problems)
+	}
+	_, problems = KubernetesForDocker(map[string]any{
+		"pvcMount":        []any{map[string]any{"mountPath": "/d"}},
+		"secretAsEnv":     []any{map[string]any{"secretName": "Bad_Name", "keyToEnv": []any{}}},
 		"imagePullPolicy": "Always",
-	})
-	if problems["pvcMount"] == "" || problems["imagePullPolicy"] == "" {
+	}, nil)
+	if problems["pvcMount"] == "" || problems["imagePullPolicy"] == "" || problems["secretAsEnv"] == "" {
 		t.Fatalf("problems: %v", problems)
 	}
 }

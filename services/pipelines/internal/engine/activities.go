@@ -47,6 +47,9 @@ type Activities struct {
 	TrainingURL  string
 	TrainingPoll time.Duration
 	HTTP         *http.Client
+	// Objects holds the namespaces' secrets and config maps that kfp-kubernetes settings read (nil: a
+	// step that uses one fails, naming the setting).
+	Objects ObjectSource
 }
 
 // eventNamespace derives deterministic event ids, so a retried activity re-publishes the same id and the
@@ -310,7 +313,13 @@ func (a *Activities) RunStep(ctx context.Context, in StepInput) (StepResult, err
 	}
 	// task.started is stored while the step runs; its ack is awaited before the activity completes.
 	started := a.taskEventAsync(ctx, events.PipelineTaskStartedV1, in, pipelinesv1.TaskEvent{State: pipelinesv1.TaskRunning})
-	res, stepErr := a.execute(ctx, in, image)
+	var res StepResult
+	var stepErr error
+	if op := dag.PVCOperation(&dag.Container{Image: in.Image}); op != "" && len(in.Command) == 0 {
+		res, stepErr = a.pvcStep(ctx, in, op) // intercepted as KFP's driver does: no container runs
+	} else {
+		res, stepErr = a.execute(ctx, in, image)
+	}
 	stepErr = withLog(stepErr, res.LogURI)
 	if err := started(ctx); err != nil && stepErr == nil {
 		if rerr := a.recordResult(ctx, in, res); rerr != nil {
@@ -703,7 +712,37 @@ func (a *Activities) runProcess(ctx context.Context, in StepInput, st step, comm
 	}
 	// kfp-kubernetes pvcMount and podMetadata (accepted for the Docker runtime only; Local rejects volumes).
 	for _, v := range in.Volumes {
+		if err := a.checkPVCNamespace(ctx, in, "pvcMount at "+v.MountPath, v.Name); err != nil {
+			return -1, err
+		}
 		spec.Mounts = append(spec.Mounts, runtime.Mount{Volume: v.Name, ContainerPath: v.MountPath})
+	}
+	// secretAsEnv/configMapAsEnv and secretAsVolume/configMapAsVolume, from the namespace's store. The
+	// files live beside the work dir (never uploaded) and are removed when the step ends.
+	objEnv, err := a.objectEnv(ctx, in)
+	if err != nil {
+		return -1, err
+	}
+	if len(objEnv) > 0 { // the setting wins over the executor's own env, as the driver appends it
+		env := make(map[string]string, len(spec.Env)+len(objEnv))
+		for k, v := range spec.Env {
+			env[k] = v
+		}
+		for k, v := range objEnv {
+			env[k] = v
+		}
+		spec.Env = env
+	}
+	if len(in.ObjectVolumes) > 0 {
+		objDir := st.dir + ".objects"
+		defer removeAllForce(objDir)
+		mounts, err := a.objectMounts(ctx, in, objDir)
+		if err != nil {
+			return -1, err
+		}
+		for _, mp := range sortedKeys(mounts) {
+			spec.Mounts = append(spec.Mounts, runtime.Mount{HostPath: mounts[mp], ContainerPath: mp, ReadOnly: true})
+		}
 	}
 	for k, v := range in.Labels {
 		if _, taken := spec.Labels[k]; !taken {

@@ -111,6 +111,11 @@ type StepInput struct {
 	// Docker runtime applies them (named volumes, container labels); see dag.KubernetesForDocker.
 	Volumes []dag.DockerVolume `json:"volumes,omitempty"`
 	Labels  map[string]string  `json:"labels,omitempty"`
+	// EnvFrom and ObjectVolumes are the executor's kfp-kubernetes secretAsEnv/configMapAsEnv and
+	// secretAsVolume/configMapAsVolume settings (names only: the values are read from the namespace's
+	// store when the step starts and never enter the workflow's history).
+	EnvFrom       []dag.DockerEnvFrom      `json:"env_from,omitempty"`
+	ObjectVolumes []dag.DockerObjectVolume `json:"object_volumes,omitempty"`
 	// Workspace says the run uses KFP's shared workspace ({{$.workspace_path}}): the step gets the run's
 	// workspace directory (see Activities.workspace).
 	Workspace bool `json:"workspace,omitempty"`

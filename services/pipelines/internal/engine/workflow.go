@@ -65,7 +65,15 @@ const versionKFPOutputs = "kfp-launcher-outputs"
 // only asked for by runs of pipelines that use {{$.workspace_path}} (refused before it existed).
 const versionWorkspace = "kfp-workspace"
 
+// versionKubernetesNames is the workflow.GetVersion change id of resolving the object names of
+// kfp-kubernetes settings that come from a component input or a task output (a CreatePVC task's "name"
+// mounted by pvcMount, a secret name passed as a parameter) before a step starts; a name that cannot be
+// resolved fails the task. It is only asked for by tasks with such names (refused before it existed).
+const versionKubernetesNames = "kfp-kubernetes-names"
+
 type runner struct {
+	// kubeNames holds, per task path, the resolved kfp-kubernetes object names (dag.KubernetesNameRefs).
+	kubeNames map[string]map[string]string
 	// v is the workflow.GetVersion of versionEdgeSemantics for this execution.
 	v workflow.Version
 	// kfp is set for KFP IR runs started since versionKFPOutputs.
@@ -310,6 +318,9 @@ func (r *runner) runDAG(ctx workflow.Context, sc scope) (string, string, outputs
 				started[t.Name] = true
 				path := joinPath(sc.Path, t.Name)
 				state, why, params, arts := r.prepare(ctx, sc, t, results)
+				if state == "" {
+					state, why = r.resolveKubeNames(ctx, sc, t, path, results)
+				}
 				if state != "" {
 					results[t.Name] = &taskResult{State: state, Error: why}
 					r.setTask(ctx, path, t.Name, state, func(ts *pipelinesv1.TaskState) { ts.Error = why })
@@ -393,6 +404,49 @@ func (r *runner) prepare(ctx workflow.Context, sc scope, t *dag.Task, results ma
 		}
 	}
 	return "", "", params, arts
+}
+
+// resolveKubeNames resolves the object names of a container task's kfp-kubernetes settings that come
+// from an input of the enclosing DAG or an upstream task's output parameter, as KFP's driver does when it
+// builds the pod (resolveInputParameterStr), into r.kubeNames[path]. It returns TaskFailed with the
+// reason when one has no value.
+func (r *runner) resolveKubeNames(ctx workflow.Context, sc scope, t *dag.Task, path string, results map[string]*taskResult) (string, string) {
+	comp, ok := r.p.TaskComponent(t)
+	if !ok || comp.Executor == nil || t.Iterator != nil {
+		return "", ""
+	}
+	refs := dag.KubernetesNameRefs(comp.Executor.Kubernetes)
+	if len(refs) == 0 || workflow.GetVersion(ctx, versionKubernetesNames, workflow.DefaultVersion, 1) < 1 {
+		return "", ""
+	}
+	names := map[string]string{}
+	for _, ref := range sortedKeys(refs) {
+		src := refs[ref]
+		var v any
+		var found bool
+		switch src.Kind {
+		case dag.SourceComponentInput:
+			v, found = sc.Params[src.Input]
+		case dag.SourceTaskOutputParameter:
+			if res := results[src.Task]; res != nil && succeeded(res.State) {
+				v, found = res.Outputs.Params[src.Output]
+			}
+		}
+		s, isString := v.(string)
+		if !found || !isString || s == "" {
+			what := fmt.Sprintf("input %q of the enclosing DAG", src.Input)
+			if src.Kind == dag.SourceTaskOutputParameter {
+				what = fmt.Sprintf("output parameter %q of task %q", src.Output, src.Task)
+			}
+			return pipelinesv1.TaskFailed, fmt.Sprintf("kfp-kubernetes %s: the name comes from %s, which has no string value", ref, what)
+		}
+		names[ref] = s
+	}
+	if r.kubeNames == nil {
+		r.kubeNames = map[string]map[string]string{}
+	}
+	r.kubeNames[path] = names
+	return "", ""
 }
 
 // upstreamIgnored reports an input of an ALL_UPSTREAM_TASKS_COMPLETED task whose producer did not
@@ -962,7 +1016,8 @@ func (r *runner) stepInput(name, path string, comp *dag.Component, enableCache b
 		}
 	}
 	if len(ex.Kubernetes) > 0 {
-		in.Volumes, in.Labels, _ = dag.KubernetesForDocker(ex.Kubernetes)
+		k, _ := dag.KubernetesForDocker(ex.Kubernetes, r.kubeNames[path])
+		in.Volumes, in.Labels, in.EnvFrom, in.ObjectVolumes = k.Volumes, k.Labels, k.EnvFrom, k.ObjectVolumes
 	}
 	in.Workspace = dag.UsesWorkspace(r.p)
 	if len(ex.Resources) > 0 {
@@ -975,7 +1030,7 @@ func (r *runner) stepInput(name, path string, comp *dag.Component, enableCache b
 	for _, oa := range comp.OutputArtifacts {
 		in.OutputArtifacts[oa.Name] = oa.SchemaTitle
 	}
-	if enableCache && !r.in.DisableCache {
+	if enableCache && !r.in.DisableCache && dag.PVCOperation(ex) == "" { // PVC operations are never cached
 		digests := map[string][]string{}
 		for _, k := range sortedKeys(arts) {
 			for _, a := range arts[k] {

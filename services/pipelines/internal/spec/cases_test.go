@@ -79,12 +79,18 @@ func TestCaseSingleArtifactPlaceholderOnListIsRefused(t *testing.T) {
 	require.ElementsMatch(t, []string{"spec.tasks.aggempty.args[0]", "spec.tasks.aggpath.args[0]"}, paths, err.Error())
 }
 
-// Case kfp/pvc-stub-executor: kfp-kubernetes stub executors are refused at upload, naming the image.
-func TestCasePVCStubExecutorIsRefused(t *testing.T) {
+// Case kfp/pvc-stub-executor: the kfp-kubernetes stub executors (argostub/createpvc) are accepted and run
+// under the docker runtime (a PVC is a Docker named volume; engine TestDockerRuntimeCreatesMountsDeletesPVC
+// runs them); the local runtime refuses them at upload, naming the task and the runtime to use.
+func TestCasePVCStubExecutor(t *testing.T) {
 	src, err := os.ReadFile("../../testdata/cases/kfp/pvc-stub-executor/pipeline.yaml")
 	require.NoError(t, err)
-	_, err = spec.Parse(src)
+	p, err := spec.Parse(src)
+	require.NoError(t, err)
+	require.NoError(t, spec.CheckRuntime(p, "docker"))
+	err = spec.CheckRuntime(p, "local")
 	require.Error(t, err)
+	require.Contains(t, err.Error(), "task createpvc")
 	require.Contains(t, err.Error(), "argostub/createpvc")
-	require.Contains(t, err.Error(), "not supported")
+	require.Contains(t, err.Error(), "--runtime docker")
 }

@@ -68,11 +68,11 @@ func readPlatforms(data []byte) (names []string, kube map[string]map[string]any,
 
 // platformAdvice says what a user can do instead of a setting no runtime of Sluice applies yet.
 var platformAdvice = map[string]string{
-	"secretAsEnv":            "Sluice has no secret store: pass the value as a run parameter",
-	"secretAsVolume":         "Sluice has no secret store: pass the file as an input artifact",
-	"configMapAsEnv":         "Sluice has no config maps: set the variables in the component or pass run parameters",
-	"configMapAsVolume":      "Sluice has no config maps: pass the files as input artifacts",
-	"pvcMount":               "pass data between tasks as artifacts",
+	"secretAsEnv":            "secrets of the namespace's store (sluice secret create) are applied by the docker runtime: run with --runtime docker",
+	"secretAsVolume":         "secrets of the namespace's store (sluice secret create) are applied by the docker runtime: run with --runtime docker",
+	"configMapAsEnv":         "config maps of the namespace's store (sluice configmap create) are applied by the docker runtime: run with --runtime docker",
+	"configMapAsVolume":      "config maps of the namespace's store (sluice configmap create) are applied by the docker runtime: run with --runtime docker",
+	"pvcMount":               "PVCs are Docker named volumes of the docker runtime: run with --runtime docker, or pass data between tasks as artifacts",
 	"nodeSelector":           "node scheduling needs a Kubernetes runtime",
 	"tolerations":            "node scheduling needs a Kubernetes runtime",
 	"nodeAffinity":           "node scheduling needs a Kubernetes runtime",
@@ -90,9 +90,12 @@ var platformAdvice = map[string]string{
 // CheckRuntime reports what a run of p cannot do as written under the named runtime ("local",
 // "docker", "kubernetes"): every kfp-kubernetes platform setting (KFP's PlatformSpec document) and
 // every container resource (cpuLimit, memoryLimit, accelerator, ...) of an executor that a task uses,
-// as field errors naming the task and the setting. The docker runtime applies pvcMount with a constant
-// PVC name (a Docker named volume of that name), podMetadata labels and annotations (container labels)
-// and imagePullPolicy Never/IfNotPresent (it never pulls); nothing else is applied by any runtime yet.
+// and every task of a kfp-kubernetes CreatePVC/DeletePVC stub executor, as field errors naming the task
+// and the setting. The docker runtime applies CreatePVC/DeletePVC and pvcMount (Docker named volumes),
+// secretAsEnv/secretAsVolume/configMapAsEnv/configMapAsVolume (from the namespace's secret and config
+// map store), podMetadata labels and annotations (container labels) and imagePullPolicy
+// Never/IfNotPresent (it never pulls); see dag.KubernetesForDocker. Nothing else is applied by any
+// runtime yet.
 // Refusing them at upload and run creation is what keeps a setting from being silently ignored.
 // It returns nil or dag.FieldErrors.
 func CheckRuntime(p *dag.Pipeline, runtime string) error {
@@ -126,6 +129,7 @@ func CheckRuntime(p *dag.Pipeline, runtime string) error {
 	if runtime == "kubernetes" && dag.UsesWorkspace(p) {
 		errs = append(errs, dag.FieldError{Path: "root", Message: "{{$.workspace_path}}: the pipeline workspace is not supported by the kubernetes runtime yet (use the local or docker runtime)"})
 	}
+	errs = append(errs, checkKubeNameRefs(p)...)
 	users := executorTasks(p)
 	labels := make([]string, 0, len(users))
 	for l := range users {
@@ -135,6 +139,10 @@ func CheckRuntime(p *dag.Pipeline, runtime string) error {
 	for _, label := range labels {
 		ex := users[label].executor
 		tasks := strings.Join(users[label].tasks, ", ")
+		if op := dag.PVCOperation(ex); op != "" && runtime != "docker" {
+			errs = append(errs, dag.FieldError{Path: ex.Path + ".image",
+				Message: fmt.Sprintf("task %s: kfp-kubernetes %s (stub executor %s) is not supported by the %s runtime: PVCs are Docker named volumes of the docker runtime (run with --runtime docker)", tasks, op, ex.Image, runtime)})
+		}
 		var resProblems map[string]string
 		if runtime == "docker" {
 			var res dag.DockerResources
@@ -166,7 +174,7 @@ func CheckRuntime(p *dag.Pipeline, runtime string) error {
 		}
 		var dockerProblems map[string]string
 		if runtime == "docker" {
-			_, _, dockerProblems = dag.KubernetesForDocker(ex.Kubernetes)
+			_, dockerProblems = dag.KubernetesForDocker(ex.Kubernetes, nil)
 		}
 		for _, key := range sortedKeys(ex.Kubernetes) {
 			advice := platformAdvice[key]
@@ -216,7 +224,7 @@ type executorUse struct {
 	tasks    []string
 }
 
-// executorTasks maps each executor label with resources or platform settings to the tasks (their task
+// executorTasks maps each executor label with resources, platform settings or a PVC stub image to the tasks (their task
 // names, sorted) that run it.
 func executorTasks(p *dag.Pipeline) map[string]*executorUse {
 	out := map[string]*executorUse{}
@@ -226,7 +234,7 @@ func executorTasks(p *dag.Pipeline) map[string]*executorUse {
 		}
 		for _, t := range c.DAG.Tasks {
 			tc, ok := p.TaskComponent(t)
-			if !ok || tc.Executor == nil || (len(tc.Executor.Resources) == 0 && len(tc.Executor.Kubernetes) == 0) {
+			if !ok || tc.Executor == nil || (len(tc.Executor.Resources) == 0 && len(tc.Executor.Kubernetes) == 0 && dag.PVCOperation(tc.Executor) == "") {
 				continue
 			}
 			u := out[tc.ExecutorLabel]
@@ -245,4 +253,81 @@ func executorTasks(p *dag.Pipeline) map[string]*executorUse {
 		sort.Strings(u.tasks)
 	}
 	return out
+}
+
+// checkKubeNameRefs refuses kfp-kubernetes object names (a pvcMount's PVC, a secret or config map) that
+// come from what the task cannot have when it starts: an output of a task that is not an upstream task
+// of the same DAG, an output the producer does not declare, or an input the enclosing DAG does not
+// declare. KFP's driver would fail the task; Sluice says so at upload, naming the task and the setting.
+func checkKubeNameRefs(p *dag.Pipeline) dag.FieldErrors {
+	var errs dag.FieldErrors
+	visit := func(c *dag.Component) {
+		if c == nil || c.DAG == nil {
+			return
+		}
+		for _, t := range c.DAG.Tasks {
+			tc, ok := p.TaskComponent(t)
+			if !ok || tc.Executor == nil {
+				continue
+			}
+			refs := dag.KubernetesNameRefs(tc.Executor.Kubernetes)
+			for _, ref := range sortedKeys(refs) {
+				src := refs[ref]
+				path := "platforms.kubernetes.deploymentSpec.executors." + tc.ExecutorLabel + "." + ref
+				var problem string
+				switch {
+				case t.Iterator != nil:
+					problem = "a name from a parameter is not supported on a task with its own iterator (the KFP compiler puts a ParallelFor body in a DAG component, where it is)"
+				case src.Kind == dag.SourceComponentInput:
+					if _, ok := c.InputParam(src.Input); !ok {
+						problem = fmt.Sprintf("the name comes from input %q, which the enclosing DAG does not declare", src.Input)
+					}
+				case src.Kind == dag.SourceTaskOutputParameter:
+					producer, ok := c.DAG.Task(src.Task)
+					switch {
+					case !ok:
+						problem = fmt.Sprintf("the name comes from task %q, which is not in the same DAG", src.Task)
+					case !upstream(c.DAG, t, src.Task):
+						problem = fmt.Sprintf("the name comes from task %q, which is not upstream of it (add it to dependentTasks / .after())", src.Task)
+					default:
+						if pc, ok := p.TaskComponent(producer); ok && pc.Kind != dag.KindDAG {
+							if _, ok := pc.OutputParam(src.Output); !ok {
+								problem = fmt.Sprintf("the name comes from output %q of task %q, which it does not declare", src.Output, src.Task)
+							}
+						}
+					}
+				}
+				if problem != "" {
+					errs = append(errs, dag.FieldError{Path: path, Message: fmt.Sprintf("task %s: kfp-kubernetes %s: %s", t.Name, ref, problem)})
+				}
+			}
+		}
+	}
+	visit(p.Root)
+	for _, n := range p.ComponentNames() {
+		visit(p.Components[n])
+	}
+	return errs
+}
+
+// upstream reports whether task name is a direct or transitive dependency of t in d.
+func upstream(d *dag.DAG, t *dag.Task, name string) bool {
+	seen := map[string]bool{}
+	var walk func(*dag.Task) bool
+	walk = func(x *dag.Task) bool {
+		for _, dep := range x.DependsOn {
+			if dep == name {
+				return true
+			}
+			if seen[dep] {
+				continue
+			}
+			seen[dep] = true
+			if y, ok := d.Task(dep); ok && walk(y) {
+				return true
+			}
+		}
+		return false
+	}
+	return walk(t)
 }
