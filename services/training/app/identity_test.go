@@ -13,7 +13,7 @@ import (
 	"github.com/sluice-ml/sluice/libs/events"
 	"github.com/sluice-ml/sluice/services/training/api/trainingv1"
 	"github.com/sluice-ml/sluice/services/training/app"
-	"github.com/sluice-ml/sluice/services/training/internal/jobspec"
+	"github.com/sluice-ml/sluice/services/training/api/jobspec"
 )
 
 // pytorchJob is a PyTorchJob with one Master running `sh -c script`.

@@ -5,7 +5,7 @@ package engine
 //
 // The training service's lifecycle workflow takes a parsed, defaulted and
 // validated job (trainingv1.JobInput), and parsing/defaulting/validation live
-// in services/training/internal/jobspec, which other services must not
+// in services/training/api/jobspec, which other services must not
 // import. So the engine talks to the training service through its public
 // REST API (POST/GET/DELETE /apis/training/v1/namespaces/{ns}/jobs[/{name}],
 // decoding trainingv1.JobView), from one long activity that heartbeats while

@@ -9,7 +9,7 @@ import (
 
 	"github.com/sluice-ml/sluice/services/training/api/trainingv1"
 	"github.com/sluice-ml/sluice/services/training/internal/clusterspec"
-	"github.com/sluice-ml/sluice/services/training/internal/jobspec"
+	"github.com/sluice-ml/sluice/services/training/api/jobspec"
 )
 
 func parse(t *testing.T, doc string) *trainingv1.Job {

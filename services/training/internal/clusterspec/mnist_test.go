@@ -15,7 +15,7 @@ import (
 
 	"github.com/sluice-ml/sluice/services/training/api/trainingv1"
 	"github.com/sluice-ml/sluice/services/training/internal/clusterspec"
-	"github.com/sluice-ml/sluice/services/training/internal/jobspec"
+	"github.com/sluice-ml/sluice/services/training/api/jobspec"
 )
 
 // syncBuffer is a bytes.Buffer safe for a process writing while the test reads.

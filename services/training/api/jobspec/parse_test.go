@@ -10,7 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/sluice-ml/sluice/services/training/api/trainingv1"
-	"github.com/sluice-ml/sluice/services/training/internal/jobspec"
+	"github.com/sluice-ml/sluice/services/training/api/jobspec"
 )
 
 func readFile(t *testing.T, name string) []byte {
