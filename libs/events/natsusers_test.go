@@ -95,6 +95,7 @@ func TestComposeNATSConfigPermissions(t *testing.T) {
 	}
 	gw := connect(events.GatewayUser)
 	pipelines := connect("pipelines")
+	tuning := connect("tuning")
 	for _, c := range []struct {
 		who  string
 		bus  *events.Bus
@@ -105,6 +106,16 @@ func TestComposeNATSConfigPermissions(t *testing.T) {
 		{"training", training, events.PipelineTaskSucceededV1, false},
 		{"pipelines", pipelines, events.PipelineTaskSucceededV1, true},
 		{"pipelines", pipelines, events.TrainingModelExportedV1, false},
+		// Tuning runs trials as training jobs: it may request jobs and their deletion, nothing else of training.
+		{"tuning", tuning, events.TuningTrialSucceededV1, true},
+		{"tuning", tuning, events.TrainingJobRequestedV1, true},
+		{"tuning", tuning, events.TrainingJobDeletionRequestedV1, true},
+		{"tuning", tuning, events.TrainingJobSucceededV1, false},
+		{"tuning", tuning, events.TrainingJobDeletedV1, false},
+		{"tuning", tuning, events.TrainingModelExportedV1, false},
+		{"tuning", tuning, events.PipelineRunRequestedV1, false},
+		{"pipelines", pipelines, events.TrainingJobRequestedV1, false},
+		{"gateway", gw, events.TrainingJobDeletionRequestedV1, true},
 		{"gateway", gw, events.PipelineRunRequestedV1, true},
 		{"gateway", gw, events.TrainingJobRequestedV1, true},
 		{"gateway", gw, events.TrainingModelExportedV1, false},
