@@ -62,7 +62,6 @@ func TrialJobKind(t *tuningv1.TrialTemplate) string {
 	return trainingv1.KindOf(head.Kind)
 }
 
-
 func jsonEscape(s string) string {
 	b, _ := json.Marshal(s)
 	return string(b[1 : len(b)-1])
