@@ -51,15 +51,23 @@ var ServiceEvents = map[string][]string{
 	"dashboard": nil,
 }
 
-// ServicePermissions are a service's own: its domain's events, dead letters, and the JetStream client
-// subjects (streams, consumers, the namespace profiles in KV). It may not publish another service's
-// events: a compromised or confused service cannot forge, say, a model export.
+// ServiceRequests lists, per service, the subjects of other services' request types it may publish
+// (exact subjects, no wildcards): the tuning service runs its trials as training jobs, so it requests
+// training jobs and their deletion, and nothing else of the training domain.
+var ServiceRequests = map[string][]string{
+	"tuning": {SubjectFor(TrainingJobRequestedV1), SubjectFor(TrainingJobDeletionRequestedV1)},
+}
+
+// ServicePermissions are a service's own: its domain's events, the requests of [ServiceRequests], dead
+// letters, and the JetStream client subjects (streams, consumers, the namespace profiles in KV). It may
+// not publish another service's events: a compromised or confused service cannot forge, say, a model export.
 func ServicePermissions(service string) (Permissions, error) {
 	subjects, ok := ServiceEvents[service]
 	if !ok {
 		return Permissions{}, fmt.Errorf("events: no NATS permissions for service %q", service)
 	}
-	pub := append(append(append([]string(nil), subjects...), DeadLetterPrefix+">"), jetStreamClient...)
+	subjects = append(append([]string(nil), subjects...), ServiceRequests[service]...)
+	pub := append(append(subjects, DeadLetterPrefix+">"), jetStreamClient...)
 	return Permissions{Publish: pub, Subscribe: []string{"_INBOX.>"}}, nil
 }
 

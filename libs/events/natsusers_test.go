@@ -11,6 +11,7 @@ import (
 
 	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/sluice-ml/sluice/libs/events"
 )
@@ -99,6 +100,7 @@ func TestComposeNATSConfigPermissions(t *testing.T) {
 	if err := dashboard.EnsureStreams(ctx); err != nil {
 		t.Fatalf("the dashboard connects as a service process does: %v", err)
 	}
+	tuning := connect("tuning")
 	for _, c := range []struct {
 		who  string
 		bus  *events.Bus
@@ -109,6 +111,16 @@ func TestComposeNATSConfigPermissions(t *testing.T) {
 		{"training", training, events.PipelineTaskSucceededV1, false},
 		{"pipelines", pipelines, events.PipelineTaskSucceededV1, true},
 		{"pipelines", pipelines, events.TrainingModelExportedV1, false},
+		// Tuning runs trials as training jobs: it may request jobs and their deletion, nothing else of training.
+		{"tuning", tuning, events.TuningTrialSucceededV1, true},
+		{"tuning", tuning, events.TrainingJobRequestedV1, true},
+		{"tuning", tuning, events.TrainingJobDeletionRequestedV1, true},
+		{"tuning", tuning, events.TrainingJobSucceededV1, false},
+		{"tuning", tuning, events.TrainingJobDeletedV1, false},
+		{"tuning", tuning, events.TrainingModelExportedV1, false},
+		{"tuning", tuning, events.PipelineRunRequestedV1, false},
+		{"pipelines", pipelines, events.TrainingJobRequestedV1, false},
+		{"gateway", gw, events.TrainingJobDeletionRequestedV1, true},
 		{"gateway", gw, events.PipelineRunRequestedV1, true},
 		{"gateway", gw, events.TrainingJobRequestedV1, true},
 		{"gateway", gw, events.TrainingModelExportedV1, false},
@@ -120,5 +132,34 @@ func TestComposeNATSConfigPermissions(t *testing.T) {
 		if (err == nil) != c.want {
 			t.Errorf("%s publishing %s: err %v, want allowed=%v", c.who, c.typ, err, c.want)
 		}
+	}
+
+	// The tuning service follows the training job events (its trials' state) with an ordered consumer.
+	cons, err := tuning.JetStream().OrderedConsumer(ctx, events.StreamTraining, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{"sluice.training.job.>"}, DeliverPolicy: jetstream.DeliverNewPolicy})
+	if err != nil {
+		t.Fatalf("tuning: ordered consumer on %s: %v", events.StreamTraining, err)
+	}
+	got := make(chan string, 1)
+	cc, err := cons.Consume(func(m jetstream.Msg) {
+		select {
+		case got <- m.Subject():
+		default:
+		}
+	})
+	if err != nil {
+		t.Fatalf("tuning: consume %s: %v", events.StreamTraining, err)
+	}
+	defer cc.Stop()
+	if err := publish(training, events.TrainingJobSucceededV1); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case subj := <-got:
+		if subj != events.SubjectFor(events.TrainingJobSucceededV1) {
+			t.Fatalf("tuning received %s", subj)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("tuning received no training job event")
 	}
 }

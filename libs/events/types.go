@@ -42,6 +42,11 @@ const (
 	TrainingModelExportedV1 = "io.sluice.training.model.exported.v1"
 )
 
+// TrainingJobDeletionRequestedV1 asks for a training job's deletion (stream SLUICE_TRAINING); data is
+// trainingv1.JobDeletionRequest (kind, namespace, name). A job already gone counts as deleted; the job's
+// io.sluice.training.job.deleted.v1 reports the deletion.
+const TrainingJobDeletionRequestedV1 = "io.sluice.training.job-deletion.requested.v1"
+
 // Serving domain (stream SLUICE_SERVING).
 const (
 	// ServingDeploymentRequestedV1 asks for a model deployment; data is an InferenceService-like document.

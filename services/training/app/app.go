@@ -236,9 +236,11 @@ func (a *App) Start(ctx context.Context) error {
 	}
 	sub, err := a.d.Bus.Consume(ctx, events.ConsumerConfig{
 		Stream: events.StreamTraining, Durable: a.cfg.Durable,
-		FilterSubjects: []string{events.SubjectFor(events.TrainingJobRequestedV1)},
+		FilterSubjects: []string{events.SubjectFor(events.TrainingJobRequestedV1), events.SubjectFor(events.TrainingJobDeletionRequestedV1)},
 		Concurrency:    a.cfg.Consumers,
-	}, a.HandleJobRequested)
+		// A deletion waits (up to 30 s) for the job's replicas to stop.
+		AckWait: 2 * time.Minute,
+	}, a.HandleRequest)
 	if err != nil {
 		a.worker.Stop()
 		return err

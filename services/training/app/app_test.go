@@ -310,3 +310,35 @@ func TestModelExportedOnSuccess(t *testing.T) {
 		return e.do(http.MethodGet, e.jobs()+"/export", "", &v) == 200 && v.ModelURI == me.URI
 	}, 10*time.Second, 50*time.Millisecond)
 }
+
+// A job-deletion request event deletes a running job as DELETE does (replicas stopped, job.deleted,
+// GET 404); a repeated deletion of the gone job is a no-op; the job request replayed after the deletion
+// creates nothing (its id already created a job); a malformed deletion request is dead-lettered.
+func TestDeletionRequestedEvent(t *testing.T) {
+	e := newEnv(t)
+	req := cloudevents.NewEvent()
+	req.SetID(uuid.NewString())
+	req.SetSource("/test")
+	req.SetType(events.TrainingJobRequestedV1)
+	require.NoError(t, req.SetData("application/yaml", []byte(job("deljob", e.ns, "sleep 600", ""))))
+	require.NoError(t, e.deps.Bus.Publish(t.Context(), req))
+	e.waitState("deljob", trainingv1.JobRunning)
+
+	del, err := events.New("/test", events.TrainingJobDeletionRequestedV1, "jobs/"+e.ns+"/tfjob/deljob",
+		trainingv1.JobDeletionRequest{Kind: "tfjob", Namespace: e.ns, Name: "deljob"})
+	require.NoError(t, err)
+	require.NoError(t, e.deps.Bus.Publish(t.Context(), del))
+	e.waitEvent(events.TrainingJobDeletedV1, "jobs/"+e.ns+"/tfjob/deljob")
+	require.Eventually(t, func() bool { return e.do(http.MethodGet, e.jobs()+"/deljob", "", nil) == 404 }, 30*time.Second, 20*time.Millisecond)
+
+	require.NoError(t, e.app.HandleRequest(t.Context(), del), "deleting a gone job is a no-op")
+	require.NoError(t, e.app.HandleRequest(t.Context(), req), "the request that created the deleted job is a duplicate")
+	require.Equal(t, 404, e.do(http.MethodGet, e.jobs()+"/deljob", "", nil), "no second job from a replayed request")
+
+	bad, err := events.New("/test", events.TrainingJobDeletionRequestedV1, "", trainingv1.JobDeletionRequest{Kind: "MPIJob", Name: "x"})
+	require.NoError(t, err)
+	err = e.app.HandleRequest(t.Context(), bad)
+	require.True(t, events.IsPermanent(err), "%v", err)
+	require.ErrorContains(t, err, "namespace: is required")
+	require.ErrorContains(t, err, `kind: "MPIJob" is not a job kind`)
+}

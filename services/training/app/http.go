@@ -16,8 +16,8 @@ import (
 
 	"github.com/sluice-ml/sluice/libs/artifacts"
 	"github.com/sluice-ml/sluice/libs/platform"
+	"github.com/sluice-ml/sluice/services/training/api/jobspec"
 	"github.com/sluice-ml/sluice/services/training/api/trainingv1"
-	"github.com/sluice-ml/sluice/services/training/internal/jobspec"
 	"github.com/sluice-ml/sluice/services/training/internal/lifecycle"
 )
 

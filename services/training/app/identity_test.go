@@ -11,9 +11,9 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/sluice-ml/sluice/libs/events"
+	"github.com/sluice-ml/sluice/services/training/api/jobspec"
 	"github.com/sluice-ml/sluice/services/training/api/trainingv1"
 	"github.com/sluice-ml/sluice/services/training/app"
-	"github.com/sluice-ml/sluice/services/training/internal/jobspec"
 )
 
 // pytorchJob is a PyTorchJob with one Master running `sh -c script`.

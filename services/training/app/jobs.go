@@ -19,8 +19,8 @@ import (
 
 	"github.com/sluice-ml/sluice/libs/events"
 	"github.com/sluice-ml/sluice/libs/runtime"
+	"github.com/sluice-ml/sluice/services/training/api/jobspec"
 	"github.com/sluice-ml/sluice/services/training/api/trainingv1"
-	"github.com/sluice-ml/sluice/services/training/internal/jobspec"
 	"github.com/sluice-ml/sluice/services/training/internal/lifecycle"
 )
 
@@ -195,10 +195,12 @@ func (a *App) create(ctx context.Context, job *trainingv1.Job, requestID string)
 	if err != nil {
 		return false, err
 	}
+	if rec != nil && requestID != "" && rec.requestID == requestID {
+		// The request that created this job (even one deleted since): a redelivered or re-published
+		// event, never a second job.
+		return false, nil
+	}
 	if rec != nil && !rec.deleted {
-		if requestID != "" && rec.requestID == requestID {
-			return false, nil
-		}
 		return false, fmt.Errorf("%w: %s %s", ErrExists, job.Kind(), job.Key())
 	}
 	if requestID == "" {
@@ -331,6 +333,47 @@ func (a *App) HandleJobRequested(ctx context.Context, ev events.Event) error {
 	_, err = a.create(ctx, job, ev.ID())
 	if errors.Is(err, ErrExists) {
 		a.reject(ctx, ev.ID(), job, []string{err.Error()})
+		return events.Permanent(err)
+	}
+	return err
+}
+
+// HandleRequest (the consumer's handler) dispatches job and job-deletion requests.
+func (a *App) HandleRequest(ctx context.Context, ev events.Event) error {
+	if ev.Type() == events.TrainingJobDeletionRequestedV1 {
+		return a.HandleJobDeletionRequested(ctx, ev)
+	}
+	return a.HandleJobRequested(ctx, ev)
+}
+
+// HandleJobDeletionRequested deletes the job a sluice.training.job-deletion.requested.v1 event names
+// (data: trainingv1.JobDeletionRequest), as DELETE /jobs/{name}?kind= does: the replicas are stopped
+// and job.deleted is published. A job that no longer exists is a no-op (the request is idempotent);
+// a malformed request, or a name both kinds use without a kind, is dead-lettered.
+func (a *App) HandleJobDeletionRequested(ctx context.Context, ev events.Event) error {
+	var r trainingv1.JobDeletionRequest
+	if err := ev.DataAs(&r); err != nil {
+		return events.Permanent(fmt.Errorf("job deletion request: data: %w", err))
+	}
+	var problems []string
+	if r.Namespace == "" {
+		problems = append(problems, "namespace: is required")
+	}
+	if r.Name == "" {
+		problems = append(problems, "name: is required")
+	}
+	kind := trainingv1.KindOf(r.Kind)
+	if r.Kind != "" && kind == "" {
+		problems = append(problems, fmt.Sprintf("kind: %q is not a job kind (want TFJob or PyTorchJob)", r.Kind))
+	}
+	if len(problems) > 0 {
+		return events.Permanent(fmt.Errorf("job deletion request: %s", strings.Join(problems, "; ")))
+	}
+	err := a.remove(ctx, kind, r.Namespace, r.Name)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return nil
+	case errors.Is(err, ErrAmbiguous):
 		return events.Permanent(err)
 	}
 	return err

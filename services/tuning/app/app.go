@@ -1,6 +1,7 @@
 // Package app is the composition root of the tuning service: Katib's kubeflow.org/v1beta1 Experiments,
-// one Temporal workflow each (internal/experiments), trials run as training jobs through the training
-// service's REST API, REST under /apis/tuning/v1. `sluice dev` and cmd/tuning both host it through
+// one Temporal workflow each (internal/experiments), trials run as training jobs requested from the
+// training service by event (io.sluice.training.job.requested.v1, followed through its job events;
+// internal/jobevents), REST under /apis/tuning/v1. `sluice dev` and cmd/tuning both host it through
 // [Build].
 package app
 
@@ -18,8 +19,10 @@ import (
 
 	"github.com/sluice-ml/sluice/libs/platform"
 	"github.com/sluice-ml/sluice/libs/workflow"
+	"github.com/sluice-ml/sluice/services/training/api/trainingclient"
 	"github.com/sluice-ml/sluice/services/tuning/api/tuningv1"
 	"github.com/sluice-ml/sluice/services/tuning/internal/experiments"
+	"github.com/sluice-ml/sluice/services/tuning/internal/jobevents"
 )
 
 // Name is the service name.
@@ -27,8 +30,8 @@ const Name = "tuning"
 
 // Config of the tuning service.
 type Config struct {
-	// TrainingURL is the training service's base URL, where trials create and watch their jobs and read
-	// their logs (SLUICE_TUNING_TRAINING_URL; default http://<SLUICE_HTTP_ADDR> when that is set, else
+	// TrainingURL is the training service's base URL, where trials read their jobs (once the watch of
+	// their events starts, and every 30 s) and their logs (SLUICE_TUNING_TRAINING_URL; default http://<SLUICE_HTTP_ADDR> when that is set, else
 	// http://127.0.0.1:8080, the API port of `sluice dev`).
 	TrainingURL string
 	// TaskQueue of the experiment workflows (tuningv1.TaskQueue; tests use their own).
@@ -72,6 +75,7 @@ type Service struct {
 	mu      sync.Mutex
 	started bool
 	worker  worker.Worker
+	jobs    *jobevents.Watcher
 }
 
 // Build is the platform.Builder of the tuning service.
@@ -99,23 +103,32 @@ func New(cfg Config, d *platform.Deps) *Service {
 // Name returns "tuning".
 func (s *Service) Name() string { return Name }
 
-// Start starts the Temporal worker of the experiment workflows.
-func (s *Service) Start(context.Context) error {
+// Start follows the training service's job events and starts the Temporal worker of the experiment
+// workflows.
+func (s *Service) Start(ctx context.Context) error {
+	if s.d.Bus == nil {
+		return errors.New("tuning: trials need the event bus (NATS)")
+	}
+	jobs, err := jobevents.Start(context.WithoutCancel(ctx), s.d.Bus)
+	if err != nil {
+		return fmt.Errorf("tuning: %w", err)
+	}
 	w := workflow.NewWorker(s.d.Temporal, s.cfg.TaskQueue)
 	w.RegisterWorkflowWithOptions(experiments.Run, sdkworkflow.RegisterOptions{Name: tuningv1.WorkflowType})
 	// Calls to the training API carry the tuning service's signed identity (libs/platform guard).
 	hc := s.d.ServiceClient(Name)
 	hc.Timeout = 2 * time.Minute
-	acts := &experiments.Activities{TrainingURL: s.cfg.TrainingURL, HTTP: hc, Bus: s.d.Bus}
+	acts := &experiments.Activities{Training: &trainingclient.Client{BaseURL: s.cfg.TrainingURL, HTTP: hc}, Bus: s.d.Bus, Jobs: jobs}
 	if s.d.Artifacts != nil {
 		acts.S3 = s.d.Artifacts.Client()
 	}
 	w.RegisterActivity(acts)
 	if err := w.Start(); err != nil {
+		jobs.Stop()
 		return fmt.Errorf("tuning: start worker: %w", err)
 	}
 	s.mu.Lock()
-	s.worker, s.started = w, true
+	s.worker, s.jobs, s.started = w, jobs, true
 	s.mu.Unlock()
 	return nil
 }
@@ -133,11 +146,12 @@ func (s *Service) Ready(context.Context) error {
 // Close stops the worker; experiments go on when a worker runs again.
 func (s *Service) Close() error {
 	s.mu.Lock()
-	w := s.worker
-	s.worker, s.started = nil, false
+	w, jobs := s.worker, s.jobs
+	s.worker, s.jobs, s.started = nil, nil, false
 	s.mu.Unlock()
 	if w != nil {
 		w.Stop()
 	}
+	jobs.Stop()
 	return nil
 }

@@ -1,6 +1,7 @@
 package app_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -21,6 +22,7 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/converter"
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/sluice-ml/sluice/libs/artifacts"
@@ -33,19 +35,21 @@ import (
 	"github.com/sluice-ml/sluice/services/tuning/api/tuningv1"
 	"github.com/sluice-ml/sluice/services/tuning/app"
 	"github.com/sluice-ml/sluice/services/tuning/internal/collect"
+	"github.com/sluice-ml/sluice/services/tuning/internal/experiments"
 )
 
 func TestMain(m *testing.M) { os.Exit(devstacktest.Run(m)) }
 
 type env struct {
-	t    testing.TB
-	srv  *httptest.Server
-	deps *platform.Deps
-	ns   string
+	t        testing.TB
+	srv      *httptest.Server
+	deps     *platform.Deps
+	ns       string
+	training *trainingapp.App
 }
 
 // newEnv runs the training service and the tuning service (each on its own task queue) against the
-// embedded dev stack; the tuning service reaches training over its REST API.
+// embedded dev stack; the tuning service requests its trials' jobs by event and reads them over REST.
 func newEnv(t *testing.T) *env { return newEnvWith(t, nil) }
 
 // newEnvWith passes extra variables to the services (e.g. SLUICE_TRAINING_BIN_DIR).
@@ -103,7 +107,7 @@ func newEnvConfig(t testing.TB, vars map[string]string, adjust func(*app.Config)
 	require.NoError(t, svc.Start(ctx))
 	t.Cleanup(func() { _ = svc.Close() })
 	svc.Routes(mux)
-	return &env{t: t, srv: srv, deps: deps, ns: "t" + id}
+	return &env{t: t, srv: srv, deps: deps, ns: "t" + id, training: training}
 }
 
 func (e *env) do(method, path, body string, out any) (int, string) {
@@ -269,7 +273,7 @@ func TestExperimentEndToEnd(t *testing.T) {
 				require.Equal(t, http.StatusNotFound, code, body)
 			}
 			if os.Getenv("SLUICE_RECORD_HISTORIES") != "" {
-				recordHistories(t, e, tuningv1.WorkflowID(e.ns, name), "../internal/experiments/testdata/histories/"+c.algo)
+				recordHistories(t, e, tuningv1.WorkflowID(e.ns, name), "../internal/experiments/testdata/histories/v1-"+c.algo)
 			}
 		})
 	}
@@ -337,6 +341,95 @@ func TestBatchJobTrialsEndToEnd(t *testing.T) {
 	w := jv.Job.ReplicaSpecs()[trainingv1.ReplicaTypeWorker].Template.Spec.Containers[0]
 	require.Equal(t, "tensorflow", w.Name)
 	require.Equal(t, trainer, w.Command[0])
+}
+
+// Trials' jobs are requested by event: each trial's job was created from an
+// io.sluice.training.job.requested.v1 the tuning service published (source /sluice/tuning, id from the
+// experiment and trial names, the id the job records as its request), and the same event published
+// again (a retried activity; past the stream's duplicate window, or handed to the consumer again) makes
+// no second job.
+func TestTrialJobsRequestedByEvent(t *testing.T) {
+	e := newEnv(t)
+	trainer := buildTrainer(t)
+	code, body := e.do(http.MethodPost, e.experiments(), experiment("byevent", "random", "", trainer, 2), nil)
+	require.Equal(t, http.StatusCreated, code, body)
+	var v tuningv1.ExperimentView
+	require.Eventually(t, func() bool {
+		code, _ := e.do(http.MethodGet, e.experiments()+"/byevent", "", &v)
+		return code == http.StatusOK && (v.State() == tuningv1.ConditionSucceeded || v.State() == tuningv1.ConditionFailed)
+	}, 4*time.Minute, 100*time.Millisecond)
+	require.Equal(t, tuningv1.ConditionSucceeded, v.State(), "%+v", v.Status)
+	require.Len(t, v.TrialsView, 2)
+
+	// The requests as the stream holds them.
+	requests := map[string]events.Event{}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() {
+		done <- e.deps.Bus.Tail(ctx, events.TrainingJobRequestedV1, true, func(r events.Received) {
+			if r.Err == nil && strings.HasPrefix(r.Event.Subject(), "jobs/"+e.ns+"/") {
+				requests[r.Event.Subject()] = r.Event
+				if len(requests) == len(v.TrialsView) {
+					cancel()
+				}
+			}
+		})
+	}()
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(time.Minute):
+		cancel()
+		t.Fatalf("the trials' job requests are not on the stream: %v", requests)
+	}
+	for _, tr := range v.TrialsView {
+		ev, ok := requests["jobs/"+e.ns+"/tfjob/"+tr.Name]
+		require.True(t, ok, "no job request for trial %s: %v", tr.Name, requests)
+		require.Equal(t, experiments.Source, ev.Source())
+		require.Equal(t, experiments.TrialJobRequestID(e.ns, "byevent", tr.Name), ev.ID())
+		var doc struct {
+			Metadata struct{ Name, Namespace string } `json:"metadata"`
+		}
+		require.NoError(t, json.Unmarshal(ev.Data(), &doc))
+		require.Equal(t, tr.Name, doc.Metadata.Name)
+		require.Equal(t, e.ns, doc.Metadata.Namespace)
+
+		// The job records the request id; its workflow is the one run created.
+		id := trainingv1.WorkflowID(trainingv1.KindTFJob, e.ns, tr.Name)
+		runs := func() []string {
+			resp, err := e.deps.Temporal.ListWorkflow(t.Context(), &workflowservice.ListWorkflowExecutionsRequest{
+				Namespace: e.deps.Namespace, Query: fmt.Sprintf("WorkflowId = '%s'", id)})
+			require.NoError(t, err)
+			var ids []string
+			for _, x := range resp.Executions {
+				var req string
+				require.NoError(t, converter.GetDefaultDataConverter().FromPayload(x.Memo.Fields[trainingv1.MemoRequestID], &req))
+				require.Equal(t, ev.ID(), req, "the job was created from the tuning service's event")
+				ids = append(ids, x.Execution.RunId)
+			}
+			return ids
+		}
+		first := runs()
+		require.Len(t, first, 1)
+
+		// Published again (the stream drops it as a duplicate) and delivered again to the consumer (as
+		// after the duplicate window): no second job.
+		require.NoError(t, e.deps.Bus.Publish(t.Context(), ev))
+		require.NoError(t, e.training.HandleRequest(t.Context(), ev))
+		require.Equal(t, first, runs())
+	}
+
+	// Deleting the experiment deletes the trials' jobs by event.
+	code, body = e.do(http.MethodDelete, e.experiments()+"/byevent", "", nil)
+	require.Equal(t, http.StatusAccepted, code, body)
+	require.Eventually(t, func() bool {
+		code, _ := e.do(http.MethodGet, e.experiments()+"/byevent", "", nil)
+		return code == http.StatusNotFound
+	}, time.Minute, 50*time.Millisecond)
+	for _, tr := range v.TrialsView {
+		code, body := e.do(http.MethodGet, "/apis/training/v1/namespaces/"+e.ns+"/jobs/"+tr.Name+"?kind=TFJob", "", nil)
+		require.Equal(t, http.StatusNotFound, code, body)
+	}
 }
 
 func names(l tuningv1.ExperimentList) []string {

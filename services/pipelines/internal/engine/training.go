@@ -5,7 +5,7 @@ package engine
 //
 // The training service's lifecycle workflow takes a parsed, defaulted and
 // validated job (trainingv1.JobInput), and parsing/defaulting/validation live
-// in services/training/internal/jobspec, which other services must not
+// in services/training/api/jobspec, which other services must not
 // import. So the engine talks to the training service through its public
 // REST API (POST/GET/DELETE /apis/training/v1/namespaces/{ns}/jobs[/{name}],
 // decoding trainingv1.JobView), from one long activity that heartbeats while
@@ -14,15 +14,11 @@ package engine
 // anything is created.
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"net/http"
-	"net/url"
 	"strings"
 	"time"
 
@@ -35,11 +31,12 @@ import (
 	wf "github.com/sluice-ml/sluice/libs/workflow"
 	"github.com/sluice-ml/sluice/services/pipelines/api/pipelinesv1"
 	"github.com/sluice-ml/sluice/services/pipelines/internal/dag"
+	"github.com/sluice-ml/sluice/services/training/api/trainingclient"
 	"github.com/sluice-ml/sluice/services/training/api/trainingv1"
 )
 
 // DefaultTrainingURL is the training service's base URL when none is configured (`sluice dev`'s API port).
-const DefaultTrainingURL = "http://127.0.0.1:8080"
+const DefaultTrainingURL = trainingclient.DefaultBaseURL
 
 // DefaultTrainingPoll is how often a training job task polls the job's state.
 const DefaultTrainingPoll = time.Second
@@ -156,23 +153,27 @@ func (a *Activities) trainingJob(ctx context.Context, in TrainingJobInput) (Step
 	if err != nil {
 		return StepResult{}, wf.NonRetryable(wf.ErrTypeInvalidSpec, fmt.Errorf("trainingJob: %w", err))
 	}
-	jobs := strings.TrimRight(a.trainingURL(), "/") + "/apis/training/v1/namespaces/" + url.PathEscape(in.Namespace) + "/jobs"
-	job := jobs + "/" + url.PathEscape(in.Name)
+	var head struct {
+		Kind string `json:"kind"`
+	}
+	_ = json.Unmarshal(doc, &head)
+	kind := trainingv1.KindOf(head.Kind) // "" for a document the service refuses anyway
+	tc := a.training()
 	key := in.Namespace + "/" + in.Name
-	code, body, err := a.trainingCall(ctx, http.MethodPost, jobs, doc)
+	err = tc.Create(ctx, in.Namespace, in.Name, doc)
 	switch {
-	case err != nil:
-		if isCancel(ctx) { // the request may have reached the service: make sure no job outlives the task
-			a.deleteTrainingJob(context.WithoutCancel(ctx), job, key)
-		}
-		return StepResult{}, fmt.Errorf("create training job %s: %w", key, err)
-	case code == http.StatusCreated, code == http.StatusConflict:
+	case err == nil, trainingclient.IsConflict(err):
 		// 409: the name is unique per run, task and attempt, so the job is the one this attempt created
 		// before its worker died.
-	case code == http.StatusBadRequest:
-		return StepResult{}, wf.NonRetryable(wf.ErrTypeInvalidSpec, fmt.Errorf("training service refused job %s: %s", key, errorText(body)))
+	case trainingclient.IsInvalid(err):
+		return StepResult{}, wf.NonRetryable(wf.ErrTypeInvalidSpec, fmt.Errorf("training service refused job %s: %s", key, messageOf(err)))
+	case trainingclient.StatusOf(err) == 0:
+		if isCancel(ctx) { // the request may have reached the service: make sure no job outlives the task
+			a.deleteTrainingJob(context.WithoutCancel(ctx), kind, in.Namespace, in.Name)
+		}
+		return StepResult{}, fmt.Errorf("create training job %s: %w", key, err)
 	default:
-		return StepResult{}, fmt.Errorf("create training job %s: HTTP %d: %s", key, code, errorText(body))
+		return StepResult{}, fmt.Errorf("create training job %s: %w", key, err)
 	}
 	poll := a.TrainingPoll
 	if poll <= 0 {
@@ -185,20 +186,17 @@ func (a *Activities) trainingJob(ctx context.Context, in TrainingJobInput) (Step
 	hctx := context.WithoutCancel(ctx)
 	for {
 		activity.RecordHeartbeat(hctx, key)
-		code, body, err := a.trainingCall(ctx, http.MethodGet, job, nil)
+		v, err := tc.Get(ctx, kind, in.Namespace, in.Name)
+		code := trainingclient.StatusOf(err)
 		switch {
 		case ctx.Err() != nil:
-		case err != nil || code/100 == 5:
+		case err != nil && (code == 0 || code/100 == 5):
 			a.logger().WarnContext(ctx, "training job poll failed; retrying", "job", key, "code", code, "err", err)
-		case code == http.StatusNotFound:
+		case code == 404:
 			return StepResult{}, wf.NonRetryable(wf.ErrTypeStepFailed, fmt.Errorf("training job %s was deleted before it finished", key))
-		case code != http.StatusOK:
-			return StepResult{}, fmt.Errorf("get training job %s: HTTP %d: %s", key, code, errorText(body))
+		case err != nil:
+			return StepResult{}, fmt.Errorf("get training job %s: %w", key, err)
 		default:
-			var v trainingv1.JobView
-			if err := json.Unmarshal(body, &v); err != nil {
-				return StepResult{}, fmt.Errorf("get training job %s: %w", key, err)
-			}
 			switch v.State {
 			case trainingv1.JobSucceeded:
 				return a.trainingOutputs(ctx, in, &v)
@@ -211,12 +209,21 @@ func (a *Activities) trainingJob(ctx context.Context, in TrainingJobInput) (Step
 			// Only a cancellation of the task deletes the job; a lost attempt (heartbeat timeout) leaves
 			// it to the retry, which finds it by name.
 			if isCancel(ctx) {
-				a.deleteTrainingJob(hctx, job, key)
+				a.deleteTrainingJob(hctx, kind, in.Namespace, in.Name)
 			}
 			return StepResult{}, ctx.Err()
 		case <-tick.C:
 		}
 	}
+}
+
+// messageOf is the training service's message of an answer (its field errors for a 400).
+func messageOf(err error) string {
+	var e *trainingclient.Error
+	if errors.As(err, &e) {
+		return e.Message
+	}
+	return err.Error()
 }
 
 // isCancel reports an activity context ended by a cancellation of the task (not a timeout of a lost attempt).
@@ -227,15 +234,15 @@ func isCancel(ctx context.Context) bool {
 
 // deleteTrainingJob deletes a cancelled task's job. The training service answers once the job's replicas
 // are stopped (their grace period included), so the activity keeps heartbeating meanwhile.
-func (a *Activities) deleteTrainingJob(hctx context.Context, job, key string) {
+func (a *Activities) deleteTrainingJob(hctx context.Context, kind, ns, name string) {
 	ctx, cancel := context.WithTimeout(hctx, time.Minute)
 	defer cancel()
+	key := ns + "/" + name
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		code, body, err := a.trainingCall(ctx, http.MethodDelete, job, nil)
-		if err != nil || code != http.StatusOK && code != http.StatusNotFound {
-			a.logger().Warn("delete of a cancelled task's training job failed", "job", key, "code", code, "err", err, "body", errorText(body))
+		if err := a.training().Delete(ctx, kind, ns, name); err != nil && !trainingclient.IsNotFound(err) {
+			a.logger().Warn("delete of a cancelled task's training job failed", "job", key, "err", err)
 		}
 	}()
 	tick := time.NewTicker(time.Second)
@@ -307,46 +314,7 @@ func failedMessage(v *trainingv1.JobView) string {
 	return "job failed"
 }
 
-func (a *Activities) trainingURL() string {
-	if a.TrainingURL != "" {
-		return a.TrainingURL
-	}
-	return DefaultTrainingURL
-}
-
-// trainingCall does one request to the training service and reads the answer (at most 8 MiB).
-func (a *Activities) trainingCall(ctx context.Context, method, u string, body []byte) (int, []byte, error) {
-	var rd io.Reader
-	if body != nil {
-		rd = bytes.NewReader(body)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, u, rd)
-	if err != nil {
-		return 0, nil, err
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	client := a.HTTP
-	if client == nil {
-		client = http.DefaultClient
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return 0, nil, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
-	return resp.StatusCode, b, err
-}
-
-// errorText is the "error" field of a JSON error answer, else the body itself.
-func errorText(body []byte) string {
-	var e struct {
-		Error string `json:"error"`
-	}
-	if json.Unmarshal(body, &e) == nil && e.Error != "" {
-		return e.Error
-	}
-	return strings.TrimSpace(string(body))
+// training is the client of the training service's REST API.
+func (a *Activities) training() *trainingclient.Client {
+	return &trainingclient.Client{BaseURL: a.TrainingURL, HTTP: a.HTTP}
 }

@@ -332,3 +332,13 @@ func EventTypeFor(c JobConditionType) string {
 	}
 	return ""
 }
+
+// JobDeletionRequest is the data of io.sluice.training.job-deletion.requested.v1: delete the job
+// Kind Namespace/Name (Kind TFJob or PyTorchJob; empty when only one kind has a job of that name).
+// The job's replicas are stopped and io.sluice.training.job.deleted.v1 is published; a job that does
+// not exist (already deleted) makes the request a no-op.
+type JobDeletionRequest struct {
+	Kind      string `json:"kind,omitempty"`
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+}

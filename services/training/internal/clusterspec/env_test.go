@@ -7,9 +7,9 @@ import (
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/sluice-ml/sluice/services/training/api/jobspec"
 	"github.com/sluice-ml/sluice/services/training/api/trainingv1"
 	"github.com/sluice-ml/sluice/services/training/internal/clusterspec"
-	"github.com/sluice-ml/sluice/services/training/internal/jobspec"
 )
 
 func parse(t *testing.T, doc string) *trainingv1.Job {

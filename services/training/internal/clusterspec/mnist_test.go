@@ -13,9 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluice-ml/sluice/services/training/api/jobspec"
 	"github.com/sluice-ml/sluice/services/training/api/trainingv1"
 	"github.com/sluice-ml/sluice/services/training/internal/clusterspec"
-	"github.com/sluice-ml/sluice/services/training/internal/jobspec"
 )
 
 // syncBuffer is a bytes.Buffer safe for a process writing while the test reads.

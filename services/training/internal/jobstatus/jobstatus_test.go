@@ -8,8 +8,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/sluice-ml/sluice/services/training/api/jobspec"
 	"github.com/sluice-ml/sluice/services/training/api/trainingv1"
-	"github.com/sluice-ml/sluice/services/training/internal/jobspec"
 	"github.com/sluice-ml/sluice/services/training/internal/jobstatus"
 )
 

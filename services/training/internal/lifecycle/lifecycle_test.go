@@ -25,9 +25,9 @@ import (
 	"github.com/sluice-ml/sluice/libs/events"
 	"github.com/sluice-ml/sluice/libs/runtime"
 	wf "github.com/sluice-ml/sluice/libs/workflow"
+	"github.com/sluice-ml/sluice/services/training/api/jobspec"
 	"github.com/sluice-ml/sluice/services/training/api/trainingv1"
 	"github.com/sluice-ml/sluice/services/training/internal/clusterspec"
-	"github.com/sluice-ml/sluice/services/training/internal/jobspec"
 	"github.com/sluice-ml/sluice/services/training/internal/lifecycle"
 )
 

@@ -20,6 +20,10 @@ import (
 	"github.com/sluice-ml/sluice/services/tuning/internal/suggest"
 )
 
+// versionTrialJobsByEvent (version 1) marks runs whose trial jobs are requested and deleted by event:
+// DeleteTrials heartbeats while it waits for the jobs' deletion (before: a 30 s REST call sequence).
+const versionTrialJobsByEvent = "trial-jobs-by-event"
+
 // DefaultTrialsPerRun bounds the trials one workflow run launches before it continues as new.
 const DefaultTrialsPerRun = 50
 
@@ -228,7 +232,15 @@ func Run(ctx workflow.Context, in tuningv1.ExperimentInput) (tuningv1.Experiment
 	for i, t := range trials {
 		names[i] = t.Name
 	}
-	if err := workflow.ExecuteActivity(actx, a.DeleteTrials, DeleteTrialsInput{Namespace: e.Metadata.Namespace, Names: names}).Get(ctx, nil); err != nil {
+	del := DeleteTrialsInput{Namespace: e.Metadata.Namespace, Names: names}
+	dctx := actx
+	if workflow.GetVersion(ctx, versionTrialJobsByEvent, workflow.DefaultVersion, 1) >= 1 {
+		// The deletions are requested by event and awaited through the training service's job events:
+		// a heartbeating activity with room for many trials' replicas to stop.
+		dctx = workflow.WithActivityOptions(ctx, wf.LongActivity(30*time.Second, 30*time.Minute))
+		del.Kind = expspec.TrialJobKind(e.Spec.TrialTemplate)
+	}
+	if err := workflow.ExecuteActivity(dctx, a.DeleteTrials, del).Get(ctx, nil); err != nil {
 		workflow.GetLogger(ctx).Warn("delete trial jobs", "err", err)
 	}
 	publish(events.TuningExperimentDeletedV1, "", "Experiment is deleted", nil)

@@ -74,10 +74,14 @@ func TestValidationNamesTheField(t *testing.T) {
 		"wrong type":               {"maxTrialCount: 12", "maxTrialCount: twelve", "spec.maxTrialCount"},
 		"not a job":                {"kind: TFJob", "kind: Deployment", "spec.trialTemplate.trialSpec.kind"},
 		"typo in the trial job":    {"restartPolicy: OnFailure", "restartPolicy: OnFailure\n            replica: 2", "spec.trialTemplate.trialSpec.spec.tfReplicaSpecs.Worker.replica"},
-		"normal distribution":      {`max: "0.05"`, "max: \"0.05\"\n        distribution: normal", "spec.parameters[0].feasibleSpace.distribution"},
-		"bad primary replica":      {"replica-type: worker", "replica-type: chief", "spec.trialTemplate.primaryPodLabels"},
-		"unsupported collector":    {"kind: TensorFlowEvent", "kind: File", "spec.metricsCollectorSpec.collector.kind"},
-		"uppercase name":           {"name: tfjob-mnist-with-summaries", "name: TFJob", "metadata.name"},
+		// Checks only the training service's own validator (services/training/api/jobspec) makes: a job the
+		// training service would reject is refused when the experiment is created, never requested.
+		"negative replicas":     {"replicas: 2", "replicas: -1", "spec.trialTemplate.trialSpec.spec.tfReplicaSpecs.Worker.replicas"},
+		"bad restart policy":    {"restartPolicy: OnFailure", "restartPolicy: Sometimes", "spec.trialTemplate.trialSpec.spec.tfReplicaSpecs.Worker.restartPolicy"},
+		"normal distribution":   {`max: "0.05"`, "max: \"0.05\"\n        distribution: normal", "spec.parameters[0].feasibleSpace.distribution"},
+		"bad primary replica":   {"replica-type: worker", "replica-type: chief", "spec.trialTemplate.primaryPodLabels"},
+		"unsupported collector": {"kind: TensorFlowEvent", "kind: File", "spec.metricsCollectorSpec.collector.kind"},
+		"uppercase name":        {"name: tfjob-mnist-with-summaries", "name: TFJob", "metadata.name"},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {

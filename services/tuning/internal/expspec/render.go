@@ -1,12 +1,13 @@
 package expspec
 
 import (
-	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
 
+	"github.com/sluice-ml/sluice/services/training/api/jobspec"
 	"github.com/sluice-ml/sluice/services/training/api/trainingv1"
 	"github.com/sluice-ml/sluice/services/tuning/api/tuningv1"
 )
@@ -15,8 +16,11 @@ import (
 type TrialJob struct {
 	// Kind is the trialSpec's kind: TFJob, PyTorchJob or Job (a batch/v1 Job, run as a one-Worker TFJob).
 	Kind string
-	// Document is the kubeflow.org/v1 job as JSON, named after the trial, ready for the training
-	// service's POST /apis/training/v1/namespaces/{ns}/jobs.
+	// JobKind is the kind of the training job that runs the trial: TFJob or PyTorchJob (a batch Job's).
+	JobKind string
+	// Document is the kubeflow.org/v1 job as JSON, named after the trial, in the experiment's namespace:
+	// the data of the training service's io.sluice.training.job.requested.v1. The training service's
+	// own parser (services/training/api/jobspec) accepted it: defaults and validation included.
 	Document []byte
 	// PrimaryReplica is the log name ("worker-0") of the replica whose output the StdOut collector reads.
 	PrimaryReplica string
@@ -37,6 +41,25 @@ func RenderTrial(e tuningv1.Experiment, trialName string, assignments []tuningv1
 		}
 	}
 	return renderJob(t, trialName, e.Metadata.Name, e.Metadata.Namespace, byTrialParam)
+}
+
+// TrialJobKind is the kind of the training job a trial of template t runs as: the trialSpec's TFJob or
+// PyTorchJob, TFJob for a batch/v1 Job ("" when the trialSpec names none of them).
+func TrialJobKind(t *tuningv1.TrialTemplate) string {
+	if t == nil {
+		return ""
+	}
+	var head struct {
+		APIVersion string `json:"apiVersion"`
+		Kind       string `json:"kind"`
+	}
+	if json.Unmarshal(t.TrialSpec, &head) != nil {
+		return ""
+	}
+	if isBatchJob(head.APIVersion, head.Kind) {
+		return trainingv1.KindTFJob
+	}
+	return trainingv1.KindOf(head.Kind)
 }
 
 func jsonEscape(s string) string {
@@ -119,28 +142,25 @@ func renderJob(t *tuningv1.TrialTemplate, trialName, experiment, ns string, valu
 		}
 		head.Kind = trainingv1.KindTFJob
 	}
-	// Decode strictly into the training contract so that typos surface now, with their path.
-	dec := json.NewDecoder(bytes.NewReader(out))
-	dec.DisallowUnknownFields()
-	var specs map[trainingv1.ReplicaType]*trainingv1.ReplicaSpec
-	if head.Kind == trainingv1.KindTFJob {
-		var j trainingv1.TFJob
-		err = dec.Decode(&j)
-		specs = j.Spec.TFReplicaSpecs
-	} else {
-		var j trainingv1.PyTorchJob
-		err = dec.Decode(&j)
-		specs = j.Spec.PyTorchReplicaSpecs
-	}
+	// Parse with the training service's own parser (strict: unknown fields are errors; defaults applied;
+	// validated as training-operator does), so a job the training service would reject is refused now,
+	// with its field paths under trialSpec, and never requested.
+	job, err := jobspec.Parse(out)
 	if err != nil {
-		if inv, ok := locate(decodeError(err), out).(*InvalidError); ok {
-			for i := range inv.Errors {
-				inv.Errors[i].Field = f + "." + inv.Errors[i].Field
-			}
-			return TrialJob{}, inv
+		var inv *jobspec.InvalidError
+		if !errors.As(err, &inv) {
+			return TrialJob{}, err
 		}
-		return TrialJob{}, err
+		fes := make([]FieldError, len(inv.Errors))
+		for i, fe := range inv.Errors {
+			fes[i] = FieldError{f, fe.Detail}
+			if fe.Field != "" {
+				fes[i].Field = f + "." + fe.Field
+			}
+		}
+		return TrialJob{}, &InvalidError{fes}
 	}
+	specs := job.ReplicaSpecs()
 	if len(specs) == 0 {
 		return TrialJob{}, &InvalidError{[]FieldError{{f + ".spec", "has no replica specs"}}}
 	}
@@ -150,7 +170,7 @@ func renderJob(t *tuningv1.TrialTemplate, trialName, experiment, ns string, valu
 			return TrialJob{}, err
 		}
 	}
-	return TrialJob{Kind: kind, Document: out, PrimaryReplica: primary}, nil
+	return TrialJob{Kind: kind, JobKind: head.Kind, Document: out, PrimaryReplica: primary}, nil
 }
 
 // primaryReplica maps primaryPodLabels to a replica: training.kubeflow.org/replica-type (+ replica-index),

@@ -1,4 +1,7 @@
-// Package jobspec reads TFJob and PyTorchJob documents: it decodes YAML or
+// Package jobspec reads TFJob and PyTorchJob documents (the training service's
+// public contract for job documents: the training service and the tuning
+// service, which validates trial jobs before it requests them, both use it):
+// it decodes YAML or
 // JSON, normalises replica-type keys, applies training-operator v1's
 // defaulting and validates, reporting every problem with its field path.
 //

@@ -9,8 +9,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/sluice-ml/sluice/services/training/api/jobspec"
 	"github.com/sluice-ml/sluice/services/training/api/trainingv1"
-	"github.com/sluice-ml/sluice/services/training/internal/jobspec"
 )
 
 func readFile(t *testing.T, name string) []byte {
