@@ -57,6 +57,7 @@ func (a *App) Routes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /apis/v1/recurringruns/{id}", a.getRecurringRun)
 	mux.HandleFunc("POST /apis/v1/recurringruns/{idverb}", a.recurringRunVerb)
 	mux.HandleFunc("POST /apis/v1/recurringruns/{idverb}/{verb}", a.recurringRunVerb)
+	a.artifactRoutes(mux)
 }
 
 // httpError maps an error to a status code once, here.
