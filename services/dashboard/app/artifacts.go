@@ -20,6 +20,7 @@ import (
 	"github.com/microcosm-cc/bluemonday"
 	"github.com/yuin/goldmark"
 	"github.com/yuin/goldmark/extension"
+	gmhtml "github.com/yuin/goldmark/renderer/html"
 
 	"github.com/sluice-ml/sluice/services/metadata/api/metadatav1"
 	"github.com/sluice-ml/sluice/services/pipelines/api/pipelinesv1"
@@ -306,7 +307,9 @@ func csvTable(b []byte, name string, truncated bool) ([][]string, error) {
 }
 
 var (
-	markdown = goldmark.New(goldmark.WithExtensions(extension.GFM))
+	// markdown keeps the raw HTML a Markdown file holds (KFP's Markdown viewer shows it); the sanitiser
+	// then removes what is unsafe.
+	markdown = goldmark.New(goldmark.WithExtensions(extension.GFM), goldmark.WithRendererOptions(gmhtml.WithUnsafe()))
 	// sanitiser is bluemonday's policy for user-generated content: no script, no event handlers, no
 	// style, safe link schemes only.
 	sanitiser = bluemonday.UGCPolicy()
