@@ -99,11 +99,11 @@ type tagCharts struct {
 }
 
 type seriesSummary struct {
-	Run          string
-	Points       int
-	LastStep     int64
-	LastValue    string
-	CSV          string
+	Run       string
+	Points    int
+	LastStep  int64
+	LastValue string
+	CSV       string
 	NonFinite int
 }
 
