@@ -254,7 +254,29 @@ func previewKind(schemaTitle, name string, b []byte) string {
 	if t := bytes.TrimSpace(b); len(t) > 0 && (t[0] == '{' || t[0] == '[') && json.Valid(t) {
 		return "json"
 	}
+	if looksCSV(b) {
+		return "csv" // KFP's output files have no extension: a Dataset written by pandas' to_csv
+	}
 	return "text"
+}
+
+// looksCSV reports whether text b reads as a CSV table: at least two lines (of the first 20) with the
+// same number of fields, at least two, as encoding/csv parses them.
+func looksCSV(b []byte) bool {
+	cr := csv.NewReader(bytes.NewReader(b))
+	cr.FieldsPerRecord = 0 // every record like the first
+	n := 0
+	for n < 20 {
+		rec, err := cr.Read()
+		if err == io.EOF {
+			break
+		}
+		if err != nil || len(rec) < 2 {
+			return false
+		}
+		n++
+	}
+	return n >= 2
 }
 
 // textual reports whether b is UTF-8 text without NUL bytes (a last character cut off by the preview

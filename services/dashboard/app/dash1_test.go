@@ -200,6 +200,9 @@ func TestPreviewKindAndLimits(t *testing.T) {
 	}{
 		{"", "x.csv", []byte("a,b"), "csv"},
 		{"", "x.tsv", []byte("a\tb"), "csv"},
+		{"", "x", []byte("a,b\n1,2\n"), "csv"},
+		{"", "x", []byte("a,b\n1,2,3\n"), "text"},
+		{"", "x", []byte("hello, world\n"), "text"},
 		{"", "x", []byte(`[1,2]`), "json"},
 		{"", "x", []byte("é" + string([]byte{0xc3})), "text"}, // a character cut by the preview limit
 		{"", "x", []byte{0xff, 0xfe, 0x01}, "binary"},
