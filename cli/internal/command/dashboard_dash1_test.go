@@ -6,11 +6,16 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
+
+	"github.com/sluice-ml/sluice/libs/tfevents"
 )
 
 // api calls a Sluice API of the dev platform with the admin token (to set up what the pages show).
@@ -131,7 +136,8 @@ func browseArtifactsExperimentsAndMore(t *testing.T, b *browser, base, token, ru
 		}
 	})
 	status := `document.querySelector('#rr-` + rrID + ` [data-cell=status]').textContent`
-	b.do("recurring runs", chromedp.Navigate(base+"/ui/recurringruns"), chromedp.WaitVisible(chromedp.CSS("#recurring")))
+	// The list comes from Temporal's schedule visibility, which lags behind the create.
+	b.reloadUntil("recurring run listed", base+"/ui/recurringruns", `!!document.getElementById('rr-`+rrID+`')`, 2*time.Minute)
 	if got := eval[string](b, status); got != "ENABLED" {
 		t.Errorf("the new recurring run is %q, want ENABLED", got)
 	}
@@ -149,11 +155,132 @@ func browseArtifactsExperimentsAndMore(t *testing.T, b *browser, base, token, ru
 	b.do("focus disable", chromedp.Focus(chromedp.CSS(`form[action="/ui/recurringruns/`+rrID+`/disable"] button`)))
 	b.do("enter disable", chromedp.KeyEvent(kb.Enter), chromedp.WaitVisible(chromedp.CSS(`form[action="/ui/recurringruns/`+rrID+`/enable"]`)))
 
-	for _, p := range []struct{ name, path, sel string }{
-		{"tuning", "/ui/katib", "main h1"},
-		{"tensorboards", "/ui/tensorboards", "main h1"},
-	} {
-		b.do(p.name, chromedp.Navigate(base+p.path), chromedp.WaitVisible(chromedp.CSS(p.sel)))
-		b.checkPage(p.name, token)
+	browseTuningAndTensorBoard(t, b, base, token)
+}
+
+// katibExperiment is Katib's random search with plain batch/v1 Job trials whose one container prints
+// the objective on stdout (the StdOut collector): accuracy = the trial's learning rate.
+const katibExperiment = `apiVersion: kubeflow.org/v1beta1
+kind: Experiment
+metadata: {name: browser-random, namespace: default}
+spec:
+  objective: {type: maximize, goal: 0.999, objectiveMetricName: accuracy, additionalMetricNames: [loss]}
+  algorithm: {algorithmName: random}
+  parallelTrialCount: 3
+  maxTrialCount: 3
+  parameters:
+    - {name: lr, parameterType: double, feasibleSpace: {min: "0.1", max: "0.9"}}
+  trialTemplate:
+    primaryContainerName: training-container
+    trialParameters:
+      - {name: learningRate, reference: lr}
+    trialSpec:
+      apiVersion: batch/v1
+      kind: Job
+      spec:
+        template:
+          spec:
+            containers:
+              - name: training-container
+                image: alpine:3.20
+                command: [/bin/sh, -c, "echo accuracy=${trialParameters.learningRate}; echo loss=0.5"]
+            restartPolicy: Never
+`
+
+// browseTuningAndTensorBoard runs a Katib experiment through the tuning service and shows its page (trials,
+// best trial, objective chart), then serves TensorBoard event files (written here, copied into a run's
+// output artifact by a pipeline task) through a Tensorboard of the notebooks service and draws its curves.
+func browseTuningAndTensorBoard(t *testing.T, b *browser, base, token string) {
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, base+"/apis/tuning/v1/namespaces/default/experiments", strings.NewReader(katibExperiment))
+	if err != nil {
+		t.Fatal(err)
 	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/yaml")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("create the tuning experiment: %d %s", resp.StatusCode, body)
+	}
+	b.do("tuning", chromedp.Navigate(base+"/ui/katib"), chromedp.WaitVisible(chromedp.CSS(`a[href="/ui/katib/default/browser-random"]`)))
+	b.checkPage("tuning", token)
+	b.reloadUntil("tuning experiment ended", base+"/ui/katib/default/browser-random", `(() => {
+		const s = document.getElementById('exp-state');
+		return !!s && s.textContent === 'Succeeded' && document.querySelectorAll('#trials tbody tr').length === 3 &&
+			!!document.getElementById('best-trial') && !!document.getElementById('objective-chart');
+	})()`, 4*time.Minute)
+	if ok := eval[bool](b, `document.querySelector('#trials tr.best th').textContent.trim() === document.querySelector('#best-trial a').textContent + ' best'`); !ok {
+		t.Error("the best trial is not marked in the trials table")
+	}
+	if ok := eval[bool](b, `(() => { const i = document.getElementById('objective-chart'); return i.complete && i.naturalWidth > 100; })()`); !ok {
+		t.Error("the objective chart did not load")
+	}
+	b.checkPage("tuning-experiment", token)
+	// A trial's training job page links the job's TensorBoard curves.
+	b.do("trial job", chromedp.Click(chromedp.CSS(`#trials tr.best a[href^="/ui/jobs/"]`)), chromedp.WaitVisible(chromedp.CSS("#job-tensorboards")))
+
+	// TensorBoard: event files of two runs (train, validation), copied into a run's output artifact.
+	logs := t.TempDir()
+	for run, scale := range map[string]float32{"train": 1, "validation": 1.2} {
+		if err := os.MkdirAll(filepath.Join(logs, run), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		w, err := tfevents.Create(filepath.Join(logs, run, "events.out.tfevents.1.browser"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for step := int64(0); step < 20; step++ {
+			_ = w.AddScalar("loss", step, scale/float32(step+1), time.Time{})
+			_ = w.AddScalar("accuracy", step, 1-scale/float32(step+2), time.Time{})
+		}
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	copySpec := `apiVersion: sluice.io/v1
+kind: Pipeline
+metadata: {name: dashboard-tb-logs}
+spec:
+  tasks:
+    train:
+      image: alpine:3.20
+      command: [sh, -c, 'mkdir -p "$1" && cp -R "$0"/. "$1"/']
+      args: [` + strconv.Quote(logs) + `, "{{outputs.logs}}"]
+      outputs: {artifacts: {logs: {type: system.Artifact}}}
+`
+	created := api(t, base, token, http.MethodPost, "/apis/v1/runs", map[string]any{"run_name": "tensorboard logs", "spec": copySpec})
+	runID, _ := created["run_id"].(string)
+	b.reloadUntil("logs run succeeded", base+"/ui/runs/"+runID, `document.getElementById('run-state').textContent === 'SUCCEEDED'`, 3*time.Minute)
+	run := api(t, base, token, http.MethodGet, "/apis/v1/runs/"+runID, nil)
+	logsURI := ""
+	for _, task := range run["tasks"].([]any) {
+		tm := task.(map[string]any)
+		if outs, ok := tm["outputs"].(map[string]any); ok {
+			if arts, ok := outs["artifacts"].(map[string]any); ok {
+				if l, ok := arts["logs"].(map[string]any); ok {
+					logsURI, _ = l["uri"].(string)
+				}
+			}
+		}
+	}
+	if logsURI == "" {
+		t.Fatalf("the logs run has no logs artifact: %v", run)
+	}
+	api(t, base, token, http.MethodPost, "/apis/tensorboard.kubeflow.org/v1alpha1/namespaces/default/tensorboards", map[string]any{
+		"apiVersion": "tensorboard.kubeflow.org/v1alpha1", "kind": "Tensorboard",
+		"metadata": map[string]any{"name": "browser-board", "namespace": "default"}, "spec": map[string]any{"logspath": logsURI}})
+	// The board's lifecycle workflow records it for the list a moment after the create.
+	b.reloadUntil("tensorboard listed", base+"/ui/tensorboards", `!!document.querySelector('a[href="/ui/tensorboards/default/browser-board"]')`, 2*time.Minute)
+	b.checkPage("tensorboards", token)
+	b.reloadUntil("tensorboard curves", base+"/ui/tensorboards/default/browser-board", `(() => {
+		const h = Array.from(document.querySelectorAll('section.curves h2')).map(e => e.textContent).join(',');
+		const imgs = Array.from(document.querySelectorAll('section.curves img'));
+		return h === 'accuracy,loss' && imgs.length === 2 && imgs.every(i => i.complete && i.naturalWidth > 100) &&
+			document.querySelector('section.curves').innerText.includes('validation');
+	})()`, 2*time.Minute)
+	b.checkPage("tensorboard-curves", token)
 }

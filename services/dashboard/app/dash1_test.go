@@ -374,7 +374,7 @@ func TestKatibExperimentPage(t *testing.T) {
 	}
 	mustContain(t, "tuning experiment", body, `id="best-trial"`, `href="#trial-random-b"`, `<tr id="trial-random-b" class="best">`,
 		`<th scope="col">lr</th>`, `<th scope="col">optimizer</th>`, `<th scope="col">accuracy</th>`, `<th scope="col">loss</th>`,
-		"0.8 (min 0.4, max 0.8)", `href="/ui/jobs/kubeflow/random-a"`, "exit code 1", `<img id="objective-chart" src="data:image/svg&#43;xml;base64,`,
+		"0.8 (min 0.4, max 0.8)", `href="/ui/jobs/kubeflow/random-a"`, `href="/ui/jobs/kubeflow/random-c"`, "exit code 1", `<img id="objective-chart" src="data:image/svg&#43;xml;base64,`,
 		`alt="accuracy of 2 trials; best 0.91"`, "max trials reached")
 	if rec := get(t, h, "/ui/katib/kubeflow/nope"); rec.Code != 404 {
 		t.Errorf("unknown experiment: %d", rec.Code)

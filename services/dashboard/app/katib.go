@@ -100,8 +100,12 @@ func (a *App) katibExperiment(w http.ResponseWriter, r *http.Request) {
 		for _, m := range t.Observation.Metrics {
 			row.Metrics[m.Name] = metricCell(m)
 		}
+		// The trial's training job: "<kind>/<namespace>/<name>" when the service states it, else (as in
+		// Katib) the job named after the trial in the experiment's namespace.
 		if parts := strings.SplitN(t.JobKind, "/", 3); len(parts) == 3 && parts[1] != "" && parts[2] != "" {
-			row.Job = "/ui/jobs/" + url.PathEscape(parts[1]) + "/" + url.PathEscape(parts[2]) // "<kind>/<namespace>/<name>"
+			row.Job = "/ui/jobs/" + url.PathEscape(parts[1]) + "/" + url.PathEscape(parts[2])
+		} else if t.Name != "" {
+			row.Job = "/ui/jobs/" + url.PathEscape(ns) + "/" + url.PathEscape(t.Name)
 		}
 		if d.Best != nil && d.Best.BestTrialName == t.Name {
 			row.Best = true
