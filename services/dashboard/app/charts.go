@@ -15,12 +15,14 @@ import (
 )
 
 // series is one line of a chart: points (X[i], Y[i]); NaN and ±Inf points are left out (they cannot be
-// drawn). Points marks each point as well as the line; Dashes draws the line dashed.
+// drawn). Points marks each point as well as the line; Scatter marks the points without a line; Dashes
+// draws the line dashed.
 type series struct {
-	Name   string
-	X, Y   []float64
-	Points bool
-	Dashes bool
+	Name    string
+	X, Y    []float64
+	Points  bool
+	Scatter bool
+	Dashes  bool
 }
 
 // chart is a server-side chart: an SVG drawn by gonum.org/v1/plot, embedded as a data: URI of an <img>
@@ -52,6 +54,18 @@ func lineChart(title, xLabel, yLabel string, ss []series, fixed bool) (chart, er
 			xys = append(xys, plotter.XY{X: s.X[j], Y: s.Y[j]})
 		}
 		if len(xys) == 0 {
+			continue
+		}
+		if s.Scatter {
+			sc, err := plotter.NewScatter(xys)
+			if err != nil {
+				return chart{}, err
+			}
+			sc.Color = plotutil.Color(i)
+			sc.Shape = draw.CircleGlyph{}
+			sc.Radius = vg.Points(3)
+			p.Add(sc)
+			p.Legend.Add(s.Name, sc)
 			continue
 		}
 		l, pts, err := plotter.NewLinePoints(xys)

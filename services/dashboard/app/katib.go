@@ -124,7 +124,7 @@ func (a *App) katibExperiment(w http.ResponseWriter, r *http.Request) {
 	}
 	if len(xs) > 0 {
 		ch, err := lineChart(obj.ObjectiveMetricName+" per trial", "trial", obj.ObjectiveMetricName,
-			[]series{{Name: "trial", X: xs, Y: ys, Points: true}, {Name: "best so far (" + string(obj.Type) + ")", X: bx, Y: by, Dashes: true}}, false)
+			[]series{{Name: "trial", X: xs, Y: ys, Scatter: true}, {Name: "best so far", X: bx, Y: by, Dashes: true}}, false)
 		if err != nil {
 			d.Problems = append(d.Problems, "chart: "+err.Error())
 		} else {
