@@ -76,6 +76,40 @@ func browseArtifactsExperimentsAndMore(t *testing.T, b *browser, base, token, ru
 	}
 	b.checkPage("clone", token)
 
+	// Cancel a running run from its page; retry a failed one (a new run reusing what succeeded).
+	const slow = `apiVersion: sluice.io/v1
+kind: Pipeline
+metadata: {name: dashboard-cancel}
+spec:
+  tasks:
+    wait: {image: alpine:3.20, command: [sh, -c, 'sleep 600']}
+`
+	created := api(t, base, token, http.MethodPost, "/apis/v1/runs", map[string]any{"run_name": "to cancel", "spec": slow})
+	slowID, _ := created["run_id"].(string)
+	b.reloadUntil("slow run running", base+"/ui/runs/"+slowID, `document.querySelector('#row-0 [data-cell=state]').textContent === 'RUNNING'`, 2*time.Minute)
+	b.do("cancel", chromedp.Click(chromedp.CSS(`form[action$="/cancel"] button`)), chromedp.WaitVisible(chromedp.CSS("#graph")))
+	b.waitFor("run cancelled", `document.getElementById('run-state').textContent === 'CANCELED' && !document.getElementById('run').dataset.live`, 2*time.Minute)
+	const failing = `apiVersion: sluice.io/v1
+kind: Pipeline
+metadata: {name: dashboard-retry}
+spec:
+  tasks:
+    ok: {image: alpine:3.20, command: [sh, -c, 'echo fine']}
+    bad: {image: alpine:3.20, command: [sh, -c, 'exit 3'], dependsOn: [ok]}
+`
+	created = api(t, base, token, http.MethodPost, "/apis/v1/runs", map[string]any{"run_name": "to retry", "spec": failing})
+	failID, _ := created["run_id"].(string)
+	b.reloadUntil("failing run failed", base+"/ui/runs/"+failID, `document.getElementById('run-state').textContent === 'FAILED'`, 2*time.Minute)
+	b.do("retry", chromedp.Click(chromedp.CSS(`form[action$="/retry"] button`)), chromedp.WaitVisible(chromedp.CSS("#graph")))
+	if got := eval[string](b, "location.pathname"); got == "/ui/runs/"+failID || !strings.HasPrefix(got, "/ui/runs/") {
+		t.Errorf("retry went to %s, want the new run's page", got)
+	}
+	b.waitFor("retry ran", `document.getElementById('run-state').textContent === 'FAILED' && !document.getElementById('run').dataset.live`, 2*time.Minute)
+	if got := eval[string](b, `document.querySelector('main h1').textContent`); !strings.Contains(got, "to retry (retry)") {
+		t.Errorf("the retried run is %q", got)
+	}
+	b.checkPage("run-retried", token)
+
 	// A KFP experiment with a run of a pipeline writing Markdown, HTML, CSV and an image.
 	exp := api(t, base, token, http.MethodPost, "/apis/v1/experiments", map[string]any{"display_name": "browser experiment"})
 	expID, _ := exp["experiment_id"].(string)
@@ -83,7 +117,7 @@ func browseArtifactsExperimentsAndMore(t *testing.T, b *browser, base, token, ru
 	if err != nil {
 		t.Fatal(err)
 	}
-	created := api(t, base, token, http.MethodPost, "/apis/v1/runs", map[string]any{"run_name": "artifact kinds", "spec": string(spec), "experiment_id": expID})
+	created = api(t, base, token, http.MethodPost, "/apis/v1/runs", map[string]any{"run_name": "artifact kinds", "spec": string(spec), "experiment_id": expID})
 	artRun, _ := created["run_id"].(string)
 	b.do("experiments", chromedp.Navigate(base+"/ui/experiments"), chromedp.WaitVisible(chromedp.CSS("#experiments")))
 	b.checkPage("experiments", token)

@@ -191,6 +191,10 @@ func (a *App) previewBytes(r *http.Request, c *caller, d *artifactPage) {
 		b, d.Truncated = b[:previewBytes], true
 	}
 	d.Kind = previewKind(d.Artifact.SchemaTitle, fileName(d.Artifact.URI, d.File), b)
+	if (d.Kind == "image" || d.Kind == "html") && d.File == "" && d.Artifact.Size > inlineBytes {
+		d.Problems = append(d.Problems, fmt.Sprintf("larger than the %d MiB the page shows inline: download it", inlineBytes>>20))
+		d.Kind = "binary"
+	}
 	switch d.Kind {
 	case "text":
 		d.Text = strings.ToValidUTF8(string(b), "\uFFFD")

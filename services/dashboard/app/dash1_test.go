@@ -104,6 +104,7 @@ func TestArtifactPagePreviewsEachKind(t *testing.T) {
 		"readme": {URI: "s3://b/r/t/readme", SchemaTitle: "system.Markdown"},
 		"viz":    {URI: "s3://b/r/t/viz", SchemaTitle: "system.HTML"},
 		"pic":    {URI: "s3://b/r/t/pic"},
+		"bigpic": {URI: "s3://b/r/t/bigpic", Size: inlineBytes + 1},
 		"blob":   {URI: "s3://b/r/t/blob"},
 		"dir":    {URI: "s3://b/r/t/dir"},
 		"metrics": {URI: "s3://b/r/t/metrics", SchemaTitle: "system.Metrics",
@@ -120,6 +121,7 @@ func TestArtifactPagePreviewsEachKind(t *testing.T) {
 		"readme": []byte("# Title\n\n| x | y |\n|---|---|\n| 1 | 2 |\n\nSome <em>inline</em> HTML <script>alert(1)</script><a href=\"javascript:alert(1)\">bad</a>\n\n[ok](https://example.com)\n"),
 		"viz":    []byte("<html><body><script>document.title='viz'</script>chart</body></html>"),
 		"pic":    pic,
+		"bigpic": pic,
 		"blob":   []byte{0, 1, 2, 3, 0xff},
 		"dir":    map[string]string{"index.html": "<b>x</b>", "data/a.txt": "a"},
 	}
@@ -149,6 +151,8 @@ func TestArtifactPagePreviewsEachKind(t *testing.T) {
 	}
 	body = page("pic")
 	mustContain(t, "image preview", body, `data-kind="image"`, `src="/ui/runs/r/artifacts/pic/raw?task=t&amp;view=image"`)
+	body = page("bigpic")
+	mustContain(t, "large image", body, `data-kind="binary"`, "larger than the 10 MiB the page shows inline")
 	body = page("blob")
 	mustContain(t, "binary preview", body, `data-kind="binary"`, "download it")
 	body = page("dir")
