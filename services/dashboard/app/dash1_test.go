@@ -439,3 +439,20 @@ func TestTensorboardCurvesPage(t *testing.T) {
 		t.Errorf("series read: %v", asked)
 	}
 }
+
+// The run page links every output artifact (of tasks and of loop iterations) to its artifact page, and
+// offers clone.
+func TestRunPageLinksArtifactsAndClone(t *testing.T) {
+	art := map[string]pipelinesv1.Artifact{"model": {URI: "s3://b/m", SchemaTitle: "system.Model"}}
+	g := pipelinesv1.Graph{Tasks: []pipelinesv1.GraphTask{{Path: "train", Name: "train"}, {Path: "l", Name: "l", Loop: true}}}
+	st := runDetail{RunState: pipelinesv1.RunState{RunID: "r", State: pipelinesv1.RunSucceeded, Tasks: []pipelinesv1.TaskState{
+		{Path: "train", State: pipelinesv1.TaskSucceeded, Outputs: &pipelinesv1.TaskOutputs{Artifacts: art}},
+		{Path: "l/0", State: pipelinesv1.TaskSucceeded, Outputs: &pipelinesv1.TaskOutputs{Artifacts: art}}}}}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /apis/v1/runs/{id}", func(w http.ResponseWriter, r *http.Request) { _ = json.NewEncoder(w).Encode(st) })
+	mux.HandleFunc("GET /apis/v1/runs/{id}/graph", func(w http.ResponseWriter, r *http.Request) { _ = json.NewEncoder(w).Encode(g) })
+	api := httptest.NewServer(mux)
+	t.Cleanup(api.Close)
+	rec := get(t, newTestApp(t, api.URL), "/ui/runs/r")
+	mustContain(t, "run page", rec.Body.String(), `href="/ui/runs/r/artifacts/model?task=train"`, `href="/ui/runs/r/artifacts/model?task=l%2f0"`, `href="/ui/runs/r/clone"`)
+}
