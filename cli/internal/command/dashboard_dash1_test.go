@@ -159,6 +159,26 @@ spec:
 	b.waitFor("image loaded", `(() => { const i = document.getElementById('image'); return i.complete && i.naturalWidth === 8; })()`, time.Minute)
 	b.checkPage("artifact-image", token)
 
+	// KFP metrics: a step's logged system.Metrics and system.ClassificationMetrics.
+	ir, err := os.ReadFile("testdata/dashboard/metrics.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	created = api(t, base, token, http.MethodPost, "/apis/v1/runs", map[string]any{"run_name": "metrics", "spec": string(ir)})
+	metricsRun, _ := created["run_id"].(string)
+	b.reloadUntil("metrics run succeeded", base+"/ui/runs/"+metricsRun, `document.getElementById('run-state').textContent === 'SUCCEEDED'`, 3*time.Minute)
+	b.do("metrics", chromedp.Navigate(base+"/ui/runs/"+metricsRun+"/artifacts/metrics?task=evaluate"), chromedp.WaitVisible(chromedp.CSS("#scalars")))
+	if got := eval[string](b, `Array.from(document.querySelectorAll('#scalars tbody tr')).map(r => r.innerText.replace('\t', '=')).join(' ')`); got != "accuracy=0.92 f1=0.88" {
+		t.Errorf("the metrics table: %q", got)
+	}
+	b.checkPage("artifact-metrics", token)
+	b.do("classification", chromedp.Navigate(base+"/ui/runs/"+metricsRun+"/artifacts/classification?task=evaluate"), chromedp.WaitVisible(chromedp.CSS("#confusion")))
+	if got := eval[string](b, `Array.from(document.querySelectorAll('#confusion td')).map(c => c.textContent).join(',')`); got != "45,5,3,47" {
+		t.Errorf("the confusion matrix: %q", got)
+	}
+	b.waitFor("ROC curve drawn", `(() => { const i = document.getElementById('roc'); return !!i && i.complete && i.naturalWidth > 100; })()`, time.Minute)
+	b.checkPage("artifact-classification", token)
+
 	// Recurring runs: disable and enable from the page (the pipelines service pauses the schedule).
 	rr := api(t, base, token, http.MethodPost, "/apis/v1/recurringruns", map[string]any{"display_name": "yearly from the browser test", "cron": "0 0 1 1 *", "run": map[string]any{"spec": string(spec)}})
 	rrID, _ := rr["recurring_run_id"].(string)

@@ -40,7 +40,7 @@ func lineChart(title, xLabel, yLabel string, ss []series, fixed bool) (chart, er
 	p.Title.Text = title
 	p.X.Label.Text = xLabel
 	p.Y.Label.Text = yLabel
-	p.Legend.Top = true
+	p.Legend.Top = !fixed // a ROC curve keeps the top left: its legend goes bottom right
 	p.Add(plotter.NewGrid())
 	if fixed {
 		p.X.Min, p.X.Max, p.Y.Min, p.Y.Max = 0, 1, 0, 1
