@@ -3,6 +3,7 @@ package command
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -68,6 +69,9 @@ func browseArtifactsExperimentsAndMore(t *testing.T, b *browser, base, token, ru
 		t.Errorf("download answered %q", got)
 	}
 	b.checkPage("artifact-text", token)
+	// Its lineage links it back to its artifact page (from the metadata service's record of the task).
+	lineage := eval[string](b, `document.querySelector('.actions a[href^="/ui/lineage"]').getAttribute('href')`)
+	b.reloadUntil("lineage links the artifact page", base+lineage, fmt.Sprintf(`Array.from(document.querySelectorAll('main table a')).some(a => a.getAttribute('href') === %s)`, strconv.Quote(href)), 2*time.Minute)
 
 	// Clone: the run form of the run's pipeline version, pre-filled with its parameters.
 	b.do("clone", chromedp.Navigate(base+runURL), chromedp.WaitVisible(chromedp.CSS("#clone")), chromedp.Click(chromedp.CSS("#clone")), chromedp.WaitVisible(chromedp.CSS("#run-form")))
