@@ -111,6 +111,8 @@ var Rules = func() []Rule {
 		inResource("POST /apis/v1/runs/{id}/retry", "retry run", c),
 		inResource("GET /apis/v1/runs/{id}/logs", "get run logs", v),
 		inResource("GET /apis/v1/runs/{id}/graph", "get run graph", v),
+		inResource("GET /apis/v1/runs/{id}/artifacts/{name}", "read run artifact", v),
+		inResource("GET /apis/v1/runs/{id}/input", "get run input", v),
 		inResource("POST /apis/v1/experiments", "create experiment", c),
 		inResource("GET /apis/v1/experiments", "list experiments", v),
 		inResource("GET /apis/v1/experiments/{id}", "get experiment", v),
@@ -220,6 +222,17 @@ var Rules = func() []Rule {
 		page("GET /ui/notebooks/{ns}/{name}/connect", "dashboard notebook connect"),
 		page("GET /ui/events", "dashboard events"),
 		page("GET /ui/events/live", "dashboard events tail"),
+		page("GET /ui/runs/{id}/artifacts/{name}", "dashboard artifact"),
+		page("GET /ui/runs/{id}/artifacts/{name}/raw", "dashboard artifact content"),
+		page("GET /ui/runs/{id}/clone", "dashboard run clone"),
+		page("GET /ui/experiments", "dashboard experiments"),
+		page("GET /ui/experiments/{id}", "dashboard experiment"),
+		page("GET /ui/recurringruns", "dashboard recurring runs"),
+		page("POST /ui/recurringruns/{id}/{action}", "dashboard recurring run action"),
+		page("GET /ui/katib", "dashboard tuning experiments"),
+		page("GET /ui/katib/{ns}/{name}", "dashboard tuning experiment"),
+		page("GET /ui/tensorboards", "dashboard tensorboards"),
+		page("GET /ui/tensorboards/{ns}/{name}", "dashboard tensorboard curves"),
 	}
 }()
 

@@ -333,6 +333,8 @@ func TestDashboardInABrowser(t *testing.T) {
 		t.Errorf("report's log is %q, want lines=3 squares=[1,4,9]", got)
 	}
 
+	browseArtifactsExperimentsAndMore(t, b, base, token, runURL)
+
 	for _, p := range []struct{ name, path, sel string }{
 		{"runs", "/ui/runs", "table"},
 		{"jobs", "/ui/jobs", "main h1"},

@@ -123,6 +123,7 @@ func (a *App) Routes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /ui/notebooks", a.notebooks)
 	mux.HandleFunc("POST /ui/notebooks", a.createNotebook)
 	mux.HandleFunc("POST /ui/notebooks/{ns}/{name}/{action}", a.notebookAction)
+	a.dash1Routes(mux)
 	a.routesDash2(mux)
 }
 

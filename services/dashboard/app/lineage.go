@@ -21,6 +21,8 @@ type lineageData struct {
 	Graph     metadatav1.LineageGraph
 	SVG       template.HTML
 	Searched  bool
+	// Preview is the artifact page of each artifact a pipeline task produced (by artifact id).
+	Preview map[int64]string
 }
 
 // dotLineage draws a lineage graph: artifacts as notes, executions as boxes, an edge per input event
@@ -119,6 +121,7 @@ func (a *App) lineage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	d.SVG = template.HTML(colour(lay, classes)) // Graphviz's SVG of our escaped DOT
+	d.Preview = artifactPages(d.Graph)
 	a.render(w, r, http.StatusOK, "lineage", view{Title: "Lineage of " + d.Ref, Nav: "lineage", Data: d})
 }
 

@@ -58,6 +58,7 @@ func (a *App) Routes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /apis/v1/recurringruns/{idverb}", a.recurringRunVerb)
 	mux.HandleFunc("POST /apis/v1/recurringruns/{idverb}/{verb}", a.recurringRunVerb)
 	a.objectRoutes(mux)
+	a.artifactRoutes(mux)
 }
 
 // httpError maps an error to a status code once, here.
