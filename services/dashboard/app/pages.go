@@ -909,7 +909,7 @@ func (a *App) job(w http.ResponseWriter, r *http.Request) {
 	}
 	ns, name := r.PathValue("ns"), r.PathValue("name")
 	var jv trainingv1.JobView
-	if err := c.getJSON(r.Context(), "/apis/training/v1/namespaces/"+url.PathEscape(ns)+"/jobs/"+url.PathEscape(name), &jv); err != nil {
+	if err := c.getJSON(r.Context(), "/apis/training/v1/namespaces/"+url.PathEscape(ns)+"/jobs/"+url.PathEscape(name)+kindQuery(r), &jv); err != nil {
 		a.fail(w, r, "Training job "+name, err)
 		return
 	}
@@ -923,7 +923,7 @@ func (a *App) jobLogs(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := url.Values{}
-	for _, k := range []string{"replica", "attempt"} {
+	for _, k := range []string{"replica", "attempt", "kind"} {
 		if v := r.URL.Query().Get(k); v != "" {
 			q.Set(k, v)
 		}
@@ -1038,4 +1038,13 @@ func (a *App) notebookAction(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	http.Redirect(w, r, "/ui/notebooks", http.StatusSeeOther)
+}
+
+// kindQuery passes the page's ?kind= on to the training API, whose job IDs are
+// kind-qualified: a TFJob and a PyTorchJob may share a name in one namespace.
+func kindQuery(r *http.Request) string {
+	if k := r.URL.Query().Get("kind"); k != "" {
+		return "?kind=" + url.QueryEscape(k)
+	}
+	return ""
 }
