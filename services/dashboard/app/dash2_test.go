@@ -346,7 +346,7 @@ func TestHomeShowsDeploymentsNotebooksAndFailures(t *testing.T) {
 	if rec.Code != 200 {
 		t.Fatalf("%d %s", rec.Code, body)
 	}
-	for _, want := range []string{`href="/ui/models/team-a/mnist"`, "ModelLoadFailed: no model.onnx", `href="/ui/jobs/team-a/bad-job"`,
+	for _, want := range []string{`href="/ui/models/team-a/mnist"`, "ModelLoadFailed: no model.onnx", `href="/ui/jobs/team-a/bad-job?kind=TFJob"`,
 		`href="/ui/notebooks/team-a/nb1/connect"`, "team-a/nb2 Error exit 1", `href="/ui/runs/r1"`} {
 		if !strings.Contains(body, want) {
 			t.Errorf("home lacks %s", want)
