@@ -160,3 +160,28 @@ func TestKFPImporterDownloadToWorkspaceDocker(t *testing.T) {
 	out, err := exec.Command("docker", "volume", "inspect", vol).CombinedOutput()
 	require.Error(t, err, "volume %s is removed with the run: %s", vol, out)
 }
+
+// A directory imported with downloadToWorkspace is a directory in the workspace; the consumer's
+// executor input ({{$}}) marks the artifact with _kfp_workspace as KFP's driver does.
+func TestKFPImporterDownloadToWorkspaceDirectory(t *testing.T) {
+	e := newEnv(t)
+	e.startWorker(t)
+	for k, v := range map[string]string{"imports/wsdir/a.txt": "A", "imports/wsdir/sub/b.txt": "B"} {
+		_, err := e.store.Put(t.Context(), k, strings.NewReader(v), int64(len(v)))
+		require.NoError(t, err)
+	}
+	spec := strings.NewReplacer(
+		`'BBcat "$0" > "$3"; printf " %s %s %s" "$0" "$1" "$2" >> "$3"', "{{$.inputs.artifacts['data'].path}}", "{{$.inputs.artifacts['data'].uri}}", "{{$.workspace_path}}"`,
+		`'cat "$0/a.txt" "$0/sub/b.txt" > "$3"; printf " %s %s" "$0" "$2" >> "$3"; case "$1" in *_kfp_workspace??true*) printf " flagged" >> "$3";; esac', "{{$.inputs.artifacts['data'].path}}", "{{$}}", "{{$.workspace_path}}"`,
+		"IMAGE", "alpine").Replace(importWorkspaceSpec)
+	uri := e.store.URI("imports/wsdir") + "/"
+	id, run := e.start(t, spec, map[string]any{"uri": uri})
+	res, err := e.wait(t, run)
+	require.NoError(t, err, "%+v", e.state(t, id))
+	ws, err := filepath.Abs(filepath.Join(e.acts.WorkDir, id, "workspace"))
+	require.NoError(t, err)
+	_, key, _ := strings.Cut(strings.TrimPrefix(uri, "s3://"), "/")
+	want := "AB " + ws + "/.artifacts/s3/" + e.store.Bucket() + "/" + strings.TrimSuffix(key, "/") + " " + ws + " flagged"
+	require.Equal(t, want, res.Tasks["show"].Parameters["Output"])
+	require.Equal(t, uri, e.state(t, id)["importer"].Outputs.Artifacts["artifact"].URI)
+}

@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -80,12 +81,8 @@ func withoutWorkspaceFlag(art Artifact) Artifact {
 	if _, ok := art.Metadata[workspaceFlag]; !ok {
 		return art
 	}
-	m := make(map[string]any, len(art.Metadata)-1)
-	for k, v := range art.Metadata {
-		if k != workspaceFlag {
-			m[k] = v
-		}
-	}
+	m := maps.Clone(art.Metadata) // no range over the map: workflow code calls this
+	delete(m, workspaceFlag)
 	if len(m) == 0 {
 		m = nil
 	}
