@@ -226,7 +226,8 @@ func (c *compiler) importer(comp *Component) {
 }
 
 // UsesWorkspace reports whether a run of p needs KFP's shared workspace: a `{{$.workspace_path}}`
-// placeholder in a container's command or args or in a task's constant input.
+// placeholder in a container's command or args or in a task's constant input, or an importer with
+// downloadToWorkspace.
 func UsesWorkspace(p *Pipeline) bool {
 	has := func(s string) bool { return strings.Contains(s, WorkspacePlaceholder) }
 	comps := append([]*Component{p.Root}, make([]*Component, 0, len(p.Components))...)
@@ -236,6 +237,9 @@ func UsesWorkspace(p *Pipeline) bool {
 	for _, c := range comps {
 		if c == nil {
 			continue
+		}
+		if c.Importer != nil && c.Importer.DownloadToWorkspace {
+			return true // the importer downloads its artifact into the workspace
 		}
 		if c.Executor != nil {
 			for _, s := range append(append([]string(nil), c.Executor.Command...), c.Executor.Args...) {

@@ -304,6 +304,11 @@ type Importer struct {
 	// Reimport, per ImporterSpec.reimport: record a new import of the URI
 	// even when it was imported before.
 	Reimport bool `json:"reimport,omitempty"`
+	// DownloadToWorkspace, per ImporterSpec.download_to_workspace (KFP SDK 2.14+
+	// dsl.importer(download_to_workspace=True)): the importer also downloads the
+	// artifact into the run's workspace at <workspace>/.artifacts/s3/<bucket>/<key>,
+	// and consumers read it there instead of downloading it themselves.
+	DownloadToWorkspace bool `json:"downloadToWorkspace,omitempty"`
 	// Path is the executor's field path in the source spec, used in errors.
 	Path string `json:"path,omitempty"`
 }

@@ -154,6 +154,8 @@ func (a *Activities) checkLargeParams(ctx context.Context, in StepInput, ev *pip
 	return nil
 }
 
+// Events (and so lineage) carry no workspaceFlag: as KFP's MLMD conversion drops it, it is only a
+// run-time marker for the consumers' executor input.
 func firstArtifacts(m map[string][]Artifact) map[string]Artifact {
 	if len(m) == 0 {
 		return nil
@@ -165,7 +167,7 @@ func firstArtifacts(m map[string][]Artifact) map[string]Artifact {
 			if len(l) > 1 {
 				name = fmt.Sprintf("%s[%d]", k, i)
 			}
-			out[name] = a
+			out[name] = withoutWorkspaceFlag(a)
 		}
 	}
 	return out
@@ -544,6 +546,18 @@ func (a *Activities) execute(ctx context.Context, in StepInput, image string) (S
 		ectx.InputArtifacts[name] = []dag.RuntimeArtifact{} // an empty list (a loop of 0 iterations) is [] in {{$}}
 		for _, art := range in.Artifacts[name] {
 			ra := dag.RuntimeArtifact{Name: name, SchemaTitle: art.SchemaTitle, URI: art.URI, Metadata: art.Metadata}
+			if inWorkspace(art) && in.Workspace {
+				// Downloaded by its importer (downloadToWorkspace): read in the workspace, as KFP's
+				// launcher does, not downloaded again.
+				ws, err := a.workspace(in.RunID)
+				if err != nil {
+					return StepResult{}, err
+				}
+				ra.Path = workspaceArtifactPath(ws, art.URI)
+				ra.ExecutorURI = a.executorURI(ra.Path)
+				ectx.InputArtifacts[name] = append(ectx.InputArtifacts[name], ra)
+				continue
+			}
 			local, err := st.localFor(art.URI)
 			key := ""
 			if err == nil {

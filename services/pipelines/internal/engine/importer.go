@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 
 	"go.temporal.io/sdk/temporal"
@@ -11,6 +13,7 @@ import (
 
 	"github.com/sluice-ml/sluice/libs/artifacts"
 	"github.com/sluice-ml/sluice/libs/events"
+	"github.com/sluice-ml/sluice/libs/runtime"
 	wf "github.com/sluice-ml/sluice/libs/workflow"
 	"github.com/sluice-ml/sluice/services/pipelines/api/pipelinesv1"
 	"github.com/sluice-ml/sluice/services/pipelines/internal/dag"
@@ -64,6 +67,9 @@ func (a *Activities) Import(ctx context.Context, in ImportInput) (StepResult, er
 	ev := StepInput{RunID: in.RunID, PipelineName: in.PipelineName, TaskPath: in.TaskPath, TaskName: in.TaskName,
 		Component: in.Component, Attempt: 1, Params: in.Params, LastAttempt: true}
 	art, err := a.importArtifact(ctx, in)
+	if err == nil && in.Importer.DownloadToWorkspace {
+		art, err = a.downloadToWorkspace(ctx, in.RunID, art)
+	}
 	if err != nil {
 		if isBusinessFailure(err) || wf.ErrorType(err) == wf.ErrTypeNotFound {
 			_ = a.taskEvent(ctx, events.PipelineTaskFailedV1, ev, pipelinesv1.TaskEvent{State: pipelinesv1.TaskFailed, Error: err.Error(),
@@ -139,4 +145,69 @@ func (a *Activities) importArtifact(ctx context.Context, in ImportInput) (Artifa
 	}
 	art.URI, art.Digest = a.Store.URI(key)+"/", dirDigest(key, objs)
 	return art, nil
+}
+
+// downloadToWorkspace downloads an imported artifact into the run's workspace at
+// workspaceArtifactPath, as KFP's importer launcher does for ImporterSpec.download_to_workspace, and
+// returns it flagged with workspaceFlag so that its consumers read it there. Under the local runtime
+// the workspace is a host directory; under Docker, the run's named volume, which the runtime fills
+// from a staging directory (volumeFiller). Downloading again (a retried activity) overwrites.
+func (a *Activities) downloadToWorkspace(ctx context.Context, runID string, art Artifact) (Artifact, error) {
+	key, err := a.Store.KeyOf(strings.TrimSuffix(art.URI, "/"))
+	if err != nil {
+		return Artifact{}, wf.NonRetryable(wf.ErrTypeInvalidSpec, fmt.Errorf("importer: %v", err))
+	}
+	get := func(dest string) error {
+		var err error
+		if isDirURI(art.URI) {
+			_, err = a.Store.GetDir(ctx, key, dest)
+		} else {
+			_, err = a.Store.GetFile(ctx, key, dest)
+		}
+		if err != nil {
+			return fmt.Errorf("importer: download %s to the workspace: %w", art.URI, err)
+		}
+		return nil
+	}
+	switch rt := a.Runtime.(type) {
+	case *runtime.Local:
+		ws, err := a.workspace(runID)
+		if err != nil {
+			return Artifact{}, err
+		}
+		if err := get(workspaceArtifactPath(ws, art.URI)); err != nil {
+			return Artifact{}, err
+		}
+	case volumeFiller:
+		if err := os.MkdirAll(a.WorkDir, 0o755); err != nil {
+			return Artifact{}, err
+		}
+		stage, err := os.MkdirTemp(a.WorkDir, "import-")
+		if err != nil {
+			return Artifact{}, err
+		}
+		defer os.RemoveAll(stage)
+		rel := strings.TrimPrefix(workspaceArtifactPath("/", art.URI), "/")
+		if err := get(filepath.Join(stage, rel)); err != nil {
+			return Artifact{}, err
+		}
+		if err := rt.FillVolume(ctx, workspaceVolume(runID), stage); err != nil {
+			return Artifact{}, fmt.Errorf("importer: copy %s into the workspace: %w", art.URI, err)
+		}
+	default:
+		return Artifact{}, wf.NonRetryable(wf.ErrTypeInvalidSpec, fmt.Errorf("importer: downloadToWorkspace is not supported by the %s runtime", a.Runtime.Name()))
+	}
+	m := make(map[string]any, len(art.Metadata)+1)
+	for k, v := range art.Metadata {
+		m[k] = v
+	}
+	m[workspaceFlag] = true
+	art.Metadata = m
+	return art, nil
+}
+
+// volumeFiller is a runtime with named volumes that can copy a host directory's contents into one
+// (the Docker runtime).
+type volumeFiller interface {
+	FillVolume(ctx context.Context, volume, dir string) error
 }

@@ -29,7 +29,9 @@ func (o outputs) public() *pipelinesv1.TaskOutputs {
 			if out.Artifacts == nil {
 				out.Artifacts = map[string]Artifact{}
 			}
-			out.Artifacts[name] = o.Artifacts[name][0]
+			// Without the run-time workspace flag: a retried run reusing these outputs has a new, empty
+			// workspace, so its consumers download the artifact as any other.
+			out.Artifacts[name] = withoutWorkspaceFlag(o.Artifacts[name][0])
 		}
 	}
 	return out

@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -62,4 +63,36 @@ func (a *Activities) RemoveWorkspace(ctx context.Context, runID string) error {
 		return os.RemoveAll(filepath.Join(a.WorkDir, runID, "workspace"))
 	}
 	return nil
+}
+
+// workspaceFlag is the artifact metadata key KFP's driver sets on an input artifact its importer
+// downloaded into the workspace (driver common.WorkspaceMetadataField): the launcher then neither
+// downloads it nor maps .path to the URI's local path, but to workspaceArtifactPath.
+const workspaceFlag = "_kfp_workspace"
+
+// inWorkspace reports whether art was downloaded into the run's workspace by its importer.
+func inWorkspace(art Artifact) bool {
+	b, _ := art.Metadata[workspaceFlag].(bool)
+	return b
+}
+
+// withoutWorkspaceFlag returns art without workspaceFlag in its metadata (a copy when it has it).
+func withoutWorkspaceFlag(art Artifact) Artifact {
+	if _, ok := art.Metadata[workspaceFlag]; !ok {
+		return art
+	}
+	m := maps.Clone(art.Metadata) // no range over the map: workflow code calls this
+	delete(m, workspaceFlag)
+	if len(m) == 0 {
+		m = nil
+	}
+	art.Metadata = m
+	return art
+}
+
+// workspaceArtifactPath is where an importer with downloadToWorkspace puts the artifact at uri inside
+// the workspace ws, as KFP's launcher (LocalWorkspacePathForURI): the executor's local path for the URI
+// (s3://B/K → s3/B/K) under <ws>/.artifacts/.
+func workspaceArtifactPath(ws, uri string) string {
+	return filepath.Join(ws, ".artifacts", strings.TrimPrefix(kfpLocalPath(uri), "/"))
 }

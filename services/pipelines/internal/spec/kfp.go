@@ -375,9 +375,7 @@ func (k *kfpParser) importer(label string) *dag.Importer {
 	if im.Properties.Kind != 0 || im.CustomProperties.Kind != 0 {
 		k.add(path, "the deprecated importer properties/customProperties are not supported (use metadata)")
 	}
-	if im.DownloadToWorkspace {
-		k.add(path+".downloadToWorkspace", "importer downloadToWorkspace is not supported: steps download imported artifacts themselves")
-	}
+	out.DownloadToWorkspace = im.DownloadToWorkspace
 	return out
 }
 

@@ -127,6 +127,7 @@ func CheckRuntime(p *dag.Pipeline, runtime string) error {
 		}
 	}
 	if runtime == "kubernetes" && dag.UsesWorkspace(p) {
+		errs = append(errs, checkWorkspaceImporters(p, runtime)...)
 		errs = append(errs, dag.FieldError{Path: "root", Message: "{{$.workspace_path}}: the pipeline workspace is not supported by the kubernetes runtime yet (use the local or docker runtime)"})
 	}
 	errs = append(errs, checkKubeNameRefs(p)...)
