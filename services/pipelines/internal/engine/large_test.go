@@ -8,6 +8,7 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 
 	"github.com/sluice-ml/sluice/services/pipelines/api/pipelinesv1"
+	"github.com/sluice-ml/sluice/services/pipelines/internal/engine"
 	"github.com/sluice-ml/sluice/services/pipelines/internal/engine/enginetest"
 )
 
@@ -38,9 +39,11 @@ func TestLargeDAGRunsStepsFused(t *testing.T) {
       dependsOn: [bad]
 `
 	id, run := e.start(t, spec, nil)
-	res, err := e.wait(t, run)
+	_, err := e.wait(t, run)
 	require.Error(t, err)
-	require.Equal(t, pipelinesv1.RunFailed, res.State)
+	rs, err := engine.State(t.Context(), e.tc, id)
+	require.NoError(t, err)
+	require.Equal(t, pipelinesv1.RunFailed, rs.State)
 	st := e.state(t, id)
 	require.Len(t, st, 5*101+4)
 	for name, ts := range st {
@@ -54,7 +57,7 @@ func TestLargeDAGRunsStepsFused(t *testing.T) {
 			require.Equal(t, 1, ts.Attempts, name)
 		}
 	}
-	require.Equal(t, "hi-x", res.Tasks["consumer"].Parameters["out"])
+	require.Equal(t, "hi-x", st["consumer"].Outputs.Parameters["out"])
 
 	events, steps := 0, 0
 	it := e.tc.GetWorkflowHistory(context.Background(), id, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
