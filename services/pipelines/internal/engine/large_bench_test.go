@@ -41,7 +41,7 @@ type historyStats struct {
 	maxPending    int // activities plus child workflows scheduled and not yet closed, at any point
 	largestWorkID string
 	// bytesByType splits the largest history in bytes by event type.
-	bytesByType map[string]int
+	bytesByType  map[string]int
 	largestBytes string
 }
 
