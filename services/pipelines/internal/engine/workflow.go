@@ -297,6 +297,65 @@ func joinPath(parent, name string) string {
 type taskDone struct {
 	Name   string
 	Result taskResult
+	single bool
+}
+
+// versionLargeDAG is the workflow.GetVersion change id (asked only by DAG scopes of more than
+// largeDAGTasks tasks) of running their ready container steps fused, fusedChunk to a RunSteps activity,
+// and at most maxDAGInFlight other tasks at once, so a 2,000-task DAG stays far below Temporal's
+// history (4,096 events suggested, 51,200 hard) and pending-activity (2,000) limits.
+const versionLargeDAG = "large-dag-fused-steps"
+
+// largeDAGTasks is the size above which a DAG scope runs its steps fused (about 3 history events per
+// step activity: 500 separate steps stay under 4,096 events).
+const largeDAGTasks = 500
+
+// maxDAGInFlight bounds the tasks of a large DAG scope that run on their own at once (each is at
+// least one pending activity or child workflow; Temporal refuses more than 2,000 per workflow).
+const maxDAGInFlight = 1000
+
+// fusedTask is a ready container task of a large DAG waiting for its RunSteps activity.
+type fusedTask struct {
+	task   *dag.Task
+	path   string
+	comp   *dag.Component
+	params map[string]any
+	arts   map[string][]Artifact
+}
+
+// fusable reports a task of a large DAG whose first attempt may run in a shared RunSteps activity: a
+// plain container step without retries that is not an exit handler, a loop or reused from a previous run.
+func (r *runner) fusable(t *dag.Task, path string) (*dag.Component, bool) {
+	if t.Iterator != nil || r.isExit(t) || (t.Retry != nil && t.Retry.MaxRetryCount > 0) {
+		return nil, false
+	}
+	if _, ok := r.in.Reuse[path]; ok {
+		return nil, false
+	}
+	comp, ok := r.p.TaskComponent(t)
+	if !ok || comp.Kind != dag.KindContainer {
+		return nil, false
+	}
+	return comp, true
+}
+
+// runWave starts the ready container tasks of a large DAG in RunSteps activities of fusedChunk steps,
+// each chunk reporting its tasks' results on done as soon as it ends.
+func (r *runner) runWave(ctx workflow.Context, wave []fusedTask, done workflow.Channel) {
+	for first := 0; first < len(wave); first += fusedChunk {
+		chunk := wave[first:min(len(wave), first+fusedChunk)]
+		steps := make([]StepInput, len(chunk))
+		for i, ft := range chunk {
+			r.setTask(ctx, ft.path, ft.task.Name, pipelinesv1.TaskRunning, nil)
+			steps[i] = r.stepInput(ft.task.Name, ft.path, ft.comp, ft.task.EnableCache, ft.params, ft.arts)
+		}
+		workflow.Go(ctx, func(gctx workflow.Context) {
+			for i, res := range r.runFused(gctx, steps, nil) {
+				res = r.finish(gctx, chunk[i].path, chunk[i].task.Name, res)
+				done.Send(gctx, taskDone{Name: chunk[i].task.Name, Result: res})
+			}
+		})
+	}
 }
 
 // runDAG walks one DAG scope: tasks start as soon as their upstream tasks are final, independent tasks
@@ -308,12 +367,20 @@ func (r *runner) runDAG(ctx workflow.Context, sc scope) (string, string, outputs
 	done := workflow.NewBufferedChannel(ctx, len(d.Tasks)+1)
 	dctx, _ := workflow.NewDisconnectedContext(ctx)
 	running := 0
+	// A large DAG runs the plain container steps that become ready together in RunSteps activities
+	// (versionLargeDAG); only such DAGs ask for the version, so smaller ones keep their commands.
+	large := len(d.Tasks) > largeDAGTasks && workflow.GetVersion(ctx, versionLargeDAG, workflow.DefaultVersion, 1) >= 1
+	var wave []fusedTask
+	single := 0 // tasks running on their own (large DAGs cap them below Temporal's pending limit)
 	for {
 		for progressed := true; progressed; {
 			progressed = false
 			for _, t := range d.Tasks {
 				if started[t.Name] || !depsFinal(t, results) {
 					continue
+				}
+				if large && single >= maxDAGInFlight {
+					break
 				}
 				started[t.Name] = true
 				path := joinPath(sc.Path, t.Name)
@@ -334,6 +401,13 @@ func (r *runner) runDAG(ctx workflow.Context, sc scope) (string, string, outputs
 					continue
 				}
 				running++
+				if large {
+					if comp, ok := r.fusable(t, path); ok {
+						wave = append(wave, fusedTask{task: t, path: path, comp: comp, params: params, arts: arts})
+						continue
+					}
+					single++
+				}
 				tctx := ctx
 				if r.isExit(t) {
 					tctx = dctx // exit handlers run even when the run is cancelled
@@ -341,18 +415,27 @@ func (r *runner) runDAG(ctx workflow.Context, sc scope) (string, string, outputs
 				task := t
 				workflow.Go(tctx, func(gctx workflow.Context) {
 					res := r.runTask(gctx, sc, task, path, params, arts)
-					done.Send(gctx, taskDone{Name: task.Name, Result: res})
+					done.Send(gctx, taskDone{Name: task.Name, Result: res, single: true})
 				})
 			}
+		}
+		if len(wave) > 0 {
+			r.runWave(ctx, wave, done)
+			wave = nil
 		}
 		if running == 0 {
 			break
 		}
 		var td taskDone
 		done.Receive(dctx, &td)
-		running--
-		res := td.Result
-		results[td.Name] = &res
+		for ok := true; ok; ok = large && done.ReceiveAsync(&td) { // a large DAG takes every ended task before looking again
+			running--
+			if td.single {
+				single--
+			}
+			res := td.Result
+			results[td.Name] = &res
+		}
 	}
 	if ctx.Err() != nil {
 		r.canceled = true
