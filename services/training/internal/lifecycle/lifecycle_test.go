@@ -53,6 +53,8 @@ type env struct {
 	// network and runtime (default: local) for container tests.
 	network string
 	runtime runtime.Runtime
+	// clusterNS is JobInput.ClusterNamespace (Kubernetes tests).
+	clusterNS string
 }
 
 var seq atomic.Int32
@@ -127,7 +129,7 @@ func (e *env) submit(doc string) (*trainingv1.Job, client.WorkflowRun) {
 	job, err := jobspec.Parse([]byte(doc))
 	require.NoError(e.t, err)
 	run, err := lifecycle.StartOn(e.t.Context(), e.tc, e.queue, trainingv1.JobInput{Job: *job, RequestID: uuid.NewString(), HeartbeatTimeout: 2 * time.Second,
-		RestartBackoff: e.backoff, HistoryLimit: e.historyLimit, Network: e.network})
+		RestartBackoff: e.backoff, HistoryLimit: e.historyLimit, Network: e.network, ClusterNamespace: e.clusterNS})
 	require.NoError(e.t, err)
 	e.t.Cleanup(func() {
 		_ = e.tc.SignalWorkflow(context.Background(), run.GetID(), run.GetRunID(), trainingv1.SignalDelete, nil)
