@@ -296,18 +296,16 @@ func (p *process) deleteService(ctx context.Context) {
 	}
 }
 
-// event records a core/v1 Event on the owner (or the pod), as client-go's record.EventRecorder writes
-// them; failures are ignored like the recorder's.
+// event records a core/v1 Event on the owner (or the pod) as client-go's record.EventRecorder writes
+// them (reason, message, source component, counts); failures are ignored like the recorder's.
 func (p *process) event(ctx context.Context, typ, reason, msg string) {
 	if p.events == nil {
 		return
 	}
 	now := metav1.NewTime(time.Now())
 	ev := &corev1.Event{
-		ObjectMeta: metav1.ObjectMeta{
-			Name:      fmt.Sprintf("%s.%x", p.events.Name, now.UnixNano()),
-			Namespace: p.namespace,
-		},
+		// GenerateName: concurrent replicas record events on one owner in the same instant.
+		ObjectMeta:     metav1.ObjectMeta{GenerateName: p.events.Name + ".", Namespace: p.namespace},
 		InvolvedObject: *p.events, Reason: reason, Message: msg, Type: typ,
 		Source: corev1.EventSource{Component: p.component}, FirstTimestamp: now, LastTimestamp: now, Count: 1,
 		ReportingController: p.component,
