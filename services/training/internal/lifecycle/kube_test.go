@@ -301,3 +301,67 @@ func saveHistory(t *testing.T, e *env, path, id, runID string) {
 	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(path+".json", b, 0o644))
 }
+
+// A PyTorchJob's pods as training-operator v1.9 creates them: the master
+// has job-role=master, every pod the named port pytorchjob-port 23456 and
+// MASTER_ADDR (the master's Service), MASTER_PORT, WORLD_SIZE and RANK.
+func TestPyTorchJobAsKubernetesPods(t *testing.T) {
+	srv := kubetest.Start(t)
+	e := newEnv(t)
+	srv.Namespace(t, e.ns)
+	srv.CRD(t, "kubeflow.org", "v1", "PyTorchJob")
+	rt, err := kube.New(kube.Config{Client: srv.Client, Dynamic: srv.Dynamic, GracePeriod: time.Second})
+	require.NoError(t, err)
+	e.runtime, e.network, e.clusterNS = rt, trainingv1.NetworkKubernetes, e.ns
+	e.startWorker()
+	replica := func(rtype string, n int) string {
+		return fmt.Sprintf(`    %s:
+      replicas: %d
+      restartPolicy: OnFailure
+      template:
+        spec:
+          containers: [{name: pytorch, image: example/torch:1, command: [python, train.py]}]
+`, rtype, n)
+	}
+	_, run := e.submit(`apiVersion: kubeflow.org/v1
+kind: PyTorchJob
+metadata: {name: ddp, namespace: "{{ns}}"}
+spec:
+  pytorchReplicaSpecs:
+` + replica("Master", 1) + replica("Worker", 2))
+	ctx := t.Context()
+	names := []string{"ddp-master-0", "ddp-worker-0", "ddp-worker-1"}
+	for i, n := range names {
+		var p *corev1.Pod
+		waitUntil(t, n, func() bool {
+			got, err := srv.Client.CoreV1().Pods(e.ns).Get(ctx, n, metav1.GetOptions{})
+			p = got
+			return err == nil
+		})
+		require.Equal(t, "pytorchjob-controller", p.Labels["training.kubeflow.org/operator-name"])
+		_, isMaster := p.Labels["training.kubeflow.org/job-role"]
+		require.Equal(t, i == 0, isMaster, "pod %s job-role", n)
+		require.Equal(t, "PyTorchJob", p.OwnerReferences[0].Kind)
+		c := p.Spec.Containers[0]
+		require.Equal(t, []corev1.ContainerPort{{Name: "pytorchjob-port", ContainerPort: 23456, Protocol: corev1.ProtocolTCP}}, c.Ports)
+		env := map[string]string{}
+		for _, v := range c.Env {
+			env[v.Name] = v.Value
+		}
+		require.Equal(t, "ddp-master-0", env["MASTER_ADDR"], "pod %s", n)
+		require.Equal(t, "23456", env["MASTER_PORT"])
+		require.Equal(t, "3", env["WORLD_SIZE"])
+		require.Equal(t, fmt.Sprint(i), env["RANK"], "pod %s", n)
+		svc, err := srv.Client.CoreV1().Services(e.ns).Get(ctx, n, metav1.GetOptions{})
+		require.NoError(t, err)
+		require.Equal(t, "pytorchjob-port", svc.Spec.Ports[0].Name)
+		require.Equal(t, int32(23456), svc.Spec.Ports[0].Port)
+	}
+	for _, n := range names {
+		srv.SetPod(t, e.ns, n, "pytorch", corev1.PodSucceeded, kubetest.Exited(0))
+	}
+	wctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
+	defer cancel()
+	require.NoError(t, run.Get(wctx, nil))
+	require.Equal(t, trainingv1.JobSucceeded, e.view(run.GetID()).State)
+}
