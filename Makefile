@@ -133,8 +133,8 @@ kube-tools: ## kube-apiserver and etcd for the Kubernetes runtime's tests, built
 	@sum=$$(cat deploy/kubernetes/tools/go.mod deploy/kubernetes/tools/go.sum | sha256sum | cut -c1-16); \
 	[ -x $(KUBE_TOOLS)/kube-apiserver ] && [ -x $(KUBE_TOOLS)/etcd ] && [ "$$(cat $(KUBE_TOOLS)/.sum 2>/dev/null)" = "$$sum" ] || { \
 		echo "building kube-apiserver and etcd (deploy/kubernetes/tools)"; \
-		(cd deploy/kubernetes/tools && GOWORK=off GOTOOLCHAIN=local CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' \
-			-o $(KUBE_TOOLS)/kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver && \
+		(cd deploy/kubernetes/tools && GOWORK=off GOTOOLCHAIN=local CGO_ENABLED=0 $(GO) build -trimpath \
+			-ldflags='-s -w -X k8s.io/component-base/version.gitVersion=v1.37.2' -o $(KUBE_TOOLS)/kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver && \
 		GOWORK=off GOTOOLCHAIN=local CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' \
 			-o $(KUBE_TOOLS)/etcd go.etcd.io/etcd/server/v3) && echo "$$sum" > $(KUBE_TOOLS)/.sum; }
 

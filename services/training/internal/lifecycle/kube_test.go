@@ -67,7 +67,7 @@ func TestTFJobAsKubernetesPods(t *testing.T) {
           volumes: [{name: model, persistentVolumeClaim: {claimName: mnist-model}}]
 `, rtype, n)
 	}
-	job, run := e.submit(tfjob("mnist", "cleanPodPolicy: Running", replica("Chief", 1), replica("PS", 1), replica("Worker", 2)))
+	_, run := e.submit(tfjob("mnist", "cleanPodPolicy: Running", replica("Chief", 1), replica("PS", 1), replica("Worker", 2)))
 	ns := e.ns
 	ctx := t.Context()
 	names := []string{"mnist-chief-0", "mnist-ps-0", "mnist-worker-0", "mnist-worker-1"}
@@ -87,7 +87,10 @@ func TestTFJobAsKubernetesPods(t *testing.T) {
 	require.NoError(t, err, "the TFJob is mirrored into the cluster")
 	managedBy, _, _ := unstructuredString(mirror.Object, "spec", "runPolicy", "managedBy")
 	require.Equal(t, lifecycle.ManagedBy, managedBy, "training-operator v1.9 leaves a job managed by another controller alone")
-	require.Equal(t, string(job.Meta().UID), mirror.GetLabels()[kube.LabelOwnerUID])
+	view := e.view(run.GetID())
+	uid := string(view.Job.Meta().UID) // assigned by the workflow
+	require.NotEmpty(t, uid)
+	require.Equal(t, uid, mirror.GetLabels()[kube.LabelOwnerUID])
 
 	cluster := map[string][]string{
 		"chief":  {"mnist-chief-0." + ns + ".svc:2222"},
@@ -114,8 +117,8 @@ func TestTFJobAsKubernetesPods(t *testing.T) {
 			Controller: ptr(true), BlockOwnerDeletion: ptr(true)}, own, "pod %s owner", n)
 		require.Equal(t, corev1.RestartPolicyNever, p.Spec.RestartPolicy, "pod %s: the workflow applies OnFailure, one pod per attempt", n)
 		require.Equal(t, map[string]string{"accelerator": "nvidia-t4"}, p.Spec.NodeSelector)
-		require.Len(t, p.Spec.Tolerations, 1)
-		require.Equal(t, "nvidia.com/gpu", p.Spec.Tolerations[0].Key)
+		// The API server's DefaultTolerationSeconds admission appends not-ready/unreachable ones.
+		require.Equal(t, corev1.Toleration{Key: "nvidia.com/gpu", Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule}, p.Spec.Tolerations[0])
 		require.Len(t, p.Spec.Volumes, 1)
 		require.Equal(t, "mnist-model", p.Spec.Volumes[0].PersistentVolumeClaim.ClaimName)
 		require.Len(t, p.Spec.Containers, 1)
@@ -200,7 +203,7 @@ func TestTFJobAsKubernetesPods(t *testing.T) {
 
 	// Deleting the finished job (the service purges it, as DELETE does)
 	// removes what is left: pods, Services and the mirror.
-	require.NoError(t, e.activities().PurgeJob(ctx, lifecycle.PurgeInput{Namespace: ns, Kind: "tfjob", JobName: "mnist", UID: string(job.Meta().UID)}))
+	require.NoError(t, e.activities().PurgeJob(ctx, lifecycle.PurgeInput{Namespace: ns, Kind: "tfjob", JobName: "mnist", UID: uid}))
 	waitUntil(t, "job objects deleted", func() bool {
 		ps, err1 := srv.Client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "training.kubeflow.org/job-name=mnist"})
 		ss, err2 := srv.Client.CoreV1().Services(ns).List(ctx, metav1.ListOptions{LabelSelector: "training.kubeflow.org/job-name=mnist"})
