@@ -24,6 +24,7 @@ import (
 	"github.com/sluice-ml/sluice/libs/devstack/devstacktest"
 	"github.com/sluice-ml/sluice/libs/events"
 	"github.com/sluice-ml/sluice/libs/runtime"
+	"github.com/sluice-ml/sluice/libs/runtime/kube/kubetest"
 	wf "github.com/sluice-ml/sluice/libs/workflow"
 	"github.com/sluice-ml/sluice/services/training/api/trainingv1"
 	"github.com/sluice-ml/sluice/services/training/internal/clusterspec"
@@ -31,7 +32,11 @@ import (
 	"github.com/sluice-ml/sluice/services/training/internal/lifecycle"
 )
 
-func TestMain(m *testing.M) { os.Exit(devstacktest.Run(m)) }
+func TestMain(m *testing.M) {
+	code := devstacktest.Run(m)
+	kubetest.Stop() // the API server of the Kubernetes tests, if one started
+	os.Exit(code)
+}
 
 type env struct {
 	t       *testing.T
