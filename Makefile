@@ -5,7 +5,7 @@ BIN := $(CURDIR)/bin
 MODULES := libs cli deploy/images services/pipelines services/training services/serving services/notebooks services/metadata services/tuning services/dashboard examples/training/mnist examples/serving
 export GOFLAGS := -buildvcs=false
 
-.PHONY: build run test test-integration vet bench deps clean workflowcheck images images-services images-base images-infra images-compose compose-plugin caddy compose-up compose-down
+.PHONY: build run test test-integration vet bench deps clean workflowcheck images images-services images-base images-infra images-compose compose-plugin caddy kube-tools compose-up compose-down
 
 build: ## build the sluice binary and every service binary into ./bin
 	@mkdir -p $(BIN)
@@ -24,7 +24,7 @@ deps: ## install what the tests need (Debian packages); fails under CI=true when
 vet:
 	@for m in $(MODULES); do echo "go vet $$m"; (cd $$m && $(GO) vet ./...) || exit 1; done
 
-test: deps vet workflowcheck caddy ## go vet + all tests with -race across every module of the workspace (PostgreSQL started for the metadata suite; the real Caddy for the gateway test)
+test: deps vet workflowcheck caddy kube-tools ## go vet + all tests with -race across every module of the workspace (PostgreSQL started for the metadata suite; the real Caddy for the gateway test)
 	@set -o pipefail; eval "$$(bash scripts/pg-test.sh start)"; trap 'bash scripts/pg-test.sh stop >/dev/null' EXIT; \
 	export SLUICE_CADDY=$(BIN)/tools/caddy-$(CADDY_VERSION); \
 	fail=""; for m in $(MODULES); do echo "== go test -race $$m"; \
@@ -123,6 +123,20 @@ caddy: ## the entry point's Caddy, built from its Go module (bin/tools/caddy-$(C
 	@[ -x $(BIN)/tools/caddy-$(CADDY_VERSION) ] || { GOWORK=off GOTOOLCHAIN=local CGO_ENABLED=0 GOBIN=$(BIN)/tools \
 		$(GO) install -trimpath -ldflags='-s -w' github.com/caddyserver/caddy/v2/cmd/caddy@$(CADDY_VERSION) && \
 		mv $(BIN)/tools/caddy $(BIN)/tools/caddy-$(CADDY_VERSION); }
+
+# The test API server of the Kubernetes runtime (libs/runtime/kube/kubetest, as controller-runtime's envtest):
+# kube-apiserver from k8s.io/kubernetes and etcd from go.etcd.io/etcd/server/v3, pinned by the tools module
+# deploy/kubernetes/tools (every k8s.io staging module replaced by its published version); rebuilt when its go.mod changes.
+KUBE_TOOLS := $(BIN)/tools/kube
+kube-tools: ## kube-apiserver and etcd for the Kubernetes runtime's tests, built from the module proxy into bin/tools/kube
+	@mkdir -p $(KUBE_TOOLS)
+	@sum=$$(cat deploy/kubernetes/tools/go.mod deploy/kubernetes/tools/go.sum | sha256sum | cut -c1-16); \
+	[ -x $(KUBE_TOOLS)/kube-apiserver ] && [ -x $(KUBE_TOOLS)/etcd ] && [ "$$(cat $(KUBE_TOOLS)/.sum 2>/dev/null)" = "$$sum" ] || { \
+		echo "building kube-apiserver and etcd (deploy/kubernetes/tools)"; \
+		(cd deploy/kubernetes/tools && GOWORK=off GOTOOLCHAIN=local CGO_ENABLED=0 $(GO) build -trimpath \
+			-ldflags='-s -w -X k8s.io/component-base/version.gitVersion=v1.37.2' -o $(KUBE_TOOLS)/kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver && \
+		GOWORK=off GOTOOLCHAIN=local CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' \
+			-o $(KUBE_TOOLS)/etcd go.etcd.io/etcd/server/v3) && echo "$$sum" > $(KUBE_TOOLS)/.sum; }
 
 images-compose: images caddy ## images + the entry point (Caddy built from its Go module with deploy/caddy/Caddyfile)
 	@mkdir -p $(BIN)/static

@@ -12,11 +12,15 @@ import (
 	"github.com/sluice-ml/sluice/libs/runtime/docker"
 )
 
-// NewRuntime returns the runtime named by SLUICE_RUNTIME: "local" (host processes, the default) or
-// "docker" (Docker Engine API on the default socket). The local runtime isolates namespaces (each
+// NewRuntime returns the runtime named by SLUICE_RUNTIME: "local" (host processes, the default),
+// "docker" (Docker Engine API on the default socket) or "kubernetes" (pods through the API server of
+// KUBECONFIG or the in-cluster config, see [NewKubeRuntime]; use [NewRuntimeEnv] to pass the variables). The local runtime isolates namespaces (each
 // program runs as its namespace's Unix user, see runtime.LocalConfig.Isolate) once the process turned it
 // on with [EnableLocalIsolation], and its programs never inherit Sluice's own variables ([ChildEnviron]).
-func NewRuntime(kind string) (runtime.Runtime, error) {
+func NewRuntime(kind string) (runtime.Runtime, error) { return NewRuntimeEnv(kind, os.Getenv) }
+
+// NewRuntimeEnv is NewRuntime reading the Kubernetes runtime's variables through getenv.
+func NewRuntimeEnv(kind string, getenv func(string) string) (runtime.Runtime, error) {
 	switch kind {
 	case "", runtime.NameLocal:
 		return runtime.NewLocal(runtime.LocalConfig{Isolate: localIsolation.Load(), Environ: ChildEnviron}), nil
@@ -26,8 +30,14 @@ func NewRuntime(kind string) (runtime.Runtime, error) {
 			return nil, fmt.Errorf("SLUICE_RUNTIME=docker: %w", err)
 		}
 		return rt, nil
+	case runtime.NameKubernetes:
+		rt, err := NewKubeRuntime(getenv)
+		if err != nil {
+			return nil, fmt.Errorf("SLUICE_RUNTIME=kubernetes: %w", err)
+		}
+		return rt, nil
 	default:
-		return nil, fmt.Errorf("SLUICE_RUNTIME: %q is not supported by this binary (local, docker)", kind)
+		return nil, fmt.Errorf("SLUICE_RUNTIME: %q is not local, docker or kubernetes", kind)
 	}
 }
 

@@ -41,7 +41,7 @@ type DevEnv struct {
 
 func newDevCmd(o *Options) *cobra.Command {
 	cfg := devstack.DefaultConfig()
-	var httpAddr, adminAddr, logLevel, runtimeKind string
+	var httpAddr, adminAddr, logLevel, runtimeKind, kubeconfig string
 	var quickstart bool
 	cmd := &cobra.Command{
 		Use:   "dev",
@@ -75,6 +75,9 @@ Stop it with Ctrl-C; a second start reuses the data.`,
 			// Services that call the gateway (e.g. pipelines submitting training jobs) learn its address.
 			var internalEnv map[string]string // set once auth is up (devauth.go)
 			getenv := func(k string) string {
+				if k == platform.EnvKubeconfig && kubeconfig != "" {
+					return kubeconfig
+				}
 				if v := os.Getenv(k); v != "" {
 					return v
 				}
@@ -170,6 +173,7 @@ Stop it with Ctrl-C; a second start reuses the data.`,
 	f.IntVar(&cfg.S3Port, "s3-port", cfg.S3Port, "S3 port (0 = random)")
 	f.StringVar(&logLevel, "log-level", "warn", "debug, info, warn or error")
 	f.StringVar(&runtimeKind, "runtime", "local", "where steps run: local, docker or kubernetes")
+	f.StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig of the cluster for --runtime kubernetes (default: KUBECONFIG, then the in-cluster config); SLUICE_KUBE_NAMESPACE / SLUICE_KUBE_NAMESPACE_PREFIX map Sluice namespaces to Kubernetes ones")
 	f.BoolVar(&quickstart, "quickstart", false, "once up, publish the CloudEvent that runs the quickstart pipeline and show its progress")
 	f.StringVar(&quickstartExamples, "examples-dir", quickstartExamples, "where the quickstart finds examples/pipelines")
 	return cmd

@@ -24,6 +24,7 @@ import (
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/sluice-ml/sluice/libs/runtime"
@@ -46,8 +47,15 @@ var stuckReasons = map[string]bool{"ImagePullBackOff": true, "ErrImageNeverPull"
 type Config struct {
 	// Client talks to the API server (kubernetes.NewForConfig, or k8s.io/client-go/kubernetes/fake in tests).
 	Client kubernetes.Interface
-	// Namespace is where pods are created. Required.
+	// Namespace, when set, is the Kubernetes namespace of every pod whatever its Sluice namespace
+	// (Spec.Namespace). Empty maps each Sluice namespace to its own Kubernetes namespace,
+	// NamespacePrefix+name, as Kubeflow profiles map one profile to one namespace.
 	Namespace string
+	// NamespacePrefix is prepended to Sluice namespaces when Namespace is empty (e.g. "sluice-").
+	NamespacePrefix string
+	// Dynamic, when set, lets the runtime mirror Kubeflow objects (TFJob, PyTorchJob) that own the pods
+	// it creates for them (see Owner); without it, or without their CRDs, pods carry no owner reference.
+	Dynamic dynamic.Interface
 	// ServiceAccountName is the pods' service account (empty: the namespace default).
 	ServiceAccountName string
 	// GracePeriod is the pod's termination grace period, used when Start's ctx ends or on
@@ -69,14 +77,31 @@ func New(cfg Config) (*Runtime, error) {
 	if cfg.Client == nil {
 		return nil, errors.New("kube: Config.Client is required")
 	}
-	if cfg.Namespace == "" {
-		return nil, errors.New("kube: Config.Namespace is required")
+	if cfg.Namespace != "" {
+		if msgs := validation.IsDNS1123Label(cfg.Namespace); len(msgs) > 0 {
+			return nil, fmt.Errorf("kube: Config.Namespace %q: %s", cfg.Namespace, msgs[0])
+		}
 	}
 	if cfg.GracePeriod <= 0 {
 		cfg.GracePeriod = runtime.DefaultGracePeriod
 	}
 	return &Runtime{cfg: cfg}, nil
 }
+
+// NamespaceOf is the Kubernetes namespace of the Sluice namespace ns (runtime.DefaultNamespace when
+// empty): Config.Namespace when set, else Config.NamespacePrefix+ns.
+func (r *Runtime) NamespaceOf(ns string) string {
+	if r.cfg.Namespace != "" {
+		return r.cfg.Namespace
+	}
+	if ns == "" {
+		ns = runtime.DefaultNamespace
+	}
+	return r.cfg.NamespacePrefix + ns
+}
+
+// Client is the runtime's API client.
+func (r *Runtime) Client() kubernetes.Interface { return r.cfg.Client }
 
 // Name returns "kubernetes".
 func (r *Runtime) Name() string { return runtime.NameKubernetes }
@@ -134,7 +159,7 @@ func (r *Runtime) Pod(s runtime.Spec) *corev1.Pod {
 	}
 	grace := r.graceSeconds()
 	return &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Name: s.Name, Namespace: r.cfg.Namespace, Labels: labels},
+		ObjectMeta: metav1.ObjectMeta{Name: s.Name, Namespace: r.NamespaceOf(s.Namespace), Labels: labels},
 		Spec: corev1.PodSpec{
 			RestartPolicy:                 corev1.RestartPolicyNever,
 			Containers:                    []corev1.Container{c},
@@ -153,28 +178,22 @@ func (r *Runtime) Start(ctx context.Context, s runtime.Spec) (runtime.Process, e
 	if err := Validate(s); err != nil {
 		return nil, err
 	}
-	api := context.WithoutCancel(ctx)
-	pods := r.cfg.Client.CoreV1().Pods(r.cfg.Namespace)
-	_, err := pods.Create(api, r.Pod(s), metav1.CreateOptions{})
-	if apierrors.IsAlreadyExists(err) {
-		var pod *corev1.Pod
-		pod, err = pods.Get(api, s.Name, metav1.GetOptions{})
-		if err == nil && pod.Labels[runtime.LabelName] != s.Name {
-			return nil, fmt.Errorf("%w: pod %s/%s exists and was not created by the sluice runtime", runtime.ErrNameInUse, r.cfg.Namespace, s.Name)
-		}
-	}
-	if err != nil {
-		return nil, fmt.Errorf("kube: create pod %s/%s: %w", r.cfg.Namespace, s.Name, err)
-	}
-	p := &process{r: r, spec: s, done: make(chan struct{})}
-	go p.run(api, ctx)
-	return p, nil
+	return r.StartPod(ctx, PodRequest{Pod: r.Pod(s), Stdout: s.Stdout, Keep: r.cfg.KeepExited})
 }
 
 type process struct {
-	r    *Runtime
-	spec runtime.Spec
-	done chan struct{}
+	r         *Runtime
+	namespace string
+	name      string
+	container string
+	keep      bool
+	stdout    io.Writer
+	// service is the headless Service deleted with the pod ("" for none);
+	// events is the object lifecycle Events are recorded on (nil: none).
+	service   string
+	events    *corev1.ObjectReference
+	component string
+	done      chan struct{}
 
 	mu       sync.Mutex
 	canceled bool
@@ -185,7 +204,7 @@ type process struct {
 	err    error
 }
 
-func (p *process) ID() string { return p.r.cfg.Namespace + "/" + p.spec.Name }
+func (p *process) ID() string { return p.namespace + "/" + p.name }
 
 func (p *process) Done() <-chan struct{} { return p.done }
 
@@ -219,11 +238,7 @@ func (p *process) Signal(sig syscall.Signal) error {
 		p.killSig = sig
 	}
 	p.mu.Unlock()
-	err := p.r.cfg.Client.CoreV1().Pods(p.r.cfg.Namespace).Delete(context.Background(), p.spec.Name, metav1.DeleteOptions{GracePeriodSeconds: &grace})
-	if err != nil && !apierrors.IsNotFound(err) {
-		return fmt.Errorf("kube: delete pod %s: %w", p.ID(), err)
-	}
-	return nil
+	return p.deletePod(context.Background(), grace)
 }
 
 func (p *process) Kill() error { return p.Signal(syscall.SIGKILL) }
@@ -242,6 +257,9 @@ func (p *process) run(api, life context.Context) {
 	}()
 	st, deleted, err := p.follow(api)
 	close(exited)
+	if err == nil && st.Code != 0 && !deleted {
+		p.event(api, corev1.EventTypeWarning, ReasonExitedWithCode, fmt.Sprintf("Pod: %s.%s exited with code %d", p.namespace, p.name, st.Code))
+	}
 	p.mu.Lock()
 	logs := p.logs
 	p.mu.Unlock()
@@ -251,12 +269,12 @@ func (p *process) run(api, life context.Context) {
 		case <-time.After(p.r.cfg.GracePeriod):
 		}
 	}
-	if err == nil && !deleted && !p.r.cfg.KeepExited {
-		zero := int64(0)
-		derr := p.r.cfg.Client.CoreV1().Pods(p.r.cfg.Namespace).Delete(api, p.spec.Name, metav1.DeleteOptions{GracePeriodSeconds: &zero})
-		if derr != nil && !apierrors.IsNotFound(derr) {
+	if err == nil && !deleted && !p.keep {
+		if derr := p.deletePod(api, 0); derr != nil {
 			err = fmt.Errorf("kube: delete finished pod %s: %w", p.ID(), derr)
 		}
+	} else if deleted && !p.keep {
+		p.deleteService(api)
 	}
 	p.status, p.err = st, err
 	close(p.done)
@@ -264,15 +282,15 @@ func (p *process) run(api, life context.Context) {
 
 // follow watches the pod until it ends, returning its status and whether the pod is already gone.
 func (p *process) follow(ctx context.Context) (runtime.ExitStatus, bool, error) {
-	pods := p.r.cfg.Client.CoreV1().Pods(p.r.cfg.Namespace)
-	selector := fields.OneTermEqualSelector("metadata.name", p.spec.Name).String()
+	pods := p.r.cfg.Client.CoreV1().Pods(p.namespace)
+	selector := fields.OneTermEqualSelector("metadata.name", p.name).String()
 	for {
 		w, err := pods.Watch(ctx, metav1.ListOptions{FieldSelector: selector})
 		if err != nil {
 			return runtime.ExitStatus{}, false, fmt.Errorf("kube: watch pod %s: %w", p.ID(), err)
 		}
 		// Read the current state after the watch is open, so no change in between is missed.
-		pod, err := pods.Get(ctx, p.spec.Name, metav1.GetOptions{})
+		pod, err := pods.Get(ctx, p.name, metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {
 			w.Stop()
 			return p.deletedStatus(), true, nil
@@ -287,7 +305,7 @@ func (p *process) follow(ctx context.Context) (runtime.ExitStatus, bool, error) 
 		}
 		for ev := range w.ResultChan() {
 			pod, ok := ev.Object.(*corev1.Pod)
-			if !ok || pod.Name != p.spec.Name || pod.Namespace != p.r.cfg.Namespace {
+			if !ok || pod.Name != p.name || pod.Namespace != p.namespace {
 				continue
 			}
 			if ev.Type == watch.Deleted {
@@ -324,7 +342,7 @@ func (p *process) deletedStatus() runtime.ExitStatus {
 func (p *process) observe(ctx context.Context, pod *corev1.Pod) (runtime.ExitStatus, bool) {
 	var cs *corev1.ContainerStatus
 	for i := range pod.Status.ContainerStatuses {
-		if pod.Status.ContainerStatuses[i].Name == ContainerName {
+		if pod.Status.ContainerStatuses[i].Name == p.container {
 			cs = &pod.Status.ContainerStatuses[i]
 		}
 	}
@@ -370,12 +388,12 @@ func (p *process) observe(ctx context.Context, pod *corev1.Pod) (runtime.ExitSta
 func (p *process) startLogs(ctx context.Context) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.logs != nil || p.spec.Stdout == nil {
+	if p.logs != nil || p.stdout == nil {
 		return
 	}
 	done := make(chan struct{})
 	p.logs = done
-	req := p.r.cfg.Client.CoreV1().Pods(p.r.cfg.Namespace).GetLogs(p.spec.Name, &corev1.PodLogOptions{Container: ContainerName, Follow: true})
+	req := p.r.cfg.Client.CoreV1().Pods(p.namespace).GetLogs(p.name, &corev1.PodLogOptions{Container: p.container, Follow: true})
 	go func() {
 		defer close(done)
 		rc, err := req.Stream(ctx)
@@ -383,6 +401,6 @@ func (p *process) startLogs(ctx context.Context) {
 			return
 		}
 		defer rc.Close()
-		_, _ = io.Copy(p.spec.Stdout, rc)
+		_, _ = io.Copy(p.stdout, rc)
 	}()
 }

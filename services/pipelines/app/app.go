@@ -91,7 +91,13 @@ func Build(ctx context.Context, d *platform.Deps) (platform.Service, error) {
 
 // New builds the service.
 func New(cfg Config, d *platform.Deps) (*App, error) {
-	rt, err := platform.NewRuntime(d.RuntimeKind)
+	kind := d.RuntimeKind
+	if kind == runtime.NameKubernetes {
+		// Steps exchange artifacts through host work dirs; pods on a cluster's nodes cannot reach them.
+		d.Log.Warn("pipeline steps run with the local runtime; SLUICE_RUNTIME=kubernetes applies to training replicas only so far", "runtime", kind)
+		kind = runtime.NameLocal
+	}
+	rt, err := platform.NewRuntime(kind)
 	if err != nil {
 		return nil, err
 	}

@@ -313,7 +313,7 @@ func (a *App) parse(src string) (*dag.Pipeline, error) {
 	if err != nil {
 		return nil, invalid(err)
 	}
-	if err := spec.CheckRuntime(p, a.d.RuntimeKind); err != nil {
+	if err := spec.CheckRuntime(p, a.acts.Runtime.Name()); err != nil {
 		return nil, invalid(err)
 	}
 	return p, nil
@@ -321,7 +321,7 @@ func (a *App) parse(src string) (*dag.Pipeline, error) {
 
 // warnings lists what a run of p will not do as written under this service's runtime.
 func (a *App) warnings(p *dag.Pipeline) []string {
-	if a.d.RuntimeKind != "" && a.d.RuntimeKind != "local" {
+	if name := a.acts.Runtime.Name(); name != "" && name != "local" {
 		return nil
 	}
 	images := map[string]bool{}

@@ -24,6 +24,7 @@ import (
 
 	"github.com/sluice-ml/sluice/libs/runtime"
 	"github.com/sluice-ml/sluice/libs/runtime/docker"
+	"github.com/sluice-ml/sluice/libs/runtime/kube"
 	wf "github.com/sluice-ml/sluice/libs/workflow"
 	"github.com/sluice-ml/sluice/services/training/api/trainingv1"
 	"github.com/sluice-ml/sluice/services/training/internal/lifecycle"
@@ -153,7 +154,7 @@ func Build(ctx context.Context, d *platform.Deps) (platform.Service, error) {
 
 // New builds the service.
 func New(cfg Config, d *platform.Deps) (*App, error) {
-	rt, err := platform.NewRuntime(d.RuntimeKind)
+	rt, err := platform.NewRuntimeEnv(d.RuntimeKind, d.Getenv)
 	if err != nil {
 		return nil, err
 	}
@@ -230,6 +231,12 @@ func (a *App) Start(ctx context.Context) error {
 			a.d.Log.WarnContext(ctx, "replica containers may not reach S3", "service", Name, "err", err)
 		}
 		a.acts.Env["S3_ENDPOINT"], a.closeRelay = ep, closeRelay
+	}
+	if _, ok := a.acts.Runtime.(*kube.Runtime); ok {
+		// Pods reach the artifact store at an address of the cluster's.
+		if ep := a.d.Getenv(ContainerS3EndpointEnv); ep != "" {
+			a.acts.Env["S3_ENDPOINT"] = ep
+		}
 	}
 	if err := a.worker.Start(); err != nil {
 		return fmt.Errorf("training worker: %w", err)

@@ -19,6 +19,7 @@ import (
 
 	"github.com/sluice-ml/sluice/libs/events"
 	"github.com/sluice-ml/sluice/libs/runtime"
+	"github.com/sluice-ml/sluice/libs/runtime/kube"
 	"github.com/sluice-ml/sluice/services/training/api/jobspec"
 	"github.com/sluice-ml/sluice/services/training/api/trainingv1"
 	"github.com/sluice-ml/sluice/services/training/internal/lifecycle"
@@ -211,7 +212,7 @@ func (a *App) create(ctx context.Context, job *trainingv1.Job, requestID string)
 	// of a job re-created under the same name never mix with the old one's.
 	job.Meta().UID = types.UID(uuid.NewString())
 	_, err = lifecycle.StartOn(ctx, a.d.Temporal, a.cfg.TaskQueue, trainingv1.JobInput{Job: *job, RequestID: requestID, HeartbeatTimeout: a.cfg.HeartbeatTimeout,
-		RestartBackoff: a.cfg.RestartBackoff, HistoryLimit: a.cfg.HistoryLimit, Network: a.network()})
+		RestartBackoff: a.cfg.RestartBackoff, HistoryLimit: a.cfg.HistoryLimit, Network: a.network(), ClusterNamespace: a.clusterNamespace(meta.Namespace)})
 	if errors.Is(err, lifecycle.ErrJobExists) {
 		if rec, lerr := a.lookup(ctx, job.Kind(), meta.Namespace, meta.Name); lerr == nil && rec != nil && rec.requestID == requestID {
 			return false, nil
@@ -224,10 +225,22 @@ func (a *App) create(ctx context.Context, job *trainingv1.Job, requestID string)
 // network is how the runtime's replicas address each other: loopback ports
 // for local processes, service names on a per-job network for containers.
 func (a *App) network() string {
-	if a.acts.Runtime.Name() == runtime.NameLocal {
+	switch a.acts.Runtime.Name() {
+	case runtime.NameLocal:
 		return ""
+	case runtime.NameKubernetes:
+		return trainingv1.NetworkKubernetes
 	}
 	return trainingv1.NetworkDNS
+}
+
+// clusterNamespace is the Kubernetes namespace of a job's pods ("" unless
+// the runtime is Kubernetes).
+func (a *App) clusterNamespace(ns string) string {
+	if kr, ok := a.acts.Runtime.(*kube.Runtime); ok {
+		return kr.NamespaceOf(ns)
+	}
+	return ""
 }
 
 // get returns the live view of a job that exists and is not deleted (kind

@@ -125,6 +125,9 @@ type JobInput struct {
 	// network of its own on which replicas are reached by their service
 	// names and declared ports (container runtimes).
 	Network string `json:"network,omitempty"`
+	// ClusterNamespace is the Kubernetes namespace the job's pods run in
+	// under NetworkKubernetes (TF_CONFIG and MASTER_ADDR name Services in it).
+	ClusterNamespace string `json:"clusterNamespace,omitempty"`
 	// Carry is the state handed over by continue-as-new (nil on the first run).
 	Carry *Carry `json:"carry,omitempty"`
 }
@@ -170,6 +173,11 @@ type Carry struct {
 
 // NetworkDNS is JobInput.Network for replicas reached by service name.
 const NetworkDNS = "dns"
+
+// NetworkKubernetes is JobInput.Network for replicas run as pods, each
+// reached through its headless Service "<job>-<type>-<i>.<namespace>.svc"
+// as training-operator v1.9 creates them.
+const NetworkKubernetes = "kubernetes"
 
 // CarriedReplica is one replica in a Carry.
 type CarriedReplica struct {

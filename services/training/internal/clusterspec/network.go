@@ -67,9 +67,13 @@ type Kubernetes struct {
 
 // Endpoint implements Network.
 func (k Kubernetes) Endpoint(job *trainingv1.Job, r Replica, fqdn bool) (string, int32, error) {
+	return k.endpoint(job, r, fqdn, job.Meta().Namespace)
+}
+
+func (k Kubernetes) endpoint(job *trainingv1.Job, r Replica, fqdn bool, namespace string) (string, int32, error) {
 	host := r.Name(job.Meta().Name)
 	if fqdn {
-		host += "." + job.Meta().Namespace + ".svc"
+		host += "." + namespace + ".svc"
 		if k.ClusterDomain != "" {
 			host += "." + k.ClusterDomain
 		}
@@ -93,16 +97,29 @@ const LoopbackHost = "127.0.0.1"
 type Loopback struct {
 	Ports map[string]int32 `json:"ports"`
 	Mode  string           `json:"mode,omitempty"`
+	// Namespace is the Kubernetes namespace of the replicas' Services
+	// under ModeKubernetes (default: the job's namespace).
+	Namespace string `json:"namespace,omitempty"`
 }
+
+// ModeKubernetes is Loopback.Mode for replicas run as pods: addresses are
+// those of Kubernetes (headless Services) in Loopback.Namespace.
+const ModeKubernetes = "kubernetes"
 
 // ModeDNS is Loopback.Mode for replicas that resolve each other by service
 // name on a network of the job's own.
 const ModeDNS = "dns"
 
 // Endpoint implements Network. It fails when r has no port.
-func (l Loopback) Endpoint(job *trainingv1.Job, r Replica, _ bool) (string, int32, error) {
+func (l Loopback) Endpoint(job *trainingv1.Job, r Replica, fqdn bool) (string, int32, error) {
 	if l.Mode == ModeDNS {
 		return r.Name(job.Meta().Name), job.Port(r.Type), nil
+	}
+	if l.Mode == ModeKubernetes {
+		if l.Namespace != "" && l.Namespace != job.Meta().Namespace {
+			return Kubernetes{}.endpoint(job, r, fqdn, l.Namespace)
+		}
+		return Kubernetes{}.Endpoint(job, r, fqdn)
 	}
 	name := r.Name(job.Meta().Name)
 	port, ok := l.Ports[name]

@@ -27,6 +27,7 @@ import (
 	"github.com/sluice-ml/sluice/libs/artifacts"
 	"github.com/sluice-ml/sluice/libs/events"
 	"github.com/sluice-ml/sluice/libs/runtime"
+	"github.com/sluice-ml/sluice/libs/runtime/kube"
 	"github.com/sluice-ml/sluice/services/training/api/trainingv1"
 	"github.com/sluice-ml/sluice/services/training/internal/clusterspec"
 )
@@ -331,7 +332,13 @@ func (a *Activities) start(ctx context.Context, in ReplicaRun, spec runtime.Spec
 				}
 			}
 		}
-		p, err := a.Runtime.Start(context.WithoutCancel(ctx), spec)
+		var p runtime.Process
+		var err error
+		if kr, ok := a.Runtime.(*kube.Runtime); ok && in.Kube != nil {
+			p, err = a.startKube(context.WithoutCancel(ctx), kr, in, spec.Stdout)
+		} else {
+			p, err = a.Runtime.Start(context.WithoutCancel(ctx), spec)
+		}
 		done <- result{p, err}
 	}()
 	every := a.HeartbeatEvery
@@ -551,6 +558,13 @@ func hostnameOf(aliases []string) string {
 func (a *Activities) PurgeJob(ctx context.Context, in PurgeInput) error {
 	if in.UID == "" || in.JobName == "" || in.Namespace == "" {
 		return nil
+	}
+	if kr, ok := a.Runtime.(*kube.Runtime); ok && in.Kind != "" {
+		// The job's pods, Services and mirror (a cluster's garbage
+		// collector would follow the owner references; do it at once).
+		if err := kr.DeleteOwned(ctx, kr.NamespaceOf(in.Namespace), KubeJobSelector(in.Kind, in.JobName), KubeJobResource(in.Kind), in.JobName, in.UID); err != nil {
+			return err
+		}
 	}
 	if _, err := a.Store.DeleteDir(ctx, JobKeyPrefix(in.Namespace, in.Kind, in.JobName, in.UID)); err != nil {
 		return err

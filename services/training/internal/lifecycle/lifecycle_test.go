@@ -24,6 +24,7 @@ import (
 	"github.com/sluice-ml/sluice/libs/devstack/devstacktest"
 	"github.com/sluice-ml/sluice/libs/events"
 	"github.com/sluice-ml/sluice/libs/runtime"
+	"github.com/sluice-ml/sluice/libs/runtime/kube/kubetest"
 	wf "github.com/sluice-ml/sluice/libs/workflow"
 	"github.com/sluice-ml/sluice/services/training/api/jobspec"
 	"github.com/sluice-ml/sluice/services/training/api/trainingv1"
@@ -31,7 +32,11 @@ import (
 	"github.com/sluice-ml/sluice/services/training/internal/lifecycle"
 )
 
-func TestMain(m *testing.M) { os.Exit(devstacktest.Run(m)) }
+func TestMain(m *testing.M) {
+	code := devstacktest.Run(m)
+	kubetest.Stop() // the API server of the Kubernetes tests, if one started
+	os.Exit(code)
+}
 
 type env struct {
 	t       *testing.T
@@ -53,6 +58,8 @@ type env struct {
 	// network and runtime (default: local) for container tests.
 	network string
 	runtime runtime.Runtime
+	// clusterNS is JobInput.ClusterNamespace (Kubernetes tests).
+	clusterNS string
 }
 
 var seq atomic.Int32
@@ -127,7 +134,7 @@ func (e *env) submit(doc string) (*trainingv1.Job, client.WorkflowRun) {
 	job, err := jobspec.Parse([]byte(doc))
 	require.NoError(e.t, err)
 	run, err := lifecycle.StartOn(e.t.Context(), e.tc, e.queue, trainingv1.JobInput{Job: *job, RequestID: uuid.NewString(), HeartbeatTimeout: 2 * time.Second,
-		RestartBackoff: e.backoff, HistoryLimit: e.historyLimit, Network: e.network})
+		RestartBackoff: e.backoff, HistoryLimit: e.historyLimit, Network: e.network, ClusterNamespace: e.clusterNS})
 	require.NoError(e.t, err)
 	e.t.Cleanup(func() {
 		_ = e.tc.SignalWorkflow(context.Background(), run.GetID(), run.GetRunID(), trainingv1.SignalDelete, nil)

@@ -59,6 +59,9 @@ type ReplicaRun struct {
 	// persistentVolumeClaim volumes (container runtimes mount each claim
 	// as a named volume; the local runtime ignores them).
 	Claims []ClaimMount `json:"claims,omitempty"`
+	// Kube is set under trainingv1.NetworkKubernetes: the pod and the
+	// job object the Kubernetes runtime creates (see KubeReplica).
+	Kube *KubeReplica `json:"kube,omitempty"`
 }
 
 // ClaimMount is one volumeMount of a persistentVolumeClaim volume.

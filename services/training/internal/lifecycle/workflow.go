@@ -272,6 +272,12 @@ func (l *lifecycle) allocateNetwork(ctx workflow.Context) error {
 		l.net = clusterspec.Loopback{Mode: clusterspec.ModeDNS}
 		return nil
 	}
+	if l.in.Network == trainingv1.NetworkKubernetes {
+		// No command: addresses are the Services' names (new inputs only,
+		// so no history replays differently).
+		l.net = clusterspec.Loopback{Mode: clusterspec.ModeKubernetes, Namespace: l.in.ClusterNamespace}
+		return nil
+	}
 	lctx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{StartToCloseTimeout: 10 * time.Second})
 	return workflow.ExecuteLocalActivity(lctx, AllocateNetwork, *l.job).Get(ctx, &l.net)
 }
@@ -344,11 +350,17 @@ func (l *lifecycle) replicaRun(r *replica) (ReplicaRun, error) {
 	if l.kind != "" {
 		process = strings.ToLower(fmt.Sprintf("%s.%s.%s.%s.a%d", r.view.Name, l.kind, meta.Namespace, runPart, r.view.Attempt))
 	}
-	return ReplicaRun{
+	run := ReplicaRun{
 		Namespace: meta.Namespace, JobName: meta.Name, UID: string(meta.UID), Kind: l.kind, Replica: r.r, Name: r.view.Name, LogName: r.view.LogName(),
 		Attempt: r.view.Attempt, Image: c.Image, Command: c.Command, Args: c.Args, Env: env, WorkingDir: c.WorkingDir, Network: l.in.Network, Claims: claims,
 		ProcessName: process,
-	}, nil
+	}
+	if l.in.Network == trainingv1.NetworkKubernetes {
+		// Activity input only (no command changes): the whole pod as
+		// training-operator creates it, and the job it belongs to.
+		run.Kube = kubeReplica(l.job, r.r, pod)
+	}
+	return run, nil
 }
 
 // startReplica starts the next attempt of r under one watcher activity.
@@ -631,6 +643,9 @@ func (l *lifecycle) continuation(ctx workflow.Context) trainingv1.JobInput {
 // addresses, the deadline, and the backoff timers still pending.
 func (l *lifecycle) resumeCarried(ctx workflow.Context, c *trainingv1.Carry) {
 	l.restarts, l.suspended, l.net = c.Restarts, c.Suspended, clusterspec.Loopback{Ports: c.Ports, Mode: c.NetMode}
+	if c.NetMode == clusterspec.ModeKubernetes {
+		l.net.Namespace = l.in.ClusterNamespace
+	}
 	for _, r := range l.replicas {
 		if r.process != "" {
 			l.adoptReplica(ctx, r)
