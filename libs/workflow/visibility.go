@@ -16,6 +16,7 @@ import (
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
+	sdkworkflow "go.temporal.io/sdk/workflow"
 
 	"github.com/sluice-ml/sluice/libs/auth"
 )
@@ -216,4 +217,13 @@ func PublicURL() string {
 		return *p
 	}
 	return ""
+}
+
+// WithSummary returns ctx with its activity options' Summary set: the line naming the activity in the
+// Temporal Web UI's timeline and event history ("step download1 (attempt 2)"). User metadata is not
+// compared on replay, so adding or changing a summary needs no workflow.GetVersion.
+func WithSummary(ctx sdkworkflow.Context, summary string) sdkworkflow.Context {
+	opts := sdkworkflow.GetActivityOptions(ctx)
+	opts.Summary = summary
+	return sdkworkflow.WithActivityOptions(ctx, opts)
 }
