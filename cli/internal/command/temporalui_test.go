@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -74,7 +75,7 @@ spec:
           containers:
             - name: tensorflow
               image: busybox
-              command: [sh, -c, 'echo "$TF_CONFIG"']
+              command: [/bin/sh, -c, 'echo "$TF_CONFIG"']  # the harness's getenv gives replicas no host PATH
 `
 
 // TestRunAndJobReadableInTemporalUI (issue 20) starts a pipeline run and a TFJob on `sluice dev`'s stack
@@ -89,7 +90,7 @@ func TestRunAndJobReadableInTemporalUI(t *testing.T) {
 	base, token := startDevPlatform(t)
 	ctx := t.Context()
 	o := &Options{Server: base, Token: token, Out: &bytes.Buffer{}, Err: &bytes.Buffer{}}
-	tc, err := wf.Dial(ctx, wf.Config{HostPort: st.TemporalAddress, Namespace: st.Namespace}, nil)
+	tc, err := wf.Dial(ctx, wf.Config{HostPort: st.TemporalAddress, Namespace: st.Namespace}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,7 +118,15 @@ func TestRunAndJobReadableInTemporalUI(t *testing.T) {
 	jobID := trainingv1.WorkflowID("TFJob", "default", "mnist-train")
 	waitUntil(t, "job succeeded", 3*time.Minute, func() (bool, error) {
 		v, err := o.getJob(ctx, "TFJob", "default", "mnist-train")
-		return err == nil && v.State == trainingv1.JobSucceeded, err
+		if err == nil && v.State == trainingv1.JobFailed {
+			var log bytes.Buffer
+			_ = o.client().do(ctx, http.MethodGet, "/apis/training/v1/namespaces/default/jobs/mnist-train/logs?replica=mnist-train-worker-0", nil, nil, &log)
+			return false, fmt.Errorf("run failed: job failed: %+v; worker-0 log:\n%s", v.Replicas, log.String())
+		}
+		if err == nil && v.State != trainingv1.JobSucceeded {
+			err = fmt.Errorf("state %q, replicas %+v", v.State, v.Replicas)
+		}
+		return err == nil, err
 	})
 
 	// Run workflow: summary, details, search attributes.
@@ -210,8 +219,8 @@ func TestRunAndJobReadableInTemporalUI(t *testing.T) {
 
 	// The run's timeline in the Temporal UI.
 	b := newBrowser(t)
-	b.reloadUntil("run timeline", runLink, `document.body.innerText.includes('step join (attempt 1)')`, 2*time.Minute)
-	b.waitFor("timeline rendered", `document.body.innerText.includes('step download1 (attempt 2)') && document.body.innerText.includes('download-and-join')`, time.Minute)
+	b.reloadUntil("run page", runLink, `document.body.textContent.includes('download-and-join · run')`, 2*time.Minute)
+	b.waitFor("timeline with step summaries", `document.body.textContent.includes('step join (attempt 1)') && document.body.textContent.includes('step download1 (attempt 2)')`, time.Minute)
 	b.shot("temporal-ui-run")
 	if os.Getenv("SLUICE_UPDATE_SCREENSHOTS") == "1" {
 		png, err := os.ReadFile(filepath.Join(b.out, "temporal-ui-run.png"))
