@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
 	commonpb "go.temporal.io/api/common/v1"
 	enums "go.temporal.io/api/enums/v1"
 	sdkpb "go.temporal.io/api/sdk/v1"
@@ -219,8 +220,12 @@ func TestRunAndJobReadableInTemporalUI(t *testing.T) {
 
 	// The run's timeline in the Temporal UI.
 	b := newBrowser(t)
-	b.reloadUntil("run page", runLink, `document.body.textContent.includes('download-and-join · run')`, 2*time.Minute)
+	b.do("open the run in the Temporal UI", chromedp.Navigate(runLink))
+	b.waitFor("run page", `document.body.textContent.includes('download-and-join · run')`, 2*time.Minute)
 	b.waitFor("timeline with step summaries", `document.body.textContent.includes('step join (attempt 1)') && document.body.textContent.includes('step download1 (attempt 2)')`, time.Minute)
+	// The timeline sits below the input and result panes: scroll it to the top of the view.
+	_ = eval[bool](b, `(() => { const h = Array.from(document.querySelectorAll('h2, h3')).find(e => e.textContent.includes('Event History'));
+		if (h) { h.scrollIntoView({block: 'start'}); } return !!h; })()`)
 	b.shot("temporal-ui-run")
 	if os.Getenv("SLUICE_UPDATE_SCREENSHOTS") == "1" {
 		png, err := os.ReadFile(filepath.Join(b.out, "temporal-ui-run.png"))
