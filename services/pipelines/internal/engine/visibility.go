@@ -122,7 +122,7 @@ func sleep(ctx workflow.Context, d time.Duration, summary string) error {
 }
 
 // upsertRunAttributes records a run's attributes the workflow changes: failed task paths while it runs,
-// its final phase at the end, and (scheduledRun) everything a schedule's start did not set. Only for
+// its final phase at the end, and everything a start without SluicePipeline (a schedule's) did not set. Only for
 // executions at versionSearchAttributes >= 1 (r.sa); an upsert failure is logged, never fails the run.
 func (r *runner) upsertRunAttributes(ctx workflow.Context, ups ...temporal.SearchAttributeUpdate) {
 	if !r.sa {

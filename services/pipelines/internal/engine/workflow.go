@@ -130,7 +130,8 @@ func RunWorkflow(ctx workflow.Context, in pipelinesv1.RunInput) (pipelinesv1.Run
 		return pipelinesv1.RunResult{}, err
 	}
 	r.sa = workflow.GetVersion(ctx, versionSearchAttributes, workflow.DefaultVersion, 1) >= 1
-	if scheduled { // a schedule's start sets no search attributes
+	if _, ok := workflow.GetTypedSearchAttributes(ctx).GetKeyword(wf.SAPipeline); !ok {
+		// A schedule's start sets no search attributes, and a start without in.PipelineName lacks that one.
 		in.PipelineName = p.Name
 		r.upsertRunAttributes(ctx, runAttributes(in, "")...)
 	}
