@@ -109,7 +109,7 @@ func TestRunAndJobReadableInTemporalUI(t *testing.T) {
 		strings.NewReader(uiTFJob), nil); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, "run succeeded", 3*time.Minute, func() (bool, error) {
+	waitUntilUI(t, "run succeeded", 3*time.Minute, func() (bool, error) {
 		d, err := o.getRun(ctx, created.RunID)
 		if d.State == "FAILED" {
 			return false, fmt.Errorf("run failed: %s", d.Error)
@@ -117,7 +117,7 @@ func TestRunAndJobReadableInTemporalUI(t *testing.T) {
 		return err == nil && d.State == "SUCCEEDED", err
 	})
 	jobID := trainingv1.WorkflowID("TFJob", "default", "mnist-train")
-	waitUntil(t, "job succeeded", 3*time.Minute, func() (bool, error) {
+	waitUntilUI(t, "job succeeded", 3*time.Minute, func() (bool, error) {
 		v, err := o.getJob(ctx, "TFJob", "default", "mnist-train")
 		if err == nil && v.State == trainingv1.JobFailed {
 			var log bytes.Buffer
@@ -131,7 +131,7 @@ func TestRunAndJobReadableInTemporalUI(t *testing.T) {
 	})
 
 	// Run workflow: summary, details, search attributes.
-	desc := describe(t, tc, created.RunID)
+	desc := describeWorkflowUI(t, tc, created.RunID)
 	if got, want := desc.summary, `download-and-join · run "temporal-ui"`; !strings.HasPrefix(got, want) {
 		t.Errorf("run summary %q, want prefix %q", got, want)
 	}
@@ -148,14 +148,14 @@ func TestRunAndJobReadableInTemporalUI(t *testing.T) {
 		t.Errorf("SluiceExperiment = %q, want %q", desc.attrs["SluiceExperiment"], created.Experiment)
 	}
 	// Every activity, timer and child workflow of the run has a summary; the step bars name their task and attempt.
-	sums := summaries(t, tc, created.RunID)
+	sums := eventSummariesUI(t, tc, created.RunID)
 	for _, want := range []string{"step download1 (attempt 1)", "step download1 (attempt 2)", "backoff 1s before attempt 2 of step download1",
 		"step download2 (attempt 1)", "step join (attempt 1)", "loop square batch 1/1", "event " + events.PipelineRunStartedV1} {
 		if !slices.ContainsFunc(sums, func(s string) bool { return strings.HasPrefix(s, want) }) {
 			t.Errorf("no activity, timer or child workflow summarised %q; summaries: %q", want, sums)
 		}
 	}
-	child := summaries(t, tc, created.RunID+"/square/batch-0")
+	child := eventSummariesUI(t, tc, created.RunID+"/square/batch-0")
 	if !slices.ContainsFunc(child, func(s string) bool {
 		return strings.HasPrefix(s, "step square/0 (attempt 1)") || strings.HasPrefix(s, "steps square/0")
 	}) {
@@ -163,7 +163,7 @@ func TestRunAndJobReadableInTemporalUI(t *testing.T) {
 	}
 
 	// Job workflow.
-	jd := describe(t, tc, jobID)
+	jd := describeWorkflowUI(t, tc, jobID)
 	if jd.summary != "TFJob default/mnist-train" {
 		t.Errorf("job summary %q", jd.summary)
 	}
@@ -175,7 +175,7 @@ func TestRunAndJobReadableInTemporalUI(t *testing.T) {
 			t.Errorf("job search attribute %s = %q, want %q", k, got, want)
 		}
 	}
-	js := summaries(t, tc, jobID)
+	js := eventSummariesUI(t, tc, jobID)
 	for _, want := range []string{"replica mnist-train-worker-0 start (attempt 1)", "replica mnist-train-worker-1 start (attempt 1)", "event " + events.TrainingJobCreatedV1} {
 		if !slices.Contains(js, want) {
 			t.Errorf("no job activity summarised %q; summaries: %q", want, js)
@@ -188,7 +188,7 @@ func TestRunAndJobReadableInTemporalUI(t *testing.T) {
 		`SluicePipeline = "download-and-join" AND ExecutionStatus = "Completed"`:             created.RunID,
 		`SluiceKind = "TFJob" AND SluiceNamespace = "default" AND SluicePhase = "Succeeded"`: jobID,
 	} {
-		waitUntil(t, "list "+q, time.Minute, func() (bool, error) {
+		waitUntilUI(t, "list "+q, time.Minute, func() (bool, error) {
 			resp, err := tc.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{Namespace: st.Namespace, Query: q})
 			if err != nil {
 				return false, err
@@ -238,20 +238,20 @@ func TestRunAndJobReadableInTemporalUI(t *testing.T) {
 	}
 }
 
-type described struct {
+type describedUI struct {
 	summary, details string
 	attrs            map[string]string
 }
 
-// describe reads a workflow's user metadata and Keyword search attributes (lists joined with ",").
-func describe(t *testing.T, tc client.Client, id string) described {
+// describeWorkflowUI reads a workflow's user metadata and Keyword search attributes (lists joined with ",").
+func describeWorkflowUI(t *testing.T, tc client.Client, id string) describedUI {
 	t.Helper()
 	resp, err := tc.DescribeWorkflowExecution(t.Context(), id, "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	md := resp.GetExecutionConfig().GetUserMetadata()
-	d := described{summary: payloadString(t, md.GetSummary()), details: payloadString(t, md.GetDetails()), attrs: map[string]string{}}
+	d := describedUI{summary: payloadStringUI(t, md.GetSummary()), details: payloadStringUI(t, md.GetDetails()), attrs: map[string]string{}}
 	for k, p := range resp.GetWorkflowExecutionInfo().GetSearchAttributes().GetIndexedFields() {
 		var s string
 		if converter.GetDefaultDataConverter().FromPayload(p, &s) != nil {
@@ -264,9 +264,9 @@ func describe(t *testing.T, tc client.Client, id string) described {
 	return d
 }
 
-// summaries returns the summary of every activity, timer and child workflow in a workflow's history,
+// eventSummariesUI returns the summary of every activity, timer and child workflow in a workflow's history,
 // failing the test for one without.
-func summaries(t *testing.T, tc client.Client, id string) []string {
+func eventSummariesUI(t *testing.T, tc client.Client, id string) []string {
 	t.Helper()
 	var out []string
 	it := tc.GetWorkflowHistory(t.Context(), id, "", false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
@@ -277,7 +277,7 @@ func summaries(t *testing.T, tc client.Client, id string) []string {
 		}
 		switch ev.GetEventType() {
 		case enums.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED, enums.EVENT_TYPE_TIMER_STARTED, enums.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED:
-			s := payloadString(t, userMetadata(ev).GetSummary())
+			s := payloadStringUI(t, userMetadataUI(ev).GetSummary())
 			if s == "" {
 				t.Errorf("%s: event %d (%s) has no summary", id, ev.GetEventId(), ev.GetEventType())
 			}
@@ -287,11 +287,11 @@ func summaries(t *testing.T, tc client.Client, id string) []string {
 	return out
 }
 
-func userMetadata(ev interface{ GetUserMetadata() *sdkpb.UserMetadata }) *sdkpb.UserMetadata {
+func userMetadataUI(ev interface{ GetUserMetadata() *sdkpb.UserMetadata }) *sdkpb.UserMetadata {
 	return ev.GetUserMetadata()
 }
 
-func payloadString(t *testing.T, p *commonpb.Payload) string {
+func payloadStringUI(t *testing.T, p *commonpb.Payload) string {
 	t.Helper()
 	if p == nil {
 		return ""
@@ -303,9 +303,9 @@ func payloadString(t *testing.T, p *commonpb.Payload) string {
 	return s
 }
 
-// waitUntil polls cond every 200 ms until it is true, failing the test after d or on an error that
+// waitUntilUI polls cond every 200 ms until it is true, failing the test after d or on an error that
 // cond marks final by returning it with ok=false from a state that cannot change (a failed run).
-func waitUntil(t *testing.T, what string, d time.Duration, cond func() (bool, error)) {
+func waitUntilUI(t *testing.T, what string, d time.Duration, cond func() (bool, error)) {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	var last error
