@@ -20,6 +20,8 @@ import (
 	sqliteplugin "go.temporal.io/server/common/persistence/sql/sqlplugin/sqlite"
 	"go.temporal.io/server/common/primitives"
 	sqliteschema "go.temporal.io/server/schema/sqlite"
+
+	"github.com/sluice-ml/sluice/libs/workflow"
 	"go.temporal.io/server/temporal"
 )
 
@@ -109,7 +111,9 @@ func temporalSQLConfig(dbPath string) (*config.SQL, error) {
 	}
 	var namespaces []*sqliteschema.NamespaceConfig
 	for _, name := range []string{DefaultNamespace, Namespace} {
-		ns, err := sqliteschema.NewNamespaceConfig(temporalClusterName, name, false, nil)
+		// Sluice's custom search attributes (libs/workflow/visibility.go) are part of a new namespace;
+		// a data dir from before they existed gets them through the operator API in waitReady.
+		ns, err := sqliteschema.NewNamespaceConfig(temporalClusterName, name, false, workflow.SearchAttributeTypes())
 		if err != nil {
 			return nil, fmt.Errorf("temporal: namespace %s: %w", name, err)
 		}
@@ -184,7 +188,7 @@ func (ts *temporalServer) waitReady(ctx context.Context, log *slog.Logger) error
 	for {
 		lastErr = ts.describeNamespace(ctx, quiet)
 		if lastErr == nil {
-			return nil
+			return ts.registerSearchAttributes(ctx, quiet)
 		}
 		select {
 		case <-ctx.Done():
@@ -206,6 +210,20 @@ func (ts *temporalServer) describeNamespace(ctx context.Context, log *slog.Logge
 	defer c.Close()
 	_, err = c.WorkflowService().DescribeNamespace(ctx, &workflowservice.DescribeNamespaceRequest{Namespace: Namespace})
 	return err
+}
+
+// registerSearchAttributes adds Sluice's search attributes the sluice namespace lacks (only a data dir
+// created before they existed does).
+func (ts *temporalServer) registerSearchAttributes(ctx context.Context, log *slog.Logger) error {
+	c, err := sdkclient.DialContext(ctx, sdkclient.Options{HostPort: ts.address, Namespace: Namespace, Logger: sdklog.NewStructuredLogger(log)})
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if _, err := workflow.RegisterSearchAttributes(ctx, c, Namespace); err != nil {
+		return fmt.Errorf("temporal: %w", err)
+	}
+	return nil
 }
 
 func (ts *temporalServer) stop() error {

@@ -68,6 +68,7 @@ func Connect(ctx context.Context, cfg Config, name string, log *slog.Logger, get
 	}
 	d.Temporal = tc
 	d.closers = append(d.closers, tc.Close)
+	workflow.SetPublicURL(getenv("SLUICE_PUBLIC_URL")) // links in workflow details (Temporal UI)
 	store, err := artifacts.New(cfg.S3)
 	if err != nil {
 		return fail(err)
@@ -182,6 +183,17 @@ func Main(name string, build Builder) int {
 // answer: in a container they may start at the same time (Temporal migrates its schema first).
 const startupConnectTimeout = 2 * time.Minute
 
+// registerSearchAttributes makes sure the namespace has Sluice's search attributes (idempotent). A
+// Temporal that refuses the operator API (a hosted namespace) gets them from its own admin tooling or
+// `sluice temporal setup`; until then, workflow starts fail naming the missing attribute.
+func registerSearchAttributes(ctx context.Context, c client.Client, namespace string, log *slog.Logger) {
+	if added, err := workflow.RegisterSearchAttributes(ctx, c, namespace); err != nil {
+		log.Warn("register Temporal search attributes", "err", err)
+	} else if len(added) > 0 {
+		log.Info("registered Temporal search attributes", "namespace", namespace, "added", added)
+	}
+}
+
 // connectWithin retries Connect (1 s apart, each failure logged at warn) until it succeeds, d passes
 // or ctx ends, and returns the last error then.
 func connectWithin(ctx context.Context, d time.Duration, cfg Config, name string, log *slog.Logger) (*Deps, error) {
@@ -192,6 +204,7 @@ func connectWithin(ctx context.Context, d time.Duration, cfg Config, name string
 			// A Temporal frontend answers before its namespaces are registered (a server starting next
 			// to the service): workers cannot start until the namespace is served.
 			if _, err = deps.Temporal.WorkflowService().DescribeNamespace(ctx, &workflowservice.DescribeNamespaceRequest{Namespace: cfg.Temporal.Namespace}); err == nil {
+				registerSearchAttributes(ctx, deps.Temporal, cfg.Temporal.Namespace, log)
 				return deps, nil
 			}
 			err = fmt.Errorf("temporal namespace %s: %w", cfg.Temporal.Namespace, err)

@@ -90,6 +90,9 @@ Stop it with Ctrl-C; a second start reuses the data.`,
 				if k == "SLUICE_TEMPORAL_UI_URL" { // the dashboard links runs to their workflows
 					return stack.TemporalUIURL
 				}
+				if k == "SLUICE_PUBLIC_URL" { // links in workflow details in the Temporal UI
+					return "http://" + httpAddr
+				}
 				return ""
 			}
 			isolation := platform.EnableLocalIsolation(stack.DataDir, runtimeKind, log) // before services build runtimes

@@ -192,6 +192,7 @@ func (o *Options) printRun(d pipelinesapp.RunDetail) {
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\n", t.Path, t.State, t.Attempts, strings.Join(outs, ", "))
 	}
 	_ = tw.Flush()
+	printTemporalLink(o.Out, d.RunID) // temporal.go
 }
 
 func shortDigest(d string) string {

@@ -310,6 +310,8 @@ func newJobsCmd(o *Options) *cobra.Command {
 			_ = tw.Flush()
 			fmt.Fprintln(o.Out, "\nREPLICAS")
 			writeReplicaTable(o.Out, v)
+			fmt.Fprintln(o.Out)
+			printTemporalLink(o.Out, trainingv1.WorkflowID(v.Kind, v.Namespace, v.Name)) // temporal.go
 			return nil
 		}}
 	get.Flags().BoolVarP(&watch, "watch", "w", false, "follow until the job finishes")

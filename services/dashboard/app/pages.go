@@ -99,6 +99,8 @@ type view struct {
 	Error   string
 	Notice  string
 	Data    any
+	// TemporalUI is the Temporal Web UI page of the shown resource's workflow ("" when not configured).
+	TemporalUI string
 }
 
 func (a *App) render(w http.ResponseWriter, r *http.Request, code int, page string, v view) {
@@ -913,7 +915,11 @@ func (a *App) job(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, "Training job "+name, err)
 		return
 	}
-	a.render(w, r, http.StatusOK, "job", view{Title: "Training job " + ns + "/" + name, Nav: "jobs", Data: jobPage(jv)})
+	v := view{Title: "Training job " + ns + "/" + name, Nav: "jobs", Data: jobPage(jv)}
+	if a.uiURL != "" {
+		v.TemporalUI = a.uiURL + "/namespaces/" + url.PathEscape(a.deps.Namespace) + "/workflows/" + url.PathEscape(trainingv1.WorkflowID(jv.Kind, jv.Namespace, jv.Name))
+	}
+	a.render(w, r, http.StatusOK, "job", v)
 }
 
 func (a *App) jobLogs(w http.ResponseWriter, r *http.Request) {

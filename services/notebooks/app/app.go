@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"os"
 	"path/filepath"
 	"sync"
@@ -209,6 +210,12 @@ func (s *Service) Create(ctx context.Context, nb notebooksv1.Notebook, requestID
 		WorkflowIDReusePolicy:                    enums.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
 		WorkflowIDConflictPolicy:                 enums.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
 		Memo:                                     map[string]any{"requestId": requestID},
+		// What the Temporal Web UI shows and filters by (libs/workflow/visibility.go).
+		StaticSummary: "Notebook " + nb.Metadata.Namespace + "/" + nb.Metadata.Name,
+		StaticDetails: workflow.Details("Notebook "+nb.Metadata.Namespace+"/"+nb.Metadata.Name, notebookDetails(nb),
+			[2]string{"Notebook (Sluice API)", "/apis/notebooks/v1/namespaces/" + url.PathEscape(nb.Metadata.Namespace) + "/notebooks/" + url.PathEscape(nb.Metadata.Name)},
+			[2]string{"Notebook server", "/notebook/" + url.PathEscape(nb.Metadata.Namespace) + "/" + url.PathEscape(nb.Metadata.Name) + "/"}),
+		TypedSearchAttributes: workflow.Attributes("Notebook", nb.Metadata.Namespace, workflow.Keyword(workflow.SAJobName, nb.Metadata.Name), workflow.Keyword(workflow.SAOwner, workflow.Owner(ctx))),
 	}, notebooksv1.WorkflowType, in)
 	var started *serviceerror.WorkflowExecutionAlreadyStarted
 	if errors.As(err, &started) {

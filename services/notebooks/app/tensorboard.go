@@ -11,6 +11,7 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"net/url"
 	"sort"
 	"strconv"
 	"strings"
@@ -28,6 +29,7 @@ import (
 
 	"github.com/sluice-ml/sluice/libs/platform"
 	"github.com/sluice-ml/sluice/libs/tfevents"
+	wf "github.com/sluice-ml/sluice/libs/workflow"
 	"github.com/sluice-ml/sluice/services/notebooks/api/notebooksv1"
 	"github.com/sluice-ml/sluice/services/notebooks/internal/boards"
 	"github.com/sluice-ml/sluice/services/notebooks/internal/tbspec"
@@ -80,6 +82,11 @@ func (s *Service) CreateTensorboard(ctx context.Context, tb notebooksv1.Tensorbo
 		WorkflowExecutionErrorWhenAlreadyStarted: true,
 		WorkflowIDReusePolicy:                    enums.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
 		WorkflowIDConflictPolicy:                 enums.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
+		// What the Temporal Web UI shows and filters by (libs/workflow/visibility.go).
+		StaticSummary: "Tensorboard " + tb.Metadata.Namespace + "/" + tb.Metadata.Name,
+		StaticDetails: wf.Details("Tensorboard "+tb.Metadata.Namespace+"/"+tb.Metadata.Name, [][2]string{{"Logs path", tb.Spec.LogsPath}},
+			[2]string{"Tensorboard page", "/tensorboard/" + url.PathEscape(tb.Metadata.Namespace) + "/" + url.PathEscape(tb.Metadata.Name) + "/"}),
+		TypedSearchAttributes: wf.Attributes("Tensorboard", tb.Metadata.Namespace, wf.Keyword(wf.SAJobName, tb.Metadata.Name), wf.Keyword(wf.SAOwner, wf.Owner(ctx))),
 	}, notebooksv1.TensorboardWorkflowType, notebooksv1.TensorboardInput{Tensorboard: tb, RequestID: requestID})
 	var started *serviceerror.WorkflowExecutionAlreadyStarted
 	if errors.As(err, &started) {

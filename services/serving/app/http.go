@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"sort"
 	"strings"
 	"time"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/sluice-ml/sluice/libs/events"
 	"github.com/sluice-ml/sluice/libs/platform"
+	wf "github.com/sluice-ml/sluice/libs/workflow"
 	"github.com/sluice-ml/sluice/services/serving/api/servingv1"
 	"github.com/sluice-ml/sluice/services/serving/internal/control"
 )
@@ -179,6 +181,12 @@ func (a *App) apply(ctx context.Context, spec *servingv1.Deployment, requestID s
 		WorkflowIDReusePolicy:    enums.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
 		WorkflowIDConflictPolicy: enums.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
 		Memo:                     map[string]any{servingv1.MemoModelName: spec.ModelName, servingv1.MemoRequestID: requestID},
+		// What the Temporal Web UI shows and filters by (libs/workflow/visibility.go).
+		StaticSummary: fmt.Sprintf("InferenceService %s · model %s", spec.Key(), spec.ModelName),
+		StaticDetails: wf.Details("InferenceService "+spec.Key(), [][2]string{{"Model name", spec.ModelName}, {"Model format", spec.ModelFormat},
+			{"Storage URI", spec.StorageURI}, {"Protocol", spec.ProtocolVersion}, {"Form", spec.Form}},
+			[2]string{"Deployment (Sluice API)", "/apis/serving/v1/namespaces/" + url.PathEscape(spec.Namespace) + "/deployments/" + url.PathEscape(spec.Name)}),
+		TypedSearchAttributes: wf.Attributes("InferenceService", spec.Namespace, wf.Keyword(wf.SAJobName, spec.Name), wf.Keyword(wf.SAOwner, wf.Owner(ctx))),
 	}, servingv1.WorkflowType, servingv1.DeploymentInput{Spec: *spec, RequestID: requestID,
 		HeartbeatTimeout: a.cfg.HeartbeatTimeout, LoadTimeout: a.cfg.LoadTimeout})
 	var started *serviceerror.WorkflowExecutionAlreadyStarted

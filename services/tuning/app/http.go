@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"sort"
 	"strings"
 	"time"
@@ -18,6 +19,7 @@ import (
 	"go.temporal.io/sdk/converter"
 
 	"github.com/sluice-ml/sluice/libs/platform"
+	wf "github.com/sluice-ml/sluice/libs/workflow"
 	"github.com/sluice-ml/sluice/services/tuning/api/tuningv1"
 	"github.com/sluice-ml/sluice/services/tuning/internal/expspec"
 )
@@ -71,6 +73,12 @@ func (s *Service) Create(ctx context.Context, e tuningv1.Experiment) error {
 		WorkflowExecutionErrorWhenAlreadyStarted: true,
 		WorkflowIDReusePolicy:                    enums.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
 		WorkflowIDConflictPolicy:                 enums.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
+		// What the Temporal Web UI shows and filters by (libs/workflow/visibility.go).
+		StaticSummary: "Experiment " + e.Metadata.Namespace + "/" + e.Metadata.Name,
+		StaticDetails: wf.Details("Experiment "+e.Metadata.Namespace+"/"+e.Metadata.Name, nil,
+			[2]string{"Experiment (Sluice API)", "/apis/tuning/v1/namespaces/" + url.PathEscape(e.Metadata.Namespace) + "/experiments/" + url.PathEscape(e.Metadata.Name)}),
+		TypedSearchAttributes: wf.Attributes("Experiment", e.Metadata.Namespace, wf.Keyword(wf.SAJobName, e.Metadata.Name),
+			wf.Keyword(wf.SAExperiment, e.Metadata.Name), wf.Keyword(wf.SAOwner, wf.Owner(ctx))),
 	}, tuningv1.WorkflowType, tuningv1.ExperimentInput{Experiment: e, TrialsPerRun: s.cfg.TrialsPerRun, PollInterval: s.cfg.PollInterval})
 	var started *serviceerror.WorkflowExecutionAlreadyStarted
 	if errors.As(err, &started) {

@@ -32,7 +32,7 @@ func Lifecycle(ctx workflow.Context, in notebooksv1.TensorboardInput) (notebooks
 	var a *Activities
 
 	var probe ProbeResult
-	if err := workflow.ExecuteActivity(actx, a.Probe, ProbeInput{Tensorboard: tb}).Get(ctx, &probe); err != nil {
+	if err := workflow.ExecuteActivity(wf.WithSummary(actx, "probe logs "+tb.Spec.LogsPath), a.Probe, ProbeInput{Tensorboard: tb}).Get(ctx, &probe); err != nil {
 		probe = ProbeResult{Message: err.Error()}
 	}
 	state, ready := notebooksv1.TensorboardAvailable, int32(1)
@@ -41,14 +41,14 @@ func Lifecycle(ctx workflow.Context, in notebooksv1.TensorboardInput) (notebooks
 	}
 	tb.Status.Conditions = append(tb.Status.Conditions, notebooksv1.TensorboardCondition{DeploymentState: state, LastProbeTime: workflow.Now(ctx).UTC()})
 	tb.Status.ReadyReplicas, tb.Status.Message = ready, probe.Message
-	if err := workflow.ExecuteActivity(actx, a.Record, RecordInput{Tensorboard: tb}).Get(ctx, nil); err != nil {
+	if err := workflow.ExecuteActivity(wf.WithSummary(actx, "record status"), a.Record, RecordInput{Tensorboard: tb}).Get(ctx, nil); err != nil {
 		return notebooksv1.TensorboardResult{}, err
 	}
 
 	workflow.GetSignalChannel(ctx, notebooksv1.SignalTensorboardDelete).Receive(ctx, nil)
 
 	tb.Status.ReadyReplicas = 0
-	if err := workflow.ExecuteActivity(actx, a.Record, RecordInput{Tensorboard: tb, Deleted: true}).Get(ctx, nil); err != nil {
+	if err := workflow.ExecuteActivity(wf.WithSummary(actx, "record deletion"), a.Record, RecordInput{Tensorboard: tb, Deleted: true}).Get(ctx, nil); err != nil {
 		return notebooksv1.TensorboardResult{}, err
 	}
 	return notebooksv1.TensorboardResult{Deleted: true}, nil

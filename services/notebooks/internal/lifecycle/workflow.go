@@ -3,6 +3,7 @@ package lifecycle
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
@@ -79,7 +80,8 @@ func Lifecycle(ctx workflow.Context, in notebooksv1.LifecycleInput) (notebooksv1
 		}
 		if l.carry.Serving && l.in.Culling.Enabled && l.tickFut == nil {
 			tctx, cancel := workflow.WithCancel(ctx)
-			l.tickFut, l.tickCancel = workflow.NewTimer(tctx, l.in.Culling.CheckPeriod), cancel
+			l.tickFut, l.tickCancel = workflow.NewTimerWithOptions(tctx, l.in.Culling.CheckPeriod,
+				workflow.TimerOptions{Summary: fmt.Sprintf("culling: check idleness in %s", l.in.Culling.CheckPeriod)}), cancel
 		}
 		var stepErr error
 		sel := workflow.NewSelector(ctx)
@@ -161,13 +163,17 @@ func (l *lifecycle) start(ctx workflow.Context) {
 	} else if l.spawnFrom.IsZero() {
 		l.spawnFrom = now
 	}
-	actx := workflow.WithActivityOptions(ctx, startOptions())
+	opts := startOptions()
+	opts.Summary = fmt.Sprintf("start notebook server %s/%s (generation %d)", l.ns(), l.name(), l.carry.Generation)
+	actx := workflow.WithActivityOptions(ctx, opts)
 	l.startFut = workflow.ExecuteActivity(actx, activityStartServer, StartServerInput{Notebook: l.nb, Generation: l.carry.Generation})
 }
 
 func (l *lifecycle) watch(ctx workflow.Context) {
 	wctx, cancel := workflow.WithCancel(ctx)
-	wctx = workflow.WithActivityOptions(wctx, watchOptions())
+	wopts := watchOptions()
+	wopts.Summary = fmt.Sprintf("watch notebook server %s/%s (generation %d)", l.ns(), l.name(), l.carry.Generation)
+	wctx = workflow.WithActivityOptions(wctx, wopts)
 	l.watchFut, l.watchCancel = workflow.ExecuteActivity(wctx, activityWatchServer,
 		WatchServerInput{Namespace: l.ns(), Name: l.name(), Generation: l.carry.Generation}), cancel
 }
@@ -272,7 +278,8 @@ func (l *lifecycle) crashed(ctx workflow.Context, code int, reason, msg string) 
 	}
 	delay := l.in.Crash.Backoff << (n - 1)
 	bctx, cancel := workflow.WithCancel(ctx)
-	l.backoffFut, l.backoffStop = workflow.NewTimer(bctx, delay), cancel
+	l.backoffFut, l.backoffStop = workflow.NewTimerWithOptions(bctx, delay,
+		workflow.TimerOptions{Summary: fmt.Sprintf("backoff %s before restart of notebook server %s/%s", delay, l.ns(), l.name())}), cancel
 	if reason != "" {
 		msg = reason + ": " + msg
 	}
@@ -330,7 +337,7 @@ func (l *lifecycle) stopServer(ctx workflow.Context, reason, msg, eventType stri
 		l.backoffFut, l.backoffStop = nil, nil
 	}
 	actx := workflow.WithActivityOptions(ctx, sluicewf.ShortActivity())
-	if err := workflow.ExecuteActivity(actx, activityStopServer, StopServerInput{Namespace: l.ns(), Name: l.name()}).Get(ctx, nil); err != nil {
+	if err := workflow.ExecuteActivity(summarized(actx, "stop notebook server"), activityStopServer, StopServerInput{Namespace: l.ns(), Name: l.name()}).Get(ctx, nil); err != nil {
 		return err
 	}
 	l.carry.Serving = false
@@ -347,7 +354,7 @@ func (l *lifecycle) finishDelete(ctx workflow.Context) (notebooksv1.LifecycleRes
 		l.backoffStop()
 	}
 	actx := workflow.WithActivityOptions(ctx, sluicewf.ShortActivity())
-	if err := workflow.ExecuteActivity(actx, activityStopServer, StopServerInput{Namespace: l.ns(), Name: l.name(), Remove: true}).Get(ctx, nil); err != nil {
+	if err := workflow.ExecuteActivity(summarized(actx, "remove notebook server"), activityStopServer, StopServerInput{Namespace: l.ns(), Name: l.name(), Remove: true}).Get(ctx, nil); err != nil {
 		return notebooksv1.LifecycleResult{}, err
 	}
 	l.carry.Serving = false
@@ -465,7 +472,7 @@ func (l *lifecycle) report(ctx workflow.Context, eventType string, ev notebooksv
 		in.EventKey = fmt.Sprintf("%s/%s/%d", l.wfID, l.in.RequestID, l.carry.EventSeq)
 	}
 	actx := workflow.WithActivityOptions(ctx, sluicewf.ShortActivity())
-	return workflow.ExecuteActivity(actx, activityReport, in).Get(ctx, nil)
+	return workflow.ExecuteActivity(summarized(actx, strings.TrimSpace("report status "+in.EventType)), activityReport, in).Get(ctx, nil)
 }
 
 func (l *lifecycle) reportDelete(ctx workflow.Context) error {
@@ -474,5 +481,12 @@ func (l *lifecycle) reportDelete(ctx workflow.Context) error {
 		Event:    notebooksv1.Event{Namespace: l.ns(), Name: l.name(), Reason: notebooksv1.ReasonDeleted},
 		EventKey: fmt.Sprintf("%s/%s/%d", l.wfID, l.in.RequestID, l.carry.EventSeq)}
 	actx := workflow.WithActivityOptions(ctx, sluicewf.ShortActivity())
-	return workflow.ExecuteActivity(actx, activityReport, in).Get(ctx, nil)
+	return workflow.ExecuteActivity(summarized(actx, strings.TrimSpace("report status "+in.EventType)), activityReport, in).Get(ctx, nil)
+}
+
+// summarized returns ctx with its activity options' summary (shown in the Temporal Web UI) set.
+func summarized(ctx workflow.Context, summary string) workflow.Context {
+	opts := workflow.GetActivityOptions(ctx)
+	opts.Summary = summary
+	return workflow.WithActivityOptions(ctx, opts)
 }

@@ -47,7 +47,8 @@ func (r *runner) runImport(ctx workflow.Context, t *dag.Task, comp *dag.Componen
 	r.setTask(ctx, path, t.Name, pipelinesv1.TaskRunning, func(ts *pipelinesv1.TaskState) { ts.Attempts = 1 })
 	var a *Activities
 	var out StepResult
-	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, wf.ShortActivity()), a.Import, in).Get(ctx, &out)
+	actx := withSummary(workflow.WithActivityOptions(ctx, wf.ShortActivity()), "importer "+path)
+	err := workflow.ExecuteActivity(actx, a.Import, in).Get(ctx, &out)
 	if err != nil {
 		var ce *temporal.CanceledError
 		if errors.As(err, &ce) || ctx.Err() != nil {

@@ -10,9 +10,11 @@ import (
 	"go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
+	wf "github.com/sluice-ml/sluice/libs/workflow"
 	"github.com/sluice-ml/sluice/services/pipelines/api/pipelinesv1"
 )
 
@@ -47,6 +49,10 @@ func Start(ctx context.Context, c client.Client, in pipelinesv1.RunInput) (clien
 		WorkflowExecutionErrorWhenAlreadyStarted: true,
 		Memo: map[string]any{"run_name": in.RunName, "pipeline_name": in.PipelineName, "experiment_id": in.ExperimentID,
 			"namespace": in.Namespace},
+		// What the Temporal Web UI shows and filters by (visibility.go).
+		StaticSummary:         runSummary(in),
+		StaticDetails:         runDetails(in),
+		TypedSearchAttributes: temporal.NewSearchAttributes(runAttributes(in, wf.Owner(ctx))...),
 	}
 	run, err := c.ExecuteWorkflow(ctx, opts, pipelinesv1.WorkflowType, in)
 	var started *serviceerror.WorkflowExecutionAlreadyStarted

@@ -86,7 +86,7 @@ func (r *runner) runTrainingJob(ctx workflow.Context, t *dag.Task, comp *dag.Com
 	for attempt := 1; ; attempt++ {
 		if attempt > 1 {
 			if d := t.Retry.Delay(attempt - 1); d > 0 {
-				if err := workflow.Sleep(ctx, d); err != nil {
+				if err := sleep(ctx, d, fmt.Sprintf("backoff %s before attempt %d of training job %s", d, attempt, path)); err != nil {
 					return taskResult{State: pipelinesv1.TaskCancelled, Error: "cancelled during retry backoff after: " + lastErr}
 				}
 			}
@@ -105,7 +105,8 @@ func (r *runner) runTrainingJob(ctx workflow.Context, t *dag.Task, comp *dag.Com
 			ts.Extra[TaskExtraTrainingJob] = in.Namespace + "/" + in.Name
 		})
 		var out StepResult
-		err := workflow.ExecuteActivity(actx, a.RunTrainingJob, in).Get(ctx, &out)
+		summary := fmt.Sprintf("training job %s/%s for step %s (attempt %d)", in.Namespace, in.Name, path, attempt)
+		err := workflow.ExecuteActivity(withSummary(actx, summary), a.RunTrainingJob, in).Get(ctx, &out)
 		if err == nil {
 			return taskResult{State: pipelinesv1.TaskSucceeded, Outputs: out.Outputs}
 		}

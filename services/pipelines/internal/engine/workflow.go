@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
 	"sort"
 	"strconv"
 	"strings"
@@ -84,6 +85,10 @@ type runner struct {
 	index    map[string]int
 	pending  []workflow.Future
 	canceled bool
+	// sa is set for run workflows at versionSearchAttributes >= 1 (visibility.go); failed lists the
+	// task paths upserted as SluiceFailedTasks.
+	sa     bool
+	failed []string
 }
 
 func compileSpec(src string) (*dag.Pipeline, error) {
@@ -132,6 +137,12 @@ func RunWorkflow(ctx workflow.Context, in pipelinesv1.RunInput) (pipelinesv1.Run
 	}); err != nil {
 		return pipelinesv1.RunResult{}, err
 	}
+	r.sa = workflow.GetVersion(ctx, versionSearchAttributes, workflow.DefaultVersion, 1) >= 1
+	if _, ok := workflow.GetTypedSearchAttributes(ctx).GetKeyword(wf.SAPipeline); !ok {
+		// A schedule's start sets no search attributes, and a start without in.PipelineName lacks that one.
+		in.PipelineName = p.Name
+		r.upsertRunAttributes(ctx, runAttributes(in, "")...)
+	}
 	r.notifyRun(ctx, events.PipelineRunStartedV1, pipelinesv1.RunRunning, "")
 
 	st, msg, _ := r.runDAG(ctx, scope{Comp: p.Root, Params: params, Arts: rootArtifacts(in.InputArtifacts)})
@@ -149,13 +160,14 @@ func RunWorkflow(ctx workflow.Context, in pipelinesv1.RunInput) (pipelinesv1.Run
 	if dag.UsesWorkspace(p) && workflow.GetVersion(ctx, versionWorkspace, workflow.DefaultVersion, 1) >= 1 {
 		// The run's workspace lives as long as the run: removed once every task has ended.
 		var a *Activities
-		if err := workflow.ExecuteActivity(workflow.WithActivityOptions(dctx, wf.ShortActivity()), a.RemoveWorkspace, in.RunID).Get(dctx, nil); err != nil {
+		if err := workflow.ExecuteActivity(withSummary(workflow.WithActivityOptions(dctx, wf.ShortActivity()), "remove the run's workspace"), a.RemoveWorkspace, in.RunID).Get(dctx, nil); err != nil {
 			workflow.GetLogger(ctx).Warn("remove the run's workspace", "error", err)
 		}
 	}
 	if r.v >= 1 {
 		r.wait(dctx) // the run's final event comes after every task event
 	}
+	r.upsertRunAttributes(dctx, wf.SAPhase.ValueSet(st))
 	switch st {
 	case pipelinesv1.RunSucceeded:
 		r.notifyRun(dctx, events.PipelineRunSucceededV1, st, "")
@@ -249,6 +261,9 @@ func (r *runner) setTask(ctx workflow.Context, path, name, state string, mutate 
 	if mutate != nil {
 		mutate(t)
 	}
+	if state == pipelinesv1.TaskFailed {
+		r.taskFailed(ctx, path)
+	}
 }
 
 func (r *runner) mergeTasks(tasks []pipelinesv1.TaskState) {
@@ -283,7 +298,7 @@ func (r *runner) notifyTask(ctx workflow.Context, typ string, ev pipelinesv1.Tas
 
 func (r *runner) notify(ctx workflow.Context, in NotifyInput) {
 	var a *Activities
-	actx := workflow.WithActivityOptions(ctx, wf.ShortActivity())
+	actx := withSummary(workflow.WithActivityOptions(ctx, wf.ShortActivity()), notifySummary(in))
 	r.pending = append(r.pending, workflow.ExecuteActivity(actx, a.Notify, in))
 }
 
@@ -789,7 +804,7 @@ func (r *runner) runTask(ctx workflow.Context, sc scope, t *dag.Task, path strin
 		return r.finish(ctx, path, t.Name, r.runLoop(ctx, t, comp, path, params, arts))
 	case comp.Kind == dag.KindDAG:
 		in := ScopeInput{Run: r.in, PipelineName: r.p.Name, Component: comp.Name, TaskName: t.Name, Path: path, Params: params, Artifacts: arts}
-		res := r.runChild(ctx, path, in)
+		res := r.runChild(ctx, path, childSummary(in, 0, 1), in)
 		return r.finish(ctx, path, t.Name, taskResult{State: taskStateOf(res.State), Error: res.Error, Outputs: res.Outputs})
 	case comp.Kind == dag.KindTrainingJob:
 		return r.finish(ctx, path, t.Name, r.runTrainingJob(ctx, t, comp, path))
@@ -836,7 +851,7 @@ func (r *runner) reused(path string) (taskResult, bool) {
 }
 
 // runChild runs a DAG child workflow and merges its task states into this run's state.
-func (r *runner) runChild(ctx workflow.Context, id string, in ScopeInput) ScopeResult {
+func (r *runner) runChild(ctx workflow.Context, id, summary string, in ScopeInput) ScopeResult {
 	childID := r.in.RunID + "/" + id
 	// The task lists its running children so a state query can follow them (see State).
 	r.setTask(ctx, in.Path, in.TaskName, pipelinesv1.TaskRunning, func(ts *pipelinesv1.TaskState) {
@@ -850,10 +865,19 @@ func (r *runner) runChild(ctx workflow.Context, id string, in ScopeInput) ScopeR
 		TaskQueue:           pipelinesv1.TaskQueue,
 		ParentClosePolicy:   enums.PARENT_CLOSE_POLICY_TERMINATE,
 		WaitForCancellation: true,
+		StaticSummary:       summary,
+		StaticDetails: wf.Details(summary, [][2]string{{"Run ID", r.in.RunID}, {"Pipeline", r.p.Name}, {"Task", in.Path},
+			{"Component", in.Component}}, [2]string{"Run page (dashboard)", "/ui/runs/" + url.PathEscape(r.in.RunID)}),
+		TypedSearchAttributes: childAttributes(in),
 	})
 	var res ScopeResult
 	err := workflow.ExecuteChildWorkflow(cctx, DAGWorkflowType, in).Get(ctx, &res)
 	r.mergeTasks(res.Tasks)
+	for _, t := range res.Tasks {
+		if t.State == pipelinesv1.TaskFailed {
+			r.taskFailed(ctx, t.Path)
+		}
+	}
 	if err != nil {
 		var ce *temporal.CanceledError
 		if errors.As(err, &ce) || ctx.Err() != nil {
@@ -919,7 +943,7 @@ func (r *runner) runLoop(ctx workflow.Context, t *dag.Task, comp *dag.Component,
 	results := make([]ScopeResult, len(batches))
 	if it.ParallelismLimit > 0 {
 		for i, b := range batches { // one batch at a time keeps the global limit
-			results[i] = r.runChild(ctx, fmt.Sprintf("%s/batch-%d", path, i), b)
+			results[i] = r.runChild(ctx, fmt.Sprintf("%s/batch-%d", path, i), childSummary(b, i, len(batches)), b)
 		}
 	} else {
 		futures := make([]workflow.Channel, len(batches))
@@ -928,7 +952,7 @@ func (r *runner) runLoop(ctx workflow.Context, t *dag.Task, comp *dag.Component,
 			futures[i] = ch
 			i, b := i, b
 			workflow.Go(ctx, func(gctx workflow.Context) {
-				ch.Send(gctx, r.runChild(gctx, fmt.Sprintf("%s/batch-%d", path, i), b))
+				ch.Send(gctx, r.runChild(gctx, fmt.Sprintf("%s/batch-%d", path, i), childSummary(b, i, len(batches)), b))
 			})
 		}
 		dctx, _ := workflow.NewDisconnectedContext(ctx)
@@ -1142,7 +1166,7 @@ func (r *runner) attempts(ctx workflow.Context, in StepInput, retry *dag.RetryPo
 	for attempt := first; ; attempt++ {
 		if attempt > first || first > 1 {
 			if d := retry.Delay(attempt - 1); d > 0 {
-				if err := workflow.Sleep(ctx, d); err != nil {
+				if err := sleep(ctx, d, fmt.Sprintf("backoff %s before attempt %d of step %s", d, attempt, in.TaskPath)); err != nil {
 					return taskResult{State: pipelinesv1.TaskCancelled, Error: "cancelled during retry backoff after: " + lastErr}
 				}
 			}
@@ -1151,7 +1175,7 @@ func (r *runner) attempts(ctx workflow.Context, in StepInput, retry *dag.RetryPo
 		in.LastAttempt = attempt > maxRetries
 		r.setTask(ctx, in.TaskPath, in.TaskName, pipelinesv1.TaskRunning, func(ts *pipelinesv1.TaskState) { ts.Attempts = attempt })
 		var out StepResult
-		err := workflow.ExecuteActivity(actx, a.RunStep, in).Get(ctx, &out)
+		err := workflow.ExecuteActivity(withSummary(actx, stepSummary(in.TaskPath, attempt)), a.RunStep, in).Get(ctx, &out)
 		if err == nil {
 			return r.stepDone(ctx, in, out)
 		}
@@ -1212,7 +1236,8 @@ func (r *runner) runFused(ctx workflow.Context, steps []StepInput, retry *dag.Re
 		first := first
 		workflow.Go(ctx, func(gctx workflow.Context) {
 			var outs []StepOutcome
-			err := workflow.ExecuteActivity(actx, a.RunSteps, StepsInput{Steps: chunk}).Get(gctx, &outs)
+			summary := fmt.Sprintf("steps %s … %s (%d iterations, attempt 1)", chunk[0].TaskPath, chunk[len(chunk)-1].TaskPath, len(chunk))
+			err := workflow.ExecuteActivity(withSummary(actx, summary), a.RunSteps, StepsInput{Steps: chunk}).Get(gctx, &outs)
 			done.Send(gctx, chunkDone{First: first, Outcomes: outs, Err: err})
 		})
 	}

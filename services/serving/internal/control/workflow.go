@@ -113,7 +113,7 @@ func DeploymentWorkflow(ctx workflow.Context, in servingv1.DeploymentInput) erro
 		if des := d.desired(); des.Watch != nil {
 			opts := wf.LongActivity(d.in.HeartbeatTimeout, 24*time.Hour)
 			opts.RetryPolicy.MaximumAttempts = 0 // a restarted service picks the watch up again
-			watch = workflow.ExecuteActivity(workflow.WithActivityOptions(watchCtx, opts), (*Activities).Watch, WatchInput{Desired: des, Known: d.known})
+			watch = workflow.ExecuteActivity(wf.WithSummary(workflow.WithActivityOptions(watchCtx, opts), "watch "+d.spec().StorageURI+" for new versions"), (*Activities).Watch, WatchInput{Desired: des, Known: d.known})
 		}
 		deleted := false
 		sel := workflow.NewSelector(ctx)
@@ -231,7 +231,7 @@ func (d *deployment) publish(typ string, data any) {
 	d.seq++
 	in := PublishInput{Type: typ, ID: EventID(d.wfID, typ, d.seq), Subject: "deployments/" + d.spec().Key(), Data: data}
 	ctx := workflow.WithActivityOptions(d.ctx, wf.ShortActivity())
-	if err := workflow.ExecuteActivity(ctx, (*Activities).Publish, in).Get(ctx, nil); err != nil {
+	if err := workflow.ExecuteActivity(wf.WithSummary(ctx, "event "+typ), (*Activities).Publish, in).Get(ctx, nil); err != nil {
 		workflow.GetLogger(d.ctx).Error("publish event", "type", typ, "err", err)
 	}
 }
@@ -255,7 +255,7 @@ func (d *deployment) event(version int64, rev *servingv1.Revision) servingv1.Mod
 func (d *deployment) apply(des Desired) bool {
 	opts := wf.LongActivity(d.in.HeartbeatTimeout, 10*time.Minute)
 	ctx := workflow.WithActivityOptions(d.ctx, opts)
-	if err := workflow.ExecuteActivity(ctx, (*Activities).Apply, des).Get(ctx, nil); err != nil {
+	if err := workflow.ExecuteActivity(wf.WithSummary(ctx, "apply traffic split to the data plane"), (*Activities).Apply, des).Get(ctx, nil); err != nil {
 		d.fail("ApplyFailed", err.Error(), 0, len(d.view.Status.Components.Predictor.Traffic) == 0)
 		return false
 	}
@@ -301,7 +301,7 @@ func (d *deployment) rollout(res *LoadResult) {
 		var r LoadResult
 		var err error
 		if workflow.GetVersion(d.ctx, "delete-abandons-load", workflow.DefaultVersion, 1) == workflow.DefaultVersion {
-			err = workflow.ExecuteActivity(ctx, (*Activities).Load, in).Get(ctx, &r)
+			err = workflow.ExecuteActivity(wf.WithSummary(ctx, "load model "+d.spec().ModelName), (*Activities).Load, in).Get(ctx, &r)
 		} else if err = d.loadUnlessDeleted(ctx, in, &r); d.deleteRequested {
 			return
 		}
@@ -380,7 +380,7 @@ func (d *deployment) loadUnlessDeleted(ctx workflow.Context, in LoadInput, r *Lo
 	loadCtx, cancel := workflow.WithCancel(ctx)
 	opts := workflow.GetActivityOptions(loadCtx)
 	opts.WaitForCancellation = true
-	fut := workflow.ExecuteActivity(workflow.WithActivityOptions(loadCtx, opts), (*Activities).Load, in)
+	fut := workflow.ExecuteActivity(wf.WithSummary(workflow.WithActivityOptions(loadCtx, opts), "load model "+d.spec().ModelName), (*Activities).Load, in)
 	var err error
 	done := false
 	sel := workflow.NewSelector(d.ctx)
@@ -438,7 +438,7 @@ func (d *deployment) promote() {
 // remove unloads the model and publishes deployment.deleted.
 func (d *deployment) remove() error {
 	ctx := workflow.WithActivityOptions(d.ctx, wf.ShortActivity())
-	if err := workflow.ExecuteActivity(ctx, (*Activities).Unload, d.spec().Key()).Get(ctx, nil); err != nil {
+	if err := workflow.ExecuteActivity(wf.WithSummary(ctx, "unload model "+d.spec().ModelName), (*Activities).Unload, d.spec().Key()).Get(ctx, nil); err != nil {
 		return err
 	}
 	d.view.Deleted = true

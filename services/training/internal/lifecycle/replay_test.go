@@ -23,7 +23,8 @@ import (
 // testdata/histories against the current JobWorkflow: v0-*.json were
 // recorded before restart backoff (workflow.GetVersion "restart-backoff"
 // absent), v1-*.json with it, v2-*.json with "adopt-running-replicas"
-// (kind-qualified workflow IDs; continue-as-new while replicas run). A change to the workflow's commands that is
+// (kind-qualified workflow IDs; continue-as-new while replicas run), v3-*.json
+// with "ui-search-attributes" (SluicePhase upserts). A change to the workflow's commands that is
 // not guarded by GetVersion fails here with a non-determinism error.
 func TestReplayRecordedHistories(t *testing.T) {
 	t.Parallel()

@@ -12,6 +12,7 @@ import (
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
+	wf "github.com/sluice-ml/sluice/libs/workflow"
 	"github.com/sluice-ml/sluice/services/training/api/trainingv1"
 )
 
@@ -53,6 +54,10 @@ func StartOn(ctx context.Context, c client.Client, queue string, in trainingv1.J
 		WorkflowIDConflictPolicy: enums.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
 		Memo: map[string]any{trainingv1.MemoRequestID: in.RequestID, trainingv1.MemoKind: in.Job.Kind(),
 			trainingv1.MemoDeleted: false},
+		// What the Temporal Web UI shows and filters by (visibility.go).
+		StaticSummary:         jobSummary(&in.Job),
+		StaticDetails:         jobDetails(&in.Job),
+		TypedSearchAttributes: jobAttributes(&in.Job, wf.Owner(ctx)),
 	}
 	run, err := c.ExecuteWorkflow(ctx, opts, trainingv1.WorkflowType, in)
 	var started *serviceerror.WorkflowExecutionAlreadyStarted

@@ -85,6 +85,9 @@ type pubItem struct {
 }
 
 type lifecycle struct {
+	// sa is set at versionSearchAttributes >= 1; phase is the SluicePhase last set (visibility.go).
+	sa    bool
+	phase string
 	in    trainingv1.JobInput
 	job   *trainingv1.Job
 	wfID  string
@@ -135,6 +138,10 @@ func JobWorkflow(ctx workflow.Context, in trainingv1.JobInput) (trainingv1.JobRe
 	l.version = workflow.GetVersion(ctx, versionBackoff, workflow.DefaultVersion, 1)
 	if l.version >= 1 {
 		l.adoptVersion = workflow.GetVersion(ctx, versionAdopt, workflow.DefaultVersion, 1)
+	}
+	l.sa = workflow.GetVersion(ctx, versionSearchAttributes, workflow.DefaultVersion, 1) >= 1
+	if carry == nil {
+		l.phase = string(trainingv1.JobCreated) // set by Start
 	}
 	if l.version >= 1 && job.Meta().UID == "" {
 		var uid string
@@ -400,7 +407,7 @@ func (l *lifecycle) watch(ctx workflow.Context, r *replica, run ReplicaRun) {
 	r.process = run.ProcessName
 	l.watchers++
 	name, attempt := r.view.Name, r.view.Attempt
-	fut := workflow.ExecuteActivity(actx, (*Activities).WatchReplica, run)
+	fut := workflow.ExecuteActivity(withSummary(actx, watchSummary(run)), (*Activities).WatchReplica, run)
 	r.fut = fut
 	workflow.Go(ctx, func(gctx workflow.Context) {
 		var res ReplicaExit
@@ -543,7 +550,7 @@ func (l *lifecycle) armBackoff(ctx workflow.Context, r *replica, d time.Duration
 	at := now.Add(d)
 	r.phase, r.view.State, r.view.RestartAt = jobstatus.PhasePending, trainingv1.ReplicaPending, &at
 	tctx, cancel := workflow.WithCancel(ctx)
-	r.backoff, r.backoffCancel = workflow.NewTimer(tctx, d), cancel
+	r.backoff, r.backoffCancel = newTimer(tctx, d, fmt.Sprintf("backoff %s before restart of %s", d, r.view.Name)), cancel
 }
 
 func (l *lifecycle) cancelBackoff(r *replica) {
@@ -719,7 +726,7 @@ func (l *lifecycle) armDeadline(ctx workflow.Context) {
 		d = time.Millisecond
 	}
 	tctx, cancel := workflow.WithCancel(ctx)
-	l.deadline, l.deadlineCancel = workflow.NewTimer(tctx, d), cancel
+	l.deadline, l.deadlineCancel = newTimer(tctx, d, fmt.Sprintf("activeDeadlineSeconds: fail the job in %s", d)), cancel
 }
 
 func (l *lifecycle) disarmDeadline() {
@@ -759,7 +766,7 @@ func (l *lifecycle) onFinished(ctx workflow.Context) {
 		if d <= 0 {
 			d = time.Millisecond
 		}
-		l.ttl = workflow.NewTimer(ctx, d)
+		l.ttl = newTimer(ctx, d, fmt.Sprintf("ttlSecondsAfterFinished: delete the job in %s", d))
 	}
 }
 
@@ -849,6 +856,7 @@ func snapshot(st *trainingv1.JobStatus) map[trainingv1.JobConditionType]condStat
 // emit publishes one event per condition that became True since before,
 // and resumed when Suspended turned False with reason <Kind>Resumed.
 func (l *lifecycle) emit(ctx workflow.Context, before map[trainingv1.JobConditionType]condState) {
+	defer func() { l.upsertPhase(ctx, currentPhase(l.job.Status())) }()
 	for _, c := range l.job.Status().Conditions {
 		prev, had := before[c.Type]
 		switch {
@@ -897,13 +905,13 @@ func (l *lifecycle) startPublisher(ctx workflow.Context) workflow.Future {
 			}
 			switch {
 			case item.publish != nil:
-				_ = workflow.ExecuteActivity(actx, (*Activities).Publish, *item.publish).Get(gctx, nil)
+				_ = workflow.ExecuteActivity(withSummary(actx, "event "+item.publish.Type), (*Activities).Publish, *item.publish).Get(gctx, nil)
 			case item.purge != nil:
 				// After the replicas' watchers ended (delete waits for them via done()).
-				_ = workflow.ExecuteActivity(actx, (*Activities).PurgeJob, *item.purge).Get(gctx, nil)
+				_ = workflow.ExecuteActivity(withSummary(actx, "purge the deleted job's replicas and logs"), (*Activities).PurgeJob, *item.purge).Get(gctx, nil)
 			case item.export != nil:
 				var out *trainingv1.ModelExported
-				if err := workflow.ExecuteActivity(actx, (*Activities).RecordExport, *item.export).Get(gctx, &out); err == nil && out != nil {
+				if err := workflow.ExecuteActivity(withSummary(actx, "record the exported model "+item.export.ExportDir), (*Activities).RecordExport, *item.export).Get(gctx, &out); err == nil && out != nil {
 					l.modelURI = out.URI
 				}
 			}

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"sort"
 	"strconv"
 	"time"
@@ -64,7 +65,7 @@ func Run(ctx workflow.Context, in tuningv1.ExperimentInput) (tuningv1.Experiment
 			key += "/" + t.Name
 		}
 		// Events are best effort for the experiment: a lost bus must not stop the search.
-		_ = workflow.ExecuteActivity(actx, a.Publish, PublishInput{Type: typ, UID: e.Metadata.UID, Key: key, Event: ev}).Get(ctx, nil)
+		_ = workflow.ExecuteActivity(wf.WithSummary(actx, "event "+key), a.Publish, PublishInput{Type: typ, UID: e.Metadata.UID, Key: key, Event: ev}).Get(ctx, nil)
 	}
 	now := func() time.Time { return workflow.Now(ctx).UTC().Truncate(time.Second) }
 	if in.Status != nil {
@@ -167,7 +168,7 @@ func Run(ctx workflow.Context, in tuningv1.ExperimentInput) (tuningv1.Experiment
 			want = min(want, perRun-launched)
 			if want > 0 {
 				var resp suggest.Response
-				err := workflow.ExecuteActivity(actx, a.Suggest, SuggestInput{Request: suggestRequest(e, trials, want)}).Get(ctx, &resp)
+				err := workflow.ExecuteActivity(wf.WithSummary(actx, fmt.Sprintf("suggest %d trials", want)), a.Suggest, SuggestInput{Request: suggestRequest(e, trials, want)}).Get(ctx, &resp)
 				if err != nil {
 					// A suggestion that cannot be computed ends the experiment (Katib: suggestion failed).
 					ts := now()
@@ -189,7 +190,7 @@ func Run(ctx workflow.Context, in tuningv1.ExperimentInput) (tuningv1.Experiment
 					trials = append(trials, t)
 					cctx, cancel := workflow.WithCancel(ctx)
 					cctx = workflow.WithActivityOptions(cctx, trialOpts)
-					fut := workflow.ExecuteActivity(cctx, a.RunTrial, RunTrialInput{Experiment: e.WithoutStatus(), Trial: t, PollInterval: poll,
+					fut := workflow.ExecuteActivity(wf.WithSummary(cctx, "trial "+t.Name), a.RunTrial, RunTrialInput{Experiment: e.WithoutStatus(), Trial: t, PollInterval: poll,
 						EarlyStopping: earlyStoppingRule(e, trials)})
 					live = append(live, running{index: idx, cancel: cancel})
 					launched++
@@ -240,6 +241,7 @@ func Run(ctx workflow.Context, in tuningv1.ExperimentInput) (tuningv1.Experiment
 		dctx = workflow.WithActivityOptions(ctx, wf.LongActivity(30*time.Second, 30*time.Minute))
 		del.Kind = expspec.TrialJobKind(e.Spec.TrialTemplate)
 	}
+	dctx = wf.WithSummary(dctx, fmt.Sprintf("delete %d trial jobs", len(names)))
 	if err := workflow.ExecuteActivity(dctx, a.DeleteTrials, del).Get(ctx, nil); err != nil {
 		workflow.GetLogger(ctx).Warn("delete trial jobs", "err", err)
 	}
