@@ -103,6 +103,7 @@ func New(ctx context.Context, d *platform.Deps) (*Service, error) {
 	}
 	s.spawner = spawner.New(spawner.Config{
 		Dir: filepath.Join(dir, "servers"), Jupyter: cfg.Jupyter, PATH: cfg.PATH, ReadyTimeout: cfg.ReadyTimeout,
+		WarmPool: cfg.WarmPool,
 	}, rt, log)
 	if !cfg.TokensConfigured {
 		// 0711 before the token file is made (auth.FileToken would create the directory 0700): as root, the
