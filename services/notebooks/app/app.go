@@ -128,6 +128,9 @@ func DevTokenPath(dataDir string) string { return filepath.Join(dataDir, Name, "
 // DevToken returns the generated token ("" when tokens are configured).
 func (s *Service) DevToken() string { return s.devToken }
 
+// WarmReady is the number of warm notebook servers waiting to be claimed (SLUICE_NOTEBOOKS_WARM_POOL).
+func (s *Service) WarmReady() int { return s.spawner.WarmReady() }
+
 // Name returns "notebooks".
 func (s *Service) Name() string { return Name }
 
