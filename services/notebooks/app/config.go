@@ -26,7 +26,7 @@ import (
 //	SLUICE_NOTEBOOKS_CRASH_BACKOFF          first restart delay, doubled per exit (default 1s)
 //	SLUICE_NOTEBOOKS_DEFAULT_NAMESPACE      namespace of event documents that name none (default "default")
 //	SLUICE_NOTEBOOKS_WARM_POOL              warm notebook servers kept ready to claim (Python with Jupyter imported; each
-//	                                        ~60 MB): 10 concurrent spawns are ready in well under 2 s with 10 (default 2, 0 off)
+//	                                        ~80 MB RSS): size it to the burst of spawns to absorb (default 2, 0 off)
 type Config struct {
 	Tokens           access.Tokens
 	TokensConfigured bool
