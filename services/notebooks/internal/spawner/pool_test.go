@@ -210,3 +210,30 @@ func TestWarmPool(t *testing.T) {
 		t.Fatalf("the orphan check did not end team-b's pooled server %d", b.PID)
 	}
 }
+
+// TestInterpreter reads the Python of a jupyter launcher from its "#!" line; anything else turns the pool off.
+func TestInterpreter(t *testing.T) {
+	dir := t.TempDir()
+	py := filepath.Join(dir, "python3")
+	if err := os.WriteFile(py, []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ script, want string }{
+		{"#!/usr/bin/python3\nimport sys\n", "/usr/bin/python3"},
+		{"#!/usr/bin/python3.11 -s\n", "/usr/bin/python3.11"},
+		{"#!/usr/bin/env python3\n", py},
+		{"#!/bin/sh\nexec python3 -m jupyter \"$@\"\n", ""},
+		{"\x7fELF binary", ""},
+	} {
+		launcher := filepath.Join(dir, "jupyter")
+		if err := os.WriteFile(launcher, []byte(tc.script), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if got := interpreter(launcher, dir); got != tc.want {
+			t.Errorf("%q: %q, want %q", tc.script, got, tc.want)
+		}
+	}
+	if got := interpreter(filepath.Join(dir, "missing"), dir); got != "" {
+		t.Errorf("missing launcher: %q", got)
+	}
+}
