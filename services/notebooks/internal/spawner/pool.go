@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -61,6 +62,9 @@ type pool struct {
 	path   string
 	log    *slog.Logger
 	out    *os.File
+
+	// starting counts the servers being started (Spawner.Start until ready): the refill waits for them.
+	starting atomic.Int32
 
 	mu     sync.Mutex
 	idle   []*zygote
@@ -122,6 +126,14 @@ func (p *pool) loop() {
 			}
 			continue
 		}
+		// A refill competes for the CPU with the servers starting now: let them be ready first (bounded).
+		for quiet := time.Now().Add(refillQuiet); p.starting.Load() > 0 && time.Now().Before(quiet); {
+			select {
+			case <-time.After(20 * time.Millisecond):
+			case <-p.done:
+				return
+			}
+		}
 		z, err := p.spawn()
 		if err != nil {
 			if errors.Is(err, errPoolClosed) {
@@ -150,6 +162,9 @@ func (p *pool) loop() {
 }
 
 var errPoolClosed = errors.New("spawner: warm pool closed")
+
+// refillQuiet bounds how long a refill waits for starting servers to be ready.
+const refillQuiet = 10 * time.Second
 
 // spawn starts one zygote and waits until it has opened its FIFO (its imports are done).
 func (p *pool) spawn() (*zygote, error) {

@@ -199,6 +199,10 @@ func (s *Spawner) Start(ctx context.Context, nb notebooksv1.Notebook, gen int, h
 		s.stop(old)
 	}
 	s.reapOrphan(ns, name)
+	if s.pool != nil {
+		s.pool.starting.Add(1)
+		defer s.pool.starting.Add(-1)
+	}
 
 	dir := s.Dir(ns, name)
 	runAs, err := s.isolate(ns, dir)
