@@ -104,6 +104,7 @@ func New(ctx context.Context, d *platform.Deps) (*Service, error) {
 	}
 	s.spawner = spawner.New(spawner.Config{
 		Dir: filepath.Join(dir, "servers"), Jupyter: cfg.Jupyter, PATH: cfg.PATH, ReadyTimeout: cfg.ReadyTimeout,
+		WarmPool: cfg.WarmPool,
 	}, rt, log)
 	if !cfg.TokensConfigured {
 		// 0711 before the token file is made (auth.FileToken would create the directory 0700): as root, the
@@ -127,6 +128,9 @@ func DevTokenPath(dataDir string) string { return filepath.Join(dataDir, Name, "
 
 // DevToken returns the generated token ("" when tokens are configured).
 func (s *Service) DevToken() string { return s.devToken }
+
+// WarmReady is the number of warm notebook servers waiting to be claimed (SLUICE_NOTEBOOKS_WARM_POOL).
+func (s *Service) WarmReady() int { return s.spawner.WarmReady() }
 
 // Name returns "notebooks".
 func (s *Service) Name() string { return Name }

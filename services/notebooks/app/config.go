@@ -25,6 +25,8 @@ import (
 //	SLUICE_NOTEBOOKS_CRASH_WINDOW           that window, a Go duration (default 10m)
 //	SLUICE_NOTEBOOKS_CRASH_BACKOFF          first restart delay, doubled per exit (default 1s)
 //	SLUICE_NOTEBOOKS_DEFAULT_NAMESPACE      namespace of event documents that name none (default "default")
+//	SLUICE_NOTEBOOKS_WARM_POOL              warm notebook servers kept ready to claim (Python with Jupyter imported; each
+//	                                        ~80 MB RSS): size it to the burst of spawns to absorb (default 2, 0 off)
 type Config struct {
 	Tokens           access.Tokens
 	TokensConfigured bool
@@ -38,6 +40,8 @@ type Config struct {
 	// VolumesDir holds local persistent volume claims for Tensorboard pvc:// logs paths,
 	// <VolumesDir>/<namespace>/<claim>/ (SLUICE_NOTEBOOKS_VOLUMES_DIR; empty: <data-dir>/volumes).
 	VolumesDir string
+	// WarmPool is the size of the warm server pool (spawner.Config.WarmPool).
+	WarmPool int
 }
 
 // ConfigFromEnv reads and validates Config through getenv; every error names its variable.
@@ -48,6 +52,7 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		DefaultNamespace: "default",
 		Crash:            notebooksv1.CrashPolicy{MaxRestarts: 5, Window: 10 * time.Minute, Backoff: time.Second},
 		PATH:             getenv("PATH"),
+		WarmPool:         2,
 	}
 	var errs []error
 	var err error
@@ -82,6 +87,13 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 			errs = append(errs, fmt.Errorf("SLUICE_NOTEBOOKS_CRASH_LIMIT: %q is not a positive integer", v))
 		}
 		c.Crash.MaxRestarts = n
+	}
+	if v := getenv("SLUICE_NOTEBOOKS_WARM_POOL"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 || n > 256 {
+			errs = append(errs, fmt.Errorf("SLUICE_NOTEBOOKS_WARM_POOL: %q is not an integer from 0 to 256", v))
+		}
+		c.WarmPool = n
 	}
 	if v := getenv("SLUICE_NOTEBOOKS_DEFAULT_NAMESPACE"); v != "" {
 		c.DefaultNamespace = v

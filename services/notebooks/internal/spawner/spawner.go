@@ -47,6 +47,8 @@ type Endpoint struct {
 	Port       int       `json:"port"`
 	Token      string    `json:"token"`
 	StartedAt  time.Time `json:"startedAt"`
+	// Zygote is the id of the warm-pool process that became this server ("" for a cold start).
+	Zygote string `json:"zygote,omitempty"`
 }
 
 // BaseURL is the server's address including its base_url, e.g. "http://127.0.0.1:41234/notebook/ns/nb/".
@@ -66,6 +68,9 @@ type Config struct {
 	ReadyTimeout time.Duration
 	// StopGrace is how long a SIGTERM'd server gets before SIGKILL (default 5s).
 	StopGrace time.Duration
+	// WarmPool is how many warm servers (Python processes with Jupyter already imported, see pool.go) wait
+	// to be claimed by a start; 0 disables the pool. Only the local runtime has one.
+	WarmPool int
 }
 
 type server struct {
@@ -86,6 +91,7 @@ type Spawner struct {
 	servers map[string]*server
 	closing chan struct{}
 	once    sync.Once
+	pool    *pool
 }
 
 // New returns a Spawner running servers through rt. Servers outlive request contexts; Close ends them.
@@ -99,12 +105,36 @@ func New(cfg Config, rt runtime.Runtime, log *slog.Logger) *Spawner {
 	if cfg.StopGrace == 0 {
 		cfg.StopGrace = 5 * time.Second
 	}
-	return &Spawner{
+	s := &Spawner{
 		cfg: cfg, rt: rt, log: log, base: context.Background(),
 		http:    &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: false, MaxIdleConnsPerHost: 4}},
 		servers: map[string]*server{},
 		closing: make(chan struct{}),
 	}
+	if cfg.WarmPool > 0 {
+		py := interpreter(cfg.Jupyter, cfg.PATH)
+		switch {
+		case rt.Name() != runtime.NameLocal:
+			log.Warn("notebook warm pool off: only the local runtime has one", "runtime", rt.Name())
+		case py == "":
+			log.Warn("notebook warm pool off: the jupyter launcher is not a Python script", "jupyter", cfg.Jupyter)
+		default:
+			p, err := newPool(cfg.WarmPool, rt, py, filepath.Join(cfg.Dir, ".warm-pool"), cfg.PATH, log)
+			if err != nil {
+				log.Warn("notebook warm pool off", "err", err)
+			}
+			s.pool = p
+		}
+	}
+	return s
+}
+
+// WarmReady is the number of warm servers waiting to be claimed (0 without a pool).
+func (s *Spawner) WarmReady() int {
+	if s.pool == nil {
+		return 0
+	}
+	return s.pool.ready()
 }
 
 func key(ns, name string) string { return ns + "/" + name }
@@ -169,6 +199,10 @@ func (s *Spawner) Start(ctx context.Context, nb notebooksv1.Notebook, gen int, h
 		s.stop(old)
 	}
 	s.reapOrphan(ns, name)
+	if s.pool != nil {
+		s.pool.starting.Add(1)
+		defer s.pool.starting.Add(-1)
+	}
 
 	dir := s.Dir(ns, name)
 	runAs, err := s.isolate(ns, dir)
@@ -228,21 +262,39 @@ func (s *Spawner) Start(ctx context.Context, nb notebooksv1.Notebook, gen int, h
 	if err != nil {
 		return StartResult{}, fmt.Errorf("spawner: %w", err)
 	}
-	proc, err := s.rt.Start(s.base, runtime.Spec{
-		Name:    fmt.Sprintf("notebook-%s-%s-g%d", ns, name, gen),
-		Image:   c.Image,
-		Command: []string{s.cfg.Jupyter},
-		Args:    args,
-		Env:     env,
-		WorkDir: sub["work"],
-		Stdout:  logf,
-		Stderr:  logf,
-		Labels:  map[string]string{"sluice.io/notebook": name, "sluice.io/namespace": ns},
-		RunAs:   runAs,
-	})
-	if err != nil {
-		logf.Close()
-		return StartResult{}, fmt.Errorf("spawner: start %s/%s: %w", ns, name, err)
+	var proc runtime.Process
+	if z := s.claimWarm(); z != nil {
+		// The zygote runs what `jupyter notebook` execs: jupyter-notebook with the same arguments.
+		spec := launchSpec{Argv: append([]string{filepath.Join(filepath.Dir(s.cfg.Jupyter), "jupyter-notebook")}, args[1:]...),
+			Env: env, Cwd: sub["work"], Log: logf.Name()}
+		if runAs != nil {
+			spec.UID, spec.GID = &runAs.UID, &runAs.GID
+		}
+		if err := z.launch(spec); err != nil {
+			s.log.Warn("warm notebook server not usable; starting one cold", "namespace", ns, "notebook", name, "err", err)
+		} else {
+			proc, ep.Zygote = z.proc, z.id
+			logf.Close()
+			logf = nil
+		}
+	}
+	if proc == nil {
+		proc, err = s.rt.Start(s.base, runtime.Spec{
+			Name:    fmt.Sprintf("notebook-%s-%s-g%d", ns, name, gen),
+			Image:   c.Image,
+			Command: []string{s.cfg.Jupyter},
+			Args:    args,
+			Env:     env,
+			WorkDir: sub["work"],
+			Stdout:  logf,
+			Stderr:  logf,
+			Labels:  map[string]string{"sluice.io/notebook": name, "sluice.io/namespace": ns},
+			RunAs:   runAs,
+		})
+		if err != nil {
+			logf.Close()
+			return StartResult{}, fmt.Errorf("spawner: start %s/%s: %w", ns, name, err)
+		}
 	}
 	ep.ProcessID = proc.ID()
 	ep.PID, _ = strconv.Atoi(proc.ID())
@@ -254,10 +306,12 @@ func (s *Spawner) Start(ctx context.Context, nb notebooksv1.Notebook, gen int, h
 	if err := writeJSON(s.stateFile(ns, name), ep); err != nil {
 		s.log.Warn("notebook state file not written", "namespace", ns, "notebook", name, "err", err)
 	}
-	go func() {
-		_, _ = proc.Wait(context.Background())
-		logf.Close()
-	}()
+	if logf != nil {
+		go func() {
+			_, _ = proc.Wait(context.Background())
+			logf.Close()
+		}()
+	}
 	return s.waitReady(ctx, sv, heartbeat)
 }
 
@@ -414,7 +468,9 @@ func (s *Spawner) reapOrphan(ns, name string) {
 		return
 	}
 	cmd, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", ep.PID))
-	if err != nil || !strings.Contains(string(cmd), "--NotebookApp.base_url="+notebooksv1.PathPrefix(ns, name)) {
+	own := strings.Contains(string(cmd), "--NotebookApp.base_url="+notebooksv1.PathPrefix(ns, name)) ||
+		ep.Zygote != "" && strings.Contains(string(cmd), "sluice-zygote="+ep.Zygote+"\x00")
+	if err != nil || !own {
 		return
 	}
 	s.log.Warn("ending orphaned notebook server", "namespace", ns, "notebook", name, "pid", ep.PID)
@@ -480,7 +536,18 @@ func (s *Spawner) Close() {
 	for _, sv := range all {
 		wg.Go(func() { s.stop(sv) })
 	}
+	if s.pool != nil {
+		wg.Go(s.pool.close)
+	}
 	wg.Wait()
+}
+
+// claimWarm takes a warm server from the pool (nil without a pool or when none is ready).
+func (s *Spawner) claimWarm() *zygote {
+	if s.pool == nil {
+		return nil
+	}
+	return s.pool.claim()
 }
 
 func freePort() (int, error) {
