@@ -138,30 +138,8 @@ func (a *App) katibExperiment(w http.ResponseWriter, r *http.Request) {
 // objectiveValue is the value of the objective metric of trial t under the metric's strategy (Katib:
 // min for minimize, max for maximize unless metricStrategies says otherwise; latest on request).
 func objectiveValue(t tuningv1.Trial, obj *tuningv1.ObjectiveSpec) (float64, bool) {
-	strategy := tuningv1.StrategyMin
-	if obj.Type == tuningv1.ObjectiveMaximize {
-		strategy = tuningv1.StrategyMax
-	}
-	for _, s := range obj.MetricStrategies {
-		if s.Name == obj.ObjectiveMetricName {
-			strategy = s.Value
-		}
-	}
-	for _, m := range t.Observation.Metrics {
-		if m.Name != obj.ObjectiveMetricName {
-			continue
-		}
-		s := m.Latest
-		switch strategy {
-		case tuningv1.StrategyMin:
-			s = m.Min
-		case tuningv1.StrategyMax:
-			s = m.Max
-		}
-		v, err := strconv.ParseFloat(s, 64)
-		return v, err == nil && !bad(v)
-	}
-	return 0, false
+	v, ok := obj.Value(t.Observation)
+	return v, ok && !bad(v)
 }
 
 // metricCell shows a metric's latest value, with its min and max when they differ.

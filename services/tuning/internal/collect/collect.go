@@ -113,35 +113,12 @@ func Observe(s Series, names []string) tuningv1.Observation {
 
 // Value returns the metric's value under strategy (min, max or latest) and whether it was observed.
 func Value(obs tuningv1.Observation, name string, strategy tuningv1.MetricStrategyType) (float64, bool) {
-	for _, m := range obs.Metrics {
-		if m.Name != name {
-			continue
-		}
-		s := m.Latest
-		switch strategy {
-		case tuningv1.StrategyMin:
-			s = m.Min
-		case tuningv1.StrategyMax:
-			s = m.Max
-		}
-		v, err := strconv.ParseFloat(s, 64)
-		return v, err == nil
-	}
-	return 0, false
+	return obs.Value(name, strategy)
 }
 
 // Objective returns the objective metric's value under its metric strategy.
 func Objective(o tuningv1.ObjectiveSpec, obs tuningv1.Observation) (float64, bool) {
-	strategy := tuningv1.StrategyMin
-	if o.Type == tuningv1.ObjectiveMaximize {
-		strategy = tuningv1.StrategyMax
-	}
-	for _, m := range o.MetricStrategies {
-		if m.Name == o.ObjectiveMetricName {
-			strategy = m.Value
-		}
-	}
-	return Value(obs, o.ObjectiveMetricName, strategy)
+	return o.Value(obs)
 }
 
 // MetricNames is the objective metric followed by the additional ones.
