@@ -378,6 +378,9 @@ func TestProxyKernelAndAccess(t *testing.T) {
 	if code, _ := h.do("GET", "/notebook/team-a/nb1/api/status", tokenA, nil); code != 404 {
 		t.Errorf("proxy to a deleted notebook: %d, want 404", code)
 	}
+	if os.Getenv("SLUICE_RECORD_HISTORIES") != "" {
+		recordHistory(t, h, notebooksv1.WorkflowID("team-a", "nb1"), "../internal/lifecycle/testdata/histories/notebook-stop-start-delete.json")
+	}
 }
 
 func TestCreateRejectsInvalidDocuments(t *testing.T) {
@@ -456,6 +459,13 @@ func TestCullingFollowsKernelActivity(t *testing.T) {
 		check, _ := time.Parse(time.RFC3339Nano, nb.Metadata.Annotations[notebooksv1.AnnotationLastActivityCheck])
 		return check.Sub(startedAt) >= 2*period
 	})
+	if code, b := h.do("DELETE", "/apis/notebooks/v1/namespaces/team-a/notebooks/busy", tokenA, nil); code != 202 {
+		t.Fatalf("delete: %d %s", code, b)
+	}
+	h.waitFor("team-a", "busy", tokenA, 30*time.Second, "deleted", func(_ notebooksv1.Notebook, code int) bool { return code == 404 })
+	if os.Getenv("SLUICE_RECORD_HISTORIES") != "" {
+		recordHistory(t, h, notebooksv1.WorkflowID("team-a", "busy"), "../internal/lifecycle/testdata/histories/notebook-culling.json")
+	}
 }
 
 func TestServiceRestartKeepsRecordConsistent(t *testing.T) {
@@ -499,6 +509,13 @@ func TestServiceRestartKeepsRecordConsistent(t *testing.T) {
 			t.Fatalf("record after restart: %d %s", code, b)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+	if code, b := h2.do("DELETE", "/apis/notebooks/v1/namespaces/team-a/notebooks/survivor", tokenA, nil); code != 202 {
+		t.Fatalf("delete: %d %s", code, b)
+	}
+	h2.waitFor("team-a", "survivor", tokenA, 30*time.Second, "deleted", func(_ notebooksv1.Notebook, code int) bool { return code == 404 })
+	if os.Getenv("SLUICE_RECORD_HISTORIES") != "" {
+		recordHistory(t, h2, notebooksv1.WorkflowID("team-a", "survivor"), "../internal/lifecycle/testdata/histories/notebook-service-restart.json")
 	}
 }
 
@@ -574,6 +591,13 @@ func TestCrashLoopStopsServer(t *testing.T) {
 	_ = ev.DataAs(&data)
 	if data.Reason != notebooksv1.ReasonCrashLoopBackOff {
 		t.Errorf("failed event = %+v", data)
+	}
+	if code, b := h.do("DELETE", "/apis/notebooks/v1/namespaces/team-a/notebooks/crashy", tokenA, nil); code != 202 {
+		t.Fatalf("delete: %d %s", code, b)
+	}
+	h.waitFor("team-a", "crashy", tokenA, 30*time.Second, "deleted", func(_ notebooksv1.Notebook, code int) bool { return code == 404 })
+	if os.Getenv("SLUICE_RECORD_HISTORIES") != "" {
+		recordHistory(t, h, notebooksv1.WorkflowID("team-a", "crashy"), "../internal/lifecycle/testdata/histories/notebook-crash-loop.json")
 	}
 }
 
