@@ -95,6 +95,9 @@ Stop it with Ctrl-C; a second start reuses the data.`,
 				}
 				return ""
 			}
+			if os.Getenv("SLUICE_TEMPORAL_UI_URL") == "" { // links this process prints (quickstart, run get) use this stack's UI port
+				_ = os.Setenv("SLUICE_TEMPORAL_UI_URL", stack.TemporalUIURL)
+			}
 			isolation := platform.EnableLocalIsolation(stack.DataDir, runtimeKind, log) // before services build runtimes
 			deps, err := platform.Connect(ctx, pcfg, "dev", log, getenv)
 			if err != nil {

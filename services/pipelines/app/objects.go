@@ -134,7 +134,7 @@ func objectData(kind string, b ObjectBody) (map[string][]byte, []string) {
 func objectNS(r *http.Request) (string, error) {
 	ns := r.PathValue("ns")
 	if err := auth.ValidNamespace(ns); err != nil {
-		return "", &invalidError{problems: []string{"namespace: " + err.Error()}}
+		return "", &invalidError{what: "request", problems: []string{"namespace: " + err.Error()}}
 	}
 	return ns, nil
 }
@@ -169,7 +169,7 @@ func (a *App) createObject(kind string) http.HandlerFunc {
 		}
 		data, bad := objectData(kind, b)
 		if problems = append(problems, bad...); len(problems) > 0 {
-			httpError(w, &invalidError{problems: problems})
+			httpError(w, &invalidError{what: kindName(kind), problems: problems})
 			return
 		}
 		o, err := a.catalog.CreateObject(r.Context(), catalog.Object{Kind: kind, Name: b.Metadata.Name, Namespace: ns, Data: data})
@@ -305,7 +305,8 @@ func objectsKey(getenv func(string) string, dataDir string) (cipher.AEAD, error)
 			if _, err := rand.Read(k); err != nil {
 				return nil, err
 			}
-			if err := os.MkdirAll(filepath.Dir(file), 0o700); err != nil {
+			// 0711 like the other service dirs: per-namespace users traverse <data>/pipelines to their work dirs.
+			if err := os.MkdirAll(filepath.Dir(file), 0o711); err != nil {
 				return nil, err
 			}
 			f, err := os.OpenFile(file, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)

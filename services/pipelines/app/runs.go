@@ -22,10 +22,18 @@ import (
 )
 
 // invalidError is a run request that can never start (HTTP 400, CLI exit 2, run.rejected event).
-type invalidError struct{ problems []string }
+// what names the request when it is not a run request ("Secret", "ConfigMap").
+type invalidError struct {
+	what     string
+	problems []string
+}
 
 func (e *invalidError) Error() string {
-	return "invalid run request:\n  " + strings.Join(e.problems, "\n  ")
+	what := e.what
+	if what == "" {
+		what = "run request"
+	}
+	return "invalid " + what + ":\n  " + strings.Join(e.problems, "\n  ")
 }
 
 func invalid(err error) *invalidError {
