@@ -262,7 +262,8 @@ func browseTuningAndTensorBoard(t *testing.T, b *browser, base, token string) {
 	if resp.StatusCode != http.StatusCreated {
 		t.Fatalf("create the tuning experiment: %d %s", resp.StatusCode, body)
 	}
-	b.do("tuning", chromedp.Navigate(base+"/ui/katib"), chromedp.WaitVisible(chromedp.CSS(`a[href="/ui/katib/default/browser-random"]`)))
+	// The experiments list reads Temporal's visibility store, which lags a new experiment by a moment.
+	b.reloadUntil("tuning experiment listed", base+"/ui/katib", `!!document.querySelector('a[href="/ui/katib/default/browser-random"]')`, 2*time.Minute)
 	b.checkPage("tuning", token)
 	b.reloadUntil("tuning experiment ended", base+"/ui/katib/default/browser-random", `(() => {
 		const s = document.getElementById('exp-state');

@@ -51,21 +51,22 @@ const ArtifactDirectoryType = "application/vnd.sluice.artifact-directory+json"
 // (and for an artifact outside Sluice's store, which it cannot read).
 func (a *App) readArtifact(w http.ResponseWriter, r *http.Request) {
 	id, name := r.PathValue("id"), r.PathValue("name")
+	// Authorised first: a run another namespace owns is not found, whatever the query says.
+	if _, _, err := a.authorizeRun(r, id); err != nil {
+		httpError(w, err)
+		return
+	}
 	task := r.URL.Query().Get("task")
 	if task == "" {
-		httpError(w, &invalidError{problems: []string{"task: required (the task path of the artifact's producer)"}})
+		httpError(w, &invalidError{what: "artifact read", problems: []string{"task: required (the task path of the artifact's producer)"}})
 		return
 	}
 	file := r.URL.Query().Get("file")
 	if file != "" {
 		if err := artifacts.ValidateKey(file); err != nil || path.Clean(file) != file {
-			httpError(w, &invalidError{problems: []string{fmt.Sprintf("file: %q is not a relative path inside the artifact", file)}})
+			httpError(w, &invalidError{what: "artifact read", problems: []string{fmt.Sprintf("file: %q is not a relative path inside the artifact", file)}})
 			return
 		}
-	}
-	if _, _, err := a.authorizeRun(r, id); err != nil {
-		httpError(w, err)
-		return
 	}
 	st, err := engine.State(r.Context(), a.tc, id)
 	if err != nil {

@@ -63,13 +63,14 @@ const maxObjectBytes = 1 << 20
 var objectKeyRe = regexp.MustCompile(`^[-._a-zA-Z0-9]+$`)
 
 func (a *App) objectRoutes(mux *http.ServeMux) {
-	for _, kind := range []string{catalog.KindSecret, catalog.KindConfigMap} {
-		base := "/apis/v1/namespaces/{ns}/" + kind + "s"
-		mux.HandleFunc("POST "+base, a.createObject(kind))
-		mux.HandleFunc("GET "+base, a.listObjects(kind))
-		mux.HandleFunc("GET "+base+"/{name}", a.getObject(kind))
-		mux.HandleFunc("DELETE "+base+"/{name}", a.deleteObject(kind))
-	}
+	mux.HandleFunc("POST /apis/v1/namespaces/{ns}/secrets", a.createObject(catalog.KindSecret))
+	mux.HandleFunc("GET /apis/v1/namespaces/{ns}/secrets", a.listObjects(catalog.KindSecret))
+	mux.HandleFunc("GET /apis/v1/namespaces/{ns}/secrets/{name}", a.getObject(catalog.KindSecret))
+	mux.HandleFunc("DELETE /apis/v1/namespaces/{ns}/secrets/{name}", a.deleteObject(catalog.KindSecret))
+	mux.HandleFunc("POST /apis/v1/namespaces/{ns}/configmaps", a.createObject(catalog.KindConfigMap))
+	mux.HandleFunc("GET /apis/v1/namespaces/{ns}/configmaps", a.listObjects(catalog.KindConfigMap))
+	mux.HandleFunc("GET /apis/v1/namespaces/{ns}/configmaps/{name}", a.getObject(catalog.KindConfigMap))
+	mux.HandleFunc("DELETE /apis/v1/namespaces/{ns}/configmaps/{name}", a.deleteObject(catalog.KindConfigMap))
 }
 
 func kindName(kind string) string {
