@@ -24,12 +24,19 @@ deps: ## install what the tests need (Debian packages); fails under CI=true when
 vet:
 	@for m in $(MODULES); do echo "go vet $$m"; (cd $$m && $(GO) vet ./...) || exit 1; done
 
-test: deps vet workflowcheck caddy kube-tools ## go vet + all tests with -race across every module of the workspace (PostgreSQL started for the metadata suite; the real Caddy for the gateway test)
-	@set -o pipefail; eval "$$(bash scripts/pg-test.sh start)"; trap 'bash scripts/pg-test.sh stop >/dev/null' EXIT; \
+test: deps ## go vet + all tests with -race across every module of the workspace (PostgreSQL started for the metadata suite; the real Caddy for the gateway test), then the container suite
+	@# The images the container suite needs are built alongside (their Debian base is mostly download time),
+	@# and waited for before that suite: make test stays well inside CI's 30 minutes on 2 cores.
+	@set -o pipefail; mkdir -p $(BIN); \
+	$(MAKE) --no-print-directory images >$(BIN)/images.log 2>&1 & images=$$!; \
+	$(MAKE) --no-print-directory vet workflowcheck caddy kube-tools || { kill $$images 2>/dev/null; wait $$images; exit 1; }; \
+	eval "$$(bash scripts/pg-test.sh start)"; trap 'bash scripts/pg-test.sh stop >/dev/null' EXIT; \
 	export SLUICE_CADDY=$(BIN)/tools/caddy-$(CADDY_VERSION); \
 	fail=""; for m in $(MODULES); do echo "== go test -race $$m"; \
 		(cd $$m && $(GO) test -race -count=1 -timeout 20m ./...) || fail="$$fail $$m"; done; \
-	$(MAKE) test-integration || fail="$$fail tests/integration"; \
+	if wait $$images; then echo "== make images (built alongside the tests): ok"; \
+	else echo "== make images failed; the end of $(BIN)/images.log:"; tail -40 $(BIN)/images.log; fail="$$fail images"; fi; \
+	$(MAKE) --no-print-directory test-integration || fail="$$fail tests/integration"; \
 	if [ -n "$$fail" ]; then echo "FAILED:$$fail"; exit 1; fi
 
 WORKFLOW_MODULES := services/pipelines services/training services/serving services/notebooks services/tuning

@@ -5,7 +5,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export GOFLAGS=-buildvcs=false SLUICE_DEVSTACK_LOG=off
-out=docs/benchmarks.md
+# BENCH_ONLY=REGEX runs only the benchmarks whose title matches (and the serving second-process rows only if
+# "Serving" matches), writing to BENCH_OUT (default docs/benchmarks.md) without its page header.
+out=${BENCH_OUT:-docs/benchmarks.md}
+only=${BENCH_ONLY:-}
 raw=$(mktemp)
 trap 'rm -f "$raw"' EXIT
 
@@ -36,7 +39,7 @@ benches=(
 "services/tuning;./app/;^BenchmarkExperimentOverhead$;1x;Tuning: trials per minute and controller overhead;A random-search Katib Experiment of 12 trials, 3 in parallel, each a one-Worker TFJob of a toy trainer (3 epochs of 150 ms) through the tuning and training services with production settings (1 s status poll), vs the same 12 programs with the same arguments run by hand as processes, 3 at a time: trials/min of both, and overhead-ms/trial = (experiment wall - by-hand wall) x 3 / 12, the orchestration time each trial slot spends beyond running its program."
 )
 
-{
+[ -n "$only" ] || {
 echo "# Benchmarks"
 echo
 echo "Written by \`make bench\` (scripts/bench.sh) on $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, $(go version | awk '{print $3}'),"
@@ -47,6 +50,7 @@ echo
 
 for b in "${benches[@]}"; do
 	IFS=';' read -r mod pkg re times title what <<<"$b"
+	if [ -n "$only" ] && ! [[ "$title" =~ $only ]]; then continue; fi
 	echo "== $title ($mod $pkg)" >&2
 	if ! (cd "$mod" && go test -run '^$' -bench "$re" -benchtime "$times" -timeout 30m -count 1 "$pkg") >"$raw" 2>&1; then
 		{ echo "## $title"; echo; echo "$what"; echo; echo "_Failed in this run:_"; echo '```'; tail -5 "$raw"; echo '```'; echo; } >> "$out"
@@ -63,5 +67,5 @@ for b in "${benches[@]}"; do
 	echo
 	} >> "$out"
 done
-bash scripts/bench-serving.sh "$out"
+if [ -z "$only" ] || [[ "Serving" =~ $only ]]; then bash scripts/bench-serving.sh "$out"; fi
 echo "wrote $out" >&2
