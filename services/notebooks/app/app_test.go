@@ -586,6 +586,7 @@ func TestCrashLoopStopsServer(t *testing.T) {
 	if nb.Status.Restarts != 3 || nb.Status.ContainerState.Terminated == nil || nb.Status.ContainerState.Terminated.ExitCode != 1 {
 		t.Errorf("status = %+v", nb.Status)
 	}
+	requirePhase(t, h, notebooksv1.WorkflowID("team-a", "crashy"), notebooksv1.ReasonCrashLoopBackOff)
 	ev := waitEvent(t, failed, named("team-a", "crashy"))
 	var data notebooksv1.Event
 	_ = ev.DataAs(&data)
@@ -596,8 +597,10 @@ func TestCrashLoopStopsServer(t *testing.T) {
 		t.Fatalf("delete: %d %s", code, b)
 	}
 	h.waitFor("team-a", "crashy", tokenA, 30*time.Second, "deleted", func(_ notebooksv1.Notebook, code int) bool { return code == 404 })
+	requirePhase(t, h, notebooksv1.WorkflowID("team-a", "crashy"), notebooksv1.ReasonDeleted)
 	if os.Getenv("SLUICE_RECORD_HISTORIES") != "" {
-		recordHistory(t, h, notebooksv1.WorkflowID("team-a", "crashy"), "../internal/lifecycle/testdata/histories/notebook-crash-loop.json")
+		// notebook-crash-loop.json is the same scenario recorded before the SluicePhase upserts.
+		recordHistory(t, h, notebooksv1.WorkflowID("team-a", "crashy"), "../internal/lifecycle/testdata/histories/notebook-crash-loop-phase.json")
 	}
 }
 

@@ -135,6 +135,7 @@ func TestTensorboardS3ScalarsAPI(t *testing.T) {
 	require.Equal(t, http.StatusConflict, code, string(body))
 
 	tb := h.waitBoard(name, notebooksv1.TensorboardAvailable)
+	requirePhase(t, h, notebooksv1.TensorboardWorkflowID("team-a", name), notebooksv1.TensorboardAvailable)
 	require.Equal(t, int32(1), tb.Status.ReadyReplicas)
 	base := notebooksv1.TensorboardPathPrefix("team-a", name)
 	require.Equal(t, base, tb.Status.URL)
@@ -217,7 +218,8 @@ func TestTensorboardS3ScalarsAPI(t *testing.T) {
 	}, time.Minute, 20*time.Millisecond, "tensorboard events")
 	require.Equal(t, []string{events.TensorboardCreatedV1, events.TensorboardDeletedV1}, evTypes)
 	if os.Getenv("SLUICE_RECORD_HISTORIES") != "" {
-		recordHistory(t, h, notebooksv1.TensorboardWorkflowID("team-a", name), "../internal/boards/testdata/histories/tensorboard-lifecycle.json")
+		// tensorboard-lifecycle.json is the same scenario recorded before the SluicePhase upsert.
+		recordHistory(t, h, notebooksv1.TensorboardWorkflowID("team-a", name), "../internal/boards/testdata/histories/tensorboard-lifecycle-phase.json")
 	}
 }
 
@@ -270,6 +272,7 @@ func TestTensorboardPVCAndFailures(t *testing.T) {
 	failed := h.waitBoard(bad, notebooksv1.TensorboardReplicaFailure)
 	require.Equal(t, int32(0), failed.Status.ReadyReplicas)
 	require.Contains(t, failed.Status.Message, "no-such-bucket-")
+	requirePhase(t, h, notebooksv1.TensorboardWorkflowID("team-a", bad), notebooksv1.TensorboardReplicaFailure)
 
 	for doc, want := range map[string]string{
 		string(tbDoc("x1", "gs://bucket/logs")): "spec.logspath",

@@ -41,6 +41,12 @@ func Lifecycle(ctx workflow.Context, in notebooksv1.TensorboardInput) (notebooks
 	}
 	tb.Status.Conditions = append(tb.Status.Conditions, notebooksv1.TensorboardCondition{DeploymentState: state, LastProbeTime: workflow.Now(ctx).UTC()})
 	tb.Status.ReadyReplicas, tb.Status.Message = ready, probe.Message
+	// SluicePhase is the board's deployment state (executions at versionSearchAttributes >= 1; asked once).
+	if workflow.GetVersion(ctx, versionSearchAttributes, workflow.DefaultVersion, 1) >= 1 {
+		if err := workflow.UpsertTypedSearchAttributes(ctx, wf.SAPhase.ValueSet(state)); err != nil {
+			workflow.GetLogger(ctx).Warn("upsert search attributes", "error", err)
+		}
+	}
 	if err := workflow.ExecuteActivity(wf.WithSummary(actx, "record status"), a.Record, RecordInput{Tensorboard: tb}).Get(ctx, nil); err != nil {
 		return notebooksv1.TensorboardResult{}, err
 	}
@@ -53,6 +59,10 @@ func Lifecycle(ctx workflow.Context, in notebooksv1.TensorboardInput) (notebooks
 	}
 	return notebooksv1.TensorboardResult{Deleted: true}, nil
 }
+
+// versionSearchAttributes is the workflow.GetVersion change id of upserting SluicePhase
+// (libs/workflow/visibility.go) to the board's deployment state (Available or ReplicaFailure) once probed.
+const versionSearchAttributes = "ui-search-attributes"
 
 // probeTimeout bounds one probe of the logs path.
 const probeTimeout = 30 * time.Second

@@ -43,6 +43,9 @@ func Lifecycle(ctx workflow.Context, in notebooksv1.LifecycleInput) (notebooksv1
 	if l.nb.Metadata.Annotations == nil {
 		l.nb.Metadata.Annotations = map[string]string{}
 	}
+	if p, ok := workflow.GetTypedSearchAttributes(ctx).GetKeyword(sluicewf.SAPhase); ok {
+		l.phase = p
+	}
 	if err := workflow.SetQueryHandler(ctx, notebooksv1.QueryNotebook, func() (notebooksv1.Notebook, error) {
 		return l.nb, nil
 	}); err != nil {
@@ -134,6 +137,11 @@ type lifecycle struct {
 	tickCancel  workflow.CancelFunc
 	backoffFut  workflow.Future
 	backoffStop workflow.CancelFunc
+
+	// saVersion is the GetVersion of versionSearchAttributes (nil until the first state is reported);
+	// phase is the SluicePhase last upserted (or carried in from the run before a continue-as-new).
+	saVersion *workflow.Version
+	phase     string
 }
 
 func (l *lifecycle) ns() string   { return l.nb.Metadata.Namespace }
@@ -464,6 +472,7 @@ func (l *lifecycle) setTerminated(now time.Time, reason, msg string, code int) {
 }
 
 func (l *lifecycle) report(ctx workflow.Context, eventType string, ev notebooksv1.Event) error {
+	l.upsertPhase(ctx)
 	in := ReportInput{Notebook: l.nb}
 	if eventType != "" {
 		l.carry.EventSeq++
@@ -476,6 +485,7 @@ func (l *lifecycle) report(ctx workflow.Context, eventType string, ev notebooksv
 }
 
 func (l *lifecycle) reportDelete(ctx workflow.Context) error {
+	l.upsertPhase(ctx)
 	l.carry.EventSeq++
 	in := ReportInput{Notebook: l.nb, Delete: true, EventType: events.NotebookDeletedV1,
 		Event:    notebooksv1.Event{Namespace: l.ns(), Name: l.name(), Reason: notebooksv1.ReasonDeleted},
