@@ -263,6 +263,7 @@ func TestDeploymentLifecycle(t *testing.T) {
 	require.Equal(t, "v1=100", traffic(v))
 	require.Equal(t, servingv1.TransitionUpToDate, v.Status.ModelStatus.TransitionStatus)
 	require.Equal(t, servingv1.ModelStateLoaded, v.Status.ModelStatus.States.ActiveModelState)
+	e.requirePhase(model, servingv1.TransitionUpToDate)
 	require.Equal(t, "True", v.Condition(servingv1.ConditionPredictorReady).Status)
 	var pred struct{ Predictions [][]float64 }
 	require.Equal(t, 200, e.do(http.MethodPost, "/v1/models/"+model+":predict", pixels(3), &pred))
@@ -319,6 +320,7 @@ func TestDeploymentLifecycle(t *testing.T) {
 	})
 	require.Equal(t, "v2=100", traffic(v))
 	require.True(t, v.Ready)
+	e.requirePhase(model, servingv1.TransitionBlockedByFailedLoad)
 	require.NotNil(t, v.Status.ModelStatus.LastFailureInfo)
 	require.Contains(t, v.Status.ModelStatus.LastFailureInfo.Message, "version 3")
 	var status struct {
@@ -340,7 +342,8 @@ func TestDeploymentLifecycle(t *testing.T) {
 	require.Eventually(t, func() bool { return e.count(events.ServingDeploymentDeletedV1) == 1 }, 10*time.Second, 20*time.Millisecond)
 	// Exactly one deployed event per revision, deterministic ids.
 	require.Equal(t, 2, e.count(events.ServingModelDeployedV1))
-	e.recordHistory(model, "lifecycle-canary-promote-failed-delete")
+	// lifecycle-canary-promote-failed-delete is the same scenario recorded before the SluicePhase upserts.
+	e.recordHistory(model, "lifecycle-canary-promote-failed-delete-phase")
 }
 
 func TestTFServingFlagsFormAndFailedFirstLoad(t *testing.T) {

@@ -48,6 +48,10 @@ type deployment struct {
 	requests []string
 	// deleteRequested: a delete signal arrived while a load was pending (the load was abandoned).
 	deleteRequested bool
+	// saVersion is the GetVersion of versionSearchAttributes (nil until the first phase change); phase is
+	// the SluicePhase last upserted (or carried in from the run before a continue-as-new).
+	saVersion *workflow.Version
+	phase     string
 }
 
 const keepRequests = 32
@@ -92,6 +96,9 @@ func DeploymentWorkflow(ctx workflow.Context, in servingv1.DeploymentInput) erro
 	} else {
 		d.view, d.seq, d.known, d.requests = in.Carried.View, in.Carried.Seq, in.Carried.Known, in.Carried.Requests
 	}
+	if p, ok := workflow.GetTypedSearchAttributes(ctx).GetKeyword(wf.SAPhase); ok {
+		d.phase = p
+	}
 	if err := workflow.SetQueryHandler(ctx, servingv1.QueryStatus, func() (servingv1.DeploymentView, error) { return d.view, nil }); err != nil {
 		return err
 	}
@@ -103,6 +110,7 @@ func DeploymentWorkflow(ctx workflow.Context, in servingv1.DeploymentInput) erro
 	if first {
 		d.seen(in.RequestID)
 		d.rollout(nil)
+		d.upsertPhase()
 	}
 	for {
 		if d.deleteRequested { // a delete arrived while a version was loading
@@ -161,6 +169,7 @@ func DeploymentWorkflow(ctx workflow.Context, in servingv1.DeploymentInput) erro
 		}
 		sel.Select(ctx)
 		cancelWatch()
+		d.upsertPhase()
 		if deleted || d.deleteRequested {
 			return d.remove()
 		}
@@ -228,6 +237,7 @@ func (d *deployment) conditionTrue(typ string) bool {
 }
 
 func (d *deployment) publish(typ string, data any) {
+	d.upsertPhase()
 	d.seq++
 	in := PublishInput{Type: typ, ID: EventID(d.wfID, typ, d.seq), Subject: "deployments/" + d.spec().Key(), Data: data}
 	ctx := workflow.WithActivityOptions(d.ctx, wf.ShortActivity())
@@ -295,6 +305,7 @@ func (d *deployment) rollout(res *LoadResult) {
 		}
 		opts := wf.LongActivity(d.in.HeartbeatTimeout, d.in.LoadTimeout+time.Minute)
 		ctx := workflow.WithActivityOptions(d.ctx, opts)
+		d.upsertPhase()
 		cur := d.desired()
 		cur.Watch = nil
 		in := LoadInput{Current: cur, Source: d.source(), Timeout: d.in.LoadTimeout}
