@@ -235,6 +235,7 @@ func TestExperimentEndToEnd(t *testing.T) {
 			require.Equal(t, tuningv1.ReasonExperimentMaxTrialsReached, cond(v.Status.Conditions, tuningv1.ConditionSucceeded).Reason)
 			require.Len(t, v.TrialsView, 6)
 			require.Equal(t, int32(6), v.Status.TrialsSucceeded)
+			requirePhase(t, e, tuningv1.WorkflowID(e.ns, name), tuningv1.ConditionSucceeded)
 
 			// The optimal trial is the one with the lowest observed loss, and its loss is the trainer's.
 			best, bestLoss := "", math.Inf(1)
@@ -273,7 +274,8 @@ func TestExperimentEndToEnd(t *testing.T) {
 				require.Equal(t, http.StatusNotFound, code, body)
 			}
 			if os.Getenv("SLUICE_RECORD_HISTORIES") != "" {
-				recordHistories(t, e, tuningv1.WorkflowID(e.ns, name), "../internal/experiments/testdata/histories/v1-"+c.algo)
+				// v2-*: with the ui-search-attributes version marker and the SluicePhase upserts.
+				recordHistories(t, e, tuningv1.WorkflowID(e.ns, name), "../internal/experiments/testdata/histories/v2-"+c.algo)
 			}
 		})
 	}

@@ -57,7 +57,9 @@ func Run(ctx workflow.Context, in tuningv1.ExperimentInput) (tuningv1.Experiment
 	}
 	var a *Activities
 	actx := workflow.WithActivityOptions(ctx, wf.ShortActivity())
+	phases := newPhaseRecorder(ctx)
 	publish := func(typ, reason, msg string, t *tuningv1.Trial) {
+		phases.upsert(ctx, e.State())
 		ev := tuningv1.ExperimentEvent{Namespace: e.Metadata.Namespace, Name: e.Metadata.Name, Condition: conditionOf(typ),
 			Reason: reason, Message: msg, Trial: t, CurrentOptimalTrial: e.Status.CurrentOptimalTrial}
 		key := typ
