@@ -444,12 +444,14 @@ func TestCullingFollowsKernelActivity(t *testing.T) {
 		t.Errorf("culled notebook lacks %s", notebooksv1.AnnotationStopped)
 	}
 	waitEvent(t, culled, named("team-a", "busy"))
+	requirePhase(t, h, notebooksv1.WorkflowID("team-a", "busy"), notebooksv1.ReasonCulled)
 
 	// Started again, it gets a fresh activity clock: still running after two check periods.
 	if code, b := h.do("POST", "/apis/notebooks/v1/namespaces/team-a/notebooks/busy:start", tokenA, nil); code != 202 {
 		t.Fatalf("start: %d %s", code, b)
 	}
 	nb = h.waitFor("team-a", "busy", tokenA, 60*time.Second, "running again", running)
+	requirePhase(t, h, notebooksv1.WorkflowID("team-a", "busy"), notebooksv1.ConditionRunning)
 	startedAt := nb.Status.ContainerState.Running.StartedAt
 	h.waitFor("team-a", "busy", tokenA, 10*period, "probed twice", func(nb notebooksv1.Notebook, code int) bool {
 		if !running(nb, code) {
