@@ -15,6 +15,7 @@ import (
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 	sdkworkflow "go.temporal.io/sdk/workflow"
 
@@ -226,4 +227,22 @@ func WithSummary(ctx sdkworkflow.Context, summary string) sdkworkflow.Context {
 	opts := sdkworkflow.GetActivityOptions(ctx)
 	opts.Summary = summary
 	return sdkworkflow.WithActivityOptions(ctx, opts)
+}
+
+// Phase reads the SluicePhase search attribute of workflow id's latest run as the Temporal server
+// reports it (DescribeWorkflowExecution); "" when the workflow has not upserted one yet.
+func Phase(ctx context.Context, c client.Client, id string) (string, error) {
+	desc, err := c.DescribeWorkflowExecution(ctx, id, "")
+	if err != nil {
+		return "", err
+	}
+	p, ok := desc.GetWorkflowExecutionInfo().GetSearchAttributes().GetIndexedFields()[SAPhase.GetName()]
+	if !ok {
+		return "", nil
+	}
+	var phase string
+	if err := converter.GetDefaultDataConverter().FromPayload(p, &phase); err != nil {
+		return "", fmt.Errorf("SluicePhase of %s: %w", id, err)
+	}
+	return phase, nil
 }

@@ -3,9 +3,10 @@ package app_test
 import (
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"go.temporal.io/sdk/converter"
 
+	wf "github.com/sluice-ml/sluice/libs/workflow"
 	"github.com/sluice-ml/sluice/services/serving/api/servingv1"
 )
 
@@ -13,18 +14,9 @@ import (
 // DescribeWorkflowExecution reports it, is want.
 func (e *env) requirePhase(name, want string) {
 	e.t.Helper()
-	var got any
-	require.Eventually(e.t, func() bool {
-		desc, err := e.deps.Temporal.DescribeWorkflowExecution(e.t.Context(), servingv1.WorkflowID(e.ns, name), "")
-		if err != nil {
-			return false
-		}
-		got = nil
-		if p, ok := desc.GetWorkflowExecutionInfo().GetSearchAttributes().GetIndexedFields()["SluicePhase"]; ok {
-			if err := converter.GetDefaultDataConverter().FromPayload(p, &got); err != nil {
-				return false
-			}
-		}
-		return got == want
-	}, time.Minute, 50*time.Millisecond, "SluicePhase of deployment %s: got %v, want %s", name, &got, want)
+	require.EventuallyWithT(e.t, func(c *assert.CollectT) {
+		p, err := wf.Phase(e.t.Context(), e.deps.Temporal, servingv1.WorkflowID(e.ns, name))
+		require.NoError(c, err)
+		require.Equal(c, want, p)
+	}, time.Minute, 50*time.Millisecond, "SluicePhase of deployment %s", name)
 }
