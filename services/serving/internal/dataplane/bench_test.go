@@ -38,11 +38,15 @@ import (
 //   - rest: the product's TF Serving REST path (:predict, row format) as the binary serves it:
 //     platform handler (metrics) and guard (static bearer token) in front of the data plane;
 //   - grpc-bare: a minimal gRPC PredictionService handler around the same call (float_val in and out,
-//     no checks), with the product's codec;
+//     no checks), with the product's codec and transport settings;
 //   - grpc: the product's TF Serving gRPC Predict.
 //
-// HTTP and gRPC use real loopback connections in this process. Each reports ns/op and p50-us
-// (median latency per request).
+// HTTP and gRPC use real loopback connections in this process. The five are measured interleaved:
+// each iteration sends one request down every path, starting with a different path each time, so
+// a change in the machine's load reaches all of them alike. Iterations are grouped in rounds of
+// benchRound; each path's median latency is taken per round, and the benchmark reports the median
+// over rounds: <path>-p50-us, and grpc-added-us / rest-added-us, the median over rounds of the
+// product's round median minus the runtime's (the latency the data plane adds to inference).
 func BenchmarkMNIST(b *testing.B) {
 	root := b.TempDir()
 	writeModel(b, filepath.Join(root, "mnist"), 1, onnxtest.MNISTMLP(1).ONNX)
@@ -72,21 +76,110 @@ func BenchmarkMNIST(b *testing.B) {
 		req := &tfservingpb.PredictRequest{ModelSpec: &tfservingpb.ModelSpec{Name: "mnist"}, Inputs: map[string]*tfservingpb.TensorProto{"input": {
 			Dtype: tfservingpb.DataType_DT_FLOAT, FloatVal: x,
 			TensorShape: &tfservingpb.TensorShapeProto{Dim: []*tfservingpb.TensorShapeProto_Dim{{Size: int64(n)}, {Size: 784}}}}}}
-
-		b.Run(fmt.Sprintf("runtime/batch=%d", n), func(b *testing.B) {
-			timed(b, func() error { _, err := sv.Predict(context.Background(), in); return err })
-		})
 		hc := restClient(len(body))
 		b.Cleanup(hc.CloseIdleConnections)
-		b.Run(fmt.Sprintf("rest-bare/batch=%d", n), func(b *testing.B) { benchPost(b, hc, bare.URL+"/predict", body) })
-		b.Run(fmt.Sprintf("rest/batch=%d", n), func(b *testing.B) { benchPost(b, hc, rest.URL+"/v1/models/mnist:predict", body) })
-		b.Run(fmt.Sprintf("grpc-bare/batch=%d", n), func(b *testing.B) {
-			timed(b, func() error { _, err := bareC.Predict(context.Background(), req); return err })
-		})
-		b.Run(fmt.Sprintf("grpc/batch=%d", n), func(b *testing.B) {
-			timed(b, func() error { _, err := productC.Predict(context.Background(), req); return err })
+		paths := []benchPath{
+			{"runtime", func() error { _, err := sv.Predict(context.Background(), in); return err }},
+			{"rest-bare", func() error { return post(hc, bare.URL+"/predict", body) }},
+			{"rest", func() error { return post(hc, rest.URL+"/v1/models/mnist:predict", body) }},
+			{"grpc-bare", func() error { _, err := bareC.Predict(context.Background(), req); return err }},
+			{"grpc", func() error { _, err := productC.Predict(context.Background(), req); return err }},
+		}
+		b.Run(fmt.Sprintf("batch=%d", n), func(b *testing.B) {
+			r := interleaved(b, paths)
+			for _, p := range paths {
+				b.ReportMetric(r.p50[p.name], p.name+"-p50-us")
+			}
+			b.ReportMetric(r.added("grpc", "runtime"), "grpc-added-us")
+			b.ReportMetric(r.added("rest", "runtime"), "rest-added-us")
+			b.ReportMetric(float64(len(r.rounds)), "rounds")
+			b.ReportMetric(0, "ns/op") // one iteration is a request down every path: not a figure of its own
 		})
 	}
+}
+
+// benchRound is the number of interleaved iterations whose medians make one round.
+const benchRound = 20
+
+type benchPath struct {
+	name string
+	call func() error
+}
+
+// roundResult holds, per path, the median latency of every round (µs) and the median of those.
+type roundResult struct {
+	rounds []map[string]float64
+	p50    map[string]float64
+}
+
+// added is the median over rounds of path's round median minus base's, in µs.
+func (r roundResult) added(path, base string) float64 {
+	var d []float64
+	for _, round := range r.rounds {
+		d = append(d, round[path]-round[base])
+	}
+	return median(d)
+}
+
+func median(x []float64) float64 {
+	if len(x) == 0 {
+		return 0
+	}
+	x = slices.Clone(x)
+	slices.Sort(x)
+	if len(x)%2 == 1 {
+		return x[len(x)/2]
+	}
+	return (x[len(x)/2-1] + x[len(x)/2]) / 2
+}
+
+// interleaved calls every path once per iteration, rotating which goes first, after a warm-up of
+// benchRound untimed iterations, and returns the per-round medians (an iteration count that is not
+// a multiple of benchRound leaves its last, partial round out unless it is the only one).
+func interleaved(b *testing.B, paths []benchPath) roundResult {
+	for range benchRound {
+		for _, p := range paths {
+			if err := p.call(); err != nil {
+				b.Fatalf("%s: %v", p.name, err)
+			}
+		}
+	}
+	lat := make([][]float64, len(paths))
+	var res roundResult
+	closeRound := func() {
+		round := map[string]float64{}
+		for i, p := range paths {
+			round[p.name] = median(lat[i])
+			lat[i] = lat[i][:0]
+		}
+		res.rounds = append(res.rounds, round)
+	}
+	it := 0
+	for b.Loop() {
+		for k := range paths {
+			i := (it + k) % len(paths)
+			start := time.Now()
+			if err := paths[i].call(); err != nil {
+				b.Fatalf("%s: %v", paths[i].name, err)
+			}
+			lat[i] = append(lat[i], float64(time.Since(start).Nanoseconds())/1e3)
+		}
+		if it++; it%benchRound == 0 {
+			closeRound()
+		}
+	}
+	if len(res.rounds) == 0 && len(lat[0]) > 0 {
+		closeRound()
+	}
+	res.p50 = map[string]float64{}
+	for _, p := range paths {
+		var m []float64
+		for _, round := range res.rounds {
+			m = append(m, round[p.name])
+		}
+		res.p50[p.name] = median(m)
+	}
+	return res
 }
 
 const benchToken = "bench-token-0123456789abcdef"
@@ -125,22 +218,6 @@ func benchClientOptions() []grpc.DialOption {
 		grpc.WithInitialWindowSize(dataplane.GRPCWindowBytes),
 		grpc.WithInitialConnWindowSize(dataplane.GRPCWindowBytes),
 		grpc.WithDefaultCallOptions(grpc.ForceCodecV2(dataplane.GRPCCodec())),
-	}
-}
-
-// timed runs f per iteration and reports the median latency as p50-us.
-func timed(b *testing.B, f func() error) {
-	var lat []time.Duration
-	for b.Loop() {
-		start := time.Now()
-		if err := f(); err != nil {
-			b.Fatal(err)
-		}
-		lat = append(lat, time.Since(start))
-	}
-	slices.Sort(lat)
-	if len(lat) > 0 {
-		b.ReportMetric(float64(lat[len(lat)/2].Nanoseconds())/1e3, "p50-us")
 	}
 }
 
@@ -198,25 +275,24 @@ func restClient(bodyLen int) *http.Client {
 	return &http.Client{Transport: &http.Transport{WriteBufferSize: bodyLen + 4<<10, DisableCompression: true}}
 }
 
-func benchPost(b *testing.B, c *http.Client, url string, body []byte) {
-	timed(b, func() error {
-		req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
-		if err != nil {
-			return err
-		}
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("Authorization", "Bearer "+benchToken)
-		resp, err := c.Do(req)
-		if err != nil {
-			return err
-		}
-		_, _ = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("status %d", resp.StatusCode)
-		}
-		return nil
-	})
+// post sends body to url as serving-loadgen does and reads the whole response.
+func post(c *http.Client, url string, body []byte) error {
+	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+benchToken)
+	resp, err := c.Do(req)
+	if err != nil {
+		return err
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("status %d", resp.StatusCode)
+	}
+	return nil
 }
 
 // BenchmarkGRPCUnmarshal decodes a batch-32 MNIST PredictRequest (100 KiB, received as 16 KiB
