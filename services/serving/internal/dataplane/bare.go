@@ -2,11 +2,19 @@ package dataplane
 
 import (
 	"bytes"
+	"context"
+	"math"
 	"net/http"
 	"strconv"
 	"sync"
 
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/sluice-ml/sluice/services/serving/api/tfservingpb"
 	"github.com/sluice-ml/sluice/services/serving/internal/modelrepo"
+	"github.com/sluice-ml/sluice/services/serving/internal/modelruntime"
 )
 
 // BareHandler is the serving benchmark's baseline, not a product path: a minimal, hand-written
@@ -69,4 +77,45 @@ func BareHandler(sv *modelrepo.Servable) http.Handler {
 		h.Set("Content-Length", strconv.Itoa(len(b)))
 		_, _ = w.Write(b)
 	})
+}
+
+// RegisterBareGRPC registers on g the serving benchmark's gRPC baseline, not a product path: a
+// minimal tensorflow.serving.PredictionService/Predict for one servable with a single FP32 input and
+// a single FP32 output, float_val in and float_val out. It decodes the request as the product
+// does (g must use GRPCCodec: the tensor walk into recycled float slices) and calls Predict; it has
+// no authorisation, model lookup, budget, signature or dtype checks, or error shapes (a request it
+// cannot read is INVALID_ARGUMENT). The product's gRPC latency over this handler is what Server
+// itself adds.
+func RegisterBareGRPC(g grpc.ServiceRegistrar, sv *modelrepo.Servable) {
+	in, out := sv.Model.Inputs(), sv.Model.Outputs()
+	unlimited := &budget{max: math.MaxInt64}
+	predict := func(_ any, ctx context.Context, dec func(any) error, _ grpc.UnaryServerInterceptor) (any, error) {
+		l := &lease{b: unlimited}
+		defer l.release()
+		req := &tfservingpb.PredictRequest{}
+		if err := dec(&wireMessage{msg: req, lease: l}); err != nil {
+			return nil, err
+		}
+		x := req.GetInputs()[in[0].Name]
+		shape := make([]int64, len(x.GetTensorShape().GetDim()))
+		for i, d := range x.GetTensorShape().GetDim() {
+			shape[i] = d.GetSize()
+		}
+		res, err := sv.Predict(ctx, map[string]modelruntime.Tensor{in[0].Name: {DataType: modelruntime.FP32, Shape: shape, Data: x.GetFloatVal()}})
+		if err != nil {
+			return nil, status.Error(codes.InvalidArgument, err.Error())
+		}
+		l.unalias(res)
+		y := res[out[0].Name]
+		tp := &tfservingpb.TensorProto{Dtype: tfservingpb.DataType_DT_FLOAT, FloatVal: y.Data.([]float32), TensorShape: &tfservingpb.TensorShapeProto{}}
+		for _, d := range y.Shape {
+			tp.TensorShape.Dim = append(tp.TensorShape.Dim, &tfservingpb.TensorShapeProto_Dim{Size: d})
+		}
+		return &tfservingpb.PredictResponse{Outputs: map[string]*tfservingpb.TensorProto{out[0].Name: tp}}, nil
+	}
+	g.RegisterService(&grpc.ServiceDesc{
+		ServiceName: tfservingpb.PredictionService_ServiceDesc.ServiceName,
+		Methods:     []grpc.MethodDesc{{MethodName: "Predict", Handler: predict}},
+		Metadata:    tfservingpb.PredictionService_ServiceDesc.Metadata,
+	}, nil)
 }

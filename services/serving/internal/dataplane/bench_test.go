@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -37,13 +38,15 @@ import (
 //     than the product at decoding;
 //   - rest: the product's TF Serving REST path (:predict, row format) as the binary serves it:
 //     platform handler (metrics) and guard (static bearer token) in front of the data plane;
-//   - grpc-bare: a minimal gRPC PredictionService handler around the same call (float_val in and out,
-//     no checks), with the product's codec and transport settings;
+//   - grpc-bare: dataplane.RegisterBareGRPC, a minimal gRPC Predict handler around the same call
+//     (float_val in and out, no checks), with the product's codec (its tensor walk into recycled
+//     float slices) and transport settings;
 //   - grpc: the product's TF Serving gRPC Predict.
 //
 // HTTP and gRPC use real loopback connections in this process. The five are measured interleaved:
-// each iteration sends one request down every path, starting with a different path each time, so
-// a change in the machine's load reaches all of them alike. Iterations are grouped in rounds of
+// each iteration sends one request down every path, in an order shuffled every time (so no path
+// always follows the same one, e.g. gRPC right after REST's connection goroutines), and a change in
+// the machine's load reaches all of them alike. Iterations are grouped in rounds of
 // benchRound; each path's median latency is taken per round, and the benchmark reports the median
 // over rounds: <path>-p50-us, and grpc-added-us / rest-added-us, the median over rounds of the
 // product's round median minus the runtime's (the latency the data plane adds to inference).
@@ -62,7 +65,7 @@ func BenchmarkMNIST(b *testing.B) {
 	defer rest.Close()
 	product := grpcServerB(b, s.NewGRPCServer(guardAuthorizer(benchGuard(b))))
 	bareGS := grpc.NewServer(append(dataplane.GRPCTransportOptions(), grpc.ForceServerCodecV2(dataplane.GRPCCodec()))...) // the product's transport settings and codec: fair
-	tfservingpb.RegisterPredictionServiceServer(bareGS, bareGRPC{sv: sv})
+	dataplane.RegisterBareGRPC(bareGS, sv)
 	bareG := grpcServerB(b, bareGS)
 	dial := func(addr string) tfservingpb.PredictionServiceClient { // both send the token (bare ignores it)
 		return tfservingpb.NewPredictionServiceClient(dialGRPC(b, addr, benchToken, benchClientOptions()...))
@@ -133,7 +136,7 @@ func median(x []float64) float64 {
 	return (x[len(x)/2-1] + x[len(x)/2]) / 2
 }
 
-// interleaved calls every path once per iteration, rotating which goes first, after a warm-up of
+// interleaved calls every path once per iteration, in a shuffled order, after a warm-up of
 // benchRound untimed iterations, and returns the per-round medians (an iteration count that is not
 // a multiple of benchRound leaves its last, partial round out unless it is the only one).
 func interleaved(b *testing.B, paths []benchPath) roundResult {
@@ -155,9 +158,9 @@ func interleaved(b *testing.B, paths []benchPath) roundResult {
 		res.rounds = append(res.rounds, round)
 	}
 	it := 0
+	order := rand.New(rand.NewPCG(1, 1))
 	for b.Loop() {
-		for k := range paths {
-			i := (it + k) % len(paths)
+		for _, i := range order.Perm(len(paths)) {
 			start := time.Now()
 			if err := paths[i].call(); err != nil {
 				b.Fatalf("%s: %v", paths[i].name, err)
@@ -229,24 +232,6 @@ func grpcServerB(b *testing.B, g *grpc.Server) string {
 	return lis.Addr().String()
 }
 
-// bareGRPC is the minimal gRPC baseline: float_val of "input" in, float_val out.
-type bareGRPC struct {
-	tfservingpb.UnimplementedPredictionServiceServer
-	sv *modelrepo.Servable
-}
-
-func (g bareGRPC) Predict(ctx context.Context, req *tfservingpb.PredictRequest) (*tfservingpb.PredictResponse, error) {
-	x := req.Inputs["input"]
-	n := x.TensorShape.Dim[0].Size
-	out, err := g.sv.Predict(ctx, map[string]modelruntime.Tensor{"input": {DataType: modelruntime.FP32, Shape: []int64{n, 784}, Data: x.FloatVal}})
-	if err != nil {
-		return nil, err
-	}
-	y := out["probabilities"]
-	return &tfservingpb.PredictResponse{Outputs: map[string]*tfservingpb.TensorProto{"probabilities": {Dtype: tfservingpb.DataType_DT_FLOAT, FloatVal: y.Data.([]float32),
-		TensorShape: &tfservingpb.TensorShapeProto{Dim: []*tfservingpb.TensorShapeProto_Dim{{Size: y.Shape[0]}, {Size: y.Shape[1]}}}}}}, nil
-}
-
 func rowBody(x []float32, n, width int) []byte {
 	var rows bytes.Buffer
 	rows.WriteString(`{"instances":[`)
@@ -315,6 +300,27 @@ func BenchmarkGRPCUnmarshal(b *testing.B) {
 				if err := c.Unmarshal(frames, &req); err != nil {
 					b.Fatal(err)
 				}
+			}
+		})
+	}
+}
+
+// BenchmarkGRPCMarshal encodes the same batch-32 MNIST PredictRequest (as a Go client does) with
+// gRPC's proto codec and with the data plane's codec (GRPCCodec).
+func BenchmarkGRPCMarshal(b *testing.B) {
+	x := onnxtest.RandomBatch(1, 32, 784)
+	req := &tfservingpb.PredictRequest{ModelSpec: &tfservingpb.ModelSpec{Name: "mnist"}, Inputs: map[string]*tfservingpb.TensorProto{"input": {
+		Dtype: tfservingpb.DataType_DT_FLOAT, FloatVal: x,
+		TensorShape: &tfservingpb.TensorShapeProto{Dim: []*tfservingpb.TensorShapeProto_Dim{{Size: 32}, {Size: 784}}}}}}
+	for name, c := range map[string]encoding.CodecV2{"grpc-proto": encoding.GetCodecV2("proto"), "dataplane": dataplane.GRPCCodec()} {
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				data, err := c.Marshal(req)
+				if err != nil {
+					b.Fatal(err)
+				}
+				data.Free()
 			}
 		})
 	}

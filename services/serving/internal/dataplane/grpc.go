@@ -49,6 +49,7 @@ func (s *Server) run(ctx context.Context, l *lease, t target, size int64, decode
 		sv, out, err = s.predict(ctx, t, in)
 	}
 	if err == nil {
+		l.unalias(out)
 		err = l.chargeResponse(out)
 	}
 	return sv, out, err

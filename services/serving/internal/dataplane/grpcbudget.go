@@ -169,8 +169,12 @@ type wireMessage struct {
 // 1 MiB) for every message and zeroes all of it — a 1 MiB clear for a 100 KiB tensor — while this
 // one marshals into a recycled buffer of the next power of two without zeroing it (the marshaller
 // writes every byte of the message) and unmarshals a request from its received frames copied into
-// a recycled buffer. A request decoded through registerCharged is charged its wire size before it
-// is unmarshalled. A client may use it too (grpc.ForceCodecV2): it is a plain proto codec.
+// a recycled buffer; TF Serving's PredictRequest and PredictResponse and KServe v2's
+// ModelInferRequest have their float tensors copied in one move rather than one value at a time
+// (appendTensorMessage, decodeTensorRequest), with the same wire bytes and decoded values. A
+// request decoded through registerCharged is charged its wire size before it is unmarshalled, and
+// its large float tensors are decoded into slices recycled when the call's handler returns. A
+// client may use it too (grpc.ForceCodecV2): it is a plain proto codec.
 func GRPCCodec() encoding.CodecV2 { return budgetCodec{proto: encoding.GetCodecV2(protoName)} }
 
 const protoName = "proto"
@@ -183,16 +187,15 @@ func (c budgetCodec) Marshal(v any) (mem.BufferSlice, error) {
 		return c.proto.Marshal(v)
 	}
 	size := proto.Size(m)
-	opts := proto.MarshalOptions{UseCachedSize: true} // the size was just computed
 	if mem.IsBelowBufferPoolingThreshold(size) || size > maxPooledMessage {
-		b, err := opts.Marshal(m)
+		b, err := marshalAppend(make([]byte, 0, size), m)
 		if err != nil {
 			return nil, err
 		}
 		return mem.BufferSlice{mem.SliceBuffer(b)}, nil
 	}
 	buf := messagePool.Get(size)
-	b, err := opts.MarshalAppend((*buf)[:0], m)
+	b, err := marshalAppend((*buf)[:0], m)
 	if err != nil {
 		messagePool.Put(buf)
 		return nil, err
@@ -204,6 +207,15 @@ func (c budgetCodec) Marshal(v any) (mem.BufferSlice, error) {
 		return mem.BufferSlice{mem.SliceBuffer(b)}, nil
 	}
 	return mem.BufferSlice{mem.NewBuffer(buf, messagePool)}, nil
+}
+
+// marshalAppend appends m to b, just measured by proto.Size: TF Serving's Predict messages by
+// appendTensorMessage (float_val in one move), any other by proto.
+func marshalAppend(b []byte, m proto.Message) ([]byte, error) {
+	if out, handled, err := appendTensorMessage(b, m); handled {
+		return out, err
+	}
+	return proto.MarshalOptions{UseCachedSize: true}.MarshalAppend(b, m) // the size was just computed
 }
 
 // maxPooledMessage is the largest marshalled message whose buffer is recycled (size class
@@ -246,28 +258,46 @@ func (p *sizeClassPool) Put(b *[]byte) {
 }
 
 func (c budgetCodec) Unmarshal(data mem.BufferSlice, v any) error {
+	var l *lease
 	if w, ok := v.(*wireMessage); ok {
 		if err := w.lease.grow(int64(data.Len())); err != nil {
 			w.refused = err
 			return err
 		}
-		v = w.msg
+		v, l = w.msg, w.lease
 	}
 	m, ok := v.(proto.Message)
 	if !ok {
 		return c.proto.Unmarshal(data, v)
 	}
 	if len(data) == 1 {
-		return unmarshal(data[0].ReadOnlyData(), m)
+		return unmarshal(data[0].ReadOnlyData(), m, l)
 	}
 	buf := getBody(data.Len())[:data.Len()]
 	data.CopyTo(buf)
-	err := unmarshal(buf, m) // proto.Unmarshal copies what it keeps
+	err := unmarshal(buf, m, l) // decoders copy what they keep
 	putBody(buf)
 	return err
 }
 
-func unmarshal(b []byte, m proto.Message) error {
+// unmarshal decodes b into m: a tensor request by decodeTensorRequest (its float fields in
+// slices recycled through l when l is not nil, returned by l.release), anything else, or anything
+// that walk leaves to protobuf, by proto.Unmarshal.
+func unmarshal(b []byte, m proto.Message, l *lease) error {
+	d := floatDecoder{pool: l != nil}
+	handled, err := decodeTensorRequest(b, m, &d)
+	if handled && err == nil {
+		if l != nil {
+			l.floats = append(l.floats, d.pooled...)
+		}
+		return nil
+	}
+	for _, p := range d.pooled {
+		putFloats(p)
+	}
+	if handled {
+		proto.Reset(m)
+	}
 	if err := proto.Unmarshal(b, m); err != nil {
 		return fmt.Errorf("%T: %w", m, err)
 	}

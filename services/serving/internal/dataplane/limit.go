@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -55,6 +56,9 @@ func (s *Server) InflightBytes() int64 { return s.budget.used.Load() }
 type lease struct {
 	b *budget
 	n int64
+	// floats are the recycled slices the request's tensors were decoded into (gRPC), returned to
+	// floatPool on release.
+	floats []*[]float32
 }
 
 func (l *lease) grow(n int64) error {
@@ -68,6 +72,24 @@ func (l *lease) grow(n int64) error {
 func (l *lease) release() {
 	l.b.release(l.n)
 	l.n = 0
+	for _, p := range l.floats {
+		putFloats(p)
+	}
+	l.floats = nil
+}
+
+// unalias replaces the outputs that share memory with the request's recycled slices (a model
+// returning a view of its input) by copies, so the response stays valid once the lease is released.
+func (l *lease) unalias(out map[string]modelruntime.Tensor) {
+	if len(l.floats) == 0 {
+		return
+	}
+	for name, t := range out {
+		if overlapsFloats(t.Data, l.floats) {
+			t.Data = slices.Clone(t.Data.([]float32))
+			out[name] = t
+		}
+	}
 }
 
 // readBody reads the request body within MaxBodyBytes, reserving its bytes in the in-flight
