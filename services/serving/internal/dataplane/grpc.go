@@ -365,11 +365,10 @@ func decodeRaw(dt modelruntime.DataType, b []byte, n int, input string) (any, er
 	}
 	switch dt {
 	case modelruntime.FP32:
-		out := make([]float32, n)
-		for i := range out {
-			out[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
+		if n == 0 {
+			return []float32{}, nil
 		}
-		return out, nil
+		return appendLittleEndianFloats(make([]float32, 0, n), b), nil
 	case modelruntime.FP64:
 		out := make([]float64, n)
 		for i := range out {
@@ -434,11 +433,7 @@ func decodeRaw(dt modelruntime.DataType, b []byte, n int, input string) (any, er
 func encodeRaw(data any) []byte {
 	switch d := data.(type) {
 	case []float32:
-		b := make([]byte, 4*len(d))
-		for i, v := range d {
-			binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(v))
-		}
-		return b
+		return appendFloatBytes(make([]byte, 0, 4*len(d)), d)
 	case []float64:
 		b := make([]byte, 8*len(d))
 		for i, v := range d {
