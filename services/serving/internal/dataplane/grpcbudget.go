@@ -49,7 +49,9 @@ func GRPCRoute(fullMethod string) string {
 // UNAUTHENTICATED without a valid credential, else UNIMPLEMENTED. opts are appended.
 //
 // gRPC itself holds a message's wire bytes (at most MaxBodyBytes per stream) while it reads them;
-// the budget sees them as soon as they are read and releases them when the handler returns.
+// the budget sees them as soon as they are read and releases them when the handler returns. Large
+// float tensors of a request are decoded into recycled slices (see GRPCCodec) that are reused once
+// the method returns: an interceptor in opts must not keep a request's tensors past the call.
 func (s *Server) NewGRPCServer(authorize GRPCAuthorizer, opts ...grpc.ServerOption) *grpc.Server {
 	base := append(GRPCTransportOptions(),
 		grpc.MaxRecvMsgSize(int(min(s.opts.MaxBodyBytes, math.MaxInt32))),
