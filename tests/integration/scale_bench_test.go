@@ -161,10 +161,10 @@ func trainingScale(n int) scaleCase {
 
 // phaseResult is one phase's figures.
 type phaseResult struct {
-	wall                                time.Duration
-	replicaCores, throttledPct          float64
+	wall                                 time.Duration
+	replicaCores, throttledPct           float64
 	temporalCores, otherCores, hostCores float64
-	perContainer                        map[string]float64 // cores per container alias
+	perContainer                         map[string]float64 // cores per container alias
 }
 
 func runScaleBenchmark(b *testing.B, sc scaleCase, cpus float64) {
@@ -186,11 +186,7 @@ func runScaleBenchmark(b *testing.B, sc scaleCase, cpus float64) {
 		alias := fmt.Sprintf("scale-%s-%d", sc.service, len(replicas)+1)
 		ctx, cancel := context.WithTimeout(context.Background(), startupDeadline)
 		defer cancel()
-		extra := map[string]string{}
-		if sc.service == "pipelines" {
-			extra["SLUICE_PIPELINES_TRAINING_URL"] = "http://training:8080"
-		}
-		if err := st.startService(ctx, alias, sc.service, extra); err != nil {
+		if err := st.startService(ctx, alias, sc.service, nil); err != nil {
 			b.Fatal(err)
 		}
 		b.Cleanup(func() { st.remove(alias) })
@@ -207,6 +203,10 @@ func runScaleBenchmark(b *testing.B, sc scaleCase, cpus float64) {
 		for _, n := range []int{1, 2} {
 			for len(replicas) < n {
 				addReplica()
+			}
+			for len(replicas) > n { // a second iteration (b.N > 1) starts again from one replica
+				st.remove(replicas[len(replicas)-1])
+				replicas = replicas[:len(replicas)-1]
 			}
 			// Warm-up: a few requests per replica, so every replica has joined the consumer and polls.
 			scalePhase(b, sc, js, dc, replicas, 4*n, true)
