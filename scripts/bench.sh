@@ -68,4 +68,6 @@ for b in "${benches[@]}"; do
 	} >> "$out"
 done
 if [ -z "$only" ] || [[ "Serving" =~ $only ]]; then bash scripts/bench-serving.sh "$out"; fi
+# Horizontal scale on the container deployment (tests/integration, outside go.work; needs `make images`).
+if [ -z "$only" ] || [[ "Scale-out: pipelines and training replicas (containers)" =~ $only ]]; then bash scripts/bench-scale.sh "$out"; fi
 echo "wrote $out" >&2
