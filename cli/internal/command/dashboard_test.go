@@ -171,7 +171,7 @@ func (b *browser) waitFor(what, expr string, d time.Duration) {
 		}
 		if time.Now().After(deadline) {
 			b.shot("timeout-" + strings.ReplaceAll(what, " ", "-"))
-			b.t.Fatalf("%s: not true after %s (last error %v)", what, d, err)
+			b.t.Fatalf("%s: not true after %s (last error %v); the page at %s", what, d, err, b.pageText())
 		}
 		<-tick.C
 	}
@@ -197,10 +197,24 @@ func (b *browser) reloadUntil(what, url, expr string, d time.Duration) {
 		}
 		if time.Now().After(deadline) {
 			b.shot("timeout-" + strings.ReplaceAll(what, " ", "-"))
-			b.t.Fatalf("%s: not true after %s (last error %v)", what, d, err)
+			b.t.Fatalf("%s: not true after %s (last error %v); the page at %s", what, d, err, b.pageText())
 		}
 		<-tick.C
 	}
+}
+
+// pageText is the current page's address and visible text (its first 2,000 characters), for failure messages.
+func (b *browser) pageText() string {
+	ctx, cancel := context.WithTimeout(b.ctx, 10*time.Second)
+	defer cancel()
+	text, err := chromedp.Run(ctx, chromedp.Evaluate[string](`location.href + "\n" + (document.body ? document.body.innerText : "")`))
+	if err != nil {
+		return "(unreadable: " + err.Error() + ")"
+	}
+	if len(text) > 2000 {
+		text = text[:2000] + "…"
+	}
+	return text
 }
 
 func (b *browser) shot(name string) {
