@@ -46,10 +46,10 @@ func (s *Store) IngestBatch(ctx context.Context, reqs []mlmd.IngestRequest) ([]m
 		if p.byID() {
 			return nil, nil, ErrBatchByID
 		}
-		if seen[r.SourceID] {
-			continue // the same event twice in one batch: the second is a redelivery
+		if seen[sourceKey(r.Source, r.SourceID)] {
+			continue // the same event (source and id) twice in one batch: the second is a redelivery
 		}
-		seen[r.SourceID] = true
+		seen[sourceKey(r.Source, r.SourceID)] = true
 		prep[i], live[i] = p, true
 	}
 	learned := map[string]int64{}
@@ -166,23 +166,42 @@ func (p *ingestNodes) resolveTypes(ctx context.Context, s *Store, types *typeCac
 	return nil
 }
 
-// claim records the source ids of the live requests and reports which were new.
+// claim records the source events (CloudEvent source and id) of the live requests and
+// reports which were new: one INSERT ... ON CONFLICT DO NOTHING RETURNING for the batch, after
+// one lookup of the ids recorded without their source (legacyIDs) when the table has any.
 func (s *Store) claim(ctx context.Context, tx *sql.Tx, reqs []mlmd.IngestRequest, live []bool) ([]bool, error) {
+	if s.legacyIDs {
+		var ids []string
+		for i, r := range reqs {
+			if live[i] {
+				ids = append(ids, r.SourceID)
+			}
+		}
+		old, err := s.legacySources(ctx, tx, ids)
+		if err != nil {
+			return nil, err
+		}
+		for i, r := range reqs {
+			if live[i] && old[r.SourceID] {
+				live[i] = false
+			}
+		}
+	}
 	now := nowMillis()
 	var rows [][]any
 	for i, r := range reqs {
 		if live[i] {
-			rows = append(rows, []any{r.SourceID, r.SourceType, now})
+			rows = append(rows, []any{r.Source, r.SourceID, r.SourceType, now})
 		}
 	}
 	claimed := make(map[string]bool, len(rows))
-	err := s.execRows(ctx, tx, `INSERT INTO ingested_event (ce_id, type, received_ms)`, rows, `ON CONFLICT (ce_id) DO NOTHING RETURNING ce_id`,
+	err := s.execRows(ctx, tx, `INSERT INTO ingested_event (ce_source, ce_id, type, received_ms)`, rows, `ON CONFLICT (ce_source, ce_id) DO NOTHING RETURNING ce_source, ce_id`,
 		func(rs *sql.Rows) error {
-			var id string
-			if err := rs.Scan(&id); err != nil {
+			var src, id string
+			if err := rs.Scan(&src, &id); err != nil {
 				return err
 			}
-			claimed[id] = true
+			claimed[sourceKey(src, id)] = true
 			return nil
 		})
 	if err != nil {
@@ -190,10 +209,43 @@ func (s *Store) claim(ctx context.Context, tx *sql.Tx, reqs []mlmd.IngestRequest
 	}
 	applied := make([]bool, len(reqs))
 	for i, r := range reqs {
-		applied[i] = live[i] && claimed[r.SourceID]
+		applied[i] = live[i] && claimed[sourceKey(r.Source, r.SourceID)]
 	}
 	return applied, nil
 }
+
+// legacySources returns which of ids were recorded before ingested_event kept sources.
+func (s *Store) legacySources(ctx context.Context, tx *sql.Tx, ids []string) (map[string]bool, error) {
+	found := map[string]bool{}
+	for lo := 0; lo < len(ids); lo += maxBatchParams {
+		part := ids[lo:min(lo+maxBatchParams, len(ids))]
+		args := make([]any, len(part))
+		for i, id := range part {
+			args[i] = id
+		}
+		rs, err := tx.QueryContext(ctx, s.rebind(`SELECT ce_id FROM ingested_event WHERE ce_source = '' AND ce_id IN (`+placeholders(len(part))+`)`), args...)
+		if err != nil {
+			return nil, fmt.Errorf("metastore: look up source events: %w", err)
+		}
+		for rs.Next() {
+			var id string
+			if err := rs.Scan(&id); err != nil {
+				rs.Close()
+				return nil, err
+			}
+			found[id] = true
+		}
+		err = rs.Err()
+		rs.Close()
+		if err != nil {
+			return nil, fmt.Errorf("metastore: look up source events: %w", err)
+		}
+	}
+	return found, nil
+}
+
+// sourceKey is the identity of a source event: CloudEvent source and id.
+func sourceKey(source, id string) string { return source + "\x00" + id }
 
 type propKey struct {
 	name   string

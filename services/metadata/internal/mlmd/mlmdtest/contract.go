@@ -535,7 +535,7 @@ func testContexts(t *testing.T, r mlmd.Repo) {
 // event) and, when out is set, one output with a digest.
 func ingestTask(id string, state v1.ExecutionState, props map[string]mlmd.Value, out bool) mlmd.IngestRequest {
 	req := mlmd.IngestRequest{
-		SourceID: id, SourceType: "io.sluice.pipeline.task.x.v1",
+		Source: "runs/r1", SourceID: id, SourceType: "io.sluice.pipeline.task.x.v1",
 		Contexts:       []mlmd.Context{{Type: "system.Pipeline", Name: "p"}, {Type: "system.PipelineRun", Name: "r1"}},
 		ParentContexts: []mlmd.ContextLink{{Child: 1, Parent: 0}},
 		Execution:      &mlmd.Execution{Type: "system.ContainerExecution", Name: "r1/train", ExternalID: "task:r1/train", LastKnownState: state, CustomProperties: props},
