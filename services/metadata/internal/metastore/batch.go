@@ -415,7 +415,7 @@ func (b *batchFold) write(ctx context.Context, s *Store, tx *sql.Tx) error {
 }
 
 func (b *batchFold) writeProps(ctx context.Context, s *Store, tx *sql.Tx, fs *foldSet) error {
-	var rows, ns [][]any
+	var rows [][]any
 	for _, f := range fs.sorted() {
 		if f.id == 0 {
 			return fmt.Errorf("metastore: ingest batch: no id returned for %s %q", fs.k.table, f.key)
@@ -436,17 +436,17 @@ func (b *batchFold) writeProps(ctx context.Context, s *Store, tx *sql.Tx, fs *fo
 			rows = append(rows, []any{f.id, k.name, k.custom, v.IntValue, v.DoubleValue, v.StringValue, v.BoolValue, structV, protoV})
 		}
 		if f.ns != nil {
-			ns = append(ns, []any{f.id, metadatav1.NamespaceProperty, true, f.ns.StringValue})
+			rows = append(rows, []any{f.id, metadatav1.NamespaceProperty, true, (*int64)(nil), (*float64)(nil), f.ns.StringValue, (*bool)(nil), nil, nil})
 		}
 	}
+	// One statement per table: new values win, except the namespace, set once (a node keeps the
+	// namespace it was first recorded in); a row whose values are unchanged is not rewritten, so
+	// a redundant update leaves no dead tuple and no index entries behind.
 	k := fs.k
-	err := s.execRows(ctx, tx, `INSERT INTO `+k.propTable+` (`+k.fk+`, name, is_custom, int_value, double_value, string_value, bool_value, struct_value, proto_value)`, rows,
-		`ON CONFLICT (`+k.fk+`, name, is_custom) DO UPDATE SET int_value = excluded.int_value, double_value = excluded.double_value, string_value = excluded.string_value, bool_value = excluded.bool_value, struct_value = excluded.struct_value, proto_value = excluded.proto_value`, nil)
-	if err == nil {
-		// set once: a node keeps the namespace it was first recorded in
-		err = s.execRows(ctx, tx, `INSERT INTO `+k.propTable+` (`+k.fk+`, name, is_custom, string_value)`, ns,
-			`ON CONFLICT (`+k.fk+`, name, is_custom) DO NOTHING`, nil)
-	}
+	err := s.execRows(ctx, tx, `INSERT INTO `+k.propTable+` AS p (`+k.fk+`, name, is_custom, int_value, double_value, string_value, bool_value, struct_value, proto_value)`, rows,
+		`ON CONFLICT (`+k.fk+`, name, is_custom) DO UPDATE SET int_value = excluded.int_value, double_value = excluded.double_value, string_value = excluded.string_value, bool_value = excluded.bool_value, struct_value = excluded.struct_value, proto_value = excluded.proto_value`+
+			` WHERE NOT (p.is_custom AND p.name = '`+metadatav1.NamespaceProperty+`')`+
+			` AND (p.int_value, p.double_value, p.string_value, p.bool_value, p.struct_value, p.proto_value) IS DISTINCT FROM (excluded.int_value, excluded.double_value, excluded.string_value, excluded.bool_value, excluded.struct_value, excluded.proto_value)`, nil)
 	if err != nil {
 		return fmt.Errorf("metastore: write %s properties: %w", k.table, err)
 	}

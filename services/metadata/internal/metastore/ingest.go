@@ -49,7 +49,7 @@ func (s *Store) Ingest(ctx context.Context, req mlmd.IngestRequest) (mlmd.Ingest
 			}
 		}
 		for i, l := range req.ParentContexts {
-			if err := s.link(ctx, tx, fmt.Sprintf("parent_contexts[%d]", i), "parent_context", "child_id", "parent_id", res.ContextIDs[l.Child], res.ContextIDs[l.Parent]); err != nil {
+			if err := s.linkIDs(ctx, tx, fmt.Sprintf("parent_contexts[%d]", i), "parent_context", "child_id", "parent_id", res.ContextIDs[l.Child], res.ContextIDs[l.Parent]); err != nil {
 				return err
 			}
 		}
@@ -58,7 +58,7 @@ func (s *Store) Ingest(ctx context.Context, req mlmd.IngestRequest) (mlmd.Ingest
 				return err
 			}
 			for i, cid := range res.ContextIDs {
-				if err := s.link(ctx, tx, fmt.Sprintf("contexts[%d]", i), "association", "context_id", "execution_id", cid, res.ExecutionID); err != nil {
+				if err := s.linkIDs(ctx, tx, fmt.Sprintf("contexts[%d]", i), "association", "context_id", "execution_id", cid, res.ExecutionID); err != nil {
 					return err
 				}
 			}
@@ -78,7 +78,7 @@ func (s *Store) Ingest(ctx context.Context, req mlmd.IngestRequest) (mlmd.Ingest
 				}
 			}
 			for j, cid := range res.ContextIDs {
-				if err := s.link(ctx, tx, fmt.Sprintf("contexts[%d]", j), "attribution", "context_id", "artifact_id", cid, aid); err != nil {
+				if err := s.linkIDs(ctx, tx, fmt.Sprintf("contexts[%d]", j), "attribution", "context_id", "artifact_id", cid, aid); err != nil {
 					return err
 				}
 			}
