@@ -18,6 +18,12 @@ import (
 // 65535, SQLite 32766).
 const maxBatchParams = 30000
 
+// sqliteBatchParams bounds the bind parameters of one multi-row statement on SQLite, far below
+// its limit: modernc.org/sqlite binds parameter i by scanning the arguments for ordinal i, so
+// binding n parameters costs n²/2 steps (a 30,000-parameter statement spent seconds there),
+// while another statement in process costs microseconds.
+const sqliteBatchParams = 1000
+
 // ErrBatchByID is returned by IngestBatch for a request naming a node by id: such requests are
 // applied one at a time with Ingest.
 var ErrBatchByID = errors.New("metastore: ingest batch: nodes addressed by id are applied one by one")
@@ -194,6 +200,10 @@ func (s *Store) claim(ctx context.Context, tx *sql.Tx, reqs []mlmd.IngestRequest
 			rows = append(rows, []any{r.Source, r.SourceID, r.SourceType, now})
 		}
 	}
+	// key order, as every other table of the batch: concurrent batches wait, never deadlock
+	slices.SortFunc(rows, func(a, b []any) int {
+		return cmp.Or(strings.Compare(a[0].(string), b[0].(string)), strings.Compare(a[1].(string), b[1].(string)))
+	})
 	claimed := make(map[string]bool, len(rows))
 	err := s.execRows(ctx, tx, `INSERT INTO ingested_event (ce_source, ce_id, type, received_ms)`, rows, `ON CONFLICT (ce_source, ce_id) DO NOTHING RETURNING ce_source, ce_id`,
 		func(rs *sql.Rows) error {
@@ -217,8 +227,12 @@ func (s *Store) claim(ctx context.Context, tx *sql.Tx, reqs []mlmd.IngestRequest
 // legacySources returns which of ids were recorded before ingested_event kept sources.
 func (s *Store) legacySources(ctx context.Context, tx *sql.Tx, ids []string) (map[string]bool, error) {
 	found := map[string]bool{}
-	for lo := 0; lo < len(ids); lo += maxBatchParams {
-		part := ids[lo:min(lo+maxBatchParams, len(ids))]
+	per := maxBatchParams
+	if s.dialect == dialectSQLite {
+		per = sqliteBatchParams
+	}
+	for lo := 0; lo < len(ids); lo += per {
+		part := ids[lo:min(lo+per, len(ids))]
 		args := make([]any, len(part))
 		for i, id := range part {
 			args[i] = id
@@ -557,7 +571,7 @@ func (s *Store) execRows(ctx context.Context, tx *sql.Tx, head string, rows [][]
 	if s.dialect == dialectPostgres {
 		return s.execUnnest(ctx, tx, head, rows, tail, scan)
 	}
-	per := max(1, maxBatchParams/cols)
+	per := max(1, sqliteBatchParams/cols)
 	one := "(" + placeholders(cols) + ")"
 	for lo := 0; lo < len(rows); lo += per {
 		part := rows[lo:min(lo+per, len(rows))]

@@ -47,6 +47,11 @@ ALTER TABLE event DROP CONSTRAINT event_artifact_id_execution_id_type_key;
 DROP INDEX event_by_artifact;
 CREATE UNIQUE INDEX event_by_artifact ON event (artifact_id, type, execution_id);
 
+-- Ingested artifacts have no name (they are identified by URI): the index by name holds only
+-- the named ones, which are all a filter on name can match.
+DROP INDEX artifact_by_name;
+CREATE INDEX artifact_by_name ON artifact (name) WHERE name IS NOT NULL;
+
 -- +goose Down
 DROP INDEX event_by_artifact;
 CREATE INDEX event_by_artifact ON event (artifact_id, type, execution_id);
@@ -78,3 +83,5 @@ DROP INDEX context_property_double;
 CREATE INDEX context_property_string ON context_property (name, is_custom, string_value);
 CREATE INDEX context_property_int ON context_property (name, is_custom, int_value);
 CREATE INDEX context_property_double ON context_property (name, is_custom, double_value);
+DROP INDEX artifact_by_name;
+CREATE INDEX artifact_by_name ON artifact (name);

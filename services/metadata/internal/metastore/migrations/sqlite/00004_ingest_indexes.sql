@@ -23,6 +23,11 @@ CREATE INDEX context_property_string ON context_property (name, is_custom, strin
 CREATE INDEX context_property_int ON context_property (name, is_custom, int_value) WHERE int_value IS NOT NULL;
 CREATE INDEX context_property_double ON context_property (name, is_custom, double_value) WHERE double_value IS NOT NULL;
 
+-- Ingested artifacts have no name (they are identified by URI): the index by name holds only
+-- the named ones, which are all a filter on name can match.
+DROP INDEX artifact_by_name;
+CREATE INDEX artifact_by_name ON artifact (name) WHERE name IS NOT NULL;
+
 -- +goose Down
 DROP INDEX artifact_property_string;
 DROP INDEX artifact_property_int;
@@ -42,3 +47,5 @@ DROP INDEX context_property_double;
 CREATE INDEX context_property_string ON context_property (name, is_custom, string_value);
 CREATE INDEX context_property_int ON context_property (name, is_custom, int_value);
 CREATE INDEX context_property_double ON context_property (name, is_custom, double_value);
+DROP INDEX artifact_by_name;
+CREATE INDEX artifact_by_name ON artifact (name);
