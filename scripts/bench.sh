@@ -10,7 +10,17 @@ export GOFLAGS=-buildvcs=false SLUICE_DEVSTACK_LOG=off
 out=${BENCH_OUT:-docs/benchmarks.md}
 only=${BENCH_ONLY:-}
 raw=$(mktemp)
-trap 'rm -f "$raw"' EXIT
+# The metadata benchmarks run on PostgreSQL too: a throwaway cluster started the way the tests start theirs
+# (scripts/pg-test.sh), but durable (SLUICE_PG_DURABLE=1: fsync, synchronous_commit and full_page_writes on, as in
+# production), in its own directory and port, started before the first metadata benchmark and stopped at exit.
+pg_env=(SLUICE_PG_DIR="${SLUICE_BENCH_PG_DIR:-/tmp/sluice-pg-bench}" SLUICE_PG_PORT="${SLUICE_BENCH_PG_PORT:-5434}" SLUICE_PG_DURABLE=1)
+pg_started=""
+start_pg() {
+	[ -z "$pg_started" ] || return 0
+	eval "$(env "${pg_env[@]}" bash scripts/pg-test.sh start)"
+	pg_started=1
+}
+trap 'rm -f "$raw"; [ -z "$pg_started" ] || env "${pg_env[@]}" bash scripts/pg-test.sh stop >/dev/null 2>&1' EXIT
 
 # module;package;bench regex;benchtime;title;what it measures
 benches=(
@@ -28,8 +38,8 @@ benches=(
 "services/pipelines;./internal/engine/;^BenchmarkDAG2000$;1x;Pipelines: 2,000-task DAG;Wall time of a DAG that is not a loop, 20 layers of 100 no-op steps each depending on two steps of the layer before (a DAG scope of more than 500 tasks runs its ready steps 50 to a RunSteps activity), and its largest workflow history (events, KiB, most pending at once) against the same limits."
 "services/metadata;./internal/metastore/;^BenchmarkLineage$;200x;Metadata: lineage queries;1-hop and 5-hop upstream lineage on generated graphs of 10k and 100k artifacts (~3 events each), one recursive SQL query per request. Goals: 5-hop p50 <= 10 ms, growth 10k->100k <= 1.5x."
 "services/metadata;./internal/metastore/;^BenchmarkIngest$;3x;Metadata: batched ingest;Records/s written in batches."
-"services/metadata;./internal/ingest/;^BenchmarkIngestEvents$;3x;Metadata: event ingest;Pipeline task events turned into executions, artifacts and lineage edges (one transaction per event, idempotent by CE id): by the handler directly and through JetStream."
-"services/metadata;./internal/ingest/;^BenchmarkIngestBatch$;5000x;Metadata: batched event ingest on PostgreSQL;5,000 pipeline task events written in batches of up to 256 per transaction (set-based statements, idempotent by CE id in and across batches), by HandleBatch directly and through JetStream in a burst, beside raw-insert (the same number of rows per event by bare multi-row INSERTs, no lookups or indexes beyond the key) and nats-raw (the burst consumed by a handler that only acks); lag-p95-ms is event published to its lineage visible to another connection, during the burst. Goals: >= 2,000 events/s, lag p95 <= 1 s."
+"services/metadata;./internal/ingest/;^BenchmarkIngestEvents$;3x;Metadata: event ingest;Pipeline task events turned into executions, artifacts and lineage edges (one transaction per event, idempotent by CE source + id): by the handler directly and through JetStream."
+"services/metadata;./internal/ingest/;^BenchmarkIngestBatch$;5000x;Metadata: batched event ingest;5,000 pipeline task events written in batches of up to 256 per transaction (set-based statements, exactly once by CloudEvent source + id in and across batches) on SQLite and on PostgreSQL (durable: fsync and synchronous_commit on), by HandleBatch directly, beside raw-insert on the same store (the same number of rows per event by bare multi-row INSERTs into a table with only a primary key: no lookups, upserts, properties or secondary indexes). Through JetStream: a burst of 1,000 runs' task events (5 steps each, published at once in chunks of 500) into PostgreSQL by the service's consumers, beside nats-raw (the same burst consumed by a handler that only acks); lag-p95-ms is event published to its lineage visible to another connection (nats-raw: to the handler). Goals: >= 2,000 events/s on PostgreSQL, lag p95 <= 1 s."
 "services/serving;./internal/modelruntime/;^BenchmarkONNXPredict$;200x;Serving: in-process runtime;The MNIST MLP (784-128-10) called in process (gonnx), batch 1 and 32: the baseline for the REST figures."
 "services/serving;./internal/dataplane/;^BenchmarkMNIST$;400x;Serving: REST and gRPC vs bare servers vs in-process;In one process over loopback, batch 1 and 32: the TF Serving REST path and gRPC Predict side by side, each beside a minimal well-written bare server around the same runtime call (rest-bare: dataplane.BareHandler — pooled buffers, the product's numeric scanner into a recycled tensor, strconv output, no routing/budget/auth; grpc-bare: dataplane.RegisterBareGRPC — float_val in/out, no checks, the product's codec (float tensors copied in one move, into recycled slices) and transport settings (fixed 1 MiB flow-control windows, 128 KiB socket buffers); rest runs behind the platform handler and guard as the binary serves it, grpc behind the same guard with the token in metadata), and the call in process (runtime). Clients, the same for product and bare: one keep-alive HTTP/1.1 connection whose write buffer holds a whole request (headers and body leave in one write); one gRPC connection with 128 KiB buffers, 1 MiB windows and the data plane's codec. The five paths are measured interleaved: every iteration sends one request down each, in a freshly shuffled order, so load changes reach them alike; iterations form rounds of 20, and each figure is the median over rounds of a path's per-round median latency (runtime-p50-us, rest-bare-p50-us, rest-p50-us, grpc-bare-p50-us, grpc-p50-us); grpc-added-us and rest-added-us are the median over rounds of (product median - runtime median), the latency the data plane adds to inference. Goals: grpc-added-us at batch 32 <= 300, rest-added-us at batch 32 <= 1000."
 "services/training;./app/;^BenchmarkEventToAllReplicasRunning$;20x;Training: event to all replicas running;4-replica TFJob: published event to every replica running, p50/p99, local runtime (processes) beside Docker runtime (one container per replica on the job's network). Goal: p50 <= 500 ms (local)."
@@ -52,6 +62,7 @@ for b in "${benches[@]}"; do
 	IFS=';' read -r mod pkg re times title what <<<"$b"
 	if [ -n "$only" ] && ! [[ "$title" =~ $only ]]; then continue; fi
 	echo "== $title ($mod $pkg)" >&2
+	if [ "$mod" = services/metadata ]; then start_pg; fi
 	if ! (cd "$mod" && go test -run '^$' -bench "$re" -benchtime "$times" -timeout 30m -count 1 "$pkg") >"$raw" 2>&1; then
 		{ echo "## $title"; echo; echo "$what"; echo; echo "_Failed in this run:_"; echo '```'; tail -5 "$raw"; echo '```'; echo; } >> "$out"
 		continue

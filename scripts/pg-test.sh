@@ -5,14 +5,18 @@
 #                                        # cluster and prints: export METADATA_TEST_DATABASE_URL=...
 #   scripts/pg-test.sh stop              # stops it and removes its data directory
 #
-# Env: SLUICE_PG_DIR (default /tmp/sluice-pg-test), SLUICE_PG_PORT (default 5433).
+# Env: SLUICE_PG_DIR (default /tmp/sluice-pg-test), SLUICE_PG_PORT (default 5433),
+# SLUICE_PG_DURABLE=1 (benchmarks: keep PostgreSQL's durability defaults, fsync, synchronous_commit
+# and full_page_writes on, so a commit is on disk when it returns, as in production).
 # The cluster runs as the "postgres" OS user (initdb refuses root), trusts local connections,
-# and runs with fsync off: it is for tests only.
+# and, unless SLUICE_PG_DURABLE=1, runs with fsync off: it is for tests only.
 set -euo pipefail
 
 DIR=${SLUICE_PG_DIR:-/tmp/sluice-pg-test}
 PORT=${SLUICE_PG_PORT:-5433}
 DB=metadata_test
+DURABILITY="-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+[[ "${SLUICE_PG_DURABLE:-}" == 1 ]] && DURABILITY="-c fsync=on -c synchronous_commit=on -c full_page_writes=on"
 
 pgbin() {
 	local bin
@@ -48,7 +52,7 @@ start)
 	fi
 	if ! as_postgres "$BIN/pg_ctl" -D "$DIR/data" status >/dev/null 2>&1; then
 		as_postgres "$BIN/pg_ctl" -D "$DIR/data" -l "$DIR/server.log" -w -t 60 \
-			-o "-p $PORT -k $DIR -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" \
+			-o "-p $PORT -k $DIR -c listen_addresses=127.0.0.1 $DURABILITY -c max_connections=200" \
 			start >&2 || {
 			cat "$DIR/server.log" >&2
 			exit 1

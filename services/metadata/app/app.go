@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -28,14 +29,32 @@ type Config struct {
 	// DatabaseURL selects the store (METADATA_DATABASE_URL): a postgres:// URL for PostgreSQL,
 	// otherwise a SQLite file path. Empty means SQLite at <DataDir>/metadata/mlmd.db.
 	DatabaseURL string
+	// IngestBatch bounds the events the ingest writes per transaction (METADATA_INGEST_BATCH,
+	// 1 to 10000; 0 means events.DefaultMaxBatch, 256; 1 writes one transaction per event).
+	// Larger batches raise throughput under a burst; an idle consumer never waits to fill one.
+	IngestBatch int
+
+	ingestBatchRaw string // METADATA_INGEST_BATCH as given, for New's error
 }
 
 // Env lists the variables ConfigFromEnv reads, with their defaults.
-var Env = [][2]string{{"METADATA_DATABASE_URL", "<SLUICE_DATA_DIR>/metadata/mlmd.db"}}
+var Env = [][2]string{{"METADATA_DATABASE_URL", "<SLUICE_DATA_DIR>/metadata/mlmd.db"}, {"METADATA_INGEST_BATCH", "256"}}
 
-// ConfigFromEnv reads Config through getenv.
+// maxIngestBatch bounds METADATA_INGEST_BATCH.
+const maxIngestBatch = 10000
+
+// ConfigFromEnv reads Config through getenv; New rejects a METADATA_INGEST_BATCH that is not
+// an integer from 1 to 10000.
 func ConfigFromEnv(getenv func(string) string) Config {
-	return Config{DatabaseURL: strings.TrimSpace(getenv("METADATA_DATABASE_URL"))}
+	cfg := Config{DatabaseURL: strings.TrimSpace(getenv("METADATA_DATABASE_URL"))}
+	if raw := strings.TrimSpace(getenv("METADATA_INGEST_BATCH")); raw != "" {
+		n, err := strconv.Atoi(raw)
+		if err != nil || n < 1 || n > maxIngestBatch {
+			n = -1
+		}
+		cfg.IngestBatch, cfg.ingestBatchRaw = n, raw
+	}
+	return cfg
 }
 
 // ConsumerPrefix names the durable ingest consumers: metadata-pipeline, metadata-training
@@ -48,6 +67,7 @@ type App struct {
 	store *metastore.Store
 	api   *httpapi.Server
 	bus   *events.Bus
+	batch int // Config.IngestBatch
 
 	mu   sync.Mutex
 	subs []*events.Subscription
@@ -71,6 +91,9 @@ func New(ctx context.Context, cfg Config, d *platform.Deps) (*App, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	if cfg.IngestBatch < 0 || cfg.IngestBatch > maxIngestBatch {
+		return nil, fmt.Errorf("metadata: METADATA_INGEST_BATCH: must be an integer from 1 to %d, got %q", maxIngestBatch, cfg.ingestBatchRaw)
+	}
 	dsn := cfg.DatabaseURL
 	if dsn == "" {
 		if d.DataDir == "" {
@@ -86,7 +109,7 @@ func New(ctx context.Context, cfg Config, d *platform.Deps) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &App{log: log, store: store, api: httpapi.New(store, log), bus: d.Bus}, nil
+	return &App{log: log, store: store, api: httpapi.New(store, log), bus: d.Bus, batch: cfg.IngestBatch}, nil
 }
 
 // Name implements platform.Service.
@@ -103,7 +126,9 @@ func (a *App) Start(ctx context.Context) error {
 		a.log.WarnContext(ctx, "metadata: no event bus, event ingest is off")
 		return nil
 	}
-	subs, err := ingest.New(a.store, a.log).Start(ctx, a.bus, ConsumerPrefix)
+	c := ingest.New(a.store, a.log)
+	c.MaxBatch = a.batch
+	subs, err := c.Start(ctx, a.bus, ConsumerPrefix)
 	if err != nil {
 		return err
 	}

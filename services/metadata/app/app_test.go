@@ -63,3 +63,25 @@ func TestStartIngestsEventsIntoTheAPI(t *testing.T) {
 	require.Len(t, g.Artifacts, 1)
 	require.Equal(t, "sha256:aa", *g.Artifacts[0].CustomProperties["digest"].StringValue)
 }
+
+// TestIngestBatchConfig: METADATA_INGEST_BATCH is read from the environment and a value that is
+// not an integer from 1 to 10000 is refused at start, naming the variable.
+func TestIngestBatchConfig(t *testing.T) {
+	env := func(v string) func(string) string {
+		return func(k string) string {
+			if k == "METADATA_INGEST_BATCH" {
+				return v
+			}
+			return ""
+		}
+	}
+	require.Equal(t, 64, app.ConfigFromEnv(env("64")).IngestBatch)
+	require.Equal(t, 0, app.ConfigFromEnv(env("")).IngestBatch)
+	for _, bad := range []string{"0", "-3", "ten", "10001"} {
+		_, err := app.Build(context.Background(), &platform.Deps{DataDir: t.TempDir(), Getenv: env(bad)})
+		require.ErrorContains(t, err, "METADATA_INGEST_BATCH: must be an integer from 1 to 10000", bad)
+	}
+	svc, err := app.Build(context.Background(), &platform.Deps{DataDir: t.TempDir(), Getenv: env("1")})
+	require.NoError(t, err)
+	require.NoError(t, svc.Close())
+}

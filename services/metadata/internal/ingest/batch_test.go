@@ -224,3 +224,54 @@ func TestPoisonEventInBatchIsDeadLettered(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, len(good)+1, len(execs.Items), "the good tasks and the clashing execution")
 }
+
+// TestIdentityIsSourceAndID: per CloudEvents 1.0 an event is its source and id. Two events with
+// one id from two sources are both recorded, in one batch and one by one; a batch repeating an
+// event, and the whole batch redelivered, record nothing more.
+func TestIdentityIsSourceAndID(t *testing.T) {
+	metastoretest.Each(t, func(t *testing.T, s *metastore.Store) {
+		ctx := context.Background()
+		task := func(source, id, path string) events.Event {
+			ev := newEvent(t, events.PipelineTaskSucceededV1, "runs/run-s", pipelinesv1.TaskEvent{RunID: "run-s", PipelineName: "p", TaskPath: path, TaskName: "step",
+				Outputs: map[string]pipelinesv1.Artifact{"data": {Name: "data", URI: "s3://b/s/" + path}}})
+			ev.SetSource(source)
+			ev.SetID(id)
+			return ev
+		}
+		a := task("/sluice/pipelines-a", "same-id", "a")
+		b := task("/sluice/pipelines-b", "same-id", "b")
+		other := task("/sluice/pipelines-a", "other-id", "c")
+		c := ingest.New(s, nil)
+		batch := []events.Event{a, b, a, other, b}
+		for i, err := range c.HandleBatch(ctx, batch) {
+			require.NoError(t, err, "event %d", i)
+		}
+		counts := func() (sources int64, execs int) {
+			n, err := s.IngestedCount(ctx)
+			require.NoError(t, err)
+			es, err := s.ListExecutions(ctx, mlmd.ListRequest{PageSize: mlmd.MaxPageSize})
+			require.NoError(t, err)
+			return n, len(es.Items)
+		}
+		n, e := counts()
+		assert.EqualValues(t, 3, n, "a and b share an id but not a source: two events; the repeats are one")
+		assert.Equal(t, 3, e)
+		got := dump(t, s)
+		for _, err := range c.HandleBatch(ctx, batch) {
+			require.NoError(t, err)
+		}
+		assert.Equal(t, got, dump(t, s), "a redelivered batch changes nothing")
+		for _, ev := range batch {
+			require.NoError(t, c.Handle(ctx, ev))
+		}
+		assert.Equal(t, got, dump(t, s), "redelivered one by one: nothing")
+
+		// One by one into an empty store: the same identity rule.
+		one := metastoretest.SQLite(t)
+		oc := ingest.New(one, nil)
+		for _, ev := range batch {
+			require.NoError(t, oc.Handle(ctx, ev))
+		}
+		assert.Equal(t, got, dump(t, one))
+	})
+}

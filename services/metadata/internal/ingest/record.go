@@ -204,7 +204,7 @@ func Record(ev events.Event) (req mlmd.IngestRequest, ok bool, err error) {
 		ns, _, _ = strings.Cut(m.Job, "/")
 	}
 	stampNamespace(&req, ns)
-	req.SourceID, req.SourceType = ev.ID(), t
+	req.Source, req.SourceID, req.SourceType = ev.Source(), ev.ID(), t
 	return req, true, nil
 }
 

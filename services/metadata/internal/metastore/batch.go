@@ -18,6 +18,12 @@ import (
 // 65535, SQLite 32766).
 const maxBatchParams = 30000
 
+// sqliteBatchParams bounds the bind parameters of one multi-row statement on SQLite, far below
+// its limit: modernc.org/sqlite binds parameter i by scanning the arguments for ordinal i, so
+// binding n parameters costs n²/2 steps (a 30,000-parameter statement spent seconds there),
+// while another statement in process costs microseconds.
+const sqliteBatchParams = 1000
+
 // ErrBatchByID is returned by IngestBatch for a request naming a node by id: such requests are
 // applied one at a time with Ingest.
 var ErrBatchByID = errors.New("metastore: ingest batch: nodes addressed by id are applied one by one")
@@ -46,10 +52,10 @@ func (s *Store) IngestBatch(ctx context.Context, reqs []mlmd.IngestRequest) ([]m
 		if p.byID() {
 			return nil, nil, ErrBatchByID
 		}
-		if seen[r.SourceID] {
-			continue // the same event twice in one batch: the second is a redelivery
+		if seen[sourceKey(r.Source, r.SourceID)] {
+			continue // the same event (source and id) twice in one batch: the second is a redelivery
 		}
-		seen[r.SourceID] = true
+		seen[sourceKey(r.Source, r.SourceID)] = true
 		prep[i], live[i] = p, true
 	}
 	learned := map[string]int64{}
@@ -166,23 +172,46 @@ func (p *ingestNodes) resolveTypes(ctx context.Context, s *Store, types *typeCac
 	return nil
 }
 
-// claim records the source ids of the live requests and reports which were new.
+// claim records the source events (CloudEvent source and id) of the live requests and
+// reports which were new: one INSERT ... ON CONFLICT DO NOTHING RETURNING for the batch, after
+// one lookup of the ids recorded without their source (legacyIDs) when the table has any.
 func (s *Store) claim(ctx context.Context, tx *sql.Tx, reqs []mlmd.IngestRequest, live []bool) ([]bool, error) {
+	if s.legacyIDs {
+		var ids []string
+		for i, r := range reqs {
+			if live[i] {
+				ids = append(ids, r.SourceID)
+			}
+		}
+		old, err := s.legacySources(ctx, tx, ids)
+		if err != nil {
+			return nil, err
+		}
+		for i, r := range reqs {
+			if live[i] && old[r.SourceID] {
+				live[i] = false
+			}
+		}
+	}
 	now := nowMillis()
 	var rows [][]any
 	for i, r := range reqs {
 		if live[i] {
-			rows = append(rows, []any{r.SourceID, r.SourceType, now})
+			rows = append(rows, []any{r.Source, r.SourceID, r.SourceType, now})
 		}
 	}
+	// key order, as every other table of the batch: concurrent batches wait, never deadlock
+	slices.SortFunc(rows, func(a, b []any) int {
+		return cmp.Or(strings.Compare(a[0].(string), b[0].(string)), strings.Compare(a[1].(string), b[1].(string)))
+	})
 	claimed := make(map[string]bool, len(rows))
-	err := s.execRows(ctx, tx, `INSERT INTO ingested_event (ce_id, type, received_ms)`, rows, `ON CONFLICT (ce_id) DO NOTHING RETURNING ce_id`,
+	err := s.execRows(ctx, tx, `INSERT INTO ingested_event (ce_source, ce_id, type, received_ms)`, rows, `ON CONFLICT (ce_source, ce_id) DO NOTHING RETURNING ce_source, ce_id`,
 		func(rs *sql.Rows) error {
-			var id string
-			if err := rs.Scan(&id); err != nil {
+			var src, id string
+			if err := rs.Scan(&src, &id); err != nil {
 				return err
 			}
-			claimed[id] = true
+			claimed[sourceKey(src, id)] = true
 			return nil
 		})
 	if err != nil {
@@ -190,10 +219,47 @@ func (s *Store) claim(ctx context.Context, tx *sql.Tx, reqs []mlmd.IngestRequest
 	}
 	applied := make([]bool, len(reqs))
 	for i, r := range reqs {
-		applied[i] = live[i] && claimed[r.SourceID]
+		applied[i] = live[i] && claimed[sourceKey(r.Source, r.SourceID)]
 	}
 	return applied, nil
 }
+
+// legacySources returns which of ids were recorded before ingested_event kept sources.
+func (s *Store) legacySources(ctx context.Context, tx *sql.Tx, ids []string) (map[string]bool, error) {
+	found := map[string]bool{}
+	per := maxBatchParams
+	if s.dialect == dialectSQLite {
+		per = sqliteBatchParams
+	}
+	for lo := 0; lo < len(ids); lo += per {
+		part := ids[lo:min(lo+per, len(ids))]
+		args := make([]any, len(part))
+		for i, id := range part {
+			args[i] = id
+		}
+		rs, err := tx.QueryContext(ctx, s.rebind(`SELECT ce_id FROM ingested_event WHERE ce_source = '' AND ce_id IN (`+placeholders(len(part))+`)`), args...)
+		if err != nil {
+			return nil, fmt.Errorf("metastore: look up source events: %w", err)
+		}
+		for rs.Next() {
+			var id string
+			if err := rs.Scan(&id); err != nil {
+				rs.Close()
+				return nil, err
+			}
+			found[id] = true
+		}
+		err = rs.Err()
+		rs.Close()
+		if err != nil {
+			return nil, fmt.Errorf("metastore: look up source events: %w", err)
+		}
+	}
+	return found, nil
+}
+
+// sourceKey is the identity of a source event: CloudEvent source and id.
+func sourceKey(source, id string) string { return source + "\x00" + id }
 
 type propKey struct {
 	name   string
@@ -363,7 +429,7 @@ func (b *batchFold) write(ctx context.Context, s *Store, tx *sql.Tx) error {
 }
 
 func (b *batchFold) writeProps(ctx context.Context, s *Store, tx *sql.Tx, fs *foldSet) error {
-	var rows, ns [][]any
+	var rows [][]any
 	for _, f := range fs.sorted() {
 		if f.id == 0 {
 			return fmt.Errorf("metastore: ingest batch: no id returned for %s %q", fs.k.table, f.key)
@@ -384,17 +450,17 @@ func (b *batchFold) writeProps(ctx context.Context, s *Store, tx *sql.Tx, fs *fo
 			rows = append(rows, []any{f.id, k.name, k.custom, v.IntValue, v.DoubleValue, v.StringValue, v.BoolValue, structV, protoV})
 		}
 		if f.ns != nil {
-			ns = append(ns, []any{f.id, metadatav1.NamespaceProperty, true, f.ns.StringValue})
+			rows = append(rows, []any{f.id, metadatav1.NamespaceProperty, true, (*int64)(nil), (*float64)(nil), f.ns.StringValue, (*bool)(nil), nil, nil})
 		}
 	}
+	// One statement per table: new values win, except the namespace, set once (a node keeps the
+	// namespace it was first recorded in); a row whose values are unchanged is not rewritten, so
+	// a redundant update leaves no dead tuple and no index entries behind.
 	k := fs.k
-	err := s.execRows(ctx, tx, `INSERT INTO `+k.propTable+` (`+k.fk+`, name, is_custom, int_value, double_value, string_value, bool_value, struct_value, proto_value)`, rows,
-		`ON CONFLICT (`+k.fk+`, name, is_custom) DO UPDATE SET int_value = excluded.int_value, double_value = excluded.double_value, string_value = excluded.string_value, bool_value = excluded.bool_value, struct_value = excluded.struct_value, proto_value = excluded.proto_value`, nil)
-	if err == nil {
-		// set once: a node keeps the namespace it was first recorded in
-		err = s.execRows(ctx, tx, `INSERT INTO `+k.propTable+` (`+k.fk+`, name, is_custom, string_value)`, ns,
-			`ON CONFLICT (`+k.fk+`, name, is_custom) DO NOTHING`, nil)
-	}
+	err := s.execRows(ctx, tx, `INSERT INTO `+k.propTable+` AS p (`+k.fk+`, name, is_custom, int_value, double_value, string_value, bool_value, struct_value, proto_value)`, rows,
+		`ON CONFLICT (`+k.fk+`, name, is_custom) DO UPDATE SET int_value = excluded.int_value, double_value = excluded.double_value, string_value = excluded.string_value, bool_value = excluded.bool_value, struct_value = excluded.struct_value, proto_value = excluded.proto_value`+
+			` WHERE NOT (p.is_custom AND p.name = '`+metadatav1.NamespaceProperty+`')`+
+			` AND (p.int_value, p.double_value, p.string_value, p.bool_value, p.struct_value, p.proto_value) IS DISTINCT FROM (excluded.int_value, excluded.double_value, excluded.string_value, excluded.bool_value, excluded.struct_value, excluded.proto_value)`, nil)
 	if err != nil {
 		return fmt.Errorf("metastore: write %s properties: %w", k.table, err)
 	}
@@ -505,7 +571,7 @@ func (s *Store) execRows(ctx context.Context, tx *sql.Tx, head string, rows [][]
 	if s.dialect == dialectPostgres {
 		return s.execUnnest(ctx, tx, head, rows, tail, scan)
 	}
-	per := max(1, maxBatchParams/cols)
+	per := max(1, sqliteBatchParams/cols)
 	one := "(" + placeholders(cols) + ")"
 	for lo := 0; lo < len(rows); lo += per {
 		part := rows[lo:min(lo+per, len(rows))]

@@ -25,6 +25,9 @@ func (s *Store) insertEvent(ctx context.Context, tx *sql.Tx, field string, ev ml
 	if ev.ExecutionID <= 0 {
 		return mlmd.Invalid(field+".execution_id", "must be set")
 	}
+	if err := s.checkNodes(ctx, tx, field, node{ID: ev.ArtifactID}, artifactKind, node{ID: ev.ExecutionID}, executionKind); err != nil {
+		return err
+	}
 	var path any
 	if ev.Path != nil && len(ev.Path.Steps) > 0 {
 		b, _ := json.Marshal(ev.Path)
@@ -58,6 +61,39 @@ func (s *Store) link(ctx context.Context, tx *sql.Tx, field, table, a, b string,
 	if x <= 0 || y <= 0 {
 		return mlmd.Invalid(field, "%s and %s must be set", a, b)
 	}
+	kx, ky := contextKind, contextKind
+	switch table {
+	case "association":
+		ky = executionKind
+	case "attribution":
+		ky = artifactKind
+	}
+	if err := s.checkNodes(ctx, tx, field, node{ID: x}, kx, node{ID: y}, ky); err != nil {
+		return err
+	}
+	return s.linkIDs(ctx, tx, field, table, a, b, x, y)
+}
+
+// checkNodes returns the ErrInvalidArgument a foreign key gave when node x (of kind kx) or y (of
+// ky) does not exist: on PostgreSQL the edge tables have none (migration 00004), and an id an
+// API caller sends must still name a node. Nodes are never deleted, so a node seen here
+// still exists when the edge is written.
+func (s *Store) checkNodes(ctx context.Context, tx *sql.Tx, field string, x node, kx kindInfo, y node, ky kindInfo) error {
+	var nx, ny int
+	err := tx.QueryRowContext(ctx, s.rebind(`SELECT (SELECT COUNT(*) FROM `+kx.table+` WHERE id = ?), (SELECT COUNT(*) FROM `+ky.table+` WHERE id = ?)`), x.ID, y.ID).Scan(&nx, &ny)
+	switch {
+	case err != nil:
+		return fmt.Errorf("metastore: %s: %w", field, err)
+	case nx == 0:
+		return fmt.Errorf("%s: %w: references an unknown node: no %s with id %d", field, mlmd.ErrInvalidArgument, kx.table, x.ID)
+	case ny == 0:
+		return fmt.Errorf("%s: %w: references an unknown node: no %s with id %d", field, mlmd.ErrInvalidArgument, ky.table, y.ID)
+	}
+	return nil
+}
+
+// linkIDs writes an edge between nodes known to exist (ids written or returned in tx).
+func (s *Store) linkIDs(ctx context.Context, tx *sql.Tx, field, table, a, b string, x, y int64) error {
 	_, err := tx.ExecContext(ctx, s.rebind(`INSERT INTO `+table+` (`+a+`, `+b+`) VALUES (?, ?) ON CONFLICT (`+a+`, `+b+`) DO NOTHING`), x, y)
 	if err != nil {
 		return fmt.Errorf("%s: %w", field, s.classify(err))

@@ -5,8 +5,11 @@ import (
 	"database/sql"
 	"fmt"
 	"hash/fnv"
+	"io/fs"
 	"net/url"
 	"strings"
+
+	"github.com/pressly/goose/v3"
 )
 
 // SchemaNameForTest derives a short, valid schema name from a test name.
@@ -48,5 +51,29 @@ func DropTestSchema(ctx context.Context, dbURL, schema string) error {
 	}
 	defer db.Close()
 	_, err = db.ExecContext(ctx, `DROP SCHEMA IF EXISTS `+schema+` CASCADE`)
+	return err
+}
+
+// MigrateTo applies the migrations of the database at dsn (as Open names it) up to version
+// only, as an older release of the service left it.
+func MigrateTo(ctx context.Context, dsn string, version int64) error {
+	driver, d, dir := "sqlite", goose.DialectSQLite3, "migrations/sqlite"
+	if strings.HasPrefix(dsn, "postgres://") {
+		driver, d, dir = "pgx", goose.DialectPostgres, "migrations/postgres"
+	}
+	db, err := sql.Open(driver, dsn)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	fsys, err := fs.Sub(migrations, dir)
+	if err != nil {
+		return err
+	}
+	p, err := goose.NewProvider(d, db, fsys)
+	if err != nil {
+		return err
+	}
+	_, err = p.UpTo(ctx, version)
 	return err
 }

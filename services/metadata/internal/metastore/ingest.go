@@ -8,8 +8,9 @@ import (
 	"github.com/sluice-ml/sluice/services/metadata/internal/mlmd"
 )
 
-// Ingest implements mlmd.Ingester: the source id is claimed first, so a redelivered event
-// stops there, and everything else is written in the same transaction.
+// Ingest implements mlmd.Ingester: the source event (CloudEvent source and id) is claimed
+// first, so a redelivered event stops there, and everything else is written in the same
+// transaction.
 func (s *Store) Ingest(ctx context.Context, req mlmd.IngestRequest) (mlmd.IngestResult, error) {
 	in, err := prepareIngest(req)
 	if err != nil {
@@ -19,8 +20,18 @@ func (s *Store) Ingest(ctx context.Context, req mlmd.IngestRequest) (mlmd.Ingest
 
 	var res mlmd.IngestResult
 	err = s.inTx(ctx, func(tx *sql.Tx) error {
-		r, err := tx.ExecContext(ctx, s.rebind(`INSERT INTO ingested_event (ce_id, type, received_ms) VALUES (?, ?, ?) ON CONFLICT (ce_id) DO NOTHING`),
-			req.SourceID, req.SourceType, nowMillis())
+		if s.legacyIDs {
+			var n int
+			err := tx.QueryRowContext(ctx, s.rebind(`SELECT COUNT(*) FROM ingested_event WHERE ce_source = '' AND ce_id = ?`), req.SourceID).Scan(&n)
+			if err != nil {
+				return fmt.Errorf("metastore: look up source event: %w", err)
+			}
+			if n > 0 {
+				return nil // applied before ingested_event kept sources
+			}
+		}
+		r, err := tx.ExecContext(ctx, s.rebind(`INSERT INTO ingested_event (ce_source, ce_id, type, received_ms) VALUES (?, ?, ?, ?) ON CONFLICT (ce_source, ce_id) DO NOTHING`),
+			req.Source, req.SourceID, req.SourceType, nowMillis())
 		if err != nil {
 			return fmt.Errorf("metastore: record source event: %w", s.classify(err))
 		}
@@ -38,7 +49,7 @@ func (s *Store) Ingest(ctx context.Context, req mlmd.IngestRequest) (mlmd.Ingest
 			}
 		}
 		for i, l := range req.ParentContexts {
-			if err := s.link(ctx, tx, fmt.Sprintf("parent_contexts[%d]", i), "parent_context", "child_id", "parent_id", res.ContextIDs[l.Child], res.ContextIDs[l.Parent]); err != nil {
+			if err := s.linkIDs(ctx, tx, fmt.Sprintf("parent_contexts[%d]", i), "parent_context", "child_id", "parent_id", res.ContextIDs[l.Child], res.ContextIDs[l.Parent]); err != nil {
 				return err
 			}
 		}
@@ -47,7 +58,7 @@ func (s *Store) Ingest(ctx context.Context, req mlmd.IngestRequest) (mlmd.Ingest
 				return err
 			}
 			for i, cid := range res.ContextIDs {
-				if err := s.link(ctx, tx, fmt.Sprintf("contexts[%d]", i), "association", "context_id", "execution_id", cid, res.ExecutionID); err != nil {
+				if err := s.linkIDs(ctx, tx, fmt.Sprintf("contexts[%d]", i), "association", "context_id", "execution_id", cid, res.ExecutionID); err != nil {
 					return err
 				}
 			}
@@ -67,7 +78,7 @@ func (s *Store) Ingest(ctx context.Context, req mlmd.IngestRequest) (mlmd.Ingest
 				}
 			}
 			for j, cid := range res.ContextIDs {
-				if err := s.link(ctx, tx, fmt.Sprintf("contexts[%d]", j), "attribution", "context_id", "artifact_id", cid, aid); err != nil {
+				if err := s.linkIDs(ctx, tx, fmt.Sprintf("contexts[%d]", j), "attribution", "context_id", "artifact_id", cid, aid); err != nil {
 					return err
 				}
 			}
@@ -100,6 +111,9 @@ type ingestNodes struct {
 func prepareIngest(req mlmd.IngestRequest) (ingestNodes, error) {
 	if req.SourceID == "" {
 		return ingestNodes{}, mlmd.Invalid("source_id", "must be set")
+	}
+	if req.Source == "" {
+		return ingestNodes{}, mlmd.Invalid("source", "must be set")
 	}
 	var exec *node
 	if req.Execution != nil {

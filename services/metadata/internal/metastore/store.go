@@ -44,6 +44,10 @@ type Store struct {
 	// typeIDs caches the ids of types named by kind and name (version ""), for IngestBatch:
 	// types are never deleted or renamed, so an id once committed stays valid.
 	typeIDs sync.Map // string -> int64
+	// legacyIDs is set when ingested_event holds rows recorded before it kept sources
+	// (ce_source = '', migration 00003): their ids are then looked up under every source.
+	// No such row is ever written again, so the flag is read once, at open.
+	legacyIDs bool
 }
 
 var _ mlmd.Repo = (*Store)(nil)
@@ -80,7 +84,7 @@ func OpenSQLite(ctx context.Context, path string) (*Store, error) {
 		return nil, fmt.Errorf("metastore: open sqlite %s: %w", path, err)
 	}
 	r.SetMaxOpenConns(8)
-	return &Store{dialect: dialectSQLite, w: w, r: r}, nil
+	return newStore(ctx, dialectSQLite, w, r)
 }
 
 // OpenPostgres connects to the PostgreSQL database at url (libpq URL or DSN accepted by pgx)
@@ -105,7 +109,17 @@ func OpenPostgres(ctx context.Context, url string) (*Store, error) {
 		db.Close()
 		return nil, err
 	}
-	return &Store{dialect: dialectPostgres, w: db, r: db}, nil
+	return newStore(ctx, dialectPostgres, db, db)
+}
+
+func newStore(ctx context.Context, d dialect, w, r *sql.DB) (*Store, error) {
+	s := &Store{dialect: d, w: w, r: r}
+	err := w.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM ingested_event WHERE ce_source = '')`).Scan(&s.legacyIDs)
+	if err != nil {
+		s.Close()
+		return nil, fmt.Errorf("metastore: look for source events recorded without their source: %w", err)
+	}
+	return s, nil
 }
 
 func migrate(ctx context.Context, db *sql.DB, d goose.Dialect, dir string, locker lock.SessionLocker) error {

@@ -220,7 +220,9 @@ type Repo interface {
 }
 
 // IngestRequest is the lineage record of one source event (a CloudEvent read from the bus),
-// applied by Repo.Ingest exactly once per SourceID in one transaction.
+// applied by Repo.Ingest exactly once per (Source, SourceID) in one transaction: per
+// CloudEvents 1.0 (spec.md, "id"), source + id identify an event, so two events with the same
+// id from different sources are two events.
 //
 // Nodes are matched so that every event of one subject lands on the same records, whatever
 // the order they arrive in:
@@ -236,7 +238,9 @@ type Repo interface {
 //   - The execution is associated with, and every artifact attributed to, every context;
 //     ParentContexts nest Contexts[Child] under Contexts[Parent].
 type IngestRequest struct {
-	// SourceID is the CloudEvent id; SourceType its type (kept for audit).
+	// Source is the CloudEvent source, SourceID its id (both required); SourceType its type
+	// (kept for audit).
+	Source     string
 	SourceID   string
 	SourceType string
 	Contexts   []Context
@@ -256,7 +260,7 @@ type IngestArtifact struct {
 	Event    *Event
 }
 
-// IngestResult reports what Ingest did. Applied is false when SourceID was already recorded;
+// IngestResult reports what Ingest did. Applied is false when (Source, SourceID) was already recorded;
 // the ids are then zero.
 type IngestResult struct {
 	Applied     bool
@@ -267,13 +271,13 @@ type IngestResult struct {
 
 // Ingester applies source events exactly once. Every Repo of this service implements it.
 type Ingester interface {
-	// Ingest records req and req.SourceID in one transaction; a SourceID already recorded
-	// changes nothing (Applied = false). Invalid requests are ErrInvalidArgument naming the
+	// Ingest records req and its (Source, SourceID) in one transaction; a source event already
+	// recorded changes nothing (Applied = false). Invalid requests are ErrInvalidArgument naming the
 	// field path.
 	Ingest(ctx context.Context, req IngestRequest) (IngestResult, error)
 	// IngestBatch records the requests of one batch in one transaction, with the records and
-	// results Ingest would give them applied one by one in order (a SourceID repeated in the
-	// batch or already recorded is not applied again). errs[i] is the ErrInvalidArgument of a
+	// results Ingest would give them applied one by one in order (a (Source, SourceID) repeated
+	// in the batch or already recorded is not applied again). errs[i] is the ErrInvalidArgument of a
 	// request refused on its own, which is not recorded while the rest are; err is non-nil when
 	// nothing was recorded (the caller may then apply the requests one by one with Ingest to
 	// find the one the store refuses).

@@ -132,8 +132,16 @@ func testArtifacts(t *testing.T, r mlmd.Repo) {
 	// Events must reference existing nodes.
 	err = r.PutEvents(ctx, []mlmd.Event{{ArtifactID: ids[0], ExecutionID: 424242, Type: v1.EventInput}})
 	require.ErrorIs(t, err, mlmd.ErrInvalidArgument)
+	assert.ErrorContains(t, err, "events[0]")
 	err = r.PutEvents(ctx, []mlmd.Event{{ArtifactID: ids[0], ExecutionID: 1, Type: "READ"}})
 	assert.ErrorContains(t, err, "events[0].type")
+	// So must attributions and associations.
+	err = r.PutAttributionsAndAssociations(ctx, []mlmd.Attribution{{ContextID: 424242, ArtifactID: ids[0]}}, nil)
+	require.ErrorIs(t, err, mlmd.ErrInvalidArgument)
+	assert.ErrorContains(t, err, "attributions[0]")
+	err = r.PutAttributionsAndAssociations(ctx, nil, []mlmd.Association{{ContextID: 424242, ExecutionID: 424243}})
+	require.ErrorIs(t, err, mlmd.ErrInvalidArgument)
+	assert.ErrorContains(t, err, "associations[0]")
 }
 
 // graph is a small helper for building lineage fixtures.
@@ -535,7 +543,7 @@ func testContexts(t *testing.T, r mlmd.Repo) {
 // event) and, when out is set, one output with a digest.
 func ingestTask(id string, state v1.ExecutionState, props map[string]mlmd.Value, out bool) mlmd.IngestRequest {
 	req := mlmd.IngestRequest{
-		SourceID: id, SourceType: "io.sluice.pipeline.task.x.v1",
+		Source: "runs/r1", SourceID: id, SourceType: "io.sluice.pipeline.task.x.v1",
 		Contexts:       []mlmd.Context{{Type: "system.Pipeline", Name: "p"}, {Type: "system.PipelineRun", Name: "r1"}},
 		ParentContexts: []mlmd.ContextLink{{Child: 1, Parent: 0}},
 		Execution:      &mlmd.Execution{Type: "system.ContainerExecution", Name: "r1/train", ExternalID: "task:r1/train", LastKnownState: state, CustomProperties: props},
