@@ -1116,4 +1116,3 @@ func soakMNISTTrainer(t *testing.T) {
 		}
 	}
 }
-
