@@ -97,10 +97,12 @@ type soakSample struct {
 
 type soak struct {
 	t         *testing.T
+	began     time.Time
 	deadline  time.Time
 	killEvery time.Duration
 	js        jetstream.JetStream
 	model     string
+	seed      runRequest // the seed pipeline's run request (download_and_join over the texts server)
 
 	mu       sync.Mutex
 	windows  []soakWindow
@@ -151,7 +153,7 @@ func TestSoak(t *testing.T) {
 	soakJupyterNotebooks(t)
 	soakMNISTTrainer(t)
 	_, js := connectNATS(t)
-	s := &soak{t: t, killEvery: killEvery, js: js}
+	s := &soak{t: t, killEvery: killEvery, js: js, seed: seedRequest(t, "")}
 	s.model = soakDeployModel(t)
 	for _, svc := range soakServices {
 		waitReady(t, svc)
@@ -166,7 +168,7 @@ func TestSoak(t *testing.T) {
 	}
 
 	began := time.Now()
-	s.deadline = began.Add(duration)
+	s.began, s.deadline = began, began.Add(duration)
 	t.Logf("soak: %v of mixed load, a service killed every %v (until %s UTC)", duration, killEvery, s.deadline.UTC().Format("15:04:05"))
 	var wg sync.WaitGroup
 	for _, f := range []func(){s.killer, s.requestRuns, s.requestJobs, s.predicts, s.notebooks} {
@@ -340,9 +342,10 @@ func sumOf(m map[string]int, ids []string) int {
 // --- the killer ---
 
 func (s *soak) killer() {
+	// On a fixed schedule: the k-th kill at began + k·killEvery (at once when a restart overran).
 	for i := 0; ; i++ {
-		next := time.Now().Add(s.killEvery)
-		if next.After(s.deadline) {
+		next := s.began.Add(time.Duration(i+1) * s.killEvery)
+		if !next.Before(s.deadline) {
 			return
 		}
 		time.Sleep(time.Until(next))
@@ -520,7 +523,8 @@ func scrapeMetrics(alias string) (soakSample, error) {
 func (s *soak) requestRuns() {
 	for i := 0; time.Now().Before(s.deadline); i++ {
 		id := newID(fmt.Sprintf("soak-run%04d", i))
-		req := seedRequest(s.t, "soak "+id)
+		req := s.seed
+		req.RunName = "soak " + id
 		if err := s.publish(buildRunRequest(s.t, id, req)); err != nil {
 			s.errorf("publish run request %s: %v", id, err)
 		} else {
