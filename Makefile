@@ -174,3 +174,13 @@ compose-down: compose-plugin ## stop the compose deployment (COMPOSE_DOWN_FLAGS=
 test-integration: images ## the testcontainers-go suite (tests/integration) against the images `make images` builds
 	cd tests/integration && GOWORK=off $(GO) vet ./... && \
 		TESTCONTAINERS_RYUK_DISABLED=true GOWORK=off $(GO) test -count=1 -timeout 25m ./...
+
+# The soak test (tests/integration TestSoak, outside make test): SLUICE_SOAK of mixed load (runs, TFJobs,
+# predicts, notebooks) on the container deployment with a service SIGKILLed every SLUICE_SOAK_KILL_EVERY.
+# No go test timeout: every wait of the test is bounded (load + drain ≤ 15 min + settle ≤ SLUICE_SOAK_SETTLE).
+SLUICE_SOAK ?= 30m
+SLUICE_SOAK_KILL_EVERY ?= 5m
+.PHONY: soak
+soak: images ## the soak test: SLUICE_SOAK=30m of mixed load, a service container killed every SLUICE_SOAK_KILL_EVERY=5m
+	cd tests/integration && SLUICE_SOAK=$(SLUICE_SOAK) SLUICE_SOAK_KILL_EVERY=$(SLUICE_SOAK_KILL_EVERY) \
+		TESTCONTAINERS_RYUK_DISABLED=true GOWORK=off $(GO) test -count=1 -v -timeout 0 -run '^TestSoak$$' .
