@@ -149,10 +149,10 @@ func (k *kubelet) run(t *testing.T, ctx context.Context) {
 		}
 		for i := range list.Items {
 			pod := list.Items[i].DeepCopy()
-			if seen[string(pod.UID)] || pod.DeletionTimestamp != nil {
+			if seen[pod.Name+"/"+string(pod.UID)] || pod.DeletionTimestamp != nil {
 				continue
 			}
-			seen[string(pod.UID)] = true
+			seen[pod.Name+"/"+string(pod.UID)] = true
 			code, log := k.exec(t, ctx, pod)
 			k.mu.Lock()
 			k.pods[pod.Annotations["sluice.io/task-path"]] = pod
@@ -222,8 +222,9 @@ func buildLauncher(t *testing.T) string {
 // step attempt is a pod built as KFP v2's backend builds executor pods, with the kfp-kubernetes
 // settings as real pod fields (asserted field by field), and a two-step pipeline passing an artifact
 // completes end to end through the launcher and the real S3, the test playing kubelet.
-func TestKubernetesStepPods(t *testing.T) {
-	srv := kubetest.Start(t)
+func TestKubernetesStepPods(t *testing.T) { testStepPods(t, kubetest.Start(t)) }
+
+func testStepPods(t *testing.T, srv *kubetest.Server) {
 	ns := fmt.Sprintf("kpods-%d", os.Getpid())
 	srv.Namespace(t, ns)
 	st := devstacktest.Stack(t)
@@ -296,12 +297,13 @@ func TestKubernetesStepPods(t *testing.T) {
 		{Key: "spot", Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoExecute, TolerationSeconds: &hour},
 	}, ps.Tolerations)
 	f, tr := false, true
+	defaultMode := ptr(int32(0o644)) // the API server's default for secret and configMap volumes
 	require.Equal(t, []corev1.Volume{
 		{Name: "sluice-launcher", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
 		{Name: "sluice-work", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
 		{Name: "sluice-pvc-0", VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: "shared-data"}}},
-		{Name: "sluice-secret-0", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: "db", Optional: &f, DefaultMode: ptr(int32(0o644))}}},
-		{Name: "sluice-configmap-1", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: "settings"}, Optional: &tr, DefaultMode: ptr(int32(0o644))}}},
+		{Name: "sluice-configmap-0", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: "settings"}, Optional: &tr, DefaultMode: defaultMode}}},
+		{Name: "sluice-secret-1", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: "db", Optional: &f, DefaultMode: defaultMode}}},
 	}, ps.Volumes)
 	require.Len(t, ps.InitContainers, 1)
 	ic := ps.InitContainers[0]
@@ -323,8 +325,8 @@ func TestKubernetesStepPods(t *testing.T) {
 		{Name: "sluice-work", MountPath: c.WorkingDir},
 		{Name: "sluice-work", MountPath: "/s3", SubPath: "s3"},
 		{Name: "sluice-pvc-0", MountPath: "/data"},
-		{Name: "sluice-secret-0", MountPath: "/etc/secret", ReadOnly: true},
-		{Name: "sluice-configmap-1", MountPath: "/etc/settings", ReadOnly: true},
+		{Name: "sluice-configmap-0", MountPath: "/etc/settings", ReadOnly: true},
+		{Name: "sluice-secret-1", MountPath: "/etc/secret", ReadOnly: true},
 	}, c.VolumeMounts)
 	require.Equal(t, "500m", ptr(c.Resources.Limits[corev1.ResourceCPU]).String())
 	require.Equal(t, "256Mi", ptr(c.Resources.Limits[corev1.ResourceMemory]).String())
