@@ -539,8 +539,8 @@ func UsesPodSettings(p *Pipeline) bool {
 		if c == nil || c.Executor == nil {
 			continue
 		}
-		for key := range c.Executor.Kubernetes {
-			if podSettingKeys[key] {
+		for _, key := range []string{"nodeSelector", "tolerations", "podMetadata", "imagePullPolicy"} {
+			if _, ok := c.Executor.Kubernetes[key]; ok {
 				return true
 			}
 		}
