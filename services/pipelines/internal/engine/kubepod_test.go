@@ -267,6 +267,7 @@ func testStepPods(t *testing.T, srv *kubetest.Server) {
 	defer kl.mu.Unlock()
 	require.NoError(t, err, "%+v\nlogs: %v", e.state(t, id), kl.logs)
 	require.Equal(t, pipelinesv1.RunSucceeded, res.State)
+	enginetest.RecordHistory(t, e.tc, id, "kfp-kubernetes-pod-settings")
 	require.Equal(t, "got hi:s3cr3t:fast (debug)", res.Tasks["consumer"].Parameters["Output"], "the artifact went from pod to pod through S3")
 	require.EqualValues(t, 3, res.Tasks["producer"].Parameters["size"])
 	data := res.Tasks["producer"].Artifacts["data"]
@@ -383,7 +384,6 @@ func testStepPods(t *testing.T, srv *kubetest.Server) {
 	for _, p := range list.Items {
 		require.NotNil(t, p.DeletionTimestamp, "pod %s left behind", p.Name)
 	}
-	enginetest.RecordHistory(t, e.tc, id, "kfp-kubernetes-pod-settings")
 }
 
 func ptr[T any](v T) *T { return &v }
