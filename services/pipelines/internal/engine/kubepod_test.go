@@ -296,6 +296,9 @@ func testStepPods(t *testing.T, srv *kubetest.Server) {
 	require.Equal(t, []corev1.Toleration{
 		{Key: "gpu", Operator: corev1.TolerationOpEqual, Value: "true", Effect: corev1.TaintEffectNoSchedule},
 		{Key: "spot", Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoExecute, TolerationSeconds: &hour},
+		// added by the API server's DefaultTolerationSeconds admission plugin, as on any cluster
+		{Key: "node.kubernetes.io/not-ready", Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoExecute, TolerationSeconds: ptr(int64(300))},
+		{Key: "node.kubernetes.io/unreachable", Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoExecute, TolerationSeconds: ptr(int64(300))},
 	}, ps.Tolerations)
 	f, tr := false, true
 	defaultMode := ptr(int32(0o644)) // the API server's default for secret and configMap volumes
@@ -361,7 +364,7 @@ func testStepPods(t *testing.T, srv *kubetest.Server) {
 	// The consumer: no scheduling settings, its config map variable, the producer's artifact downloaded.
 	cc := cons.Spec.Containers[0]
 	require.Empty(t, cons.Spec.NodeSelector)
-	require.Empty(t, cons.Spec.Tolerations)
+	require.Len(t, cons.Spec.Tolerations, 2, "only the API server's default tolerations")
 	require.Equal(t, map[string]string{engine.LabelKFPV2Component: "true", kube.AnnotationAttempt: "1", "sluice.io/task-path": "consumer", "sluice.io/pipeline": "kube-pods"}, cons.Annotations)
 	var level *corev1.EnvVar
 	for i := range cc.Env {
