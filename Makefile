@@ -76,6 +76,7 @@ SLUICE_IMAGE_PREFIX ?= sluice/
 SLUICE_IMAGE_TAG ?= dev
 LOCAL_BASE_IMAGE ?= sluice-local/debian:bookworm
 STEP_IMAGE ?= sluice-local/step:dev
+LAUNCHER_IMAGE ?= sluice-local/launcher:dev
 ifeq ($(INFRA),local)
 NATS_IMAGE ?= sluice-local/nats:2.12
 TEMPORAL_IMAGE ?= sluice-local/temporal:1.30.4
@@ -107,6 +108,8 @@ images-services: images-base ## one image per service (FROM scratch; pipelines o
 	@for s in training serving notebooks metadata tuning dashboard sluice mnist-trainer; do \
 		$(call image,deploy/Dockerfile,$(SLUICE_IMAGE_PREFIX)$$s:$(SLUICE_IMAGE_TAG),bin/static/$$s deploy/etc,--build-arg SERVICE=$$s) || exit 1; done
 	$(call image,deploy/images/service-debian.Dockerfile,$(SLUICE_IMAGE_PREFIX)pipelines:$(SLUICE_IMAGE_TAG),bin/static/pipelines,--build-arg STEP_IMAGE=$(STEP_IMAGE) --build-arg SERVICE=pipelines)
+	cd services/pipelines && $(STATIC_GO) -o $(BIN)/static/launcher ./cmd/launcher
+	$(call image,deploy/images/launcher.Dockerfile,$(LAUNCHER_IMAGE),bin/static/launcher)
 
 images-base: ## the Debian base (debootstrap + docker import, skipped when present) and the step image (shell + curl)
 	bash deploy/images/debian-base.sh $(LOCAL_BASE_IMAGE) postgresql curl ca-certificates

@@ -20,6 +20,7 @@ import (
 	"github.com/sluice-ml/sluice/services/pipelines/api/pipelinesv1"
 	"github.com/sluice-ml/sluice/services/pipelines/internal/catalog"
 	"github.com/sluice-ml/sluice/services/pipelines/internal/claimcheck"
+	"github.com/sluice-ml/sluice/services/pipelines/internal/dag"
 	"github.com/sluice-ml/sluice/services/pipelines/internal/engine"
 )
 
@@ -37,6 +38,11 @@ type Config struct {
 	// (SLUICE_PIPELINES_TRAINING_URL; default http://<SLUICE_HTTP_ADDR> when that is set, else
 	// http://127.0.0.1:8080, the API port of `sluice dev`).
 	TrainingURL string
+	// Kube configures step pods on the kubernetes runtime: SLUICE_KUBE_LAUNCHER_IMAGE (default
+	// engine.DefaultLauncherImage), SLUICE_KUBE_S3_ENDPOINT (S3 as pods reach it, default the
+	// service's own S3_ENDPOINT), SLUICE_KUBE_S3_SECRET (the Secret with the accesskey and secretkey
+	// keys pods read, default engine.DefaultS3Secret) and S3_REGION.
+	Kube engine.KubeSteps
 }
 
 // ConfigFromEnv reads Config through getenv and validates it.
@@ -53,6 +59,16 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 			}
 			*dst = n
 		}
+	}
+	c.Kube = engine.KubeSteps{LauncherImage: getenv("SLUICE_KUBE_LAUNCHER_IMAGE"), S3Endpoint: getenv("SLUICE_KUBE_S3_ENDPOINT"),
+		S3Secret: getenv("SLUICE_KUBE_S3_SECRET"), S3Region: getenv("S3_REGION")}
+	if e := c.Kube.S3Endpoint; e != "" {
+		if u, err := url.Parse(e); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return c, fmt.Errorf("SLUICE_KUBE_S3_ENDPOINT: %q is not an http(s)://host:port URL", e)
+		}
+	}
+	if s := c.Kube.S3Secret; s != "" && !dag.ValidObjectName(s) {
+		return c, fmt.Errorf("SLUICE_KUBE_S3_SECRET: %q is not a Kubernetes object name", s)
 	}
 	c.TrainingURL = getenv("SLUICE_PIPELINES_TRAINING_URL")
 	if c.TrainingURL == "" {
@@ -91,13 +107,9 @@ func Build(ctx context.Context, d *platform.Deps) (platform.Service, error) {
 
 // New builds the service.
 func New(cfg Config, d *platform.Deps) (*App, error) {
-	kind := d.RuntimeKind
-	if kind == runtime.NameKubernetes {
-		// Steps exchange artifacts through host work dirs; pods on a cluster's nodes cannot reach them.
-		d.Log.Warn("pipeline steps run with the local runtime; SLUICE_RUNTIME=kubernetes applies to training replicas only so far", "runtime", kind)
-		kind = runtime.NameLocal
-	}
-	rt, err := platform.NewRuntime(kind)
+	// Under SLUICE_RUNTIME=kubernetes each step attempt is a pod whose launcher moves its artifacts
+	// through S3 (see engine.KubeSteps).
+	rt, err := platform.NewRuntimeEnv(d.RuntimeKind, d.Getenv)
 	if err != nil {
 		return nil, err
 	}
@@ -117,6 +129,7 @@ func New(cfg Config, d *platform.Deps) (*App, error) {
 		HTTP: d.ServiceClient(Name),
 		// kfp-kubernetes secrets and config maps (objects.go).
 		Objects: objectSource{a.catalog},
+		Kube:    cfg.Kube,
 	}
 	opts := engine.WorkerOptions(wf.WorkerOptions())
 	opts.MaxConcurrentActivityExecutionSize = cfg.MaxConcurrentSteps

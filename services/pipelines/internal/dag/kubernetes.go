@@ -392,3 +392,158 @@ func ParseQuantity(s string) (float64, error) {
 	}
 	return f * factor, nil
 }
+
+// Toleration is one kfp-kubernetes toleration (kubernetes_executor_config.proto Toleration: key,
+// operator, value, effect, toleration_seconds), as core/v1 Toleration has them.
+type Toleration struct {
+	Key               string `json:"key,omitempty"`
+	Operator          string `json:"operator,omitempty"`
+	Value             string `json:"value,omitempty"`
+	Effect            string `json:"effect,omitempty"`
+	TolerationSeconds *int64 `json:"toleration_seconds,omitempty"`
+}
+
+// PodSettings are the kfp-kubernetes settings of an executor that only a pod has: nodeSelector
+// (node_selector.labels), tolerations, podMetadata labels and annotations kept apart (Docker merges
+// them into container labels), and imagePullPolicy. KFP's driver applies them to the executor pod's
+// spec (extendPodSpecPatch in backend/src/v2/driver/k8s.go); the kubernetes runtime does the same.
+type PodSettings struct {
+	NodeSelector    map[string]string `json:"node_selector,omitempty"`
+	Tolerations     []Toleration      `json:"tolerations,omitempty"`
+	Labels          map[string]string `json:"labels,omitempty"`
+	Annotations     map[string]string `json:"annotations,omitempty"`
+	ImagePullPolicy string            `json:"image_pull_policy,omitempty"`
+}
+
+// Empty reports whether s sets nothing.
+func (s PodSettings) Empty() bool {
+	return len(s.NodeSelector) == 0 && len(s.Tolerations) == 0 && len(s.Labels) == 0 && len(s.Annotations) == 0 && s.ImagePullPolicy == ""
+}
+
+// podSettingKeys are the kfp-kubernetes executor config keys PodSettingsOf reads.
+var podSettingKeys = map[string]bool{"nodeSelector": true, "tolerations": true, "podMetadata": true, "imagePullPolicy": true}
+
+// tolerationOperators and taintEffects are core/v1's values ("" = Equal / all effects).
+var (
+	tolerationOperators = map[string]bool{"": true, "Equal": true, "Exists": true}
+	taintEffects        = map[string]bool{"": true, "NoSchedule": true, "PreferNoSchedule": true, "NoExecute": true}
+)
+
+// PodSettingsOf reads an executor's nodeSelector, tolerations, podMetadata and imagePullPolicy
+// (protobuf JSON of kubernetes_executor_config.proto: nodeSelector {labels}, tolerations [{key,
+// operator, value, effect, tolerationSeconds}], podMetadata {labels, annotations}). problems names,
+// per key, what cannot be applied: values given at run time (nodeSelectorJson, tolerationJson), an
+// unknown operator, effect or pull policy. Other keys are ignored here (see KubernetesForDocker).
+func PodSettingsOf(k map[string]any) (out PodSettings, problems map[string]string) {
+	problems = map[string]string{}
+	for _, key := range sortedKeys(k) {
+		if !podSettingKeys[key] {
+			continue
+		}
+		v := k[key]
+		switch key {
+		case "nodeSelector":
+			m, _ := v.(map[string]any)
+			if _, ok := m["nodeSelectorJson"]; ok {
+				problems[key] = "nodeSelector.nodeSelectorJson: a node selector set at run time from a parameter is not supported; give constant labels"
+				continue
+			}
+			labels, _ := m["labels"].(map[string]any)
+			for _, lk := range sortedKeys(labels) {
+				s, ok := labels[lk].(string)
+				if !ok {
+					problems[key] = fmt.Sprintf("nodeSelector.labels.%s: want a string", lk)
+					continue
+				}
+				if out.NodeSelector == nil {
+					out.NodeSelector = map[string]string{}
+				}
+				out.NodeSelector[lk] = s
+			}
+		case "tolerations":
+			list, ok := v.([]any)
+			if !ok {
+				problems[key] = "want a list"
+				continue
+			}
+			for i, e := range list {
+				m, _ := e.(map[string]any)
+				if _, ok := m["tolerationJson"]; ok {
+					problems[key] = fmt.Sprintf("tolerations[%d].tolerationJson: a toleration set at run time from a parameter is not supported; give a constant toleration", i)
+					continue
+				}
+				var t Toleration
+				t.Key, _ = m["key"].(string)
+				t.Operator, _ = m["operator"].(string)
+				t.Value, _ = m["value"].(string)
+				t.Effect, _ = m["effect"].(string)
+				if s, ok := m["tolerationSeconds"]; ok {
+					n, err := number(s)
+					if err != nil || n != math.Trunc(n) {
+						problems[key] = fmt.Sprintf("tolerations[%d].tolerationSeconds: want a whole number of seconds, got %v", i, s)
+						continue
+					}
+					sec := int64(n)
+					t.TolerationSeconds = &sec
+				}
+				switch {
+				case !tolerationOperators[t.Operator]:
+					problems[key] = fmt.Sprintf("tolerations[%d].operator %q: want Equal or Exists", i, t.Operator)
+				case !taintEffects[t.Effect]:
+					problems[key] = fmt.Sprintf("tolerations[%d].effect %q: want NoSchedule, PreferNoSchedule or NoExecute", i, t.Effect)
+				case t.Operator == "Exists" && t.Value != "":
+					problems[key] = fmt.Sprintf("tolerations[%d]: a value must be empty when operator is Exists", i)
+				default:
+					out.Tolerations = append(out.Tolerations, t)
+				}
+			}
+		case "podMetadata":
+			m, _ := v.(map[string]any)
+			for _, part := range []string{"labels", "annotations"} {
+				kv, _ := m[part].(map[string]any)
+				for _, lk := range sortedKeys(kv) {
+					s, ok := kv[lk].(string)
+					if !ok {
+						problems[key] = fmt.Sprintf("podMetadata.%s.%s: want a string", part, lk)
+						continue
+					}
+					dst := &out.Labels
+					if part == "annotations" {
+						dst = &out.Annotations
+					}
+					if *dst == nil {
+						*dst = map[string]string{}
+					}
+					(*dst)[lk] = s
+				}
+			}
+		case "imagePullPolicy":
+			s, _ := v.(string)
+			if s != "Always" && s != "Never" && s != "IfNotPresent" {
+				problems[key] = fmt.Sprintf("imagePullPolicy %v: want Always, Never or IfNotPresent", v)
+				continue
+			}
+			out.ImagePullPolicy = s
+		}
+	}
+	return out, problems
+}
+
+// UsesPodSettings reports whether an executor of p has a setting PodSettingsOf reads.
+func UsesPodSettings(p *Pipeline) bool {
+	comps := []*Component{p.Root}
+	for _, n := range p.ComponentNames() {
+		comps = append(comps, p.Components[n])
+	}
+	for _, c := range comps {
+		if c == nil || c.Executor == nil {
+			continue
+		}
+		for _, key := range []string{"nodeSelector", "tolerations", "podMetadata", "imagePullPolicy"} {
+			if _, ok := c.Executor.Kubernetes[key]; ok {
+				return true
+			}
+		}
+	}
+	return false
+}

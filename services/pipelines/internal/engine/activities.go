@@ -26,9 +26,11 @@ import (
 	"github.com/sluice-ml/sluice/libs/artifacts"
 	"github.com/sluice-ml/sluice/libs/events"
 	"github.com/sluice-ml/sluice/libs/runtime"
+	"github.com/sluice-ml/sluice/libs/runtime/kube"
 	wf "github.com/sluice-ml/sluice/libs/workflow"
 	"github.com/sluice-ml/sluice/services/pipelines/api/pipelinesv1"
 	"github.com/sluice-ml/sluice/services/pipelines/internal/dag"
+	"github.com/sluice-ml/sluice/services/pipelines/internal/launcher"
 )
 
 // Activities do the I/O of pipeline runs. Register a pointer with the worker.
@@ -47,6 +49,8 @@ type Activities struct {
 	TrainingURL  string
 	TrainingPoll time.Duration
 	HTTP         *http.Client
+	// Kube configures steps on the kubernetes runtime (launcher image, S3 as pods reach it).
+	Kube KubeSteps
 	// Objects holds the namespaces' secrets and config maps that kfp-kubernetes settings read (nil: a
 	// step that uses one fails, naming the setting).
 	Objects ObjectSource
@@ -520,6 +524,19 @@ func (a *Activities) execute(ctx context.Context, in StepInput, image string) (S
 	st.logPath = filepath.Join(st.dir, "step.log")
 	st.outputFile = filepath.Join(st.dir, "outputs", "executor_output.json")
 	prefix := path.Join(in.PipelineName, in.RunID, in.TaskPath)
+	// On the kubernetes runtime the step runs in a pod whose launcher moves its files through S3
+	// (kubepod.go): st.dir is the pod's work dir (an emptyDir at the same path), and on this host only
+	// what the launcher uploaded is read back into it. The log is kept beside it.
+	kr, onKube := a.Runtime.(*kube.Runtime)
+	var ps *podStep
+	if onKube {
+		if in.Workspace {
+			return StepResult{}, wf.NonRetryable(wf.ErrTypeInvalidSpec, errors.New("{{$.workspace_path}}: the pipeline workspace is not supported by the kubernetes runtime yet"))
+		}
+		st.logPath = st.dir + ".log"
+		defer os.Remove(st.logPath)
+		ps = a.newPodStep(in, st, prefix)
+	}
 
 	if in.Workspace {
 		ws, err := a.workspace(in.RunID)
@@ -574,6 +591,14 @@ func (a *Activities) execute(ctx context.Context, in StepInput, image string) (S
 			if err != nil {
 				return StepResult{}, wf.NonRetryable(wf.ErrTypeInvalidSpec, fmt.Errorf("input artifact %q: %w", name, err))
 			}
+			if onKube { // downloaded in the pod by the launcher
+				if err := a.addInput(ctx, ps, name, art, key, local); err != nil {
+					return StepResult{}, err
+				}
+				ra.Path = local
+				ectx.InputArtifacts[name] = append(ectx.InputArtifacts[name], ra)
+				continue
+			}
 			if isDirURI(art.URI) {
 				_, err = a.Store.GetDir(ctx, key, local)
 			} else {
@@ -593,6 +618,10 @@ func (a *Activities) execute(ctx context.Context, in StepInput, image string) (S
 	}
 	for _, name := range sortedKeys(in.OutputParams) {
 		ectx.OutputParameterFiles[name] = filepath.Join(st.dir, "outputs", "parameters", name)
+		if onKube {
+			ps.spec.Parameters = append(ps.spec.Parameters, launcher.Transfer{Path: ectx.OutputParameterFiles[name],
+				Key: a.fullKey(path.Join(ps.attempt, "parameters", name))})
+		}
 	}
 	for _, name := range sortedKeys(in.OutputArtifacts) {
 		uri := a.Store.URI(path.Join(prefix, name))
@@ -605,6 +634,9 @@ func (a *Activities) execute(ctx context.Context, in StepInput, image string) (S
 		}
 		ectx.OutputArtifacts[name] = []dag.RuntimeArtifact{{Name: name, SchemaTitle: in.OutputArtifacts[name], URI: uri, Path: local,
 			ExecutorURI: a.executorURI(local)}}
+		if onKube {
+			ps.spec.Outputs = append(ps.spec.Outputs, launcher.Output{Name: name, URI: uri, Path: local})
+		}
 	}
 	command, err := dag.Render(in.Command, ectx)
 	if err != nil {
@@ -637,7 +669,13 @@ func (a *Activities) execute(ctx context.Context, in StepInput, image string) (S
 		return StepResult{}, err
 	}
 	lw := &lockedWriter{w: logFile}
-	code, runErr := a.runProcess(ctx, in, st, command, args, lw)
+	var code int
+	var runErr error
+	if onKube {
+		code, runErr = a.runPod(ctx, kr, in, st, command, args, lw, ps)
+	} else {
+		code, runErr = a.runProcess(ctx, in, st, command, args, lw)
+	}
 	_ = logFile.Close()
 	res := StepResult{ExitCode: code}
 	if logURI, err := a.uploadLog(ctx, prefix, in.Attempt, st.logPath); err == nil {
@@ -653,6 +691,13 @@ func (a *Activities) execute(ctx context.Context, in StepInput, image string) (S
 	}
 
 	out := outputs{Params: map[string]any{}, Artifacts: map[string][]Artifact{}}
+	var launched launcher.Result
+	if onKube {
+		var err error
+		if launched, err = a.fetchPodOutputs(ctx, ps); err != nil {
+			return res, err
+		}
+	}
 	if err := confineFile(st.dir, st.outputFile); err != nil {
 		return res, wf.NonRetryable(wf.ErrTypeStepFailed, fmt.Errorf("executor output file: %w", err))
 	}
@@ -688,7 +733,13 @@ func (a *Activities) execute(ctx context.Context, in StepInput, image string) (S
 		out.Params[name] = v
 	}
 	for _, name := range sortedKeys(in.OutputArtifacts) {
-		art, err := a.outputArtifact(ctx, in, st, name, ectx.OutputArtifacts[name][0], eoArts[name])
+		var art Artifact
+		var err error
+		if onKube {
+			art, err = a.outputArtifactPod(ctx, in, name, ectx.OutputArtifacts[name][0], eoArts[name], launched.Outputs[name])
+		} else {
+			art, err = a.outputArtifact(ctx, in, st, name, ectx.OutputArtifacts[name][0], eoArts[name])
+		}
 		if err != nil {
 			return res, err
 		}
@@ -776,7 +827,12 @@ func (a *Activities) runProcess(ctx context.Context, in StepInput, st step, comm
 		}
 		return -1, wf.NonRetryable(wf.ErrTypeStepFailed, fmt.Errorf("start step %s: %w", in.TaskPath, err))
 	}
-	// RunStep heartbeats while this waits (heartbeatFromFirstTick); a cancel arrives as ctx.Done.
+	return waitProcess(ctx, proc)
+}
+
+// waitProcess waits for a step's process and returns its exit code. RunStep heartbeats while this
+// waits (heartbeatFromFirstTick); a cancel arrives as ctx.Done and kills the process.
+func waitProcess(ctx context.Context, proc runtime.Process) (int, error) {
 	for {
 		select {
 		case <-proc.Done():

@@ -118,6 +118,10 @@ type StepInput struct {
 	// store when the step starts and never enter the workflow's history).
 	EnvFrom       []dag.DockerEnvFrom      `json:"env_from,omitempty"`
 	ObjectVolumes []dag.DockerObjectVolume `json:"object_volumes,omitempty"`
+	// Pod holds the executor's pod-only kfp-kubernetes settings (node selector, tolerations, pod labels
+	// and annotations, image pull policy) that the kubernetes runtime applies to the step pod; nil
+	// when it has none, and for runs started before versionPodSettings.
+	Pod *dag.PodSettings `json:"pod,omitempty"`
 	// Workspace says the run uses KFP's shared workspace ({{$.workspace_path}}): the step gets the run's
 	// workspace directory (see Activities.workspace).
 	Workspace bool `json:"workspace,omitempty"`

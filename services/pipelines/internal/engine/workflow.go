@@ -72,7 +72,15 @@ const versionWorkspace = "kfp-workspace"
 // resolved fails the task. It is only asked for by tasks with such names (refused before it existed).
 const versionKubernetesNames = "kfp-kubernetes-names"
 
+// versionPodSettings is the workflow.GetVersion change id of steps carrying their executor's pod-only
+// kfp-kubernetes settings (StepInput.Pod: nodeSelector, tolerations, podMetadata labels and annotations
+// apart, imagePullPolicy) for the kubernetes runtime. It is only asked for by runs of pipelines that
+// have such settings.
+const versionPodSettings = "kfp-kubernetes-pod-settings"
+
 type runner struct {
+	// pod is set for runs since versionPodSettings whose pipeline has pod-only settings.
+	pod bool
 	// kubeNames holds, per task path, the resolved kfp-kubernetes object names (dag.KubernetesNameRefs).
 	kubeNames map[string]map[string]string
 	// v is the workflow.GetVersion of versionEdgeSemantics for this execution.
@@ -130,6 +138,7 @@ func RunWorkflow(ctx workflow.Context, in pipelinesv1.RunInput) (pipelinesv1.Run
 	r := newRunner(in, p)
 	r.v = v
 	r.kfp = kfpOutputs(ctx, p)
+	r.pod = podSettings(ctx, p)
 	r.state.State = pipelinesv1.RunRunning
 	r.state.CreatedAt = workflow.Now(ctx)
 	if err := workflow.SetQueryHandler(ctx, pipelinesv1.QueryState, func() (pipelinesv1.RunState, error) {
@@ -201,6 +210,7 @@ func DAGWorkflow(ctx workflow.Context, in ScopeInput) (ScopeResult, error) {
 	r := newRunner(in.Run, p)
 	r.v = v
 	r.kfp = kfpOutputs(ctx, p)
+	r.pod = podSettings(ctx, p)
 	if err := workflow.SetQueryHandler(ctx, pipelinesv1.QueryState, func() (pipelinesv1.RunState, error) {
 		return r.snapshot(), nil
 	}); err != nil {
@@ -223,6 +233,11 @@ func DAGWorkflow(ctx workflow.Context, in ScopeInput) (ScopeResult, error) {
 // before versionKFPOutputs keep failing on an unwritten output artifact).
 func kfpOutputs(ctx workflow.Context, p *dag.Pipeline) bool {
 	return p.Format == dag.FormatKFP && workflow.GetVersion(ctx, versionKFPOutputs, workflow.DefaultVersion, 1) >= 1
+}
+
+// podSettings reports whether steps carry their pod-only settings (see versionPodSettings).
+func podSettings(ctx workflow.Context, p *dag.Pipeline) bool {
+	return dag.UsesPodSettings(p) && workflow.GetVersion(ctx, versionPodSettings, workflow.DefaultVersion, 1) >= 1
 }
 
 func newRunner(in pipelinesv1.RunInput, p *dag.Pipeline) *runner {
@@ -1125,6 +1140,11 @@ func (r *runner) stepInput(name, path string, comp *dag.Component, enableCache b
 	if len(ex.Kubernetes) > 0 {
 		k, _ := dag.KubernetesForDocker(ex.Kubernetes, r.kubeNames[path])
 		in.Volumes, in.Labels, in.EnvFrom, in.ObjectVolumes = k.Volumes, k.Labels, k.EnvFrom, k.ObjectVolumes
+		if r.pod {
+			if ps, _ := dag.PodSettingsOf(ex.Kubernetes); !ps.Empty() {
+				in.Pod = &ps
+			}
+		}
 	}
 	in.Workspace = dag.UsesWorkspace(r.p)
 	if len(ex.Resources) > 0 {

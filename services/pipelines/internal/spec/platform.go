@@ -141,10 +141,19 @@ func CheckRuntime(p *dag.Pipeline, runtime string) error {
 		ex := users[label].executor
 		tasks := strings.Join(users[label].tasks, ", ")
 		if op := dag.PVCOperation(ex); op != "" && runtime != "docker" {
+			why := "PVCs are Docker named volumes of the docker runtime (run with --runtime docker)"
+			if runtime == "kubernetes" {
+				why = "create the PersistentVolumeClaim in the cluster and mount it with pvcMount"
+			}
 			errs = append(errs, dag.FieldError{Path: ex.Path + ".image",
-				Message: fmt.Sprintf("task %s: kfp-kubernetes %s (stub executor %s) is not supported by the %s runtime: PVCs are Docker named volumes of the docker runtime (run with --runtime docker)", tasks, op, ex.Image, runtime)})
+				Message: fmt.Sprintf("task %s: kfp-kubernetes %s (stub executor %s) is not supported by the %s runtime: %s", tasks, op, ex.Image, runtime, why)})
 		}
 		var resProblems map[string]string
+		if runtime == "kubernetes" {
+			// Requests and limits go to the step pod's container (see engine's stepPod); the
+			// scheduler, not this host, decides where they fit.
+			_, resProblems = dag.ResourcesForDocker(ex.Resources)
+		}
 		if runtime == "docker" {
 			var res dag.DockerResources
 			res, resProblems = dag.ResourcesForDocker(ex.Resources)
@@ -161,13 +170,13 @@ func CheckRuntime(p *dag.Pipeline, runtime string) error {
 			}
 		}
 		for _, key := range sortedKeys(ex.Resources) {
-			if runtime == "docker" {
+			if runtime == "docker" || runtime == "kubernetes" {
 				why, refused := resProblems[key]
 				if !refused {
 					continue // applied by the Docker runtime (see dag.ResourcesForDocker)
 				}
 				errs = append(errs, dag.FieldError{Path: ex.Path + ".resources." + key,
-					Message: fmt.Sprintf("task %s: container resource %s is not applied by the docker runtime: %s", tasks, key, why)})
+					Message: fmt.Sprintf("task %s: container resource %s is not applied by the %s runtime: %s", tasks, key, runtime, why)})
 				continue
 			}
 			errs = append(errs, dag.FieldError{Path: ex.Path + ".resources." + key,
@@ -177,15 +186,20 @@ func CheckRuntime(p *dag.Pipeline, runtime string) error {
 		if runtime == "docker" {
 			_, dockerProblems = dag.KubernetesForDocker(ex.Kubernetes, nil)
 		}
+		if runtime == "kubernetes" {
+			dockerProblems = kubeProblems(ex.Kubernetes)
+		}
 		for _, key := range sortedKeys(ex.Kubernetes) {
 			advice := platformAdvice[key]
-			if runtime == "docker" {
+			if runtime == "docker" || runtime == "kubernetes" {
 				why, refused := dockerProblems[key]
 				if !refused {
 					continue // applied by the Docker runtime (see dag.KubernetesForDocker)
 				}
 				if why != "" {
 					advice = why
+				} else if runtime == "kubernetes" {
+					advice = "the kubernetes runtime does not apply it yet"
 				}
 			}
 			if advice == "" {
@@ -199,6 +213,32 @@ func CheckRuntime(p *dag.Pipeline, runtime string) error {
 		return nil
 	}
 	return errs
+}
+
+// kubeProblems is, per kfp-kubernetes setting of an executor, why the kubernetes runtime cannot apply
+// it; settings it applies to the step pod are absent: secretAsEnv/configMapAsEnv (env valueFrom the
+// cluster's own Secrets and ConfigMaps of the run's namespace), secretAsVolume/configMapAsVolume,
+// pvcMount (persistentVolumeClaim volumes), nodeSelector, tolerations, podMetadata and
+// imagePullPolicy, as KFP's driver applies them (extendPodSpecPatch).
+func kubeProblems(k map[string]any) map[string]string {
+	_, objects := dag.KubernetesForDocker(k, nil)
+	_, pod := dag.PodSettingsOf(k)
+	out := map[string]string{}
+	for key := range k {
+		switch key {
+		case "pvcMount", "secretAsEnv", "secretAsVolume", "configMapAsEnv", "configMapAsVolume":
+			if why, bad := objects[key]; bad {
+				out[key] = strings.ReplaceAll(why, "docker runtime", "kubernetes runtime")
+			}
+		case "nodeSelector", "tolerations", "podMetadata", "imagePullPolicy":
+			if why, bad := pod[key]; bad {
+				out[key] = why
+			}
+		default:
+			out[key] = ""
+		}
+	}
+	return out
 }
 
 // hostCapacity is the CPUs and memory (bytes; 0 when unknown) of this host, which a Docker step's
