@@ -31,6 +31,7 @@ import (
 	"github.com/sluice-ml/sluice/services/notebooks/api/notebooksv1"
 	"github.com/sluice-ml/sluice/services/notebooks/internal/access"
 	"github.com/sluice-ml/sluice/services/notebooks/internal/boards"
+	"github.com/sluice-ml/sluice/services/notebooks/internal/cluster"
 	"github.com/sluice-ml/sluice/services/notebooks/internal/lifecycle"
 	"github.com/sluice-ml/sluice/services/notebooks/internal/nbstore"
 	"github.com/sluice-ml/sluice/services/notebooks/internal/spawner"
@@ -44,11 +45,13 @@ const ConsumerDurable = "notebooks-requests"
 
 // Service is the notebooks service.
 type Service struct {
-	cfg      Config
-	d        *platform.Deps
-	log      *slog.Logger
-	dir      string
-	spawner  *spawner.Spawner
+	cfg     Config
+	d       *platform.Deps
+	log     *slog.Logger
+	dir     string
+	spawner *spawner.Spawner
+	// cluster runs the servers as StatefulSets under SLUICE_RUNTIME=kubernetes (nil: the local spawner).
+	cluster  *cluster.Servers
 	store    *nbstore.Store
 	tokens   access.Tokens
 	devToken string
@@ -87,11 +90,22 @@ func New(ctx context.Context, d *platform.Deps) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	if d.RuntimeKind != "" && d.RuntimeKind != runtime.NameLocal {
+	s := &Service{cfg: cfg, d: d, log: log, dir: dir, store: store, tokens: cfg.Tokens}
+	switch d.RuntimeKind {
+	case "", runtime.NameLocal:
+	case runtime.NameKubernetes:
+		if s.cluster, err = newCluster(cfg, getenv, log); err != nil {
+			return nil, fmt.Errorf("notebooks: %w", err)
+		}
+		// Servers are pods; the warm pool (pre-imported local Python processes) has no meaning there.
+		if cfg.WarmPool > 0 {
+			log.InfoContext(ctx, "notebook warm pool off: SLUICE_RUNTIME=kubernetes runs servers as StatefulSets", "warm_pool", cfg.WarmPool)
+		}
+		cfg.WarmPool = 0
+	default:
 		log.WarnContext(ctx, "notebook servers run with the local runtime; SLUICE_RUNTIME applies to other services", "runtime", d.RuntimeKind)
 	}
 	rt := runtime.NewLocal(runtime.LocalConfig{GracePeriod: 5 * time.Second})
-	s := &Service{cfg: cfg, d: d, log: log, dir: dir, store: store, tokens: cfg.Tokens}
 	if s.boardStore, err = boards.NewStore(filepath.Join(dir, "tensorboards")); err != nil {
 		return nil, err
 	}
@@ -140,7 +154,11 @@ func (s *Service) Start(ctx context.Context) error {
 	s.spawner.ReapOrphans()
 	w := workflow.NewWorker(s.d.Temporal, notebooksv1.TaskQueue)
 	w.RegisterWorkflowWithOptions(lifecycle.Lifecycle, sdkworkflow.RegisterOptions{Name: notebooksv1.WorkflowType})
-	w.RegisterActivity(&lifecycle.Activities{Spawner: s.spawner, Store: s.store, Bus: s.d.Bus})
+	acts := &lifecycle.Activities{Spawner: s.spawner, Store: s.store, Bus: s.d.Bus}
+	if s.cluster != nil {
+		acts.Servers = s.cluster
+	}
+	w.RegisterActivity(acts)
 	w.RegisterWorkflowWithOptions(boards.Lifecycle, sdkworkflow.RegisterOptions{Name: notebooksv1.TensorboardWorkflowType})
 	w.RegisterActivity(&boards.Activities{Store: s.boardStore, Data: s.boardData, Bus: s.d.Bus})
 	if err := w.Start(); err != nil {

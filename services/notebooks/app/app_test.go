@@ -23,12 +23,17 @@ import (
 	"github.com/sluice-ml/sluice/libs/devstack/devstacktest"
 	"github.com/sluice-ml/sluice/libs/events"
 	"github.com/sluice-ml/sluice/libs/platform"
+	"github.com/sluice-ml/sluice/libs/runtime/kube/kubetest"
 	"github.com/sluice-ml/sluice/libs/workflow"
 	"github.com/sluice-ml/sluice/services/notebooks/api/notebooksv1"
 	"github.com/sluice-ml/sluice/services/notebooks/app"
 )
 
-func TestMain(m *testing.M) { os.Exit(devstacktest.Run(m)) }
+func TestMain(m *testing.M) {
+	code := devstacktest.Run(m)
+	kubetest.Stop() // the API server of TestNotebookOnKubernetes, if it started
+	os.Exit(code)
+}
 
 const (
 	tokenA = "token-for-team-a-0123456789"

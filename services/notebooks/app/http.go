@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
@@ -176,7 +175,7 @@ func (s *Service) handleProxy(w http.ResponseWriter, r *http.Request) {
 		platform.WriteError(w, http.StatusNotFound, fmt.Errorf("notebook %s/%s not found", ns, name))
 		return
 	}
-	ep, ok := s.spawner.Lookup(ns, name)
+	ep, ok := s.lookup(r.Context(), ns, name)
 	if !ok {
 		if _, err := s.store.Get(ns, name); err != nil {
 			platform.WriteError(w, http.StatusNotFound, fmt.Errorf("notebook %s/%s not found", ns, name))
@@ -194,14 +193,25 @@ func (s *Service) handleProxy(w http.ResponseWriter, r *http.Request) {
 		http.SetCookie(w, &http.Cookie{Name: access.CookieName, Value: tok, Path: notebooksv1.PathPrefix(ns, name),
 			HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil})
 	}
-	target := &url.URL{Scheme: "http", Host: "127.0.0.1:" + strconv.Itoa(ep.Port)}
+	// A local server on loopback, or on Kubernetes the notebook's Service (<name>.<namespace>.svc.<domain>:80).
+	target := &url.URL{Scheme: "http", Host: ep.Addr()}
+	transport := http.RoundTripper(proxyTransport)
+	if s.cluster != nil {
+		transport = s.cluster.Transport()
+	}
 	rp := &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(target)
 			pr.SetXForwarded()
 			// Jupyter checks a WebSocket's Origin against Host: keep the browser's Host.
 			pr.Out.Host = pr.In.Host
-			pr.Out.Header.Set("Authorization", "token "+ep.Token)
+			if ep.Token != "" {
+				pr.Out.Header.Set("Authorization", "token "+ep.Token)
+			} else {
+				// Kubeflow's notebook images run without a Jupyter token: the Service is reached only
+				// through this authenticating proxy (and the cluster's network policies).
+				pr.Out.Header.Del("Authorization")
+			}
 			if q := pr.Out.URL.Query(); q.Has("token") {
 				q.Del("token")
 				pr.Out.URL.RawQuery = q.Encode()
@@ -213,7 +223,7 @@ func (s *Service) handleProxy(w http.ResponseWriter, r *http.Request) {
 			resp.Header.Set("X-Content-Type-Options", "nosniff")
 			return nil
 		},
-		Transport:     proxyTransport,
+		Transport:     transport,
 		FlushInterval: -1,
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			platform.WriteError(w, http.StatusBadGateway, fmt.Errorf("notebook %s/%s: %w", ns, name, err))

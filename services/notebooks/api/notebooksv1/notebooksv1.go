@@ -34,8 +34,9 @@ const (
 	AnnotationLastActivityCheck = "notebooks.kubeflow.org/last_activity_check_timestamp"
 )
 
-// Notebook is a kubeflow.org/v1 Notebook. Fields Sluice does not use (volumes, affinity, …) are accepted and
-// ignored on input.
+// Notebook is a kubeflow.org/v1 Notebook. Pod template fields the local runtime does not use (volumes,
+// affinity, …) are accepted, kept (PodSpec.Extra, Container.Extra) and ignored by it; the Kubernetes runtime
+// passes them to the StatefulSet's pod template.
 type Notebook struct {
 	APIVersion string         `json:"apiVersion"`
 	Kind       string         `json:"kind"`
@@ -64,9 +65,13 @@ type PodTemplateSpec struct {
 	Spec PodSpec `json:"spec"`
 }
 
-// PodSpec is the subset of a Kubernetes PodSpec a notebook server uses; containers[0] is the server.
+// PodSpec is a Kubernetes PodSpec: the fields a local notebook server uses are typed; containers[0] is the
+// server. Every other field (volumes, securityContext, serviceAccountName, nodeSelector, …) is kept as given
+// in Extra, so the Kubernetes runtime creates the pod template from the Notebook spec unmodified.
 type PodSpec struct {
 	Containers []Container `json:"containers"`
+	// Extra holds the pod spec's other fields, by JSON name, as given (marshalled inline).
+	Extra Fields `json:"-"`
 }
 
 // Container is the subset of a Kubernetes container a notebook server uses.
@@ -80,6 +85,9 @@ type Container struct {
 	Resources ResourceRequirements `json:"resources,omitzero"`
 	// WorkingDir is informational for the local runtime (the notebook directory is always its own).
 	WorkingDir string `json:"workingDir,omitempty"`
+	// Extra holds the container's other Kubernetes fields (ports, volumeMounts, imagePullPolicy, …), by JSON
+	// name, as given (marshalled inline); the local runtime ignores them.
+	Extra Fields `json:"-"`
 }
 
 // EnvVar is a literal environment variable (valueFrom is not supported and is refused by validation).

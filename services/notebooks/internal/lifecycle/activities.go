@@ -26,8 +26,35 @@ const Source = "/sluice/notebooks"
 // eventNamespace seeds the deterministic ids of published events.
 var eventNamespace = uuid.MustParse("6f1d1c52-8f0e-4c43-9d0a-2f5d7f3c9b11")
 
+// Servers runs notebook servers for the activities: the local spawner, or StatefulSets on Kubernetes
+// (internal/cluster). Start, Watch and Kernels have the spawner's contract.
+type Servers interface {
+	Start(ctx context.Context, nb notebooksv1.Notebook, gen int, heartbeat func()) (spawner.StartResult, error)
+	Watch(ctx context.Context, ns, name string, gen int, interval time.Duration, heartbeat func()) (spawner.WatchResult, error)
+	// Stop ends the server (no-op when none runs); Remove also deletes its runtime state.
+	Stop(ctx context.Context, ns, name string) error
+	Remove(ctx context.Context, ns, name string) error
+	Kernels(ctx context.Context, ns, name string) ([]culling.Kernel, error)
+}
+
+// Recorder is implemented by Servers that record lifecycle changes where the servers run (Kubernetes Events).
+type Recorder interface {
+	Record(ctx context.Context, nb notebooksv1.Notebook, eventType string, ev notebooksv1.Event)
+}
+
+// Local adapts the local spawner to Servers.
+type Local struct{ *spawner.Spawner }
+
+// Stop ends the server.
+func (l Local) Stop(_ context.Context, ns, name string) error { l.Spawner.Stop(ns, name); return nil }
+
+// Remove ends the server and deletes its runtime state.
+func (l Local) Remove(_ context.Context, ns, name string) error { return l.Spawner.Remove(ns, name) }
+
 // Activities are the lifecycle's side effects. Register them with worker.RegisterActivity.
 type Activities struct {
+	// Servers runs the servers; nil means Spawner (the local runtime).
+	Servers Servers
 	Spawner *spawner.Spawner
 	Store   *nbstore.Store
 	Bus     *events.Bus
@@ -53,7 +80,7 @@ type StartServerResult struct {
 // StartServer starts the server and waits for readiness (heartbeating). It is idempotent per generation.
 func (a *Activities) StartServer(ctx context.Context, in StartServerInput) (StartServerResult, error) {
 	hb := func() { activity.RecordHeartbeat(ctx, in.Generation) }
-	r, err := a.Spawner.Start(ctx, in.Notebook, in.Generation, hb)
+	r, err := a.servers().Start(ctx, in.Notebook, in.Generation, hb)
 	switch {
 	case err == nil:
 	case errors.Is(err, runtime.ErrInvalidSpec):
@@ -93,7 +120,7 @@ func (a *Activities) WatchServer(ctx context.Context, in WatchServerInput) (Watc
 	if iv == 0 {
 		iv = 2 * time.Second
 	}
-	r, err := a.Spawner.Watch(ctx, in.Namespace, in.Name, in.Generation, iv, func() { activity.RecordHeartbeat(ctx, in.Generation) })
+	r, err := a.servers().Watch(ctx, in.Namespace, in.Name, in.Generation, iv, func() { activity.RecordHeartbeat(ctx, in.Generation) })
 	if err != nil {
 		return WatchServerResult{}, err
 	}
@@ -116,10 +143,9 @@ type StopServerResult struct{}
 // StopServer ends the server (no-op when none runs).
 func (a *Activities) StopServer(ctx context.Context, in StopServerInput) (StopServerResult, error) {
 	if in.Remove {
-		return StopServerResult{}, a.Spawner.Remove(in.Namespace, in.Name)
+		return StopServerResult{}, a.servers().Remove(ctx, in.Namespace, in.Name)
 	}
-	a.Spawner.Stop(in.Namespace, in.Name)
-	return StopServerResult{}, nil
+	return StopServerResult{}, a.servers().Stop(ctx, in.Namespace, in.Name)
 }
 
 // ProbeInput names the notebook to probe.
@@ -137,7 +163,7 @@ type ProbeResult struct {
 
 // ProbeKernels reads GET <base_url>api/kernels (run as a local activity; never fails: errors are data).
 func (a *Activities) ProbeKernels(ctx context.Context, in ProbeInput) (ProbeResult, error) {
-	ks, err := a.Spawner.Kernels(ctx, in.Namespace, in.Name)
+	ks, err := a.servers().Kernels(ctx, in.Namespace, in.Name)
 	switch {
 	case errors.Is(err, spawner.ErrNotRunning):
 		return ProbeResult{Gone: true, Error: err.Error()}, nil
@@ -171,6 +197,9 @@ func (a *Activities) Report(ctx context.Context, in ReportInput) (ReportResult, 
 	if err != nil {
 		return ReportResult{}, err
 	}
+	if rec, ok := a.Servers.(Recorder); ok && in.EventType != "" {
+		rec.Record(ctx, in.Notebook, in.EventType, in.Event)
+	}
 	if in.EventType == "" || a.Bus == nil {
 		return ReportResult{}, nil
 	}
@@ -180,6 +209,13 @@ func (a *Activities) Report(ctx context.Context, in ReportInput) (ReportResult, 
 	}
 	ev.SetID(uuid.NewSHA1(eventNamespace, []byte(in.EventKey)).String())
 	return ReportResult{}, a.Bus.Publish(ctx, ev)
+}
+
+func (a *Activities) servers() Servers {
+	if a.Servers != nil {
+		return a.Servers
+	}
+	return Local{a.Spawner}
 }
 
 func tail(s string) string {

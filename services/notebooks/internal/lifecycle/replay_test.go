@@ -13,7 +13,8 @@ import (
 )
 
 // Every recorded history (testdata/histories, written by the app tests with SLUICE_RECORD_HISTORIES=1:
-// create/stop/start/delete, culling then start and delete, crash loop then delete) must replay against
+// create/stop/start/delete, culling then start and delete, crash loop then delete, and on Kubernetes
+// (TestNotebookOnKubernetes: create, cull, start, delete)) must replay against
 // the current workflow code without non-determinism.
 func TestReplayRecordedHistories(t *testing.T) {
 	replaytest.Replay(t, filepath.Join("testdata", "histories"), func(r worker.WorkflowReplayer) {

@@ -1,6 +1,7 @@
 package nbspec_test
 
 import (
+	"encoding/json"
 	"errors"
 	"os"
 	"strings"
@@ -75,5 +76,43 @@ func TestParseErrorsNameTheField(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// The pod template's Kubernetes fields that Sluice does not type survive parsing and a JSON round trip (the
+// workflow's payload), so the Kubernetes runtime gets the template unmodified.
+func TestPodTemplateFieldsAreKept(t *testing.T) {
+	doc, err := os.ReadFile("testdata/kubeflow-notebook.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	nb, err := nbspec.Parse(doc, "default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := json.Marshal(nb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back notebooksv1.Notebook
+	if err := json.Unmarshal(b, &back); err != nil {
+		t.Fatal(err)
+	}
+	ps := back.Spec.Template.Spec
+	if got := string(ps.Extra["serviceAccountName"]); got != `"default-editor"` {
+		t.Errorf("serviceAccountName = %s", got)
+	}
+	if got := string(ps.Extra["volumes"]); got != `[{"name":"workspace","persistentVolumeClaim":{"claimName":"my-notebook-workspace"}}]` {
+		t.Errorf("volumes = %s", got)
+	}
+	c := ps.Containers[0]
+	if got := string(c.Extra["volumeMounts"]); got != `[{"mountPath":"/home/jovyan","name":"workspace"}]` {
+		t.Errorf("volumeMounts = %s", got)
+	}
+	if got := string(c.Extra["imagePullPolicy"]); got != `"IfNotPresent"` || c.Image != "kubeflownotebookswg/jupyter-scipy:v1.8.0" {
+		t.Errorf("imagePullPolicy = %s, image %q", got, c.Image)
+	}
+	if _, typed := c.Extra["image"]; typed {
+		t.Error("a typed field is also kept in Extra")
 	}
 }

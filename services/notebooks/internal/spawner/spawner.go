@@ -39,21 +39,33 @@ var ErrClosing = errors.New("spawner: shutting down")
 
 // Endpoint is where a running server listens.
 type Endpoint struct {
-	Namespace  string    `json:"namespace"`
-	Name       string    `json:"name"`
-	Generation int       `json:"generation"`
-	PID        int       `json:"pid"`
-	ProcessID  string    `json:"processId"`
-	Port       int       `json:"port"`
-	Token      string    `json:"token"`
-	StartedAt  time.Time `json:"startedAt"`
+	Namespace  string `json:"namespace"`
+	Name       string `json:"name"`
+	Generation int    `json:"generation"`
+	PID        int    `json:"pid"`
+	ProcessID  string `json:"processId"`
+	// Host is the server's host name ("" means 127.0.0.1, a local server; on Kubernetes the Service's DNS name).
+	Host      string    `json:"host,omitempty"`
+	Port      int       `json:"port"`
+	Token     string    `json:"token"`
+	StartedAt time.Time `json:"startedAt"`
 	// Zygote is the id of the warm-pool process that became this server ("" for a cold start).
 	Zygote string `json:"zygote,omitempty"`
 }
 
+// Addr is the server's host:port, e.g. "127.0.0.1:41234" or, on Kubernetes,
+// "nb.team-a.svc.cluster.local:80".
+func (e Endpoint) Addr() string {
+	host := e.Host
+	if host == "" {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, strconv.Itoa(e.Port))
+}
+
 // BaseURL is the server's address including its base_url, e.g. "http://127.0.0.1:41234/notebook/ns/nb/".
 func (e Endpoint) BaseURL() string {
-	return "http://127.0.0.1:" + strconv.Itoa(e.Port) + notebooksv1.PathPrefix(e.Namespace, e.Name)
+	return "http://" + e.Addr() + notebooksv1.PathPrefix(e.Namespace, e.Name)
 }
 
 // Config configures a Spawner.
