@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 GO ?= go
 BIN := $(CURDIR)/bin
-MODULES := libs cli deploy/images services/pipelines services/training services/serving services/notebooks services/metadata services/tuning services/dashboard examples/training/mnist examples/serving
+MODULES := libs cli deploy/images deploy/kubernetes/manifests services/pipelines services/training services/serving services/notebooks services/metadata services/tuning services/dashboard examples/training/mnist examples/serving
 export GOFLAGS := -buildvcs=false
 
 .PHONY: build run test test-integration vet bench deps clean workflowcheck images images-services images-base images-infra images-compose compose-plugin caddy kube-tools compose-up compose-down

@@ -1,6 +1,7 @@
 // Package kubetest runs a real Kubernetes API server for tests, the way controller-runtime's envtest
 // does: etcd on a temporary directory and kube-apiserver in front of it (secure port on 127.0.0.1 with
-// a self-signed certificate, a static admin token, AlwaysAllow authorization, a service-account key).
+// a self-signed certificate, a static admin token, AlwaysAllow authorization unless [AuthorizationMode]
+// says otherwise, a service-account key).
 // No kubelet, scheduler or controller-manager runs: pods stay Pending until a test writes their status
 // through the status subresource, and nothing garbage-collects by owner reference.
 //
@@ -35,6 +36,11 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 )
+
+// AuthorizationMode is kube-apiserver's --authorization-mode for the server Start starts: AlwaysAllow by
+// default; "RBAC" makes Roles and RoleBindings decide for every identity but the admin (system:masters),
+// for tests of what a service account may do. Set it before the first Start (e.g. in TestMain).
+var AuthorizationMode = "AlwaysAllow"
 
 // EnvTools is the variable naming the directory that holds etcd and kube-apiserver.
 const EnvTools = "SLUICE_KUBE_TOOLS"
@@ -194,7 +200,7 @@ func start(tools string) (*Server, error) {
 		"--bind-address=127.0.0.1", "--secure-port="+strconv.Itoa(port),
 		"--tls-cert-file="+certFile, "--tls-private-key-file="+keyFile,
 		"--cert-dir="+filepath.Join(dir, "certs"),
-		"--token-auth-file="+tokens, "--authorization-mode=AlwaysAllow",
+		"--token-auth-file="+tokens, "--authorization-mode="+AuthorizationMode,
 		"--service-account-key-file="+saKey, "--service-account-signing-key-file="+saKey,
 		"--service-account-issuer=https://kubernetes.default.svc.cluster.local",
 		"--service-cluster-ip-range=10.0.0.0/24", "--allow-privileged=true",
