@@ -355,40 +355,16 @@ func waitLineage(t testing.TB, r runDetail) {
 // the SLUICE_PIPELINE stream (read with an ephemeral ordered consumer).
 func taskSucceededCounts(t testing.TB, js jetstream.JetStream, runID string) map[string]int {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	cons, err := js.OrderedConsumer(ctx, "SLUICE_PIPELINE", jetstream.OrderedConsumerConfig{FilterSubjects: []string{"sluice.pipeline.task.succeeded.v1"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := cons.Info(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	counts := map[string]int{}
-	pending := info.NumPending
-	for pending > 0 {
-		batch, err := cons.FetchNoWait(int(min(pending, 500)))
-		if err != nil {
-			t.Fatal(err)
+	return streamCounts(t, js, "SLUICE_PIPELINE", []string{"sluice.pipeline.task.succeeded.v1"}, func(data []byte) string {
+		var ev struct {
+			RunID    string `json:"run_id"`
+			TaskPath string `json:"task_path"`
 		}
-		n := 0
-		for m := range batch.Messages() {
-			n++
-			var ev struct {
-				RunID    string `json:"run_id"`
-				TaskPath string `json:"task_path"`
-			}
-			if json.Unmarshal(m.Data(), &ev) == nil && ev.RunID == runID {
-				counts[ev.TaskPath]++
-			}
+		if json.Unmarshal(data, &ev) == nil && ev.RunID == runID {
+			return ev.TaskPath
 		}
-		if n == 0 {
-			break
-		}
-		pending -= uint64(n)
-	}
-	return counts
+		return ""
+	})
 }
 
 func waitReady(t testing.TB, alias string) {

@@ -183,7 +183,7 @@ func TestSoak(t *testing.T) {
 	drained := time.Now()
 
 	// Exactly once: one record per id (API) and one terminal event per id (stream).
-	runTerminal := soakStreamCounts(t, js, "SLUICE_PIPELINE", []string{"sluice.pipeline.run.succeeded.v1", "sluice.pipeline.run.failed.v1", "sluice.pipeline.run.cancelled.v1"},
+	runTerminal := streamCounts(t, js, "SLUICE_PIPELINE", []string{"sluice.pipeline.run.succeeded.v1", "sluice.pipeline.run.failed.v1", "sluice.pipeline.run.cancelled.v1"},
 		func(b []byte) string {
 			var ev struct {
 				RunID string `json:"run_id"`
@@ -191,7 +191,7 @@ func TestSoak(t *testing.T) {
 			_ = json.Unmarshal(b, &ev)
 			return ev.RunID
 		})
-	jobTerminal := soakStreamCounts(t, js, "SLUICE_TRAINING", []string{"sluice.training.job.succeeded.v1", "sluice.training.job.failed.v1"},
+	jobTerminal := streamCounts(t, js, "SLUICE_TRAINING", []string{"sluice.training.job.succeeded.v1", "sluice.training.job.failed.v1"},
 		func(b []byte) string {
 			var ev struct {
 				Namespace string `json:"namespace"`
@@ -738,8 +738,9 @@ func soakJobRecords(t *testing.T) map[string]int {
 	return counts
 }
 
-// soakStreamCounts counts the events of subjects on stream per key (an ordered consumer over all of it).
-func soakStreamCounts(t *testing.T, js jetstream.JetStream, stream string, subjects []string, key func([]byte) string) map[string]int {
+// streamCounts counts the events of subjects on stream per key (an ordered consumer over all of it);
+// key returns "" for an event not to count.
+func streamCounts(t testing.TB, js jetstream.JetStream, stream string, subjects []string, key func([]byte) string) map[string]int {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
