@@ -11,6 +11,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"strings"
 	"time"
 
@@ -122,7 +123,7 @@ func Objects(nb notebooksv1.Notebook, ns string, stopped bool) (*unstructured.Un
 	managed := map[string]string{kube.LabelManagedBy: kube.ManagedBy}
 	sts := &appsv1.StatefulSet{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "apps/v1", Kind: "StatefulSet"},
-		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: copyMap(managed)},
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: maps.Clone(managed)},
 		Spec: appsv1.StatefulSetSpec{
 			Replicas: &replicas,
 			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{LabelStatefulSet: name}},
@@ -135,7 +136,7 @@ func Objects(nb notebooksv1.Notebook, ns string, stopped bool) (*unstructured.Un
 	}
 	svc := &corev1.Service{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Service"},
-		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: copyMap(managed)},
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: maps.Clone(managed)},
 		Spec: corev1.ServiceSpec{
 			Type:     corev1.ServiceTypeClusterIP,
 			Selector: map[string]string{LabelStatefulSet: name},
@@ -157,7 +158,7 @@ func Objects(nb notebooksv1.Notebook, ns string, stopped bool) (*unstructured.Un
 	owner.SetKind(notebooksv1.Kind)
 	owner.SetName(name)
 	owner.SetNamespace(ns)
-	labels := copyMap(nb.Metadata.Labels)
+	labels := maps.Clone(nb.Metadata.Labels)
 	if labels == nil {
 		labels = map[string]string{}
 	}
@@ -176,15 +177,4 @@ func Objects(nb notebooksv1.Notebook, ns string, stopped bool) (*unstructured.Un
 		owner.SetAnnotations(ann)
 	}
 	return owner, sts, svc, nil
-}
-
-func copyMap(m map[string]string) map[string]string {
-	if m == nil {
-		return nil
-	}
-	out := make(map[string]string, len(m))
-	for k, v := range m {
-		out[k] = v
-	}
-	return out
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"sort"
 	"strings"
 
@@ -169,14 +170,14 @@ func KubeObjects(in ReplicaRun, ns string, env, extra map[string]string) (*kube.
 		}
 	}
 	pod := &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Name: in.Name, Namespace: ns, Labels: podLabels, Annotations: copyMap(k.Annotations)},
+		ObjectMeta: metav1.ObjectMeta{Name: in.Name, Namespace: ns, Labels: podLabels, Annotations: maps.Clone(k.Annotations)},
 		Spec:       spec,
 	}
 	svc := &corev1.Service{
-		ObjectMeta: metav1.ObjectMeta{Name: in.Name, Namespace: ns, Labels: copyMap(labels)},
+		ObjectMeta: metav1.ObjectMeta{Name: in.Name, Namespace: ns, Labels: maps.Clone(labels)},
 		Spec: corev1.ServiceSpec{
 			ClusterIP: corev1.ClusterIPNone,
-			Selector:  copyMap(labels),
+			Selector:  maps.Clone(labels),
 			Ports:     []corev1.ServicePort{{Name: k.PortName, Port: k.Port}},
 		},
 	}
@@ -192,17 +193,6 @@ func KubeObjects(in ReplicaRun, ns string, env, extra map[string]string) (*kube.
 	obj.SetLabels(map[string]string{kube.LabelOwnerUID: in.UID, kube.LabelManagedBy: kube.ManagedBy})
 	obj.Object["spec"] = specObj
 	return &kube.Owner{Resource: KubeJobResource(k.Kind), Object: obj}, pod, svc, nil
-}
-
-func copyMap(m map[string]string) map[string]string {
-	if m == nil {
-		return nil
-	}
-	out := make(map[string]string, len(m))
-	for k, v := range m {
-		out[k] = v
-	}
-	return out
 }
 
 // startKube starts one replica attempt as its pod (with the job mirror
