@@ -17,6 +17,8 @@ import (
 	"github.com/sluice-ml/sluice/libs/runtime/kube"
 	"github.com/sluice-ml/sluice/libs/runtime/kube/kubetest"
 	"github.com/sluice-ml/sluice/services/pipelines/api/pipelinesv1"
+	wf "github.com/sluice-ml/sluice/libs/workflow"
+	"github.com/sluice-ml/sluice/services/pipelines/internal/dag"
 	"github.com/sluice-ml/sluice/services/pipelines/internal/engine"
 	"github.com/sluice-ml/sluice/services/pipelines/internal/spec"
 )
@@ -196,4 +198,52 @@ func TestKubernetesCreateMountDeletePVC(t *testing.T) {
 		engine.ReasonSuccessfulCreatePVC: "Created PVC: " + name,
 		engine.ReasonSuccessfulDeletePVC: "Deleted PVC: " + name,
 	}, reasons)
+
+	// Retries: a CreatePVC attempt finding the claim an earlier attempt of the same run and task made
+	// succeeds with the same name, without creating another; a claim of another task fails the task.
+	in := engine.StepInput{RunID: "run-retry", TaskPath: "createpvc", Attempt: 1, Image: "argostub/createpvc",
+		Params: map[string]any{"access_modes": []any{"ReadWriteOnce"}, "size": "1Gi", "pvc_name": "retry-pvc"}}
+	first, err := e.acts.PVCStep(ctx, in, dag.PVCCreate)
+	require.NoError(t, err)
+	require.Equal(t, "retry-pvc", first.Outputs.Params["name"])
+	made, err := srv.Client.CoreV1().PersistentVolumeClaims(ns).Get(ctx, "retry-pvc", metav1.GetOptions{})
+	require.NoError(t, err)
+	require.Equal(t, ptr("standard"), made.Spec.StorageClassName, "no storage_class_name input: the driver's default")
+	require.Empty(t, made.Annotations)
+	in.Attempt = 2
+	again, err := e.acts.PVCStep(ctx, in, dag.PVCCreate)
+	require.NoError(t, err, "the retry finds its own claim")
+	require.Equal(t, first.Outputs.Params, again.Outputs.Params)
+	same, err := srv.Client.CoreV1().PersistentVolumeClaims(ns).Get(ctx, "retry-pvc", metav1.GetOptions{})
+	require.NoError(t, err)
+	require.Equal(t, made.UID, same.UID, "the claim was not recreated")
+	other := in
+	other.TaskPath = "other-createpvc"
+	_, err = e.acts.PVCStep(ctx, other, dag.PVCCreate)
+	require.ErrorContains(t, err, `createpvc: PVC retry-pvc already exists in namespace "`+ns+`" and was not made by this task`)
+	require.Equal(t, wf.ErrTypeStepFailed, wf.ErrorType(err), "not retried")
+
+	// Bad inputs fail the task naming the input.
+	bad := in
+	bad.Params = map[string]any{"access_modes": []any{"ReadWriteOnce"}, "size": "1Gi", "annotations": map[string]any{"n": 1.0}}
+	_, err = e.acts.PVCStep(ctx, bad, dag.PVCCreate)
+	require.ErrorContains(t, err, `createpvc: annotations: the value of "n" is 1, not a string`)
+	bad.Params = map[string]any{"access_modes": []any{"ReadWriteSometimes"}, "size": "1Gi"}
+	_, err = e.acts.PVCStep(ctx, bad, dag.PVCCreate)
+	require.ErrorContains(t, err, "access_modes: ReadWriteSometimes is not a PVC access mode")
+
+	// DeletePVC of a claim that is not there fails as in KFP's driver, except on a retry (an earlier
+	// attempt may have deleted it).
+	del := engine.StepInput{RunID: "run-retry", TaskPath: "deletepvc", Attempt: 1, Image: "argostub/deletepvc",
+		Params: map[string]any{"pvc_name": "never-made"}}
+	_, err = e.acts.PVCStep(ctx, del, dag.PVCDelete)
+	require.ErrorContains(t, err, `deletepvc: cannot find PVC never-made in namespace "`+ns+`"`)
+	del.Attempt = 2
+	_, err = e.acts.PVCStep(ctx, del, dag.PVCDelete)
+	require.NoError(t, err)
+	del.Attempt, del.Params = 1, map[string]any{"pvc_name": "retry-pvc"}
+	_, err = e.acts.PVCStep(ctx, del, dag.PVCDelete)
+	require.NoError(t, err)
+	cur, err = srv.Client.CoreV1().PersistentVolumeClaims(ns).Get(ctx, "retry-pvc", metav1.GetOptions{})
+	require.True(t, apierrors.IsNotFound(err) || cur.DeletionTimestamp != nil, "retry-pvc deleted: %v", err)
 }
