@@ -156,4 +156,3 @@ func (a *Activities) kubePVCStep(ctx context.Context, kr *kube.Runtime, in StepI
 func retried(ctx context.Context, in StepInput) bool {
 	return in.Attempt > 1 || (activity.IsActivity(ctx) && activity.GetInfo(ctx).Attempt > 1)
 }
-
