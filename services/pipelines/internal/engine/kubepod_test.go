@@ -137,6 +137,9 @@ type kubelet struct {
 	mu       sync.Mutex
 	pods     map[string]*corev1.Pod // by task path, as created
 	logs     map[string]string
+	// claims, when not nil, gets the PersistentVolumeClaims the pods' volumes name, by name, as they
+	// were when the pod started (a kubelet waits for them before starting the containers).
+	claims map[string]*corev1.PersistentVolumeClaim
 }
 
 func (k *kubelet) run(t *testing.T, ctx context.Context) {
@@ -153,6 +156,18 @@ func (k *kubelet) run(t *testing.T, ctx context.Context) {
 				continue
 			}
 			seen[pod.Name+"/"+string(pod.UID)] = true
+			if k.claims != nil {
+				for _, v := range pod.Spec.Volumes {
+					if c := v.PersistentVolumeClaim; c != nil {
+						pvc, err := k.srv.Client.CoreV1().PersistentVolumeClaims(k.ns).Get(ctx, c.ClaimName, metav1.GetOptions{})
+						k.mu.Lock()
+						if err == nil {
+							k.claims[c.ClaimName] = pvc
+						}
+						k.mu.Unlock()
+					}
+				}
+			}
 			code, log := k.exec(t, ctx, pod)
 			k.mu.Lock()
 			k.pods[pod.Annotations["sluice.io/task-path"]] = pod

@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/sluice-ml/sluice/libs/runtime/kube"
 	wf "github.com/sluice-ml/sluice/libs/workflow"
 	"github.com/sluice-ml/sluice/services/pipelines/internal/dag"
 )
@@ -56,22 +57,24 @@ func (a *Activities) checkPVCNamespace(ctx context.Context, in StepInput, what, 
 var pvcNamespace = uuid.MustParse("3a0d4f0e-2c1b-4d57-9a5e-7f6a1e0c2b94")
 
 // pvcStep carries out a kfp-kubernetes CreatePVC or DeletePVC task as KFP's driver does (no container
-// runs): CreatePVC creates the Docker named volume of the PVC's name — its pvc_name input, else a UUID
+// runs); on the kubernetes runtime see kubePVCStep. On Docker, CreatePVC creates the Docker named volume of the PVC's name — its pvc_name input, else a UUID
 // followed by pvc_name_suffix, else a UUID — and outputs it as the parameter "name"; DeletePVC removes
 // the volume named by its pvc_name input (one still mounted by a running step cannot be removed). The
 // inputs access_modes and size are required as by the driver and recorded as volume labels; the local
 // runtime has no volumes and fails the step.
 func (a *Activities) pvcStep(ctx context.Context, in StepInput, op string) (StepResult, error) {
+	if kr, ok := a.Runtime.(*kube.Runtime); ok {
+		return a.kubePVCStep(ctx, kr, in, op)
+	}
 	vm, ok := a.Runtime.(volumeManager)
 	if !ok {
-		return StepResult{}, wf.NonRetryable(wf.ErrTypeInvalidSpec, fmt.Errorf("kfp-kubernetes %s needs the docker runtime (PVCs are Docker named volumes); this run uses the %s runtime", op, a.Runtime.Name()))
+		return StepResult{}, wf.NonRetryable(wf.ErrTypeInvalidSpec, fmt.Errorf("kfp-kubernetes %s needs the docker or kubernetes runtime (PVCs are Docker named volumes or PersistentVolumeClaims); this run uses the %s runtime", op, a.Runtime.Name()))
 	}
-	str := func(name string) string { s, _ := in.Params[name].(string); return s }
 	fail := func(format string, args ...any) (StepResult, error) {
-		return StepResult{}, wf.NonRetryable(wf.ErrTypeStepFailed, fmt.Errorf("%s: "+format, append([]any{op}, args...)...))
+		return StepResult{}, pvcFail(op, format, args...)
 	}
 	if op == dag.PVCDelete {
-		name := str("pvc_name")
+		name := paramString(in, "pvc_name")
 		if name == "" {
 			return fail("required parameter pvc_name not provided")
 		}
@@ -83,36 +86,9 @@ func (a *Activities) pvcStep(ctx context.Context, in StepInput, op string) (Step
 		}
 		return StepResult{Outputs: outputs{Params: map[string]any{}}}, nil
 	}
-	modes, _ := in.Params["access_modes"].([]any)
-	if len(modes) == 0 {
-		return fail("parameter access_modes not provided")
-	}
-	var modeNames []string
-	for _, m := range modes {
-		s, _ := m.(string)
-		switch s {
-		case "ReadWriteOnce", "ReadOnlyMany", "ReadWriteMany", "ReadWriteOncePod":
-			modeNames = append(modeNames, s)
-		default:
-			return fail("access_modes: %v is not a PVC access mode (ReadWriteOnce, ReadOnlyMany, ReadWriteMany, ReadWriteOncePod)", m)
-		}
-	}
-	size := str("size")
-	if size == "" {
-		return fail("parameter size not provided")
-	}
-	if _, err := dag.ParseQuantity(size); err != nil {
-		return fail("size: %v", err)
-	}
-	name, suffix := str("pvc_name"), str("pvc_name_suffix")
-	switch {
-	case name != "" && suffix != "":
-		return fail("at most one of pvc_name and pvc_name_suffix can be non-empty")
-	case name == "":
-		name = uuid.NewSHA1(pvcNamespace, []byte(in.RunID+"/"+in.TaskPath)).String() + suffix
-	}
-	if !dag.ValidObjectName(name) {
-		return fail("PVC name %q is not a valid Kubernetes object name", name)
+	name, modeNames, size, err := pvcCreateInputs(in, op)
+	if err != nil {
+		return StepResult{}, err
 	}
 	labels := map[string]string{
 		"sluice.io/pvc": name, pvcNamespaceLabel: orDefaultNS(in.Namespace), "sluice.io/run-id": in.RunID,
@@ -125,6 +101,52 @@ func (a *Activities) pvcStep(ctx context.Context, in StepInput, op string) (Step
 		return fail("create PVC %s: %v", name, err)
 	}
 	return StepResult{Outputs: outputs{Params: map[string]any{"name": name}}}, nil
+}
+
+// paramString is the string input parameter name of a step ("" when missing or not a string).
+func paramString(in StepInput, name string) string { s, _ := in.Params[name].(string); return s }
+
+// pvcFail is the non-retryable failure of a CreatePVC or DeletePVC task.
+func pvcFail(op, format string, args ...any) error {
+	return wf.NonRetryable(wf.ErrTypeStepFailed, fmt.Errorf("%s: "+format, append([]any{op}, args...)...))
+}
+
+// pvcCreateInputs reads a CreatePVC task's inputs as KFP's driver does: access_modes (required, a list
+// of PVC access modes), size (required, a quantity) and the PVC's name — pvc_name, else a UUID followed
+// by pvc_name_suffix, else a UUID (at most one of the two may be set). The driver's UUID is random;
+// Sluice derives it from the run id and task path, so a retried attempt names the same PVC.
+func pvcCreateInputs(in StepInput, op string) (name string, modes []string, size string, err error) {
+	list, _ := in.Params["access_modes"].([]any)
+	if len(list) == 0 {
+		return "", nil, "", pvcFail(op, "parameter access_modes not provided")
+	}
+	for _, m := range list {
+		s, _ := m.(string)
+		switch s {
+		case "ReadWriteOnce", "ReadOnlyMany", "ReadWriteMany", "ReadWriteOncePod":
+			modes = append(modes, s)
+		default:
+			return "", nil, "", pvcFail(op, "access_modes: %v is not a PVC access mode (ReadWriteOnce, ReadOnlyMany, ReadWriteMany, ReadWriteOncePod)", m)
+		}
+	}
+	size = paramString(in, "size")
+	if size == "" {
+		return "", nil, "", pvcFail(op, "parameter size not provided")
+	}
+	if _, err := dag.ParseQuantity(size); err != nil {
+		return "", nil, "", pvcFail(op, "size: %v", err)
+	}
+	name, suffix := paramString(in, "pvc_name"), paramString(in, "pvc_name_suffix")
+	switch {
+	case name != "" && suffix != "":
+		return "", nil, "", pvcFail(op, "at most one of pvc_name and pvc_name_suffix can be non-empty")
+	case name == "":
+		name = uuid.NewSHA1(pvcNamespace, []byte(in.RunID+"/"+in.TaskPath)).String() + suffix
+	}
+	if !dag.ValidObjectName(name) {
+		return "", nil, "", pvcFail(op, "PVC name %q is not a valid Kubernetes object name", name)
+	}
+	return name, modes, size, nil
 }
 
 // objectEnv returns the variables of the step's secretAsEnv and configMapAsEnv settings, read from the

@@ -81,16 +81,19 @@ func TestCaseSingleArtifactPlaceholderOnListIsRefused(t *testing.T) {
 
 // Case kfp/pvc-stub-executor: the kfp-kubernetes stub executors (argostub/createpvc) are accepted and run
 // under the docker runtime (a PVC is a Docker named volume; engine TestDockerRuntimeCreatesMountsDeletesPVC
-// runs them); the local runtime refuses them at upload, naming the task and the runtime to use.
+// runs them) and the kubernetes runtime (a PersistentVolumeClaim; engine TestKubernetesCreateMountDeletePVC);
+// the local runtime refuses them at upload, naming the task and the runtimes to use.
 func TestCasePVCStubExecutor(t *testing.T) {
 	src, err := os.ReadFile("../../testdata/cases/kfp/pvc-stub-executor/pipeline.yaml")
 	require.NoError(t, err)
 	p, err := spec.Parse(src)
 	require.NoError(t, err)
 	require.NoError(t, spec.CheckRuntime(p, "docker"))
+	require.NoError(t, spec.CheckRuntime(p, "kubernetes"))
 	err = spec.CheckRuntime(p, "local")
 	require.Error(t, err)
 	require.Contains(t, err.Error(), "task createpvc")
 	require.Contains(t, err.Error(), "argostub/createpvc")
 	require.Contains(t, err.Error(), "--runtime docker")
+	require.Contains(t, err.Error(), "--runtime kubernetes")
 }

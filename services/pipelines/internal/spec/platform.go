@@ -91,7 +91,8 @@ var platformAdvice = map[string]string{
 // "docker", "kubernetes"): every kfp-kubernetes platform setting (KFP's PlatformSpec document) and
 // every container resource (cpuLimit, memoryLimit, accelerator, ...) of an executor that a task uses,
 // and every task of a kfp-kubernetes CreatePVC/DeletePVC stub executor, as field errors naming the task
-// and the setting. The docker runtime applies CreatePVC/DeletePVC and pvcMount (Docker named volumes),
+// and the setting. The kubernetes runtime applies CreatePVC/DeletePVC (PersistentVolumeClaims, see the
+// engine's kubePVCStep). The docker runtime applies CreatePVC/DeletePVC and pvcMount (Docker named volumes),
 // secretAsEnv/secretAsVolume/configMapAsEnv/configMapAsVolume (from the namespace's secret and config
 // map store), podMetadata labels and annotations (container labels) and imagePullPolicy
 // Never/IfNotPresent (it never pulls); see dag.KubernetesForDocker. Nothing else is applied by any
@@ -140,11 +141,8 @@ func CheckRuntime(p *dag.Pipeline, runtime string) error {
 	for _, label := range labels {
 		ex := users[label].executor
 		tasks := strings.Join(users[label].tasks, ", ")
-		if op := dag.PVCOperation(ex); op != "" && runtime != "docker" {
-			why := "PVCs are Docker named volumes of the docker runtime (run with --runtime docker)"
-			if runtime == "kubernetes" {
-				why = "create the PersistentVolumeClaim in the cluster and mount it with pvcMount"
-			}
+		if op := dag.PVCOperation(ex); op != "" && runtime != "docker" && runtime != "kubernetes" {
+			why := "PVCs are Docker named volumes of the docker runtime or PersistentVolumeClaims of the kubernetes runtime (run with --runtime docker or --runtime kubernetes)"
 			errs = append(errs, dag.FieldError{Path: ex.Path + ".image",
 				Message: fmt.Sprintf("task %s: kfp-kubernetes %s (stub executor %s) is not supported by the %s runtime: %s", tasks, op, ex.Image, runtime, why)})
 		}
