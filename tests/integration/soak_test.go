@@ -224,7 +224,7 @@ func TestSoak(t *testing.T) {
 			t.Errorf("job %s: %d terminal job events, want exactly 1", name, jobTerminal[name])
 		}
 		if st := jobStates[name]; st != "Succeeded" {
-			t.Errorf("job %s ended %q, want Succeeded", name, st)
+			t.Errorf("job %s ended %q, want Succeeded; the end of its chief-0 log: %s", name, st, soakJobLogTail(name))
 		}
 	}
 	if n := len(jobRecords); n != len(s.jobs) {
@@ -462,6 +462,18 @@ func soakDo(alias, method, path, contentType string, body []byte) (int, []byte, 
 	return resp.StatusCode, b, err
 }
 
+// soakJobLogTail is the last 1,500 bytes of a job's chief-0 log (for failure messages).
+func soakJobLogTail(name string) string {
+	code, b, err := soakDo("training", http.MethodGet, "/apis/training/v1/namespaces/"+soakNS+"/jobs/"+name+"/logs?kind=TFJob&replica=chief-0", "", nil)
+	if err != nil || code != http.StatusOK {
+		return fmt.Sprintf("(unreadable: %d %v %s)", code, err, bytes.TrimSpace(b))
+	}
+	if len(b) > 1500 {
+		b = b[len(b)-1500:]
+	}
+	return string(b)
+}
+
 func soakGet(alias, path string, v any) (int, error) {
 	code, b, err := soakDo(alias, http.MethodGet, path, "", nil)
 	if err != nil {
@@ -567,7 +579,7 @@ func (s *soak) publish(m *nats.Msg) error {
 func soakTFJob(name string) []byte {
 	container := func() map[string]any {
 		return map[string]any{
-			"name": "tensorflow", "image": serviceImage("mnist-trainer"), "command": []string{"mnist-trainer"},
+			"name": "tensorflow", "image": serviceImage("mnist-trainer"), "command": []string{"/mnist-trainer"},
 			"env": []map[string]string{
 				{"name": "MNIST_DATA_DIR", "value": "/mnist"},
 				{"name": "TRAIN_STEPS", "value": strconv.Itoa(soakTrainSteps)},
