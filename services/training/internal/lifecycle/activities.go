@@ -458,6 +458,13 @@ func (a *Activities) spec(in ReplicaRun, log io.Writer) (runtime.Spec, error) {
 			}
 		}
 	}
+	if _, set := env["TMPDIR"]; !set && !container {
+		// A host without a temporary directory (the service's FROM-scratch container has no /tmp) would
+		// fail every replica that makes a temporary file; there its temporary files go to its work dir.
+		if _, err := os.Stat(os.TempDir()); err != nil {
+			env["TMPDIR"] = workDir
+		}
+	}
 	var network string
 	var aliases []string
 	if container && in.Network == trainingv1.NetworkDNS {
