@@ -3,6 +3,7 @@ package app_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -18,6 +19,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
 
 	"github.com/sluice-ml/sluice/libs/artifacts"
 	"github.com/sluice-ml/sluice/libs/events"
@@ -59,18 +61,36 @@ func (c apiClient) do(method, path string, body any) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
+// waitRun waits (up to 5 minutes) for a run to end and returns its result; a failed run's result is read
+// from its state. A call that fails on a busy machine (a long poll or a query timing out) is tried again.
 func waitRun(t *testing.T, d *platform.Deps, id string) pipelinesv1.RunResult {
 	t.Helper()
 	tc, err := claimcheck.NewClient(d.Temporal, d.Namespace, d.Artifacts, client.Options{})
 	require.NoError(t, err)
 	defer tc.Close()
-	var res pipelinesv1.RunResult
-	if err := tc.GetWorkflow(t.Context(), id, "").Get(t.Context(), &res); err == nil {
-		return res
+	deadline := time.Now().Add(5 * time.Minute)
+	for {
+		ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+		var res pipelinesv1.RunResult
+		err := tc.GetWorkflow(ctx, id, "").Get(ctx, &res)
+		cancel()
+		if err == nil {
+			return res
+		}
+		var ended *temporal.WorkflowExecutionError
+		if errors.As(err, &ended) {
+			ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+			st, serr := engine.State(ctx, tc, id)
+			cancel()
+			if serr == nil {
+				return pipelinesv1.RunResult{State: st.State, Error: st.Error}
+			}
+			err = serr
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("run %s: no result after 5m: %v", id, err)
+		}
 	}
-	st, err := engine.State(t.Context(), tc, id)
-	require.NoError(t, err)
-	return pipelinesv1.RunResult{State: st.State, Error: st.Error}
 }
 
 func readObject(t *testing.T, d *platform.Deps, uri string) string {
