@@ -120,8 +120,14 @@ spec:
 		len(sts.OwnerReferences) != 1 || sts.OwnerReferences[0].Kind != "Notebook" {
 		t.Fatalf("StatefulSet not the Notebook's: %+v owners %+v", ps, sts.OwnerReferences)
 	}
-	if s, err := srv.Client.CoreV1().Services(ns).Get(ctx, name, metav1.GetOptions{}); err != nil || s.Spec.Ports[0].Name != "http-lab" || s.Spec.Ports[0].Port != 80 {
-		t.Fatalf("Service: %v %+v", err, s)
+	// The Service is created right after the StatefulSet.
+	var service *corev1.Service
+	deadline := time.Now().Add(2 * time.Minute)
+	for service, err = srv.Client.CoreV1().Services(ns).Get(ctx, name, metav1.GetOptions{}); err != nil && time.Now().Before(deadline); service, err = srv.Client.CoreV1().Services(ns).Get(ctx, name, metav1.GetOptions{}) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err != nil || service.Spec.Ports[0].Name != "http-lab" || service.Spec.Ports[0].Port != 80 {
+		t.Fatalf("Service: %v %+v", err, service)
 	}
 	if nb, _ := h.get(ns, name, tokenA); running(nb, 200) {
 		t.Fatal("Running before the StatefulSet reported a ready replica")

@@ -205,8 +205,11 @@ func TestNotebookAsStatefulSet(t *testing.T) {
 	require.True(t, ctr.Resources.Limits.Cpu().Equal(resource.MustParse("1")))
 	require.True(t, ctr.Resources.Limits.Memory().Equal(resource.MustParse("2Gi")))
 
-	svc, err := srv.Client.CoreV1().Services(ns).Get(ctx, name, metav1.GetOptions{})
-	require.NoError(t, err)
+	var svc *corev1.Service // created right after the StatefulSet
+	waitFor(t, "the Service", func() bool {
+		svc, err = srv.Client.CoreV1().Services(ns).Get(ctx, name, metav1.GetOptions{})
+		return err == nil
+	})
 	require.Equal(t, owner, svc.OwnerReferences)
 	require.Equal(t, corev1.ServiceTypeClusterIP, svc.Spec.Type)
 	require.NotEmpty(t, svc.Spec.ClusterIP)
