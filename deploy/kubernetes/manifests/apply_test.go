@@ -209,8 +209,8 @@ func allowed(t *testing.T, srv *kubetest.Server, saNamespace, sa, verb, resource
 	}
 	res, sub, _ := strings.Cut(res, "/")
 	r, err := srv.Client.AuthorizationV1().SubjectAccessReviews().Create(context.Background(), &authzv1.SubjectAccessReview{Spec: authzv1.SubjectAccessReviewSpec{
-		User:   "system:serviceaccount:" + saNamespace + ":" + sa,
-		Groups: []string{"system:serviceaccounts", "system:serviceaccounts:" + saNamespace, "system:authenticated"},
+		User:               "system:serviceaccount:" + saNamespace + ":" + sa,
+		Groups:             []string{"system:serviceaccounts", "system:serviceaccounts:" + saNamespace, "system:authenticated"},
 		ResourceAttributes: &authzv1.ResourceAttributes{Namespace: ns, Verb: verb, Group: group, Resource: res, Subresource: sub},
 	}}, metav1.CreateOptions{})
 	if err != nil {
@@ -283,9 +283,15 @@ func TestRBAC(t *testing.T) {
 		for what, err := range map[string]error{
 			"list secrets in sluice-jobs": func() error { _, err := cs.CoreV1().Secrets(jobs).List(ctx, metav1.ListOptions{}); return err }(),
 			"list secrets cluster-wide":   func() error { _, err := cs.CoreV1().Secrets("").List(ctx, metav1.ListOptions{}); return err }(),
-			"get the sluice-auth Secret":  func() error { _, err := cs.CoreV1().Secrets("sluice").Get(ctx, "sluice-auth", metav1.GetOptions{}); return err }(),
-			"create pods in sluice":       func() error { _, err := cs.CoreV1().Pods("sluice").Create(ctx, pod.DeepCopy(), metav1.CreateOptions{}); return err }(),
-			"list pods in default":        func() error { _, err := cs.CoreV1().Pods("default").List(ctx, metav1.ListOptions{}); return err }(),
+			"get the sluice-auth Secret": func() error {
+				_, err := cs.CoreV1().Secrets("sluice").Get(ctx, "sluice-auth", metav1.GetOptions{})
+				return err
+			}(),
+			"create pods in sluice": func() error {
+				_, err := cs.CoreV1().Pods("sluice").Create(ctx, pod.DeepCopy(), metav1.CreateOptions{})
+				return err
+			}(),
+			"list pods in default": func() error { _, err := cs.CoreV1().Pods("default").List(ctx, metav1.ListOptions{}); return err }(),
 		} {
 			if !apierrors.IsForbidden(err) {
 				t.Errorf("sluice/training may %s: %v", what, err)

@@ -20,11 +20,7 @@ func (p PodSpec) MarshalJSON() ([]byte, error) {
 // UnmarshalJSON reads the typed fields and keeps the others in Extra.
 func (p *PodSpec) UnmarshalJSON(b []byte) error {
 	type plain PodSpec
-	var v plain
-	if err := json.Unmarshal(b, &v); err != nil {
-		return err
-	}
-	extra, err := rest(b, reflect.TypeFor[plain]())
+	v, extra, err := withRest[plain](b)
 	if err != nil {
 		return err
 	}
@@ -42,11 +38,7 @@ func (c Container) MarshalJSON() ([]byte, error) {
 // UnmarshalJSON reads the typed fields and keeps the others in Extra.
 func (c *Container) UnmarshalJSON(b []byte) error {
 	type plain Container
-	var v plain
-	if err := json.Unmarshal(b, &v); err != nil {
-		return err
-	}
-	extra, err := rest(b, reflect.TypeFor[plain]())
+	v, extra, err := withRest[plain](b)
 	if err != nil {
 		return err
 	}
@@ -70,6 +62,16 @@ func inline(v any, extra Fields) ([]byte, error) {
 		}
 	}
 	return json.Marshal(m)
+}
+
+// withRest decodes b into a T and returns the members of b that T's fields do not name.
+func withRest[T any](b []byte) (T, Fields, error) {
+	var v T
+	if err := json.Unmarshal(b, &v); err != nil {
+		return v, nil, err
+	}
+	extra, err := rest(b, reflect.TypeFor[T]())
+	return v, extra, err
 }
 
 // rest returns the members of the JSON object b that t's fields do not name (nil when none).
