@@ -3,6 +3,7 @@ package events
 import (
 	"context"
 	"fmt"
+	"hash/fnv"
 	"sync"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -18,88 +19,115 @@ type BatchHandler func(ctx context.Context, evs []Event) []error
 const DefaultMaxBatch = 256
 
 // ConsumeBatch is [Bus.Consume] for handlers that write many events at once. Messages are
-// pulled ahead (twice maxBatch) and handed to h in batches of up to maxBatch: a batch is
-// whatever has arrived when h is free (at least one event), so an idle consumer adds no
-// delay and a busy one gets larger batches. Batches of one subscription are handled one at a
-// time (cfg.Concurrency is not used); each event is settled as Consume settles it, only after h
-// returns, so an event is acknowledged only once the batch holding it is stored.
+// pulled ahead and handed to h in batches of up to maxBatch: a batch is whatever has arrived
+// when h is free (at least one event), so an idle consumer adds no delay and a busy one gets
+// larger batches. With cfg.Concurrency n > 1, n batches are handled at once: every event goes
+// to the worker of its partition (cfg.PartitionKey, by default its CloudEvent subject), so the
+// events of one partition are handled one batch at a time in delivery order, and only events
+// of different partitions concurrently. Each event is settled as Consume settles it, only
+// after h returns, so an event is acknowledged only once the batch holding it is stored.
 func (b *Bus) ConsumeBatch(ctx context.Context, cfg ConsumerConfig, maxBatch int, h BatchHandler) (*Subscription, error) {
 	if maxBatch <= 0 {
 		maxBatch = DefaultMaxBatch
 	}
+	workers := max(1, cfg.Concurrency)
+	key := cfg.PartitionKey
+	if key == nil {
+		key = Event.Subject
+	}
+	// Pulled ahead: enough for every worker's next batch and one more, so a worker that finishes
+	// finds its next batch waiting. Unacknowledged at most: what was pulled, what waits in the
+	// workers' queues and what they handle.
+	pull := max(64, (workers+1)*maxBatch)
+	cfg.maxAckPending = pull + 2*workers*maxBatch
 	cons, err := b.durable(ctx, &cfg)
 	if err != nil {
 		return nil, err
 	}
 	hctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	ch := make(chan jetstream.Msg, maxBatch)
-	wg := &sync.WaitGroup{}
+	queues := make([]chan delivery, workers)
+	for i := range queues {
+		queues[i] = make(chan delivery, maxBatch)
+	}
 	cc, err := cons.Consume(func(m jetstream.Msg) {
-		select {
-		case ch <- m:
-		case <-hctx.Done(): // stopping: the message is redelivered after AckWait
+		d := delivery{m: m, n: 1}
+		if md, err := m.Metadata(); err == nil {
+			d.n = md.NumDelivered
 		}
-	}, jetstream.PullMaxMessages(max(64, 2*maxBatch)))
+		ev, err := Decode(hctx, m.Headers(), m.Data())
+		if err != nil {
+			b.deadLetter(hctx, cfg, m, nil, d.n, fmt.Sprintf("malformed CloudEvent: %v", err))
+			return
+		}
+		d.ev = ev
+		q := queues[0]
+		if workers > 1 {
+			f := fnv.New32a()
+			_, _ = f.Write([]byte(key(ev)))
+			q = queues[f.Sum32()%uint32(workers)]
+		}
+		select {
+		case q <- d:
+		case <-hctx.Done(): // stopping: handed back at once rather than after AckWait
+			_ = m.Nak()
+		}
+	}, jetstream.PullMaxMessages(pull))
 	if err != nil {
 		cancel()
 		return nil, fmt.Errorf("events: consume %s: %w", cfg.Durable, err)
 	}
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			var batch []jetstream.Msg
-			select {
-			case m := <-ch:
-				batch = append(batch, m)
-			case <-hctx.Done():
-				// Stopping: what was pulled but not handled is handed back at once rather than after AckWait.
-				for {
-					select {
-					case m := <-ch:
-						_ = m.Nak()
-					default:
-						return
+	wg := &sync.WaitGroup{}
+	for _, q := range queues {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				var batch []delivery
+				select {
+				case d := <-q:
+					batch = append(batch, d)
+				case <-hctx.Done():
+					// Stopping: what was pulled but not handled is handed back at once rather than after AckWait.
+					for {
+						select {
+						case d := <-q:
+							_ = d.m.Nak()
+						default:
+							return
+						}
 					}
 				}
-			}
-		fill:
-			for len(batch) < maxBatch {
-				select {
-				case m := <-ch:
-					batch = append(batch, m)
-				default:
-					break fill
+			fill:
+				for len(batch) < maxBatch {
+					select {
+					case d := <-q:
+						batch = append(batch, d)
+					default:
+						break fill
+					}
 				}
+				b.handleBatch(hctx, cfg, batch, h)
 			}
-			b.handleBatch(hctx, cfg, batch, h)
-		}
-	}()
+		}()
+	}
 	return &Subscription{cc: cc, wg: wg, stop: cancel}, nil
 }
 
-func (b *Bus) handleBatch(ctx context.Context, cfg ConsumerConfig, batch []jetstream.Msg, h BatchHandler) {
-	evs := make([]Event, 0, len(batch))
-	msgs := make([]jetstream.Msg, 0, len(batch))
-	deliveries := make([]uint64, 0, len(batch))
-	for _, m := range batch {
-		var n uint64 = 1
-		if md, err := m.Metadata(); err == nil {
-			n = md.NumDelivered
-		}
-		ev, err := Decode(ctx, m.Headers(), m.Data())
-		if err != nil {
-			b.deadLetter(ctx, cfg, m, nil, n, fmt.Sprintf("malformed CloudEvent: %v", err))
-			continue
-		}
-		evs, msgs, deliveries = append(evs, ev), append(msgs, m), append(deliveries, n)
-	}
-	if len(evs) == 0 {
-		return
+// delivery is a pulled message with its decoded event and delivery count.
+type delivery struct {
+	m  jetstream.Msg
+	ev Event
+	n  uint64
+}
+
+func (b *Bus) handleBatch(ctx context.Context, cfg ConsumerConfig, batch []delivery, h BatchHandler) {
+	evs := make([]Event, len(batch))
+	for i, d := range batch {
+		evs[i] = d.ev
 	}
 	errs := safeHandleBatch(ctx, h, evs)
-	for i, m := range msgs {
-		b.settle(ctx, cfg, m, evs[i], deliveries[i], errs[i])
+	for i, d := range batch {
+		b.settle(ctx, cfg, d.m, d.ev, d.n, errs[i])
 	}
 }
 

@@ -3,6 +3,7 @@ package events_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -97,4 +98,91 @@ func TestConsumeBatch(t *testing.T) {
 	mu.Unlock()
 	require.LessOrEqual(t, largest.Load(), int32(16))
 	require.Greater(t, largest.Load(), int32(1), "events waiting when the consumer starts come in batches")
+}
+
+// TestConsumeBatchPartitions: with Concurrency 4, batches of different partitions (here the
+// CloudEvent subject, the default) are handled at once, while the events of one partition are
+// never in two batches at once and arrive in publish order; every event is acknowledged once.
+func TestConsumeBatchPartitions(t *testing.T) {
+	t.Parallel()
+	b := newBus(t, startNATS(t))
+	const subjects, perSubject = 40, 10
+	var all []events.Event
+	for n := range perSubject {
+		for s := range subjects {
+			ev, err := events.New("/sluice/test", events.PipelineRunRequestedV1, fmt.Sprintf("runs/r%d", s), payload{N: n})
+			require.NoError(t, err)
+			all = append(all, ev)
+		}
+	}
+	require.NoError(t, b.PublishAll(t.Context(), all))
+
+	var mu sync.Mutex
+	inFlight := map[string]bool{} // subjects of the batches being handled
+	next := map[string]int{}      // next N expected per subject
+	acked := map[string]int{}
+	var problems []string
+	handling, overlapped := 0, false
+	sub, err := b.ConsumeBatch(t.Context(), events.ConsumerConfig{
+		Stream: events.StreamPipeline, Durable: "test-partitions", Concurrency: 4,
+		FilterSubjects: []string{events.SubjectFor(events.PipelineRunRequestedV1)},
+	}, 8, func(ctx context.Context, evs []events.Event) []error {
+		mu.Lock()
+		handling++
+		overlapped = overlapped || handling > 1
+		mine := map[string]bool{}
+		for _, ev := range evs {
+			var p payload
+			require.NoError(t, ev.DataAs(&p))
+			if inFlight[ev.Subject()] && !mine[ev.Subject()] {
+				problems = append(problems, "two batches hold "+ev.Subject())
+			}
+			if p.N != next[ev.Subject()] {
+				problems = append(problems, fmt.Sprintf("%s: got %d, want %d", ev.Subject(), p.N, next[ev.Subject()]))
+			}
+			next[ev.Subject()] = p.N + 1
+			inFlight[ev.Subject()], mine[ev.Subject()] = true, true
+		}
+		mu.Unlock()
+		// Hold the batch until another is being handled (or a generous deadline passes), so a
+		// consumer that handled one batch at a time fails the overlap check below.
+		deadline := time.Now().Add(20 * time.Second)
+		for time.Now().Before(deadline) {
+			mu.Lock()
+			o := overlapped
+			mu.Unlock()
+			if o {
+				break
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		handling--
+		for s := range mine {
+			delete(inFlight, s)
+		}
+		for _, ev := range evs {
+			acked[ev.ID()]++
+		}
+		return make([]error, len(evs))
+	})
+	require.NoError(t, err)
+	t.Cleanup(sub.Stop)
+
+	require.Eventually(t, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(acked) == len(all)
+	}, 60*time.Second, 20*time.Millisecond)
+	mu.Lock()
+	defer mu.Unlock()
+	require.Empty(t, problems)
+	require.True(t, overlapped, "batches of different partitions are handled at once")
+	for _, ev := range all {
+		require.Equal(t, 1, acked[ev.ID()], ev.ID())
+	}
+	for s := range subjects {
+		require.Equal(t, perSubject, next[fmt.Sprintf("runs/r%d", s)])
+	}
 }

@@ -49,8 +49,16 @@ type ConsumerConfig struct {
 	NakDelay time.Duration
 	// AckWait is how long a delivery may stay unacked before redelivery (default 30s).
 	AckWait time.Duration
-	// Concurrency is how many events are handled at once (default 1: in stream order).
+	// Concurrency is how many events are handled at once (default 1: in stream order). For
+	// [Bus.ConsumeBatch] it is how many batches are handled at once, each from its own partition
+	// of the events (see PartitionKey).
 	Concurrency int
+	// PartitionKey, for [Bus.ConsumeBatch] with Concurrency > 1, names the partition of an event:
+	// events of one partition are handled by one worker, in delivery order, so only events of
+	// different partitions are handled concurrently. Nil partitions by CloudEvent subject.
+	PartitionKey func(Event) string
+
+	maxAckPending int // set by ConsumeBatch: at least what its workers may hold
 }
 
 func (c *ConsumerConfig) defaults() {
@@ -143,6 +151,9 @@ func (b *Bus) durable(ctx context.Context, cfg *ConsumerConfig) (jetstream.Consu
 		ccfg.FilterSubject = cfg.FilterSubjects[0]
 	} else {
 		ccfg.FilterSubjects = cfg.FilterSubjects
+	}
+	if cfg.maxAckPending > ccfg.MaxAckPending {
+		ccfg.MaxAckPending = cfg.maxAckPending
 	}
 	cons, err := b.js.CreateOrUpdateConsumer(ctx, cfg.Stream, ccfg)
 	if err != nil {
