@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 
 	"github.com/sluice-ml/sluice/libs/events"
 	"github.com/sluice-ml/sluice/services/metadata/internal/mlmd"
@@ -15,6 +16,10 @@ type Consumer struct {
 	// MaxBatch bounds the events written per transaction (0: events.DefaultMaxBatch; 1 writes
 	// one transaction per event).
 	MaxBatch int
+	// Concurrency is how many batches each consumer writes at once (0: DefaultConcurrency; 1
+	// writes one at a time in stream order). Events are partitioned by PartitionKey: the events
+	// of one run (or job, or deployment) are written one batch at a time, in delivery order.
+	Concurrency int
 
 	repo mlmd.Ingester
 	log  *slog.Logger
@@ -95,6 +100,27 @@ func (c *Consumer) HandleBatch(ctx context.Context, evs []events.Event) []error 
 	return errs
 }
 
+// DefaultConcurrency is the batches a Consumer writes at once by default: enough to keep the
+// store busy while a batch is decoded, waits for its commit or is acknowledged.
+const DefaultConcurrency = 4
+
+// PartitionKey is the partition of an event for concurrent batches: "runs/<id>" for the events
+// of a pipeline run and its tasks (subjects runs/<id> and runs/<id>/tasks/<path>), the
+// CloudEvent subject otherwise (a training job, a deployment). Events recording the same nodes
+// (a run's contexts, a task's execution, the artifacts a run's tasks pass on) thus stay in
+// order. Events of different partitions that share a node (a pipeline context, an artifact
+// read by several runs) are applied in the order their batches commit, as between replicas of
+// the service; the store's row locks serialise the writes to such a node.
+func PartitionKey(ev events.Event) string {
+	s := ev.Subject()
+	if rest, ok := strings.CutPrefix(s, "runs/"); ok {
+		if i := strings.IndexByte(rest, '/'); i >= 0 {
+			return s[:len("runs/")+i]
+		}
+	}
+	return s
+}
+
 // Consumers returns the durable consumers of the ingest, one per stream, named
 // "<prefix>-pipeline", "<prefix>-training" and "<prefix>-serving" (the service uses prefix
 // "metadata"), each filtered to the event types Record maps.
@@ -115,11 +141,16 @@ func Consumers(prefix string) []events.ConsumerConfig {
 	return out
 }
 
-// Start runs the consumers of Consumers(prefix) on bus, in batches (HandleBatch), until the returned subscriptions are
-// stopped. On error the consumers already started are stopped.
+// Start runs the consumers of Consumers(prefix) on bus, in batches (HandleBatch), c.Concurrency
+// batches at once per consumer, partitioned by PartitionKey, until the returned subscriptions
+// are stopped. On error the consumers already started are stopped.
 func (c *Consumer) Start(ctx context.Context, bus *events.Bus, prefix string) ([]*events.Subscription, error) {
 	var subs []*events.Subscription
 	for _, cfg := range Consumers(prefix) {
+		cfg.Concurrency, cfg.PartitionKey = c.Concurrency, PartitionKey
+		if cfg.Concurrency == 0 {
+			cfg.Concurrency = DefaultConcurrency
+		}
 		sub, err := bus.ConsumeBatch(ctx, cfg, c.MaxBatch, c.HandleBatch)
 		if err != nil {
 			for _, s := range subs {

@@ -94,7 +94,10 @@ func (s *Store) IngestBatch(ctx context.Context, reqs []mlmd.IngestRequest) ([]m
 				return err
 			}
 		}
-		return b.writeEdges(ctx, s, tx)
+		if err := b.writeEdges(ctx, s, tx); err != nil {
+			return err
+		}
+		return b.writeContexts(ctx, s, tx)
 	})
 	if err != nil {
 		return nil, nil, err
@@ -273,6 +276,8 @@ type folded struct {
 	props map[propKey]mlmd.Value
 	ns    *mlmd.Value // the first namespace custom property
 	id    int64
+	// existed: a context recorded before the batch; changed: given another external id
+	existed, changed bool
 }
 
 func (f *folded) merge(k kindInfo, n node) {
@@ -366,7 +371,12 @@ func (b *batchFold) add(p ingestNodes) {
 	}
 }
 
-// write upserts the folded nodes and their properties and sets their ids.
+// write records the folded nodes and the properties of executions and artifacts and sets
+// their ids. Contexts are only inserted when new (ON CONFLICT DO NOTHING) and looked up
+// otherwise, without a row lock: the update of the contexts that existed, and the properties
+// of all, wait for writeContexts at the end of the transaction. A context is shared by every
+// event of its run, and a pipeline's by all its runs, so a row lock on it taken here would
+// make each concurrent batch wait for the whole of the one before it.
 func (b *batchFold) write(ctx context.Context, s *Store, tx *sql.Tx) error {
 	now := nowMillis()
 	ctxs := b.ctxs.sorted()
@@ -374,19 +384,29 @@ func (b *batchFold) write(ctx context.Context, s *Store, tx *sql.Tx) error {
 	for i, f := range ctxs {
 		rows[i] = []any{f.n.TypeID, f.n.Name, nullString(f.n.ExternalID), now, now}
 	}
+	setID := func(rs *sql.Rows) error {
+		var n node
+		if err := rs.Scan(&n.ID, &n.TypeID, &n.Name); err != nil {
+			return err
+		}
+		if f := b.ctxs.byKey[contextKey(n)]; f != nil {
+			f.id = n.ID
+		}
+		return nil
+	}
 	err := s.execRows(ctx, tx, `INSERT INTO context (type_id, name, external_id, create_time_ms, last_update_time_ms)`, rows,
-		`ON CONFLICT (type_id, name) DO UPDATE SET external_id = COALESCE(excluded.external_id, context.external_id), last_update_time_ms = excluded.last_update_time_ms RETURNING id, type_id, name`,
-		func(rs *sql.Rows) error {
-			var n node
-			if err := rs.Scan(&n.ID, &n.TypeID, &n.Name); err != nil {
-				return err
-			}
-			if f := b.ctxs.byKey[contextKey(n)]; f != nil {
-				f.id = n.ID
-			}
-			return nil
-		})
+		`ON CONFLICT (type_id, name) DO NOTHING RETURNING id, type_id, name`, setID)
 	if err != nil {
+		return fmt.Errorf("contexts: %w", err)
+	}
+	var keys [][]any
+	for _, f := range ctxs {
+		if f.id == 0 {
+			f.existed = true
+			keys = append(keys, []any{f.n.TypeID, f.n.Name})
+		}
+	}
+	if err := b.loadContexts(ctx, s, tx, keys); err != nil {
 		return fmt.Errorf("contexts: %w", err)
 	}
 	for _, fs := range []*foldSet{&b.execs, &b.arts} {
@@ -420,12 +440,143 @@ func (b *batchFold) write(ctx context.Context, s *Store, tx *sql.Tx) error {
 			return fmt.Errorf("%s: %w", fs.k.list, err)
 		}
 	}
-	for _, fs := range []*foldSet{&b.ctxs, &b.execs, &b.arts} {
+	for _, fs := range []*foldSet{&b.execs, &b.arts} {
 		if err := b.writeProps(ctx, s, tx, fs); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// loadContexts sets the ids of the contexts keyed by keys (type id, name), recorded before
+// the batch, and drops from their folded records what they already hold (the same external
+// id, property values, a namespace), so that writeContexts touches only those the batch
+// changes. Nothing is locked: a context's last update time moves when the ingest changes it.
+func (b *batchFold) loadContexts(ctx context.Context, s *Store, tx *sql.Tx, keys [][]any) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	byID := map[int64]*folded{}
+	// An insert that conflicted with one not yet committed waited for it, so every context
+	// not inserted by this batch is committed and visible here.
+	err := s.execRows(ctx, tx, `WITH k (type_id, name) AS (`, keys,
+		`) SELECT c.id, c.type_id, c.name, c.external_id FROM context c JOIN k ON c.type_id = k.type_id AND c.name = k.name`,
+		func(rs *sql.Rows) error {
+			var n node
+			var ext sql.NullString
+			if err := rs.Scan(&n.ID, &n.TypeID, &n.Name, &ext); err != nil {
+				return err
+			}
+			if f := b.ctxs.byKey[contextKey(n)]; f != nil {
+				f.id, byID[n.ID] = n.ID, f
+				f.changed = f.n.ExternalID != "" && f.n.ExternalID != ext.String
+			}
+			return nil
+		})
+	if err != nil {
+		return err
+	}
+	ids := make([][]any, 0, len(byID))
+	for id := range byID {
+		ids = append(ids, []any{id})
+	}
+	slices.SortFunc(ids, func(a, b []any) int { return cmp.Compare(a[0].(int64), b[0].(int64)) })
+	return s.execRows(ctx, tx, `WITH k (id) AS (`, ids,
+		`) SELECT p.context_id, p.name, p.is_custom, p.int_value, p.double_value, p.string_value, p.bool_value, p.struct_value, p.proto_value FROM context_property p JOIN k ON p.context_id = k.id`,
+		func(rs *sql.Rows) error {
+			var id int64
+			var k propKey
+			var iv sql.NullInt64
+			var dv sql.NullFloat64
+			var sv, st, pv sql.NullString
+			var bv sql.NullBool
+			if err := rs.Scan(&id, &k.name, &k.custom, &iv, &dv, &sv, &bv, &st, &pv); err != nil {
+				return err
+			}
+			f := byID[id]
+			if f == nil {
+				return nil
+			}
+			if k.custom && k.name == metadatav1.NamespaceProperty {
+				f.ns = nil // set once
+				return nil
+			}
+			if v, ok := f.props[k]; ok {
+				structV, protoV := encodedValues(v)
+				if valueKey(v.IntValue, v.DoubleValue, v.StringValue, v.BoolValue, structV, protoV) == valueKey(nullPtr(iv.Int64, iv.Valid), nullPtr(dv.Float64, dv.Valid), nullPtr(sv.String, sv.Valid), nullPtr(bv.Bool, bv.Valid), nullAny(st), nullAny(pv)) {
+					delete(f.props, k)
+				}
+			}
+			return nil
+		})
+}
+
+func nullPtr[T any](v T, valid bool) *T {
+	if !valid {
+		return nil
+	}
+	return &v
+}
+
+func nullAny(v sql.NullString) any {
+	if !v.Valid {
+		return nil
+	}
+	return v.String
+}
+
+// valueKey renders a property row's values (nil pointers as NULL) for comparison.
+func valueKey(i *int64, d *float64, s *string, b *bool, st, pv any) string {
+	var out strings.Builder
+	for _, v := range []any{i, d, s, b} {
+		switch v := v.(type) {
+		case *int64:
+			if v != nil {
+				fmt.Fprintf(&out, "i%d", *v)
+			}
+		case *float64:
+			if v != nil {
+				fmt.Fprintf(&out, "d%v", *v)
+			}
+		case *string:
+			if v != nil {
+				fmt.Fprintf(&out, "s%q", *v)
+			}
+		case *bool:
+			if v != nil {
+				fmt.Fprintf(&out, "b%t", *v)
+			}
+		}
+		out.WriteByte('|')
+	}
+	for _, v := range []any{st, pv} {
+		if v != nil {
+			fmt.Fprintf(&out, "%q", v)
+		}
+		out.WriteByte('|')
+	}
+	return out.String()
+}
+
+// writeContexts, the last writes of a batch, updates the contexts recorded before it that the
+// batch changes (external id, property values) as Ingest does, and writes the properties left
+// by loadContexts, so a context's row lock, when one is taken, is held only until the commit
+// that follows. A context shared by every event of its run, or a pipeline's by all its runs,
+// is thus not locked at all by the batches that only link to it.
+func (b *batchFold) writeContexts(ctx context.Context, s *Store, tx *sql.Tx) error {
+	now := nowMillis()
+	var rows [][]any
+	for _, f := range b.ctxs.sorted() {
+		if f.existed && (f.changed || len(f.props) > 0 || f.ns != nil) {
+			rows = append(rows, []any{f.n.TypeID, f.n.Name, nullString(f.n.ExternalID), now, now})
+		}
+	}
+	err := s.execRows(ctx, tx, `INSERT INTO context (type_id, name, external_id, create_time_ms, last_update_time_ms)`, rows,
+		`ON CONFLICT (type_id, name) DO UPDATE SET external_id = COALESCE(excluded.external_id, context.external_id), last_update_time_ms = excluded.last_update_time_ms`, nil)
+	if err != nil {
+		return fmt.Errorf("contexts: %w", err)
+	}
+	return b.writeProps(ctx, s, tx, &b.ctxs)
 }
 
 func (b *batchFold) writeProps(ctx context.Context, s *Store, tx *sql.Tx, fs *foldSet) error {
