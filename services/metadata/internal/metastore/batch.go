@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/jackc/pgx/v5/pgconn"
+
 	"github.com/sluice-ml/sluice/services/metadata/api/metadatav1"
 	"github.com/sluice-ml/sluice/services/metadata/internal/mlmd"
 )
@@ -28,15 +30,17 @@ const sqliteBatchParams = 1000
 // applied one at a time with Ingest.
 var ErrBatchByID = errors.New("metastore: ingest batch: nodes addressed by id are applied one by one")
 
-// IngestBatch implements mlmd.Ingester. The whole batch is one transaction of set-based
-// statements (one multi-row statement per table, whatever the batch size): source ids are
+// IngestBatch implements mlmd.Ingester. Types named for the first time are registered first,
+// each in its own statement; then the whole batch is one transaction of set-based statements (one multi-row statement per table, whatever the batch size): source ids are
 // claimed first with a single INSERT ... ON CONFLICT DO NOTHING RETURNING, so a redelivered
 // event stops there; nodes recorded by several events of the batch are folded in event order
 // with the rules Ingest applies row by row (first record's type, name and uri; execution
 // states move forward, terminal states are final; artifacts take the last state that is not
 // UNKNOWN; properties merged with new values winning, the namespace kept from the first
 // record), so a batch leaves the same records as its events ingested one by one. Rows are
-// written in key order so concurrent batches of several replicas lock them in the same order.
+// written in key order so concurrent batches (of one consumer, or of several replicas) lock
+// them in the same order; contexts, shared by many batches, are locked only when a batch
+// changes them, at the end (writeContexts). A deadlock is retried, twice at most.
 func (s *Store) IngestBatch(ctx context.Context, reqs []mlmd.IngestRequest) ([]mlmd.IngestResult, []error, error) {
 	res := make([]mlmd.IngestResult, len(reqs))
 	errs := make([]error, len(reqs))
@@ -58,54 +62,77 @@ func (s *Store) IngestBatch(ctx context.Context, reqs []mlmd.IngestRequest) ([]m
 		seen[sourceKey(r.Source, r.SourceID)] = true
 		prep[i], live[i] = p, true
 	}
+	// Types are registered before the transaction, each INSERT committing on its own: inside
+	// it, a new type's row would stay locked until the batch commits, and every concurrent
+	// batch naming the type would wait for that.
 	learned := map[string]int64{}
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		types := s.newTypeCache(tx)
-		for i := range reqs {
-			if !live[i] {
-				continue
+	types := s.newTypeCache(s.w)
+	for i := range reqs {
+		if !live[i] {
+			continue
+		}
+		if err := prep[i].resolveTypes(ctx, s, types, learned); err != nil {
+			if !errors.Is(err, mlmd.ErrInvalidArgument) {
+				return nil, nil, err
 			}
-			if err := prep[i].resolveTypes(ctx, s, types, learned); err != nil {
-				if !errors.Is(err, mlmd.ErrInvalidArgument) {
-					return err
-				}
-				errs[i], live[i] = err, false
-			}
+			errs[i], live[i] = err, false
 		}
-		applied, err := s.claim(ctx, tx, reqs, live)
-		if err != nil {
-			return err
+	}
+	for k, id := range learned {
+		s.typeIDs.Store(k, id)
+	}
+	// A deadlock with a concurrent batch (PostgreSQL detects it and fails one of the two) is
+	// retried: rows are written in key order table by table, but a batch can still meet
+	// another that locked a shared artifact or execution first.
+	var err error
+	for attempt := 1; ; attempt++ {
+		err = s.inTx(ctx, func(tx *sql.Tx) error { return s.ingestBatchTx(ctx, tx, reqs, prep, slices.Clone(live), res) })
+		if err == nil || attempt == 3 || !retryable(err) {
+			break
 		}
-		b := newBatchFold()
-		for i := range reqs {
-			if applied[i] {
-				b.add(prep[i])
-			}
-		}
-		if err := b.write(ctx, s, tx); err != nil {
-			return err
-		}
-		for i := range reqs {
-			if !applied[i] {
-				continue
-			}
-			res[i], err = b.link(reqs[i], prep[i])
-			if err != nil {
-				return err
-			}
-		}
-		if err := b.writeEdges(ctx, s, tx); err != nil {
-			return err
-		}
-		return b.writeContexts(ctx, s, tx)
-	})
+	}
 	if err != nil {
 		return nil, nil, err
 	}
-	for k, id := range learned { // committed: safe to reuse
-		s.typeIDs.Store(k, id)
-	}
 	return res, errs, nil
+}
+
+// ingestBatchTx writes the live requests of a batch in tx and sets their results in res.
+func (s *Store) ingestBatchTx(ctx context.Context, tx *sql.Tx, reqs []mlmd.IngestRequest, prep []ingestNodes, live []bool, res []mlmd.IngestResult) error {
+	applied, err := s.claim(ctx, tx, reqs, live)
+	if err != nil {
+		return err
+	}
+	b := newBatchFold()
+	for i := range reqs {
+		res[i] = mlmd.IngestResult{}
+		if applied[i] {
+			b.add(prep[i])
+		}
+	}
+	if err := b.write(ctx, s, tx); err != nil {
+		return err
+	}
+	for i := range reqs {
+		if !applied[i] {
+			continue
+		}
+		res[i], err = b.link(reqs[i], prep[i])
+		if err != nil {
+			return err
+		}
+	}
+	if err := b.writeEdges(ctx, s, tx); err != nil {
+		return err
+	}
+	return b.writeContexts(ctx, s, tx)
+}
+
+// retryable reports a transaction that failed only for its timing: a deadlock or a
+// serialization failure on PostgreSQL.
+func retryable(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && (pe.Code == "40P01" || pe.Code == "40001")
 }
 
 func (p ingestNodes) byID() bool {
@@ -127,7 +154,8 @@ func (p ingestNodes) byID() bool {
 
 // resolveTypes checks every node as putNode does and sets its TypeID. A node naming its type
 // by name without declared properties takes the id from s.typeIDs when known; ids resolved
-// here are added to learned, for s.typeIDs once the transaction commits.
+// here are added to learned, for s.typeIDs (types is outside the batch's transaction: the
+// types it registers are committed).
 func (p *ingestNodes) resolveTypes(ctx context.Context, s *Store, types *typeCache, learned map[string]int64) error {
 	one := func(k kindInfo, field string, n *node) error {
 		if err := n.validate(field); err != nil {
