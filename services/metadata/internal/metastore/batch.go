@@ -304,8 +304,9 @@ type folded struct {
 	props map[propKey]mlmd.Value
 	ns    *mlmd.Value // the first namespace custom property
 	id    int64
-	// existed: a context recorded before the batch; changed: given another external id
-	existed, changed bool
+	// existed: a context recorded before the batch; changed: given another external id;
+	// inserted: a node this batch inserted (its properties and edges are all new)
+	existed, changed, inserted bool
 }
 
 func (f *folded) merge(k kindInfo, n node) {
@@ -373,6 +374,7 @@ type batchFold struct {
 	assocs            map[[2]int64]bool // context, execution
 	attribs           map[[2]int64]bool // context, artifact
 	events            map[[3]int64][]any
+	inserted          map[string]map[int64]bool // table → ids of the nodes this batch inserted
 }
 
 func newBatchFold() *batchFold {
@@ -381,7 +383,8 @@ func newBatchFold() *batchFold {
 		execs:   foldSet{executionKind, map[string]*folded{}},
 		arts:    foldSet{artifactKind, map[string]*folded{}},
 		parents: map[[2]int64]bool{}, assocs: map[[2]int64]bool{}, attribs: map[[2]int64]bool{},
-		events: map[[3]int64][]any{},
+		events:   map[[3]int64][]any{},
+		inserted: map[string]map[int64]bool{contextKind.table: {}, executionKind.table: {}, artifactKind.table: {}},
 	}
 }
 
@@ -412,18 +415,18 @@ func (b *batchFold) write(ctx context.Context, s *Store, tx *sql.Tx) error {
 	for i, f := range ctxs {
 		rows[i] = []any{f.n.TypeID, f.n.Name, nullString(f.n.ExternalID), now, now}
 	}
-	setID := func(rs *sql.Rows) error {
-		var n node
-		if err := rs.Scan(&n.ID, &n.TypeID, &n.Name); err != nil {
-			return err
-		}
-		if f := b.ctxs.byKey[contextKey(n)]; f != nil {
-			f.id = n.ID
-		}
-		return nil
-	}
 	err := s.execRows(ctx, tx, `INSERT INTO context (type_id, name, external_id, create_time_ms, last_update_time_ms)`, rows,
-		`ON CONFLICT (type_id, name) DO NOTHING RETURNING id, type_id, name`, setID)
+		`ON CONFLICT (type_id, name) DO NOTHING RETURNING id, type_id, name`, func(rs *sql.Rows) error {
+			var n node
+			if err := rs.Scan(&n.ID, &n.TypeID, &n.Name); err != nil {
+				return err
+			}
+			if f := b.ctxs.byKey[contextKey(n)]; f != nil {
+				f.id, f.inserted = n.ID, true
+				b.inserted[contextKind.table][n.ID] = true
+			}
+			return nil
+		})
 	if err != nil {
 		return fmt.Errorf("contexts: %w", err)
 	}
@@ -451,16 +454,26 @@ func (b *batchFold) write(ctx context.Context, s *Store, tx *sql.Tx) error {
 			}
 			rows[i] = append(rows[i], f.n.State, now, now)
 		}
+		// PostgreSQL tells a row this statement inserted (xmax 0) from one it updated; SQLite
+		// does not, and its batches upsert every property and edge of the node.
+		inserted := "xmax = 0"
+		if s.dialect == dialectSQLite {
+			inserted = "false"
+		}
 		err := s.execRows(ctx, tx, `INSERT INTO `+fs.k.table+` (`+cols+`, create_time_ms, last_update_time_ms)`, rows,
-			`ON CONFLICT (external_id) DO UPDATE SET last_update_time_ms = excluded.last_update_time_ms, `+forwardState[fs.k.table]+` RETURNING id, external_id`,
+			`ON CONFLICT (external_id) DO UPDATE SET last_update_time_ms = excluded.last_update_time_ms, `+forwardState[fs.k.table]+` RETURNING id, external_id, `+inserted,
 			func(rs *sql.Rows) error {
 				var id int64
 				var ext string
-				if err := rs.Scan(&id, &ext); err != nil {
+				var ins bool
+				if err := rs.Scan(&id, &ext, &ins); err != nil {
 					return err
 				}
 				if f := fs.byKey[ext]; f != nil {
-					f.id = id
+					f.id, f.inserted = id, ins
+					if ins {
+						b.inserted[fs.k.table][id] = true
+					}
 				}
 				return nil
 			})
@@ -608,11 +621,12 @@ func (b *batchFold) writeContexts(ctx context.Context, s *Store, tx *sql.Tx) err
 }
 
 func (b *batchFold) writeProps(ctx context.Context, s *Store, tx *sql.Tx, fs *foldSet) error {
-	var rows [][]any
+	var rows, fresh [][]any
 	for _, f := range fs.sorted() {
 		if f.id == 0 {
 			return fmt.Errorf("metastore: ingest batch: no id returned for %s %q", fs.k.table, f.key)
 		}
+		start := len(rows)
 		keys := make([]propKey, 0, len(f.props))
 		for k := range f.props {
 			keys = append(keys, k)
@@ -631,12 +645,20 @@ func (b *batchFold) writeProps(ctx context.Context, s *Store, tx *sql.Tx, fs *fo
 		if f.ns != nil {
 			rows = append(rows, []any{f.id, metadatav1.NamespaceProperty, true, (*int64)(nil), (*float64)(nil), f.ns.StringValue, (*bool)(nil), nil, nil})
 		}
+		if f.inserted { // a node inserted by this batch has no properties yet: plain INSERT
+			fresh = append(fresh, rows[start:]...)
+			rows = rows[:start]
+		}
+	}
+	k := fs.k
+	cols := `INSERT INTO ` + k.propTable + ` AS p (` + k.fk + `, name, is_custom, int_value, double_value, string_value, bool_value, struct_value, proto_value)`
+	if err := s.execRows(ctx, tx, cols, fresh, ``, nil); err != nil {
+		return fmt.Errorf("metastore: write %s properties: %w", k.table, err)
 	}
 	// One statement per table: new values win, except the namespace, set once (a node keeps the
 	// namespace it was first recorded in); a row whose values are unchanged is not rewritten, so
 	// a redundant update leaves no dead tuple and no index entries behind.
-	k := fs.k
-	err := s.execRows(ctx, tx, `INSERT INTO `+k.propTable+` AS p (`+k.fk+`, name, is_custom, int_value, double_value, string_value, bool_value, struct_value, proto_value)`, rows,
+	err := s.execRows(ctx, tx, cols, rows,
 		`ON CONFLICT (`+k.fk+`, name, is_custom) DO UPDATE SET int_value = excluded.int_value, double_value = excluded.double_value, string_value = excluded.string_value, bool_value = excluded.bool_value, struct_value = excluded.struct_value, proto_value = excluded.proto_value`+
 			` WHERE NOT (p.is_custom AND p.name = '`+metadatav1.NamespaceProperty+`')`+
 			` AND (p.int_value, p.double_value, p.string_value, p.bool_value, p.struct_value, p.proto_value) IS DISTINCT FROM (excluded.int_value, excluded.double_value, excluded.string_value, excluded.bool_value, excluded.struct_value, excluded.proto_value)`, nil)
@@ -711,15 +733,33 @@ func (b *batchFold) writeEdges(ctx context.Context, s *Store, tx *sql.Tx) error 
 		}
 		return rows
 	}
+	// An edge with an end inserted by this batch cannot be recorded yet: plain INSERT. The others
+	// keep the rows already recorded (ON CONFLICT DO NOTHING).
+	split := func(rows [][]any, fresh func(r []any) bool) (old, new [][]any) {
+		for _, r := range rows {
+			if fresh(r) {
+				new = append(new, r)
+			} else {
+				old = append(old, r)
+			}
+		}
+		return old, new
+	}
+	ins := b.inserted
 	for _, e := range []struct {
-		table, a, b string
-		m           map[[2]int64]bool
+		table, a, b  string
+		m            map[[2]int64]bool
+		aKind, bKind string
 	}{
-		{"parent_context", "child_id", "parent_id", b.parents},
-		{"association", "context_id", "execution_id", b.assocs},
-		{"attribution", "context_id", "artifact_id", b.attribs},
+		{"parent_context", "child_id", "parent_id", b.parents, contextKind.table, contextKind.table},
+		{"association", "context_id", "execution_id", b.assocs, contextKind.table, executionKind.table},
+		{"attribution", "context_id", "artifact_id", b.attribs, contextKind.table, artifactKind.table},
 	} {
-		if err := s.execRows(ctx, tx, `INSERT INTO `+e.table+` (`+e.a+`, `+e.b+`)`, pairs(e.m), `ON CONFLICT (`+e.a+`, `+e.b+`) DO NOTHING`, nil); err != nil {
+		old, fresh := split(pairs(e.m), func(r []any) bool { return ins[e.aKind][r[0].(int64)] || ins[e.bKind][r[1].(int64)] })
+		if err := s.execRows(ctx, tx, `INSERT INTO `+e.table+` (`+e.a+`, `+e.b+`)`, fresh, ``, nil); err != nil {
+			return fmt.Errorf("metastore: write %s: %w", e.table, err)
+		}
+		if err := s.execRows(ctx, tx, `INSERT INTO `+e.table+` (`+e.a+`, `+e.b+`)`, old, `ON CONFLICT (`+e.a+`, `+e.b+`) DO NOTHING`, nil); err != nil {
 			return fmt.Errorf("metastore: write %s: %w", e.table, err)
 		}
 	}
@@ -734,7 +774,13 @@ func (b *batchFold) writeEdges(ctx context.Context, s *Store, tx *sql.Tx) error 
 	for i, k := range keys {
 		rows[i] = b.events[k]
 	}
-	if err := s.execRows(ctx, tx, `INSERT INTO event (artifact_id, execution_id, type, time_ms, path)`, rows, `ON CONFLICT (artifact_id, execution_id, type) DO NOTHING`, nil); err != nil {
+	old, fresh := split(rows, func(r []any) bool {
+		return ins[artifactKind.table][r[0].(int64)] || ins[executionKind.table][r[1].(int64)]
+	})
+	if err := s.execRows(ctx, tx, `INSERT INTO event (artifact_id, execution_id, type, time_ms, path)`, fresh, ``, nil); err != nil {
+		return fmt.Errorf("metastore: write events: %w", err)
+	}
+	if err := s.execRows(ctx, tx, `INSERT INTO event (artifact_id, execution_id, type, time_ms, path)`, old, `ON CONFLICT (artifact_id, execution_id, type) DO NOTHING`, nil); err != nil {
 		return fmt.Errorf("metastore: write events: %w", err)
 	}
 	return nil
