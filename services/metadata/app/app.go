@@ -33,18 +33,26 @@ type Config struct {
 	// 1 to 10000; 0 means events.DefaultMaxBatch, 256; 1 writes one transaction per event).
 	// Larger batches raise throughput under a burst; an idle consumer never waits to fill one.
 	IngestBatch int
+	// IngestConcurrency is how many batches each ingest consumer writes at once
+	// (METADATA_INGEST_CONCURRENCY, 1 to 64; 0 means ingest.DefaultConcurrency, 4; 1 writes one
+	// batch at a time in stream order). Events are partitioned by run (ingest.PartitionKey).
+	IngestConcurrency int
 
-	ingestBatchRaw string // METADATA_INGEST_BATCH as given, for New's error
+	ingestBatchRaw       string // METADATA_INGEST_BATCH as given, for New's error
+	ingestConcurrencyRaw string // METADATA_INGEST_CONCURRENCY as given
 }
 
 // Env lists the variables ConfigFromEnv reads, with their defaults.
-var Env = [][2]string{{"METADATA_DATABASE_URL", "<SLUICE_DATA_DIR>/metadata/mlmd.db"}, {"METADATA_INGEST_BATCH", "256"}}
+var Env = [][2]string{{"METADATA_DATABASE_URL", "<SLUICE_DATA_DIR>/metadata/mlmd.db"}, {"METADATA_INGEST_BATCH", "256"}, {"METADATA_INGEST_CONCURRENCY", "4"}}
 
-// maxIngestBatch bounds METADATA_INGEST_BATCH.
-const maxIngestBatch = 10000
+// maxIngestBatch bounds METADATA_INGEST_BATCH, maxIngestConcurrency METADATA_INGEST_CONCURRENCY.
+const (
+	maxIngestBatch       = 10000
+	maxIngestConcurrency = 64
+)
 
 // ConfigFromEnv reads Config through getenv; New rejects a METADATA_INGEST_BATCH that is not
-// an integer from 1 to 10000.
+// an integer from 1 to 10000 and a METADATA_INGEST_CONCURRENCY not from 1 to 64.
 func ConfigFromEnv(getenv func(string) string) Config {
 	cfg := Config{DatabaseURL: strings.TrimSpace(getenv("METADATA_DATABASE_URL"))}
 	if raw := strings.TrimSpace(getenv("METADATA_INGEST_BATCH")); raw != "" {
@@ -53,6 +61,13 @@ func ConfigFromEnv(getenv func(string) string) Config {
 			n = -1
 		}
 		cfg.IngestBatch, cfg.ingestBatchRaw = n, raw
+	}
+	if raw := strings.TrimSpace(getenv("METADATA_INGEST_CONCURRENCY")); raw != "" {
+		n, err := strconv.Atoi(raw)
+		if err != nil || n < 1 || n > maxIngestConcurrency {
+			n = -1
+		}
+		cfg.IngestConcurrency, cfg.ingestConcurrencyRaw = n, raw
 	}
 	return cfg
 }
@@ -68,6 +83,7 @@ type App struct {
 	api   *httpapi.Server
 	bus   *events.Bus
 	batch int // Config.IngestBatch
+	conc  int // Config.IngestConcurrency
 
 	mu   sync.Mutex
 	subs []*events.Subscription
@@ -94,6 +110,9 @@ func New(ctx context.Context, cfg Config, d *platform.Deps) (*App, error) {
 	if cfg.IngestBatch < 0 || cfg.IngestBatch > maxIngestBatch {
 		return nil, fmt.Errorf("metadata: METADATA_INGEST_BATCH: must be an integer from 1 to %d, got %q", maxIngestBatch, cfg.ingestBatchRaw)
 	}
+	if cfg.IngestConcurrency < 0 || cfg.IngestConcurrency > maxIngestConcurrency {
+		return nil, fmt.Errorf("metadata: METADATA_INGEST_CONCURRENCY: must be an integer from 1 to %d, got %q", maxIngestConcurrency, cfg.ingestConcurrencyRaw)
+	}
 	dsn := cfg.DatabaseURL
 	if dsn == "" {
 		if d.DataDir == "" {
@@ -109,7 +128,7 @@ func New(ctx context.Context, cfg Config, d *platform.Deps) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &App{log: log, store: store, api: httpapi.New(store, log), bus: d.Bus, batch: cfg.IngestBatch}, nil
+	return &App{log: log, store: store, api: httpapi.New(store, log), bus: d.Bus, batch: cfg.IngestBatch, conc: cfg.IngestConcurrency}, nil
 }
 
 // Name implements platform.Service.
@@ -127,7 +146,7 @@ func (a *App) Start(ctx context.Context) error {
 		return nil
 	}
 	c := ingest.New(a.store, a.log)
-	c.MaxBatch = a.batch
+	c.MaxBatch, c.Concurrency = a.batch, a.conc
 	subs, err := c.Start(ctx, a.bus, ConsumerPrefix)
 	if err != nil {
 		return err

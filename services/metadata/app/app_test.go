@@ -85,3 +85,25 @@ func TestIngestBatchConfig(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, svc.Close())
 }
+
+// TestIngestConcurrencyConfig: METADATA_INGEST_CONCURRENCY is read from the environment and a
+// value that is not an integer from 1 to 64 is refused at start, naming the variable.
+func TestIngestConcurrencyConfig(t *testing.T) {
+	env := func(v string) func(string) string {
+		return func(k string) string {
+			if k == "METADATA_INGEST_CONCURRENCY" {
+				return v
+			}
+			return ""
+		}
+	}
+	require.Equal(t, 8, app.ConfigFromEnv(env("8")).IngestConcurrency)
+	require.Equal(t, 0, app.ConfigFromEnv(env("")).IngestConcurrency)
+	for _, bad := range []string{"0", "-1", "four", "65"} {
+		_, err := app.Build(context.Background(), &platform.Deps{DataDir: t.TempDir(), Getenv: env(bad)})
+		require.ErrorContains(t, err, "METADATA_INGEST_CONCURRENCY: must be an integer from 1 to 64", bad)
+	}
+	svc, err := app.Build(context.Background(), &platform.Deps{DataDir: t.TempDir(), Getenv: env("1")})
+	require.NoError(t, err)
+	require.NoError(t, svc.Close())
+}
