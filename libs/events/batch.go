@@ -24,7 +24,8 @@ const DefaultMaxBatch = 256
 // larger batches. With cfg.Concurrency n > 1, n batches are handled at once: every event goes
 // to the worker of its partition (cfg.PartitionKey, by default its CloudEvent subject), so the
 // events of one partition are handled one batch at a time in delivery order, and only events
-// of different partitions concurrently. Each event is settled as Consume settles it, only
+// of different partitions concurrently (a worker whose queue is full holds up the delivery to
+// the others until it takes its next batch). Each event is settled as Consume settles it, only
 // after h returns, so an event is acknowledged only once the batch holding it is stored.
 func (b *Bus) ConsumeBatch(ctx context.Context, cfg ConsumerConfig, maxBatch int, h BatchHandler) (*Subscription, error) {
 	if maxBatch <= 0 {
