@@ -104,6 +104,18 @@ func overlapping(t testing.TB) []events.Event {
 	return evs
 }
 
+// oneByOne is the reference the batch paths are compared with: evs ingested one transaction
+// each, in order, into a fresh SQLite store.
+func oneByOne(t *testing.T, evs []events.Event) *metastore.Store {
+	t.Helper()
+	want := metastoretest.SQLite(t)
+	one := ingest.New(want, nil)
+	for _, ev := range evs {
+		require.NoError(t, one.Handle(context.Background(), ev))
+	}
+	return want
+}
+
 // TestBatchMatchesOneByOne: one batch leaves exactly the records of its events ingested one
 // transaction each, a repeated event inside the batch and the whole batch delivered again
 // change nothing.
@@ -111,11 +123,7 @@ func TestBatchMatchesOneByOne(t *testing.T) {
 	metastoretest.Each(t, func(t *testing.T, s *metastore.Store) {
 		ctx := context.Background()
 		evs := overlapping(t)
-		want := metastoretest.SQLite(t)
-		one := ingest.New(want, nil)
-		for _, ev := range evs {
-			require.NoError(t, one.Handle(ctx, ev))
-		}
+		want := oneByOne(t, evs)
 		c := ingest.New(s, nil)
 		for _, err := range c.HandleBatch(ctx, evs) {
 			require.NoError(t, err)

@@ -48,11 +48,7 @@ func TestConcurrentBatchesExactlyOnce(t *testing.T) {
 	metastoretest.Each(t, func(t *testing.T, s *metastore.Store) {
 		ctx := context.Background()
 		evs := sharedEvents(t, 12, 5)
-		want := metastoretest.SQLite(t)
-		one := ingest.New(want, nil)
-		for _, ev := range evs {
-			require.NoError(t, one.Handle(ctx, ev))
-		}
+		want := oneByOne(t, evs)
 		var logs lockedBuffer
 		c := ingest.New(s, slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn})))
 		var wg sync.WaitGroup
@@ -111,11 +107,7 @@ func TestConcurrentConsumerMatchesOneByOne(t *testing.T) {
 	metastoretest.Each(t, func(t *testing.T, s *metastore.Store) {
 		ctx := context.Background()
 		evs := overlapping(t)
-		want := metastoretest.SQLite(t)
-		one := ingest.New(want, nil)
-		for _, ev := range evs {
-			require.NoError(t, one.Handle(ctx, ev))
-		}
+		want := oneByOne(t, evs)
 		bus := startNATS(t)
 		for _, ev := range evs {
 			publishTwice(t, bus, ev)
