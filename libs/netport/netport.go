@@ -41,6 +41,24 @@ func Free(host string) (int, error) {
 	return free(host, BelowEphemeralFrom, EphemeralLow())
 }
 
+// FreeN returns n distinct ports on host, each picked as by [Free], for servers started together.
+func FreeN(host string, n int) ([]int, error) {
+	ports := make([]int, 0, n)
+	seen := make(map[int]bool, n)
+	for len(ports) < n {
+		port, err := Free(host)
+		if err != nil {
+			return nil, err
+		}
+		if seen[port] {
+			continue // picked again while still unbound: try once more
+		}
+		seen[port] = true
+		ports = append(ports, port)
+	}
+	return ports, nil
+}
+
 // free picks a port in [from, to), or a kernel-chosen one when that span is smaller than minSpan or no
 // port in it is free.
 func free(host string, from, to int) (int, error) {

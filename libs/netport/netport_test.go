@@ -74,9 +74,27 @@ func TestFreeFallsBackToAKernelPortWithoutRoomBelowTheRange(t *testing.T) {
 	bindable(t, port)
 }
 
+func TestFreeNPicksDistinctPorts(t *testing.T) {
+	ports, err := FreeN(host, 50)
+	require.NoError(t, err)
+	require.Len(t, ports, 50)
+	seen := map[int]bool{}
+	for _, p := range ports {
+		require.False(t, seen[p], "port %d picked twice", p)
+		seen[p] = true
+		require.Less(t, p, EphemeralLow())
+		bindable(t, p)
+	}
+	none, err := FreeN(host, 0)
+	require.NoError(t, err)
+	require.Empty(t, none)
+}
+
 func TestFreeFailsOnAnAddressItCannotBind(t *testing.T) {
 	_, err := Free("192.0.2.1") // TEST-NET-1: not an address of this machine
 	require.ErrorContains(t, err, "netport: pick a free port on 192.0.2.1")
+	_, err = FreeN("192.0.2.1", 2)
+	require.Error(t, err)
 }
 
 func TestParseRangeLow(t *testing.T) {
