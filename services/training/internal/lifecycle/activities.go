@@ -83,9 +83,11 @@ type replicaProc struct {
 	exit  ReplicaExit
 	// owner is the watcher following it ("" while detached).
 	owner string
-	// killed: a watcher killed it (its worker stopping, the workflow stopping it), so a retried watcher
-	// never adopts it.
+	// killed: it was killed (its watcher's worker stopping, the workflow stopping it, left detached past
+	// DetachGrace), so no watcher adopts it.
 	killed bool
+	// detaches counts detach calls, so only the latest one's grace timer kills it.
+	detaches int
 }
 
 // eventNamespace derives deterministic event ids so a retried activity
@@ -227,10 +229,15 @@ func (a *Activities) detach(rp *replicaProc, owner, name string) {
 	if rp.owner == owner {
 		rp.owner = ""
 	}
+	rp.detaches++
+	n := rp.detaches
 	a.mu.Unlock()
 	time.AfterFunc(a.detachGrace(), func() {
 		a.mu.Lock()
-		orphan := rp.owner == ""
+		orphan := rp.owner == "" && rp.detaches == n // still detached, and not again since
+		if orphan {
+			rp.killed = true
+		}
 		a.mu.Unlock()
 		if orphan {
 			a.Log.Warn("no watcher adopted a detached replica; killing it", "process", name)
