@@ -442,8 +442,9 @@ func (a *Activities) follow(ctx context.Context, info activity.Info, in ReplicaR
 					// The run goes on (or could not be asked): leave the replica running for the
 					// retried watcher, which adopts it; unadopted, it is killed after DetachGrace.
 					a.detach(rp, me, in.ProcessName)
-					return ReplicaExit{}, fmt.Errorf("replica %s attempt %d: heartbeat failed, the replica is left running for the retried watcher: %w",
-						in.Name, in.Attempt, cause)
+					return ReplicaExit{}, temporal.NewApplicationErrorWithCause(fmt.Sprintf(
+						"replica %s attempt %d: heartbeat failed, the replica is left running for the retried watcher", in.Name, in.Attempt),
+						ErrTypeWatcherLostContact, cause)
 				}
 				// The run closed (completed, failed, terminated, timed out): nothing follows the replica.
 			}

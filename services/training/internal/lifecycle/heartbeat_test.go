@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/client"
@@ -98,4 +99,45 @@ func TestAFailedHeartbeatDoesNotStopTheReplica(t *testing.T) {
 	require.Equal(t, 1, strings.Count(log, "started "), log)
 	pid := strings.TrimSpace(strings.TrimPrefix(strings.SplitN(log, "\n", 2)[0], "started "))
 	require.Contains(t, log, "done "+pid, "the first process ran to its end")
+}
+
+// A watcher that keeps losing contact with Temporal runs out of attempts; the workflow then watches the
+// replica again (versionRewatch), and the new watcher adopts the process: the job still succeeds on the
+// replica's first attempt. (It used to fail the job with reason WatchFailed.)
+func TestAWatcherOutOfAttemptsIsReplacedAndAdoptsTheReplica(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	var h heartbeatFaults
+	e.startWorkerWithFaults(&h)
+	_, run := rewatchScenario(t, e, &h)
+	require.NoError(t, run.Get(t.Context(), nil))
+	v := e.view(run.GetID())
+	require.Equal(t, trainingv1.JobSucceeded, v.State)
+	w := replicaOf(v, "worker-0")
+	require.Equal(t, trainingv1.ReplicaSucceeded, w.State)
+	require.Equal(t, 1, w.Attempt, "the replica was not restarted")
+	log := e.readLog(e.ns, "rewatch", "worker-0", 1)
+	require.Equal(t, 1, strings.Count(log, "started "), log)
+	pid := strings.TrimSpace(strings.TrimPrefix(strings.SplitN(log, "\n", 2)[0], "started "))
+	require.Contains(t, log, "done "+pid, "the first process ran to its end")
+}
+
+// rewatchScenario runs a job whose watcher fails every heartbeat of its 5 attempts (wf.LongActivity's
+// MaximumAttempts), then lets the replica finish; it returns once the job ended.
+func rewatchScenario(t *testing.T, e *env, h *heartbeatFaults) (*trainingv1.Job, client.WorkflowRun) {
+	t.Helper()
+	job, run := e.submit(tfjob("rewatch", "", replicaSpec("Worker", 1, "Never",
+		`echo "started $$"; while [ ! -f "$DIR/go" ]; do sleep 0.05; done; echo "done $$"`)))
+	e.waitFor(run.GetID(), "Running", stateIs(trainingv1.JobRunning))
+	h.fail.Store(5)
+	// The first watcher's attempts are spent; a second watcher (activity) follows the replica.
+	id := run.GetID()
+	e.waitFor(id, "a new watcher, or the job's end", func(v trainingv1.JobView) bool {
+		return (h.failed.Load() == 5 && e.watcherAttempt(id) == 1) || v.State == trainingv1.JobFailed
+	})
+	require.NoError(t, os.WriteFile(filepath.Join(e.dir, "go"), nil, 0o644))
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	_ = run.Get(ctx, nil)
+	return job, run
 }
