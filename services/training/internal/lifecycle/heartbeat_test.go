@@ -55,18 +55,18 @@ func (e *env) startWorkerWithFaults(h *heartbeatFaults) {
 	e.t.Cleanup(w.Stop)
 }
 
-// watcherAttempt is the attempt of the job's pending replica watcher (0 when none is pending).
-func (e *env) watcherAttempt(id string) int32 {
+// watcher is the activity ID and attempt of the job's pending replica watcher ("", 0 when none is pending).
+func (e *env) watcher(id string) (string, int32) {
 	d, err := e.tc.DescribeWorkflowExecution(e.t.Context(), id, "")
 	if err != nil {
-		return 0
+		return "", 0
 	}
 	for _, pa := range d.GetPendingActivities() {
 		if pa.GetActivityType().GetName() == "WatchReplica" {
-			return pa.GetAttempt()
+			return pa.GetActivityId(), pa.GetAttempt()
 		}
 	}
-	return 0
+	return "", 0
 }
 
 // A heartbeat that fails makes the SDK cancel the watcher's context, but nobody stopped the replica: it runs
@@ -83,7 +83,8 @@ func TestAFailedHeartbeatDoesNotStopTheReplica(t *testing.T) {
 
 	h.fail.Store(1)
 	v := e.waitFor(run.GetID(), "the watcher retried, or the job ended", func(v trainingv1.JobView) bool {
-		return h.failed.Load() == 1 && (e.watcherAttempt(run.GetID()) >= 2 || v.State == trainingv1.JobFailed || v.State == trainingv1.JobSucceeded)
+		_, attempt := e.watcher(run.GetID())
+		return h.failed.Load() == 1 && (attempt >= 2 || v.State == trainingv1.JobFailed || v.State == trainingv1.JobSucceeded)
 	})
 	require.Equal(t, trainingv1.JobRunning, v.State, "the failed heartbeat ended the job: %+v", replicaOf(v, "worker-0"))
 
@@ -128,12 +129,16 @@ func rewatchScenario(t *testing.T, e *env, h *heartbeatFaults) (*trainingv1.Job,
 	t.Helper()
 	job, run := e.submit(tfjob("rewatch", "", replicaSpec("Worker", 1, "Never",
 		`echo "started $$"; while [ ! -f "$DIR/go" ]; do sleep 0.05; done; echo "done $$"`)))
-	e.waitFor(run.GetID(), "Running", stateIs(trainingv1.JobRunning))
-	h.fail.Store(5)
-	// The first watcher's attempts are spent; a second watcher (activity) follows the replica.
 	id := run.GetID()
+	e.waitFor(id, "Running", stateIs(trainingv1.JobRunning))
+	var first string
+	e.waitFor(id, "a watcher", func(trainingv1.JobView) bool { first, _ = e.watcher(id); return first != "" })
+	h.fail.Store(5)
+	// The first watcher's attempts are spent (a heartbeat failing on its own on a busy machine spends one
+	// more); another watcher activity follows the replica.
 	e.waitFor(id, "a new watcher, or the job's end", func(v trainingv1.JobView) bool {
-		return (h.failed.Load() == 5 && e.watcherAttempt(id) == 1) || v.State == trainingv1.JobFailed
+		cur, _ := e.watcher(id)
+		return (h.failed.Load() == 5 && cur != "" && cur != first) || v.State == trainingv1.JobFailed
 	})
 	require.NoError(t, os.WriteFile(filepath.Join(e.dir, "go"), nil, 0o644))
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
