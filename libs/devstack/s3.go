@@ -23,6 +23,8 @@ import (
 	"github.com/versity/versitygw/backend/meta"
 	"github.com/versity/versitygw/backend/posix"
 	"github.com/versity/versitygw/embedgw"
+
+	"github.com/sluice-ml/sluice/libs/netport"
 )
 
 // Development defaults for the embedded S3 gateway. The credentials are fixed
@@ -405,15 +407,14 @@ func runS3Child() error {
 	return nil
 }
 
-// s3FreeAddr picks a free loopback port. It is released before the child
-// binds it; StartS3 retries on the rare collision.
+// s3FreeAddr picks a free loopback port for the child, which binds it itself: below the kernel's
+// ephemeral range (see [netport.Free]); StartS3 retries on the rare collision.
 func s3FreeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := netport.Free(loopback)
 	if err != nil {
-		return "", fmt.Errorf("devstack: s3: pick free port: %w", err)
+		return "", fmt.Errorf("devstack: s3: %w", err)
 	}
-	defer l.Close()
-	return l.Addr().String(), nil
+	return hostPort(port), nil
 }
 
 // s3Output is an io.Writer that logs each complete line of child output and

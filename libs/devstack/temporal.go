@@ -21,6 +21,7 @@ import (
 	"go.temporal.io/server/common/primitives"
 	sqliteschema "go.temporal.io/server/schema/sqlite"
 
+	"github.com/sluice-ml/sluice/libs/netport"
 	"github.com/sluice-ml/sluice/libs/workflow"
 	"go.temporal.io/server/temporal"
 )
@@ -128,7 +129,7 @@ func temporalSQLConfig(dbPath string) (*config.SQL, error) {
 // temporalConfig builds a single-node cluster config: one history shard,
 // archival off, every service on a loopback port (internal ones random).
 func temporalConfig(frontendPort int, sqlConf *config.SQL) (*config.Config, error) {
-	frontendHTTPPort, err := freePort()
+	frontendHTTPPort, err := netport.Free(loopback)
 	if err != nil {
 		return nil, fmt.Errorf("temporal: %w", err)
 	}
@@ -166,7 +167,7 @@ func temporalConfig(frontendPort int, sqlConf *config.SQL) (*config.Config, erro
 		if name == primitives.FrontendService {
 			svc.RPC.GRPCPort = frontendPort
 			svc.RPC.HTTPPort = frontendHTTPPort
-		} else if svc.RPC.GRPCPort, err = freePort(); err != nil {
+		} else if svc.RPC.GRPCPort, err = netport.Free(loopback); err != nil {
 			return nil, fmt.Errorf("temporal: %w", err)
 		}
 		conf.Services[string(name)] = svc

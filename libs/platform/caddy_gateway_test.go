@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	"github.com/sluice-ml/sluice/libs/auth"
+	"github.com/sluice-ml/sluice/libs/netport"
 	"github.com/sluice-ml/sluice/libs/platform"
 )
 
@@ -59,9 +59,10 @@ func TestCaddyGatewayEndToEnd(t *testing.T) {
 	svc := httptest.NewServer(platform.NewHandler(platform.HandlerConfig{Registry: platform.NewRegistry(), Log: slog.New(slog.DiscardHandler), Guard: g, NoMetrics: true}, verifySvc{stubRoutes{platform.Rules}, a}))
 	defer svc.Close()
 	up := svc.Listener.Addr().String()
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
+	port, err := netport.Free("127.0.0.1") // caddy binds it itself
+	if err != nil {
+		t.Fatal(err)
+	}
 	cmd := exec.Command(caddy, "run", "--config", "../../deploy/caddy/Caddyfile", "--adapter", "caddyfile")
 	cmd.Env = append(os.Environ(), fmt.Sprintf("SLUICE_ENTRYPOINT_PORT=%d", port), "XDG_DATA_HOME="+t.TempDir(), "XDG_CONFIG_HOME="+t.TempDir())
 	for _, k := range []string{"AUTH", "PIPELINES", "TRAINING", "SERVING", "NOTEBOOKS", "TUNING", "METADATA", "EVENTS", "DEFAULT"} {

@@ -50,6 +50,8 @@ import (
 	uiserver "github.com/temporalio/ui-server/v2/server"
 	uiconfig "github.com/temporalio/ui-server/v2/server/config"
 	uioptions "github.com/temporalio/ui-server/v2/server/server_options"
+
+	"github.com/sluice-ml/sluice/libs/netport"
 )
 
 const clusterName = "active"
@@ -167,15 +169,6 @@ func (s settings) setupSchema() error {
 
 func hostPort(host string, port int) string { return net.JoinHostPort(host, strconv.Itoa(port)) }
 
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
 func runServer(log *slog.Logger) error {
 	s, err := readSettings()
 	if err != nil {
@@ -207,7 +200,7 @@ func runServer(log *slog.Logger) error {
 	conf.Persistence.DataStores = map[string]config.DataStore{
 		"default": {SQL: s.sql(s.db)}, "visibility": {SQL: s.sql(s.visibilityDB)},
 	}
-	httpPort, err := freePort()
+	httpPort, err := netport.Free("127.0.0.1")
 	if err != nil {
 		return err
 	}
@@ -227,7 +220,7 @@ func runServer(log *slog.Logger) error {
 		if name == primitives.FrontendService {
 			svc.RPC.BindOnIP = s.bindIP
 			svc.RPC.GRPCPort, svc.RPC.HTTPPort = s.frontendPort, httpPort
-		} else if svc.RPC.GRPCPort, err = freePort(); err != nil {
+		} else if svc.RPC.GRPCPort, err = netport.Free("127.0.0.1"); err != nil {
 			return err
 		}
 		conf.Services[string(name)] = svc

@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sluice-ml/sluice/libs/devstack/devstacktest"
+	"github.com/sluice-ml/sluice/libs/netport"
 	"github.com/sluice-ml/sluice/libs/runtime"
 	"github.com/sluice-ml/sluice/libs/runtime/docker"
 	"github.com/sluice-ml/sluice/services/training/api/trainingv1"
@@ -50,12 +51,12 @@ func TestReusedNameNeverServesOldLogs(t *testing.T) {
 	require.Empty(t, objs, "the deleted job's logs are removed")
 }
 
+// freeAddr is a free loopback address for a service binary, which binds it itself.
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := netport.Free("127.0.0.1")
 	require.NoError(t, err)
-	defer l.Close()
-	return l.Addr().String()
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 }
 
 func alive(pid int) bool {

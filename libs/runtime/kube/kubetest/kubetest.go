@@ -35,6 +35,8 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+
+	"github.com/sluice-ml/sluice/libs/netport"
 )
 
 // AuthorizationMode is kube-apiserver's --authorization-mode for the server Start starts: AlwaysAllow by
@@ -135,15 +137,6 @@ func Stop() {
 	}
 }
 
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
 func start(tools string) (*Server, error) {
 	dir, err := os.MkdirTemp("", "sluice-kubetest-")
 	if err != nil {
@@ -154,14 +147,13 @@ func start(tools string) (*Server, error) {
 	procs.Unlock()
 	fail := func(err error) (*Server, error) { Stop(); return nil, err }
 
-	clientPort, err := freePort()
+	// etcd and kube-apiserver bind their ports themselves: ones below the kernel's ephemeral range,
+	// which no outgoing connection or ":0" listener can take before they do.
+	ports, err := netport.FreeN("127.0.0.1", 3)
 	if err != nil {
 		return fail(err)
 	}
-	peerPort, err := freePort()
-	if err != nil {
-		return fail(err)
-	}
+	clientPort, peerPort, port := ports[0], ports[1], ports[2]
 	etcdURL := "http://127.0.0.1:" + strconv.Itoa(clientPort)
 	if err := run(dir, "etcd", filepath.Join(tools, "etcd"),
 		"--data-dir="+filepath.Join(dir, "etcd"),
@@ -189,10 +181,6 @@ func start(tools string) (*Server, error) {
 	token := rand.Text()
 	tokens := filepath.Join(dir, "tokens.csv")
 	if err := os.WriteFile(tokens, []byte(token+`,admin,admin,"system:masters"`+"\n"), 0o600); err != nil {
-		return fail(err)
-	}
-	port, err := freePort()
-	if err != nil {
 		return fail(err)
 	}
 	if err := run(dir, "kube-apiserver", filepath.Join(tools, "kube-apiserver"),

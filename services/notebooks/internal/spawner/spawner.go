@@ -26,6 +26,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/sluice-ml/sluice/libs/netport"
 	"github.com/sluice-ml/sluice/libs/runtime"
 	"github.com/sluice-ml/sluice/services/notebooks/api/notebooksv1"
 	"github.com/sluice-ml/sluice/services/notebooks/internal/culling"
@@ -232,9 +233,11 @@ func (s *Spawner) Start(ctx context.Context, nb notebooksv1.Notebook, gen int, h
 		}
 		sub[d] = p
 	}
-	port, err := freePort()
+	// Jupyter binds the port itself: one below the kernel's ephemeral range, which no outgoing
+	// connection or ":0" listener can take before it does.
+	port, err := netport.Free("127.0.0.1")
 	if err != nil {
-		return StartResult{}, err
+		return StartResult{}, fmt.Errorf("spawner: %w", err)
 	}
 	tok := make([]byte, 24)
 	if _, err := rand.Read(tok); err != nil {
@@ -560,15 +563,6 @@ func (s *Spawner) claimWarm() *zygote {
 		return nil
 	}
 	return s.pool.claim()
-}
-
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("spawner: free port: %w", err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
 func writeJSON(path string, v any) error {

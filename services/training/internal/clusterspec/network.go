@@ -14,9 +14,9 @@ package clusterspec
 
 import (
 	"fmt"
-	"net"
 	"strconv"
 
+	"github.com/sluice-ml/sluice/libs/netport"
 	"github.com/sluice-ml/sluice/services/training/api/trainingv1"
 )
 
@@ -129,25 +129,19 @@ func (l Loopback) Endpoint(job *trainingv1.Job, r Replica, fqdn bool) (string, i
 	return LoopbackHost, port, nil
 }
 
-// AllocateLoopback picks a free loopback TCP port for every replica of job.
-// Ports are found by binding 127.0.0.1:0 and are released before return, so
-// another process may take one in between; callers retry on bind failure.
+// AllocateLoopback picks a distinct free loopback TCP port for every replica of job. The replicas bind
+// them later, so they are picked below the kernel's ephemeral range (netport.Free), where no outgoing
+// connection or ":0" listener can take one in between; another program binding one explicitly still
+// could, and then the replica fails to bind and restarts under its restart policy.
 func AllocateLoopback(job *trainingv1.Job) (Loopback, error) {
 	replicas := Replicas(job)
-	listeners := make([]net.Listener, 0, len(replicas))
-	defer func() {
-		for _, l := range listeners {
-			l.Close()
-		}
-	}()
+	ports, err := netport.FreeN(LoopbackHost, len(replicas))
+	if err != nil {
+		return Loopback{}, fmt.Errorf("clusterspec: allocate replica ports: %w", err)
+	}
 	lb := Loopback{Ports: make(map[string]int32, len(replicas))}
-	for _, r := range replicas {
-		l, err := net.Listen("tcp", net.JoinHostPort(LoopbackHost, "0"))
-		if err != nil {
-			return Loopback{}, fmt.Errorf("clusterspec: allocate port for %s: %w", r.Name(job.Meta().Name), err)
-		}
-		listeners = append(listeners, l)
-		lb.Ports[r.Name(job.Meta().Name)] = int32(l.Addr().(*net.TCPAddr).Port)
+	for i, r := range replicas {
+		lb.Ports[r.Name(job.Meta().Name)] = int32(ports[i])
 	}
 	return lb, nil
 }

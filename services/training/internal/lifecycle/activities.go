@@ -20,9 +20,9 @@ import (
 
 	"github.com/google/uuid"
 	"go.temporal.io/api/enums/v1"
-	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
 
 	"github.com/sluice-ml/sluice/libs/artifacts"
 	"github.com/sluice-ml/sluice/libs/events"
@@ -83,6 +83,11 @@ type replicaProc struct {
 	exit  ReplicaExit
 	// owner is the watcher following it ("" while detached).
 	owner string
+	// killed: it was killed (its watcher's worker stopping, the workflow stopping it, left detached past
+	// DetachGrace), so no watcher adopts it.
+	killed bool
+	// detaches counts detach calls, so only the latest one's grace timer kills it.
+	detaches int
 }
 
 // eventNamespace derives deterministic event ids so a retried activity
@@ -190,15 +195,25 @@ func (a *Activities) tracked(name string) *replicaProc {
 }
 
 // adopt makes owner the watcher of the tracked process name (nil when this
-// worker has none).
+// worker has none, or a watcher killed it).
 func (a *Activities) adopt(name, owner string) *replicaProc {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	rp := a.procs[name]
-	if rp != nil {
-		rp.owner = owner
+	if rp == nil || rp.killed {
+		return nil
 	}
+	rp.owner = owner
 	return rp
+}
+
+// kill kills rp's process and waits for its exit to be recorded; no watcher adopts it afterwards.
+func (a *Activities) kill(rp *replicaProc) {
+	a.mu.Lock()
+	rp.killed = true
+	a.mu.Unlock()
+	_ = rp.proc.Kill()
+	<-rp.ended
 }
 
 func (a *Activities) owns(rp *replicaProc, owner string) bool {
@@ -214,10 +229,15 @@ func (a *Activities) detach(rp *replicaProc, owner, name string) {
 	if rp.owner == owner {
 		rp.owner = ""
 	}
+	rp.detaches++
+	n := rp.detaches
 	a.mu.Unlock()
 	time.AfterFunc(a.detachGrace(), func() {
 		a.mu.Lock()
-		orphan := rp.owner == ""
+		orphan := rp.owner == "" && rp.detaches == n // still detached, and not again since
+		if orphan {
+			rp.killed = true
+		}
 		a.mu.Unlock()
 		if orphan {
 			a.Log.Warn("no watcher adopted a detached replica; killing it", "process", name)
@@ -237,8 +257,10 @@ func (a *Activities) detachGrace() time.Duration {
 // output going to a log file, uploaded to S3 at the end), signals the
 // workflow once it runs, heartbeats until it exits and returns the exit
 // status. Cancellation (cleanPodPolicy, suspend, delete, or the worker
-// stopping) kills the process group. A retried watcher (its worker died)
-// reports the replica Lost instead of adopting any process.
+// stopping) kills the process group. A retried watcher follows the process
+// an earlier attempt on this worker left running when it lost contact with
+// Temporal (see follow); when there is none (its worker died or stopped) it
+// reports the replica Lost.
 //
 // When the watcher's workflow run continues as new while the replica runs
 // (the heartbeat then finds the run closed), the process is left running
@@ -251,9 +273,17 @@ func (a *Activities) WatchReplica(ctx context.Context, in ReplicaRun) (ReplicaEx
 	lost := ReplicaExit{Code: -1, Reason: ReasonLost, Lost: true,
 		Message: fmt.Sprintf("replica %s attempt %d was lost with its worker", in.Name, in.Attempt)}
 	if info.Attempt > 1 {
+		if rp := a.adopt(in.ProcessName, me); rp != nil {
+			// The earlier attempt lost contact with Temporal (a heartbeat failed or timed out) and left
+			// the replica running: follow it on.
+			started := trainingv1.ReplicaStarted{Name: in.Name, Attempt: in.Attempt, Time: rp.started}
+			if err := a.signalStarted(ctx, info, started); err != nil {
+				a.Log.WarnContext(ctx, "signal followed replica started", "replica", in.Name, "err", err)
+			}
+			return a.follow(ctx, info, in, rp, me)
+		}
 		if rp := a.tracked(in.ProcessName); rp != nil {
-			_ = rp.proc.Kill()
-			<-rp.ended
+			a.kill(rp)
 		}
 		return lost, nil
 	}
@@ -366,7 +396,18 @@ func (a *Activities) removeNetwork(ctx context.Context, name string) {
 // follow heartbeats until rp ends (its exit is the result), or the watcher
 // is cancelled: by the workflow (the process is killed: Terminated), by
 // the worker stopping (killed; the error makes Temporal retry the watcher,
-// which reports Lost), or by its run having continued as new (detached).
+// which reports Lost), by its run having continued as new (detached), or by
+// its heartbeat failing (detached; the error makes Temporal retry the
+// watcher, which follows the process on).
+//
+// Only a cancellation the workflow requested (a temporal.CanceledError
+// cause) stops the replica. The SDK also cancels the context when a
+// heartbeat RPC fails, even a transient failure such as one that took
+// longer than the heartbeat throttle interval on a busy machine (cause
+// serviceerror.DeadlineExceeded), and when the server no longer knows the
+// attempt (NotFound: it timed out, or the run closed). Killing the replica
+// then would report exit 137 for a replica nobody stopped, and the job
+// would fail under its restart policy.
 func (a *Activities) follow(ctx context.Context, info activity.Info, in ReplicaRun, rp *replicaProc, me string) (ReplicaExit, error) {
 	every := a.HeartbeatEvery
 	if every <= 0 {
@@ -386,36 +427,49 @@ func (a *Activities) follow(ctx context.Context, info activity.Info, in ReplicaR
 			}
 			select {
 			case <-activity.GetWorkerStopChannel(ctx):
-				_ = rp.proc.Kill()
-				<-rp.ended
+				a.kill(rp)
 				return ReplicaExit{}, ctx.Err() // the worker stops: Temporal retries the watcher
 			default:
 			}
-			if a.continuedAsNew(ctx, info) {
-				a.detach(rp, me, in.ProcessName)
-				return ReplicaExit{Code: -1, Reason: ReasonDetached}, nil
+			cause := context.Cause(ctx)
+			if !temporal.IsCanceledError(cause) && !errors.Is(cause, context.DeadlineExceeded) {
+				// Not stopped by the workflow, nor past StartToClose: the heartbeat failed.
+				switch a.runStatus(ctx, info) {
+				case enums.WORKFLOW_EXECUTION_STATUS_CONTINUED_AS_NEW:
+					a.detach(rp, me, in.ProcessName)
+					return ReplicaExit{Code: -1, Reason: ReasonDetached}, nil
+				case enums.WORKFLOW_EXECUTION_STATUS_RUNNING, enums.WORKFLOW_EXECUTION_STATUS_UNSPECIFIED:
+					// The run goes on (or could not be asked): leave the replica running for the
+					// retried watcher, which adopts it; unadopted, it is killed after DetachGrace.
+					a.detach(rp, me, in.ProcessName)
+					return ReplicaExit{}, temporal.NewApplicationErrorWithCause(fmt.Sprintf(
+						"replica %s attempt %d: heartbeat failed, the replica is left running for the retried watcher", in.Name, in.Attempt),
+						ErrTypeWatcherLostContact, cause)
+				}
+				// The run closed (completed, failed, terminated, timed out): nothing follows the replica.
 			}
 			// The workflow stopped the replica (cleanPodPolicy, suspend,
 			// delete): an intended end, reported as a result, not an error.
-			_ = rp.proc.Kill()
-			<-rp.ended
+			a.kill(rp)
 			return ReplicaExit{Code: 137, Reason: ReasonTerminated, LogURI: rp.exit.LogURI}, nil
 		case <-tick.C:
 		}
 	}
 }
 
-// continuedAsNew reports whether the watcher was cancelled because its
-// workflow run closed (the heartbeat found it gone) by continuing as new.
-func (a *Activities) continuedAsNew(ctx context.Context, info activity.Info) bool {
-	var nf *serviceerror.NotFound
-	if !errors.As(context.Cause(ctx), &nf) || a.Temporal == nil {
-		return false
+// runStatus is the status of the watcher's workflow run, asked after its
+// heartbeat failed (UNSPECIFIED when Temporal does not answer).
+func (a *Activities) runStatus(ctx context.Context, info activity.Info) enums.WorkflowExecutionStatus {
+	if a.Temporal == nil {
+		return enums.WORKFLOW_EXECUTION_STATUS_UNSPECIFIED
 	}
 	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	d, err := a.Temporal.DescribeWorkflowExecution(dctx, info.WorkflowExecution.ID, info.WorkflowExecution.RunID)
-	return err == nil && d.GetWorkflowExecutionInfo().GetStatus() == enums.WORKFLOW_EXECUTION_STATUS_CONTINUED_AS_NEW
+	if err != nil {
+		return enums.WORKFLOW_EXECUTION_STATUS_UNSPECIFIED
+	}
+	return d.GetWorkflowExecutionInfo().GetStatus()
 }
 
 func (a *Activities) signalStarted(ctx context.Context, info activity.Info, s trainingv1.ReplicaStarted) error {

@@ -24,7 +24,8 @@ import (
 // recorded before restart backoff (workflow.GetVersion "restart-backoff"
 // absent), v1-*.json with it, v2-*.json with "adopt-running-replicas"
 // (kind-qualified workflow IDs; continue-as-new while replicas run), v3-*.json
-// with "ui-search-attributes" (SluicePhase upserts). A change to the workflow's commands that is
+// with "ui-search-attributes" (SluicePhase upserts), v4-*.json with "rewatch-after-lost-contact" (a
+// replica watched again once its watcher ran out of attempts). A change to the workflow's commands that is
 // not guarded by GetVersion fails here with a non-determinism error.
 func TestReplayRecordedHistories(t *testing.T) {
 	t.Parallel()
@@ -126,4 +127,12 @@ func TestRecordHistories(t *testing.T) {
 	wait(run.GetID())
 	save("adopt-running-first", run.GetID(), run.GetRunID())
 	save("adopt-running-next", run.GetID(), next)
+
+	// Version 4 ("rewatch-after-lost-contact") only: every heartbeat of the watcher's 5 attempts fails, and
+	// a second watcher adopts the replica.
+	fe := newEnv(t)
+	var h heartbeatFaults
+	fe.startWorkerWithFaults(&h)
+	_, run = rewatchScenario(t, fe, &h)
+	save("rewatch-after-lost-contact", run.GetID(), run.GetRunID())
 }

@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/google/uuid"
+	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
@@ -42,6 +43,17 @@ const defaultHistoryLimit = 2000
 // versionBackoff is the workflow.GetVersion change id of restart backoff,
 // permanent start failures, continue-as-new and job UIDs.
 const versionBackoff = "restart-backoff"
+
+// ErrTypeWatcherLostContact is the application error type of a replica
+// watcher attempt that lost contact with Temporal (its heartbeat failed)
+// and left the replica running for the next attempt.
+const ErrTypeWatcherLostContact = "sluice.TrainingWatcherLostContact"
+
+// versionRewatch is the workflow.GetVersion change id of watching a replica
+// again, adopting its process, when its watcher ran out of attempts by
+// losing contact with Temporal (version 1); before, the replica failed
+// (WatchFailed).
+const versionRewatch = "rewatch-after-lost-contact"
 
 // versionAdopt is the workflow.GetVersion change id of continuing as new
 // while replicas run: the next run adopts their processes (version 1).
@@ -116,6 +128,8 @@ type lifecycle struct {
 	version workflow.Version
 	// adoptVersion is the GetVersion of versionAdopt.
 	adoptVersion workflow.Version
+	// rewatch: versionRewatch >= 1.
+	rewatch bool
 }
 
 // JobWorkflow runs one training job from creation to deletion; see the
@@ -140,6 +154,7 @@ func JobWorkflow(ctx workflow.Context, in trainingv1.JobInput) (trainingv1.JobRe
 		l.adoptVersion = workflow.GetVersion(ctx, versionAdopt, workflow.DefaultVersion, 1)
 	}
 	l.sa = workflow.GetVersion(ctx, versionSearchAttributes, workflow.DefaultVersion, 1) >= 1
+	l.rewatch = workflow.GetVersion(ctx, versionRewatch, workflow.DefaultVersion, 1) >= 1
 	if carry == nil {
 		l.phase = string(trainingv1.JobCreated) // set by Start
 	}
@@ -458,6 +473,15 @@ func (l *lifecycle) onExit(ctx workflow.Context, m exitMsg) {
 		}
 		return
 	}
+	if m.Err != nil && l.rewatch && r.process != "" && lostContact(m.Err) &&
+		!jobstatus.IsFinished(l.job.Status()) && !l.suspended && !l.deleted {
+		// The watcher's retries ran out while it kept losing contact with
+		// Temporal (heartbeats failing or timing out on a busy machine): the
+		// replica may still run. A new watcher follows its process, or
+		// reports it Lost.
+		l.adoptReplica(ctx, r)
+		return
+	}
 	res := m.Exit
 	if m.Err != nil {
 		res = ReplicaExit{Code: -1, Reason: "WatchFailed", Message: m.Err.Error()}
@@ -524,6 +548,16 @@ func (l *lifecycle) onExit(ctx workflow.Context, m exitMsg) {
 		}
 	}
 	l.reconcile(ctx, restarting)
+}
+
+// lostContact: a watcher's last attempt lost contact with Temporal (it
+// left the replica running) or timed out waiting for its heartbeat.
+func lostContact(err error) bool {
+	var te *temporal.TimeoutError
+	if errors.As(err, &te) && te.TimeoutType() == enumspb.TIMEOUT_TYPE_HEARTBEAT {
+		return true
+	}
+	return wf.ErrorType(err) == ErrTypeWatcherLostContact
 }
 
 // scheduleRestart arms r's CrashLoopBackOff timer: the in.RestartBackoff
