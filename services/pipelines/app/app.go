@@ -94,6 +94,8 @@ type App struct {
 	// data converter (large values live in S3, see package claimcheck).
 	tc  client.Client
 	sub *events.Subscription
+	// specs caches compiled run specs (speccache.go).
+	specs specCache
 }
 
 // Build is the platform.Builder of the pipelines service.
