@@ -47,13 +47,6 @@ func Start(ctx context.Context, c client.Client, in pipelinesv1.RunInput) (clien
 		WorkflowIDConflictPolicy: enums.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
 		// Without this the SDK silently returns the existing run and callers cannot tell a re-submission.
 		WorkflowExecutionErrorWhenAlreadyStarted: true,
-		// Eager workflow start: when c is the client of a worker on the run task queue with a free workflow
-		// task slot (the pipelines service starts runs through its own worker's client), the server hands
-		// the run's first workflow task back in the start response instead of dispatching it through
-		// matching: no transfer task, no task-queue write or poll for it, one persistence transaction
-		// less per run, which is what a burst of starts on the single-shard dev server is bound by
-		// (docs/benchmarks.md, burst of 1,000 run requests). Without such a worker it is a plain start.
-		EnableEagerStart: true,
 		Memo: map[string]any{"run_name": in.RunName, "pipeline_name": in.PipelineName, "experiment_id": in.ExperimentID,
 			"namespace": in.Namespace},
 		// What the Temporal Web UI shows and filters by (visibility.go).
