@@ -52,34 +52,9 @@ var temporalDynamicConfig = []struct {
 	{dynamicconfig.FrontendMaxNamespaceVisibilityRPSPerInstance, 100},
 }
 
-// temporalSQLiteDynamicConfig is tuning for the embedded server's SQLite store only, so it is not part of
-// deploy/temporal/dynamicconfig.yaml (clusters on PostgreSQL have a pool of connections).
-//
-// Temporal's SQLite plugin pins one database connection (all persistence is serialised through it), and
-// database/sql hands that connection to its waiters in random order. Each of the history host's background
-// queue schedulers runs 512 workers by default; in a burst of runs the visibility, transfer and timer tasks
-// of the runs already started put hundreds of waiters on the connection, and a StartWorkflowExecution (or a
-// workflow task completion) waits behind a random share of them. A CPU profile of a burst of 1,000 run
-// requests spent 28% in visibility writes and 3% in starting workflows. A handful of workers per queue keeps
-// the one connection as busy (it is serial either way) while API calls wait behind a few background
-// writes instead of hundreds; visibility lags a burst by a few seconds instead of stealing its start rate.
-var temporalSQLiteDynamicConfig = []struct {
-	setting interface{ Key() dynamicconfig.Key }
-	value   any
-}{
-	// Default 512. Visibility writes (a run appears in or leaves list queries) are asynchronous.
-	{dynamicconfig.VisibilityProcessorSchedulerWorkerCount, 4},
-	// Default 512. Transfer tasks dispatch workflow and activity tasks to matching (an eagerly started
-	// run's first workflow task and eager activities skip them).
-	{dynamicconfig.TransferProcessorSchedulerWorkerCount, 16},
-	// Default 512. Timer tasks: activity timeouts, retry backoffs, workflow sleeps.
-	{dynamicconfig.TimerProcessorSchedulerWorkerCount, 16},
-}
-
 // TemporalDynamicConfig returns the dynamic-config values the embedded Temporal server runs with, keyed by
 // setting name as Temporal's file-based dynamic config spells it (lower case, e.g.
-// "history.transferprocessormaxpollrps"), less the SQLite-only ones (temporalSQLiteDynamicConfig). The map
-// is a copy.
+// "history.transferprocessormaxpollrps"). The map is a copy.
 func TemporalDynamicConfig() map[string]any {
 	out := make(map[string]any, len(temporalDynamicConfig))
 	for _, s := range temporalDynamicConfig {
@@ -90,11 +65,8 @@ func TemporalDynamicConfig() map[string]any {
 
 // temporalDynamicConfigClient is the static dynamic-config client handed to the embedded server.
 func temporalDynamicConfigClient() dynamicconfig.StaticClient {
-	c := make(dynamicconfig.StaticClient, len(temporalDynamicConfig)+len(temporalSQLiteDynamicConfig))
+	c := make(dynamicconfig.StaticClient, len(temporalDynamicConfig))
 	for _, s := range temporalDynamicConfig {
-		c[s.setting.Key()] = s.value
-	}
-	for _, s := range temporalSQLiteDynamicConfig {
 		c[s.setting.Key()] = s.value
 	}
 	return c
