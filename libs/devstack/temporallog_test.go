@@ -15,9 +15,9 @@ import (
 func TestTemporalLoggerWithTags(t *testing.T) {
 	var buf bytes.Buffer
 	l := newTemporalLogger(slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug})), slog.LevelWarn)
-	parent := l.With(tag.NewStringTag("shard", "1"))
-	a := parent.With(tag.NewStringTag("wf-id", "a"))
-	b := parent.With(tag.NewStringTag("wf-id", "b"))
+	parent := l.With(tag.NewStringTag("shard", "1")).(temporalLogger)
+	a := parent.With(tag.NewStringTag("wf-id", "a")).(temporalLogger)
+	b := parent.With(tag.NewStringTag("wf-id", "b")).(temporalLogger)
 
 	a.Info("dropped below warn")
 	require.Empty(t, buf.String())
@@ -31,9 +31,9 @@ func TestTemporalLoggerWithTags(t *testing.T) {
 	require.NotContains(t, lines[1], "wf-id=a")
 
 	buf.Reset()
-	a.(temporalLogger).SLog().Warn("slog", "k", "v")
+	a.SLog().Warn("slog", "k", "v")
 	require.Contains(t, buf.String(), "shard=1 wf-id=a k=v")
 	buf.Reset()
-	a.(temporalLogger).SLog().Info("dropped")
+	a.SLog().Info("dropped")
 	require.Empty(t, buf.String())
 }
