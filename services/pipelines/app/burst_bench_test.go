@@ -50,8 +50,8 @@ func newServiceEnv(tb testing.TB, env map[string]string) *platform.Deps {
 // workflow started), p50/p95/max, and runs started per second; every request must start exactly
 // one run (a missing or second run.started for a request fails the benchmark). Its baseline in
 // the same run is idle-p50-ms: 20 requests one at a time before the burst, on the same service.
-// Sub-benchmarks run the service with 8 concurrent run-request handlers (the default) and with
-// 64, one after the other on the same dev stack, each waiting for its runs to finish.
+// Sub-benchmarks run the service with 8 concurrent run-request handlers and with 64 (the default),
+// one after the other on the same dev stack, each waiting for its runs to finish.
 func BenchmarkRunRequestBurst(b *testing.B) {
 	for _, c := range []struct{ name, consumers string }{{"consumers=8", "8"}, {"consumers=64", "64"}} {
 		n, _ := strconv.Atoi(c.consumers)
