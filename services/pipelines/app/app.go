@@ -32,7 +32,9 @@ type Config struct {
 	// MaxConcurrentSteps bounds step activities running at once in this process
 	// (SLUICE_PIPELINES_MAX_CONCURRENT_STEPS, default 256).
 	MaxConcurrentSteps int
-	// ConsumerConcurrency is how many run requests are handled at once (SLUICE_PIPELINES_CONSUMERS, default 8).
+	// ConsumerConcurrency is how many run requests are handled at once (SLUICE_PIPELINES_CONSUMERS, default
+	// 64: in a burst, 64 concurrent starts reach the Temporal server's own start rate where 8 reach under
+	// half of it; services/pipelines/README.md, "Bursts of run requests").
 	ConsumerConcurrency int
 	// TrainingURL is the training service's base URL, where trainingJob tasks create and watch their jobs
 	// (SLUICE_PIPELINES_TRAINING_URL; default http://<SLUICE_HTTP_ADDR> when that is set, else
@@ -47,7 +49,7 @@ type Config struct {
 
 // ConfigFromEnv reads Config through getenv and validates it.
 func ConfigFromEnv(getenv func(string) string) (Config, error) {
-	c := Config{MaxConcurrentSteps: 256, ConsumerConcurrency: 8}
+	c := Config{MaxConcurrentSteps: 256, ConsumerConcurrency: 64}
 	for name, dst := range map[string]*int{
 		"SLUICE_PIPELINES_MAX_CONCURRENT_STEPS": &c.MaxConcurrentSteps,
 		"SLUICE_PIPELINES_CONSUMERS":            &c.ConsumerConcurrency,
@@ -94,6 +96,8 @@ type App struct {
 	// data converter (large values live in S3, see package claimcheck).
 	tc  client.Client
 	sub *events.Subscription
+	// specs caches compiled run specs (speccache.go).
+	specs specCache
 }
 
 // Build is the platform.Builder of the pipelines service.

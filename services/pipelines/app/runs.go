@@ -130,7 +130,7 @@ func (a *App) prepare(ctx context.Context, req pipelinesv1.RunRequest, runID str
 	if len(tooLarge) > 0 {
 		return in, nil, &invalidError{problems: tooLarge}
 	}
-	p, err := a.parse(in.Spec)
+	p, err := a.parseRun(in.Spec)
 	if err != nil {
 		return in, nil, err
 	}
@@ -150,6 +150,21 @@ func (a *App) prepare(ctx context.Context, req pipelinesv1.RunRequest, runID str
 		in.RunName = p.Name + " " + runID
 	}
 	return in, p, nil
+}
+
+// parseRun is [App.parse] of a run's spec through the service's compiled-spec cache (speccache.go). The
+// pipeline it returns is shared: read it, never change it.
+func (a *App) parseRun(src string) (*dag.Pipeline, error) {
+	p, key := a.specs.get(src)
+	if p != nil {
+		return p, nil
+	}
+	p, err := a.parse(src)
+	if err != nil {
+		return nil, err
+	}
+	a.specs.put(key, p)
+	return p, nil
 }
 
 // inputArtifacts resolves the pipeline's input artifacts given by URI (RunRequest.InputArtifacts): each
