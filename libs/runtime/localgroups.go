@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 )
 
@@ -163,15 +164,8 @@ func EnsureUser(name string) (Credential, error) {
 		if !errors.As(err, &unknown) {
 			return Credential{}, fmt.Errorf("runtime: look up user %s: %w", name, err)
 		}
-		out, err := exec.Command("useradd", "--system", "--no-create-home", "--user-group", "--shell", "/usr/sbin/nologin", name).CombinedOutput()
-		if err != nil {
-			if u2, err2 := user.Lookup(name); err2 == nil { // created concurrently
-				u = u2
-			} else {
-				return Credential{}, fmt.Errorf("runtime: useradd %s: %v: %s", name, err, strings.TrimSpace(string(out)))
-			}
-		} else if u, err = user.Lookup(name); err != nil {
-			return Credential{}, fmt.Errorf("runtime: look up user %s: %w", name, err)
+		if u, err = createUser(name); err != nil {
+			return Credential{}, err
 		}
 	}
 	uid, err1 := strconv.ParseUint(u.Uid, 10, 32)
@@ -180,6 +174,43 @@ func EnsureUser(name string) (Credential, error) {
 		return Credential{}, fmt.Errorf("runtime: user %s: %w", name, err)
 	}
 	return Credential{UID: uint32(uid), GID: uint32(gid)}, nil
+}
+
+// userLockFile serialises createUser across the Sluice processes of a host (root-only directory, so no
+// other user can hold the lock).
+const userLockFile = "/etc/.sluice-useradd.lock"
+
+// userMu serialises createUser within the process.
+var userMu sync.Mutex
+
+// createUser runs useradd for name unless the user exists by the time it holds the locks. One at a time:
+// useradd looks the name up before it takes the passwd lock, so two concurrent useradds of one new name
+// both succeed and the second rewrites the entry with another uid, leaving the first caller's programs
+// running as (and their files owned by) a uid no user has.
+func createUser(name string) (*user.User, error) {
+	userMu.Lock()
+	defer userMu.Unlock()
+	if f, err := os.OpenFile(userLockFile, os.O_CREATE|os.O_RDWR, 0o600); err == nil {
+		defer f.Close()
+		if syscall.Flock(int(f.Fd()), syscall.LOCK_EX) == nil {
+			defer func() { _ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN) }()
+		}
+	}
+	if u, err := user.Lookup(name); err == nil { // created meanwhile
+		return u, nil
+	}
+	out, err := exec.Command("useradd", "--system", "--no-create-home", "--user-group", "--shell", "/usr/sbin/nologin", name).CombinedOutput()
+	if err != nil {
+		if u, err2 := user.Lookup(name); err2 == nil { // created by a program that does not take userLockFile
+			return u, nil
+		}
+		return nil, fmt.Errorf("runtime: useradd %s: %v: %s", name, err, strings.TrimSpace(string(out)))
+	}
+	u, err := user.Lookup(name)
+	if err != nil {
+		return nil, fmt.Errorf("runtime: look up user %s: %w", name, err)
+	}
+	return u, nil
 }
 
 // NamespaceUser is the Unix user name of a namespace's notebooks and steps: "sluice-<namespace>", or, for
