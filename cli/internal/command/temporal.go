@@ -3,6 +3,7 @@ package command
 import (
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"sort"
 
@@ -54,7 +55,10 @@ that exist are left alone. Services do the same at start; run this once by hand 
 namespace whose operator API needs an admin's credentials). sluice dev's embedded Temporal needs nothing.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := workflow.Dial(cmd.Context(), cfg, nil)
+			// Temporal's client logs at info ("No logger configured" without one); only its warnings
+			// and errors are worth a CLI user's terminal.
+			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+			c, err := workflow.Dial(cmd.Context(), cfg, log)
 			if err != nil {
 				return err
 			}
