@@ -64,7 +64,7 @@ func TestTensorboardOverMNISTJob(t *testing.T) {
 	name, prefix := "mnist-"+id, "tb-mnist-"+id
 	logs := "s3://" + h.stack.S3Bucket + "/" + prefix + "/logs"
 	doc := strings.NewReplacer("name: mnist-train", "name: "+name, "namespace: kubeflow", "namespace: tb-"+id,
-		"/tmp/sluice/mnist-train/model", filepath.Join(t.TempDir(), "model"),
+		"/tmp/sluice-mnist-train/model", filepath.Join(t.TempDir(), "model"),
 		"s3://sluice/training/mnist-train/export", "s3://"+h.stack.S3Bucket+"/"+prefix+"/export",
 		"s3://sluice/training/mnist-train/logs", logs,
 		"              env:\n", "              env:\n                - name: TRAIN_STEPS\n                  value: \"200\"\n").Replace(string(src))

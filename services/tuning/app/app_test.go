@@ -596,7 +596,7 @@ func TestMNISTExample(t *testing.T) {
 		t.Run(algo.name, func(t *testing.T) {
 			name := "mnist-" + algo.name
 			r := []string{"name: mnist-tpe", "name: " + name, "namespace: kubeflow", "namespace: " + e.ns,
-				"--steps=300", "--steps=100", "/tmp/sluice/tuning", t.TempDir()}
+				"--steps=300", "--steps=100", "/tmp/sluice-tuning", t.TempDir()}
 			if algo.settings != "" {
 				// Random and Bayesian optimization keep random_state; Bayesian starts from 6 random points
 				// like TPE's n_startup_trials.
