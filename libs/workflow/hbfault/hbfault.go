@@ -22,6 +22,7 @@ import (
 type Faults struct {
 	fail   atomic.Int32 // heartbeats still to fail
 	failed atomic.Int32
+	sent   atomic.Int32
 }
 
 // Fail makes the next n heartbeats fail (replacing any still pending).
@@ -29,6 +30,9 @@ func (h *Faults) Fail(n int) { h.fail.Store(int32(n)) }
 
 // Failed is how many heartbeats have been failed so far.
 func (h *Faults) Failed() int { return int(h.failed.Load()) }
+
+// Sent is how many heartbeats have gone through to the server (not failed).
+func (h *Faults) Sent() int { return int(h.sent.Load()) }
 
 // DialOption adds the interceptor to a client's connection (client.ConnectionOptions.DialOptions).
 func (h *Faults) DialOption() grpc.DialOption { return grpc.WithChainUnaryInterceptor(h.Intercept) }
@@ -42,6 +46,7 @@ func (h *Faults) Intercept(ctx context.Context, method string, req, reply any, c
 				return status.Error(codes.DeadlineExceeded, "injected: heartbeat slower than the throttle interval")
 			}
 		}
+		h.sent.Add(1)
 	}
 	return invoker(ctx, method, req, reply, cc, opts...)
 }
