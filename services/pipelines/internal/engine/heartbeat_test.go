@@ -66,15 +66,7 @@ func TestAFailedHeartbeatDoesNotKillTheStep(t *testing.T) {
 	require.Eventually(t, func() bool { return starts() == 1 }, time.Minute, 20*time.Millisecond, "the step runs")
 	require.Eventually(t, func() bool { return h.Sent() > 0 }, time.Minute, 20*time.Millisecond, "the step heartbeats")
 
-	h.Fail(1)
-	sent := 0
-	require.Eventually(t, func() bool {
-		if h.Failed() == 1 && sent == 0 {
-			sent = h.Sent()
-		}
-		// A few heartbeats after the failed one (the step lives on), or the step started again.
-		return sent > 0 && h.Sent() >= sent+3 || starts() > 1
-	}, time.Minute, 20*time.Millisecond, "heartbeats after the failed one")
+	failHeartbeat(t, &h, starts)
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "go"), nil, 0o644))
 
 	res, err := e.wait(t, run)
@@ -92,4 +84,42 @@ func TestAFailedHeartbeatDoesNotKillTheStep(t *testing.T) {
 			require.EqualValues(t, 1, a.GetAttempt(), "the step's activity was not retried")
 		}
 	}
+}
+
+// failHeartbeat fails the step's next heartbeat and waits for a few more after it (the step lives on), or
+// for the step to start again.
+func failHeartbeat(t *testing.T, h *hbfault.Faults, starts func() int) {
+	t.Helper()
+	failed := h.Failed()
+	h.Fail(1)
+	sent := 0
+	require.Eventually(t, func() bool {
+		if h.Failed() == failed+1 && sent == 0 {
+			sent = h.Sent()
+		}
+		return sent > 0 && h.Sent() >= sent+3 || starts() > 1
+	}, time.Minute, 20*time.Millisecond, "heartbeats after the failed one")
+}
+
+// After a failed heartbeat the step runs on, and cancelling the run still kills it (the step would wait
+// for its go file forever).
+func TestARunCancelledAfterAFailedHeartbeatKillsTheStep(t *testing.T) {
+	e := newEnv(t)
+	var h hbfault.Faults
+	e.startWorkerWithFaults(t, &h)
+	dir := t.TempDir()
+	id, run := e.start(t, waitForGo, map[string]any{"dir": dir})
+	starts := func() int {
+		b, _ := os.ReadFile(filepath.Join(dir, "starts"))
+		return strings.Count(string(b), "started")
+	}
+	require.Eventually(t, func() bool { return starts() == 1 && h.Sent() > 0 }, time.Minute, 20*time.Millisecond, "the step runs and heartbeats")
+	failHeartbeat(t, &h, starts)
+	require.Equal(t, 1, starts())
+
+	require.NoError(t, e.tc.CancelWorkflow(t.Context(), id, ""))
+	_, err := e.wait(t, run)
+	require.Error(t, err)
+	require.Equal(t, pipelinesv1.TaskCancelled, e.state(t, id)["wait"].State)
+	require.Equal(t, 1, starts())
 }
