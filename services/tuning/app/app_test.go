@@ -58,6 +58,12 @@ func newEnvWith(t testing.TB, vars map[string]string) *env { return newEnvConfig
 // newEnvConfig lets the caller adjust the tuning service's configuration (after the tests' short poll
 // interval and trials per run are set).
 func newEnvConfig(t testing.TB, vars map[string]string, adjust func(*app.Config)) *env {
+	return newEnvDeps(t, vars, adjust, nil)
+}
+
+// newEnvDeps also lets the caller give the tuning service other dependencies than the training
+// service's (e.g. its own Temporal client).
+func newEnvDeps(t testing.TB, vars map[string]string, adjust func(*app.Config), tuningDeps func(platform.Deps) *platform.Deps) *env {
 	st := devstacktest.Stack(t)
 	ctx := t.Context()
 	bus, err := events.Connect(ctx, st.NATSURL, "tuning-app-test", nil)
@@ -103,7 +109,11 @@ func newEnvConfig(t testing.TB, vars map[string]string, adjust func(*app.Config)
 	if adjust != nil {
 		adjust(&cfg)
 	}
-	svc := app.New(cfg, deps)
+	sdeps := deps
+	if tuningDeps != nil {
+		sdeps = tuningDeps(*deps)
+	}
+	svc := app.New(cfg, sdeps)
 	require.NoError(t, svc.Start(ctx))
 	t.Cleanup(func() { _ = svc.Close() })
 	svc.Routes(mux)

@@ -291,7 +291,13 @@ func dirDigest(prefix string, objs []artifacts.Object) string {
 // with the cache entry beside it) and task.succeeded's ack (task.started's overlaps the process).
 // A non-zero exit or a missing declared output fails with a non-retryable error (the workflow applies the
 // task's retry policy); infrastructure errors are retried by Temporal.
+//
+// Only a cancellation the run requested (or the attempt's end: its worker stopping, its deadline) kills
+// the process: when a heartbeat fails, which makes the SDK cancel the activity's context even for a
+// transient failure on a busy machine, the step runs on under wf.Steady while the attempt lives.
 func (a *Activities) RunStep(ctx context.Context, in StepInput) (StepResult, error) {
+	ctx, stop := wf.Steady(ctx, time.Second, func() any { return in.Attempt }, a.logger())
+	defer stop()
 	defer heartbeatFromFirstTick(ctx, in.Attempt)()
 	image := in.Image
 	if in.Fingerprint != "" {
@@ -750,7 +756,7 @@ func (a *Activities) execute(ctx context.Context, in StepInput, image string) (S
 }
 
 // runProcess starts the step and waits for it, heartbeating every second. When the activity is
-// cancelled (run cancel, heartbeat timeout) the process group is killed.
+// cancelled (run cancel, the attempt timed out or its worker stops; see RunStep) the process group is killed.
 func (a *Activities) runProcess(ctx context.Context, in StepInput, st step, command, args []string, log io.Writer) (int, error) {
 	name := fmt.Sprintf("step-%s-a%d", shortHash(in.RunID+"/"+in.TaskPath), in.Attempt)
 	spec := runtime.Spec{
@@ -1105,6 +1111,8 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 // infrastructure error or a cancellation fails the whole activity (steps are idempotent, so Temporal's
 // retry re-runs the chunk safely).
 func (a *Activities) RunSteps(ctx context.Context, in StepsInput) ([]StepOutcome, error) {
+	ctx, stop := wf.Steady(ctx, time.Second, nil, a.logger()) // one for all the steps (see RunStep)
+	defer stop()
 	conc := in.Concurrency
 	if conc <= 0 {
 		conc = 16

@@ -169,7 +169,7 @@ func (a *Activities) trainingJob(ctx context.Context, in TrainingJobInput) (Step
 	case trainingclient.IsInvalid(err):
 		return StepResult{}, wf.NonRetryable(wf.ErrTypeInvalidSpec, fmt.Errorf("training service refused job %s: %s", key, messageOf(err)))
 	case trainingclient.StatusOf(err) == 0:
-		if isCancel(ctx) { // the request may have reached the service: make sure no job outlives the task
+		if wf.CancelRequested(ctx) { // the request may have reached the service: make sure no job outlives the task
 			a.deleteTrainingJob(context.WithoutCancel(ctx), kind, in.Namespace, in.Name)
 		}
 		return StepResult{}, fmt.Errorf("create training job %s: %w", key, err)
@@ -209,7 +209,7 @@ func (a *Activities) trainingJob(ctx context.Context, in TrainingJobInput) (Step
 		case <-ctx.Done():
 			// Only a cancellation of the task deletes the job; a lost attempt (heartbeat timeout) leaves
 			// it to the retry, which finds it by name.
-			if isCancel(ctx) {
+			if wf.CancelRequested(ctx) {
 				a.deleteTrainingJob(hctx, kind, in.Namespace, in.Name)
 			}
 			return StepResult{}, ctx.Err()
@@ -225,12 +225,6 @@ func messageOf(err error) string {
 		return e.Message
 	}
 	return err.Error()
-}
-
-// isCancel reports an activity context ended by a cancellation of the task (not a timeout of a lost attempt).
-func isCancel(ctx context.Context) bool {
-	var ce *temporal.CanceledError
-	return ctx.Err() != nil && errors.As(context.Cause(ctx), &ce)
 }
 
 // deleteTrainingJob deletes a cancelled task's job. The training service answers once the job's replicas

@@ -28,6 +28,7 @@ import (
 	"github.com/sluice-ml/sluice/libs/events"
 	"github.com/sluice-ml/sluice/libs/runtime"
 	"github.com/sluice-ml/sluice/libs/runtime/kube"
+	wf "github.com/sluice-ml/sluice/libs/workflow"
 	"github.com/sluice-ml/sluice/services/training/api/trainingv1"
 	"github.com/sluice-ml/sluice/services/training/internal/clusterspec"
 )
@@ -431,10 +432,9 @@ func (a *Activities) follow(ctx context.Context, info activity.Info, in ReplicaR
 				return ReplicaExit{}, ctx.Err() // the worker stops: Temporal retries the watcher
 			default:
 			}
-			cause := context.Cause(ctx)
-			if !temporal.IsCanceledError(cause) && !errors.Is(cause, context.DeadlineExceeded) {
+			if cause := context.Cause(ctx); wf.LostContact(ctx) {
 				// Not stopped by the workflow, nor past StartToClose: the heartbeat failed.
-				switch a.runStatus(ctx, info) {
+				switch wf.RunStatus(ctx, a.Temporal) {
 				case enums.WORKFLOW_EXECUTION_STATUS_CONTINUED_AS_NEW:
 					a.detach(rp, me, in.ProcessName)
 					return ReplicaExit{Code: -1, Reason: ReasonDetached}, nil
@@ -455,21 +455,6 @@ func (a *Activities) follow(ctx context.Context, info activity.Info, in ReplicaR
 		case <-tick.C:
 		}
 	}
-}
-
-// runStatus is the status of the watcher's workflow run, asked after its
-// heartbeat failed (UNSPECIFIED when Temporal does not answer).
-func (a *Activities) runStatus(ctx context.Context, info activity.Info) enums.WorkflowExecutionStatus {
-	if a.Temporal == nil {
-		return enums.WORKFLOW_EXECUTION_STATUS_UNSPECIFIED
-	}
-	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	defer cancel()
-	d, err := a.Temporal.DescribeWorkflowExecution(dctx, info.WorkflowExecution.ID, info.WorkflowExecution.RunID)
-	if err != nil {
-		return enums.WORKFLOW_EXECUTION_STATUS_UNSPECIFIED
-	}
-	return d.GetWorkflowExecutionInfo().GetStatus()
 }
 
 func (a *Activities) signalStarted(ctx context.Context, info activity.Info, s trainingv1.ReplicaStarted) error {

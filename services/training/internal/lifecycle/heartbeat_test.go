@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -14,39 +13,19 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	"github.com/sluice-ml/sluice/libs/devstack/devstacktest"
+	"github.com/sluice-ml/sluice/libs/workflow/hbfault"
 	"github.com/sluice-ml/sluice/services/training/api/trainingv1"
 	"github.com/sluice-ml/sluice/services/training/internal/lifecycle"
 )
 
-// heartbeatFaults fails the worker's next heartbeat RPCs on demand, as a busy machine does: the RPC
-// takes longer than the SDK's heartbeat throttle interval and ends DeadlineExceeded.
-type heartbeatFaults struct {
-	fail   atomic.Int32 // heartbeats still to fail
-	failed atomic.Int32
-}
-
-func (h *heartbeatFaults) intercept(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
-	if strings.HasSuffix(method, "/RecordActivityTaskHeartbeat") {
-		for n := h.fail.Load(); n > 0; n = h.fail.Load() {
-			if h.fail.CompareAndSwap(n, n-1) {
-				h.failed.Add(1)
-				return status.Error(codes.DeadlineExceeded, "injected: heartbeat slower than the throttle interval")
-			}
-		}
-	}
-	return invoker(ctx, method, req, reply, cc, opts...)
-}
-
 // startWorkerWithFaults is startWorker with the worker's own Temporal client, whose heartbeats h fails.
-func (e *env) startWorkerWithFaults(h *heartbeatFaults) {
+func (e *env) startWorkerWithFaults(h *hbfault.Faults) {
 	e.t.Helper()
 	st := devstacktest.Stack(e.t)
 	wc, err := client.DialContext(e.t.Context(), client.Options{HostPort: st.TemporalAddress, Namespace: st.Namespace,
-		ConnectionOptions: client.ConnectionOptions{DialOptions: []grpc.DialOption{grpc.WithChainUnaryInterceptor(h.intercept)}}})
+		ConnectionOptions: client.ConnectionOptions{DialOptions: []grpc.DialOption{h.DialOption()}}})
 	require.NoError(e.t, err)
 	e.t.Cleanup(wc.Close)
 	w := worker.New(wc, e.queue, lifecycle.WorkerOptions(worker.Options{Identity: fmt.Sprintf("%s-%d", e.queue, seq.Add(1))}))
@@ -75,16 +54,16 @@ func (e *env) watcher(id string) (string, int32) {
 func TestAFailedHeartbeatDoesNotStopTheReplica(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	var h heartbeatFaults
+	var h hbfault.Faults
 	e.startWorkerWithFaults(&h)
 	_, run := e.submit(tfjob("hb", "", replicaSpec("Worker", 1, "Never",
 		`echo "started $$"; while [ ! -f "$DIR/go" ]; do sleep 0.05; done; echo "done $$"`)))
 	e.waitFor(run.GetID(), "Running", stateIs(trainingv1.JobRunning))
 
-	h.fail.Store(1)
+	h.Fail(1)
 	v := e.waitFor(run.GetID(), "the watcher retried, or the job ended", func(v trainingv1.JobView) bool {
 		_, attempt := e.watcher(run.GetID())
-		return h.failed.Load() == 1 && (attempt >= 2 || v.State == trainingv1.JobFailed || v.State == trainingv1.JobSucceeded)
+		return h.Failed() == 1 && (attempt >= 2 || v.State == trainingv1.JobFailed || v.State == trainingv1.JobSucceeded)
 	})
 	require.Equal(t, trainingv1.JobRunning, v.State, "the failed heartbeat ended the job: %+v", replicaOf(v, "worker-0"))
 
@@ -108,7 +87,7 @@ func TestAFailedHeartbeatDoesNotStopTheReplica(t *testing.T) {
 func TestAWatcherOutOfAttemptsIsReplacedAndAdoptsTheReplica(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	var h heartbeatFaults
+	var h hbfault.Faults
 	e.startWorkerWithFaults(&h)
 	_, run := rewatchScenario(t, e, &h)
 	require.NoError(t, run.Get(t.Context(), nil))
@@ -125,7 +104,7 @@ func TestAWatcherOutOfAttemptsIsReplacedAndAdoptsTheReplica(t *testing.T) {
 
 // rewatchScenario runs a job whose watcher fails every heartbeat of its 5 attempts (wf.LongActivity's
 // MaximumAttempts), then lets the replica finish; it returns once the job ended.
-func rewatchScenario(t *testing.T, e *env, h *heartbeatFaults) (*trainingv1.Job, client.WorkflowRun) {
+func rewatchScenario(t *testing.T, e *env, h *hbfault.Faults) (*trainingv1.Job, client.WorkflowRun) {
 	t.Helper()
 	job, run := e.submit(tfjob("rewatch", "", replicaSpec("Worker", 1, "Never",
 		`echo "started $$"; while [ ! -f "$DIR/go" ]; do sleep 0.05; done; echo "done $$"`)))
@@ -133,12 +112,12 @@ func rewatchScenario(t *testing.T, e *env, h *heartbeatFaults) (*trainingv1.Job,
 	e.waitFor(id, "Running", stateIs(trainingv1.JobRunning))
 	var first string
 	e.waitFor(id, "a watcher", func(trainingv1.JobView) bool { first, _ = e.watcher(id); return first != "" })
-	h.fail.Store(5)
+	h.Fail(5)
 	// The first watcher's attempts are spent (a heartbeat failing on its own on a busy machine spends one
 	// more); another watcher activity follows the replica.
 	e.waitFor(id, "a new watcher, or the job's end", func(v trainingv1.JobView) bool {
 		cur, _ := e.watcher(id)
-		return (h.failed.Load() == 5 && cur != "" && cur != first) || v.State == trainingv1.JobFailed
+		return (h.Failed() == 5 && cur != "" && cur != first) || v.State == trainingv1.JobFailed
 	})
 	require.NoError(t, os.WriteFile(filepath.Join(e.dir, "go"), nil, 0o644))
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)

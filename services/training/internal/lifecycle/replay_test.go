@@ -14,6 +14,7 @@ import (
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
+	"github.com/sluice-ml/sluice/libs/workflow/hbfault"
 	"github.com/sluice-ml/sluice/libs/workflow/replaytest"
 	"github.com/sluice-ml/sluice/services/training/api/trainingv1"
 	"github.com/sluice-ml/sluice/services/training/internal/lifecycle"
@@ -131,7 +132,7 @@ func TestRecordHistories(t *testing.T) {
 	// Version 4 ("rewatch-after-lost-contact") only: every heartbeat of the watcher's 5 attempts fails, and
 	// a second watcher adopts the replica.
 	fe := newEnv(t)
-	var h heartbeatFaults
+	var h hbfault.Faults
 	fe.startWorkerWithFaults(&h)
 	_, run = rewatchScenario(t, fe, &h)
 	save("rewatch-after-lost-contact", run.GetID(), run.GetRunID())

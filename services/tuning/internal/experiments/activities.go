@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -196,7 +197,16 @@ func (j *trialJob) read(ctx context.Context) {
 // applies the early-stopping rule to the metrics collected meanwhile, and deletes the job (by event)
 // when it stops it early or is cancelled. A job the training service rejects fails the trial with its
 // field errors; one deleted by someone else ends it with that message.
+//
+// Only a cancellation the workflow requested (or the attempt's end: its deadline, its worker shutting
+// down) deletes the job: when a heartbeat fails, which makes the SDK cancel the activity's context even
+// for a transient failure on a busy machine, the trial is followed on under wf.Steady while the attempt
+// lives, and when the attempt is gone (timed out) the job is left to the retried attempt, which
+// requests it again under the same id and follows it.
 func (a *Activities) RunTrial(ctx context.Context, in RunTrialInput) (TrialOutcome, error) {
+	var seen atomic.Bool // j.seen as last heartbeated, for Steady's own heartbeats
+	ctx, stop := wf.Steady(ctx, time.Second, func() any { return seen.Load() }, nil)
+	defer stop()
 	e, t := in.Experiment, in.Trial
 	ns := e.Metadata.Namespace
 	job, err := expspec.RenderTrial(e, t.Name, t.ParameterAssignments)
@@ -212,6 +222,7 @@ func (a *Activities) RunTrial(ctx context.Context, in RunTrialInput) (TrialOutco
 		okType: expspec.JobConditionType(job.Kind, okType), failType: expspec.JobConditionType(job.Kind, failType)}
 	if activity.HasHeartbeatDetails(ctx) {
 		_ = activity.GetHeartbeatDetails(ctx, &j.seen) // an earlier attempt saw the job
+		seen.Store(j.seen)
 	}
 	subject := trainingv1.EventSubject(j.kind, ns, t.Name)
 	j.watch = a.Jobs.Watch(subject, j.requestID)
@@ -235,11 +246,14 @@ func (a *Activities) RunTrial(ctx context.Context, in RunTrialInput) (TrialOutco
 	for !j.finished() {
 		select {
 		case <-ctx.Done():
-			a.deleteTrialJob(ctx, j, "killed")
+			if !wf.LostContact(ctx) {
+				a.deleteTrialJob(ctx, j, "killed")
+			}
 			return TrialOutcome{}, ctx.Err()
 		case <-j.watch.Ready():
 			j.drain()
 		case <-tick.C:
+			seen.Store(j.seen)
 			activity.RecordHeartbeat(ctx, j.seen)
 			if time.Since(lastRead) >= a.resync() {
 				j.read(ctx)
