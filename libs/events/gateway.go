@@ -1,6 +1,7 @@
 package events
 
 import (
+	"context"
 	"encoding/json"
 	"strings"
 	"unicode/utf8"
@@ -50,6 +51,40 @@ func Namespace(ev Event) string {
 func SetAuthContext(ev *Event, id auth.Identity) {
 	ev.SetExtension("authtype", id.Kind())
 	ev.SetExtension("authid", id.Subject)
+}
+
+// Publisher is the identity of the publisher of a request event, from its authcontext extension (authid,
+// authtype; see [SetAuthContext]): Subject and Service only, no admin flag or grants. ok is false when ev
+// carries no authid.
+//
+// When the authcontext can be trusted: for request types (see [IsRequestType]) only. A request type
+// reaches the bus through one of two doors, and both fix the authcontext: the event gateway (the HTTP
+// publish endpoint, `sluice events publish`), whose NATS user may publish request subjects only
+// ([GatewayPermissions]), authenticates the caller and overwrites any authcontext the caller sent; a
+// Sluice service's NATS user may publish only the request subjects [ServiceRequests] lists, and a service
+// publishes them as itself (tuning's trial jobs carry no authcontext: their owner is empty). Anonymous
+// NATS clients are refused. So the authid of a request event is who the gateway authenticated, or empty.
+// The authcontext of any other event, or of events read from a NATS server that does not enforce these
+// users (a bare test server), says nothing; and an authid is never grounds for authorisation (the gateway
+// authorised the publisher in the event's [Namespace] when it accepted the event).
+func Publisher(ev Event) (auth.Identity, bool) {
+	sub, _ := ev.Extensions()["authid"].(string)
+	if sub == "" {
+		return auth.Identity{}, false
+	}
+	kind, _ := ev.Extensions()["authtype"].(string)
+	return auth.Identity{Subject: sub, Service: kind == "service_account"}, true
+}
+
+// WithPublisher returns ctx carrying the [Publisher] of the request event ev (auth.WithPublisher), so
+// what a request handler starts is owned by who published the request (workflow.Owner, the SluiceOwner
+// search attribute); ctx unchanged when ev has no authcontext. Every handler of a request type calls it
+// first.
+func WithPublisher(ctx context.Context, ev Event) context.Context {
+	if id, ok := Publisher(ev); ok {
+		return auth.WithPublisher(ctx, id)
+	}
+	return ctx
 }
 
 func isJSON(ct string) bool {

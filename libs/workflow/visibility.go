@@ -193,10 +193,15 @@ func Keyword(key temporal.SearchAttributeKeyKeyword, v string) temporal.SearchAt
 	return key.ValueSet(v)
 }
 
-// Owner is the subject of the authenticated identity of ctx (the submitter of a request), "" when the
-// request carried none (an event from the bus, a test).
+// Owner is the submitter of what is started under ctx: the subject of its authenticated identity (a REST
+// call through the gateway), else of the publisher of the request event being handled
+// ([auth.WithPublisher], set by the consumers through events.WithPublisher from the event's authcontext);
+// "" when there is neither (an event published without authcontext, a test).
 func Owner(ctx context.Context) string {
 	if id, ok := auth.FromContext(ctx); ok {
+		return id.Subject
+	}
+	if id, ok := auth.PublisherFrom(ctx); ok {
 		return id.Subject
 	}
 	return ""

@@ -305,6 +305,7 @@ func (s *Service) Control(ctx context.Context, ns, name string, c notebooksv1.Co
 // handleRequest is the consumer of io.sluice.notebook.requested.v1: an invalid document is rejected
 // (NotebookRejectedV1) and dead-lettered; a duplicate delivery (same CE id) is acknowledged.
 func (s *Service) handleRequest(ctx context.Context, ev events.Event) error {
+	ctx = events.WithPublisher(ctx, ev) // the notebook's owner (SluiceOwner) is the publisher
 	nb, err := parseDocument(ev.Data(), s.cfg.DefaultNamespace)
 	if err != nil {
 		if perr := s.reject(ctx, ev.ID(), "", "", "Invalid", err.Error()); perr != nil {

@@ -313,6 +313,7 @@ func (a *App) promoteDeployment(w http.ResponseWriter, r *http.Request) {
 // The CE id is the request id: a redelivered or duplicated event is a no-op. An invalid document
 // or a model name taken in another namespace is answered with deployment.rejected and dead-lettered.
 func (a *App) HandleDeploymentRequested(ctx context.Context, ev events.Event) error {
+	ctx = events.WithPublisher(ctx, ev) // the deployment's owner (SluiceOwner) is the publisher
 	spec, err := servingv1.Parse(ev.Data(), "")
 	if err != nil {
 		var inv *servingv1.InvalidError

@@ -338,6 +338,7 @@ func (a *App) remove(ctx context.Context, kind, ns, name string) error {
 // invalid document (or a name in use by another request) is answered with
 // job.rejected and dead-lettered.
 func (a *App) HandleJobRequested(ctx context.Context, ev events.Event) error {
+	ctx = events.WithPublisher(ctx, ev) // the job's owner (SluiceOwner) is the publisher
 	job, err := parse(ev.Data(), "")
 	if err != nil {
 		a.reject(ctx, ev.ID(), nil, problemsOf(err))
