@@ -174,3 +174,57 @@ func TestTailWritesBinaryDataAsBase64(t *testing.T) {
 		}
 	}
 }
+
+// The publisher of a request event is its authcontext: the gateway's authenticated caller replaces a
+// forged authid, and a publish endpoint without a gateway in front (no identity) drops it, so an authid
+// on the bus always names someone a gateway authenticated.
+func TestPublisherIsWhoTheGatewayAuthenticated(t *testing.T) {
+	t.Parallel()
+	b := newBus(t, startNATS(t))
+	srv := gateway(t, b)
+	forged := func(id string) map[string]string {
+		h := ce(id, "/cli", events.TrainingJobRequestedV1)
+		h["ce-authtype"], h["ce-authid"] = "service_account", "mallory"
+		return h
+	}
+	tfjob := `{"apiVersion":"kubeflow.org/v1","kind":"TFJob","metadata":{"name":"j","namespace":"team-a"}}`
+	code, _ := publish(t, srv, "alice", forged("pub-alice"), tfjob)
+	require.Equal(t, http.StatusAccepted, code)
+
+	mux := http.NewServeMux()
+	b.Routes(mux)
+	bare := httptest.NewServer(mux)
+	t.Cleanup(bare.Close)
+	code, _ = publish(t, bare, "", forged("pub-nobody"), tfjob)
+	require.Equal(t, http.StatusAccepted, code)
+
+	for id, want := range map[string]string{"pub-alice": "alice", "pub-nobody": ""} {
+		lines := tailLines(t, srv, "alice", "type="+events.TrainingJobRequestedV1, `"`+id+`"`, 1)
+		require.Len(t, lines, 1, id)
+		var ev events.Event
+		require.NoError(t, json.Unmarshal([]byte(lines[0]), &ev), lines[0])
+		got, ok := events.Publisher(ev)
+		require.Equal(t, want != "", ok, "%s: %s", id, lines[0])
+		require.Equal(t, want, got.Subject, id)
+		require.False(t, got.Service, "%s: the forged authtype is gone", id)
+		owner, _ := auth.PublisherFrom(events.WithPublisher(t.Context(), ev))
+		require.Equal(t, want, owner.Subject, id)
+	}
+}
+
+func TestWithPublisherIsNotAnAuthenticatedCaller(t *testing.T) {
+	ev, err := events.New("/test", events.NotebookRequestedV1, "", nil)
+	require.NoError(t, err)
+	events.SetAuthContext(&ev, auth.Identity{Subject: auth.ServiceSubject("tuning"), Service: true})
+	ctx := events.WithPublisher(t.Context(), ev)
+	p, ok := auth.PublisherFrom(ctx)
+	require.True(t, ok)
+	require.Equal(t, auth.Identity{Subject: "system:service:tuning", Service: true}, p)
+	_, ok = auth.FromContext(ctx)
+	require.False(t, ok, "the publisher is not the caller of ctx")
+	require.True(t, auth.Allowed(ctx, "kubeflow", auth.RoleOwner), "Allowed ignores the publisher (no gateway in ctx)")
+	bare, err := events.New("/test", events.NotebookRequestedV1, "", nil)
+	require.NoError(t, err)
+	_, ok = auth.PublisherFrom(events.WithPublisher(t.Context(), bare))
+	require.False(t, ok)
+}
