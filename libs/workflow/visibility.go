@@ -237,17 +237,24 @@ func WithSummary(ctx sdkworkflow.Context, summary string) sdkworkflow.Context {
 // Phase reads the SluicePhase search attribute of workflow id's latest run as the Temporal server
 // reports it (DescribeWorkflowExecution); "" when the workflow has not upserted one yet.
 func Phase(ctx context.Context, c client.Client, id string) (string, error) {
+	v, _, err := KeywordOf(ctx, c, id, SAPhase)
+	return v, err
+}
+
+// KeywordOf reads the keyword search attribute key of workflow id's latest run as the Temporal server
+// reports it (DescribeWorkflowExecution); ok is false when the workflow carries none (an empty [Keyword]
+// is never set).
+func KeywordOf(ctx context.Context, c client.Client, id string, key temporal.SearchAttributeKeyKeyword) (v string, ok bool, err error) {
 	desc, err := c.DescribeWorkflowExecution(ctx, id, "")
 	if err != nil {
-		return "", err
+		return "", false, err
 	}
-	p, ok := desc.GetWorkflowExecutionInfo().GetSearchAttributes().GetIndexedFields()[SAPhase.GetName()]
+	p, ok := desc.GetWorkflowExecutionInfo().GetSearchAttributes().GetIndexedFields()[key.GetName()]
 	if !ok {
-		return "", nil
+		return "", false, nil
 	}
-	var phase string
-	if err := converter.GetDefaultDataConverter().FromPayload(p, &phase); err != nil {
-		return "", fmt.Errorf("SluicePhase of %s: %w", id, err)
+	if err := converter.GetDefaultDataConverter().FromPayload(p, &v); err != nil {
+		return "", false, fmt.Errorf("%s of %s: %w", key.GetName(), id, err)
 	}
-	return phase, nil
+	return v, true, nil
 }

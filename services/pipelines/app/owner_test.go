@@ -11,7 +11,6 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/converter"
 
 	"github.com/sluice-ml/sluice/libs/events"
 	"github.com/sluice-ml/sluice/libs/platform"
@@ -24,18 +23,13 @@ import (
 func startedOwner(t *testing.T, c client.Client, id string) (owner string, ok bool) {
 	t.Helper()
 	require.Eventually(t, func() bool {
-		desc, err := c.DescribeWorkflowExecution(t.Context(), id, "")
+		var err error
+		owner, ok, err = wf.KeywordOf(t.Context(), c, id, wf.SAOwner)
 		var nf *serviceerror.NotFound
 		if err != nil {
 			require.ErrorAs(t, err, &nf, "describe %s", id)
-			return false
 		}
-		p, has := desc.GetWorkflowExecutionInfo().GetSearchAttributes().GetIndexedFields()[wf.SAOwner.GetName()]
-		if has {
-			require.NoError(t, converter.GetDefaultDataConverter().FromPayload(p, &owner))
-		}
-		ok = has
-		return true
+		return err == nil
 	}, 60*time.Second, 100*time.Millisecond, "workflow %s never started", id)
 	return owner, ok
 }
