@@ -6,6 +6,8 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"sigs.k8s.io/yaml"
+
 	"github.com/sluice-ml/sluice/libs/auth"
 )
 
@@ -22,16 +24,18 @@ func IsRequestType(t string) bool {
 
 // Namespace returns the namespace an event belongs to: its data's metadata.namespace (Kubernetes-shaped
 // documents: TFJob, InferenceService, Notebook) or namespace field, else its "namespace" extension, else
-// DefaultNamespace.
+// DefaultNamespace. JSON and YAML data are read (the services take request documents in either). It is
+// the namespace the event gateway authorises the publisher in, so a request handler creates what it asks
+// for in this namespace and no other.
 func Namespace(ev Event) string {
-	if isJSON(ev.DataContentType()) && len(ev.Data()) > 0 {
+	if data := ev.Data(); len(data) > 0 && (isJSON(ev.DataContentType()) || isYAML(ev.DataContentType())) {
 		var d struct {
 			Metadata struct {
 				Namespace string `json:"namespace"`
 			} `json:"metadata"`
 			Namespace string `json:"namespace"`
 		}
-		if json.Unmarshal(ev.Data(), &d) == nil {
+		if yaml.Unmarshal(data, &d) == nil { // JSON is YAML
 			if d.Metadata.Namespace != "" {
 				return d.Metadata.Namespace
 			}
@@ -85,6 +89,11 @@ func WithPublisher(ctx context.Context, ev Event) context.Context {
 		return auth.WithPublisher(ctx, id)
 	}
 	return ctx
+}
+
+func isYAML(ct string) bool {
+	ct = strings.ToLower(strings.TrimSpace(strings.Split(ct, ";")[0]))
+	return ct == "application/yaml" || ct == "application/x-yaml" || ct == "text/yaml" || ct == "text/x-yaml" || strings.HasSuffix(ct, "+yaml")
 }
 
 func isJSON(ct string) bool {

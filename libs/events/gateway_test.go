@@ -102,6 +102,12 @@ func TestPublishAcceptsRequestTypesOnlyIntoWritableNamespaces(t *testing.T) {
 	code, msg := publish(t, srv, "alice", ce("req-victim", "/cli", events.TrainingJobRequestedV1), tfjob("victim-ns"))
 	require.Equal(t, http.StatusForbidden, code)
 	require.Contains(t, msg, "victim-ns")
+	// The same document in YAML (the services take either) is authorised in the namespace it names too.
+	yamlHdr := ce("req-victim-yaml", "/cli", events.TrainingJobRequestedV1)
+	yamlHdr["content-type"] = "application/yaml"
+	code, msg = publish(t, srv, "alice", yamlHdr, "apiVersion: kubeflow.org/v1\nkind: TFJob\nmetadata:\n  name: j\n  namespace: victim-ns\n")
+	require.Equal(t, http.StatusForbidden, code, "a YAML request is authorised in its metadata.namespace")
+	require.Contains(t, msg, "victim-ns")
 	code, _ = publish(t, srv, "alice", ce("req-a", "/cli", events.TrainingJobRequestedV1), tfjob("team-a"))
 	require.Equal(t, http.StatusAccepted, code)
 	// The service identity may publish internal types (services normally use NATS directly).
@@ -227,4 +233,22 @@ func TestWithPublisherIsNotAnAuthenticatedCaller(t *testing.T) {
 	require.NoError(t, err)
 	_, ok = auth.PublisherFrom(events.WithPublisher(t.Context(), bare))
 	require.False(t, ok)
+}
+
+func TestNamespaceReadsJSONAndYAMLData(t *testing.T) {
+	for _, c := range []struct{ ct, data, ext, want string }{
+		{"application/json", `{"metadata":{"namespace":"a"}}`, "x", "a"},
+		{"application/yaml", "metadata:\n  namespace: a\n", "x", "a"},
+		{"text/yaml; charset=utf-8", "namespace: b\n", "", "b"},
+		{"application/yaml", "kind: TFJob\n", "x", "x"},
+		{"text/plain", "metadata:\n  namespace: a\n", "", events.DefaultNamespace},
+	} {
+		ev, err := events.New("/test", events.TrainingJobRequestedV1, "", nil)
+		require.NoError(t, err)
+		require.NoError(t, ev.SetData(c.ct, []byte(c.data)))
+		if c.ext != "" {
+			ev.SetExtension("namespace", c.ext)
+		}
+		require.Equal(t, c.want, events.Namespace(ev), "%s %q", c.ct, c.data)
+	}
 }

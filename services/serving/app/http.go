@@ -314,7 +314,8 @@ func (a *App) promoteDeployment(w http.ResponseWriter, r *http.Request) {
 // or a model name taken in another namespace is answered with deployment.rejected and dead-lettered.
 func (a *App) HandleDeploymentRequested(ctx context.Context, ev events.Event) error {
 	ctx = events.WithPublisher(ctx, ev) // the deployment's owner (SluiceOwner) is the publisher
-	spec, err := servingv1.Parse(ev.Data(), "")
+	// Created in the namespace the gateway authorised the publisher in (events.Namespace) and no other.
+	spec, err := servingv1.Parse(ev.Data(), events.Namespace(ev))
 	if err != nil {
 		var inv *servingv1.InvalidError
 		problems := []string{err.Error()}
