@@ -727,3 +727,26 @@ func TestRequestEventOwner(t *testing.T) {
 		t.Fatalf("no authcontext, no owner; got %q", got)
 	}
 }
+
+// TestRequestEventNamespace: a notebook is created in the namespace the event gateway authorised the
+// publisher in (events.Namespace) and no other: a document naming none, published with the namespace
+// extension team-b, would land in the default namespace and is rejected.
+func TestRequestEventNamespace(t *testing.T) {
+	h := start(t, t.TempDir(), map[string]string{})
+	rejected := tailEvents(t, h, events.NotebookRejectedV1)
+	ev, err := events.New("/test", events.NotebookRequestedV1, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = ev.SetData("application/yaml", []byte("apiVersion: kubeflow.org/v1\nkind: Notebook\nmetadata:\n  name: nowhere\nspec:\n  template:\n    spec:\n      containers:\n      - name: nb\n        image: kubeflownotebookswg/jupyter-scipy:v1.8.0\n"))
+	ev.SetExtension("namespace", "team-b")
+	h.forget("default", "nowhere")
+	if err := h.deps.Bus.Publish(t.Context(), ev); err != nil {
+		t.Fatal(err)
+	}
+	var r notebooksv1.Rejection
+	_ = waitEvent(t, rejected, rejectionOf(ev.ID())).DataAs(&r)
+	if r.Reason != "Invalid" || !strings.Contains(r.Message, "metadata.namespace") || !strings.Contains(r.Message, `"team-b"`) {
+		t.Fatalf("rejection = %+v", r)
+	}
+}

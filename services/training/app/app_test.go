@@ -379,3 +379,28 @@ func TestRequestedEventOwner(t *testing.T) {
 	got, ok = owner("unowned")
 	require.False(t, ok, "no authcontext, no owner; got %q", got)
 }
+
+// TestRequestedEventNamespace: a requested job is created in the namespace the event gateway authorised
+// its publisher in (events.Namespace): a document naming none lands in the event's namespace extension,
+// and one naming another namespace than events.Namespace is rejected.
+func TestRequestedEventNamespace(t *testing.T) {
+	e := newEnv(t)
+	ev := cloudevents.NewEvent()
+	ev.SetID(uuid.NewString())
+	ev.SetSource("/test")
+	ev.SetType(events.TrainingJobRequestedV1)
+	require.NoError(t, ev.SetData("application/yaml", []byte(job("extns", "", "true", ""))))
+	ev.SetExtension("namespace", e.ns)
+	require.NoError(t, e.deps.Bus.Publish(t.Context(), ev))
+	e.waitState("extns", trainingv1.JobSucceeded)
+
+	bad := cloudevents.NewEvent()
+	bad.SetID(uuid.NewString())
+	bad.SetSource("/test")
+	bad.SetType(events.TrainingJobRequestedV1)
+	// text/plain: events.Namespace cannot read the document, so the request was authorised in "default".
+	require.NoError(t, bad.SetData("text/plain", []byte(job("elsewhere", e.ns, "true", ""))))
+	err := e.app.HandleJobRequested(t.Context(), bad)
+	require.True(t, events.IsPermanent(err), "%v", err)
+	require.ErrorContains(t, err, "metadata.namespace")
+}
