@@ -103,6 +103,7 @@ type ctxKey int
 const (
 	identityKey ctxKey = iota
 	deciderKey
+	publisherKey
 )
 
 // WithIdentity returns ctx carrying id.
@@ -113,6 +114,21 @@ func WithIdentity(ctx context.Context, id Identity) context.Context {
 // FromContext returns the identity of the request ctx belongs to, if the gateway authenticated one.
 func FromContext(ctx context.Context) (Identity, bool) {
 	id, ok := ctx.Value(identityKey).(Identity)
+	return id, ok
+}
+
+// WithPublisher returns ctx carrying id as the publisher of the request event a consumer is handling
+// (events.WithPublisher reads it from the event's authcontext). It is not an authenticated caller of
+// ctx: [FromContext] does not return it and [Allowed] ignores it (the event gateway authorised the
+// publisher in the event's namespace when it accepted the event). It only names who submitted what the
+// handler creates (workflow.Owner: the SluiceOwner search attribute).
+func WithPublisher(ctx context.Context, id Identity) context.Context {
+	return context.WithValue(ctx, publisherKey, id)
+}
+
+// PublisherFrom returns the publisher [WithPublisher] put in ctx.
+func PublisherFrom(ctx context.Context) (Identity, bool) {
+	id, ok := ctx.Value(publisherKey).(Identity)
 	return id, ok
 }
 

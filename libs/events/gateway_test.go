@@ -102,6 +102,12 @@ func TestPublishAcceptsRequestTypesOnlyIntoWritableNamespaces(t *testing.T) {
 	code, msg := publish(t, srv, "alice", ce("req-victim", "/cli", events.TrainingJobRequestedV1), tfjob("victim-ns"))
 	require.Equal(t, http.StatusForbidden, code)
 	require.Contains(t, msg, "victim-ns")
+	// The same document in YAML (the services take either) is authorised in the namespace it names too.
+	yamlHdr := ce("req-victim-yaml", "/cli", events.TrainingJobRequestedV1)
+	yamlHdr["content-type"] = "application/yaml"
+	code, msg = publish(t, srv, "alice", yamlHdr, "apiVersion: kubeflow.org/v1\nkind: TFJob\nmetadata:\n  name: j\n  namespace: victim-ns\n")
+	require.Equal(t, http.StatusForbidden, code, "a YAML request is authorised in its metadata.namespace")
+	require.Contains(t, msg, "victim-ns")
 	code, _ = publish(t, srv, "alice", ce("req-a", "/cli", events.TrainingJobRequestedV1), tfjob("team-a"))
 	require.Equal(t, http.StatusAccepted, code)
 	// The service identity may publish internal types (services normally use NATS directly).
@@ -172,5 +178,77 @@ func TestTailWritesBinaryDataAsBase64(t *testing.T) {
 		case "tail-text-1":
 			require.Equal(t, "héllo", m["data"])
 		}
+	}
+}
+
+// The publisher of a request event is its authcontext: the gateway's authenticated caller replaces a
+// forged authid, and a publish endpoint without a gateway in front (no identity) drops it, so an authid
+// on the bus always names someone a gateway authenticated.
+func TestPublisherIsWhoTheGatewayAuthenticated(t *testing.T) {
+	t.Parallel()
+	b := newBus(t, startNATS(t))
+	srv := gateway(t, b)
+	forged := func(id string) map[string]string {
+		h := ce(id, "/cli", events.TrainingJobRequestedV1)
+		h["ce-authtype"], h["ce-authid"] = "service_account", "mallory"
+		return h
+	}
+	tfjob := `{"apiVersion":"kubeflow.org/v1","kind":"TFJob","metadata":{"name":"j","namespace":"team-a"}}`
+	code, _ := publish(t, srv, "alice", forged("pub-alice"), tfjob)
+	require.Equal(t, http.StatusAccepted, code)
+
+	mux := http.NewServeMux()
+	b.Routes(mux)
+	bare := httptest.NewServer(mux)
+	t.Cleanup(bare.Close)
+	code, _ = publish(t, bare, "", forged("pub-nobody"), tfjob)
+	require.Equal(t, http.StatusAccepted, code)
+
+	for id, want := range map[string]string{"pub-alice": "alice", "pub-nobody": ""} {
+		lines := tailLines(t, srv, "alice", "type="+events.TrainingJobRequestedV1, `"`+id+`"`, 1)
+		require.Len(t, lines, 1, id)
+		var ev events.Event
+		require.NoError(t, json.Unmarshal([]byte(lines[0]), &ev), lines[0])
+		got, ok := events.Publisher(ev)
+		require.Equal(t, want != "", ok, "%s: %s", id, lines[0])
+		require.Equal(t, want, got.Subject, id)
+		require.False(t, got.Service, "%s: the forged authtype is gone", id)
+		owner, _ := auth.PublisherFrom(events.WithPublisher(t.Context(), ev))
+		require.Equal(t, want, owner.Subject, id)
+	}
+}
+
+func TestWithPublisherIsNotAnAuthenticatedCaller(t *testing.T) {
+	ev, err := events.New("/test", events.NotebookRequestedV1, "", nil)
+	require.NoError(t, err)
+	events.SetAuthContext(&ev, auth.Identity{Subject: auth.ServiceSubject("tuning"), Service: true})
+	ctx := events.WithPublisher(t.Context(), ev)
+	p, ok := auth.PublisherFrom(ctx)
+	require.True(t, ok)
+	require.Equal(t, auth.Identity{Subject: "system:service:tuning", Service: true}, p)
+	_, ok = auth.FromContext(ctx)
+	require.False(t, ok, "the publisher is not the caller of ctx")
+	require.True(t, auth.Allowed(ctx, "kubeflow", auth.RoleOwner), "Allowed ignores the publisher (no gateway in ctx)")
+	bare, err := events.New("/test", events.NotebookRequestedV1, "", nil)
+	require.NoError(t, err)
+	_, ok = auth.PublisherFrom(events.WithPublisher(t.Context(), bare))
+	require.False(t, ok)
+}
+
+func TestNamespaceReadsJSONAndYAMLData(t *testing.T) {
+	for _, c := range []struct{ ct, data, ext, want string }{
+		{"application/json", `{"metadata":{"namespace":"a"}}`, "x", "a"},
+		{"application/yaml", "metadata:\n  namespace: a\n", "x", "a"},
+		{"text/yaml; charset=utf-8", "namespace: b\n", "", "b"},
+		{"application/yaml", "kind: TFJob\n", "x", "x"},
+		{"text/plain", "metadata:\n  namespace: a\n", "", events.DefaultNamespace},
+	} {
+		ev, err := events.New("/test", events.TrainingJobRequestedV1, "", nil)
+		require.NoError(t, err)
+		require.NoError(t, ev.SetData(c.ct, []byte(c.data)))
+		if c.ext != "" {
+			ev.SetExtension("namespace", c.ext)
+		}
+		require.Equal(t, c.want, events.Namespace(ev), "%s %q", c.ct, c.data)
 	}
 }

@@ -65,6 +65,11 @@ func (b *Bus) servePublish(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		SetAuthContext(ev, id)
+	} else {
+		// No gateway authenticated the caller (a handler on a bare mux): an authcontext it sent names
+		// nobody Sluice checked, so it is dropped rather than passed on as the publisher ([Publisher]).
+		ev.SetExtension("authtype", nil)
+		ev.SetExtension("authid", nil)
 	}
 	if ns := Namespace(*ev); !auth.Allowed(r.Context(), ns, auth.RoleContributor) {
 		writeErr(w, http.StatusForbidden, fmt.Errorf("publish: not allowed to write in namespace %q", ns))

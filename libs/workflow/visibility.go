@@ -193,10 +193,15 @@ func Keyword(key temporal.SearchAttributeKeyKeyword, v string) temporal.SearchAt
 	return key.ValueSet(v)
 }
 
-// Owner is the subject of the authenticated identity of ctx (the submitter of a request), "" when the
-// request carried none (an event from the bus, a test).
+// Owner is the submitter of what is started under ctx: the subject of its authenticated identity (a REST
+// call through the gateway), else of the publisher of the request event being handled
+// ([auth.WithPublisher], set by the consumers through events.WithPublisher from the event's authcontext);
+// "" when there is neither (an event published without authcontext, a test).
 func Owner(ctx context.Context) string {
 	if id, ok := auth.FromContext(ctx); ok {
+		return id.Subject
+	}
+	if id, ok := auth.PublisherFrom(ctx); ok {
 		return id.Subject
 	}
 	return ""
@@ -232,17 +237,24 @@ func WithSummary(ctx sdkworkflow.Context, summary string) sdkworkflow.Context {
 // Phase reads the SluicePhase search attribute of workflow id's latest run as the Temporal server
 // reports it (DescribeWorkflowExecution); "" when the workflow has not upserted one yet.
 func Phase(ctx context.Context, c client.Client, id string) (string, error) {
+	v, _, err := KeywordOf(ctx, c, id, SAPhase)
+	return v, err
+}
+
+// KeywordOf reads the keyword search attribute key of workflow id's latest run as the Temporal server
+// reports it (DescribeWorkflowExecution); ok is false when the workflow carries none (an empty [Keyword]
+// is never set).
+func KeywordOf(ctx context.Context, c client.Client, id string, key temporal.SearchAttributeKeyKeyword) (v string, ok bool, err error) {
 	desc, err := c.DescribeWorkflowExecution(ctx, id, "")
 	if err != nil {
-		return "", err
+		return "", false, err
 	}
-	p, ok := desc.GetWorkflowExecutionInfo().GetSearchAttributes().GetIndexedFields()[SAPhase.GetName()]
+	p, ok := desc.GetWorkflowExecutionInfo().GetSearchAttributes().GetIndexedFields()[key.GetName()]
 	if !ok {
-		return "", nil
+		return "", false, nil
 	}
-	var phase string
-	if err := converter.GetDefaultDataConverter().FromPayload(p, &phase); err != nil {
-		return "", fmt.Errorf("SluicePhase of %s: %w", id, err)
+	if err := converter.GetDefaultDataConverter().FromPayload(p, &v); err != nil {
+		return "", false, fmt.Errorf("%s of %s: %w", key.GetName(), id, err)
 	}
-	return phase, nil
+	return v, true, nil
 }

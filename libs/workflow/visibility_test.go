@@ -1,8 +1,11 @@
 package workflow
 
 import (
+	"context"
 	"strings"
 	"testing"
+
+	"github.com/sluice-ml/sluice/libs/auth"
 )
 
 func TestUIWorkflowURLEscapesChildIDs(t *testing.T) {
@@ -42,5 +45,19 @@ func TestAttributesLeaveEmptyKeywordsUnset(t *testing.T) {
 	}
 	if len(SearchAttributeTypes()) != 9 {
 		t.Fatalf("%d search attributes", len(SearchAttributeTypes()))
+	}
+}
+
+func TestOwnerIsTheCallerElseThePublisher(t *testing.T) {
+	ctx := context.Background()
+	pub := auth.WithPublisher(ctx, auth.Identity{Subject: "carl"})
+	both := auth.WithIdentity(pub, auth.Identity{Subject: "olivia"})
+	for _, c := range []struct {
+		ctx  context.Context
+		want string
+	}{{ctx, ""}, {pub, "carl"}, {both, "olivia"}} {
+		if got := Owner(c.ctx); got != c.want {
+			t.Fatalf("Owner = %q, want %q (an authenticated caller, else the publisher)", got, c.want)
+		}
 	}
 }

@@ -33,6 +33,7 @@ import (
 	"github.com/sluice-ml/sluice/services/notebooks/internal/boards"
 	"github.com/sluice-ml/sluice/services/notebooks/internal/cluster"
 	"github.com/sluice-ml/sluice/services/notebooks/internal/lifecycle"
+	"github.com/sluice-ml/sluice/services/notebooks/internal/nbspec"
 	"github.com/sluice-ml/sluice/services/notebooks/internal/nbstore"
 	"github.com/sluice-ml/sluice/services/notebooks/internal/spawner"
 )
@@ -305,7 +306,15 @@ func (s *Service) Control(ctx context.Context, ns, name string, c notebooksv1.Co
 // handleRequest is the consumer of io.sluice.notebook.requested.v1: an invalid document is rejected
 // (NotebookRejectedV1) and dead-lettered; a duplicate delivery (same CE id) is acknowledged.
 func (s *Service) handleRequest(ctx context.Context, ev events.Event) error {
+	ctx = events.WithPublisher(ctx, ev) // the notebook's owner (SluiceOwner) is the publisher
 	nb, err := parseDocument(ev.Data(), s.cfg.DefaultNamespace)
+	if ns := events.Namespace(ev); err == nil && nb.Metadata.Namespace != ns {
+		// Created in the namespace the gateway authorised the publisher in and no other: a document
+		// naming none lands in SLUICE_NOTEBOOKS_DEFAULT_NAMESPACE, which must then be the one authorised.
+		err = &nbspec.InvalidError{Fields: []nbspec.FieldError{{Path: "metadata.namespace", Message: fmt.Sprintf(
+			"the notebook would be created in %q, not in the request's namespace %q (the document's metadata.namespace, else the event's namespace extension, else %q)",
+			nb.Metadata.Namespace, ns, events.DefaultNamespace)}}}
+	}
 	if err != nil {
 		if perr := s.reject(ctx, ev.ID(), "", "", "Invalid", err.Error()); perr != nil {
 			return perr

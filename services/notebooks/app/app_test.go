@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -11,6 +12,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -18,7 +20,9 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/gorilla/websocket"
+	"go.temporal.io/api/serviceerror"
 
+	"github.com/sluice-ml/sluice/libs/auth"
 	"github.com/sluice-ml/sluice/libs/devstack"
 	"github.com/sluice-ml/sluice/libs/devstack/devstacktest"
 	"github.com/sluice-ml/sluice/libs/events"
@@ -676,5 +680,73 @@ func allowTraverse(t testing.TB, dir string) {
 				t.Fatal(err)
 			}
 		}
+	}
+}
+
+// TestRequestEventOwner: a notebook requested by an event carrying the authcontext the event gateway sets
+// (events.SetAuthContext) is owned (SluiceOwner) by its publisher; one without authcontext by nobody.
+func TestRequestEventOwner(t *testing.T) {
+	h := start(t, t.TempDir(), map[string]string{})
+	request := func(name string, id *auth.Identity) (string, bool) {
+		t.Helper()
+		h.forget("team-b", name)
+		doc := "apiVersion: kubeflow.org/v1\nkind: Notebook\nmetadata:\n  name: " + name + "\n  namespace: team-b\nspec:\n  template:\n    spec:\n      containers:\n      - name: nb\n        image: kubeflownotebookswg/jupyter-scipy:v1.8.0\n"
+		ev, err := events.New("/test", events.NotebookRequestedV1, "", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := ev.SetData("application/yaml", []byte(doc)); err != nil {
+			t.Fatal(err)
+		}
+		if id != nil {
+			events.SetAuthContext(&ev, *id)
+		}
+		if err := h.deps.Bus.Publish(t.Context(), ev); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(60 * time.Second)
+		for {
+			v, ok, err := workflow.KeywordOf(t.Context(), h.deps.Temporal, notebooksv1.WorkflowID("team-b", name), workflow.SAOwner)
+			var nf *serviceerror.NotFound
+			switch {
+			case err == nil:
+				return v, ok
+			case !errors.As(err, &nf):
+				t.Fatal(err)
+			case time.Now().After(deadline):
+				t.Fatalf("notebook %s never started", name)
+			}
+			time.Sleep(100 * time.Millisecond) // polling the condition, not waiting for it
+		}
+	}
+	sfx := strconv.FormatInt(time.Now().UnixNano(), 36)
+	if got, ok := request("owned-"+sfx, &auth.Identity{Subject: "carl"}); !ok || got != "carl" {
+		t.Fatalf("owner = %q (%v), want carl", got, ok)
+	}
+	if got, ok := request("unowned-"+sfx, nil); ok {
+		t.Fatalf("no authcontext, no owner; got %q", got)
+	}
+}
+
+// TestRequestEventNamespace: a notebook is created in the namespace the event gateway authorised the
+// publisher in (events.Namespace) and no other: a document naming none, published with the namespace
+// extension team-b, would land in the default namespace and is rejected.
+func TestRequestEventNamespace(t *testing.T) {
+	h := start(t, t.TempDir(), map[string]string{})
+	rejected := tailEvents(t, h, events.NotebookRejectedV1)
+	ev, err := events.New("/test", events.NotebookRequestedV1, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = ev.SetData("application/yaml", []byte("apiVersion: kubeflow.org/v1\nkind: Notebook\nmetadata:\n  name: nowhere\nspec:\n  template:\n    spec:\n      containers:\n      - name: nb\n        image: kubeflownotebookswg/jupyter-scipy:v1.8.0\n"))
+	ev.SetExtension("namespace", "team-b")
+	h.forget("default", "nowhere")
+	if err := h.deps.Bus.Publish(t.Context(), ev); err != nil {
+		t.Fatal(err)
+	}
+	var r notebooksv1.Rejection
+	_ = waitEvent(t, rejected, rejectionOf(ev.ID())).DataAs(&r)
+	if r.Reason != "Invalid" || !strings.Contains(r.Message, "metadata.namespace") || !strings.Contains(r.Message, `"team-b"`) {
+		t.Fatalf("rejection = %+v", r)
 	}
 }

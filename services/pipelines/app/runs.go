@@ -294,6 +294,7 @@ func sameRequest(a, b pipelinesv1.RunInput) bool {
 // the run id, so a redelivered or duplicated event never starts a second run. An invalid request is
 // answered with run.rejected and dead-lettered.
 func (a *App) handleRunRequested(ctx context.Context, ev events.Event) error {
+	ctx = events.WithPublisher(ctx, ev) // the run's owner (SluiceOwner) is the publisher
 	var req pipelinesv1.RunRequest
 	if err := ev.DataAs(&req); err != nil {
 		a.reject(ctx, ev.ID(), []string{"data: " + err.Error()})

@@ -21,6 +21,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/sluice-ml/sluice/libs/artifacts"
+	"github.com/sluice-ml/sluice/libs/auth"
 	"github.com/sluice-ml/sluice/libs/devstack/devstacktest"
 	"github.com/sluice-ml/sluice/libs/events"
 	"github.com/sluice-ml/sluice/libs/platform"
@@ -468,4 +469,37 @@ func TestCaseDeleteWhileLoadingIsPrompt(t *testing.T) {
 	require.Eventually(t, func() bool { return e.do(http.MethodGet, e.deployments()+"/"+name, "", nil) == http.StatusNotFound },
 		2*time.Minute, 100*time.Millisecond)
 	require.Eventually(t, func() bool { return e.count(events.ServingDeploymentDeletedV1) == 1 }, time.Minute, 20*time.Millisecond)
+}
+
+// TestRequestedEventOwner: a deployment requested by an event carrying the authcontext the event gateway
+// sets (events.SetAuthContext) is owned (SluiceOwner) by its publisher; one without authcontext by nobody.
+func TestRequestedEventOwner(t *testing.T) {
+	e := newEnv(t)
+	prefix := e.ns + "/owner"
+	e.upload(prefix, 1, 3)
+	request := func(model string, id *auth.Identity) (string, bool) {
+		t.Helper()
+		ev, err := events.New("/test", events.ServingDeploymentRequestedV1, "deployments/"+e.ns+"/"+model,
+			json.RawMessage(mustJSON(t, isvc(model, e.ns, e.store.URI(prefix), -1))))
+		require.NoError(t, err)
+		if id != nil {
+			events.SetAuthContext(&ev, *id)
+		}
+		require.NoError(t, e.deps.Bus.Publish(t.Context(), ev))
+		var v string
+		var ok bool
+		require.Eventually(t, func() bool {
+			var err error
+			v, ok, err = wf.KeywordOf(t.Context(), e.deps.Temporal, servingv1.WorkflowID(e.ns, model), wf.SAOwner)
+			return err == nil
+		}, 60*time.Second, 100*time.Millisecond, "deployment %s never started", model)
+		return v, ok
+	}
+	got, ok := request("own-"+e.ns, &auth.Identity{Subject: "carl"})
+	require.True(t, ok)
+	require.Equal(t, "carl", got)
+	got, ok = request("bare-"+e.ns, nil)
+	require.False(t, ok, "no authcontext, no owner; got %q", got)
+	e.del(e.deployments() + "/own-" + e.ns)
+	e.del(e.deployments() + "/bare-" + e.ns)
 }

@@ -313,7 +313,9 @@ func (a *App) promoteDeployment(w http.ResponseWriter, r *http.Request) {
 // The CE id is the request id: a redelivered or duplicated event is a no-op. An invalid document
 // or a model name taken in another namespace is answered with deployment.rejected and dead-lettered.
 func (a *App) HandleDeploymentRequested(ctx context.Context, ev events.Event) error {
-	spec, err := servingv1.Parse(ev.Data(), "")
+	ctx = events.WithPublisher(ctx, ev) // the deployment's owner (SluiceOwner) is the publisher
+	// Created in the namespace the gateway authorised the publisher in (events.Namespace) and no other.
+	spec, err := servingv1.Parse(ev.Data(), events.Namespace(ev))
 	if err != nil {
 		var inv *servingv1.InvalidError
 		problems := []string{err.Error()}

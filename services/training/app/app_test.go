@@ -21,6 +21,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sluice-ml/sluice/libs/artifacts"
+	"github.com/sluice-ml/sluice/libs/auth"
 	"github.com/sluice-ml/sluice/libs/devstack/devstacktest"
 	"github.com/sluice-ml/sluice/libs/events"
 	"github.com/sluice-ml/sluice/libs/platform"
@@ -341,4 +342,65 @@ func TestDeletionRequestedEvent(t *testing.T) {
 	require.True(t, events.IsPermanent(err), "%v", err)
 	require.ErrorContains(t, err, "namespace: is required")
 	require.ErrorContains(t, err, `kind: "MPIJob" is not a job kind`)
+}
+
+// TestRequestedEventOwner: a job requested by an event carrying the authcontext the event gateway sets
+// (events.SetAuthContext) is owned (SluiceOwner) by its publisher; one without authcontext by nobody.
+func TestRequestedEventOwner(t *testing.T) {
+	e := newEnv(t)
+	owner := func(name string) (string, bool) {
+		t.Helper()
+		var v string
+		var ok bool
+		require.Eventually(t, func() bool {
+			var err error
+			v, ok, err = wf.KeywordOf(t.Context(), e.deps.Temporal, trainingv1.WorkflowID(trainingv1.KindTFJob, e.ns, name), wf.SAOwner)
+			return err == nil
+		}, 60*time.Second, 100*time.Millisecond, "job %s never started", name)
+		return v, ok
+	}
+	publish := func(name string, id *auth.Identity) {
+		t.Helper()
+		ev := cloudevents.NewEvent()
+		ev.SetID(uuid.NewString())
+		ev.SetSource("/test")
+		ev.SetType(events.TrainingJobRequestedV1)
+		require.NoError(t, ev.SetData("application/yaml", []byte(job(name, e.ns, "true", ""))))
+		if id != nil {
+			events.SetAuthContext(&ev, *id)
+		}
+		require.NoError(t, e.deps.Bus.Publish(t.Context(), ev))
+	}
+	publish("owned", &auth.Identity{Subject: "carl"})
+	publish("unowned", nil)
+	got, ok := owner("owned")
+	require.True(t, ok)
+	require.Equal(t, "carl", got)
+	got, ok = owner("unowned")
+	require.False(t, ok, "no authcontext, no owner; got %q", got)
+}
+
+// TestRequestedEventNamespace: a requested job is created in the namespace the event gateway authorised
+// its publisher in (events.Namespace): a document naming none lands in the event's namespace extension,
+// and one naming another namespace than events.Namespace is rejected.
+func TestRequestedEventNamespace(t *testing.T) {
+	e := newEnv(t)
+	ev := cloudevents.NewEvent()
+	ev.SetID(uuid.NewString())
+	ev.SetSource("/test")
+	ev.SetType(events.TrainingJobRequestedV1)
+	require.NoError(t, ev.SetData("application/yaml", []byte(job("extns", "", "true", ""))))
+	ev.SetExtension("namespace", e.ns)
+	require.NoError(t, e.deps.Bus.Publish(t.Context(), ev))
+	e.waitState("extns", trainingv1.JobSucceeded)
+
+	bad := cloudevents.NewEvent()
+	bad.SetID(uuid.NewString())
+	bad.SetSource("/test")
+	bad.SetType(events.TrainingJobRequestedV1)
+	// text/plain: events.Namespace cannot read the document, so the request was authorised in "default".
+	require.NoError(t, bad.SetData("text/plain", []byte(job("elsewhere", e.ns, "true", ""))))
+	err := e.app.HandleJobRequested(t.Context(), bad)
+	require.True(t, events.IsPermanent(err), "%v", err)
+	require.ErrorContains(t, err, "metadata.namespace")
 }

@@ -38,8 +38,9 @@ var (
 	ErrAmbiguous = errors.New("training: ambiguous job name")
 )
 
-// parse reads a TFJob/PyTorchJob document. When ns is set (REST path),
-// metadata.namespace defaults to it and must equal it when present.
+// parse reads a TFJob/PyTorchJob document. When ns is set (the REST path's namespace, or the namespace
+// the event gateway authorised a request event's publisher in), metadata.namespace defaults to it and
+// must equal it when present.
 func parse(doc []byte, ns string) (*trainingv1.Job, error) {
 	var probe struct {
 		Metadata struct {
@@ -61,7 +62,7 @@ func parse(doc []byte, ns string) (*trainingv1.Job, error) {
 		case ns:
 		default:
 			return nil, &jobspec.InvalidError{Kind: job.Kind(), Name: job.Meta().Name, Errors: []jobspec.FieldError{{
-				Field: "metadata.namespace", Detail: fmt.Sprintf("%q does not match the namespace %q of the request path", probe.Metadata.Namespace, ns)}}}
+				Field: "metadata.namespace", Detail: fmt.Sprintf("%q does not match the namespace %q of the request", probe.Metadata.Namespace, ns)}}}
 		}
 	}
 	return job, nil
@@ -338,7 +339,9 @@ func (a *App) remove(ctx context.Context, kind, ns, name string) error {
 // invalid document (or a name in use by another request) is answered with
 // job.rejected and dead-lettered.
 func (a *App) HandleJobRequested(ctx context.Context, ev events.Event) error {
-	job, err := parse(ev.Data(), "")
+	ctx = events.WithPublisher(ctx, ev) // the job's owner (SluiceOwner) is the publisher
+	// Created in the namespace the gateway authorised the publisher in (events.Namespace) and no other.
+	job, err := parse(ev.Data(), events.Namespace(ev))
 	if err != nil {
 		a.reject(ctx, ev.ID(), nil, problemsOf(err))
 		return events.Permanent(err)
