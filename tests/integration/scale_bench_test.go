@@ -39,7 +39,7 @@ import (
 // Modelling nodes on one machine: this box has 2 cores for everything (Temporal, its PostgreSQL, NATS,
 // S3, the metadata service and its PostgreSQL, the replicas, the benchmark and other work). Each replica
 // container gets the same fixed CPU quota, SLUICE_BENCH_REPLICA_CPUS (default 0.5 CPU, `docker update
-// --cpus`), in both phases, and the same per-process worker options (the service defaults: 8 run-request
+// --cpus`), in both phases, and the same per-process worker options (the service defaults: 64 run-request
 // handlers, 4 workflow-task and 8 activity-task pollers, 256 concurrent steps; training: 4 job-request
 // handlers), so a replica's throughput is bounded as it is on a node of its own; the infrastructure has no
 // quota and shares what is left. Nothing is tuned per phase. Where the ratio falls short of 2, the
@@ -272,8 +272,12 @@ func scalePhase(b *testing.B, sc scaleCase, js jetstream.JetStream, dc *testcont
 	host0 := hostBusy(b)
 	start := time.Now()
 	sc.publish(b, js, ids)
+	// The phase ends at the last outcome's store time on the stream (its JetStream timestamp), not when
+	// the fetch that carries it returns: a fetch short of its 100 messages waits out its MaxWait, which
+	// would pad every phase's wall time.
+	var last time.Time
 	for len(pending) > 0 {
-		msgs, err := cons.Fetch(100, jetstream.FetchMaxWait(5*time.Second))
+		msgs, err := cons.Fetch(100, jetstream.FetchMaxWait(250*time.Millisecond))
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -286,6 +290,9 @@ func scalePhase(b *testing.B, sc scaleCase, js jetstream.JetStream, dc *testcont
 				b.Fatalf("%s %s failed: %s", sc.unit, id, m.Data())
 			}
 			delete(pending, id)
+			if md, err := m.Metadata(); err == nil && md.Timestamp.After(last) {
+				last = md.Timestamp
+			}
 		}
 		if err := msgs.Error(); err != nil && ctx.Err() == nil {
 			b.Logf("fetch: %v", err)
@@ -294,13 +301,17 @@ func scalePhase(b *testing.B, sc scaleCase, js jetstream.JetStream, dc *testcont
 			b.Fatalf("%d of %d %s still unfinished after 20 minutes", len(pending), n, sc.unit)
 		}
 	}
-	wall := time.Since(start)
+	elapsed := time.Since(start) // the CPU window: from publish to the snapshots below
+	wall := last.Sub(start)
+	if last.IsZero() || wall <= 0 {
+		wall = elapsed
+	}
 	after := cpuSnapshot(b, dc, aliases)
 	host1 := hostBusy(b)
-	r := phaseResult{wall: wall, hostCores: (host1 - host0).Seconds() / wall.Seconds(), perContainer: map[string]float64{}}
+	r := phaseResult{wall: wall, hostCores: (host1 - host0).Seconds() / elapsed.Seconds(), perContainer: map[string]float64{}}
 	var periods, throttled uint64
 	for _, a := range aliases {
-		cores := float64(after[a].usage-before[a].usage) / float64(wall.Nanoseconds())
+		cores := float64(after[a].usage-before[a].usage) / float64(elapsed.Nanoseconds())
 		r.perContainer[a] = cores
 		switch {
 		case strings.HasPrefix(a, "scale-"):
