@@ -49,24 +49,31 @@ spec:
       outputs: {parameters: [out]}
 `
 
+// startWaitingStep runs waitForGo on a worker whose heartbeats h can fail; starts counts the step's
+// process starts (it waits for dir/go).
+func startWaitingStep(t *testing.T) (e *env, h *hbfault.Faults, dir, id string, run client.WorkflowRun, starts func() int) {
+	e = newEnv(t)
+	h = new(hbfault.Faults)
+	e.startWorkerWithFaults(t, h)
+	dir = t.TempDir()
+	id, run = e.start(t, waitForGo, map[string]any{"dir": dir})
+	starts = func() int {
+		b, _ := os.ReadFile(filepath.Join(dir, "starts"))
+		return strings.Count(string(b), "started")
+	}
+	return e, h, dir, id, run, starts
+}
+
 // A heartbeat that fails makes the SDK cancel the step's activity context, but nobody cancelled the
 // step: its process runs on to its end under the same activity attempt, and the task succeeds on its
 // first attempt. (The step used to be killed and run again by the retried activity; a task without
 // retries whose activity ran out of attempts failed the run.)
 func TestAFailedHeartbeatDoesNotKillTheStep(t *testing.T) {
-	e := newEnv(t)
-	var h hbfault.Faults
-	e.startWorkerWithFaults(t, &h)
-	dir := t.TempDir()
-	id, run := e.start(t, waitForGo, map[string]any{"dir": dir})
-	starts := func() int {
-		b, _ := os.ReadFile(filepath.Join(dir, "starts"))
-		return strings.Count(string(b), "started")
-	}
+	e, h, dir, id, run, starts := startWaitingStep(t)
 	require.Eventually(t, func() bool { return starts() == 1 }, time.Minute, 20*time.Millisecond, "the step runs")
 	require.Eventually(t, func() bool { return h.Sent() > 0 }, time.Minute, 20*time.Millisecond, "the step heartbeats")
 
-	failHeartbeat(t, &h, starts)
+	failHeartbeat(t, h, starts)
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "go"), nil, 0o644))
 
 	res, err := e.wait(t, run)
@@ -104,17 +111,9 @@ func failHeartbeat(t *testing.T, h *hbfault.Faults, starts func() int) {
 // After a failed heartbeat the step runs on, and cancelling the run still kills it (the step would wait
 // for its go file forever).
 func TestARunCancelledAfterAFailedHeartbeatKillsTheStep(t *testing.T) {
-	e := newEnv(t)
-	var h hbfault.Faults
-	e.startWorkerWithFaults(t, &h)
-	dir := t.TempDir()
-	id, run := e.start(t, waitForGo, map[string]any{"dir": dir})
-	starts := func() int {
-		b, _ := os.ReadFile(filepath.Join(dir, "starts"))
-		return strings.Count(string(b), "started")
-	}
+	e, h, _, id, run, starts := startWaitingStep(t)
 	require.Eventually(t, func() bool { return starts() == 1 && h.Sent() > 0 }, time.Minute, 20*time.Millisecond, "the step runs and heartbeats")
-	failHeartbeat(t, &h, starts)
+	failHeartbeat(t, h, starts)
 	require.Equal(t, 1, starts())
 
 	require.NoError(t, e.tc.CancelWorkflow(t.Context(), id, ""))
